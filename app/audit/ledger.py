@@ -1,0 +1,426 @@
+"""The tamper-evident ledger (LG-1, LG-2).
+
+Appending: :func:`record` only queues an event on the session. Just before that session commits,
+the ``before_commit`` hook installed by :func:`install_ledger_hooks` locks the chain head, gives the
+queued events the next gapless ``seq`` numbers, chains their hashes and inserts them — in the same
+transaction as the action. If that insert fails the commit fails and the action rolls back with it
+(fail closed). Taking the head lock at the last moment keeps the serialised part of a transaction short,
+which is what lets many worker processes on one PostgreSQL append to one chain quickly.
+
+``hash = SHA-256(prev_hash_bytes || canonical_json(event))``; canonical JSON is orjson with sorted keys,
+``actor_roles`` and ``details`` embedded as the exact canonical text stored in their columns.
+Checkpoints sign ``f"{seq}|{hash}|{at}"`` with Ed25519 every N events or T seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import event, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from app.audit.models import GENESIS_HASH, AuditChainHead, AuditCheckpoint, AuditEvent
+from app.clock import Clock, rfc3339
+from app.crypto.keyring import Keyring
+
+PENDING_KEY = "shokai.pending_audit"
+CONTEXT_KEY = "shokai.ledger"
+
+# Details are free-form but must never carry personal data or secrets (requirements LG-2, AU-7).
+FORBIDDEN_DETAIL_KEYS = frozenset(
+    {
+        "password",
+        "new_password",
+        "current_password",
+        "secret",
+        "client_secret",
+        "key",
+        "terminal_key",
+        "token",
+        "name",
+        "name_kana",
+        "name_kanji",
+        "birth_date",
+        "phone",
+        "address",
+        "postal_code",
+        "subject",
+        "record",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, as the ledger names them."""
+
+    id: str | None
+    roles: tuple[str, ...] = ()
+    terminal_id: str | None = None
+    address: str | None = None
+    request_id: str | None = None
+
+
+SYSTEM_ACTOR = Actor(id="system", roles=("system",))
+
+
+@dataclass(frozen=True)
+class LedgerContext:
+    keyring: Keyring
+    clock: Clock
+    checkpoint_every_events: int = 1000
+    checkpoint_every_seconds: int = 300
+
+
+@dataclass
+class _PendingEvent:
+    at: str
+    actor: Actor
+    action: str
+    object_type: str | None
+    object_id: str | None
+    outcome: str
+    details: str
+
+
+def canonical_json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _check_details(details: Mapping[str, Any]) -> None:
+    for key, value in details.items():
+        if key.lower() in FORBIDDEN_DETAIL_KEYS:
+            raise ValueError(f"audit details may not carry {key!r}")
+        if isinstance(value, Mapping):
+            _check_details(value)
+
+
+def record(
+    session: AsyncSession | Session,
+    *,
+    actor: Actor,
+    action: str,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    outcome: str = "success",
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Queue an audit event; it is chained and written when (and only if) this transaction commits."""
+    context: LedgerContext = session.info[CONTEXT_KEY]
+    payload = dict(details or {})
+    _check_details(payload)
+    session.info.setdefault(PENDING_KEY, []).append(
+        _PendingEvent(
+            at=rfc3339(context.clock.now()),
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            outcome=outcome,
+            details=canonical_json(payload),
+        )
+    )
+
+
+def canonical_event_bytes(
+    seq: int,
+    at: str,
+    actor_id: str | None,
+    actor_roles: str,
+    terminal_id: str | None,
+    address: str | None,
+    action: str,
+    object_type: str | None,
+    object_id: str | None,
+    outcome: str,
+    details: str,
+    request_id: str | None,
+) -> bytes:
+    return orjson.dumps(
+        {
+            "seq": seq,
+            "at": at,
+            "actor_id": actor_id,
+            "actor_roles": orjson.Fragment(actor_roles),
+            "terminal_id": terminal_id,
+            "address": address,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "outcome": outcome,
+            "details": orjson.Fragment(details),
+            "request_id": request_id,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
+def chain_digest(prev_digest: bytes, canonical: bytes) -> bytes:
+    return hashlib.sha256(prev_digest + canonical).digest()
+
+
+def checkpoint_message(seq: int, hash_hex: str, at: str) -> bytes:
+    return f"{seq}|{hash_hex}|{at}".encode()
+
+
+def _sign_checkpoint(context: LedgerContext, seq: int, hash_hex: str, at: str) -> dict[str, Any]:
+    key = context.keyring.checkpoint_signing_key()
+    signature = key.private_key.sign(checkpoint_message(seq, hash_hex, at))
+    return {
+        "seq": seq,
+        "hash": hash_hex,
+        "at": at,
+        "key_id": key.key_id,
+        "signature": base64.b64encode(signature).decode(),
+    }
+
+
+def _lock_head(session: Session) -> AuditChainHead:
+    head = session.execute(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).scalar_one()
+    return head
+
+
+def _checkpoint_due(context: LedgerContext, head: AuditChainHead, now: datetime) -> bool:
+    if head.seq <= head.last_checkpoint_seq:
+        return False
+    if head.seq - head.last_checkpoint_seq >= context.checkpoint_every_events:
+        return True
+    if head.last_checkpoint_at is None:
+        return True
+    last = datetime.fromisoformat(head.last_checkpoint_at.replace("Z", "+00:00"))
+    return now - last >= timedelta(seconds=context.checkpoint_every_seconds)
+
+
+def _append_pending(session: Session) -> None:
+    pending: list[_PendingEvent] = session.info.pop(PENDING_KEY, [])
+    if not pending:
+        return
+    context: LedgerContext = session.info[CONTEXT_KEY]
+    head = _lock_head(session)
+    seq = head.seq
+    prev = bytes.fromhex(head.hash)
+    rows: list[dict[str, Any]] = []
+    for item in pending:
+        seq += 1
+        roles = canonical_json(list(item.actor.roles))
+        canonical = canonical_event_bytes(
+            seq,
+            item.at,
+            item.actor.id,
+            roles,
+            item.actor.terminal_id,
+            item.actor.address,
+            item.action,
+            item.object_type,
+            item.object_id,
+            item.outcome,
+            item.details,
+            item.actor.request_id,
+        )
+        digest = chain_digest(prev, canonical)
+        rows.append(
+            {
+                "seq": seq,
+                "at": item.at,
+                "actor_id": item.actor.id,
+                "actor_roles": roles,
+                "terminal_id": item.actor.terminal_id,
+                "address": item.actor.address,
+                "action": item.action,
+                "object_type": item.object_type,
+                "object_id": item.object_id,
+                "outcome": item.outcome,
+                "details": item.details,
+                "request_id": item.actor.request_id,
+                "prev_hash": prev.hex(),
+                "hash": digest.hex(),
+            }
+        )
+        prev = digest
+    session.execute(insert(AuditEvent), rows)
+    head.seq = seq
+    head.hash = prev.hex()
+    now = context.clock.now()
+    if _checkpoint_due(context, head, now):
+        checkpoint = _sign_checkpoint(context, head.seq, head.hash, rfc3339(now))
+        session.execute(insert(AuditCheckpoint), [checkpoint])
+        head.last_checkpoint_seq = head.seq
+        head.last_checkpoint_at = checkpoint["at"]
+    session.flush([head])
+
+
+def _discard_pending(session: Session, *_args: Any) -> None:
+    session.info.pop(PENDING_KEY, None)
+
+
+def install_ledger_hooks(session_class: type[Session]) -> None:
+    """Chain queued events just before commit; forget them on rollback."""
+    event.listen(session_class, "before_commit", _append_pending)
+    event.listen(session_class, "after_rollback", _discard_pending)
+
+
+async def checkpoint_now(session: AsyncSession) -> dict[str, Any] | None:
+    """Sign the current head if events were appended since the last checkpoint (the T-seconds rule)."""
+
+    def _do(sync_session: Session) -> dict[str, Any] | None:
+        context: LedgerContext = sync_session.info[CONTEXT_KEY]
+        head = _lock_head(sync_session)
+        if head.seq <= head.last_checkpoint_seq:
+            return None
+        checkpoint = _sign_checkpoint(context, head.seq, head.hash, rfc3339(context.clock.now()))
+        sync_session.execute(insert(AuditCheckpoint), [checkpoint])
+        sync_session.execute(
+            update(AuditChainHead)
+            .where(AuditChainHead.id == 1)
+            .values(last_checkpoint_seq=head.seq, last_checkpoint_at=checkpoint["at"])
+        )
+        return checkpoint
+
+    result = await session.run_sync(_do)
+    await session.commit()
+    return result
+
+
+# -- verification -----------------------------------------------------------------------------------
+
+EVENT_COLUMNS = (
+    "seq, at, actor_id, actor_roles, terminal_id, address, action, object_type, object_id, "
+    "outcome, details, request_id, prev_hash, hash"
+)
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    checked: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    checkpoints_checked: int = 0
+    latest_checkpoint: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "first_bad_seq": self.first_bad_seq,
+            "reason": self.reason,
+            "checkpoints_checked": self.checkpoints_checked,
+            "latest_checkpoint": self.latest_checkpoint,
+        }
+
+
+def verify_checkpoint_signature(
+    checkpoint: Mapping[str, Any], public_keys: Mapping[str, Ed25519PublicKey]
+) -> bool:
+    key = public_keys.get(str(checkpoint["key_id"]))
+    if key is None:
+        return False
+    try:
+        key.verify(
+            base64.b64decode(str(checkpoint["signature"])),
+            checkpoint_message(int(checkpoint["seq"]), str(checkpoint["hash"]), str(checkpoint["at"])),
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+class ChainVerifier:
+    """Walks events in seq order in constant memory; feed it batches of row tuples in EVENT_COLUMNS order."""
+
+    def __init__(self, *, start_seq: int = 1, start_hash: str = GENESIS_HASH,
+                 checkpoints: Mapping[int, str] | None = None) -> None:
+        self.expected_seq = start_seq
+        self.prev = bytes.fromhex(start_hash)
+        self.checked = 0
+        self.first_bad_seq: int | None = None
+        self.reason: str | None = None
+        self.checkpoints = dict(checkpoints or {})
+        self.checkpoints_matched = 0
+
+    def _fail(self, seq: int, reason: str) -> None:
+        self.first_bad_seq = seq
+        self.reason = reason
+
+    def feed(self, rows: Iterable[Sequence[Any]]) -> bool:
+        """Returns False once a bad event was found (the walk stops there)."""
+        if self.first_bad_seq is not None:
+            return False
+        prev = self.prev
+        expected = self.expected_seq
+        checkpoints = self.checkpoints
+        sha256 = hashlib.sha256
+        dumps = orjson.dumps
+        fragment = orjson.Fragment
+        sort_keys = orjson.OPT_SORT_KEYS
+        checked = self.checked
+        for row in rows:
+            seq = row[0]
+            if seq != expected:
+                self._fail(expected, "missing_event" if seq > expected else "out_of_order_event")
+                break
+            if row[12] != prev.hex():
+                self._fail(seq, "broken_link")
+                break
+            canonical = dumps(
+                {
+                    "seq": seq,
+                    "at": row[1],
+                    "actor_id": row[2],
+                    "actor_roles": fragment(row[3]),
+                    "terminal_id": row[4],
+                    "address": row[5],
+                    "action": row[6],
+                    "object_type": row[7],
+                    "object_id": row[8],
+                    "outcome": row[9],
+                    "details": fragment(row[10]),
+                    "request_id": row[11],
+                },
+                option=sort_keys,
+            )
+            digest = sha256(prev + canonical).digest()
+            hex_digest = digest.hex()
+            if hex_digest != row[13]:
+                self._fail(seq, "altered_event")
+                break
+            if checkpoints:
+                signed = checkpoints.get(seq)
+                if signed is not None:
+                    if signed != hex_digest:
+                        self._fail(seq, "checkpoint_mismatch")
+                        break
+                    self.checkpoints_matched += 1
+            prev = digest
+            expected += 1
+            checked += 1
+        self.prev = prev
+        self.expected_seq = expected
+        self.checked = checked
+        return self.first_bad_seq is None
+
+    def finish(self, *, head_seq: int, head_hash: str) -> None:
+        if self.first_bad_seq is not None:
+            return
+        last = self.expected_seq - 1
+        if last > head_seq:
+            self._fail(head_seq + 1, "event_beyond_head")
+        elif last < head_seq:
+            self._fail(last + 1, "missing_event")
+        elif self.prev.hex() != head_hash:
+            self._fail(last, "head_mismatch")
+        elif any(seq > last for seq in self.checkpoints):
+            self._fail(last + 1, "missing_event")

@@ -1,0 +1,183 @@
+"""Reading the ledger: verification, the event stream and checkpoints (LG-2).
+
+These functions read through the driver connection in large batches and a single snapshot, because
+verify must walk a million events quickly in constant memory; the ORM would cost a Python object
+per row and hold them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.audit.ledger import EVENT_COLUMNS, ChainVerifier, VerifyReport, verify_checkpoint_signature
+from app.audit.models import AuditCheckpoint, AuditEvent
+from app.clock import rfc3339
+from app.crypto.keyring import Keyring
+from app.db import Database
+
+VERIFY_BATCH = 20_000
+
+
+class _RawReader:
+    """Snapshot reads over the driver connection for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self._conn = conn
+        self._dialect = dialect
+        self._driver: Any = None
+
+    async def __aenter__(self) -> _RawReader:
+        raw = await self._conn.get_raw_connection()
+        self._driver = raw.driver_connection
+        if self._dialect == "sqlite":
+            await self._driver.execute("BEGIN")  # deferred: a read snapshot that does not block writers
+        else:
+            await self._driver.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._driver.execute("ROLLBACK")
+
+    async def fetch(self, sql: str, *params: Any) -> list[Sequence[Any]]:
+        if self._dialect == "sqlite":
+            sql = _to_qmark(sql)
+            async with self._driver.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        return list(await self._driver.fetch(sql, *params))
+
+
+def _to_qmark(sql: str) -> str:
+    for index in range(9, 0, -1):
+        sql = sql.replace(f"${index}", "?")
+    return sql
+
+
+async def verify_ledger(db: Database, keyring: Keyring, *, batch: int = VERIFY_BATCH) -> VerifyReport:
+    """Walk the whole chain and its checkpoints; name the first bad seq."""
+    public_keys = keyring.checkpoint_public_keys()
+    async with db.engine.connect() as conn, _RawReader(conn, db.dialect) as reader:
+        head_rows = await reader.fetch("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
+        head_seq, head_hash = int(head_rows[0][0]), str(head_rows[0][1])
+        checkpoint_rows = await reader.fetch(
+            "SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq"
+        )
+        checkpoints: dict[int, str] = {}
+        latest: dict[str, Any] | None = None
+        bad_signature: int | None = None
+        for seq, hash_hex, at, key_id, signature in checkpoint_rows:
+            entry = {"seq": int(seq), "hash": hash_hex, "at": at, "key_id": key_id, "signature": signature}
+            if not verify_checkpoint_signature(entry, public_keys) and bad_signature is None:
+                bad_signature = int(seq)
+            checkpoints[int(seq)] = hash_hex
+            latest = entry
+        verifier = ChainVerifier(checkpoints=checkpoints)
+        after = 0
+        while True:
+            rows = await reader.fetch(
+                f"SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch
+            )
+            if not rows:
+                break
+            if not verifier.feed(rows):
+                break
+            after = int(rows[-1][0])
+        verifier.finish(head_seq=head_seq, head_hash=head_hash)
+    report = VerifyReport(
+        ok=verifier.first_bad_seq is None and bad_signature is None,
+        checked=verifier.checked,
+        head_seq=head_seq,
+        head_hash=head_hash,
+        first_bad_seq=verifier.first_bad_seq,
+        reason=verifier.reason,
+        checkpoints_checked=verifier.checkpoints_matched,
+        latest_checkpoint=latest,
+    )
+    if bad_signature is not None and (report.first_bad_seq is None or bad_signature < report.first_bad_seq):
+        report.first_bad_seq = bad_signature
+        report.reason = "checkpoint_signature_invalid"
+    return report
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    after_seq: int = 0
+    since: datetime | None = None
+    until: datetime | None = None
+    actor_id: str | None = None
+    action: str | None = None
+    object_id: str | None = None
+    limit: int | None = None
+
+    def as_details(self) -> dict[str, Any]:
+        return {
+            "after_seq": self.after_seq,
+            "since": rfc3339(self.since) if self.since else None,
+            "until": rfc3339(self.until) if self.until else None,
+            "actor_id": self.actor_id,
+            "action": self.action,
+            "object_id": self.object_id,
+            "limit": self.limit,
+        }
+
+
+def event_json_line(event: AuditEvent) -> bytes:
+    return orjson.dumps(
+        {
+            "seq": event.seq,
+            "at": event.at,
+            "actor_id": event.actor_id,
+            "actor_roles": orjson.Fragment(event.actor_roles),
+            "terminal_id": event.terminal_id,
+            "address": event.address,
+            "action": event.action,
+            "object_type": event.object_type,
+            "object_id": event.object_id,
+            "outcome": event.outcome,
+            "details": orjson.Fragment(event.details),
+            "request_id": event.request_id,
+            "prev_hash": event.prev_hash,
+            "hash": event.hash,
+        }
+    ) + b"\n"
+
+
+async def stream_events(db: Database, where: EventFilter, *, page: int = 1000) -> AsyncIterator[bytes]:
+    """NDJSON lines in seq order; one short read per page, so memory stays flat and no lock is held."""
+    after = where.after_seq
+    remaining = where.limit
+    while remaining is None or remaining > 0:
+        size = page if remaining is None else min(page, remaining)
+        query = select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(size)
+        if where.since is not None:
+            query = query.where(AuditEvent.at >= rfc3339(where.since))
+        if where.until is not None:
+            query = query.where(AuditEvent.at < rfc3339(where.until))
+        if where.actor_id is not None:
+            query = query.where(AuditEvent.actor_id == where.actor_id)
+        if where.action is not None:
+            query = query.where(AuditEvent.action == where.action)
+        if where.object_id is not None:
+            query = query.where(AuditEvent.object_id == where.object_id)
+        async with db.read_session() as session:
+            events = list((await session.scalars(query)).all())
+        if not events:
+            return
+        for item in events:
+            yield event_json_line(item)
+        after = events[-1].seq
+        if remaining is not None:
+            remaining -= len(events)
+        if len(events) < size:
+            return
+
+
+async def list_checkpoints(session: AsyncSession, *, after_seq: int, limit: int) -> list[AuditCheckpoint]:
+    query = select(AuditCheckpoint).where(AuditCheckpoint.seq > after_seq).order_by(AuditCheckpoint.seq)
+    return list((await session.scalars(query.limit(limit))).all())

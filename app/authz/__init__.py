@@ -1,0 +1,1 @@
+"""Identity and authorisation: users, roles, terminals, login, sessions/tokens, separation of duties."""

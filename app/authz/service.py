@@ -1,0 +1,501 @@
+"""Login, service tokens, session checks, logout, password change and unlock (AU-1…AU-7, AU-9).
+
+Refusals that must survive the refusal (failed logins, locks, timeouts) are recorded and committed
+here before the error is raised, and the error is marked ``audited`` so it is not recorded twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import Actor, record
+from app.authz.models import AuthSession, Branch, LoginThrottle, PasswordHistory, ServiceAccount, Terminal, User, UserRole
+from app.authz.password_policy import PasswordOwner, PasswordPolicy
+from app.authz.passwords import machine_secret_matches, new_password_violations
+from app.authz.principal import Principal
+from app.authz.roles import ROLES
+from app.authz.tokens import decode_token, issue_token
+from app.context import AppContext
+from app.errors import (
+    AccountLocked,
+    InvalidCredentials,
+    NotFound,
+    PasswordPolicyViolated,
+    SessionEnded,
+    Suspended,
+    TerminalMismatch,
+    TerminalNotAllowed,
+    TerminalNotRegistered,
+)
+
+
+@dataclass(frozen=True)
+class RequestOrigin:
+    address: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class PreviousLogin:
+    at: datetime
+    terminal_id: str | None
+    address: str | None
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    access_token: str
+    expires_in: int
+    user: User
+    roles: list[str]
+    branch_codes: list[str]
+    previous_login: PreviousLogin | None
+    failed_attempts_since_previous_login: int
+    password_expires_at: datetime
+    must_change_password: bool
+
+
+@dataclass(frozen=True)
+class ServiceTokenResult:
+    access_token: str
+    expires_in: int
+    scopes: list[str]
+
+
+def password_policy(ctx: AppContext) -> PasswordPolicy:
+    return PasswordPolicy(min_length=ctx.settings.password_min_length, history_depth=ctx.settings.password_history_depth)
+
+
+def login_key(ctx: AppContext, user_id: str) -> str:
+    return ctx.keyring.pseudonym(user_id.strip().casefold(), domain="login")
+
+
+async def active_roles(session: AsyncSession, user_id: str) -> dict[str, frozenset[str]]:
+    rows = await session.execute(
+        select(UserRole.role, UserRole.branch_code).where(UserRole.user_id == user_id, UserRole.revoked_at.is_(None))
+    )
+    by_role: dict[str, set[str]] = defaultdict(set)
+    for role, branch_code in rows:
+        by_role[role]  # a bank-wide role is present with no branches
+        if branch_code is not None:
+            by_role[role].add(branch_code)
+    return {role: frozenset(codes) for role, codes in by_role.items()}
+
+
+def password_expires_at(ctx: AppContext, user: User) -> datetime:
+    return user.password_changed_at + timedelta(days=ctx.settings.password_max_age_days)
+
+
+def password_change_required(ctx: AppContext, user: User) -> bool:
+    return user.must_change_password or password_expires_at(ctx, user) <= ctx.clock.now()
+
+
+async def _check_terminal(
+    session: AsyncSession, *, terminal_id: str | None, terminal_key: str | None
+) -> Terminal | None:
+    if terminal_id is None and terminal_key is None:
+        return None
+    terminal = await session.get(Terminal, terminal_id) if terminal_id else None
+    if terminal is None or not machine_secret_matches(terminal.key_hash if terminal else None, terminal_key or ""):
+        return None
+    return terminal
+
+
+async def login(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    user_id: str,
+    password: str,
+    terminal_id: str | None,
+    terminal_key: str | None,
+    origin: RequestOrigin,
+) -> LoginResult:
+    """Authenticate a person from a terminal and open a server-side session."""
+    now = ctx.clock.now()
+    anonymous = Actor(id=None, terminal_id=terminal_id, address=origin.address, request_id=origin.request_id)
+    attempt_ref = login_key(ctx, user_id)
+
+    terminal: Terminal | None = None
+    if terminal_id is not None or terminal_key is not None:
+        terminal = await _check_terminal(session, terminal_id=terminal_id, terminal_key=terminal_key)
+        if terminal is None:
+            record(session, actor=anonymous, action="auth.login_denied", object_type="terminal",
+                   object_id=terminal_id, outcome="denied", details={"code": "TERMINAL_NOT_REGISTERED"})
+            await session.commit()
+            ctx.metrics.logins.labels("terminal_not_registered").inc()
+            raise TerminalNotRegistered(audited=True)
+
+    throttle = await session.get(LoginThrottle, attempt_ref, with_for_update=True)
+    if throttle is not None and throttle.locked_at is not None:
+        record(session, actor=anonymous, action="auth.login_denied", object_type="login", object_id=attempt_ref,
+               outcome="denied", details={"code": "ACCOUNT_LOCKED"})
+        await session.commit()
+        ctx.metrics.logins.labels("locked").inc()
+        raise AccountLocked(audited=True)
+
+    user = await session.get(User, user_id)
+    if not await ctx.passwords.verify_async(user.password_hash if user else None, password):
+        await _count_failure(session, ctx=ctx, user=user, attempt_ref=attempt_ref, throttle=throttle,
+                             actor=anonymous, now=now)
+        ctx.metrics.logins.labels("invalid_credentials").inc()
+        raise InvalidCredentials(audited=True)
+    assert user is not None  # verify() is never true without a stored hash
+
+    roles = await active_roles(session, user.id)
+    actor = Actor(id=user.id, roles=tuple(sorted(roles)), terminal_id=terminal_id, address=origin.address,
+                  request_id=origin.request_id)
+
+    if user.status != "active":
+        record(session, actor=actor, action="auth.login_denied", object_type="user", object_id=user.id,
+               outcome="denied", details={"code": "SUSPENDED", "user_status": user.status})
+        await session.commit()
+        ctx.metrics.logins.labels("suspended").inc()
+        raise Suspended("This account is suspended", audited=True)
+
+    refusal = await _terminal_refusal(session, roles=roles, terminal=terminal)
+    if refusal is not None:
+        record(session, actor=actor, action="auth.login_denied", object_type="terminal", object_id=terminal_id,
+               outcome="denied", details={"code": refusal.code})
+        await session.commit()
+        ctx.metrics.logins.labels(refusal.code.lower()).inc()
+        refusal.audited = True
+        raise refusal
+
+    previous = (
+        PreviousLogin(user.last_login_at, user.last_login_terminal_id, user.last_login_address)
+        if user.last_login_at is not None
+        else None
+    )
+    failed_since = user.failed_since_last_login
+    if throttle is not None:
+        throttle.consecutive_failures = 0
+    user.failed_since_last_login = 0
+    user.last_login_at = now
+    user.last_login_terminal_id = terminal_id
+    user.last_login_address = origin.address
+    if ctx.passwords.needs_rehash(user.password_hash):
+        user.password_hash = await ctx.passwords.hash_async(password)
+
+    auth_session = AuthSession(
+        id=secrets.token_urlsafe(32),
+        principal_kind="user",
+        principal_id=user.id,
+        terminal_id=terminal_id,
+        address=origin.address,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=ctx.settings.session_absolute_hours),
+    )
+    session.add(auth_session)
+    record(session, actor=actor, action="auth.login", object_type="session", object_id=_session_ref(auth_session.id),
+           details={"failed_attempts_since_previous_login": failed_since})
+    await session.commit()
+    ctx.metrics.logins.labels("success").inc()
+
+    token = issue_token(
+        ctx.keyring,
+        issuer=ctx.settings.token_issuer,
+        subject=user.id,
+        kind="user",
+        session_id=auth_session.id,
+        terminal_id=terminal_id,
+        issued_at=now,
+        expires_at=auth_session.expires_at,
+    )
+    branch_codes = sorted({code for codes in roles.values() for code in codes})
+    return LoginResult(
+        access_token=token,
+        expires_in=int((auth_session.expires_at - now).total_seconds()),
+        user=user,
+        roles=sorted(roles),
+        branch_codes=branch_codes,
+        previous_login=previous,
+        failed_attempts_since_previous_login=failed_since,
+        password_expires_at=password_expires_at(ctx, user),
+        must_change_password=password_change_required(ctx, user),
+    )
+
+
+def _session_ref(session_id: str) -> str:
+    """Sessions appear in the ledger by a short digest, never by the bearer secret itself."""
+    return "s-" + hashlib.sha256(session_id.encode()).hexdigest()[:20]
+
+
+async def _count_failure(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    user: User | None,
+    attempt_ref: str,
+    throttle: LoginThrottle | None,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    if throttle is None:
+        throttle = LoginThrottle(login_key=attempt_ref, consecutive_failures=0)
+        session.add(throttle)
+    throttle.consecutive_failures += 1
+    throttle.last_failure_at = now
+    if user is not None:
+        user.failed_since_last_login += 1
+    # Known users are named in the ledger; an unknown id appears only as its pseudonym, since what was typed
+    # may be a password in the wrong field.
+    subject = Actor(id=user.id if user else None, terminal_id=actor.terminal_id, address=actor.address,
+                    request_id=actor.request_id)
+    record(session, actor=subject, action="auth.login_failed", object_type="login", object_id=attempt_ref,
+           outcome="failure", details={"consecutive_failures": throttle.consecutive_failures})
+    if throttle.consecutive_failures >= ctx.settings.lockout_threshold and throttle.locked_at is None:
+        throttle.locked_at = now
+        record(session, actor=subject, action="auth.account_locked", object_type="login", object_id=attempt_ref,
+               outcome="success", details={"threshold": ctx.settings.lockout_threshold})
+        if user is not None:
+            await _end_sessions(session, principal_id=user.id, reason="locked", now=now)
+    await session.commit()
+
+
+async def _terminal_refusal(
+    session: AsyncSession, *, roles: dict[str, frozenset[str]], terminal: Terminal | None
+) -> TerminalNotRegistered | TerminalNotAllowed | Suspended | None:
+    bound = {role: codes for role, codes in roles.items() if ROLES[role].terminal_bound}
+    if terminal is None:
+        if bound:
+            return TerminalNotRegistered("This user must log in from a registered terminal")
+        return None
+    if terminal.status != "active":
+        return TerminalNotAllowed("This terminal is not active")
+    branch = await session.get(Branch, terminal.branch_code)
+    if branch is None or branch.status != "active":
+        return TerminalNotAllowed("This terminal's branch is closed")
+    if bound and not any(terminal.branch_code in codes for codes in bound.values()):
+        return TerminalNotAllowed("This terminal belongs to a branch you are not assigned to")
+    return None
+
+
+async def _end_sessions(session: AsyncSession, *, principal_id: str, reason: str, now: datetime) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.principal_id == principal_id, AuthSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+    )
+
+
+async def issue_service_token(
+    session: AsyncSession, *, ctx: AppContext, client_id: str, client_secret: str, origin: RequestOrigin
+) -> ServiceTokenResult:
+    """Client-credentials token for HQ batch jobs and the HR feed; bound to a server-side session too."""
+    now = ctx.clock.now()
+    account = await session.get(ServiceAccount, client_id)
+    actor = Actor(id=f"service:{client_id}" if account else None, address=origin.address, request_id=origin.request_id)
+    if account is None or not machine_secret_matches(account.secret_hash, client_secret) or account.status != "active":
+        record(session, actor=actor, action="auth.token_denied", object_type="service_account",
+               object_id=client_id if account else None, outcome="denied", details={"code": "INVALID_CREDENTIALS"})
+        await session.commit()
+        raise InvalidCredentials("The client id or secret is wrong", audited=True)
+    auth_session = AuthSession(
+        id=secrets.token_urlsafe(32),
+        principal_kind="service",
+        principal_id=client_id,
+        terminal_id=None,
+        address=origin.address,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(minutes=ctx.settings.service_token_minutes),
+    )
+    session.add(auth_session)
+    record(session, actor=actor, action="auth.token_issued", object_type="session",
+           object_id=_session_ref(auth_session.id), details={"scopes": sorted(account.scopes)})
+    await session.commit()
+    token = issue_token(
+        ctx.keyring,
+        issuer=ctx.settings.token_issuer,
+        subject=client_id,
+        kind="service",
+        session_id=auth_session.id,
+        terminal_id=None,
+        scopes=tuple(sorted(account.scopes)),
+        issued_at=now,
+        expires_at=auth_session.expires_at,
+    )
+    return ServiceTokenResult(token, ctx.settings.service_token_minutes * 60, sorted(account.scopes))
+
+
+async def authenticate(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    token: str,
+    terminal_header: str | None,
+    origin: RequestOrigin,
+) -> Principal:
+    """Check the token, its session (idle/absolute timeouts, logout, suspension) and its terminal binding."""
+    now = ctx.clock.now()
+    claims = decode_token(
+        ctx.keyring,
+        token,
+        issuer=ctx.settings.token_issuer,
+        now=now,
+        retired_key_grace=timedelta(hours=ctx.settings.retired_signing_key_grace_hours),
+    )
+    auth_session = await session.get(AuthSession, claims.session_id)
+    if auth_session is None or auth_session.principal_id != claims.subject or auth_session.principal_kind != claims.kind:
+        raise SessionEnded("The session does not exist")
+    if auth_session.ended_at is not None:
+        raise SessionEnded("The session has ended; log in again")
+    if claims.terminal_id is not None and terminal_header != claims.terminal_id:
+        raise TerminalMismatch("X-Terminal-Id does not match the terminal this session was opened on")
+    if claims.terminal_id is None and terminal_header is not None and claims.kind == "user":
+        raise TerminalMismatch("This session was not opened on a terminal")
+
+    idle_limit = timedelta(minutes=ctx.settings.session_idle_minutes)
+    reason = None
+    if auth_session.expires_at <= now:
+        reason = "absolute_timeout"
+    elif claims.kind == "user" and auth_session.last_seen_at + idle_limit <= now:
+        reason = "idle_timeout"
+    actor = Actor(id=claims.subject if claims.kind == "user" else f"service:{claims.subject}",
+                  terminal_id=auth_session.terminal_id, address=origin.address, request_id=origin.request_id)
+
+    if claims.kind == "user":
+        user = await session.get(User, claims.subject)
+        if reason is None and (user is None or user.status != "active"):
+            reason = "suspended"
+        if reason is None:
+            throttle = await session.get(LoginThrottle, login_key(ctx, claims.subject))
+            if throttle is not None and throttle.locked_at is not None:
+                reason = "locked"
+    else:
+        account = await session.get(ServiceAccount, claims.subject)
+        if reason is None and (account is None or account.status != "active"):
+            reason = "suspended"
+
+    if reason is not None:
+        auth_session.ended_at = now
+        auth_session.end_reason = reason
+        record(session, actor=actor, action="auth.session_ended", object_type="session",
+               object_id=_session_ref(auth_session.id), outcome="success", details={"reason": reason})
+        await session.commit()
+        raise SessionEnded(f"The session has ended ({reason}); log in again", audited=True)
+
+    auth_session.last_seen_at = now
+    await session.flush()
+    if claims.kind == "user":
+        assert user is not None
+        roles = await active_roles(session, user.id)
+        terminal_branch = None
+        if auth_session.terminal_id is not None:
+            terminal = await session.get(Terminal, auth_session.terminal_id)
+            terminal_branch = terminal.branch_code if terminal else None
+        return Principal(
+            kind="user",
+            id=user.id,
+            name=user.name,
+            session_id=auth_session.id,
+            session_expires_at=auth_session.expires_at,
+            idle_expires_at=now + idle_limit,
+            role_branches=roles,
+            terminal_id=auth_session.terminal_id,
+            terminal_branch_code=terminal_branch,
+            address=origin.address,
+            request_id=origin.request_id,
+            password_change_required=password_change_required(ctx, user),
+        )
+    return Principal(
+        kind="service",
+        id=claims.subject,
+        name=claims.subject,
+        session_id=auth_session.id,
+        session_expires_at=auth_session.expires_at,
+        idle_expires_at=None,
+        scopes=frozenset(claims.scopes),
+        address=origin.address,
+        request_id=origin.request_id,
+    )
+
+
+async def logout(session: AsyncSession, *, ctx: AppContext, principal: Principal) -> None:
+    auth_session = await session.get(AuthSession, principal.session_id)
+    if auth_session is not None and auth_session.ended_at is None:
+        auth_session.ended_at = ctx.clock.now()
+        auth_session.end_reason = "logout"
+    record(session, actor=principal.actor(), action="auth.logout", object_type="session",
+           object_id=_session_ref(principal.session_id))
+    await session.commit()
+
+
+async def change_password(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, current_password: str, new_password: str
+) -> None:
+    """AU-4/AU-7: the current password re-authenticates; the new one must pass every rule."""
+    now = ctx.clock.now()
+    user = await session.get(User, principal.id)
+    if user is None:
+        raise NotFound("No such user")
+    if not await ctx.passwords.verify_async(user.password_hash, current_password):
+        await _count_failure(session, ctx=ctx, user=user, attempt_ref=login_key(ctx, user.id), 
+                             throttle=await session.get(LoginThrottle, login_key(ctx, user.id)),
+                             actor=principal.actor(), now=now)
+        raise InvalidCredentials("The current password is wrong", audited=True)
+    history = (
+        await session.scalars(
+            select(PasswordHistory.password_hash)
+            .where(PasswordHistory.user_id == user.id)
+            .order_by(PasswordHistory.set_at.desc(), PasswordHistory.id.desc())
+            .limit(ctx.settings.password_history_depth)
+        )
+    ).all()
+    violations = await new_password_violations(
+        ctx.passwords,
+        new_password=new_password,
+        owner=password_owner(user),
+        policy=password_policy(ctx),
+        current_password=current_password,
+        recent_hashes=list(history) or [user.password_hash],
+    )
+    if violations:
+        record(session, actor=principal.actor(), action="auth.password_change_refused", object_type="user",
+               object_id=user.id, outcome="denied", details={"violations": violations})
+        await session.commit()
+        raise PasswordPolicyViolated(
+            "The new password breaks the password policy", audited=True, violations=violations
+        )
+    new_hash = await ctx.passwords.hash_async(new_password)
+    user.password_hash = new_hash
+    user.password_changed_at = now
+    user.must_change_password = False
+    session.add(PasswordHistory(user_id=user.id, password_hash=new_hash, set_at=now))
+    # Other sessions opened with the old password end; the one that made the change goes on.
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.principal_id == user.id, AuthSession.ended_at.is_(None), AuthSession.id != principal.session_id)
+        .values(ended_at=now, end_reason="password_changed")
+    )
+    record(session, actor=principal.actor(), action="auth.password_changed", object_type="user", object_id=user.id)
+    await session.commit()
+
+
+def password_owner(user: User) -> PasswordOwner:
+    names = tuple(n for n in (user.name, user.name_kana, user.name_latin) if n)
+    return PasswordOwner(user_id=user.id, names=names, birth_date=user.birth_date, phone=user.phone)
+
+
+async def unlock_account(session: AsyncSession, *, ctx: AppContext, principal: Principal, user_id: str) -> bool:
+    """Clear the lock on a user id (existing or not); returns whether it was locked."""
+    throttle = await session.get(LoginThrottle, login_key(ctx, user_id), with_for_update=True)
+    was_locked = throttle is not None and throttle.locked_at is not None
+    if throttle is not None:
+        throttle.locked_at = None
+        throttle.consecutive_failures = 0
+    record(session, actor=principal.actor(), action="auth.account_unlocked", object_type="login",
+           object_id=login_key(ctx, user_id), details={"user_id": user_id if await session.get(User, user_id) else None,
+                                                       "was_locked": was_locked})
+    await session.commit()
+    return was_locked
+

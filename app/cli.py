@@ -1,0 +1,199 @@
+"""The one ``shokai`` command (typer): serve, demo, db, audit, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.audit.ledger import Actor, record
+from app.config import Settings
+
+cli = typer.Typer(help="Shokai — credit-bureau inquiry gateway", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+db_cli = typer.Typer(help="Database migrations", no_args_is_help=True)
+audit_cli = typer.Typer(help="The audit ledger", no_args_is_help=True)
+keys_cli = typer.Typer(help="Key material", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(audit_cli, name="audit")
+cli.add_typer(keys_cli, name="keys")
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Instance directory (SQLite file, key file)")]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    return settings
+
+
+def _cli_actor() -> Actor:
+    return Actor(id=f"cli:{getpass.getuser()}", roles=("operator_console",))
+
+
+@cli.command()
+def demo(
+    data_dir: DataDir = Path(".shokai"),
+    credentials_out: Annotated[Path, typer.Option("--credentials-out", help="Where to write the demo logins (JSON)")] = Path(
+        ".shokai/demo-logins.json"
+    ),
+) -> None:
+    """Create (or re-create) an embedded instance with demo data and write its logins to a file."""
+    from app.demo import seed_demo
+    from app.main import build_context
+    from app.migrate import upgrade
+
+    settings = _settings(data_dir).model_copy(update={"cookie_secure": False})
+    if not settings.database_url:
+        for name in ("shokai.db", "shokai.db-wal", "shokai.db-shm", "keys.json"):
+            (data_dir / name).unlink(missing_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # the SQLite file holds personal data and the key file sits beside it
+    ctx = build_context(settings, create_keys=True)
+    upgrade(settings.resolved_database_url())
+
+    async def _seed() -> None:
+        try:
+            credentials = await seed_demo(ctx)
+            credentials.write(credentials_out)
+        finally:
+            await ctx.db.dispose()
+
+    asyncio.run(_seed())
+    typer.echo(f"demo instance ready in {data_dir.resolve()}")
+    typer.echo(f"demo logins written to {credentials_out.resolve()} (mode 600)")
+
+
+@cli.command()
+def serve(
+    data_dir: DataDir = Path(".shokai"),
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes (PostgreSQL only)")] = 1,
+) -> None:
+    """Serve an instance (SQLite in DATA_DIR, or SHOKAI_DATABASE_URL)."""
+    import uvicorn
+
+    from app.migrate import upgrade
+
+    settings = _settings(data_dir)
+    if settings.is_sqlite and not (data_dir / "keys.json").exists() and not settings.keys:
+        typer.echo(f"no instance in {data_dir}; run `shokai demo --data-dir {data_dir}` first", err=True)
+        raise typer.Exit(2)
+    if settings.is_sqlite and workers > 1:
+        typer.echo("several workers need PostgreSQL (SHOKAI_DATABASE_URL)", err=True)
+        raise typer.Exit(2)
+    upgrade(settings.resolved_database_url())
+    if host in ("127.0.0.1", "localhost", "::1") and "SHOKAI_COOKIE_SECURE" not in os.environ:
+        # Plain HTTP on loopback is the demo; everywhere else the panel cookie stays Secure.
+        settings = settings.model_copy(update={"cookie_secure": False})
+    typer.echo(f"Shokai on http://{host}:{port}/  (panel: http://{host}:{port}/panel/login, "
+               f"API docs: http://{host}:{port}/api/v1/docs)")
+    if workers > 1:
+        os.environ["SHOKAI_DATA_DIR"] = str(data_dir)
+        uvicorn.run("app.main:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning")
+    else:
+        from app.main import create_app
+
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@db_cli.command("upgrade")
+def db_upgrade(data_dir: DataDir = Path(".shokai"), revision: str = "head") -> None:
+    """Apply migrations up to REVISION."""
+    from app.migrate import upgrade
+
+    upgrade(_settings(data_dir).resolved_database_url(), revision)
+    typer.echo("database upgraded")
+
+
+@db_cli.command("downgrade")
+def db_downgrade(data_dir: DataDir = Path(".shokai"), revision: str = "base") -> None:
+    """Revert migrations down to REVISION."""
+    from app.migrate import downgrade
+
+    downgrade(_settings(data_dir).resolved_database_url(), revision)
+    typer.echo("database downgraded")
+
+
+@audit_cli.command("verify")
+def audit_verify(data_dir: DataDir = Path(".shokai")) -> None:
+    """Verify the hash chain and signed checkpoints; exit 1 and name the first bad seq if altered."""
+    from app.audit.service import verify_ledger
+    from app.main import build_context
+
+    ctx = build_context(_settings(data_dir))
+
+    async def _verify() -> dict[str, object]:
+        try:
+            report = await verify_ledger(ctx.db, ctx.keyring)
+            async with ctx.db.session() as session:
+                record(session, actor=_cli_actor(), action="audit.verified", object_type="ledger",
+                       outcome="success" if report.ok else "failure",
+                       details={"checked": report.checked, "first_bad_seq": report.first_bad_seq,
+                                "reason": report.reason})
+                await session.commit()
+            return report.as_dict()
+        finally:
+            await ctx.db.dispose()
+
+    result = asyncio.run(_verify())
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    if not result["ok"]:
+        typer.echo(f"LEDGER NOT INTACT: first bad seq {result['first_bad_seq']} ({result['reason']})", err=True)
+        raise typer.Exit(1)
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    data_dir: DataDir = Path(".shokai"),
+    family: Annotated[str, typer.Option(help="token_signing | checkpoint_signing | kek")] = "token_signing",
+) -> None:
+    """Add a new current key; the old one stays to verify what it signed (or unwrap what it wrapped)."""
+    from app.main import build_context
+
+    ctx = build_context(_settings(data_dir))
+
+    async def _rotate() -> str:
+        try:
+            new_id = ctx.keyring.rotate(family, now=ctx.clock.now())
+            async with ctx.db.session() as session:
+                record(session, actor=_cli_actor(), action="keys.rotated", object_type="key_family",
+                       object_id=family, details={"new_key_id": new_id})
+                await session.commit()
+            return new_id
+        finally:
+            await ctx.db.dispose()
+
+    typer.echo(f"{family}: new current key {asyncio.run(_rotate())}; restart the gateway to use it")
+
+
+@keys_cli.command("public")
+def keys_public(data_dir: DataDir = Path(".shokai")) -> None:
+    """Print the checkpoint-signing public keys (PEM) for offline verification by auditors."""
+    from app.clock import SystemClock
+    from app.crypto.keyring import open_keyring, public_key_pem
+
+    settings = _settings(data_dir)
+    keyring = open_keyring(key_file=settings.resolved_key_file(), env_keys=settings.keys, clock=SystemClock(),
+                           create=False)
+    typer.echo(json.dumps({kid: public_key_pem(k) for kid, k in keyring.checkpoint_public_keys().items()}, indent=2))
+
+
+def main() -> None:
+    if shutil.which("shokai") is None and sys.argv and sys.argv[0].endswith("cli.py"):
+        sys.argv[0] = "shokai"
+    cli()
+
+
+if __name__ == "__main__":
+    main()

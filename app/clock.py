@@ -1,0 +1,59 @@
+"""The only source of "now" (design.md: all time through the clock).
+
+Production uses :class:`SystemClock`; tests use :class:`ManualClock` and move it.
+Business dates are in Asia/Tokyo.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Aware UTC datetime."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock tests set and advance; it never moves by itself."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+        if self._now.tzinfo is None:
+            raise ValueError("ManualClock needs an aware datetime")
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, at: datetime) -> None:
+        if at.tzinfo is None:
+            raise ValueError("ManualClock needs an aware datetime")
+        self._now = at
+
+    def advance(self, **delta: float) -> datetime:
+        self._now = self._now + timedelta(**delta)
+        return self._now
+
+
+def to_tokyo(at: datetime) -> datetime:
+    return at.astimezone(TOKYO)
+
+
+def business_date_of(at: datetime) -> date:
+    """The calendar date in Asia/Tokyo on which ``at`` falls."""
+    return at.astimezone(TOKYO).date()
+
+
+def rfc3339(at: datetime) -> str:
+    """UTC, microseconds, trailing Z: the one text form of instants in the ledger and the API."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,63 @@
+"""Settings for one Shokai instance (pydantic-settings, environment prefix ``SHOKAI_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOKAI_", extra="ignore")
+
+    # Where the embedded default keeps its SQLite file and key file.
+    data_dir: Path = Path(".shokai")
+    # Empty means the embedded SQLite file inside data_dir.
+    database_url: str = ""
+    # Key material: a key file path, or the key file's JSON content in the environment (SHOKAI_KEYS).
+    key_file: Path | None = None
+    keys: str | None = None
+
+    # Sessions and tokens (AU-6, AU-9).
+    session_idle_minutes: int = 10
+    session_absolute_hours: int = 8
+    service_token_minutes: int = 15
+    token_issuer: str = "shokai"
+    # Retired signing keys stay verifiable this long after rotation, which covers every token they signed.
+    retired_signing_key_grace_hours: int = 9
+
+    # Login and passwords (AU-4, AU-5, AU-7, AU-9).
+    lockout_threshold: int = 5
+    password_max_age_days: int = 90
+    password_min_length: int = 12
+    password_history_depth: int = 10
+    argon2_memory_kib: int = 19 * 1024
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+
+    # Audit ledger checkpoints (LG-2): every N events or T seconds, whichever comes first.
+    checkpoint_every_events: int = 1000
+    checkpoint_every_seconds: int = 300
+
+    # The panel's cookie may drop Secure only for the loopback demo.
+    cookie_secure: bool = True
+
+    # Trust X-Forwarded-For from the TLS proxy in production; off for direct connections.
+    trust_forwarded_for: bool = False
+
+    log_level: str = "INFO"
+    request_id_header: str = "X-Request-Id"
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=1000)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'shokai.db').resolve()}"
+
+    def resolved_key_file(self) -> Path:
+        return self.key_file if self.key_file is not None else self.data_dir / "keys.json"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url().startswith("sqlite")

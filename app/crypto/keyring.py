@@ -1,0 +1,239 @@
+"""The keyring: versioned key material from a key file or the environment (EN-2).
+
+Key file layout (JSON, mode 0600)::
+
+    {"format": 1,
+     "kek": {"current": "kek-1", "keys": {"kek-1": {"secret": b64, "created_at": t}}},
+     "token_signing": {"current": "ts-1", "keys": {"ts-1": {"secret": b64 Ed25519 seed, "created_at": t,
+                                                             "retired_at": null}}},
+     "checkpoint_signing": {... same shape ...},
+     "pseudonym": {"current": "ps-1", "keys": {"ps-1": {"secret": b64}}},
+     "blind_index": {"current": "bi-1", "keys": {"bi-1": {"secret": b64}}}}
+
+Every family is versioned. Retired token-signing keys stay in the file so tokens they signed keep
+verifying until they expire; checkpoint-signing keys are never dropped because old checkpoints must
+stay verifiable for the ledger's whole retention. Pseudonym and blind-index keys are not rotated in
+place: a new version would change every pseudonym, so rotation there is a migration, not a command.
+
+A :class:`KeyProvider` loads and stores this document; an external KMS/HSM plugs in by
+implementing the same protocol.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from app.clock import Clock, rfc3339
+
+FAMILIES = ("kek", "token_signing", "checkpoint_signing", "pseudonym", "blind_index")
+_PREFIX = {"kek": "kek", "token_signing": "ts", "checkpoint_signing": "cs", "pseudonym": "ps", "blind_index": "bi"}
+
+
+class KeyringError(Exception):
+    """Key material is missing, malformed or cannot be changed here."""
+
+
+class KeyProvider(Protocol):
+    def load(self) -> dict[str, Any] | None: ...
+
+    def store(self, document: dict[str, Any]) -> None: ...
+
+    @property
+    def writable(self) -> bool: ...
+
+
+class FileKeyProvider:
+    """A JSON key file, created with mode 0600 and replaced atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def writable(self) -> bool:
+        return True
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        mode = self.path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise KeyringError(f"key file {self.path} is readable by others (mode {mode:o}); chmod 600 it")
+        return dict(json.loads(self.path.read_text(encoding="utf-8")))
+
+    def store(self, document: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".keys-", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(document, handle, indent=2, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+class EnvironmentKeyProvider:
+    """Keys handed in through the environment (SHOKAI_KEYS): read-only, rotation happens upstream."""
+
+    def __init__(self, content: str) -> None:
+        self._content = content
+
+    @property
+    def writable(self) -> bool:
+        return False
+
+    def load(self) -> dict[str, Any] | None:
+        return dict(json.loads(self._content))
+
+    def store(self, document: dict[str, Any]) -> None:
+        raise KeyringError("keys from the environment are read-only; rotate them where they are kept")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"))
+
+
+def _new_entry(family: str, now: datetime) -> dict[str, Any]:
+    return {"secret": _b64(secrets.token_bytes(32)), "created_at": rfc3339(now), "retired_at": None}
+
+
+def new_key_document(now: datetime) -> dict[str, Any]:
+    document: dict[str, Any] = {"format": 1}
+    for family in FAMILIES:
+        key_id = f"{_PREFIX[family]}-1"
+        document[family] = {"current": key_id, "keys": {key_id: _new_entry(family, now)}}
+    return document
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    key_id: str
+    private_key: Ed25519PrivateKey
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self.private_key.public_key()
+
+
+def public_key_pem(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+class Keyring:
+    """Read access to the current key material plus the rotations the CLI performs."""
+
+    def __init__(self, document: dict[str, Any], *, provider: KeyProvider | None = None) -> None:
+        for family in FAMILIES:
+            if family not in document or document[family]["current"] not in document[family]["keys"]:
+                raise KeyringError(f"key family {family!r} is missing or has no current key")
+        self._document = document
+        self._provider = provider
+
+    @classmethod
+    def open(cls, provider: KeyProvider, *, clock: Clock, create: bool = False) -> Keyring:
+        document = provider.load()
+        if document is None:
+            if not create:
+                raise KeyringError("no key material found; run `shokai demo` or provide SHOKAI_KEYS")
+            document = new_key_document(clock.now())
+            provider.store(document)
+        return cls(document, provider=provider)
+
+    # -- lookup -------------------------------------------------------------------------------------
+
+    def _secret(self, family: str, key_id: str | None = None) -> tuple[str, bytes]:
+        fam = self._document[family]
+        kid = key_id or fam["current"]
+        entry = fam["keys"].get(kid)
+        if entry is None:
+            raise KeyringError(f"unknown {family} key id")
+        return kid, _unb64(entry["secret"])
+
+    def current_key_id(self, family: str) -> str:
+        return str(self._document[family]["current"])
+
+    def key_ids(self, family: str) -> list[str]:
+        return list(self._document[family]["keys"])
+
+    def kek(self, key_id: str | None = None) -> tuple[str, bytes]:
+        return self._secret("kek", key_id)
+
+    def token_signing_key(self) -> SigningKey:
+        kid, seed = self._secret("token_signing")
+        return SigningKey(kid, Ed25519PrivateKey.from_private_bytes(seed))
+
+    def token_verification_key(self, key_id: str, *, now: datetime, grace: timedelta) -> Ed25519PublicKey | None:
+        """The public key for ``key_id`` if it may still verify tokens at ``now``; None otherwise."""
+        entry = self._document["token_signing"]["keys"].get(key_id)
+        if entry is None:
+            return None
+        retired_at = entry.get("retired_at")
+        if retired_at is not None and datetime.fromisoformat(retired_at.replace("Z", "+00:00")) + grace < now:
+            return None
+        return Ed25519PrivateKey.from_private_bytes(_unb64(entry["secret"])).public_key()
+
+    def checkpoint_signing_key(self) -> SigningKey:
+        kid, seed = self._secret("checkpoint_signing")
+        return SigningKey(kid, Ed25519PrivateKey.from_private_bytes(seed))
+
+    def checkpoint_public_keys(self) -> dict[str, Ed25519PublicKey]:
+        return {
+            kid: Ed25519PrivateKey.from_private_bytes(_unb64(entry["secret"])).public_key()
+            for kid, entry in self._document["checkpoint_signing"]["keys"].items()
+        }
+
+    def pseudonym(self, value: str, *, domain: str = "subject") -> str:
+        """Keyed pseudonym (HMAC-SHA256) for the ledger: stable, not reversible without the key."""
+        kid, key = self._secret("pseudonym")
+        digest = hmac.new(key, f"{domain}\x1f{value}".encode(), hashlib.sha256).hexdigest()
+        return f"{kid}:{digest[:32]}"
+
+    def blind_index(self, value: str, *, domain: str) -> str:
+        """Keyed index for equality lookups of encrypted fields (EN-1)."""
+        _kid, key = self._secret("blind_index")
+        return hmac.new(key, f"{domain}\x1f{value}".encode(), hashlib.sha256).hexdigest()
+
+    # -- rotation -----------------------------------------------------------------------------------
+
+    def rotate(self, family: str, *, now: datetime) -> str:
+        """Add a new current key to ``family``; the previous one is kept (retired) and returns its id."""
+        if family not in ("kek", "token_signing", "checkpoint_signing"):
+            raise KeyringError(f"{family} keys are not rotated in place")
+        if self._provider is None or not self._provider.writable:
+            raise KeyringError("this key source is read-only")
+        fam = self._document[family]
+        old = fam["current"]
+        numbers = [int(k.rsplit("-", 1)[1]) for k in fam["keys"]]
+        new_id = f"{_PREFIX[family]}-{max(numbers) + 1}"
+        fam["keys"][old]["retired_at"] = rfc3339(now)
+        fam["keys"][new_id] = _new_entry(family, now)
+        fam["current"] = new_id
+        self._provider.store(self._document)
+        return new_id
+
+
+def open_keyring(*, key_file: Path, env_keys: str | None, clock: Clock, create: bool) -> Keyring:
+    provider: KeyProvider = EnvironmentKeyProvider(env_keys) if env_keys else FileKeyProvider(key_file)
+    return Keyring.open(provider, clock=clock, create=create)

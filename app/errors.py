@@ -1,0 +1,187 @@
+"""Domain errors and their one rendering as RFC 9457 problem+json (ER-1).
+
+A DomainError carries a stable machine ``code`` and an HTTP status. Messages never contain
+personal data or secrets: they are seen by clients and may reach logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DomainError(Exception):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "BAD_REQUEST"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str | None = None, *, audited: bool = False, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+        # True when the service already wrote the ledger event for this refusal (e.g. a failed login),
+        # so the generic denied-request event is not written twice.
+        self.audited = audited
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    code = "VALIDATION_ERROR"
+    title = "The request is not valid"
+
+
+class PasswordPolicyViolated(DomainError):
+    status = 422
+    code = "PASSWORD_POLICY"
+    title = "The new password breaks the policy"
+
+
+class NotAuthenticated(DomainError):
+    status = 401
+    code = "NOT_AUTHENTICATED"
+    title = "Authentication is required"
+
+
+class InvalidCredentials(DomainError):
+    status = 401
+    code = "INVALID_CREDENTIALS"
+    title = "The user ID or password is wrong"
+
+
+class InvalidToken(DomainError):
+    status = 401
+    code = "INVALID_TOKEN"
+    title = "The access token is not valid"
+
+
+class SessionEnded(DomainError):
+    status = 401
+    code = "SESSION_EXPIRED"
+    title = "The session has ended; log in again"
+
+
+class TerminalMismatch(DomainError):
+    status = 401
+    code = "TERMINAL_MISMATCH"
+    title = "The token belongs to another terminal"
+
+
+class ReauthFailed(DomainError):
+    status = 401
+    code = "REAUTH_FAILED"
+    title = "Re-authentication failed"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "FORBIDDEN"
+    title = "Not allowed"
+
+
+class AccountLocked(DomainError):
+    status = 403
+    code = "ACCOUNT_LOCKED"
+    title = "The account is locked"
+
+
+class TerminalNotRegistered(DomainError):
+    status = 403
+    code = "TERMINAL_NOT_REGISTERED"
+    title = "The terminal is not registered"
+
+
+class TerminalNotAllowed(DomainError):
+    status = 403
+    code = "TERMINAL_NOT_ALLOWED"
+    title = "This terminal may not be used by this user"
+
+
+class Suspended(DomainError):
+    status = 403
+    code = "SUSPENDED"
+    title = "Suspended"
+
+
+class PasswordChangeRequired(DomainError):
+    status = 403
+    code = "PASSWORD_CHANGE_REQUIRED"
+    title = "The password must be changed first"
+
+
+class SeparationOfDutiesViolation(DomainError):
+    status = 403
+    code = "SOD_VIOLATION"
+    title = "Separation of duties forbids this"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "NOT_FOUND"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "CONFLICT"
+    title = "Conflict"
+
+
+class InvalidState(DomainError):
+    status = 409
+    code = "INVALID_STATE"
+    title = "The object is not in a state that allows this"
+
+
+class IdempotencyKeyReused(DomainError):
+    status = 409
+    code = "IDEMPOTENCY_KEY_REUSED"
+    title = "The Idempotency-Key was used with another body"
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+    title = "Temporarily unavailable"
+
+
+# -- rendering ----------------------------------------------------------------------------------------
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem_body(
+    *, status: int, code: str, title: str, detail: str, request_id: str | None, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:shokai:problem:{code.lower().replace('_', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+    }
+    body.update(extra)
+    return body
+
+
+_STATUS_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Not authenticated (INVALID_CREDENTIALS, INVALID_TOKEN, SESSION_EXPIRED, TERMINAL_MISMATCH, ...)",
+    403: "Refused (FORBIDDEN, ACCOUNT_LOCKED, TERMINAL_NOT_REGISTERED, TERMINAL_NOT_ALLOWED, SUSPENDED, ...)",
+    404: "Not found",
+    409: "Conflict (INVALID_STATE, IDEMPOTENCY_KEY_REUSED, ...)",
+    410: "Gone",
+    422: "Invalid input (VALIDATION_ERROR or a named rule)",
+    423: "Locked (RESPONSE_HELD)",
+    503: "Temporarily unavailable",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting the problem+json errors an endpoint can return."""
+    return {
+        status: {
+            "description": _STATUS_DESCRIPTIONS.get(status, "Error"),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,160 @@
+"""``create_app(settings)``: routers, middleware, error handlers and the lifespan of one instance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
+
+from app.audit.ledger import SYSTEM_ACTOR, LedgerContext, checkpoint_now, install_ledger_hooks, record
+from app.audit.ledger import CONTEXT_KEY as LEDGER_CONTEXT_KEY
+from app.audit.router import router as audit_router
+from app.authz.passwords import PasswordHashing
+from app.authz.router import directory_router
+from app.authz.router import router as auth_router
+from app.clock import Clock, SystemClock
+from app.config import Settings
+from app.context import AppContext
+from app.crypto.keyring import Keyring, open_keyring
+from app.db import Database
+from app.health.router import router as health_router
+from app.metrics import Metrics
+from app.problems import install_error_handlers
+
+API_PREFIX = "/api/v1"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+log = logging.getLogger("shokai")
+
+
+def build_context(settings: Settings, *, clock: Clock | None = None, keyring: Keyring | None = None,
+                  create_keys: bool = False) -> AppContext:
+    clock = clock or SystemClock()
+    keyring = keyring or open_keyring(
+        key_file=settings.resolved_key_file(), env_keys=settings.keys, clock=clock, create=create_keys
+    )
+    ledger = LedgerContext(
+        keyring=keyring,
+        clock=clock,
+        checkpoint_every_events=settings.checkpoint_every_events,
+        checkpoint_every_seconds=settings.checkpoint_every_seconds,
+    )
+    db = Database(
+        settings.resolved_database_url(),
+        session_info={LEDGER_CONTEXT_KEY: ledger},
+        install_hooks=install_ledger_hooks,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+    passwords = PasswordHashing(
+        memory_kib=settings.argon2_memory_kib, time_cost=settings.argon2_time_cost, parallelism=settings.argon2_parallelism
+    )
+    return AppContext(settings=settings, clock=clock, keyring=keyring, db=db, passwords=passwords, metrics=Metrics())
+
+
+async def _checkpoint_loop(ctx: AppContext) -> None:
+    """The T-seconds half of the checkpoint rule: sign the head even when no further event arrives."""
+    while True:
+        await asyncio.sleep(ctx.settings.checkpoint_every_seconds)
+        try:
+            async with ctx.db.session() as session:
+                await checkpoint_now(session)
+        except Exception:
+            log.exception("periodic checkpoint failed")
+
+
+async def _record_system_event(ctx: AppContext, action: str) -> None:
+    async with ctx.db.session() as session:
+        record(session, actor=SYSTEM_ACTOR, action=action, object_type="system")
+        await session.commit()
+
+
+def create_app(settings: Settings | None = None, *, context: AppContext | None = None,
+               background_tasks: bool = True) -> FastAPI:
+    settings = settings or (context.settings if context else Settings())
+    ctx = context or build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await _record_system_event(ctx, "system.started")
+        tasks = [asyncio.create_task(_checkpoint_loop(ctx))] if background_tasks else []
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            with contextlib.suppress(Exception):
+                await _record_system_event(ctx, "system.stopped")
+            await ctx.db.dispose()
+
+    app = FastAPI(
+        title="Shokai",
+        version="1.0",
+        summary="Credit-bureau inquiry gateway with purpose checks and two-person control",
+        lifespan=lifespan,
+        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        incoming = request.headers.get(settings.request_id_header, "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        ctx.metrics.http_requests.labels(request.method, template, str(response.status_code)).inc()
+        ctx.metrics.http_latency.labels(request.method, template).observe(time.perf_counter() - started)
+        response.headers[settings.request_id_header] = request_id
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    for router in (auth_router, directory_router, audit_router):
+        app.include_router(router, prefix=API_PREFIX)
+    # Health endpoints answer both at the root (load balancers, Docker) and under the API prefix (api.md).
+    app.include_router(health_router)
+    app.include_router(health_router, prefix=API_PREFIX, include_in_schema=False)
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = {
+            "type": "object",
+            "description": "RFC 9457 problem details with a stable machine code",
+            "required": ["type", "title", "status", "detail", "code", "request_id"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "code": {"type": "string"},
+                "request_id": {"type": "string"},
+                "violations": {"type": "array", "items": {"type": "string"}},
+            },
+        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory app.main:app_from_environment`` (production, N workers)."""
+    return create_app(Settings())

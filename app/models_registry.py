@@ -1,0 +1,8 @@
+"""Imports every capability's models so ``metadata`` knows all tables (Alembic, the data ledger)."""
+
+from app.audit import models as audit_models
+from app.authz import models as authz_models
+from app.db import Base
+
+metadata = Base.metadata
+__all__ = ["audit_models", "authz_models", "metadata"]

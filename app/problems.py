@@ -1,0 +1,114 @@
+"""The one error handler: every refusal becomes problem+json with a stable code (ER-1).
+
+401/403 refusals are recorded in the ledger (LG-1: denied requests) unless the service already did.
+Validation errors never echo the input back: it may hold a password or a person's name.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.audit.ledger import Actor, record
+from app.authz.principal import Principal
+from app.context import AppContext
+from app.errors import PROBLEM_MEDIA_TYPE, DomainError, problem_body
+
+log = logging.getLogger("shokai.errors")
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "NOT_AUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def _problem(request: Request, status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    return JSONResponse(
+        problem_body(status=status, code=code, title=title, detail=detail, request_id=request_id, **extra),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+async def _record_denial(request: Request, status: int, code: str) -> None:
+    ctx: AppContext = request.app.state.ctx
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is not None:
+        actor = principal.actor()
+    else:
+        actor = Actor(
+            id=None,
+            terminal_id=request.headers.get("x-terminal-id", "")[:40] or None,
+            address=request.client.host if request.client else None,
+            request_id=getattr(request.state, "request_id", None),
+        )
+    route = request.scope.get("route")
+    try:
+        async with ctx.db.session() as session:
+            record(
+                session,
+                actor=actor,
+                action="request.denied",
+                object_type="endpoint",
+                object_id=getattr(route, "path", None) or "unmatched",
+                outcome="denied",
+                details={"status": status, "code": code, "method": request.method},
+            )
+            await session.commit()
+    except Exception:  # the refusal stands even if its record cannot be written; operators are alerted by logs
+        log.exception("could not record a denied request", extra={"code": code})
+    ctx.metrics.denied_requests.labels(code).inc()
+
+
+async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    if exc.status in (401, 403) and not exc.audited:
+        await _record_denial(request, exc.status, exc.code)
+    elif exc.status in (401, 403):
+        request.app.state.ctx.metrics.denied_requests.labels(exc.code).inc()
+    response = _problem(request, exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": [str(part) for part in error.get("loc", ())], "type": error.get("type"), "msg": error.get("msg")}
+        for error in exc.errors()
+    ]
+    return _problem(request, 422, "VALIDATION_ERROR", "The request is not valid", "See errors", errors=errors)
+
+
+async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    if exc.status_code in (401, 403):
+        await _record_denial(request, exc.status_code, code)
+    return _problem(request, exc.status_code, code, str(exc.detail), str(exc.detail))
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Only the type goes to the log: an exception message may quote input.
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return _problem(request, 500, "INTERNAL_ERROR", "Internal error", "The request could not be completed")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, handle_domain_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(Exception, handle_unexpected)
