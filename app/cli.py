@@ -16,8 +16,12 @@ import typer
 from app.audit.ledger import Actor, record
 from app.config import Settings
 
-cli = typer.Typer(help="Shokai — credit-bureau inquiry gateway", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+cli = typer.Typer(
+    help="Shokai — credit-bureau inquiry gateway",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 db_cli = typer.Typer(help="Database migrations", no_args_is_help=True)
 audit_cli = typer.Typer(help="The audit ledger", no_args_is_help=True)
 keys_cli = typer.Typer(help="Key material", no_args_is_help=True)
@@ -42,9 +46,9 @@ def _cli_actor() -> Actor:
 @cli.command()
 def demo(
     data_dir: DataDir = Path(".shokai"),
-    credentials_out: Annotated[Path, typer.Option("--credentials-out", help="Where to write the demo logins (JSON)")] = Path(
-        ".shokai/demo-logins.json"
-    ),
+    credentials_out: Annotated[
+        Path, typer.Option("--credentials-out", help="Where to write the demo logins (JSON)")
+    ] = Path(".shokai/demo-logins.json"),
 ) -> None:
     """Create (or re-create) an embedded instance with demo data and write its logins to a file."""
     from app.demo import seed_demo
@@ -73,6 +77,25 @@ def demo(
 
 
 @cli.command()
+def logins(
+    credentials: Annotated[Path, typer.Option("--credentials", help="The file `shokai demo` wrote")] = Path(
+        ".shokai/demo-logins.json"
+    ),
+) -> None:
+    """Print the demo logins (users, passwords, terminals) of an embedded demo instance."""
+    data = json.loads(credentials.read_text(encoding="utf-8"))
+    typer.echo(f"Demo logins ({credentials}):")
+    typer.echo(f"  {'user':<10} {'password':<18} {'roles':<20} {'branches':<10} name")
+    for entry in data["users"]:
+        typer.echo(
+            f"  {entry['id']:<10} {entry['password']:<18} {','.join(entry['roles']):<20} "
+            f"{','.join(entry['branch_codes']) or '-':<10} {entry['name']}"
+        )
+    typer.echo("  terminals: " + ", ".join(f"{t['id']} ({t['branch_code']})" for t in data["terminals"]))
+    typer.echo("  terminal keys and service-account secrets are in the file")
+
+
+@cli.command()
 def serve(
     data_dir: DataDir = Path(".shokai"),
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
@@ -95,12 +118,20 @@ def serve(
     if host in ("127.0.0.1", "localhost", "::1") and "SHOKAI_COOKIE_SECURE" not in os.environ:
         # Plain HTTP on loopback is the demo; everywhere else the panel cookie stays Secure.
         settings = settings.model_copy(update={"cookie_secure": False})
-    typer.echo(f"Shokai on http://{host}:{port}/  (panel: http://{host}:{port}/panel/login, "
-               f"API docs: http://{host}:{port}/api/v1/docs)")
+    typer.echo(
+        f"Shokai on http://{host}:{port}/  (panel: http://{host}:{port}/panel/login, "
+        f"API docs: http://{host}:{port}/api/v1/docs)"
+    )
     if workers > 1:
         os.environ["SHOKAI_DATA_DIR"] = str(data_dir)
-        uvicorn.run("app.main:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning")
+        uvicorn.run(
+            "app.main:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
     else:
         from app.main import create_app
 
@@ -137,10 +168,18 @@ def audit_verify(data_dir: DataDir = Path(".shokai")) -> None:
         try:
             report = await verify_ledger(ctx.db, ctx.keyring)
             async with ctx.db.session() as session:
-                record(session, actor=_cli_actor(), action="audit.verified", object_type="ledger",
-                       outcome="success" if report.ok else "failure",
-                       details={"checked": report.checked, "first_bad_seq": report.first_bad_seq,
-                                "reason": report.reason})
+                record(
+                    session,
+                    actor=_cli_actor(),
+                    action="audit.verified",
+                    object_type="ledger",
+                    outcome="success" if report.ok else "failure",
+                    details={
+                        "checked": report.checked,
+                        "first_bad_seq": report.first_bad_seq,
+                        "reason": report.reason,
+                    },
+                )
                 await session.commit()
             return report.as_dict()
         finally:
@@ -149,7 +188,9 @@ def audit_verify(data_dir: DataDir = Path(".shokai")) -> None:
     result = asyncio.run(_verify())
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
     if not result["ok"]:
-        typer.echo(f"LEDGER NOT INTACT: first bad seq {result['first_bad_seq']} ({result['reason']})", err=True)
+        typer.echo(
+            f"LEDGER NOT INTACT: first bad seq {result['first_bad_seq']} ({result['reason']})", err=True
+        )
         raise typer.Exit(1)
 
 
@@ -167,8 +208,14 @@ def keys_rotate(
         try:
             new_id = ctx.keyring.rotate(family, now=ctx.clock.now())
             async with ctx.db.session() as session:
-                record(session, actor=_cli_actor(), action="keys.rotated", object_type="key_family",
-                       object_id=family, details={"new_key_id": new_id})
+                record(
+                    session,
+                    actor=_cli_actor(),
+                    action="keys.rotated",
+                    object_type="key_family",
+                    object_id=family,
+                    details={"new_key_id": new_id},
+                )
                 await session.commit()
             return new_id
         finally:
@@ -184,9 +231,12 @@ def keys_public(data_dir: DataDir = Path(".shokai")) -> None:
     from app.crypto.keyring import open_keyring, public_key_pem
 
     settings = _settings(data_dir)
-    keyring = open_keyring(key_file=settings.resolved_key_file(), env_keys=settings.keys, clock=SystemClock(),
-                           create=False)
-    typer.echo(json.dumps({kid: public_key_pem(k) for kid, k in keyring.checkpoint_public_keys().items()}, indent=2))
+    keyring = open_keyring(
+        key_file=settings.resolved_key_file(), env_keys=settings.keys, clock=SystemClock(), create=False
+    )
+    typer.echo(
+        json.dumps({kid: public_key_pem(k) for kid, k in keyring.checkpoint_public_keys().items()}, indent=2)
+    )
 
 
 def main() -> None:

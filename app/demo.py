@@ -34,20 +34,66 @@ class DemoUser:
 
 
 DEMO_USERS = (
-    DemoUser("op001", "佐藤 花子", "サトウ ハナコ", (("operator", "001"),), date(1990, 4, 12), "03-5550-0101"),
-    DemoUser("cf001", "鈴木 一郎", "スズキ イチロウ", (("confirmer", "001"),), date(1982, 7, 3), "03-5550-0102"),
-    DemoUser("cf001b", "高橋 美咲", "タカハシ ミサキ", (("confirmer", "001"),), date(1987, 1, 22), "03-5550-0103"),
-    DemoUser("bm001", "田中 誠", "タナカ マコト", (("branch_manager", "001"),), date(1975, 11, 9), "03-5550-0104"),
-    DemoUser("op002", "伊藤 健太", "イトウ ケンタ", (("operator", "002"),), date(1993, 2, 17), "06-5550-0201"),
-    DemoUser("cf002", "渡辺 由美", "ワタナベ ユミ", (("confirmer", "002"),), date(1984, 9, 30), "06-5550-0202"),
-    DemoUser("cf002b", "山本 翔", "ヤマモト ショウ", (("confirmer", "002"),), date(1989, 6, 5), "06-5550-0203"),
-    DemoUser("bm002", "中村 恵子", "ナカムラ ケイコ", (("branch_manager", "002"),), date(1972, 3, 14), "06-5550-0204"),
-    DemoUser("hqop", "小林 大輔", "コバヤシ ダイスケ", (("hq_operator", None),), date(1985, 12, 1), "03-5550-0001"),
-    DemoUser("hqcf", "加藤 直子", "カトウ ナオコ", (("hq_confirmer", None),), date(1980, 8, 8), "03-5550-0002"),
+    DemoUser(
+        "op001", "佐藤 花子", "サトウ ハナコ", (("operator", "001"),), date(1990, 4, 12), "03-5550-0101"
+    ),
+    DemoUser(
+        "cf001", "鈴木 一郎", "スズキ イチロウ", (("confirmer", "001"),), date(1982, 7, 3), "03-5550-0102"
+    ),
+    DemoUser(
+        "cf001b", "高橋 美咲", "タカハシ ミサキ", (("confirmer", "001"),), date(1987, 1, 22), "03-5550-0103"
+    ),
+    DemoUser(
+        "bm001", "田中 誠", "タナカ マコト", (("branch_manager", "001"),), date(1975, 11, 9), "03-5550-0104"
+    ),
+    DemoUser(
+        "op002", "伊藤 健太", "イトウ ケンタ", (("operator", "002"),), date(1993, 2, 17), "06-5550-0201"
+    ),
+    DemoUser(
+        "cf002", "渡辺 由美", "ワタナベ ユミ", (("confirmer", "002"),), date(1984, 9, 30), "06-5550-0202"
+    ),
+    DemoUser(
+        "cf002b", "山本 翔", "ヤマモト ショウ", (("confirmer", "002"),), date(1989, 6, 5), "06-5550-0203"
+    ),
+    DemoUser(
+        "bm002",
+        "中村 恵子",
+        "ナカムラ ケイコ",
+        (("branch_manager", "002"),),
+        date(1972, 3, 14),
+        "06-5550-0204",
+    ),
+    DemoUser(
+        "hqop", "小林 大輔", "コバヤシ ダイスケ", (("hq_operator", None),), date(1985, 12, 1), "03-5550-0001"
+    ),
+    DemoUser(
+        "hqcf", "加藤 直子", "カトウ ナオコ", (("hq_confirmer", None),), date(1980, 8, 8), "03-5550-0002"
+    ),
     DemoUser("auditor", "吉田 修", "ヨシダ オサム", (("auditor", None),), date(1970, 5, 25), "03-5550-0003"),
-    DemoUser("accadmin", "山田 明美", "ヤマダ アケミ", (("access_admin", None),), date(1978, 10, 19), "03-5550-0004"),
-    DemoUser("accappr", "佐々木 亮", "ササキ リョウ", (("access_approver", None),), date(1976, 4, 2), "03-5550-0005"),
-    DemoUser("secoff", "松本 剛", "マツモト ツヨシ", (("security_officer", None),), date(1974, 1, 28), "03-5550-0006"),
+    DemoUser(
+        "accadmin",
+        "山田 明美",
+        "ヤマダ アケミ",
+        (("access_admin", None),),
+        date(1978, 10, 19),
+        "03-5550-0004",
+    ),
+    DemoUser(
+        "accappr",
+        "佐々木 亮",
+        "ササキ リョウ",
+        (("access_approver", None),),
+        date(1976, 4, 2),
+        "03-5550-0005",
+    ),
+    DemoUser(
+        "secoff",
+        "松本 剛",
+        "マツモト ツヨシ",
+        (("security_officer", None),),
+        date(1974, 1, 28),
+        "03-5550-0006",
+    ),
 )
 
 SERVICE_ACCOUNTS = (
@@ -91,25 +137,43 @@ async def seed_demo(ctx: AppContext) -> DemoCredentials:
     credentials = DemoCredentials()
     async with ctx.db.session() as session:
         for code, name, is_hq in BRANCHES:
-            await directory.create_branch(session, ctx=ctx, actor=DEMO_ACTOR, code=code, name=name, is_hq=is_hq)
+            await directory.create_branch(
+                session, ctx=ctx, actor=DEMO_ACTOR, code=code, name=name, is_hq=is_hq
+            )
         await session.flush()
         for code, _name, is_hq in BRANCHES:
             prefix = "HQ" if is_hq else code
             for number in (1, 2):
                 terminal_id = f"T{prefix}-{number:02d}"
                 registered = await directory.register_terminal(
-                    session, ctx=ctx, actor=DEMO_ACTOR, terminal_id=terminal_id, branch_code=code,
+                    session,
+                    ctx=ctx,
+                    actor=DEMO_ACTOR,
+                    terminal_id=terminal_id,
+                    branch_code=code,
                     description=f"demo terminal {number}",
                 )
                 credentials.terminals.append({"id": terminal_id, "branch_code": code, "key": registered.key})
         await session.flush()
         for user in DEMO_USERS:
-            owner = PasswordOwner(user_id=user.id, names=(user.name, user.name_kana), birth_date=user.birth_date,
-                                  phone=user.phone)
+            owner = PasswordOwner(
+                user_id=user.id,
+                names=(user.name, user.name_kana),
+                birth_date=user.birth_date,
+                phone=user.phone,
+            )
             password = generate_password(owner)
             await directory.create_user(
-                session, ctx=ctx, actor=DEMO_ACTOR, user_id=user.id, name=user.name, name_kana=user.name_kana,
-                password=password, birth_date=user.birth_date, phone=user.phone, must_change_password=False,
+                session,
+                ctx=ctx,
+                actor=DEMO_ACTOR,
+                user_id=user.id,
+                name=user.name,
+                name_kana=user.name_kana,
+                password=password,
+                birth_date=user.birth_date,
+                phone=user.phone,
+                must_change_password=False,
             )
             await session.flush()
             branch_codes: set[str] = set()
@@ -130,8 +194,15 @@ async def seed_demo(ctx: AppContext) -> DemoCredentials:
             )
         for client_id, scopes, description in SERVICE_ACCOUNTS:
             _account, secret = await directory.create_service_account(
-                session, ctx=ctx, actor=DEMO_ACTOR, client_id=client_id, scopes=scopes, description=description
+                session,
+                ctx=ctx,
+                actor=DEMO_ACTOR,
+                client_id=client_id,
+                scopes=scopes,
+                description=description,
             )
-            credentials.service_accounts.append({"client_id": client_id, "client_secret": secret, "scopes": scopes})
+            credentials.service_accounts.append(
+                {"client_id": client_id, "client_secret": secret, "scopes": scopes}
+            )
         await session.commit()
     return credentials

@@ -13,7 +13,8 @@ from app.context import AppContext
 
 
 def get_context(request: Request) -> AppContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
+    ctx: AppContext = request.app.state.ctx
+    return ctx
 
 
 Context = Annotated[AppContext, Depends(get_context)]
@@ -41,7 +42,9 @@ def client_address(request: Request, ctx: AppContext) -> str | None:
 
 
 def get_origin(request: Request, ctx: Context) -> RequestOrigin:
-    return RequestOrigin(address=client_address(request, ctx), request_id=getattr(request.state, "request_id", None))
+    return RequestOrigin(
+        address=client_address(request, ctx), request_id=getattr(request.state, "request_id", None)
+    )
 
 
 Origin = Annotated[RequestOrigin, Depends(get_origin)]

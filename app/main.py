@@ -15,8 +15,8 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 
-from app.audit.ledger import SYSTEM_ACTOR, LedgerContext, checkpoint_now, install_ledger_hooks, record
 from app.audit.ledger import CONTEXT_KEY as LEDGER_CONTEXT_KEY
+from app.audit.ledger import SYSTEM_ACTOR, LedgerContext, checkpoint_now, install_ledger_hooks, record
 from app.audit.router import router as audit_router
 from app.authz.passwords import PasswordHashing
 from app.authz.router import directory_router
@@ -35,8 +35,13 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 log = logging.getLogger("shokai")
 
 
-def build_context(settings: Settings, *, clock: Clock | None = None, keyring: Keyring | None = None,
-                  create_keys: bool = False) -> AppContext:
+def build_context(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    keyring: Keyring | None = None,
+    create_keys: bool = False,
+) -> AppContext:
     clock = clock or SystemClock()
     keyring = keyring or open_keyring(
         key_file=settings.resolved_key_file(), env_keys=settings.keys, clock=clock, create=create_keys
@@ -54,9 +59,13 @@ def build_context(settings: Settings, *, clock: Clock | None = None, keyring: Ke
         sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
     passwords = PasswordHashing(
-        memory_kib=settings.argon2_memory_kib, time_cost=settings.argon2_time_cost, parallelism=settings.argon2_parallelism
+        memory_kib=settings.argon2_memory_kib,
+        time_cost=settings.argon2_time_cost,
+        parallelism=settings.argon2_parallelism,
     )
-    return AppContext(settings=settings, clock=clock, keyring=keyring, db=db, passwords=passwords, metrics=Metrics())
+    return AppContext(
+        settings=settings, clock=clock, keyring=keyring, db=db, passwords=passwords, metrics=Metrics()
+    )
 
 
 async def _checkpoint_loop(ctx: AppContext) -> None:
@@ -76,8 +85,9 @@ async def _record_system_event(ctx: AppContext, action: str) -> None:
         await session.commit()
 
 
-def create_app(settings: Settings | None = None, *, context: AppContext | None = None,
-               background_tasks: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, context: AppContext | None = None, background_tasks: bool = True
+) -> FastAPI:
     settings = settings or (context.settings if context else Settings())
     ctx = context or build_context(settings)
 
@@ -109,7 +119,9 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     install_error_handlers(app)
 
     @app.middleware("http")
-    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         incoming = request.headers.get(settings.request_id_header, "")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.state.request_id = request_id

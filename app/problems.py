@@ -67,7 +67,9 @@ async def _record_denial(request: Request, status: int, code: str) -> None:
                 details={"status": status, "code": code, "method": request.method},
             )
             await session.commit()
-    except Exception:  # the refusal stands even if its record cannot be written; operators are alerted by logs
+    except (
+        Exception
+    ):  # the refusal stands even if its record cannot be written; operators are alerted by logs
         log.exception("could not record a denied request", extra={"code": code})
     ctx.metrics.denied_requests.labels(code).inc()
 
@@ -87,7 +89,11 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"loc": [str(part) for part in error.get("loc", ())], "type": error.get("type"), "msg": error.get("msg")}
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "type": error.get("type"),
+            "msg": error.get("msg"),
+        }
         for error in exc.errors()
     ]
     return _problem(request, 422, "VALIDATION_ERROR", "The request is not valid", "See errors", errors=errors)

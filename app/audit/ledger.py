@@ -185,7 +185,9 @@ def _sign_checkpoint(context: LedgerContext, seq: int, hash_hex: str, at: str) -
 
 
 def _lock_head(session: Session) -> AuditChainHead:
-    head = session.execute(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).scalar_one()
+    head = session.execute(
+        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
+    ).scalar_one()
     return head
 
 
@@ -255,7 +257,7 @@ def _append_pending(session: Session) -> None:
         session.execute(insert(AuditCheckpoint), [checkpoint])
         head.last_checkpoint_seq = head.seq
         head.last_checkpoint_at = checkpoint["at"]
-    session.flush([head])
+    session.flush()
 
 
 def _discard_pending(session: Session, *_args: Any) -> None:
@@ -341,8 +343,13 @@ def verify_checkpoint_signature(
 class ChainVerifier:
     """Walks events in seq order in constant memory; feed it batches of row tuples in EVENT_COLUMNS order."""
 
-    def __init__(self, *, start_seq: int = 1, start_hash: str = GENESIS_HASH,
-                 checkpoints: Mapping[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        start_seq: int = 1,
+        start_hash: str = GENESIS_HASH,
+        checkpoints: Mapping[int, str] | None = None,
+    ) -> None:
         self.expected_seq = start_seq
         self.prev = bytes.fromhex(start_hash)
         self.checked = 0

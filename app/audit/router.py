@@ -41,27 +41,51 @@ async def events(
         if bound is not None and bound.tzinfo is None:
             raise ValidationFailed("since/until need a time zone (RFC 3339)")
     where = service.EventFilter(
-        after_seq=after_seq, since=since, until=until, actor_id=actor_id, action=action, object_id=object_id, limit=limit
+        after_seq=after_seq,
+        since=since,
+        until=until,
+        actor_id=actor_id,
+        action=action,
+        object_id=object_id,
+        limit=limit,
     )
-    record(session, actor=principal.actor(), action="audit.events_read", object_type="ledger",
-           details=where.as_details())
+    record(
+        session,
+        actor=principal.actor(),
+        action="audit.events_read",
+        object_type="ledger",
+        details=where.as_details(),
+    )
     await session.commit()
     return StreamingResponse(service.stream_events(ctx.db, where), media_type="application/x-ndjson")
 
 
-@router.get("/verify", summary="Verify the whole chain and its checkpoints", response_model=VerifyOut,
-            responses=problem_responses(401, 403))
+@router.get(
+    "/verify",
+    summary="Verify the whole chain and its checkpoints",
+    response_model=VerifyOut,
+    responses=problem_responses(401, 403),
+)
 async def verify(principal: AuditReader, session: DbSession, ctx: Context) -> VerifyOut:
     report = await service.verify_ledger(ctx.db, ctx.keyring)
-    record(session, actor=principal.actor(), action="audit.verified", object_type="ledger",
-           outcome="success" if report.ok else "failure",
-           details={"checked": report.checked, "first_bad_seq": report.first_bad_seq, "reason": report.reason})
+    record(
+        session,
+        actor=principal.actor(),
+        action="audit.verified",
+        object_type="ledger",
+        outcome="success" if report.ok else "failure",
+        details={"checked": report.checked, "first_bad_seq": report.first_bad_seq, "reason": report.reason},
+    )
     await session.commit()
     return VerifyOut.model_validate(report.as_dict())
 
 
-@router.get("/checkpoints", summary="Signed checkpoints, with the public keys to check them",
-            response_model=CheckpointPage, responses=problem_responses(401, 403, 422))
+@router.get(
+    "/checkpoints",
+    summary="Signed checkpoints, with the public keys to check them",
+    response_model=CheckpointPage,
+    responses=problem_responses(401, 403, 422),
+)
 async def checkpoints(
     principal: AuditReader,
     session: DbSession,
@@ -71,10 +95,17 @@ async def checkpoints(
 ) -> CheckpointPage:
     after = int(cursor) if cursor else 0
     rows = await service.list_checkpoints(session, after_seq=after, limit=limit)
-    record(session, actor=principal.actor(), action="audit.checkpoints_read", object_type="ledger",
-           details={"after_seq": after, "count": len(rows)})
+    record(
+        session,
+        actor=principal.actor(),
+        action="audit.checkpoints_read",
+        object_type="ledger",
+        details={"after_seq": after, "count": len(rows)},
+    )
     await session.commit()
-    items = [CheckpointOut(seq=r.seq, hash=r.hash, at=r.at, key_id=r.key_id, signature=r.signature) for r in rows]
+    items = [
+        CheckpointOut(seq=r.seq, hash=r.hash, at=r.at, key_id=r.key_id, signature=r.signature) for r in rows
+    ]
     return CheckpointPage(
         items=items,
         next_cursor=str(rows[-1].seq) if len(rows) == limit else None,

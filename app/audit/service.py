@@ -23,6 +23,8 @@ from app.crypto.keyring import Keyring
 from app.db import Database
 
 VERIFY_BATCH = 20_000
+# Built from a constant column list, never from input.
+_EVENTS_AFTER = f"SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"  # noqa: S608
 
 
 class _RawReader:
@@ -80,9 +82,7 @@ async def verify_ledger(db: Database, keyring: Keyring, *, batch: int = VERIFY_B
         verifier = ChainVerifier(checkpoints=checkpoints)
         after = 0
         while True:
-            rows = await reader.fetch(
-                f"SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch
-            )
+            rows = await reader.fetch(_EVENTS_AFTER, after, batch)
             if not rows:
                 break
             if not verifier.feed(rows):
@@ -128,24 +128,27 @@ class EventFilter:
 
 
 def event_json_line(event: AuditEvent) -> bytes:
-    return orjson.dumps(
-        {
-            "seq": event.seq,
-            "at": event.at,
-            "actor_id": event.actor_id,
-            "actor_roles": orjson.Fragment(event.actor_roles),
-            "terminal_id": event.terminal_id,
-            "address": event.address,
-            "action": event.action,
-            "object_type": event.object_type,
-            "object_id": event.object_id,
-            "outcome": event.outcome,
-            "details": orjson.Fragment(event.details),
-            "request_id": event.request_id,
-            "prev_hash": event.prev_hash,
-            "hash": event.hash,
-        }
-    ) + b"\n"
+    return (
+        orjson.dumps(
+            {
+                "seq": event.seq,
+                "at": event.at,
+                "actor_id": event.actor_id,
+                "actor_roles": orjson.Fragment(event.actor_roles),
+                "terminal_id": event.terminal_id,
+                "address": event.address,
+                "action": event.action,
+                "object_type": event.object_type,
+                "object_id": event.object_id,
+                "outcome": event.outcome,
+                "details": orjson.Fragment(event.details),
+                "request_id": event.request_id,
+                "prev_hash": event.prev_hash,
+                "hash": event.hash,
+            }
+        )
+        + b"\n"
+    )
 
 
 async def stream_events(db: Database, where: EventFilter, *, page: int = 1000) -> AsyncIterator[bytes]:

@@ -20,7 +20,11 @@ async def _authenticated(request: Request, session: DbSession, ctx: Context, ori
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("Send Authorization: Bearer <token>")
     principal = await service.authenticate(
-        session, ctx=ctx, token=token.strip(), terminal_header=request.headers.get("x-terminal-id"), origin=origin
+        session,
+        ctx=ctx,
+        token=token.strip(),
+        terminal_header=request.headers.get("x-terminal-id"),
+        origin=origin,
     )
     # The idle clock moved; commit that before the endpoint's own unit of work begins.
     await session.commit()

@@ -35,8 +35,14 @@ async def create_branch(
         raise Conflict("There is already an HQ unit")
     branch = Branch(code=code, name=name, is_hq=is_hq, status="active", created_at=ctx.clock.now())
     session.add(branch)
-    record(session, actor=actor, action="directory.branch_created", object_type="branch", object_id=code,
-           details={"is_hq": is_hq})
+    record(
+        session,
+        actor=actor,
+        action="directory.branch_created",
+        object_type="branch",
+        object_id=code,
+        details={"is_hq": is_hq},
+    )
     return branch
 
 
@@ -48,7 +54,13 @@ async def hq_branch(session: AsyncSession) -> Branch:
 
 
 async def register_terminal(
-    session: AsyncSession, *, ctx: AppContext, actor: Actor, terminal_id: str, branch_code: str, description: str = ""
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    actor: Actor,
+    terminal_id: str,
+    branch_code: str,
+    description: str = "",
 ) -> RegisteredTerminal:
     branch = await session.get(Branch, branch_code)
     if branch is None or branch.status != "active":
@@ -65,8 +77,14 @@ async def register_terminal(
         registered_at=ctx.clock.now(),
     )
     session.add(terminal)
-    record(session, actor=actor, action="directory.terminal_registered", object_type="terminal",
-           object_id=terminal_id, details={"branch_code": branch_code})
+    record(
+        session,
+        actor=actor,
+        action="directory.terminal_registered",
+        object_type="terminal",
+        object_id=terminal_id,
+        details={"branch_code": branch_code},
+    )
     return RegisteredTerminal(terminal, key)
 
 
@@ -85,8 +103,14 @@ async def set_terminal_status(
     if status == "decommissioned":
         # The key dies with the terminal: a decommissioned device can never authenticate again.
         terminal.key_hash = machine_secret_hash(new_machine_secret())
-    record(session, actor=actor, action="directory.terminal_status_changed", object_type="terminal",
-           object_id=terminal_id, details={"from": previous, "to": status})
+    record(
+        session,
+        actor=actor,
+        action="directory.terminal_status_changed",
+        object_type="terminal",
+        object_id=terminal_id,
+        details={"from": previous, "to": status},
+    )
     return terminal
 
 
@@ -123,10 +147,16 @@ async def create_user(
         created_at=now,
     )
     session.add(user)
-    await session.flush([user])
+    await session.flush()
     session.add(PasswordHistory(user_id=user_id, password_hash=password_hash, set_at=now))
-    record(session, actor=actor, action="directory.user_created", object_type="user", object_id=user_id,
-           details={"must_change_password": must_change_password})
+    record(
+        session,
+        actor=actor,
+        action="directory.user_created",
+        object_type="user",
+        object_id=user_id,
+        details={"must_change_password": must_change_password},
+    )
     return user
 
 
@@ -149,16 +179,32 @@ async def grant_role(
     if await session.get(User, user_id) is None:
         raise NotFound("No such user")
     grant = UserRole(
-        user_id=user_id, role=role, branch_code=branch_code, granted_at=ctx.clock.now(), granted_by=actor.id or "system"
+        user_id=user_id,
+        role=role,
+        branch_code=branch_code,
+        granted_at=ctx.clock.now(),
+        granted_by=actor.id or "system",
     )
     session.add(grant)
-    record(session, actor=actor, action="directory.role_granted", object_type="user", object_id=user_id,
-           details={"role": role, "branch_code": branch_code})
+    record(
+        session,
+        actor=actor,
+        action="directory.role_granted",
+        object_type="user",
+        object_id=user_id,
+        details={"role": role, "branch_code": branch_code},
+    )
     return grant
 
 
 async def create_service_account(
-    session: AsyncSession, *, ctx: AppContext, actor: Actor, client_id: str, scopes: list[str], description: str = ""
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    actor: Actor,
+    client_id: str,
+    scopes: list[str],
+    description: str = "",
 ) -> tuple[ServiceAccount, str]:
     unknown = set(scopes) - SCOPES
     if unknown:
@@ -175,8 +221,14 @@ async def create_service_account(
         created_at=ctx.clock.now(),
     )
     session.add(account)
-    record(session, actor=actor, action="directory.service_account_created", object_type="service_account",
-           object_id=client_id, details={"scopes": sorted(scopes)})
+    record(
+        session,
+        actor=actor,
+        action="directory.service_account_created",
+        object_type="service_account",
+        object_id=client_id,
+        details={"scopes": sorted(scopes)},
+    )
     return account, secret
 
 

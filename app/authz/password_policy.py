@@ -28,8 +28,9 @@ Rules, in result order
         7→t, @→a, $→s), with or without leading/trailing digits and symbols, is in the bundled
         list ``data/common_passwords.txt``; or it is one listed word repeated (optionally with
         digits/symbols between the copies); or any unit repeated three or more times; or it is made
-        entirely of keyboard walks, alphabetical/numeric sequences (0 follows 9) and runs of one
-        character, each piece at least 3 long ("qweasdzxc", "123456789012", "aaaaaaaaaaaa"). The
+        entirely of keyboard walks, alphabetical, numeric (0 follows 9) and kana (あいうえお…)
+        sequences, and runs of one character, each piece at least 3 long ("qweasdzxc",
+        "123456789012", "aaaaaaaaaaaa"). The
         walk test is also applied to the password with leading/trailing digits and symbols
         stripped when at least 4 characters remain ("qwerty!!2026").
     ``contains_user_id``

@@ -52,7 +52,9 @@ async def new_password_violations(
     recent_hashes: list[str],
 ) -> list[str]:
     """The policy's named violations plus reuse of any of the last ``history_depth`` passwords."""
-    violations = password_violations(new_password, owner=owner, policy=policy, current_password=current_password)
+    violations = password_violations(
+        new_password, owner=owner, policy=policy, current_password=current_password
+    )
     for stored in recent_hashes[: policy.history_depth]:
         if await passwords.verify_async(stored, new_password):
             violations.append(REUSED)

@@ -18,7 +18,11 @@ def may(principal: Principal, action: str, *, branch_code: str | None = None) ->
     if principal.kind == "service":
         return bool(permission.scopes & principal.scopes)
     for role in permission.roles & principal.roles:
-        if branch_code is None or not principal.role_branches[role] or branch_code in principal.role_branches[role]:
+        if (
+            branch_code is None
+            or not principal.role_branches[role]
+            or branch_code in principal.role_branches[role]
+        ):
             return True
     return False
 

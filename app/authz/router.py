@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Response, status
 
 from app.authz import directory, service
 from app.authz.deps import AccountUnlocker, AnyPrincipal, DirectoryManager, DirectoryReader
+from app.authz.policy import ensure_not_subject_user
 from app.authz.schemas import (
     BranchIn,
     BranchOut,
@@ -26,7 +27,6 @@ from app.authz.schemas import (
     UnlockResponse,
     UserSummary,
 )
-from app.authz.policy import ensure_not_subject_user
 from app.deps import Context, DbSession, Origin
 from app.errors import problem_responses
 
@@ -61,8 +61,12 @@ async def login(
     return LoginResponse(
         access_token=result.access_token,
         expires_in=result.expires_in,
-        user=UserSummary(id=result.user.id, name=result.user.name, roles=result.roles, branch_codes=result.branch_codes),
-        previous_login=PreviousLoginOut(at=previous.at, terminal_id=previous.terminal_id, address=previous.address)
+        user=UserSummary(
+            id=result.user.id, name=result.user.name, roles=result.roles, branch_codes=result.branch_codes
+        ),
+        previous_login=PreviousLoginOut(
+            at=previous.at, terminal_id=previous.terminal_id, address=previous.address
+        )
         if previous
         else None,
         failed_attempts_since_previous_login=result.failed_attempts_since_previous_login,
@@ -105,12 +109,18 @@ async def change_password(
     body: PasswordChangeRequest, principal: AnyPrincipal, session: DbSession, ctx: Context
 ) -> Response:
     await service.change_password(
-        session, ctx=ctx, principal=principal, current_password=body.current_password, new_password=body.new_password
+        session,
+        ctx=ctx,
+        principal=principal,
+        current_password=body.current_password,
+        new_password=body.new_password,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/me", summary="Who am I, and until when", response_model=MeResponse, responses=problem_responses(401))
+@router.get(
+    "/me", summary="Who am I, and until when", response_model=MeResponse, responses=problem_responses(401)
+)
 async def me(principal: AnyPrincipal) -> MeResponse:
     return MeResponse(
         kind=principal.kind,
@@ -128,7 +138,10 @@ async def me(principal: AnyPrincipal) -> MeResponse:
 
 
 @directory_router.get(
-    "/branches", summary="Branches and the HQ unit", response_model=Page[BranchOut], responses=problem_responses(401, 403)
+    "/branches",
+    summary="Branches and the HQ unit",
+    response_model=Page[BranchOut],
+    responses=problem_responses(401, 403),
 )
 async def list_branches(_principal: DirectoryReader, session: DbSession) -> Page[BranchOut]:
     branches = await directory.list_branches(session)
@@ -142,14 +155,21 @@ async def list_branches(_principal: DirectoryReader, session: DbSession) -> Page
     response_model=BranchOut,
     responses=problem_responses(401, 403, 409, 422),
 )
-async def create_branch(body: BranchIn, principal: DirectoryManager, session: DbSession, ctx: Context) -> BranchOut:
-    branch = await directory.create_branch(session, ctx=ctx, actor=principal.actor(), code=body.code, name=body.name)
+async def create_branch(
+    body: BranchIn, principal: DirectoryManager, session: DbSession, ctx: Context
+) -> BranchOut:
+    branch = await directory.create_branch(
+        session, ctx=ctx, actor=principal.actor(), code=body.code, name=body.name
+    )
     await session.commit()
     return BranchOut.model_validate(branch)
 
 
 @directory_router.get(
-    "/terminals", summary="Registered terminals", response_model=Page[TerminalOut], responses=problem_responses(401, 403)
+    "/terminals",
+    summary="Registered terminals",
+    response_model=Page[TerminalOut],
+    responses=problem_responses(401, 403),
 )
 async def list_terminals(
     _principal: DirectoryReader, session: DbSession, branch_code: str | None = None
@@ -169,7 +189,11 @@ async def register_terminal(
     body: TerminalIn, principal: DirectoryManager, session: DbSession, ctx: Context
 ) -> TerminalRegistered:
     registered = await directory.register_terminal(
-        session, ctx=ctx, actor=principal.actor(), terminal_id=body.id, branch_code=body.branch_code,
+        session,
+        ctx=ctx,
+        actor=principal.actor(),
+        terminal_id=body.id,
+        branch_code=body.branch_code,
         description=body.description,
     )
     await session.commit()
@@ -199,7 +223,9 @@ async def set_terminal_status(
     response_model=UnlockResponse,
     responses=problem_responses(401, 403),
 )
-async def unlock(user_id: str, principal: AccountUnlocker, session: DbSession, ctx: Context) -> UnlockResponse:
+async def unlock(
+    user_id: str, principal: AccountUnlocker, session: DbSession, ctx: Context
+) -> UnlockResponse:
     ensure_not_subject_user(principal, user_id)
     was_locked = await service.unlock_account(session, ctx=ctx, principal=principal, user_id=user_id)
     return UnlockResponse(user_id=user_id, was_locked=was_locked)

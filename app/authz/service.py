@@ -16,7 +16,16 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
-from app.authz.models import AuthSession, Branch, LoginThrottle, PasswordHistory, ServiceAccount, Terminal, User, UserRole
+from app.authz.models import (
+    AuthSession,
+    Branch,
+    LoginThrottle,
+    PasswordHistory,
+    ServiceAccount,
+    Terminal,
+    User,
+    UserRole,
+)
 from app.authz.password_policy import PasswordOwner, PasswordPolicy
 from app.authz.passwords import machine_secret_matches, new_password_violations
 from app.authz.principal import Principal
@@ -70,7 +79,9 @@ class ServiceTokenResult:
 
 
 def password_policy(ctx: AppContext) -> PasswordPolicy:
-    return PasswordPolicy(min_length=ctx.settings.password_min_length, history_depth=ctx.settings.password_history_depth)
+    return PasswordPolicy(
+        min_length=ctx.settings.password_min_length, history_depth=ctx.settings.password_history_depth
+    )
 
 
 def login_key(ctx: AppContext, user_id: str) -> str:
@@ -79,7 +90,9 @@ def login_key(ctx: AppContext, user_id: str) -> str:
 
 async def active_roles(session: AsyncSession, user_id: str) -> dict[str, frozenset[str]]:
     rows = await session.execute(
-        select(UserRole.role, UserRole.branch_code).where(UserRole.user_id == user_id, UserRole.revoked_at.is_(None))
+        select(UserRole.role, UserRole.branch_code).where(
+            UserRole.user_id == user_id, UserRole.revoked_at.is_(None)
+        )
     )
     by_role: dict[str, set[str]] = defaultdict(set)
     for role, branch_code in rows:
@@ -103,7 +116,9 @@ async def _check_terminal(
     if terminal_id is None and terminal_key is None:
         return None
     terminal = await session.get(Terminal, terminal_id) if terminal_id else None
-    if terminal is None or not machine_secret_matches(terminal.key_hash if terminal else None, terminal_key or ""):
+    if terminal is None or not machine_secret_matches(
+        terminal.key_hash if terminal else None, terminal_key or ""
+    ):
         return None
     return terminal
 
@@ -127,43 +142,77 @@ async def login(
     if terminal_id is not None or terminal_key is not None:
         terminal = await _check_terminal(session, terminal_id=terminal_id, terminal_key=terminal_key)
         if terminal is None:
-            record(session, actor=anonymous, action="auth.login_denied", object_type="terminal",
-                   object_id=terminal_id, outcome="denied", details={"code": "TERMINAL_NOT_REGISTERED"})
+            record(
+                session,
+                actor=anonymous,
+                action="auth.login_denied",
+                object_type="terminal",
+                object_id=terminal_id,
+                outcome="denied",
+                details={"code": "TERMINAL_NOT_REGISTERED"},
+            )
             await session.commit()
             ctx.metrics.logins.labels("terminal_not_registered").inc()
             raise TerminalNotRegistered(audited=True)
 
     throttle = await session.get(LoginThrottle, attempt_ref, with_for_update=True)
     if throttle is not None and throttle.locked_at is not None:
-        record(session, actor=anonymous, action="auth.login_denied", object_type="login", object_id=attempt_ref,
-               outcome="denied", details={"code": "ACCOUNT_LOCKED"})
+        record(
+            session,
+            actor=anonymous,
+            action="auth.login_denied",
+            object_type="login",
+            object_id=attempt_ref,
+            outcome="denied",
+            details={"code": "ACCOUNT_LOCKED"},
+        )
         await session.commit()
         ctx.metrics.logins.labels("locked").inc()
         raise AccountLocked(audited=True)
 
     user = await session.get(User, user_id)
     if not await ctx.passwords.verify_async(user.password_hash if user else None, password):
-        await _count_failure(session, ctx=ctx, user=user, attempt_ref=attempt_ref, throttle=throttle,
-                             actor=anonymous, now=now)
+        await _count_failure(
+            session, ctx=ctx, user=user, attempt_ref=attempt_ref, throttle=throttle, actor=anonymous, now=now
+        )
         ctx.metrics.logins.labels("invalid_credentials").inc()
         raise InvalidCredentials(audited=True)
     assert user is not None  # verify() is never true without a stored hash
 
     roles = await active_roles(session, user.id)
-    actor = Actor(id=user.id, roles=tuple(sorted(roles)), terminal_id=terminal_id, address=origin.address,
-                  request_id=origin.request_id)
+    actor = Actor(
+        id=user.id,
+        roles=tuple(sorted(roles)),
+        terminal_id=terminal_id,
+        address=origin.address,
+        request_id=origin.request_id,
+    )
 
     if user.status != "active":
-        record(session, actor=actor, action="auth.login_denied", object_type="user", object_id=user.id,
-               outcome="denied", details={"code": "SUSPENDED", "user_status": user.status})
+        record(
+            session,
+            actor=actor,
+            action="auth.login_denied",
+            object_type="user",
+            object_id=user.id,
+            outcome="denied",
+            details={"code": "SUSPENDED", "user_status": user.status},
+        )
         await session.commit()
         ctx.metrics.logins.labels("suspended").inc()
         raise Suspended("This account is suspended", audited=True)
 
     refusal = await _terminal_refusal(session, roles=roles, terminal=terminal)
     if refusal is not None:
-        record(session, actor=actor, action="auth.login_denied", object_type="terminal", object_id=terminal_id,
-               outcome="denied", details={"code": refusal.code})
+        record(
+            session,
+            actor=actor,
+            action="auth.login_denied",
+            object_type="terminal",
+            object_id=terminal_id,
+            outcome="denied",
+            details={"code": refusal.code},
+        )
         await session.commit()
         ctx.metrics.logins.labels(refusal.code.lower()).inc()
         refusal.audited = True
@@ -195,8 +244,14 @@ async def login(
         expires_at=now + timedelta(hours=ctx.settings.session_absolute_hours),
     )
     session.add(auth_session)
-    record(session, actor=actor, action="auth.login", object_type="session", object_id=_session_ref(auth_session.id),
-           details={"failed_attempts_since_previous_login": failed_since})
+    record(
+        session,
+        actor=actor,
+        action="auth.login",
+        object_type="session",
+        object_id=_session_ref(auth_session.id),
+        details={"failed_attempts_since_previous_login": failed_since},
+    )
     await session.commit()
     ctx.metrics.logins.labels("success").inc()
 
@@ -248,14 +303,32 @@ async def _count_failure(
         user.failed_since_last_login += 1
     # Known users are named in the ledger; an unknown id appears only as its pseudonym, since what was typed
     # may be a password in the wrong field.
-    subject = Actor(id=user.id if user else None, terminal_id=actor.terminal_id, address=actor.address,
-                    request_id=actor.request_id)
-    record(session, actor=subject, action="auth.login_failed", object_type="login", object_id=attempt_ref,
-           outcome="failure", details={"consecutive_failures": throttle.consecutive_failures})
+    subject = Actor(
+        id=user.id if user else None,
+        terminal_id=actor.terminal_id,
+        address=actor.address,
+        request_id=actor.request_id,
+    )
+    record(
+        session,
+        actor=subject,
+        action="auth.login_failed",
+        object_type="login",
+        object_id=attempt_ref,
+        outcome="failure",
+        details={"consecutive_failures": throttle.consecutive_failures},
+    )
     if throttle.consecutive_failures >= ctx.settings.lockout_threshold and throttle.locked_at is None:
         throttle.locked_at = now
-        record(session, actor=subject, action="auth.account_locked", object_type="login", object_id=attempt_ref,
-               outcome="success", details={"threshold": ctx.settings.lockout_threshold})
+        record(
+            session,
+            actor=subject,
+            action="auth.account_locked",
+            object_type="login",
+            object_id=attempt_ref,
+            outcome="success",
+            details={"threshold": ctx.settings.lockout_threshold},
+        )
         if user is not None:
             await _end_sessions(session, principal_id=user.id, reason="locked", now=now)
     await session.commit()
@@ -293,10 +366,23 @@ async def issue_service_token(
     """Client-credentials token for HQ batch jobs and the HR feed; bound to a server-side session too."""
     now = ctx.clock.now()
     account = await session.get(ServiceAccount, client_id)
-    actor = Actor(id=f"service:{client_id}" if account else None, address=origin.address, request_id=origin.request_id)
-    if account is None or not machine_secret_matches(account.secret_hash, client_secret) or account.status != "active":
-        record(session, actor=actor, action="auth.token_denied", object_type="service_account",
-               object_id=client_id if account else None, outcome="denied", details={"code": "INVALID_CREDENTIALS"})
+    actor = Actor(
+        id=f"service:{client_id}" if account else None, address=origin.address, request_id=origin.request_id
+    )
+    if (
+        account is None
+        or not machine_secret_matches(account.secret_hash, client_secret)
+        or account.status != "active"
+    ):
+        record(
+            session,
+            actor=actor,
+            action="auth.token_denied",
+            object_type="service_account",
+            object_id=client_id if account else None,
+            outcome="denied",
+            details={"code": "INVALID_CREDENTIALS"},
+        )
         await session.commit()
         raise InvalidCredentials("The client id or secret is wrong", audited=True)
     auth_session = AuthSession(
@@ -310,8 +396,14 @@ async def issue_service_token(
         expires_at=now + timedelta(minutes=ctx.settings.service_token_minutes),
     )
     session.add(auth_session)
-    record(session, actor=actor, action="auth.token_issued", object_type="session",
-           object_id=_session_ref(auth_session.id), details={"scopes": sorted(account.scopes)})
+    record(
+        session,
+        actor=actor,
+        action="auth.token_issued",
+        object_type="session",
+        object_id=_session_ref(auth_session.id),
+        details={"scopes": sorted(account.scopes)},
+    )
     await session.commit()
     token = issue_token(
         ctx.keyring,
@@ -345,7 +437,11 @@ async def authenticate(
         retired_key_grace=timedelta(hours=ctx.settings.retired_signing_key_grace_hours),
     )
     auth_session = await session.get(AuthSession, claims.session_id)
-    if auth_session is None or auth_session.principal_id != claims.subject or auth_session.principal_kind != claims.kind:
+    if (
+        auth_session is None
+        or auth_session.principal_id != claims.subject
+        or auth_session.principal_kind != claims.kind
+    ):
         raise SessionEnded("The session does not exist")
     if auth_session.ended_at is not None:
         raise SessionEnded("The session has ended; log in again")
@@ -360,8 +456,12 @@ async def authenticate(
         reason = "absolute_timeout"
     elif claims.kind == "user" and auth_session.last_seen_at + idle_limit <= now:
         reason = "idle_timeout"
-    actor = Actor(id=claims.subject if claims.kind == "user" else f"service:{claims.subject}",
-                  terminal_id=auth_session.terminal_id, address=origin.address, request_id=origin.request_id)
+    actor = Actor(
+        id=claims.subject if claims.kind == "user" else f"service:{claims.subject}",
+        terminal_id=auth_session.terminal_id,
+        address=origin.address,
+        request_id=origin.request_id,
+    )
 
     if claims.kind == "user":
         user = await session.get(User, claims.subject)
@@ -379,8 +479,15 @@ async def authenticate(
     if reason is not None:
         auth_session.ended_at = now
         auth_session.end_reason = reason
-        record(session, actor=actor, action="auth.session_ended", object_type="session",
-               object_id=_session_ref(auth_session.id), outcome="success", details={"reason": reason})
+        record(
+            session,
+            actor=actor,
+            action="auth.session_ended",
+            object_type="session",
+            object_id=_session_ref(auth_session.id),
+            outcome="success",
+            details={"reason": reason},
+        )
         await session.commit()
         raise SessionEnded(f"The session has ended ({reason}); log in again", audited=True)
 
@@ -425,8 +532,13 @@ async def logout(session: AsyncSession, *, ctx: AppContext, principal: Principal
     if auth_session is not None and auth_session.ended_at is None:
         auth_session.ended_at = ctx.clock.now()
         auth_session.end_reason = "logout"
-    record(session, actor=principal.actor(), action="auth.logout", object_type="session",
-           object_id=_session_ref(principal.session_id))
+    record(
+        session,
+        actor=principal.actor(),
+        action="auth.logout",
+        object_type="session",
+        object_id=_session_ref(principal.session_id),
+    )
     await session.commit()
 
 
@@ -439,9 +551,15 @@ async def change_password(
     if user is None:
         raise NotFound("No such user")
     if not await ctx.passwords.verify_async(user.password_hash, current_password):
-        await _count_failure(session, ctx=ctx, user=user, attempt_ref=login_key(ctx, user.id), 
-                             throttle=await session.get(LoginThrottle, login_key(ctx, user.id)),
-                             actor=principal.actor(), now=now)
+        await _count_failure(
+            session,
+            ctx=ctx,
+            user=user,
+            attempt_ref=login_key(ctx, user.id),
+            throttle=await session.get(LoginThrottle, login_key(ctx, user.id)),
+            actor=principal.actor(),
+            now=now,
+        )
         raise InvalidCredentials("The current password is wrong", audited=True)
     history = (
         await session.scalars(
@@ -460,8 +578,15 @@ async def change_password(
         recent_hashes=list(history) or [user.password_hash],
     )
     if violations:
-        record(session, actor=principal.actor(), action="auth.password_change_refused", object_type="user",
-               object_id=user.id, outcome="denied", details={"violations": violations})
+        record(
+            session,
+            actor=principal.actor(),
+            action="auth.password_change_refused",
+            object_type="user",
+            object_id=user.id,
+            outcome="denied",
+            details={"violations": violations},
+        )
         await session.commit()
         raise PasswordPolicyViolated(
             "The new password breaks the password policy", audited=True, violations=violations
@@ -474,10 +599,20 @@ async def change_password(
     # Other sessions opened with the old password end; the one that made the change goes on.
     await session.execute(
         update(AuthSession)
-        .where(AuthSession.principal_id == user.id, AuthSession.ended_at.is_(None), AuthSession.id != principal.session_id)
+        .where(
+            AuthSession.principal_id == user.id,
+            AuthSession.ended_at.is_(None),
+            AuthSession.id != principal.session_id,
+        )
         .values(ended_at=now, end_reason="password_changed")
     )
-    record(session, actor=principal.actor(), action="auth.password_changed", object_type="user", object_id=user.id)
+    record(
+        session,
+        actor=principal.actor(),
+        action="auth.password_changed",
+        object_type="user",
+        object_id=user.id,
+    )
     await session.commit()
 
 
@@ -486,16 +621,22 @@ def password_owner(user: User) -> PasswordOwner:
     return PasswordOwner(user_id=user.id, names=names, birth_date=user.birth_date, phone=user.phone)
 
 
-async def unlock_account(session: AsyncSession, *, ctx: AppContext, principal: Principal, user_id: str) -> bool:
+async def unlock_account(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, user_id: str
+) -> bool:
     """Clear the lock on a user id (existing or not); returns whether it was locked."""
     throttle = await session.get(LoginThrottle, login_key(ctx, user_id), with_for_update=True)
     was_locked = throttle is not None and throttle.locked_at is not None
     if throttle is not None:
         throttle.locked_at = None
         throttle.consecutive_failures = 0
-    record(session, actor=principal.actor(), action="auth.account_unlocked", object_type="login",
-           object_id=login_key(ctx, user_id), details={"user_id": user_id if await session.get(User, user_id) else None,
-                                                       "was_locked": was_locked})
+    record(
+        session,
+        actor=principal.actor(),
+        action="auth.account_unlocked",
+        object_type="login",
+        object_id=login_key(ctx, user_id),
+        details={"user_id": user_id if await session.get(User, user_id) else None, "was_locked": was_locked},
+    )
     await session.commit()
     return was_locked
-

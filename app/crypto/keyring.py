@@ -40,7 +40,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from app.clock import Clock, rfc3339
 
 FAMILIES = ("kek", "token_signing", "checkpoint_signing", "pseudonym", "blind_index")
-_PREFIX = {"kek": "kek", "token_signing": "ts", "checkpoint_signing": "cs", "pseudonym": "ps", "blind_index": "bi"}
+_PREFIX = {
+    "kek": "kek",
+    "token_signing": "ts",
+    "checkpoint_signing": "cs",
+    "pseudonym": "ps",
+    "blind_index": "bi",
+}
 
 
 class KeyringError(Exception):
@@ -138,7 +144,9 @@ class SigningKey:
 
 
 def public_key_pem(key: Ed25519PublicKey) -> str:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
 class Keyring:
@@ -184,7 +192,9 @@ class Keyring:
         kid, seed = self._secret("token_signing")
         return SigningKey(kid, Ed25519PrivateKey.from_private_bytes(seed))
 
-    def token_verification_key(self, key_id: str, *, now: datetime, grace: timedelta) -> Ed25519PublicKey | None:
+    def token_verification_key(
+        self, key_id: str, *, now: datetime, grace: timedelta
+    ) -> Ed25519PublicKey | None:
         """The public key for ``key_id`` if it may still verify tokens at ``now``; None otherwise."""
         entry = self._document["token_signing"]["keys"].get(key_id)
         if entry is None:

@@ -1,0 +1,62 @@
+"""Small helpers the API tests share (logging in as a demo user, reading the ledger)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from app.audit.models import AuditEvent
+from app.context import AppContext
+from app.demo import DemoCredentials
+
+
+def user(demo: DemoCredentials, user_id: str) -> dict[str, Any]:
+    return next(u for u in demo.users if u["id"] == user_id)
+
+
+def terminal(demo: DemoCredentials, branch_code: str, index: int = 0) -> dict[str, Any]:
+    return [t for t in demo.terminals if t["branch_code"] == branch_code][index]
+
+
+def terminal_headers(term: dict[str, Any]) -> dict[str, str]:
+    return {"X-Terminal-Id": term["id"], "X-Terminal-Key": term["key"]}
+
+
+def home_terminal(demo: DemoCredentials, user_id: str) -> dict[str, Any] | None:
+    """The first terminal of the user's branch (HQ for HQ roles); None for roles that need no terminal."""
+    u = user(demo, user_id)
+    if u["branch_codes"]:
+        return terminal(demo, u["branch_codes"][0])
+    return None
+
+
+async def login(
+    client: httpx.AsyncClient, demo: DemoCredentials, user_id: str, *, password: str | None = None
+) -> httpx.Response:
+    term = home_terminal(demo, user_id)
+    headers = terminal_headers(term) if term else {}
+    return await client.post(
+        "/auth/login",
+        json={"user_id": user_id, "password": password or user(demo, user_id)["password"]},
+        headers=headers,
+    )
+
+
+async def auth_headers(client: httpx.AsyncClient, demo: DemoCredentials, user_id: str) -> dict[str, str]:
+    response = await login(client, demo, user_id)
+    assert response.status_code == 200, response.text
+    headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    term = home_terminal(demo, user_id)
+    if term:
+        headers["X-Terminal-Id"] = term["id"]
+    return headers
+
+
+async def ledger_events(ctx: AppContext, *, action: str | None = None) -> list[AuditEvent]:
+    async with ctx.db.read_session() as session:
+        query = select(AuditEvent).order_by(AuditEvent.seq)
+        if action is not None:
+            query = query.where(AuditEvent.action == action)
+        return list((await session.scalars(query)).all())
