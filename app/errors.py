@@ -137,6 +137,12 @@ class IdempotencyKeyReused(DomainError):
     title = "The Idempotency-Key was used with another body"
 
 
+class LedgerUnavailable(DomainError):
+    status = 503
+    code = "LEDGER_UNAVAILABLE"
+    title = "The audit ledger cannot be written; nothing was changed"
+
+
 class ServiceUnavailable(DomainError):
     status = 503
     code = "SERVICE_UNAVAILABLE"

@@ -25,12 +25,14 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import event, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from app.audit.models import GENESIS_HASH, AuditChainHead, AuditCheckpoint, AuditEvent
 from app.clock import Clock, rfc3339
 from app.crypto.keyring import Keyring
+from app.errors import LedgerUnavailable
 
 PENDING_KEY = "shokai.pending_audit"
 CONTEXT_KEY = "shokai.ledger"
@@ -206,6 +208,14 @@ def _append_pending(session: Session) -> None:
     pending: list[_PendingEvent] = session.info.pop(PENDING_KEY, [])
     if not pending:
         return
+    try:
+        _chain_and_insert(session, pending)
+    except SQLAlchemyError as exc:
+        # Fail closed (LG-1): the commit is abandoned, so the action this event records never happens.
+        raise LedgerUnavailable() from exc
+
+
+def _chain_and_insert(session: Session, pending: list[_PendingEvent]) -> None:
     context: LedgerContext = session.info[CONTEXT_KEY]
     head = _lock_head(session)
     seq = head.seq
