@@ -49,11 +49,14 @@ def demo(
     credentials_out: Annotated[
         Path, typer.Option("--credentials-out", help="Where to write the demo logins (JSON)")
     ] = Path(".shokai/demo-logins.json"),
+    reset: Annotated[
+        bool, typer.Option("--reset", help="PostgreSQL: drop every table first (demo databases only)")
+    ] = False,
 ) -> None:
     """Create (or re-create) an embedded instance with demo data and write its logins to a file."""
     from app.demo import seed_demo
     from app.main import build_context
-    from app.migrate import upgrade
+    from app.migrate import downgrade, upgrade
 
     settings = _settings(data_dir).model_copy(update={"cookie_secure": False})
     if not settings.database_url:
@@ -62,7 +65,10 @@ def demo(
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)  # the SQLite file holds personal data and the key file sits beside it
     ctx = build_context(settings, create_keys=True)
-    upgrade(settings.resolved_database_url())
+    url = settings.resolved_database_url()
+    if settings.database_url and reset:
+        downgrade(url)
+    upgrade(url)
 
     async def _seed() -> None:
         try:

@@ -54,7 +54,6 @@ async def _record_denial(request: Request, status: int, code: str) -> None:
             address=request.client.host if request.client else None,
             request_id=getattr(request.state, "request_id", None),
         )
-    route = request.scope.get("route")
     try:
         async with ctx.db.session() as session:
             record(
@@ -62,7 +61,8 @@ async def _record_denial(request: Request, status: int, code: str) -> None:
                 actor=actor,
                 action="request.denied",
                 object_type="endpoint",
-                object_id=getattr(route, "path", None) or "unmatched",
+                # The path, never the query string: queries may carry search terms about a person.
+                object_id=request.url.path[:80],
                 outcome="denied",
                 details={"status": status, "code": code, "method": request.method},
             )

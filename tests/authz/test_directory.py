@@ -1,0 +1,97 @@
+"""Terminals are registered with a key shown once; their lifecycle decides who can log in (AU-2)."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import select
+
+from app.authz.models import Terminal
+from app.context import AppContext
+from app.demo import DemoCredentials
+from tests.helpers import auth_headers, ledger_events, user
+
+
+async def _login_from(
+    client: httpx.AsyncClient, demo: DemoCredentials, terminal_id: str, key: str
+) -> httpx.Response:
+    return await client.post(
+        "/auth/login",
+        json={"user_id": "op001", "password": user(demo, "op001")["password"]},
+        headers={"X-Terminal-Id": terminal_id, "X-Terminal-Key": key},
+    )
+
+
+async def test_registered_terminal_key_is_shown_once_and_stored_hashed(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    admin = await auth_headers(client, demo, "accadmin")
+    created = await client.post(
+        "/terminals", json={"id": "T001-03", "branch_code": "001", "description": "窓口3"}, headers=admin
+    )
+    assert created.status_code == 201
+    key = created.json()["key"]
+    assert len(key) >= 40
+
+    listed = await client.get("/terminals", params={"branch_code": "001"}, headers=admin)
+    assert listed.status_code == 200
+    assert "key" not in listed.json()["items"][0]
+    async with ctx.db.read_session() as session:
+        stored = await session.scalar(select(Terminal).where(Terminal.id == "T001-03"))
+    assert stored is not None and key not in stored.key_hash
+
+    assert (await _login_from(client, demo, "T001-03", key)).status_code == 200
+    registered = await ledger_events(ctx, action="directory.terminal_registered")
+    assert registered[-1].object_id == "T001-03" and registered[-1].actor_id == "accadmin"
+    assert key not in registered[-1].details
+
+
+async def test_suspended_and_decommissioned_terminals_cannot_be_used(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    admin = await auth_headers(client, demo, "accadmin")
+    key = (
+        await client.post("/terminals", json={"id": "T001-04", "branch_code": "001"}, headers=admin)
+    ).json()["key"]
+
+    suspended = await client.patch("/terminals/T001-04", json={"status": "suspended"}, headers=admin)
+    assert suspended.json()["status"] == "suspended"
+    refused = await _login_from(client, demo, "T001-04", key)
+    assert refused.status_code == 403 and refused.json()["code"] == "TERMINAL_NOT_ALLOWED"
+
+    await client.patch("/terminals/T001-04", json={"status": "active"}, headers=admin)
+    assert (await _login_from(client, demo, "T001-04", key)).status_code == 200
+
+    await client.patch("/terminals/T001-04", json={"status": "decommissioned"}, headers=admin)
+    gone = await _login_from(client, demo, "T001-04", key)
+    assert gone.status_code == 403 and gone.json()["code"] == "TERMINAL_NOT_REGISTERED"
+    again = await client.patch("/terminals/T001-04", json={"status": "active"}, headers=admin)
+    assert again.status_code == 409
+
+    changes = await ledger_events(ctx, action="directory.terminal_status_changed")
+    assert [e.details for e in changes] == [
+        '{"from":"active","to":"suspended"}',
+        '{"from":"suspended","to":"active"}',
+        '{"from":"active","to":"decommissioned"}',
+    ]
+
+
+async def test_only_access_admins_manage_the_directory(
+    client: httpx.AsyncClient, demo: DemoCredentials
+) -> None:
+    manager = await auth_headers(client, demo, "bm001")
+    response = await client.post("/terminals", json={"id": "T001-05", "branch_code": "001"}, headers=manager)
+    assert response.status_code == 403
+    auditor = await auth_headers(client, demo, "auditor")
+    assert (await client.get("/terminals", headers=auditor)).status_code == 200
+    assert (
+        await client.post("/branches", json={"code": "003", "name": "横浜支店"}, headers=auditor)
+    ).status_code == 403
+
+
+async def test_access_admin_cannot_unlock_themselves(
+    client: httpx.AsyncClient, demo: DemoCredentials
+) -> None:
+    admin = await auth_headers(client, demo, "accadmin")
+    response = await client.post("/users/accadmin/unlock", headers=admin)
+    assert response.status_code == 403
+    assert response.json()["code"] == "SOD_VIOLATION"

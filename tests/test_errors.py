@@ -1,0 +1,116 @@
+"""Bad input and refusals (ER-1): problem+json with a stable code, a request id, never a 500, no echo."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.demo import DemoCredentials
+from tests.helpers import auth_headers, ledger_events, terminal, terminal_headers
+
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "request_id"}
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert PROBLEM_FIELDS <= body.keys()
+    assert body["code"] == code
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+async def test_unknown_path_and_method(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/no-such-thing"), 404, "NOT_FOUND")
+    assert_problem(await client.get("/auth/login"), 405, "METHOD_NOT_ALLOWED")
+
+
+async def test_every_response_carries_a_request_id_and_a_good_one_is_kept(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert len(response.headers["x-request-id"]) >= 8
+    kept = await client.get("/healthz", headers={"X-Request-Id": "batch-20261124-0001"})
+    assert kept.headers["x-request-id"] == "batch-20261124-0001"
+    replaced = await client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
+    assert replaced.headers["x-request-id"] != "bad id with spaces"
+
+
+async def test_validation_errors_never_echo_the_input(
+    client: httpx.AsyncClient, demo: DemoCredentials
+) -> None:
+    secret = "サトウ ハナコ 1990-04-12 Secret-Password-123"
+    response = await client.post(
+        "/auth/login",
+        json={"user_id": "op001", "password": secret, "unexpected": secret},
+        headers=terminal_headers(terminal(demo, "001")),
+    )
+    body = assert_problem(response, 422, "VALIDATION_ERROR")
+    assert secret not in response.text
+    assert body["errors"], body
+
+
+async def test_malformed_json_is_a_validation_error(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/auth/login", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert_problem(response, 422, "VALIDATION_ERROR")
+
+
+async def test_missing_bearer_is_refused_and_recorded(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx
+) -> None:  # type: ignore[no-untyped-def]
+    assert_problem(await client.get("/me"), 401, "NOT_AUTHENTICATED")
+    assert_problem(await client.get("/me", headers={"Authorization": "Basic abc"}), 401, "NOT_AUTHENTICATED")
+    denied = await ledger_events(ctx, action="request.denied")
+    assert len(denied) == 2
+    assert denied[0].object_id == "/api/v1/me"
+
+
+async def test_forbidden_action_is_problem_json(client: httpx.AsyncClient, demo: DemoCredentials) -> None:
+    headers = await auth_headers(client, demo, "op001")
+    assert_problem(await client.get("/audit/verify", headers=headers), 403, "FORBIDDEN")
+    assert_problem(
+        await client.post("/terminals", json={"id": "T001-77", "branch_code": "001"}, headers=headers),
+        403,
+        "FORBIDDEN",
+    )
+
+
+async def test_conflicts_and_bad_references_leave_nothing_behind(
+    client: httpx.AsyncClient, demo: DemoCredentials
+) -> None:
+    admin = await auth_headers(client, demo, "accadmin")
+    assert_problem(
+        await client.post("/terminals", json={"id": "T001-01", "branch_code": "001"}, headers=admin),
+        409,
+        "CONFLICT",
+    )
+    assert_problem(
+        await client.post("/terminals", json={"id": "T777-01", "branch_code": "777"}, headers=admin),
+        422,
+        "VALIDATION_ERROR",
+    )
+    listed = await client.get("/terminals", headers=admin)
+    assert "T777-01" not in {t["id"] for t in listed.json()["items"]}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(
+        st.dictionaries(
+            st.text(max_size=12), st.one_of(st.none(), st.integers(), st.text(max_size=40), st.booleans())
+        ),
+        st.lists(st.integers(), max_size=3),
+        st.text(max_size=30),
+        st.integers(),
+    )
+)
+async def test_random_login_bodies_never_give_500(client: httpx.AsyncClient, body: object) -> None:
+    response = await client.post(
+        "/auth/login", content=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code in (401, 403, 422), response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
