@@ -124,10 +124,7 @@ def serve(
     if host in ("127.0.0.1", "localhost", "::1") and "SHOKAI_COOKIE_SECURE" not in os.environ:
         # Plain HTTP on loopback is the demo; everywhere else the panel cookie stays Secure.
         settings = settings.model_copy(update={"cookie_secure": False})
-    typer.echo(
-        f"Shokai on http://{host}:{port}/  (panel: http://{host}:{port}/panel/login, "
-        f"API docs: http://{host}:{port}/api/v1/docs)"
-    )
+    typer.echo(f"Shokai on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)")
     if workers > 1:
         os.environ["SHOKAI_DATA_DIR"] = str(data_dir)
         uvicorn.run(
