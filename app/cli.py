@@ -141,6 +141,22 @@ def serve(
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
+@cli.command("center-sim")
+def center_sim(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8100,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic population")] = 20261124,
+    population: Annotated[int, typer.Option(help="Number of synthetic people")] = 12000,
+) -> None:
+    """Run the bundled center simulator as its own process (point SHOKAI_CENTER_URL at it)."""
+    from app.center.simulator import run_simulator
+
+    typer.echo(
+        f"center simulator on http://{host}:{port}/center/v1 (seed {seed}, {population} synthetic people)"
+    )
+    run_simulator(host=host, port=port, seed=seed, population=population)
+
+
 @db_cli.command("upgrade")
 def db_upgrade(data_dir: DataDir = Path(".shokai"), revision: str = "head") -> None:
     """Apply migrations up to REVISION."""
@@ -225,6 +241,25 @@ def keys_rotate(
             await ctx.db.dispose()
 
     typer.echo(f"{family}: new current key {asyncio.run(_rotate())}; restart the gateway to use it")
+
+
+@keys_cli.command("rewrap")
+def keys_rewrap(data_dir: DataDir = Path(".shokai")) -> None:
+    """Re-wrap every data key under the current key-encryption key (after `keys rotate --family kek`)."""
+    from app.inquiry.rewrap import rewrap_all
+    from app.main import build_context
+
+    ctx = build_context(_settings(data_dir))
+
+    async def _rewrap() -> int:
+        try:
+            return await rewrap_all(
+                ctx, actor=_cli_actor(), progress=lambda n: typer.echo(f"  re-wrapped {n}")
+            )
+        finally:
+            await ctx.db.dispose()
+
+    typer.echo(f"re-wrapped {asyncio.run(_rewrap())} data keys under {ctx.keyring.current_key_id('kek')}")
 
 
 @keys_cli.command("public")

@@ -46,6 +46,23 @@ class Settings(BaseSettings):
     # Trust X-Forwarded-For from the TLS proxy in production; off for direct connections.
     trust_forwarded_for: bool = False
 
+    # The inquiry policy (purposes, check methods per branch, ...); empty means the bundled default.
+    policy_file: Path | None = None
+
+    # The center link (EN-3). Empty center_url mounts the bundled simulator in-process (embedded default).
+    center_url: str = ""
+    center_member_code: str = "M0001"
+    center_connect_timeout_seconds: float = 3.0
+    center_read_timeout_seconds: float = 10.0
+    center_max_attempts: int = 3
+    center_breaker_threshold: int = 5
+    center_breaker_cooldown_seconds: float = 30.0
+    center_tls_client_cert: Path | None = None
+    center_tls_client_key: Path | None = None
+    center_tls_ca_bundle: Path | None = None
+    # Background sender of the outbox; tests drive it by hand.
+    outbox_idle_seconds: float = 1.0
+
     log_level: str = "INFO"
     request_id_header: str = "X-Request-Id"
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=1000)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from app.authz.passwords import PasswordHashing
 from app.clock import Clock
 from app.config import Settings
 from app.crypto.keyring import Keyring
 from app.db import Database
+from app.inquiry.policy import InquiryPolicy
+from app.lists.calendar import BusinessCalendar
 from app.metrics import Metrics
+
+if TYPE_CHECKING:
+    from app.center.interface import CenterLink
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass
@@ -20,3 +31,10 @@ class AppContext:
     db: Database
     passwords: PasswordHashing
     metrics: Metrics
+    policy: InquiryPolicy
+    calendar: BusinessCalendar
+    center: CenterLink
+    # The bundled simulator when it is mounted in-process (embedded default, tests); None for a real center.
+    center_simulator: Any = None
+    # Wakes the outbox sender after a submit; replaced by the running sender (no-op without one).
+    outbox_kick: Callable[[], None] = field(default=_nothing)

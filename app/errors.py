@@ -149,6 +149,66 @@ class ServiceUnavailable(DomainError):
     title = "Temporarily unavailable"
 
 
+class PurposeUnknown(DomainError):
+    status = 422
+    code = "PURPOSE_UNKNOWN"
+    title = "The purpose is not one of the permitted purposes"
+
+
+class DocumentNotAllowedForPurpose(DomainError):
+    status = 422
+    code = "DOCUMENT_NOT_ALLOWED_FOR_PURPOSE"
+    title = "This consent document does not support this purpose"
+
+
+class CustomerStatusNotAllowed(DomainError):
+    status = 422
+    code = "CUSTOMER_STATUS_NOT_ALLOWED"
+    title = "This purpose is not allowed for this customer status"
+
+
+class MyNumberForbidden(DomainError):
+    status = 422
+    code = "MY_NUMBER_FORBIDDEN"
+    title = "An Individual Number (My Number) may not be sent to the gateway"
+
+
+class SelfInquiry(DomainError):
+    status = 403
+    code = "SELF_INQUIRY"
+    title = "An inquiry about yourself is not allowed"
+
+
+class SamePerson(DomainError):
+    status = 403
+    code = "SAME_PERSON"
+    title = "The operator and the confirmer must be different people"
+
+
+class NotAConfirmer(DomainError):
+    status = 403
+    code = "NOT_A_CONFIRMER"
+    title = "This person is not a confirmer for this branch"
+
+
+class ApprovalInvalid(DomainError):
+    status = 403
+    code = "APPROVAL_INVALID"
+    title = "The approval is not valid for this inquiry"
+
+
+class ResponseHeld(DomainError):
+    status = 423
+    code = "RESPONSE_HELD"
+    title = "The response is held until a confirmer releases it"
+
+
+class ResponseDestroyed(DomainError):
+    status = 410
+    code = "RESPONSE_DESTROYED"
+    title = "The response has been destroyed"
+
+
 # -- rendering ----------------------------------------------------------------------------------------
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"

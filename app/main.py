@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 
@@ -21,12 +22,22 @@ from app.audit.router import router as audit_router
 from app.authz.passwords import PasswordHashing
 from app.authz.router import directory_router
 from app.authz.router import router as auth_router
+from app.center.http_adapter import CenterLinkSettings, HttpCenterLink
+from app.center.interface import CenterLink
+from app.center.simulator import create_simulator_app, simulator_transport
+from app.center.simulator.population import Population
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.context import AppContext
 from app.crypto.keyring import Keyring, open_keyring
 from app.db import Database
 from app.health.router import router as health_router
+from app.inquiry.outbox import OutboxSender
+from app.inquiry.policy import load_policy
+from app.inquiry.router import register_router
+from app.inquiry.router import router as inquiry_router
+from app.inquiry.versions import register_policy_version
+from app.lists.calendar import BusinessCalendar
 from app.metrics import Metrics
 from app.problems import install_error_handlers
 
@@ -35,12 +46,37 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 log = logging.getLogger("shokai")
 
 
+def build_center_link(
+    settings: Settings, clock: Clock, *, population: Population | None = None
+) -> tuple[CenterLink, FastAPI | None]:
+    """The real center over HTTP (mutual TLS when configured), or the bundled simulator in-process."""
+    link_settings = CenterLinkSettings(
+        base_url=settings.center_url or "http://center-simulator",
+        member_code=settings.center_member_code,
+        connect_timeout_seconds=settings.center_connect_timeout_seconds,
+        read_timeout_seconds=settings.center_read_timeout_seconds,
+        max_attempts=settings.center_max_attempts,
+        breaker_failure_threshold=settings.center_breaker_threshold,
+        breaker_cool_down_seconds=settings.center_breaker_cooldown_seconds,
+        tls_client_cert=settings.center_tls_client_cert,
+        tls_client_key=settings.center_tls_client_key,
+        tls_ca_bundle=settings.center_tls_ca_bundle,
+    )
+    if settings.center_url:
+        return HttpCenterLink(link_settings, clock=clock), None
+    simulator = create_simulator_app(clock=clock, population=population)
+    client = httpx.AsyncClient(transport=simulator_transport(simulator), base_url=link_settings.base_url)
+    return HttpCenterLink(link_settings, clock=clock, client=client), simulator
+
+
 def build_context(
     settings: Settings,
     *,
     clock: Clock | None = None,
     keyring: Keyring | None = None,
     create_keys: bool = False,
+    center: CenterLink | None = None,
+    population: Population | None = None,
 ) -> AppContext:
     clock = clock or SystemClock()
     keyring = keyring or open_keyring(
@@ -63,8 +99,20 @@ def build_context(
         time_cost=settings.argon2_time_cost,
         parallelism=settings.argon2_parallelism,
     )
+    simulator = None
+    if center is None:
+        center, simulator = build_center_link(settings, clock, population=population)
     return AppContext(
-        settings=settings, clock=clock, keyring=keyring, db=db, passwords=passwords, metrics=Metrics()
+        settings=settings,
+        clock=clock,
+        keyring=keyring,
+        db=db,
+        passwords=passwords,
+        metrics=Metrics(),
+        policy=load_policy(settings.policy_file),
+        calendar=BusinessCalendar(),
+        center=center,
+        center_simulator=simulator,
     )
 
 
@@ -93,8 +141,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await register_policy_version(ctx)
         await _record_system_event(ctx, "system.started")
-        tasks = [asyncio.create_task(_checkpoint_loop(ctx))] if background_tasks else []
+        tasks = []
+        if background_tasks:
+            sender = OutboxSender(ctx, idle_seconds=settings.outbox_idle_seconds)
+            ctx.outbox_kick = sender.kick
+            tasks = [asyncio.create_task(_checkpoint_loop(ctx)), asyncio.create_task(sender.run_forever())]
         try:
             yield
         finally:
@@ -136,7 +189,7 @@ def create_app(
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
-    for router in (auth_router, directory_router, audit_router):
+    for router in (auth_router, directory_router, audit_router, inquiry_router, register_router):
         app.include_router(router, prefix=API_PREFIX)
     # Health endpoints answer both at the root (load balancers, Docker) and under the API prefix (api.md).
     app.include_router(health_router)

@@ -41,5 +41,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.center_calls = Counter(
+            "shokai_center_calls",
+            "Center deliveries by kind and outcome",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,6 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
+from app.center.simulator.population import (
+    DEFAULT_POPULATION_SIZE,
+    DEFAULT_SEED,
+    Population,
+    generate_population,
+)
 from app.clock import ManualClock
 from app.config import Settings
 from app.context import AppContext
@@ -106,9 +112,17 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
+@pytest.fixture(scope="session")
+def center_population() -> Population:
+    """The simulator's synthetic population, generated once (it is immutable)."""
+    return generate_population(seed=DEFAULT_SEED, size=DEFAULT_POPULATION_SIZE)
+
+
 @pytest.fixture
-async def ctx(settings: Settings, clock: ManualClock, keyring: Keyring) -> AsyncIterator[AppContext]:
-    context = build_context(settings, clock=clock, keyring=keyring)
+async def ctx(
+    settings: Settings, clock: ManualClock, keyring: Keyring, center_population: Population
+) -> AsyncIterator[AppContext]:
+    context = build_context(settings, clock=clock, keyring=keyring, population=center_population)
     yield context
     await context.db.dispose()
 

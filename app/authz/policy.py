@@ -6,9 +6,23 @@ are functions here that every router and service calls. There is no bypass switc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from app.authz.principal import Principal
 from app.authz.roles import PERMISSIONS
-from app.errors import Forbidden, SeparationOfDutiesViolation
+from app.errors import Forbidden, NotAConfirmer, SamePerson, SeparationOfDutiesViolation, Suspended
+
+
+def roles_allow(role_branches: Mapping[str, frozenset[str]], action: str, *, branch_code: str | None) -> bool:
+    """Whether holding ``role_branches`` allows ``action`` (in ``branch_code`` when given)."""
+    permission = PERMISSIONS.get(action)
+    if permission is None:
+        return False
+    for role in permission.roles & set(role_branches):
+        branches = role_branches[role]
+        if branch_code is None or not branches or branch_code in branches or role in permission.bank_wide:
+            return True
+    return False
 
 
 def may(principal: Principal, action: str, *, branch_code: str | None = None) -> bool:
@@ -17,14 +31,7 @@ def may(principal: Principal, action: str, *, branch_code: str | None = None) ->
         return False
     if principal.kind == "service":
         return bool(permission.scopes & principal.scopes)
-    for role in permission.roles & principal.roles:
-        if (
-            branch_code is None
-            or not principal.role_branches[role]
-            or branch_code in principal.role_branches[role]
-        ):
-            return True
-    return False
+    return roles_allow(principal.role_branches, action, branch_code=branch_code)
 
 
 def authorize(principal: Principal, action: str, *, branch_code: str | None = None) -> None:
@@ -37,3 +44,25 @@ def ensure_not_subject_user(principal: Principal, subject_user_id: str) -> None:
     """Nobody changes their own access state (AC-2: nobody grants rights to themselves)."""
     if principal.kind == "user" and principal.id == subject_user_id:
         raise SeparationOfDutiesViolation("You cannot perform this on your own account")
+
+
+def ensure_not_operator(person_id: str, *, operator_id: str) -> None:
+    """Operator ≠ confirmer on the same inquiry, list line or HQ request (SD-1, VI(1)①)."""
+    if person_id == operator_id:
+        raise SamePerson("The person who entered the inquiry cannot also confirm it")
+
+
+def ensure_may_confirm(
+    *,
+    confirmer_id: str,
+    confirmer_roles: Mapping[str, frozenset[str]],
+    confirmer_active: bool,
+    branch_code: str,
+    operator_id: str,
+) -> None:
+    """A confirmer for this branch, not the operator, not suspended or locked (methods A and B)."""
+    ensure_not_operator(confirmer_id, operator_id=operator_id)
+    if not roles_allow(confirmer_roles, "inquiry.confirm", branch_code=branch_code):
+        raise NotAConfirmer("This person is not a confirmer for this branch")
+    if not confirmer_active:
+        raise Suspended("The confirmer's account is suspended or locked")

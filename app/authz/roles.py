@@ -47,15 +47,41 @@ SCOPES = frozenset(
 class Permission:
     roles: frozenset[str]
     scopes: frozenset[str] = frozenset()
+    # Roles that hold this permission for every branch although they are scoped to one (HQ oversight).
+    bank_wide: frozenset[str] = frozenset()
 
 
-def _perm(*roles: str, scopes: tuple[str, ...] = ()) -> Permission:
-    return Permission(frozenset(roles), frozenset(scopes))
+def _perm(*roles: str, scopes: tuple[str, ...] = (), bank_wide: tuple[str, ...] = ()) -> Permission:
+    return Permission(frozenset(roles), frozenset(scopes), frozenset(bank_wide))
 
 
 PERMISSIONS = MappingProxyType(
     {
         "audit.read": _perm("auditor", scopes=("audit:read",)),
+        # Inquiries (PL-*, methods A and B, CC-1). Branch scope is checked against the inquiry's branch.
+        "inquiry.create": _perm("operator", "hq_operator"),
+        "inquiry.read": _perm(
+            "operator",
+            "confirmer",
+            "branch_manager",
+            "hq_operator",
+            "hq_confirmer",
+            "auditor",
+            scopes=("inquiries:read",),
+            bank_wide=("hq_operator", "hq_confirmer"),
+        ),
+        "inquiry.read_subject": _perm(
+            "operator", "confirmer", "branch_manager", "hq_operator", "hq_confirmer"
+        ),
+        "inquiry.submit": _perm("operator", "hq_operator"),
+        "inquiry.approve": _perm("confirmer", "hq_confirmer"),
+        "inquiry.release": _perm("confirmer", "hq_confirmer"),
+        "inquiry.read_response": _perm("operator", "confirmer", "hq_operator", "hq_confirmer"),
+        "inquiry.cancel": _perm("operator", "hq_operator"),
+        "inquiry.trace": _perm("branch_manager", "auditor"),
+        # The confirmer side of methods A and B, checked for the person who confirms (not the caller of A1).
+        "inquiry.confirm": _perm("confirmer", "hq_confirmer"),
+        "approval_register.read": _perm("confirmer", "branch_manager", "hq_confirmer", "auditor"),
         "directory.read": _perm("access_admin", "access_approver", "auditor", "security_officer"),
         "directory.manage": _perm("access_admin"),
         "account.unlock": _perm("access_admin"),

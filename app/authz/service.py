@@ -44,6 +44,8 @@ from app.errors import (
     TerminalNotRegistered,
 )
 
+TOKEN_OUTLIVES_SESSION = timedelta(minutes=2)
+
 
 @dataclass(frozen=True)
 class RequestOrigin:
@@ -172,9 +174,8 @@ async def login(
 
     user = await session.get(User, user_id)
     if not await ctx.passwords.verify_async(user.password_hash if user else None, password):
-        await _count_failure(
-            session, ctx=ctx, user=user, attempt_ref=attempt_ref, throttle=throttle, actor=anonymous, now=now
-        )
+        await count_failed_password(session, ctx=ctx, user=user, attempted_user_id=user_id, actor=anonymous)
+        await session.commit()
         ctx.metrics.logins.labels("invalid_credentials").inc()
         raise InvalidCredentials(audited=True)
     assert user is not None  # verify() is never true without a stored hash
@@ -263,12 +264,15 @@ async def login(
         session_id=auth_session.id,
         terminal_id=terminal_id,
         issued_at=now,
-        expires_at=auth_session.expires_at,
+        # A little longer than the session, so the server-side check ends it and records why (LG-1).
+        expires_at=auth_session.expires_at + TOKEN_OUTLIVES_SESSION,
     )
     branch_codes = sorted({code for codes in roles.values() for code in codes})
     return LoginResult(
         access_token=token,
-        expires_in=int((auth_session.expires_at - now).total_seconds()),
+        expires_in=int(
+            (auth_session.expires_at - now).total_seconds()
+        ),  # the session's limit, not the token's
         user=user,
         roles=sorted(roles),
         branch_codes=branch_codes,
@@ -284,16 +288,22 @@ def _session_ref(session_id: str) -> str:
     return "s-" + hashlib.sha256(session_id.encode()).hexdigest()[:20]
 
 
-async def _count_failure(
+async def count_failed_password(
     session: AsyncSession,
     *,
     ctx: AppContext,
     user: User | None,
-    attempt_ref: str,
-    throttle: LoginThrottle | None,
+    attempted_user_id: str,
     actor: Actor,
-    now: datetime,
 ) -> None:
+    """One more consecutive failure for a user id (login, re-authentication, confirmer credentials).
+
+    The caller commits. Known users are named in the ledger; an unknown id appears only as its
+    pseudonym, since what was typed may be a password in the wrong field.
+    """
+    now = ctx.clock.now()
+    attempt_ref = login_key(ctx, attempted_user_id)
+    throttle = await session.get(LoginThrottle, attempt_ref, with_for_update=True)
     if throttle is None:
         throttle = LoginThrottle(login_key=attempt_ref, consecutive_failures=0)
         session.add(throttle)
@@ -301,8 +311,6 @@ async def _count_failure(
     throttle.last_failure_at = now
     if user is not None:
         user.failed_since_last_login += 1
-    # Known users are named in the ledger; an unknown id appears only as its pseudonym, since what was typed
-    # may be a password in the wrong field.
     subject = Actor(
         id=user.id if user else None,
         terminal_id=actor.terminal_id,
@@ -331,7 +339,6 @@ async def _count_failure(
         )
         if user is not None:
             await _end_sessions(session, principal_id=user.id, reason="locked", now=now)
-    await session.commit()
 
 
 async def _terminal_refusal(
@@ -551,15 +558,10 @@ async def change_password(
     if user is None:
         raise NotFound("No such user")
     if not await ctx.passwords.verify_async(user.password_hash, current_password):
-        await _count_failure(
-            session,
-            ctx=ctx,
-            user=user,
-            attempt_ref=login_key(ctx, user.id),
-            throttle=await session.get(LoginThrottle, login_key(ctx, user.id)),
-            actor=principal.actor(),
-            now=now,
+        await count_failed_password(
+            session, ctx=ctx, user=user, attempted_user_id=user.id, actor=principal.actor()
         )
+        await session.commit()
         raise InvalidCredentials("The current password is wrong", audited=True)
     history = (
         await session.scalars(

@@ -233,14 +233,17 @@ class Keyring:
             raise KeyringError(f"{family} keys are not rotated in place")
         if self._provider is None or not self._provider.writable:
             raise KeyringError("this key source is read-only")
-        fam = self._document[family]
+        # Change a copy and store it first: if writing fails, the running keyring is unchanged.
+        document = json.loads(json.dumps(self._document))
+        fam = document[family]
         old = fam["current"]
         numbers = [int(k.rsplit("-", 1)[1]) for k in fam["keys"]]
         new_id = f"{_PREFIX[family]}-{max(numbers) + 1}"
         fam["keys"][old]["retired_at"] = rfc3339(now)
         fam["keys"][new_id] = _new_entry(family, now)
         fam["current"] = new_id
-        self._provider.store(self._document)
+        self._provider.store(document)
+        self._document = document
         return new_id
 
 

@@ -1,0 +1,26 @@
+"""Kana normalisation shared by the center's subject matching and anyone comparing its records (PL-4, RC-1).
+
+The center matches a subject on the kana name and the birth date. Terminals send kana in every shape
+(half-width, hiragana, with or without the space between surname and given name), so both sides fold
+them to one key: NFKC (half-width → full-width katakana), hiragana → katakana, whitespace removed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Hiragana ぁ (U+3041) … ゖ (U+3096) sit exactly 0x60 below their katakana; ゝゞ map to ヽヾ likewise.
+_HIRAGANA_TO_KATAKANA = {code: code + 0x60 for code in [*range(0x3041, 0x3097), 0x309D, 0x309E]}
+_KATAKANA_NAME = re.compile(r"^[\u30A1-\u30FA\u30FB\u30FC\u30FD\u30FE]+$")
+
+
+def normalise_kana(text: str) -> str:
+    """The matching form of a kana name: full-width katakana, no spaces."""
+    folded = unicodedata.normalize("NFKC", text).translate(_HIRAGANA_TO_KATAKANA)
+    return "".join(char for char in folded if not char.isspace())
+
+
+def is_katakana_name(normalised: str) -> bool:
+    """True when an already normalised name is made of katakana only (no kanji, latin or digits)."""
+    return bool(_KATAKANA_NAME.match(normalised))

@@ -1,0 +1,286 @@
+"""Method A: the confirmer's check before the inquiry is sent (VI(1)① A; E: A1 and A2).
+
+A1 — the confirmer's own credentials entered for this inquiry (a wrong password counts toward the
+confirmer's lockout, exactly like a failed login).
+A2 — an approval number the confirmer issues for one draft: random, single use, expiring, bound to a
+keyed hash of the draft's content; a change of the draft or five wrong entries void it; only its keyed
+hash is stored. Every number ends in exactly one state, so the daily register balances:
+issued = used + voided + expired + outstanding.
+
+Who may confirm is decided by app/authz/policy.py (ensure_may_confirm), nowhere else.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import Actor, record
+from app.audit.models import AuditEvent
+from app.authz.models import LoginThrottle, User
+from app.authz.policy import ensure_may_confirm
+from app.authz.service import active_roles, count_failed_password, login_key
+from app.clock import TOKYO, business_date_of, rfc3339
+from app.context import AppContext
+from app.errors import ApprovalInvalid
+from app.inquiry.models import ApprovalNumber, Inquiry
+from app.inquiry.schemas import Approval, ApprovalNumberApproval
+
+
+@dataclass(frozen=True)
+class GrantedApproval:
+    method: str
+    confirmer_id: str
+    approved_at: datetime
+
+
+def _number_hash(ctx: AppContext, inquiry_id: str, number: str) -> str:
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return ctx.keyring.blind_index(digits, domain=f"approval-number:{inquiry_id}")
+
+
+def new_approval_number() -> str:
+    digits = f"{secrets.randbelow(10**8):08d}"
+    return f"{digits[:4]}-{digits[4:]}"
+
+
+async def issue_number(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    inquiry: Inquiry,
+    confirmer: Actor,
+    purpose: str,
+    bound_hash: str,
+) -> tuple[str, ApprovalNumber]:
+    now = ctx.clock.now()
+    number = new_approval_number()
+    row = ApprovalNumber(
+        id=str(uuid.uuid4()),
+        inquiry_id=inquiry.id,
+        branch_code=inquiry.branch_code,
+        business_date=business_date_of(now),
+        issued_by=confirmer.id or "",
+        issued_at=now,
+        issued_terminal_id=confirmer.terminal_id,
+        expires_at=now + timedelta(minutes=ctx.policy.approval_number_minutes),
+        number_hash=_number_hash(ctx, inquiry.id, number),
+        purpose=purpose,
+        draft_hash=bound_hash,
+        state="outstanding",
+        failed_attempts=0,
+    )
+    session.add(row)
+    record(
+        session,
+        actor=confirmer,
+        action="approval_number.issued",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={"approval_number_id": row.id, "purpose": purpose, "expires_at": row.expires_at.isoformat()},
+    )
+    return number, row
+
+
+async def close_numbers(
+    session: AsyncSession, *, ctx: AppContext, inquiry_id: str, state: str, reason: str, actor: Actor
+) -> int:
+    """Void (or expire) every outstanding number of an inquiry, e.g. because the draft changed."""
+    result = await session.execute(
+        update(ApprovalNumber)
+        .where(ApprovalNumber.inquiry_id == inquiry_id, ApprovalNumber.state == "outstanding")
+        .values(state=state, closed_at=ctx.clock.now(), void_reason=reason)
+    )
+    count = int(getattr(result, "rowcount", 0) or 0)
+    if count:
+        record(
+            session,
+            actor=actor,
+            action=f"approval_number.{state}",
+            object_type="inquiry",
+            object_id=inquiry_id,
+            details={"count": count, "reason": reason},
+        )
+    return count
+
+
+async def verify_approval(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    inquiry: Inquiry,
+    approval: Approval,
+    purpose: str,
+    bound_hash: str,
+    actor: Actor,
+) -> GrantedApproval:
+    """Check an A1 or A2 approval for ``purpose`` (submit | cancel); raise APPROVAL_INVALID and friends."""
+    if isinstance(approval, ApprovalNumberApproval):
+        return await _use_number(
+            session,
+            ctx=ctx,
+            inquiry=inquiry,
+            number=approval.approval_number,
+            purpose=purpose,
+            bound_hash=bound_hash,
+            actor=actor,
+        )
+    return await _check_credentials(
+        session,
+        ctx=ctx,
+        inquiry=inquiry,
+        user_id=approval.confirmer_user_id,
+        password=approval.confirmer_password,
+        actor=actor,
+    )
+
+
+async def _use_number(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    inquiry: Inquiry,
+    number: str,
+    purpose: str,
+    bound_hash: str,
+    actor: Actor,
+) -> GrantedApproval:
+    now = ctx.clock.now()
+    outstanding = list(
+        (
+            await session.scalars(
+                select(ApprovalNumber)
+                .where(ApprovalNumber.inquiry_id == inquiry.id, ApprovalNumber.state == "outstanding")
+                .with_for_update()
+            )
+        ).all()
+    )
+    for row in outstanding:
+        if row.expires_at <= now:
+            row.state, row.closed_at, row.void_reason = "expired", now, "lifetime_elapsed"
+            record(
+                session,
+                actor=actor,
+                action="approval_number.expired",
+                object_type="inquiry",
+                object_id=inquiry.id,
+                details={"approval_number_id": row.id},
+            )
+    live = [row for row in outstanding if row.state == "outstanding" and row.purpose == purpose]
+    wanted = _number_hash(ctx, inquiry.id, number)
+    match = next((row for row in live if secrets.compare_digest(row.number_hash, wanted)), None)
+    if match is not None and match.draft_hash == bound_hash:
+        match.state, match.closed_at = "used", now
+        record(
+            session,
+            actor=actor,
+            action="approval_number.used",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            details={"approval_number_id": match.id, "purpose": purpose, "confirmer_id": match.issued_by},
+        )
+        return GrantedApproval("approval_number", match.issued_by, now)
+    # A wrong entry counts against every live number of this inquiry; the fifth voids them.
+    for row in live:
+        row.failed_attempts += 1
+        if row.failed_attempts >= ctx.policy.approval_number_max_failures:
+            row.state, row.closed_at, row.void_reason = "voided", now, "too_many_wrong_entries"
+            record(
+                session,
+                actor=actor,
+                action="approval_number.voided",
+                object_type="inquiry",
+                object_id=inquiry.id,
+                details={"approval_number_id": row.id, "reason": "too_many_wrong_entries"},
+            )
+    record(
+        session,
+        actor=actor,
+        action="approval.refused",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        outcome="denied",
+        details={"method": "approval_number", "purpose": purpose},
+    )
+    await session.commit()
+    raise ApprovalInvalid(
+        "The approval number is wrong, expired, used, voided or not for this inquiry", audited=True
+    )
+
+
+async def _check_credentials(
+    session: AsyncSession, *, ctx: AppContext, inquiry: Inquiry, user_id: str, password: str, actor: Actor
+) -> GrantedApproval:
+    now = ctx.clock.now()
+    confirmer = await session.get(User, user_id)
+    throttle = await session.get(LoginThrottle, login_key(ctx, user_id))
+    locked = throttle is not None and throttle.locked_at is not None
+    if locked or not await ctx.passwords.verify_async(
+        confirmer.password_hash if confirmer else None, password
+    ):
+        if not locked:
+            await count_failed_password(
+                session, ctx=ctx, user=confirmer, attempted_user_id=user_id, actor=actor
+            )
+        record(
+            session,
+            actor=actor,
+            action="approval.refused",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            outcome="denied",
+            details={"method": "confirmer_credentials", "confirmer_id": user_id},
+        )
+        await session.commit()
+        raise ApprovalInvalid("The confirmer's credentials are not valid", audited=True)
+    assert confirmer is not None
+    ensure_may_confirm(
+        confirmer_id=confirmer.id,
+        confirmer_roles=await active_roles(session, confirmer.id),
+        confirmer_active=confirmer.status == "active",
+        branch_code=inquiry.branch_code,
+        operator_id=inquiry.operator_id,
+    )
+    record(
+        session,
+        actor=actor,
+        action="approval.confirmer_credentials",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={"confirmer_id": confirmer.id},
+    )
+    return GrantedApproval("confirmer_credentials", confirmer.id, now)
+
+
+async def register_balance(session: AsyncSession, *, branch_code: str, business_date: date) -> dict[str, int]:
+    """The approval-number register for one branch and day.
+
+    ``issued`` is counted from the ledger (numbers issued that day for the branch's inquiries) and the
+    other figures from the register's rows, so a number lost from the register shows as an imbalance.
+    """
+    rows = await session.execute(
+        select(ApprovalNumber.state, func.count())
+        .where(ApprovalNumber.branch_code == branch_code, ApprovalNumber.business_date == business_date)
+        .group_by(ApprovalNumber.state)
+    )
+    counts = {"used": 0, "voided": 0, "expired": 0, "outstanding": 0}
+    for state, count in rows:
+        counts[str(state)] = int(count)
+    start = datetime.combine(business_date, time(0, 0), tzinfo=TOKYO)
+    issued = await session.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.action == "approval_number.issued",
+            AuditEvent.at >= rfc3339(start),
+            AuditEvent.at < rfc3339(start + timedelta(days=1)),
+            AuditEvent.object_id.in_(select(Inquiry.id).where(Inquiry.branch_code == branch_code)),
+        )
+    )
+    counts["issued"] = int(issued or 0)
+    return counts

@@ -1,0 +1,179 @@
+"""Inquiries, their sealed subject and response, approval numbers, the outbox and idempotency records."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime
+
+
+class Inquiry(Base):
+    __tablename__ = "inquiries"
+    __table_args__ = (UniqueConstraint("number", name="uq_inquiries_number"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # Human number per branch and business day, e.g. 001-20261124-0007.
+    number: Mapped[str] = mapped_column(String(32))
+    branch_code: Mapped[str] = mapped_column(ForeignKey("branches.code"), index=True)
+    terminal_id: Mapped[str | None] = mapped_column(String(40))
+    operator_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(40))
+    customer_status: Mapped[str] = mapped_column(String(16))
+    # The subject's identity, sealed (EN-1); found through the keyed blind index of kana + birth date.
+    subject_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    subject_nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    subject_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    subject_kek_id: Mapped[str] = mapped_column(String(40))
+    subject_index: Mapped[str] = mapped_column(String(64), index=True)
+    # Keyed pseudonym used in the ledger, never the name.
+    subject_pseudonym: Mapped[str] = mapped_column(String(64))
+    consent_type: Mapped[str] = mapped_column(String(40))
+    consent_reference: Mapped[str] = mapped_column(String(80))
+    consent_obtained_on: Mapped[date] = mapped_column(Date)
+    # SHA-256 over the draft's content; an approval number is bound to it.
+    draft_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    approval_method: Mapped[str | None] = mapped_column(String(32))
+    approval_confirmer_id: Mapped[str | None] = mapped_column(String(40))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approval_terminal_id: Mapped[str | None] = mapped_column(String(40))
+    center_inquiry_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    center_result_code: Mapped[str | None] = mapped_column(String(40))
+    response_state: Mapped[str] = mapped_column(String(16), default="none")
+    released_by: Mapped[str | None] = mapped_column(String(40))
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    document_check: Mapped[str | None] = mapped_column(String(16))
+    hq_request_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    business_date: Mapped[date] = mapped_column(Date, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by: Mapped[str | None] = mapped_column(String(40))
+    cancel_confirmer_id: Mapped[str | None] = mapped_column(String(40))
+    cancel_reason: Mapped[str | None] = mapped_column(String(400))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SealedResponse(Base):
+    """The center's answer, encrypted with its own data key; deleting ``wrapped_key`` destroys it (RT-1)."""
+
+    __tablename__ = "inquiry_responses"
+
+    inquiry_id: Mapped[str] = mapped_column(ForeignKey("inquiries.id"), primary_key=True)
+    center_inquiry_id: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    kek_id: Mapped[str] = mapped_column(String(40))
+
+
+class InquiryNumberCounter(Base):
+    __tablename__ = "inquiry_number_counters"
+
+    branch_code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    business_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    last_value: Mapped[int] = mapped_column(Integer)
+
+
+class ApprovalNumber(Base):
+    """A one-time number a confirmer issues for one draft (method A2); only its keyed hash is stored."""
+
+    __tablename__ = "approval_numbers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    inquiry_id: Mapped[str] = mapped_column(ForeignKey("inquiries.id"), index=True)
+    branch_code: Mapped[str] = mapped_column(String(8), index=True)
+    business_date: Mapped[date] = mapped_column(Date, index=True)
+    issued_by: Mapped[str] = mapped_column(String(40))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued_terminal_id: Mapped[str | None] = mapped_column(String(40))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    number_hash: Mapped[str] = mapped_column(String(64))
+    # submit (approves sending this draft) | cancel (approves cancelling this inquiry, CC-1)
+    purpose: Mapped[str] = mapped_column(String(16), default="submit")
+    draft_hash: Mapped[str] = mapped_column(String(64))
+    # outstanding | used | voided | expired
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    void_reason: Mapped[str | None] = mapped_column(String(40))
+
+
+class OutboxMessage(Base):
+    """A message to the center waiting to be delivered (ER-3); the idempotency key never changes."""
+
+    __tablename__ = "center_outbox"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    inquiry_id: Mapped[str] = mapped_column(ForeignKey("inquiries.id"), index=True)
+    # inquire | cancel
+    kind: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # A sender claims a row for a short lease so two workers never send it at the same moment.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    payload: Mapped[str | None] = mapped_column(Text)
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a creating/sending POST, replayed for the same key and body (ER-2)."""
+
+    __tablename__ = "idempotency_records"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(120), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Escalation(Base):
+    """A notification for the branch manager and HQ compliance (mismatch, overdue list, ...)."""
+
+    __tablename__ = "escalations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    branch_code: Mapped[str] = mapped_column(String(8), index=True)
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str] = mapped_column(String(64))
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(String(400))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(40))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PolicyVersion(Base):
+    """Every inquiry-policy version the gateway has run with (PL-3: versioned, changes audited)."""
+
+    __tablename__ = "policy_versions"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(40))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    content: Mapped[str] = mapped_column(Text)

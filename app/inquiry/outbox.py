@@ -1,0 +1,307 @@
+"""The durable outbox to the center (ER-2, ER-3; design.md "The center link and the outbox").
+
+Submitting writes ``queued`` and an outbox row in one transaction. The sender claims a due row for a
+short lease (one transaction), calls the center with the row's idempotency key — the inquiry id, which
+never changes — and stores the sealed response, the new state and ``delivered_at`` in one more
+transaction. A crash at any point leaves a row that is retried later with the same key, and the
+center answers a repeated key with the first answer: a retry never makes a second center inquiry.
+No database transaction is open while the center is being called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import SYSTEM_ACTOR, record
+from app.center.interface import CenterInquiryRequest, CenterRefused, CenterSubject, CenterUnavailable
+from app.context import AppContext
+from app.crypto.envelope import Sealed, seal
+from app.inquiry.models import Inquiry, OutboxMessage, SealedResponse
+from app.inquiry.sealing import open_subject, response_aad
+
+log = logging.getLogger("shokai.outbox")
+
+CLAIM_LEASE = timedelta(seconds=60)
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    inquiry: Inquiry,
+    kind: str,
+    payload: dict[str, str] | None = None,
+) -> OutboxMessage:
+    key = inquiry.id if kind == "inquire" else f"{kind}:{inquiry.id}"
+    message = OutboxMessage(
+        inquiry_id=inquiry.id,
+        kind=kind,
+        idempotency_key=key,
+        attempts=0,
+        next_attempt_at=ctx.clock.now(),
+        created_at=ctx.clock.now(),
+        payload=json.dumps(payload) if payload else None,
+    )
+    session.add(message)
+    return message
+
+
+def _backoff(attempts: int) -> timedelta:
+    seconds = min(MAX_BACKOFF.total_seconds(), 2 ** min(attempts, 10))
+    return timedelta(seconds=seconds * (0.75 + random.random() / 2))  # noqa: S311 - jitter, not security
+
+
+async def due_messages(ctx: AppContext, *, limit: int = 50) -> list[int]:
+    now = ctx.clock.now()
+    async with ctx.db.read_session() as session:
+        rows = await session.scalars(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.next_attempt_at <= now,
+                or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+            )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        return list(rows.all())
+
+
+async def _claim(ctx: AppContext, message_id: int) -> bool:
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        result = await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.delivered_at.is_(None),
+                or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+            )
+            .values(claimed_until=now + CLAIM_LEASE, attempts=OutboxMessage.attempts + 1)
+        )
+        await session.commit()
+        return bool(getattr(result, "rowcount", 0))
+
+
+async def deliver(ctx: AppContext, message_id: int) -> str:
+    """Deliver one outbox message; returns what happened (delivered, refused, retry, skipped)."""
+    if not await _claim(ctx, message_id):
+        return "skipped"
+    async with ctx.db.read_session() as session:
+        message = await session.get(OutboxMessage, message_id)
+        inquiry = await session.get(Inquiry, message.inquiry_id) if message else None
+    if message is None or inquiry is None:
+        return "skipped"
+    try:
+        if message.kind == "inquire":
+            subject = open_subject(ctx, inquiry)
+            answer = await ctx.center.inquire(
+                CenterInquiryRequest(
+                    member_code=ctx.settings.center_member_code,
+                    branch_code=inquiry.branch_code,
+                    terminal_id=inquiry.terminal_id or "-",
+                    operator_ref=inquiry.operator_id,
+                    purpose=inquiry.purpose,
+                    subject=CenterSubject.model_validate(subject),
+                    idempotency_key=message.idempotency_key,
+                )
+            )
+            record_json = answer.record.model_dump(mode="json") if answer.record is not None else None
+            await _store_answer(
+                ctx,
+                message_id,
+                answer.center_inquiry_id,
+                answer.received_at,
+                {"result": answer.result, "record": record_json},
+            )
+        else:
+            payload = json.loads(message.payload or "{}")
+            await ctx.center.cancel(
+                inquiry.center_inquiry_id or "", payload.get("reason", ""), message.idempotency_key
+            )
+            await _mark_cancel_delivered(ctx, message_id)
+        ctx.metrics.center_calls.labels(message.kind, "delivered").inc()
+        return "delivered"
+    except CenterRefused as refusal:
+        await _store_refusal(ctx, message_id, refusal.code, refusal.center_inquiry_id)
+        ctx.metrics.center_calls.labels(message.kind, "refused").inc()
+        return "refused"
+    except CenterUnavailable as failure:
+        await _schedule_retry(
+            ctx, message_id, type(failure).__name__ if not str(failure) else str(failure)[:200]
+        )
+        ctx.metrics.center_calls.labels(message.kind, "retry").inc()
+        return "retry"
+
+
+async def _store_answer(
+    ctx: AppContext,
+    message_id: int,
+    center_inquiry_id: str,
+    received_at: datetime,
+    content: dict[str, object],
+) -> None:
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        message = await session.get(OutboxMessage, message_id, with_for_update=True)
+        if message is None or message.delivered_at is not None:
+            return
+        inquiry = await session.get(Inquiry, message.inquiry_id, with_for_update=True)
+        assert inquiry is not None
+        sealed: Sealed = seal(
+            ctx.keyring,
+            json.dumps(content, ensure_ascii=False).encode(),
+            associated_data=response_aad(inquiry.id),
+        )
+        session.add(
+            SealedResponse(
+                inquiry_id=inquiry.id,
+                center_inquiry_id=center_inquiry_id,
+                received_at=received_at,
+                ciphertext=sealed.ciphertext,
+                nonce=sealed.nonce,
+                wrapped_key=sealed.wrapped_key,
+                kek_id=sealed.kek_id,
+            )
+        )
+        inquiry.center_inquiry_id = center_inquiry_id
+        inquiry.sent_at = inquiry.sent_at or now
+        inquiry.center_result_code = str(content.get("result", "found")).upper()
+        method_b = "B" in ctx.policy.methods_for(inquiry.branch_code)
+        # Without method B the response is released on receipt, but every read is still logged.
+        inquiry.status = "held" if method_b else "released"
+        inquiry.response_state = "held" if method_b else "released"
+        if not method_b:
+            inquiry.released_at = now
+        inquiry.updated_at = now
+        message.delivered_at = now
+        message.claimed_until = None
+        record(
+            session,
+            actor=SYSTEM_ACTOR,
+            action="center.inquiry_sent",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            details={"center_inquiry_id": center_inquiry_id, "attempts": message.attempts},
+        )
+        record(
+            session,
+            actor=SYSTEM_ACTOR,
+            action="inquiry.response_received",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            details={"state": inquiry.response_state, "result": inquiry.center_result_code},
+        )
+        await session.commit()
+
+
+async def _store_refusal(ctx: AppContext, message_id: int, code: str, center_inquiry_id: str | None) -> None:
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        message = await session.get(OutboxMessage, message_id, with_for_update=True)
+        if message is None or message.delivered_at is not None:
+            return
+        inquiry = await session.get(Inquiry, message.inquiry_id, with_for_update=True)
+        assert inquiry is not None
+        message.delivered_at = now
+        message.claimed_until = None
+        message.last_error = code
+        if message.kind == "inquire":
+            inquiry.status = "center_error"
+            inquiry.center_result_code = f"CENTER_{code}"
+            # The center records a refused inquiry too (NO_TRADE_INFO); keep its id for reconciliation.
+            inquiry.center_inquiry_id = center_inquiry_id or inquiry.center_inquiry_id
+            inquiry.sent_at = inquiry.sent_at or now
+            inquiry.updated_at = now
+        # The operator is named so repeated NO_TRADE_INFO per operator can be counted (PL-2: probing).
+        record(
+            session,
+            actor=SYSTEM_ACTOR,
+            action="center.refused",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            outcome="failure",
+            details={"code": f"CENTER_{code}", "kind": message.kind, "operator_id": inquiry.operator_id},
+        )
+        await session.commit()
+
+
+async def _mark_cancel_delivered(ctx: AppContext, message_id: int) -> None:
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        message = await session.get(OutboxMessage, message_id, with_for_update=True)
+        if message is None or message.delivered_at is not None:
+            return
+        message.delivered_at = now
+        message.claimed_until = None
+        record(
+            session,
+            actor=SYSTEM_ACTOR,
+            action="center.cancellation_sent",
+            object_type="inquiry",
+            object_id=message.inquiry_id,
+            details={"attempts": message.attempts},
+        )
+        await session.commit()
+
+
+async def _schedule_retry(ctx: AppContext, message_id: int, error: str) -> None:
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        message = await session.get(OutboxMessage, message_id, with_for_update=True)
+        if message is None or message.delivered_at is not None:
+            return
+        message.claimed_until = None
+        message.last_error = error
+        message.next_attempt_at = now + _backoff(message.attempts)
+        await session.commit()
+
+
+class OutboxSender:
+    """Delivers due messages in the background; ``kick()`` wakes it at once after a submit."""
+
+    def __init__(self, ctx: AppContext, *, idle_seconds: float = 1.0, concurrency: int = 8) -> None:
+        self._ctx = ctx
+        self._idle = idle_seconds
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    async def deliver_due(self) -> int:
+        ids = await due_messages(self._ctx)
+
+        async def _one(message_id: int) -> None:
+            async with self._slots:
+                try:
+                    await deliver(self._ctx, message_id)
+                except Exception:
+                    # A bug in one delivery must not stop the others; the row stays due and is retried.
+                    log.exception("outbox delivery failed", extra={"outbox_id": message_id})
+
+        await asyncio.gather(*(_one(i) for i in ids))
+        return len(ids)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                delivered = await self.deliver_due()
+            except Exception:
+                log.exception("outbox sweep failed")
+                delivered = 0
+            if delivered:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._idle)
+            except TimeoutError:
+                pass

@@ -1,0 +1,120 @@
+"""The inquiry policy as data (PL-1…PL-3, VI(1)①, HQ-2): purposes × customer status × consent documents,
+each branch's check methods (A/B/C/D), the HQ return option and the operating limits.
+
+The bundled ``data/policy.json`` is the default; ``SHOKAI_POLICY_FILE`` replaces it. The policy is
+validated when the gateway starts — a branch left with no check method, or an HQ return option of
+``none`` for a branch without A or B, refuses to start — and every new version is recorded in the
+database and the ledger (app/inquiry/service.py: ``register_policy_version``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CheckMethod = Literal["A", "B", "C", "D"]
+CustomerStatus = Literal["new", "existing"]
+HqReturnOption = Literal["subject_list", "count_list", "none"]
+
+
+class PolicyError(ValueError):
+    """The policy document is not acceptable; the gateway does not start with it."""
+
+
+class PurposeRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label_ja: str
+    # customer status -> the consent documents this purpose accepts for it; a missing status is not allowed.
+    documents: dict[CustomerStatus, list[str]]
+    center_may_answer_no_trade_info: bool = False
+
+
+class CheckMethods(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: list[CheckMethod]
+    branches: dict[str, list[CheckMethod]] = Field(default_factory=dict)
+
+
+class HqReturnOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: HqReturnOption
+    branches: dict[str, HqReturnOption] = Field(default_factory=dict)
+
+
+class InquiryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str
+    documents: dict[str, str]
+    purposes: dict[str, PurposeRule]
+    check_methods: CheckMethods
+    hq_return_option: HqReturnOptions
+    operator_reads_after_release: bool = True
+    self_inquiry: Literal["refuse", "flag"] = "refuse"
+    approval_number_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    approval_number_max_failures: int = Field(default=5, ge=1, le=20)
+    draft_lifetime_business_days: int = Field(default=1, ge=1, le=10)
+    interactive_submit_wait_seconds: float = Field(default=3.0, ge=0, le=30)
+    confirmer_totp_branches: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InquiryPolicy:
+        for code, rule in self.purposes.items():
+            if not rule.documents or not any(rule.documents.values()):
+                raise PolicyError(f"purpose {code} accepts no consent document")
+            for docs in rule.documents.values():
+                unknown = set(docs) - set(self.documents)
+                if unknown:
+                    raise PolicyError(f"purpose {code} names unknown documents {sorted(unknown)}")
+        if not self.check_methods.default:
+            raise PolicyError("the default check methods are empty: every branch needs at least one of A-D")
+        for branch, methods in self.check_methods.branches.items():
+            if not methods:
+                raise PolicyError(f"branch {branch} has no check method (VI(1)①: at least one of A-D)")
+        for branch in {*self.hq_return_option.branches, *self.check_methods.branches}:
+            if self.hq_return_option_for(branch) == "none" and not {"A", "B"} & set(self.methods_for(branch)):
+                raise PolicyError(f"branch {branch}: HQ return option 'none' needs method A or B (HQ-2)")
+        if self.hq_return_option.default == "none" and not {"A", "B"} & set(self.check_methods.default):
+            raise PolicyError("default HQ return option 'none' needs method A or B (HQ-2)")
+        return self
+
+    def methods_for(self, branch_code: str) -> frozenset[str]:
+        return frozenset(self.check_methods.branches.get(branch_code, self.check_methods.default))
+
+    def hq_return_option_for(self, branch_code: str) -> str:
+        return self.hq_return_option.branches.get(branch_code, self.hq_return_option.default)
+
+    def totp_required_for(self, branch_code: str) -> bool:
+        return branch_code in self.confirmer_totp_branches
+
+    def canonical_json(self) -> str:
+        return json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+        )
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def load_policy(path: Path | None = None) -> InquiryPolicy:
+    """The policy from ``path`` or the bundled default; raises PolicyError when it is not acceptable."""
+    if path is not None:
+        text = path.read_text(encoding="utf-8")
+    else:
+        text = resources.files("app.inquiry.data").joinpath("policy.json").read_text(encoding="utf-8")
+    try:
+        return InquiryPolicy.model_validate_json(text)
+    except PolicyError:
+        raise
+    except ValueError as exc:
+        raise PolicyError(f"the inquiry policy is not valid: {exc}") from exc

@@ -1,0 +1,201 @@
+"""Request and response models of the inquiry endpoints (api.md "Inquiries")."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Purpose = Annotated[
+    str, Field(min_length=1, max_length=40, description="A purpose code from the policy table")
+]
+
+
+class SubjectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name_kana: str = Field(min_length=1, max_length=100)
+    name_kanji: str | None = Field(default=None, max_length=100)
+    birth_date: date
+    # The center's limits (app/center/interface.py CenterSubject), so an accepted draft can always be sent.
+    phone: str | None = Field(default=None, max_length=20)
+    postal_code: str | None = Field(default=None, max_length=10)
+    address: str | None = Field(default=None, max_length=200)
+
+
+class ConsentDocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=40)
+    reference: str = Field(min_length=1, max_length=80)
+    obtained_on: date
+
+
+class ApprovalNumberApproval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["approval_number"]
+    approval_number: str = Field(min_length=4, max_length=32)
+
+
+class ConfirmerCredentialsApproval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["confirmer_credentials"]
+    confirmer_user_id: str = Field(min_length=1, max_length=80)
+    confirmer_password: str = Field(min_length=1, max_length=1024)
+    confirmer_totp: str | None = Field(default=None, max_length=12)
+
+
+Approval = Annotated[ApprovalNumberApproval | ConfirmerCredentialsApproval, Field(discriminator="method")]
+
+
+class InquiryCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: Purpose
+    customer_status: Literal["new", "existing"]
+    subject: SubjectIn
+    consent_document: ConsentDocumentIn
+    hq_request_id: str | None = Field(default=None, max_length=36)
+    approval: Approval | None = None
+
+
+class InquiryUpdate(BaseModel):
+    """A change to a draft awaiting approval; any change voids its approval numbers (method A2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: Purpose | None = None
+    customer_status: Literal["new", "existing"] | None = None
+    subject: SubjectIn | None = None
+    consent_document: ConsentDocumentIn | None = None
+
+
+class SubmitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approval: Approval
+
+
+class ReleaseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=1024)
+    totp: str | None = Field(default=None, max_length=12)
+    document_check: Literal["match", "mismatch"]
+    note: str | None = Field(default=None, max_length=400)
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=400)
+    approval: Approval
+
+
+class SubjectOut(BaseModel):
+    name_kana: str
+    name_kanji: str | None = None
+    birth_date: date
+    phone: str | None = None
+    postal_code: str | None = None
+    address: str | None = None
+
+
+class ConsentDocumentOut(BaseModel):
+    type: str
+    reference: str
+    obtained_on: date
+
+
+class ApprovalOut(BaseModel):
+    method: str
+    confirmer_id: str
+    approved_at: datetime
+
+
+class CenterOut(BaseModel):
+    inquiry_id: str | None
+    sent_at: datetime | None
+    result_code: str | None
+
+
+class ResponseStateOut(BaseModel):
+    state: Literal["none", "held", "released", "destroyed"]
+    released_by: str | None
+    released_at: datetime | None
+    document_check: str | None
+
+
+class InquiryOut(BaseModel):
+    id: str
+    number: str
+    branch_code: str
+    terminal_id: str | None
+    operator_id: str
+    purpose: str
+    customer_status: str
+    subject: SubjectOut | None = Field(
+        description="Null for readers who may not see subject identity (auditors)"
+    )
+    consent_document: ConsentDocumentOut
+    status: str
+    flags: list[str]
+    approval: ApprovalOut | None
+    center: CenterOut | None
+    response: ResponseStateOut
+    hq_request_id: str | None
+    created_at: datetime
+    business_date: date
+    expires_at: datetime
+
+
+class InquiryPage(BaseModel):
+    items: list[InquiryOut]
+    next_cursor: str | None
+
+
+class ApprovalNumberOut(BaseModel):
+    approval_number: str = Field(description="Shown once; only a keyed hash is stored")
+    expires_at: datetime
+
+
+class ResponseOut(BaseModel):
+    inquiry_id: str
+    center_inquiry_id: str
+    received_at: datetime
+    record: dict[str, Any]
+
+
+class ReleaseOut(ResponseOut):
+    document_check: Literal["match", "mismatch"]
+    flags: list[str]
+    next_steps: str | None = None
+
+
+class TraceEvent(BaseModel):
+    seq: int
+    at: str
+    actor_id: str | None
+    action: str
+    outcome: str
+    details: dict[str, Any]
+
+
+class TraceOut(BaseModel):
+    inquiry_id: str
+    number: str
+    events: list[TraceEvent]
+
+
+class ApprovalRegisterOut(BaseModel):
+    branch_code: str
+    business_date: date
+    issued: int
+    used: int
+    voided: int
+    expired: int
+    outstanding: int
+    balanced: bool

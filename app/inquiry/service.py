@@ -1,0 +1,843 @@
+"""The inquiry's life (api.md "Inquiries"): create → approve (A) → queue → held → release (B) → read.
+
+States: awaiting_approval → queued → held → released; or center_error, cancelled, expired.
+Every transition is a ledger event in the same transaction. Who may do what is asked of
+app/authz/policy.py; the rules of purpose and approval live here and in approvals.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import Actor, record
+from app.audit.models import AuditEvent
+from app.authz.models import LoginThrottle, User
+from app.authz.policy import authorize, ensure_may_confirm, may
+from app.authz.principal import Principal
+from app.authz.service import count_failed_password, login_key
+from app.clock import business_date_of
+from app.context import AppContext
+from app.errors import (
+    CustomerStatusNotAllowed,
+    DocumentNotAllowedForPurpose,
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidState,
+    MyNumberForbidden,
+    NotFound,
+    PurposeUnknown,
+    ReauthFailed,
+    ResponseDestroyed,
+    ResponseHeld,
+    SelfInquiry,
+    TerminalNotAllowed,
+    ValidationFailed,
+)
+from app.inquiry import approvals, outbox
+from app.inquiry.models import Escalation, IdempotencyRecord, Inquiry, InquiryNumberCounter, SealedResponse
+from app.inquiry.schemas import Approval, ApprovalNumberApproval, InquiryCreate, InquiryUpdate, SubjectIn
+from app.inquiry.sealing import open_response, open_subject, seal_subject
+from app.inquiry.subject import contains_my_number, is_katakana_name, kana_key, normalise_kana, normalise_text
+
+OPEN_FOR_CANCEL = ("awaiting_approval", "held", "released", "center_error")
+
+
+# -- purpose policy (PL-1, PL-2) ---------------------------------------------------------------------
+
+
+def check_purpose(ctx: AppContext, *, purpose: str, customer_status: str, document_type: str) -> None:
+    rule = ctx.policy.purposes.get(purpose)
+    if rule is None:
+        raise PurposeUnknown("The purpose is not in the purpose table")
+    allowed = rule.documents.get(customer_status)  # type: ignore[call-overload]
+    if not allowed:
+        raise CustomerStatusNotAllowed(f"{purpose} is allowed only for: {', '.join(sorted(rule.documents))}")
+    if document_type not in allowed:
+        raise DocumentNotAllowedForPurpose(f"{purpose} ({customer_status}) accepts: {', '.join(allowed)}")
+
+
+def normalised_subject(subject: SubjectIn) -> dict[str, Any]:
+    name_kana = normalise_kana(subject.name_kana)
+    if not is_katakana_name(name_kana):
+        raise ValidationFailed("name_kana must be written in kana")
+    return {
+        "name_kana": name_kana,
+        "name_kanji": normalise_text(subject.name_kanji),
+        "birth_date": subject.birth_date.isoformat(),
+        "phone": normalise_text(subject.phone),
+        "postal_code": normalise_text(subject.postal_code),
+        "address": normalise_text(subject.address),
+    }
+
+
+def draft_hash(ctx: AppContext, inquiry: Inquiry, subject: dict[str, Any]) -> str:
+    """Keyed hash of what the confirmer approved: branch, operator, purpose, subject, document."""
+    content = orjson.dumps(
+        {
+            "branch": inquiry.branch_code,
+            "operator": inquiry.operator_id,
+            "purpose": inquiry.purpose,
+            "customer_status": inquiry.customer_status,
+            "subject": subject,
+            "document": [
+                inquiry.consent_type,
+                inquiry.consent_reference,
+                inquiry.consent_obtained_on.isoformat(),
+            ],
+        },
+        option=orjson.OPT_SORT_KEYS,
+    ).decode()
+    return ctx.keyring.blind_index(content, domain="draft")
+
+
+def cancel_binding(ctx: AppContext, inquiry: Inquiry) -> str:
+    return ctx.keyring.blind_index(f"cancel:{inquiry.id}:{inquiry.draft_hash}", domain="draft")
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+async def _next_number(session: AsyncSession, *, branch_code: str, business_date: date) -> str:
+    counter = await session.get(InquiryNumberCounter, (branch_code, business_date), with_for_update=True)
+    if counter is None:
+        counter = InquiryNumberCounter(branch_code=branch_code, business_date=business_date, last_value=0)
+        session.add(counter)
+    counter.last_value += 1
+    await session.flush()
+    return f"{branch_code}-{business_date:%Y%m%d}-{counter.last_value:04d}"
+
+
+async def load_inquiry(session: AsyncSession, inquiry_id: str, *, for_update: bool = False) -> Inquiry:
+    inquiry = await session.get(Inquiry, inquiry_id, with_for_update=for_update)
+    if inquiry is None:
+        raise NotFound("No such inquiry")
+    return inquiry
+
+
+def _ensure_can_see(principal: Principal, inquiry: Inquiry) -> None:
+    # An inquiry outside the caller's branches is reported as absent, not forbidden: its existence is data.
+    if not may(principal, "inquiry.read", branch_code=inquiry.branch_code):
+        raise NotFound("No such inquiry")
+
+
+async def _expire_if_stale(session: AsyncSession, ctx: AppContext, inquiry: Inquiry, actor: Actor) -> bool:
+    if inquiry.status == "awaiting_approval" and inquiry.expires_at <= ctx.clock.now():
+        inquiry.status = "expired"
+        inquiry.updated_at = ctx.clock.now()
+        await approvals.close_numbers(
+            session, ctx=ctx, inquiry_id=inquiry.id, state="expired", reason="draft_expired", actor=actor
+        )
+        record(session, actor=actor, action="inquiry.expired", object_type="inquiry", object_id=inquiry.id)
+        return True
+    return False
+
+
+def _approve(inquiry: Inquiry, granted: approvals.GrantedApproval, terminal_id: str | None) -> None:
+    inquiry.approval_method = granted.method
+    inquiry.approval_confirmer_id = granted.confirmer_id
+    inquiry.approved_at = granted.approved_at
+    inquiry.approval_terminal_id = terminal_id
+
+
+def _queue(session: AsyncSession, ctx: AppContext, inquiry: Inquiry, actor: Actor) -> None:
+    inquiry.status = "queued"
+    inquiry.updated_at = ctx.clock.now()
+    outbox.enqueue(session, ctx=ctx, inquiry=inquiry, kind="inquire")
+    record(
+        session,
+        actor=actor,
+        action="inquiry.queued",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={"approval_method": inquiry.approval_method, "confirmer_id": inquiry.approval_confirmer_id},
+    )
+
+
+# -- idempotency (ER-2) -------------------------------------------------------------------------------
+
+
+def request_fingerprint(payload: Any) -> str:
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def replayed_inquiry_id(
+    session: AsyncSession, *, key: str | None, principal: Principal, endpoint: str, fingerprint: str
+) -> str | None:
+    """The inquiry a previous request with this key produced, or None; 409 if the body differs."""
+    if key is None:
+        return None
+    stored = await session.get(IdempotencyRecord, (key, principal.id, endpoint))
+    if stored is None:
+        return None
+    if stored.request_hash != fingerprint:
+        raise IdempotencyKeyReused("This Idempotency-Key was used with a different request")
+    return stored.response_body
+
+
+def remember_idempotency(
+    session: AsyncSession,
+    ctx: AppContext,
+    *,
+    key: str | None,
+    principal: Principal,
+    endpoint: str,
+    fingerprint: str,
+    inquiry_id: str,
+    status_code: int,
+) -> None:
+    if key is None:
+        return
+    session.add(
+        IdempotencyRecord(
+            key=key,
+            principal_id=principal.id,
+            endpoint=endpoint,
+            request_hash=fingerprint,
+            status_code=status_code,
+            response_body=inquiry_id,
+            created_at=ctx.clock.now(),
+        )
+    )
+
+
+async def commit_or_replay(session: AsyncSession, *, key: str | None) -> bool:
+    """Commit; when a concurrent request with the same Idempotency-Key won the race, roll back and say so."""
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        if key is None:
+            raise
+        return False
+    return True
+
+
+# -- creating and changing drafts ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Created:
+    inquiry: Inquiry
+    replayed: bool
+
+
+async def create_inquiry(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    body: InquiryCreate,
+    raw_body: Any,
+    idempotency_key: str | None,
+) -> Created:
+    """Create an inquiry from a terminal; send it at once with A1 approval or when method A is off."""
+    fingerprint = request_fingerprint(raw_body)
+    replay = await replayed_inquiry_id(
+        session, key=idempotency_key, principal=principal, endpoint="create", fingerprint=fingerprint
+    )
+    if replay is not None:
+        return Created(await load_inquiry(session, replay), True)
+    if contains_my_number(raw_body):
+        actor = principal.actor()
+        record(
+            session,
+            actor=actor,
+            action="inquiry.refused",
+            outcome="denied",
+            details={"code": "MY_NUMBER_FORBIDDEN"},
+        )
+        await session.commit()
+        raise MyNumberForbidden("Remove the Individual Number: the gateway may not collect it", audited=True)
+    branch_code = principal.terminal_branch_code
+    if branch_code is None:
+        raise TerminalNotAllowed("Inquiries are entered at a registered terminal")
+    authorize(principal, "inquiry.create", branch_code=branch_code)
+    check_purpose(
+        ctx,
+        purpose=body.purpose,
+        customer_status=body.customer_status,
+        document_type=body.consent_document.type,
+    )
+    if body.hq_request_id is not None:
+        raise ValidationFailed("No HQ request with this id exists")
+    subject = normalised_subject(body.subject)
+    now = ctx.clock.now()
+    actor = principal.actor()
+    flags: list[str] = []
+    if await _is_self_inquiry(session, principal.id, subject):
+        if ctx.policy.self_inquiry == "refuse":
+            record(
+                session,
+                actor=actor,
+                action="inquiry.refused",
+                outcome="denied",
+                details={"code": "SELF_INQUIRY"},
+            )
+            await session.commit()
+            raise SelfInquiry("You cannot inquire about yourself", audited=True)
+        flags.append("self_inquiry")
+    business_date = business_date_of(now)
+    inquiry = Inquiry(
+        id=str(uuid.uuid4()),
+        number=await _next_number(session, branch_code=branch_code, business_date=business_date),
+        branch_code=branch_code,
+        terminal_id=principal.terminal_id,
+        operator_id=principal.id,
+        purpose=body.purpose,
+        customer_status=body.customer_status,
+        consent_type=body.consent_document.type,
+        consent_reference=body.consent_document.reference,
+        consent_obtained_on=body.consent_document.obtained_on,
+        status="awaiting_approval",
+        flags=flags,
+        response_state="none",
+        created_at=now,
+        updated_at=now,
+        business_date=business_date,
+        expires_at=ctx.calendar.end_of_next_business_day(business_date, branch_code)
+        if ctx.policy.draft_lifetime_business_days == 1
+        else _draft_expiry(ctx, business_date, branch_code),
+    )
+    seal_subject(ctx, inquiry, subject)
+    inquiry.draft_hash = draft_hash(ctx, inquiry, subject)
+    session.add(inquiry)
+    await session.flush()
+    record(
+        session,
+        actor=actor,
+        action="inquiry.created",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={
+            "number": inquiry.number,
+            "purpose": inquiry.purpose,
+            "customer_status": inquiry.customer_status,
+            "consent_type": inquiry.consent_type,
+            "subject_pseudonym": inquiry.subject_pseudonym,
+            "flags": flags,
+        },
+    )
+    methods = ctx.policy.methods_for(branch_code)
+    if "A" not in methods:
+        _queue(session, ctx, inquiry, actor)
+    elif body.approval is not None:
+        if isinstance(body.approval, ApprovalNumberApproval):
+            raise ValidationFailed(
+                "An approval number is issued for an existing draft; submit it with /submit"
+            )
+        granted = await approvals.verify_approval(
+            session,
+            ctx=ctx,
+            inquiry=inquiry,
+            approval=body.approval,
+            purpose="submit",
+            bound_hash=inquiry.draft_hash,
+            actor=actor,
+        )
+        _approve(inquiry, granted, principal.terminal_id)
+        record(
+            session,
+            actor=actor,
+            action="inquiry.approved",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            details={"method": granted.method, "confirmer_id": granted.confirmer_id},
+        )
+        _queue(session, ctx, inquiry, actor)
+    remember_idempotency(
+        session,
+        ctx,
+        key=idempotency_key,
+        principal=principal,
+        endpoint="create",
+        fingerprint=fingerprint,
+        inquiry_id=inquiry.id,
+        status_code=201,
+    )
+    if not await commit_or_replay(session, key=idempotency_key):
+        replay = await replayed_inquiry_id(
+            session, key=idempotency_key, principal=principal, endpoint="create", fingerprint=fingerprint
+        )
+        return Created(await load_inquiry(session, replay or ""), True)
+    return Created(inquiry, False)
+
+
+def _draft_expiry(ctx: AppContext, business_date: date, branch_code: str) -> datetime:
+    day = business_date
+    for _ in range(ctx.policy.draft_lifetime_business_days - 1):
+        day = ctx.calendar.next_business_day(day, branch_code)
+    return ctx.calendar.end_of_next_business_day(day, branch_code)
+
+
+async def _is_self_inquiry(session: AsyncSession, operator_id: str, subject: dict[str, Any]) -> bool:
+    operator = await session.get(User, operator_id)
+    if operator is None or operator.name_kana is None or operator.birth_date is None:
+        return False
+    return (
+        kana_key(operator.name_kana) == kana_key(subject["name_kana"])
+        and operator.birth_date.isoformat() == subject["birth_date"]
+    )
+
+
+async def update_draft(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    inquiry_id: str,
+    body: InquiryUpdate,
+    raw_body: Any,
+) -> Inquiry:
+    """Change a draft awaiting approval; its outstanding approval numbers are voided (A2)."""
+    inquiry = await load_inquiry(session, inquiry_id, for_update=True)
+    _ensure_can_see(principal, inquiry)
+    if principal.id != inquiry.operator_id:
+        raise Forbidden("Only the operator who entered the draft can change it")
+    if contains_my_number(raw_body):
+        raise MyNumberForbidden("Remove the Individual Number: the gateway may not collect it")
+    actor = principal.actor()
+    if await _expire_if_stale(session, ctx, inquiry, actor):
+        await session.commit()
+        raise InvalidState("The draft expired before it was approved")
+    if inquiry.status != "awaiting_approval":
+        raise InvalidState("Only a draft awaiting approval can be changed")
+    subject = open_subject(ctx, inquiry) if body.subject is None else normalised_subject(body.subject)
+    inquiry.purpose = body.purpose or inquiry.purpose
+    inquiry.customer_status = body.customer_status or inquiry.customer_status
+    if body.consent_document is not None:
+        inquiry.consent_type = body.consent_document.type
+        inquiry.consent_reference = body.consent_document.reference
+        inquiry.consent_obtained_on = body.consent_document.obtained_on
+    check_purpose(
+        ctx,
+        purpose=inquiry.purpose,
+        customer_status=inquiry.customer_status,
+        document_type=inquiry.consent_type,
+    )
+    seal_subject(ctx, inquiry, subject)
+    new_hash = draft_hash(ctx, inquiry, subject)
+    if new_hash != inquiry.draft_hash:
+        inquiry.draft_hash = new_hash
+        await approvals.close_numbers(
+            session, ctx=ctx, inquiry_id=inquiry.id, state="voided", reason="draft_changed", actor=actor
+        )
+    inquiry.updated_at = ctx.clock.now()
+    record(
+        session,
+        actor=actor,
+        action="inquiry.draft_changed",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={"purpose": inquiry.purpose, "subject_pseudonym": inquiry.subject_pseudonym},
+    )
+    await session.commit()
+    return inquiry
+
+
+# -- method A -----------------------------------------------------------------------------------------
+
+
+async def issue_approval_number(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, inquiry_id: str
+) -> tuple[str, datetime]:
+    """A confirmer ≠ operator issues a one-time number for this draft (or for cancelling it, CC-1)."""
+    inquiry = await load_inquiry(session, inquiry_id, for_update=True)
+    _ensure_can_see(principal, inquiry)
+    actor = principal.actor()
+    ensure_may_confirm(
+        confirmer_id=principal.id,
+        confirmer_roles=principal.role_branches,
+        confirmer_active=True,
+        branch_code=inquiry.branch_code,
+        operator_id=inquiry.operator_id,
+    )
+    if await _expire_if_stale(session, ctx, inquiry, actor):
+        await session.commit()
+        raise InvalidState("The draft expired before it was approved")
+    if inquiry.status == "awaiting_approval":
+        purpose, bound = "submit", inquiry.draft_hash
+    elif inquiry.status in OPEN_FOR_CANCEL:
+        purpose, bound = "cancel", cancel_binding(ctx, inquiry)
+    else:
+        raise InvalidState(f"No approval can be issued while the inquiry is {inquiry.status}")
+    number, row = await approvals.issue_number(
+        session, ctx=ctx, inquiry=inquiry, confirmer=actor, purpose=purpose, bound_hash=bound
+    )
+    await session.commit()
+    return number, row.expires_at
+
+
+async def submit(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    inquiry_id: str,
+    approval: Approval,
+    raw_body: Any,
+    idempotency_key: str | None,
+) -> Inquiry:
+    """The operator sends an approved draft: it is queued for the center in the same transaction."""
+    fingerprint = request_fingerprint({"inquiry": inquiry_id, "body": raw_body})
+    replay = await replayed_inquiry_id(
+        session, key=idempotency_key, principal=principal, endpoint="submit", fingerprint=fingerprint
+    )
+    if replay is not None:
+        return await load_inquiry(session, replay)
+    inquiry = await load_inquiry(session, inquiry_id, for_update=True)
+    _ensure_can_see(principal, inquiry)
+    authorize(principal, "inquiry.submit", branch_code=inquiry.branch_code)
+    if principal.id != inquiry.operator_id:
+        raise Forbidden("Only the operator who entered the draft can submit it")
+    actor = principal.actor()
+    if await _expire_if_stale(session, ctx, inquiry, actor):
+        await session.commit()
+        raise InvalidState("The draft expired before it was approved")
+    if inquiry.status != "awaiting_approval":
+        raise InvalidState(f"The inquiry is already {inquiry.status}")
+    granted = await approvals.verify_approval(
+        session,
+        ctx=ctx,
+        inquiry=inquiry,
+        approval=approval,
+        purpose="submit",
+        bound_hash=inquiry.draft_hash,
+        actor=actor,
+    )
+    _approve(inquiry, granted, principal.terminal_id)
+    record(
+        session,
+        actor=actor,
+        action="inquiry.approved",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={"method": granted.method, "confirmer_id": granted.confirmer_id},
+    )
+    _queue(session, ctx, inquiry, actor)
+    remember_idempotency(
+        session,
+        ctx,
+        key=idempotency_key,
+        principal=principal,
+        endpoint="submit",
+        fingerprint=fingerprint,
+        inquiry_id=inquiry.id,
+        status_code=200,
+    )
+    await commit_or_replay(session, key=idempotency_key)
+    return inquiry
+
+
+async def wait_for_center(ctx: AppContext, inquiry_id: str) -> Inquiry | None:
+    """Wait briefly for the center's answer so an interactive submit usually returns it at once."""
+    deadline = ctx.policy.interactive_submit_wait_seconds
+    waited = 0.0
+    step = 0.05
+    ctx.outbox_kick()
+    while True:
+        async with ctx.db.read_session() as session:
+            inquiry = await session.get(Inquiry, inquiry_id)
+        if inquiry is None or inquiry.status != "queued" or waited >= deadline:
+            return inquiry
+        await asyncio.sleep(step)
+        waited += step
+
+
+# -- method B -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Released:
+    inquiry: Inquiry
+    response: SealedResponse
+    record: dict[str, Any]
+
+
+async def release(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    inquiry_id: str,
+    password: str,
+    document_check: str,
+    note: str | None,
+) -> Released:
+    """A confirmer ≠ operator re-authenticates, checks the response against the document and releases it."""
+    inquiry = await load_inquiry(session, inquiry_id, for_update=True)
+    _ensure_can_see(principal, inquiry)
+    actor = principal.actor()
+    ensure_may_confirm(
+        confirmer_id=principal.id,
+        confirmer_roles=principal.role_branches,
+        confirmer_active=True,
+        branch_code=inquiry.branch_code,
+        operator_id=inquiry.operator_id,
+    )
+    if inquiry.status != "held":
+        raise InvalidState(f"Only a held response can be released; the inquiry is {inquiry.status}")
+    confirmer = await session.get(User, principal.id)
+    throttle = await session.get(LoginThrottle, login_key(ctx, principal.id))
+    fresh = confirmer is not None and (throttle is None or throttle.locked_at is None)
+    if not fresh or not await ctx.passwords.verify_async(
+        confirmer.password_hash if confirmer else None, password
+    ):
+        await count_failed_password(
+            session, ctx=ctx, user=confirmer, attempted_user_id=principal.id, actor=actor
+        )
+        record(
+            session,
+            actor=actor,
+            action="inquiry.release_refused",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            outcome="denied",
+            details={"code": "REAUTH_FAILED"},
+        )
+        await session.commit()
+        raise ReauthFailed("The password is wrong", audited=True)
+    response = await session.get(SealedResponse, inquiry.id)
+    assert response is not None
+    content = open_response(ctx, response)
+    now = ctx.clock.now()
+    inquiry.status = "released"
+    inquiry.response_state = "released"
+    inquiry.released_by = principal.id
+    inquiry.released_at = now
+    inquiry.document_check = document_check
+    inquiry.updated_at = now
+    record(
+        session,
+        actor=actor,
+        action="inquiry.released",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={"document_check": document_check, "note_given": bool(note)},
+    )
+    if document_check == "mismatch":
+        inquiry.flags = sorted({*inquiry.flags, "suspected_misuse"})
+        escalation = Escalation(
+            id=str(uuid.uuid4()),
+            kind="document_mismatch",
+            branch_code=inquiry.branch_code,
+            object_type="inquiry",
+            object_id=inquiry.id,
+            recipients=["branch_manager", "hq_compliance"],
+            created_at=now,
+            note=(note or "")[:400] or None,
+        )
+        session.add(escalation)
+        record(
+            session,
+            actor=actor,
+            action="inquiry.suspected_misuse",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            details={"escalation_id": escalation.id, "recipients": escalation.recipients},
+        )
+    record(
+        session,
+        actor=actor,
+        action="inquiry.response_read",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={"reader_role": "releasing_confirmer", "subject_pseudonym": inquiry.subject_pseudonym},
+    )
+    await session.commit()
+    return Released(inquiry, response, content)
+
+
+async def read_response(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, inquiry_id: str
+) -> tuple[Inquiry, SealedResponse, dict[str, Any]]:
+    """The releasing confirmer, or the operator when policy allows; never auditors. Every read is logged."""
+    inquiry = await load_inquiry(session, inquiry_id)
+    _ensure_can_see(principal, inquiry)
+    authorize(principal, "inquiry.read_response", branch_code=inquiry.branch_code)
+    if inquiry.response_state == "destroyed":
+        raise ResponseDestroyed("The response was destroyed at the end of its use period")
+    if inquiry.response_state in ("none", "held"):
+        raise ResponseHeld("The response is held until a confirmer other than the operator releases it")
+    if principal.id == inquiry.operator_id:
+        if not ctx.policy.operator_reads_after_release:
+            raise Forbidden("The policy does not let operators read released responses")
+        if "suspected_misuse" in inquiry.flags:
+            raise Forbidden("The response is withheld: the document check found a mismatch")
+    elif principal.id != inquiry.released_by:
+        raise Forbidden("Only the releasing confirmer and the operator may read this response")
+    response = await session.get(SealedResponse, inquiry.id)
+    assert response is not None
+    content = open_response(ctx, response)
+    record(
+        session,
+        actor=principal.actor(),
+        action="inquiry.response_read",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={
+            "reader_role": "operator" if principal.id == inquiry.operator_id else "releasing_confirmer",
+            "subject_pseudonym": inquiry.subject_pseudonym,
+        },
+    )
+    await session.commit()
+    return inquiry, response, content
+
+
+# -- cancellation (CC-1) ------------------------------------------------------------------------------
+
+
+async def cancel(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    inquiry_id: str,
+    reason: str,
+    approval: Approval,
+    raw_body: Any,
+    idempotency_key: str | None,
+) -> Inquiry:
+    """Cancel with the same two-person control as sending; a sent inquiry is cancelled at the center too."""
+    fingerprint = request_fingerprint({"inquiry": inquiry_id, "body": raw_body})
+    replay = await replayed_inquiry_id(
+        session, key=idempotency_key, principal=principal, endpoint="cancel", fingerprint=fingerprint
+    )
+    if replay is not None:
+        return await load_inquiry(session, replay)
+    inquiry = await load_inquiry(session, inquiry_id, for_update=True)
+    _ensure_can_see(principal, inquiry)
+    authorize(principal, "inquiry.cancel", branch_code=inquiry.branch_code)
+    if principal.id != inquiry.operator_id:
+        raise Forbidden("Only the operator who entered the inquiry can cancel it")
+    if inquiry.status not in OPEN_FOR_CANCEL:
+        raise InvalidState(f"An inquiry that is {inquiry.status} cannot be cancelled")
+    actor = principal.actor()
+    bound = inquiry.draft_hash if inquiry.status == "awaiting_approval" else cancel_binding(ctx, inquiry)
+    purpose = "submit" if inquiry.status == "awaiting_approval" else "cancel"
+    granted = await approvals.verify_approval(
+        session, ctx=ctx, inquiry=inquiry, approval=approval, purpose=purpose, bound_hash=bound, actor=actor
+    )
+    now = ctx.clock.now()
+    sent = inquiry.center_inquiry_id is not None
+    inquiry.status = "cancelled"
+    inquiry.cancelled_at = now
+    inquiry.cancelled_by = principal.id
+    inquiry.cancel_confirmer_id = granted.confirmer_id
+    inquiry.cancel_reason = reason
+    inquiry.updated_at = now
+    await approvals.close_numbers(
+        session, ctx=ctx, inquiry_id=inquiry.id, state="voided", reason="cancelled", actor=actor
+    )
+    if sent:
+        outbox.enqueue(session, ctx=ctx, inquiry=inquiry, kind="cancel", payload={"reason": reason})
+    record(
+        session,
+        actor=actor,
+        action="inquiry.cancelled",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={"confirmer_id": granted.confirmer_id, "method": granted.method, "at_center": sent},
+    )
+    remember_idempotency(
+        session,
+        ctx,
+        key=idempotency_key,
+        principal=principal,
+        endpoint="cancel",
+        fingerprint=fingerprint,
+        inquiry_id=inquiry.id,
+        status_code=200,
+    )
+    await commit_or_replay(session, key=idempotency_key)
+    if sent:
+        ctx.outbox_kick()
+    return inquiry
+
+
+# -- reading ------------------------------------------------------------------------------------------
+
+
+async def get_inquiry(session: AsyncSession, *, principal: Principal, inquiry_id: str) -> Inquiry:
+    inquiry = await load_inquiry(session, inquiry_id)
+    _ensure_can_see(principal, inquiry)
+    return inquiry
+
+
+async def list_inquiries(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    branch_code: str | None,
+    business_date: date | None,
+    status: str | None,
+    operator_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Inquiry], str | None]:
+    authorize(principal, "inquiry.read", branch_code=branch_code)
+    query = select(Inquiry).order_by(Inquiry.created_at, Inquiry.id).limit(limit + 1)
+    if branch_code is not None:
+        query = query.where(Inquiry.branch_code == branch_code)
+    elif not may(principal, "inquiry.read", branch_code="*"):
+        query = query.where(Inquiry.branch_code.in_(sorted(principal.branch_codes)))
+    if business_date is not None:
+        query = query.where(Inquiry.business_date == business_date)
+    if status is not None:
+        query = query.where(Inquiry.status == status)
+    if operator_id is not None:
+        query = query.where(Inquiry.operator_id == operator_id)
+    if cursor:
+        created, _, last_id = cursor.partition("|")
+        after = datetime.fromisoformat(created)
+        query = query.where(
+            (Inquiry.created_at > after) | ((Inquiry.created_at == after) & (Inquiry.id > last_id))
+        )
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = f"{rows[-1].created_at.isoformat()}|{rows[-1].id}"
+    return rows, next_cursor
+
+
+def may_see_subject(principal: Principal, inquiry: Inquiry) -> bool:
+    return may(principal, "inquiry.read_subject", branch_code=inquiry.branch_code)
+
+
+async def trace(
+    session: AsyncSession, *, principal: Principal, inquiry_id: str
+) -> tuple[Inquiry, list[AuditEvent]]:
+    """Every ledger event about this inquiry, in order (LG-5). Reading the trace is itself recorded."""
+    inquiry = await load_inquiry(session, inquiry_id)
+    authorize(principal, "inquiry.trace", branch_code=inquiry.branch_code)
+    events = list(
+        (
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.object_id == inquiry.id).order_by(AuditEvent.seq)
+            )
+        ).all()
+    )
+    record(
+        session,
+        actor=principal.actor(),
+        action="inquiry.trace_read",
+        object_type="inquiry",
+        object_id=inquiry.id,
+    )
+    await session.commit()
+    return inquiry, events
+
+
+def event_details(event: AuditEvent) -> dict[str, Any]:
+    return dict(json.loads(event.details))

@@ -1,0 +1,84 @@
+"""Subject identity: normalisation (PL-4) and the Individual Number guard (マイナンバー).
+
+Kana names are normalised to full-width katakana (NFKC folds half-width kana; hiragana is shifted
+to katakana) so the same person is the same key for the blind index, the self-inquiry check and the
+center. A 12-digit number with a valid 個人番号 check digit anywhere in a request is refused: the
+gateway may not collect it (番号利用法).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
+
+_HIRAGANA = re.compile(r"[\u3041-\u3096]")
+_KATAKANA_NAME = re.compile(r"^[\u30a1-\u30fa\u30fc\u30fb ]+$")
+_SPACES = re.compile(r"[\s\u3000]+")
+# Twelve digits, optionally grouped by single spaces or hyphens, not part of a longer number.
+_DIGIT_RUN = re.compile(r"(?<![0-9])(?:[0-9][ \-]?){11}[0-9](?![0-9])")
+
+
+def normalise_kana(value: str) -> str:
+    """Full-width katakana, single spaces between name parts."""
+    text = unicodedata.normalize("NFKC", value)
+    text = _HIRAGANA.sub(lambda m: chr(ord(m.group(0)) + 0x60), text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def is_katakana_name(value: str) -> bool:
+    return bool(_KATAKANA_NAME.match(value))
+
+
+def kana_key(value: str) -> str:
+    """The comparison key: normalised kana without spaces."""
+    return normalise_kana(value).replace(" ", "")
+
+
+def normalise_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", value)).strip()
+    return text or None
+
+
+def my_number_check_digit(first_eleven: str) -> int:
+    """The 個人番号 check digit for the first 11 digits (the ministry's published formula)."""
+    total = 0
+    for n in range(1, 12):
+        p = int(first_eleven[11 - n])
+        q = n + 1 if n <= 6 else n - 5
+        total += p * q
+    remainder = total % 11
+    return 0 if remainder <= 1 else 11 - remainder
+
+
+def is_my_number(digits: str) -> bool:
+    return len(digits) == 12 and digits.isdigit() and my_number_check_digit(digits[:11]) == int(digits[11])
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        yield str(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def contains_my_number(payload: Any) -> bool:
+    """True when any string or number anywhere in ``payload`` holds a valid 12-digit Individual Number."""
+    for text in _strings(payload):
+        folded = unicodedata.normalize("NFKC", text)
+        for match in _DIGIT_RUN.finditer(folded):
+            if is_my_number(re.sub(r"[ \-]", "", match.group(0))):
+                return True
+    return False

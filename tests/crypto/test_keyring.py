@@ -1,0 +1,255 @@
+"""EN-2 key material: a 0600 key file or read-only environment keys, versioned and rotatable; pseudonyms
+(LG-1) are keyed, stable and reveal nothing; retired checkpoint keys keep old checkpoints verifiable."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from app.clock import ManualClock
+from app.crypto.keyring import Keyring, KeyringError, new_key_document, open_keyring
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "keys.json"
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    """A umask of 0 would make an ordinary open() world-readable; the key file must not depend on it."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def file_keyring(key_file: Path, clock: ManualClock, *, create: bool = True) -> Keyring:
+    return open_keyring(key_file=key_file, env_keys=None, clock=clock, create=create)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def raw(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+# -- the key file ---------------------------------------------------------------------------------------
+
+
+def test_key_file_is_created_owner_only(key_file: Path, clock: ManualClock, permissive_umask: None) -> None:
+    keyring = file_keyring(key_file, clock)
+    assert key_file.exists()
+    assert mode_of(key_file) == 0o600
+    document = json.loads(key_file.read_text(encoding="utf-8"))
+    for family in ("kek", "token_signing", "checkpoint_signing", "pseudonym", "blind_index"):
+        assert document[family]["current"] == keyring.current_key_id(family)
+    # No stray temporary files are left next to it.
+    assert [p.name for p in key_file.parent.iterdir()] == ["keys.json"]
+
+
+def test_reopening_reads_the_same_keys_and_does_not_regenerate(key_file: Path, clock: ManualClock) -> None:
+    first = file_keyring(key_file, clock)
+    second = file_keyring(key_file, clock, create=True)
+    assert raw(second.token_signing_key().public_key) == raw(first.token_signing_key().public_key)
+    assert second.kek() == first.kek()
+    assert second.pseudonym("op001") == first.pseudonym("op001")
+
+
+def test_missing_key_file_without_create_is_a_clear_error(key_file: Path, clock: ManualClock) -> None:
+    with pytest.raises(KeyringError, match="no key material"):
+        file_keyring(key_file, clock, create=False)
+    assert not key_file.exists()
+
+
+OTHERS_CAN_READ = [0o640, 0o604, 0o644, 0o660, 0o606, 0o666, 0o610, 0o601]
+
+
+@pytest.mark.parametrize("mode", OTHERS_CAN_READ, ids=[f"{m:o}" for m in OTHERS_CAN_READ])
+def test_key_file_readable_by_others_is_refused(key_file: Path, clock: ManualClock, mode: int) -> None:
+    file_keyring(key_file, clock)
+    content = key_file.read_text(encoding="utf-8")
+    key_file.chmod(mode)
+    for create in (False, True):
+        with pytest.raises(KeyringError) as refused:
+            file_keyring(key_file, clock, create=create)
+        message = str(refused.value)
+        assert "readable by others" in message
+        assert "chmod 600" in message
+        assert str(key_file) in message
+        assert json.loads(content)["kek"]["keys"]["kek-1"]["secret"] not in message
+    # Refusing is all it does: the file is neither rewritten nor re-permissioned behind the operator's back.
+    assert key_file.read_text(encoding="utf-8") == content
+    assert mode_of(key_file) == mode
+
+
+@pytest.mark.parametrize("mode", [0o400, 0o600, 0o700], ids=["400", "600", "700"])
+def test_owner_only_key_file_is_accepted(key_file: Path, clock: ManualClock, mode: int) -> None:
+    first = file_keyring(key_file, clock)
+    key_file.chmod(mode)
+    assert file_keyring(key_file, clock, create=False).kek() == first.kek()
+
+
+# -- keys from the environment --------------------------------------------------------------------------
+
+
+def test_environment_keys_are_used_and_are_read_only(key_file: Path, clock: ManualClock) -> None:
+    document = new_key_document(clock.now())
+    keyring = open_keyring(key_file=key_file, env_keys=json.dumps(document), clock=clock, create=True)
+    # The environment wins; no key file is written alongside it.
+    assert not key_file.exists()
+    _kid, kek = keyring.kek()
+    assert kek == Keyring(json.loads(json.dumps(document))).kek()[1]
+
+    for family in ("token_signing", "checkpoint_signing", "kek"):
+        before = keyring.key_ids(family)
+        with pytest.raises(KeyringError, match="read-only"):
+            keyring.rotate(family, now=clock.now())
+        assert keyring.key_ids(family) == before
+        assert keyring.current_key_id(family) == before[0]
+    assert not key_file.exists()
+
+
+def test_malformed_environment_keys_are_refused(key_file: Path, clock: ManualClock) -> None:
+    document = new_key_document(clock.now())
+    del document["token_signing"]
+    with pytest.raises(KeyringError, match="token_signing"):
+        open_keyring(key_file=key_file, env_keys=json.dumps(document), clock=clock, create=True)
+
+
+# -- rotation -------------------------------------------------------------------------------------------
+
+
+def test_rotation_keeps_old_ids_and_makes_a_new_current(
+    key_file: Path, clock: ManualClock, permissive_umask: None
+) -> None:
+    keyring = file_keyring(key_file, clock)
+    old_signing = keyring.token_signing_key()
+    old_kek_id, old_kek = keyring.kek()
+
+    rotated_at = clock.advance(days=30)
+    new_id = keyring.rotate("token_signing", now=rotated_at)
+    assert new_id != old_signing.key_id
+    assert keyring.current_key_id("token_signing") == new_id
+    assert keyring.key_ids("token_signing") == [old_signing.key_id, new_id]
+    assert keyring.token_signing_key().key_id == new_id
+    assert raw(keyring.token_signing_key().public_key) != raw(old_signing.public_key)
+
+    newest = keyring.rotate("token_signing", now=clock.advance(days=30))
+    assert keyring.key_ids("token_signing") == [old_signing.key_id, new_id, newest]
+    assert len(set(keyring.key_ids("token_signing"))) == 3
+
+    new_kek_id = keyring.rotate("kek", now=clock.now())
+    assert keyring.kek()[0] == new_kek_id != old_kek_id
+    # Data keys wrapped under the old KEK can still be unwrapped (until `rewrap`).
+    assert keyring.kek(old_kek_id) == (old_kek_id, old_kek)
+
+    # Rotation is persisted, still owner-only, and survives a restart.
+    assert mode_of(key_file) == 0o600
+    reopened = file_keyring(key_file, clock, create=False)
+    assert reopened.key_ids("token_signing") == [old_signing.key_id, new_id, newest]
+    assert reopened.current_key_id("token_signing") == newest
+    assert reopened.current_key_id("kek") == new_kek_id
+    stored = json.loads(key_file.read_text(encoding="utf-8"))
+    assert stored["token_signing"]["keys"][old_signing.key_id]["retired_at"] is not None
+    assert stored["token_signing"]["keys"][newest]["retired_at"] is None
+
+
+def test_retired_signing_key_verifies_only_within_its_grace(key_file: Path, clock: ManualClock) -> None:
+    keyring = file_keyring(key_file, clock)
+    old = keyring.token_signing_key()
+    rotated_at = clock.advance(hours=1)
+    keyring.rotate("token_signing", now=rotated_at)
+    grace = timedelta(hours=9)
+
+    inside = keyring.token_verification_key(old.key_id, now=rotated_at + grace, grace=grace)
+    assert inside is not None
+    assert raw(inside) == raw(old.public_key)
+    after = rotated_at + grace + timedelta(seconds=1)
+    assert keyring.token_verification_key(old.key_id, now=after, grace=grace) is None
+    # The current key has no expiry, and unknown ids verify nothing.
+    current = keyring.current_key_id("token_signing")
+    assert keyring.token_verification_key(current, now=after + timedelta(days=400), grace=grace) is not None
+    assert keyring.token_verification_key("ts-99", now=rotated_at, grace=grace) is None
+
+
+@pytest.mark.parametrize("family", ["pseudonym", "blind_index"])
+def test_pseudonym_and_blind_index_keys_are_not_rotated_in_place(
+    key_file: Path, clock: ManualClock, family: str
+) -> None:
+    keyring = file_keyring(key_file, clock)
+    before = (keyring.pseudonym("op001"), keyring.blind_index("サトウ ハナコ", domain="name_kana"))
+    with pytest.raises(KeyringError, match="not rotated in place"):
+        keyring.rotate(family, now=clock.now())
+    assert (keyring.pseudonym("op001"), keyring.blind_index("サトウ ハナコ", domain="name_kana")) == before
+    assert keyring.key_ids(family) == [keyring.current_key_id(family)]
+
+
+def test_rotation_without_a_key_source_is_refused(clock: ManualClock) -> None:
+    keyring = Keyring(new_key_document(clock.now()))
+    with pytest.raises(KeyringError, match="read-only"):
+        keyring.rotate("token_signing", now=clock.now())
+
+
+# -- pseudonyms -----------------------------------------------------------------------------------------
+
+
+def test_pseudonym_is_stable_keyed_domain_separated_and_hides_the_input(
+    key_file: Path, clock: ManualClock
+) -> None:
+    keyring = file_keyring(key_file, clock)
+    value = "サトウ ハナコ|1990-04-12"
+    pseudonym = keyring.pseudonym(value)
+    assert keyring.pseudonym(value) == pseudonym
+    assert file_keyring(key_file, clock, create=False).pseudonym(value) == pseudonym  # across restarts
+    assert keyring.pseudonym(value, domain="login") != pseudonym
+    assert keyring.pseudonym(value, domain="subject") == pseudonym
+    assert keyring.pseudonym(value + " ") != pseudonym
+
+    for shown in (pseudonym, keyring.pseudonym("op001", domain="login")):
+        assert "サトウ" not in shown
+        assert "1990" not in shown
+        assert "op001" not in shown
+    kid, _, digest = pseudonym.partition(":")
+    assert kid == keyring.current_key_id("pseudonym")
+    assert len(digest) == 32
+    int(digest, 16)
+
+    # Keyed: another installation's key gives an unrelated pseudonym for the same person.
+    other = Keyring(new_key_document(clock.now()))
+    assert other.pseudonym(value) != pseudonym
+
+
+# -- checkpoint keys ------------------------------------------------------------------------------------
+
+
+def test_checkpoint_public_keys_include_retired_ones(key_file: Path, clock: ManualClock) -> None:
+    keyring = file_keyring(key_file, clock)
+    old = keyring.checkpoint_signing_key()
+    old_signature = old.private_key.sign(b"checkpoint 1000")
+
+    new_id = keyring.rotate("checkpoint_signing", now=clock.advance(days=365))
+    newest_id = keyring.rotate("checkpoint_signing", now=clock.advance(days=365))
+    assert keyring.checkpoint_signing_key().key_id == newest_id
+
+    keys = file_keyring(key_file, clock, create=False).checkpoint_public_keys()
+    assert set(keys) == {old.key_id, new_id, newest_id}
+    # A checkpoint signed years ago still verifies with the kept public key...
+    keys[old.key_id].verify(old_signature, b"checkpoint 1000")
+    # ...and only with it.
+    with pytest.raises(InvalidSignature):
+        keys[newest_id].verify(old_signature, b"checkpoint 1000")
+    with pytest.raises(InvalidSignature):
+        keys[old.key_id].verify(old_signature, b"checkpoint 1001")

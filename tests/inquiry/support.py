@@ -1,0 +1,74 @@
+"""Helpers for inquiry tests: synthetic subjects from the simulator, drafts, the center's own record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from app.context import AppContext
+from app.demo import DemoCredentials
+from tests.helpers import auth_headers, user
+
+
+def sim_client(ctx: AppContext) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=ctx.center_simulator), base_url="http://sim")
+
+
+async def synthetic_people(ctx: AppContext, *, limit: int = 200) -> list[dict[str, Any]]:
+    async with sim_client(ctx) as sim:
+        response = await sim.get("/center/v1/_sim/population", params={"limit": limit})
+        return list(response.json()["items"])
+
+
+async def person(ctx: AppContext, *, has_transactions: bool = True, index: int = 0) -> dict[str, Any]:
+    people = [p for p in await synthetic_people(ctx) if p["has_transactions"] == has_transactions]
+    return people[index]
+
+
+async def center_record(ctx: AppContext) -> list[dict[str, Any]]:
+    """Everything the simulated center recorded for our member (its own inquiry record)."""
+    entries: list[dict[str, Any]] = []
+    async with sim_client(ctx) as sim:
+        cursor = None
+        while True:
+            params = {
+                "member_code": ctx.settings.center_member_code,
+                "from": "2000-01-01",
+                "to": "2100-01-01",
+            }
+            if cursor:
+                params["cursor"] = cursor
+            page = (await sim.get("/center/v1/inquiry-record", params=params)).json()
+            entries.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return entries
+
+
+def draft_body(subject: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "purpose": "new_credit",
+        "customer_status": "new",
+        "subject": {
+            "name_kana": subject["name_kana"],
+            "name_kanji": subject.get("name_kanji"),
+            "birth_date": subject["birth_date"],
+            "address": subject.get("address"),
+        },
+        "consent_document": {
+            "type": "loan_application",
+            "reference": "LA-2026-000123",
+            "obtained_on": "2026-11-20",
+        },
+    }
+    body.update(overrides)
+    return body
+
+
+async def as_user(client: httpx.AsyncClient, demo: DemoCredentials, user_id: str) -> dict[str, str]:
+    return await auth_headers(client, demo, user_id)
+
+
+def password_of(demo: DemoCredentials, user_id: str) -> str:
+    return str(user(demo, user_id)["password"])

@@ -1,0 +1,472 @@
+"""Every refusal of api.md's inquiry table, provoked; nothing reaches the center in any refused case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from app.audit.ledger import Actor
+from app.authz import directory
+from app.authz.models import User
+from app.clock import ManualClock
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.inquiry.subject import my_number_check_digit
+from tests.helpers import terminal, terminal_headers
+from tests.inquiry.support import as_user, center_record, draft_body, password_of, person
+
+
+def my_number() -> str:
+    first = "98765432101"
+    return first + str(my_number_check_digit(first))
+
+
+async def _draft(
+    client: httpx.AsyncClient, ctx: AppContext, headers: dict[str, str], **overrides: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), **overrides), headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def _code(response: httpx.Response) -> tuple[int, str]:
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    return response.status_code, response.json()["code"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"purpose": "marketing"}, (422, "PURPOSE_UNKNOWN")),
+        (
+            {"consent_document": {"type": "ledger", "reference": "L-1", "obtained_on": "2026-11-20"}},
+            (422, "DOCUMENT_NOT_ALLOWED_FOR_PURPOSE"),
+        ),
+        (
+            {
+                "purpose": "credit_review",
+                "customer_status": "new",
+                "consent_document": {"type": "ledger", "reference": "L-1", "obtained_on": "2026-11-20"},
+            },
+            (422, "CUSTOMER_STATUS_NOT_ALLOWED"),
+        ),
+        (
+            {
+                "purpose": "relocation_check",
+                "customer_status": "new",
+                "consent_document": {"type": "ledger", "reference": "L-1", "obtained_on": "2026-11-20"},
+            },
+            (422, "CUSTOMER_STATUS_NOT_ALLOWED"),
+        ),
+        ({"customer_status": "walk-in"}, (422, "VALIDATION_ERROR")),
+        ({"consent_document": None}, (422, "VALIDATION_ERROR")),
+    ],
+)
+async def test_purpose_table_refusals(
+    client: httpx.AsyncClient,
+    demo: DemoCredentials,
+    ctx: AppContext,
+    overrides: dict[str, Any],
+    expected: tuple[int, str],
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    response = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), **overrides), headers=operator
+    )
+    assert _code(response) == expected
+    assert await center_record(ctx) == []
+
+
+@pytest.mark.parametrize("where", ["address", "reference", "extra_digits_in_name"])
+async def test_my_number_anywhere_is_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, where: str
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    subject = await person(ctx)
+    body = draft_body(subject)
+    number = my_number()
+    spaced = f"{number[:4]} {number[4:8]} {number[8:]}"
+    if where == "address":
+        body["subject"]["address"] = f"{subject['address']} 個人番号{spaced}"
+    elif where == "reference":
+        body["consent_document"]["reference"] = number
+    else:
+        body["subject"]["name_kanji"] = f"{subject['name_kanji']}{number}"
+    response = await client.post("/inquiries", json=body, headers=operator)
+    assert _code(response) == (422, "MY_NUMBER_FORBIDDEN")
+    assert number not in response.text
+    assert await center_record(ctx) == []
+
+
+async def test_a_twelve_digit_number_without_a_valid_check_digit_is_accepted(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    first = "98765432101"
+    wrong = first + str((my_number_check_digit(first) + 1) % 10)
+    body = draft_body(await person(ctx))
+    body["consent_document"]["reference"] = wrong
+    assert (await client.post("/inquiries", json=body, headers=operator)).status_code == 201
+
+
+async def test_kana_is_normalised_and_non_kana_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    subject = await person(ctx)
+    body = draft_body(subject)
+    body["subject"]["name_kana"] = "ﾔﾏﾀﾞ　たろう"
+    created = await client.post("/inquiries", json=body, headers=operator)
+    assert created.status_code == 201
+    assert created.json()["subject"]["name_kana"] == "ヤマダ タロウ"
+    body["subject"]["name_kana"] = "Yamada Taro"
+    assert _code(await client.post("/inquiries", json=body, headers=operator)) == (422, "VALIDATION_ERROR")
+
+
+async def test_self_inquiry_is_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    body = draft_body({"name_kana": "さとう　はなこ", "birth_date": "1990-04-12"})
+    assert _code(await client.post("/inquiries", json=body, headers=operator)) == (403, "SELF_INQUIRY")
+    assert await center_record(ctx) == []
+
+
+async def test_only_operators_enter_inquiries(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    confirmer = await as_user(client, demo, "cf001")
+    assert _code(await client.post("/inquiries", json=draft_body(await person(ctx)), headers=confirmer)) == (
+        403,
+        "FORBIDDEN",
+    )
+    auditor = await as_user(client, demo, "auditor")
+    assert _code(await client.post("/inquiries", json=draft_body(await person(ctx)), headers=auditor)) == (
+        403,
+        "FORBIDDEN",
+    )
+
+
+async def _dual_role_user(ctx: AppContext) -> str:
+    """A person holding both operator and confirmer at branch 001 (allowed; SoD applies per inquiry)."""
+    actor = Actor(id="test-admin")
+    async with ctx.db.session() as session:
+        await directory.create_user(
+            session,
+            ctx=ctx,
+            actor=actor,
+            user_id="dual001",
+            name="二役 太郎",
+            password="Dual-Role-Passw0rd",
+            must_change_password=False,
+        )
+        await session.flush()
+        for role in ("operator", "confirmer"):
+            await directory.grant_role(
+                session, ctx=ctx, actor=actor, user_id="dual001", role=role, branch_code="001"
+            )
+        await session.commit()
+    return "dual001"
+
+
+async def _headers_for(
+    client: httpx.AsyncClient, demo: DemoCredentials, user_id: str, password: str
+) -> dict[str, str]:
+    term = terminal(demo, "001")
+    response = await client.post(
+        "/auth/login", json={"user_id": user_id, "password": password}, headers=terminal_headers(term)
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}", "X-Terminal-Id": term["id"]}
+
+
+async def test_same_person_cannot_operate_and_confirm(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    dual = await _dual_role_user(ctx)
+    headers = await _headers_for(client, demo, dual, "Dual-Role-Passw0rd")
+    own = await _draft(client, ctx, headers)
+    response = await client.post(f"/inquiries/{own['id']}/approval-numbers", json={}, headers=headers)
+    assert _code(response) == (403, "SAME_PERSON")
+    a1 = await client.post(
+        "/inquiries",
+        headers=headers,
+        json=draft_body(
+            await person(ctx, index=2),
+            approval={
+                "method": "confirmer_credentials",
+                "confirmer_user_id": dual,
+                "confirmer_password": "Dual-Role-Passw0rd",
+            },
+        ),
+    )
+    assert _code(a1) == (403, "SAME_PERSON")
+    assert await center_record(ctx) == []
+
+
+async def test_confirmer_of_another_branch_or_a_suspended_one_cannot_approve(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    other_branch = await client.post(
+        "/inquiries",
+        headers=operator,
+        json=draft_body(
+            await person(ctx),
+            approval={
+                "method": "confirmer_credentials",
+                "confirmer_user_id": "cf002",
+                "confirmer_password": password_of(demo, "cf002"),
+            },
+        ),
+    )
+    assert _code(other_branch) == (403, "NOT_A_CONFIRMER")
+
+    async with ctx.db.session() as session:
+        account = await session.get(User, "cf001")
+        assert account is not None
+        account.status = "suspended"
+        await session.commit()
+    suspended = await client.post(
+        "/inquiries",
+        headers=operator,
+        json=draft_body(
+            await person(ctx),
+            approval={
+                "method": "confirmer_credentials",
+                "confirmer_user_id": "cf001",
+                "confirmer_password": password_of(demo, "cf001"),
+            },
+        ),
+    )
+    assert _code(suspended) == (403, "SUSPENDED")
+    draft = await _draft(client, ctx, operator)
+    confirmer_elsewhere = await as_user(client, demo, "cf002")
+    issued = await client.post(
+        f"/inquiries/{draft['id']}/approval-numbers", json={}, headers=confirmer_elsewhere
+    )
+    assert issued.status_code == 404  # another branch's draft does not exist for them
+    assert await center_record(ctx) == []
+
+
+async def test_wrong_confirmer_password_is_refused_and_counts_toward_lockout(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    for _ in range(5):
+        response = await client.post(
+            "/inquiries",
+            headers=operator,
+            json=draft_body(
+                await person(ctx),
+                approval={
+                    "method": "confirmer_credentials",
+                    "confirmer_user_id": "cf001",
+                    "confirmer_password": "wrong-guess-1",
+                },
+            ),
+        )
+        assert _code(response) == (403, "APPROVAL_INVALID")
+    locked = await client.post(
+        "/auth/login",
+        json={"user_id": "cf001", "password": password_of(demo, "cf001")},
+        headers=terminal_headers(terminal(demo, "001")),
+    )
+    assert locked.json()["code"] == "ACCOUNT_LOCKED"
+    assert await center_record(ctx) == []
+
+
+async def test_approval_number_rules(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    confirmer = await as_user(client, demo, "cf001")
+
+    async def issue(inquiry_id: str) -> str:
+        response = await client.post(f"/inquiries/{inquiry_id}/approval-numbers", json={}, headers=confirmer)
+        assert response.status_code == 201, response.text
+        return str(response.json()["approval_number"])
+
+    async def submit(inquiry_id: str, number: str) -> httpx.Response:
+        return await client.post(
+            f"/inquiries/{inquiry_id}/submit",
+            headers=operator,
+            json={"approval": {"method": "approval_number", "approval_number": number}},
+        )
+
+    first, second = await _draft(client, ctx, operator), await _draft(client, ctx, operator)
+    number_for_first = await issue(first["id"])
+    assert _code(await submit(second["id"], number_for_first)) == (
+        403,
+        "APPROVAL_INVALID",
+    )  # not for this draft
+
+    # A change of the draft voids its number.
+    changed = await client.patch(
+        f"/inquiries/{first['id']}",
+        headers=operator,
+        json={
+            "consent_document": {"type": "loan_application", "reference": "LA-9", "obtained_on": "2026-11-21"}
+        },
+    )
+    assert changed.status_code == 200, changed.text
+    assert _code(await submit(first["id"], number_for_first)) == (403, "APPROVAL_INVALID")
+
+    # Expiry after 30 minutes.
+    expiring = await issue(first["id"])
+    clock.advance(minutes=31)
+    operator = await as_user(client, demo, "op001")
+    confirmer = await as_user(client, demo, "cf001")
+    assert _code(await submit(first["id"], expiring)) == (403, "APPROVAL_INVALID")
+
+    # Five wrong entries void the live number.
+    live = await issue(first["id"])
+    for _ in range(5):
+        assert _code(await submit(first["id"], "0000-0000")) == (403, "APPROVAL_INVALID")
+    assert _code(await submit(first["id"], live)) == (403, "APPROVAL_INVALID")
+
+    # Single use: the second submit finds the inquiry already sent.
+    good = await issue(first["id"])
+    assert (await submit(first["id"], good)).status_code == 200
+    assert _code(await submit(first["id"], good)) == (409, "INVALID_STATE")
+    assert len(await center_record(ctx)) == 1
+
+    register = await client.get(
+        "/approval-numbers/register",
+        headers=confirmer,
+        params={"branch_code": "001", "business_date": "2026-11-24"},
+    )
+    assert register.status_code == 200
+    balance = register.json()
+    assert balance == {
+        "branch_code": "001",
+        "business_date": "2026-11-24",
+        "issued": 4,
+        "used": 1,
+        "voided": 2,
+        "expired": 1,
+        "outstanding": 0,
+        "balanced": True,
+    }
+
+
+async def test_numbers_are_never_stored_in_plain_text(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    from sqlalchemy import text
+
+    operator = await as_user(client, demo, "op001")
+    confirmer = await as_user(client, demo, "cf001")
+    draft = await _draft(client, ctx, operator)
+    number = (
+        await client.post(f"/inquiries/{draft['id']}/approval-numbers", json={}, headers=confirmer)
+    ).json()["approval_number"]
+    async with ctx.db.read_session() as session:
+        rows = (await session.execute(text("SELECT * FROM approval_numbers"))).all()
+    dump = repr(rows)
+    assert number not in dump and number.replace("-", "") not in dump
+
+
+async def test_release_refusals(client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext) -> None:
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(
+        await person(ctx),
+        approval={
+            "method": "confirmer_credentials",
+            "confirmer_user_id": "cf001",
+            "confirmer_password": password_of(demo, "cf001"),
+        },
+    )
+    inquiry = (await client.post("/inquiries", json=body, headers=operator)).json()
+    assert inquiry["status"] == "held"
+
+    confirmer = await as_user(client, demo, "cf001b")
+    wrong = await client.post(
+        f"/inquiries/{inquiry['id']}/release",
+        headers=confirmer,
+        json={"password": "not-my-password", "document_check": "match"},
+    )
+    assert _code(wrong) == (401, "REAUTH_FAILED")
+    operator_tries = await client.post(
+        f"/inquiries/{inquiry['id']}/release",
+        headers=operator,
+        json={"password": password_of(demo, "op001"), "document_check": "match"},
+    )
+    assert _code(operator_tries) == (403, "FORBIDDEN")
+    auditor = await as_user(client, demo, "auditor")
+    assert _code(await client.get(f"/inquiries/{inquiry['id']}/response", headers=auditor)) == (
+        403,
+        "FORBIDDEN",
+    )
+    ok = await client.post(
+        f"/inquiries/{inquiry['id']}/release",
+        headers=confirmer,
+        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
+    )
+    assert ok.status_code == 200
+    again = await client.post(
+        f"/inquiries/{inquiry['id']}/release",
+        headers=confirmer,
+        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
+    )
+    assert _code(again) == (409, "INVALID_STATE")
+
+
+async def test_idempotency_key_replays_and_refuses_another_body(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(
+        await person(ctx),
+        approval={
+            "method": "confirmer_credentials",
+            "confirmer_user_id": "cf001",
+            "confirmer_password": password_of(demo, "cf001"),
+        },
+    )
+    headers = {**operator, "Idempotency-Key": "terminal-T001-01-req-0001"}
+    first = await client.post("/inquiries", json=body, headers=headers)
+    again = await client.post("/inquiries", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    other = dict(body, purpose="gazette_check")
+    assert _code(await client.post("/inquiries", json=other, headers=headers)) == (
+        409,
+        "IDEMPOTENCY_KEY_REUSED",
+    )
+    assert len(await center_record(ctx)) == 1
+
+
+async def test_unknown_inquiry_and_other_branch_are_not_found(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    draft = await _draft(client, ctx, operator)
+    other = await as_user(client, demo, "op002")
+    assert _code(await client.get(f"/inquiries/{draft['id']}", headers=other)) == (404, "NOT_FOUND")
+    assert _code(await client.get("/inquiries/00000000-0000-0000-0000-000000000000", headers=operator)) == (
+        404,
+        "NOT_FOUND",
+    )
+    listed = await client.get("/inquiries", headers=other)
+    assert listed.json()["items"] == []
+    auditor = await as_user(client, demo, "auditor")
+    seen = (await client.get(f"/inquiries/{draft['id']}", headers=auditor)).json()
+    assert seen["subject"] is None
+
+
+async def test_draft_expires_after_the_next_business_day(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    draft = await _draft(client, ctx, operator)
+    clock.advance(days=2, hours=1)
+    confirmer = await as_user(client, demo, "cf001")
+    response = await client.post(f"/inquiries/{draft['id']}/approval-numbers", json={}, headers=confirmer)
+    assert _code(response) == (409, "INVALID_STATE")
+    operator = await as_user(client, demo, "op001")
+    assert (await client.get(f"/inquiries/{draft['id']}", headers=operator)).json()["status"] == "expired"

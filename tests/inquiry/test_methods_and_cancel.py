@@ -1,0 +1,207 @@
+"""Branch check methods, mismatch escalation, NO_TRADE_INFO, cancellation (CC-1) and the trace (LG-5)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.inquiry.models import Escalation
+from tests.helpers import ledger_events
+from tests.inquiry.support import as_user, center_record, draft_body, password_of, person
+
+
+def a1(demo: DemoCredentials, confirmer: str = "cf001") -> dict[str, str]:
+    return {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": confirmer,
+        "confirmer_password": password_of(demo, confirmer),
+    }
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    document = json.loads(
+        resources.files("app.inquiry.data").joinpath("policy.json").read_text(encoding="utf-8")
+    )
+    document["check_methods"]["branches"] = {"002": ["C", "D"]}  # branch 002 runs without A and B
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def settings(settings: Any, policy_file: Path) -> Any:  # type: ignore[override]
+    return settings.model_copy(update={"policy_file": policy_file})
+
+
+async def test_without_method_a_the_inquiry_is_sent_at_once_and_without_b_released(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op002")
+    created = await client.post("/inquiries", json=draft_body(await person(ctx)), headers=operator)
+    assert created.status_code == 201, created.text
+    inquiry = created.json()
+    assert inquiry["approval"] is None
+    assert inquiry["status"] == "released"
+    assert inquiry["response"]["state"] == "released"
+    read = await client.get(f"/inquiries/{inquiry['id']}/response", headers=operator)
+    assert read.status_code == 200
+    reads = await ledger_events(ctx, action="inquiry.response_read")
+    assert [(e.actor_id, e.object_id) for e in reads] == [("op002", inquiry["id"])]
+    assert len(await center_record(ctx)) == 1
+
+
+async def test_mismatch_flags_suspected_misuse_escalates_and_withholds_from_the_operator(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    inquiry = (
+        await client.post(
+            "/inquiries", json=draft_body(await person(ctx), approval=a1(demo)), headers=operator
+        )
+    ).json()
+    releaser = await as_user(client, demo, "cf001b")
+    released = await client.post(
+        f"/inquiries/{inquiry['id']}/release",
+        headers=releaser,
+        json={
+            "password": password_of(demo, "cf001b"),
+            "document_check": "mismatch",
+            "note": "申込書の生年月日と不一致",
+        },
+    )
+    assert released.status_code == 200
+    assert "suspected_misuse" in released.json()["flags"]
+    assert "本部" in released.json()["next_steps"]
+    state = (await client.get(f"/inquiries/{inquiry['id']}", headers=operator)).json()
+    assert "suspected_misuse" in state["flags"]
+    assert (await client.get(f"/inquiries/{inquiry['id']}/response", headers=operator)).status_code == 403
+    async with ctx.db.read_session() as session:
+        escalations = list((await session.scalars(select(Escalation))).all())
+    assert [(e.kind, e.branch_code, e.object_id, e.recipients) for e in escalations] == [
+        ("document_mismatch", "001", inquiry["id"], ["branch_manager", "hq_compliance"])
+    ]
+
+
+async def test_no_trade_info_is_passed_through_and_counted_per_operator(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    stranger = await person(ctx, has_transactions=False)
+    body = draft_body(
+        stranger,
+        purpose="credit_review",
+        customer_status="existing",
+        consent_document={"type": "ledger", "reference": "LEDGER-77", "obtained_on": "2026-11-01"},
+        approval=a1(demo),
+    )
+    inquiry = (await client.post("/inquiries", json=body, headers=operator)).json()
+    assert inquiry["status"] == "center_error"
+    assert inquiry["center"]["result_code"] == "CENTER_NO_TRADE_INFO"
+    refused = await ledger_events(ctx, action="center.refused")
+    assert json.loads(refused[-1].details) == {
+        "code": "CENTER_NO_TRADE_INFO",
+        "kind": "inquire",
+        "operator_id": "op001",
+    }
+    assert (await client.get(f"/inquiries/{inquiry['id']}/response", headers=operator)).status_code == 423
+
+
+async def test_cancellation_needs_a_second_person_and_reaches_the_center(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    inquiry = (
+        await client.post(
+            "/inquiries", json=draft_body(await person(ctx), approval=a1(demo)), headers=operator
+        )
+    ).json()
+    assert inquiry["status"] == "held"
+    no_approval = await client.post(
+        f"/inquiries/{inquiry['id']}/cancel", headers=operator, json={"reason": "入力誤り"}
+    )
+    assert no_approval.status_code == 422
+    wrong = await client.post(
+        f"/inquiries/{inquiry['id']}/cancel",
+        headers=operator,
+        json={
+            "reason": "入力誤り",
+            "approval": {"method": "approval_number", "approval_number": "1234-5678"},
+        },
+    )
+    assert wrong.json()["code"] == "APPROVAL_INVALID"
+
+    confirmer = await as_user(client, demo, "cf001")
+    number = (
+        await client.post(f"/inquiries/{inquiry['id']}/approval-numbers", json={}, headers=confirmer)
+    ).json()["approval_number"]
+    cancelled = await client.post(
+        f"/inquiries/{inquiry['id']}/cancel",
+        headers=operator,
+        json={"reason": "入力誤り", "approval": {"method": "approval_number", "approval_number": number}},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    for _ in range(40):
+        kinds = [e["kind"] for e in await center_record(ctx)]
+        if "cancellation" in kinds:
+            break
+        await __import__("asyncio").sleep(0.05)
+    assert sorted(kinds) == ["cancellation", "inquiry"]
+    again = await client.post(
+        f"/inquiries/{inquiry['id']}/cancel",
+        headers=operator,
+        json={"reason": "入力誤り", "approval": {"method": "approval_number", "approval_number": number}},
+    )
+    assert again.json()["code"] == "INVALID_STATE"
+
+
+async def test_trace_shows_the_whole_life_in_order(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    inquiry = (await client.post("/inquiries", json=draft_body(await person(ctx)), headers=operator)).json()
+    confirmer = await as_user(client, demo, "cf001")
+    number = (
+        await client.post(f"/inquiries/{inquiry['id']}/approval-numbers", json={}, headers=confirmer)
+    ).json()["approval_number"]
+    await client.post(
+        f"/inquiries/{inquiry['id']}/submit",
+        headers=operator,
+        json={"approval": {"method": "approval_number", "approval_number": number}},
+    )
+    releaser = await as_user(client, demo, "cf001b")
+    await client.post(
+        f"/inquiries/{inquiry['id']}/release",
+        headers=releaser,
+        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
+    )
+    await client.get(f"/inquiries/{inquiry['id']}/response", headers=operator)
+
+    manager = await as_user(client, demo, "bm001")
+    trace = await client.get(f"/inquiries/{inquiry['id']}/trace", headers=manager)
+    assert trace.status_code == 200
+    actions = [e["action"] for e in trace.json()["events"]]
+    assert actions[:8] == [
+        "inquiry.created",
+        "approval_number.issued",
+        "approval_number.used",
+        "inquiry.approved",
+        "inquiry.queued",
+        "center.inquiry_sent",
+        "inquiry.response_received",
+        "inquiry.released",
+    ]
+    assert actions.count("inquiry.response_read") == 2
+    assert (await client.get(f"/inquiries/{inquiry['id']}/trace", headers=operator)).status_code == 403
+    text = trace.text
+    subject = (await client.get(f"/inquiries/{inquiry['id']}", headers=operator)).json()["subject"]
+    assert subject["name_kana"] not in text and subject["birth_date"] not in text

@@ -1,0 +1,89 @@
+"""Policy as data (PL-3, VI(1)①, HQ-2): validated at start, versioned, every new version recorded."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.context import AppContext
+from app.inquiry.policy import PolicyError, load_policy
+from app.inquiry.versions import register_policy_version
+from app.main import build_context
+from tests.helpers import ledger_events
+
+
+def bundled() -> dict[str, Any]:
+    text = resources.files("app.inquiry.data").joinpath("policy.json").read_text(encoding="utf-8")
+    return dict(json.loads(text))
+
+
+def write(tmp_path: Path, document: dict[str, Any]) -> Path:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_bundled_policy_is_the_guideline_table() -> None:
+    policy = load_policy()
+    assert policy.purposes["new_credit"].documents == {
+        "new": ["loan_application"],
+        "existing": ["loan_application"],
+    }
+    assert policy.purposes["suspension_check"].documents == {
+        "new": ["current_account_application"],
+        "existing": ["ledger"],
+    }
+    assert "new" not in policy.purposes["credit_review"].documents
+    assert "new" not in policy.purposes["relocation_check"].documents
+    assert policy.methods_for("001") == {"A", "B", "C", "D"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["check_methods"]["branches"].update({"002": []}), "branch 002 has no check method"),
+        (lambda d: d["check_methods"].update({"default": []}), "every branch needs at least one"),
+        (
+            lambda d: (
+                d["check_methods"]["branches"].update({"002": ["C", "D"]}),
+                d["hq_return_option"]["branches"].update({"002": "none"}),
+            ),
+            "needs method A or B",
+        ),
+        (
+            lambda d: d["purposes"]["new_credit"]["documents"].update({"new": ["passport"]}),
+            "unknown documents",
+        ),
+        (lambda d: d.update({"self_inquiry": "ignore"}), "not valid"),
+    ],
+)
+def test_unacceptable_policies_refuse_to_start(tmp_path: Path, change: Any, message: str) -> None:
+    document = bundled()
+    change(document)
+    with pytest.raises(PolicyError, match=message):
+        load_policy(write(tmp_path, document))
+
+
+async def test_each_new_policy_version_is_recorded_once(ctx: AppContext, tmp_path: Path) -> None:
+    assert await register_policy_version(ctx) is True
+    assert await register_policy_version(ctx) is False
+    document = bundled()
+    document["version"] = "2026-12-01"
+    document["check_methods"]["branches"] = {"002": ["B", "C", "D"]}
+    changed = build_context(
+        ctx.settings.model_copy(update={"policy_file": write(tmp_path, document)}),
+        clock=ctx.clock,
+        keyring=ctx.keyring,
+        center=ctx.center,
+    )
+    try:
+        assert await register_policy_version(changed) is True
+    finally:
+        await changed.db.dispose()
+    events = await ledger_events(ctx, action="policy.changed")
+    assert [json.loads(e.details)["version"] for e in events] == ["2026-11-01", "2026-12-01"]
+    assert json.loads(events[1].details)["previous_sha256"] == json.loads(events[0].details)["sha256"]
