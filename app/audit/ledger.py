@@ -377,37 +377,38 @@ class ChainVerifier:
         if self.first_bad_seq is not None:
             return False
         prev = self.prev
+        prev_hex = prev.hex()
         expected = self.expected_seq
         checkpoints = self.checkpoints
         sha256 = hashlib.sha256
         dumps = orjson.dumps
         fragment = orjson.Fragment
-        sort_keys = orjson.OPT_SORT_KEYS
         checked = self.checked
         for row in rows:
             seq = row[0]
             if seq != expected:
                 self._fail(expected, "missing_event" if seq > expected else "out_of_order_event")
                 break
-            if row[12] != prev.hex():
+            if row[12] != prev_hex:
                 self._fail(seq, "broken_link")
                 break
+            # The keys are written in sorted order, so this is byte for byte canonical_event_bytes()
+            # (OPT_SORT_KEYS) without sorting twelve keys per event, which cost a third of feed's time.
             canonical = dumps(
                 {
-                    "seq": seq,
-                    "at": row[1],
+                    "action": row[6],
                     "actor_id": row[2],
                     "actor_roles": fragment(row[3]),
-                    "terminal_id": row[4],
                     "address": row[5],
-                    "action": row[6],
-                    "object_type": row[7],
-                    "object_id": row[8],
-                    "outcome": row[9],
+                    "at": row[1],
                     "details": fragment(row[10]),
+                    "object_id": row[8],
+                    "object_type": row[7],
+                    "outcome": row[9],
                     "request_id": row[11],
-                },
-                option=sort_keys,
+                    "seq": seq,
+                    "terminal_id": row[4],
+                }
             )
             digest = sha256(prev + canonical).digest()
             hex_digest = digest.hex()
@@ -422,6 +423,7 @@ class ChainVerifier:
                         break
                     self.checkpoints_matched += 1
             prev = digest
+            prev_hex = hex_digest
             expected += 1
             checked += 1
         self.prev = prev

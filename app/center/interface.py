@@ -263,3 +263,22 @@ class CenterLink(Protocol):
         center's stable order, so a month of a million entries streams in bounded memory.
         """
         ...
+
+
+class DetachedCenterLink:
+    """A center link for processes that must not reach the center (CLI maintenance commands).
+
+    Building the in-process simulator costs a second; commands such as ``audit verify`` never need it.
+    """
+
+    async def inquire(self, request: CenterInquiryRequest) -> CenterAnswer:
+        raise CenterUnavailable("detached")
+
+    async def cancel(self, center_inquiry_id: str, reason: str, idempotency_key: str) -> CenterCancellation:
+        raise CenterUnavailable("detached")
+
+    async def inquiry_record(
+        self, member_code: str, date_from: date, date_to: date
+    ) -> AsyncIterator[CenterRecordEntry]:
+        raise CenterUnavailable("detached")
+        yield  # pragma: no cover - makes this an async generator like the real link

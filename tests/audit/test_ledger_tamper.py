@@ -1,0 +1,360 @@
+"""Tampering behind the application's back is found, and the first bad seq is named (LG-2).
+
+Each test builds a ledger of a few dozen events (the demo directory, a round of logins, one failed
+login), then alters the database directly as someone with its owner's rights would, and asks
+``GET /audit/verify`` as the auditor. The direct ``verify_ledger`` must agree with the endpoint, and the
+endpoint records the failed verification itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from app.audit.ledger import ChainVerifier, checkpoint_message
+from app.audit.service import verify_ledger
+from app.clock import ManualClock
+from app.config import Settings
+from app.context import AppContext
+from app.demo import DemoCredentials
+from tests.audit.ledger_support import (
+    CONTENT_COLUMNS,
+    Attacker,
+    all_checkpoints,
+    all_events,
+    chain_head,
+    chained_hash,
+    event_dict,
+    sql_literal,
+)
+from tests.helpers import auth_headers, login
+
+CHECKPOINT_EVERY = 4
+LOGINS = (
+    "op001",
+    "cf001",
+    "cf001b",
+    "bm001",
+    "op002",
+    "cf002",
+    "hqop",
+    "hqcf",
+    "accadmin",
+    "accappr",
+    "secoff",
+)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Frequent checkpoints, so that several of them sit inside the few dozen events of a test.
+    return settings.model_copy(update={"checkpoint_every_events": CHECKPOINT_EVERY})
+
+
+@pytest.fixture
+def attacker(backend: str, database_url: str, request: pytest.FixtureRequest) -> Attacker:
+    return Attacker.for_test(backend, database_url, request)
+
+
+@pytest.fixture
+async def auditor(client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock) -> dict[str, str]:
+    """A ledger of a few dozen events, and the auditor's headers (logged in before any tampering)."""
+    for user_id in LOGINS:
+        clock.advance(minutes=1)
+        assert (await login(client, demo, user_id)).status_code == 200
+    assert (await login(client, demo, "op002", password="wrong-password-7")).status_code == 401
+    clock.advance(minutes=1)
+    return await auth_headers(client, demo, "auditor")
+
+
+async def verify_reports(
+    client: httpx.AsyncClient, headers: dict[str, str], ctx: AppContext
+) -> dict[str, Any]:
+    """The auditor's verification; the direct walk agrees and the failed check is itself recorded."""
+    direct = await verify_ledger(ctx.db, ctx.keyring)
+    response = await client.get("/audit/verify", headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert (body["ok"], body["first_bad_seq"], body["reason"]) == (
+        direct.ok,
+        direct.first_bad_seq,
+        direct.reason,
+    )
+    recorded = (await all_events(ctx))[-1]
+    assert (recorded.action, recorded.actor_id) == ("audit.verified", "auditor")
+    assert recorded.outcome == ("success" if body["ok"] else "failure")
+    assert json.loads(recorded.details)["first_bad_seq"] == body["first_bad_seq"]
+    return body
+
+
+async def middle_seq(ctx: AppContext) -> int:
+    """An event inside the demo directory's transaction, before the first checkpoint."""
+    first_checkpoint = (await all_checkpoints(ctx))[0].seq
+    assert first_checkpoint > 20
+    return first_checkpoint // 2
+
+
+def _overwrite(seq: int, source: dict[str, Any]) -> str:
+    assignments = ", ".join(f"{c} = {sql_literal(source[c])}" for c in CONTENT_COLUMNS)
+    return f"UPDATE audit_events SET {assignments} WHERE seq = {seq}"
+
+
+async def test_each_alteration_in_place_is_named_and_undoing_it_makes_the_ledger_verify_again(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    head = await chain_head(ctx)
+    checkpoints = await all_checkpoints(ctx)
+    assert head.seq >= 50
+    assert len(checkpoints) >= 3
+    untouched = await verify_reports(client, auditor, ctx)
+    assert untouched["ok"] is True
+    assert untouched["checked"] == head.seq
+    assert untouched["head"] == {"seq": head.seq, "hash": head.hash}
+    assert untouched["first_bad_seq"] is None
+    assert untouched["checkpoints_checked"] == len(checkpoints)
+    assert untouched["latest_checkpoint"]["seq"] == checkpoints[-1].seq
+
+    k = await middle_seq(ctx)
+    events = {e.seq: event_dict(e) for e in await all_events(ctx)}
+    original = events[k]
+    restore_k = _overwrite(k, original)
+    j = k + 7
+    edits = (
+        ("actor_id", "mallory", "altered_event"),
+        ("details", "{}", "altered_event"),
+        ("at", "2026-01-01T00:00:00.000000Z", "altered_event"),
+        ("outcome", "denied", "altered_event"),
+        ("object_id", "T001-99", "altered_event"),
+        ("hash", "f" * 64, "altered_event"),
+        ("prev_hash", "e" * 64, "broken_link"),
+    )
+    assert all(original[column] != value for column, value, _ in edits)
+    # (what the attacker does, how it is undone, the seq and reason verify must name)
+    cases: list[tuple[str, list[str], list[str], int, str]] = [
+        (
+            f"edit {column}",
+            [f"UPDATE audit_events SET {column} = {sql_literal(value)} WHERE seq = {k}"],
+            [restore_k],
+            k,
+            reason,
+        )
+        for column, value, reason in edits
+    ]
+    cases.append(
+        (
+            "swap two events",
+            [_overwrite(k, events[j]), _overwrite(j, original)],
+            [restore_k, _overwrite(j, events[j])],
+            k,
+            "broken_link",
+        )
+    )
+    for position, seq in (("first", 1), ("middle", k)):
+        cases.append(
+            (
+                f"delete the {position} event",
+                [f"DELETE FROM audit_events WHERE seq = {seq}"],
+                [attacker.insert_event_statement(seq, events[seq])],
+                seq,
+                "missing_event",
+            )
+        )
+
+    for name, tamper, undo, first_bad, reason in cases:
+        attacker.execute(*tamper)
+        body = await verify_reports(client, auditor, ctx)
+        assert (body["ok"], body["first_bad_seq"], body["reason"]) == (False, first_bad, reason), name
+        assert body["checked"] == first_bad - 1, name
+        attacker.execute(*undo)
+        assert (await verify_reports(client, auditor, ctx))["ok"] is True, f"after undoing: {name}"
+
+    last = (await all_events(ctx))[-1].seq
+    attacker.execute(f"DELETE FROM audit_events WHERE seq = {last}")
+    body = await verify_reports(client, auditor, ctx)
+    assert (body["ok"], body["first_bad_seq"], body["reason"]) == (False, last, "missing_event")
+
+
+def _shift_up_from(k: int) -> list[str]:
+    """Renumber events >= k to seq + 1 (via negative numbers, so the primary key never collides)."""
+    return [
+        f"UPDATE audit_events SET seq = -seq - 1 WHERE seq >= {k}",
+        "UPDATE audit_events SET seq = -seq WHERE seq < 0",
+    ]
+
+
+def _forged_login(template: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **template,
+        "actor_id": "op001",
+        "actor_roles": '["operator"]',
+        "action": "auth.login",
+        "object_type": "session",
+        "object_id": "s-forged",
+        "outcome": "success",
+        "details": '{"failed_attempts_since_previous_login":0}',
+    }
+
+
+async def test_a_forged_event_inserted_in_the_middle_is_found(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    k = await middle_seq(ctx)
+    events = {e.seq: event_dict(e) for e in await all_events(ctx)}
+    head = await chain_head(ctx)
+    # A careful forger links the new event to its predecessor and computes its hash; the chain then holds
+    # up to the forgery, and the event that was pushed behind it no longer links.
+    forged = _forged_login(events[k])
+    forged["prev_hash"] = events[k - 1]["hash"]
+    forged["hash"] = chained_hash(forged["prev_hash"], forged, seq=k)
+    attacker.execute(
+        *_shift_up_from(k),
+        attacker.insert_event_statement(k, forged),
+        f"UPDATE audit_chain_head SET seq = {head.seq + 1} WHERE id = 1",
+    )
+
+    body = await verify_reports(client, auditor, ctx)
+    assert body["ok"] is False
+    assert (body["first_bad_seq"], body["reason"]) == (k + 1, "broken_link")
+    assert body["checked"] == k
+
+    # A forger who does not chain the event is named at the forgery itself.
+    attacker.set_event(k, hash="0" * 64)
+    body = await verify_reports(client, auditor, ctx)
+    assert (body["first_bad_seq"], body["reason"]) == (k, "altered_event")
+
+
+async def test_a_forged_event_appended_beyond_the_head_is_found_and_blocks_further_writes(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    head = await chain_head(ctx)
+    events = {e.seq: event_dict(e) for e in await all_events(ctx)}
+    forged = _forged_login(events[head.seq])
+    forged["prev_hash"] = head.hash
+    forged["hash"] = chained_hash(head.hash, forged, seq=head.seq + 1)
+    attacker.execute(attacker.insert_event_statement(head.seq + 1, forged))
+
+    report = await verify_ledger(ctx.db, ctx.keyring)
+    assert not report.ok
+    assert (report.first_bad_seq, report.reason) == (head.seq + 1, "event_beyond_head")
+    # The next event would need the forged seq: the ledger refuses, so the read cannot go unrecorded.
+    response = await client.get("/audit/verify", headers=auditor)
+    assert response.status_code == 503
+    assert response.json()["code"] == "LEDGER_UNAVAILABLE"
+    assert (await chain_head(ctx)).seq == head.seq
+
+
+async def test_an_edit_with_the_chain_recomputed_is_caught_by_the_next_signed_checkpoint(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    k = await middle_seq(ctx)
+    events = [event_dict(e) for e in await all_events(ctx)]
+    next_checkpoint = min(c.seq for c in await all_checkpoints(ctx) if c.seq >= k)
+    # The attacker has no signing key, but recomputes every hash from the edited event to the head.
+    statements = []
+    prev = events[k - 2]["hash"]
+    for row in events[k - 1 :]:
+        if row["seq"] == k:
+            row["actor_id"] = "mallory"
+        row["prev_hash"] = prev
+        row["hash"] = chained_hash(prev, row, seq=row["seq"])
+        prev = row["hash"]
+        statements.append(
+            f"UPDATE audit_events SET actor_id = {sql_literal(row['actor_id'])}, "
+            f"prev_hash = '{row['prev_hash']}', hash = '{row['hash']}' WHERE seq = {row['seq']}"
+        )
+    statements.append(f"UPDATE audit_chain_head SET hash = '{prev}' WHERE id = 1")
+    attacker.execute(*statements)
+
+    body = await verify_reports(client, auditor, ctx)
+    assert body["ok"] is False
+    assert (body["first_bad_seq"], body["reason"]) == (next_checkpoint, "checkpoint_mismatch")
+
+
+async def test_a_truncated_tail_with_the_head_moved_back_is_caught_by_the_checkpoint_beyond_it(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    checkpoints = await all_checkpoints(ctx)
+    new_last = checkpoints[-1].seq - 1
+    assert new_last > checkpoints[-2].seq
+    kept = {e.seq: e for e in await all_events(ctx)}[new_last]
+    attacker.execute(
+        f"DELETE FROM audit_events WHERE seq > {new_last}",
+        f"UPDATE audit_chain_head SET seq = {new_last}, hash = '{kept.hash}' WHERE id = 1",
+    )
+
+    body = await verify_reports(client, auditor, ctx)
+    assert body["ok"] is False
+    assert (body["first_bad_seq"], body["reason"]) == (new_last + 1, "missing_event")
+
+
+async def test_a_truncation_that_also_drops_checkpoints_is_caught_by_checkpoints_exported_earlier(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    exported = (await client.get("/audit/checkpoints", headers=auditor)).json()["items"]
+    assert len(exported) >= 3
+    new_last = exported[-1]["seq"] - 1
+    kept = {e.seq: e for e in await all_events(ctx)}[new_last]
+    attacker.execute(
+        f"DELETE FROM audit_events WHERE seq > {new_last}",
+        f"DELETE FROM audit_checkpoints WHERE seq > {new_last}",
+        f"UPDATE audit_chain_head SET seq = {new_last}, hash = '{kept.hash}', "
+        f"last_checkpoint_seq = {exported[-2]['seq']}, last_checkpoint_at = '{exported[-2]['at']}' "
+        "WHERE id = 1",
+    )
+
+    # Offline, with the events streamed out and the checkpoints kept outside the database since.
+    stream = await client.get("/audit/events", headers=auditor)
+    lines = [json.loads(line) for line in stream.text.splitlines()]
+    rows = [
+        (
+            e["seq"],
+            e["at"],
+            e["actor_id"],
+            json.dumps(e["actor_roles"], separators=(",", ":")),
+            e["terminal_id"],
+            e["address"],
+            e["action"],
+            e["object_type"],
+            e["object_id"],
+            e["outcome"],
+            json.dumps(e["details"], separators=(",", ":"), sort_keys=True, ensure_ascii=False),
+            e["request_id"],
+            e["prev_hash"],
+            e["hash"],
+        )
+        for e in lines
+    ]
+    verifier = ChainVerifier(checkpoints={c["seq"]: c["hash"] for c in exported})
+    verifier.feed(rows)
+    verifier.finish(head_seq=rows[-1][0], head_hash=rows[-1][13])
+    # The events written since (this very read among them) took the truncated seqs again, but not the
+    # hash the exported checkpoint signed there.
+    assert (verifier.first_bad_seq, verifier.reason) == (new_last + 1, "checkpoint_mismatch")
+    assert verifier.checked == new_last
+
+
+async def test_a_checkpoint_with_a_forged_signature_or_another_hash_is_named(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    target = (await all_checkpoints(ctx))[1]
+    head = await chain_head(ctx)
+    forged = Ed25519PrivateKey.generate().sign(checkpoint_message(target.seq, target.hash, target.at))
+    signature = base64.b64encode(forged).decode()
+    attacker.execute(f"UPDATE audit_checkpoints SET signature = '{signature}' WHERE seq = {target.seq}")
+    body = await verify_reports(client, auditor, ctx)
+    assert body["ok"] is False
+    assert (body["first_bad_seq"], body["reason"]) == (target.seq, "checkpoint_signature_invalid")
+    assert body["checked"] == head.seq  # every event itself is intact
+
+    attacker.execute(
+        f"UPDATE audit_checkpoints SET signature = '{target.signature}', hash = '{'a' * 64}' "
+        f"WHERE seq = {target.seq}"
+    )
+    body = await verify_reports(client, auditor, ctx)
+    assert body["ok"] is False
+    assert body["first_bad_seq"] == target.seq
