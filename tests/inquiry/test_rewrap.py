@@ -1,0 +1,68 @@
+"""Key rotation without downtime (EN-2): after a KEK rotation, rewrap moves every data key to the new KEK."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from app.audit.ledger import Actor
+from app.clock import ManualClock
+from app.context import AppContext
+from app.crypto.keyring import FileKeyProvider, Keyring
+from app.demo import DemoCredentials
+from app.inquiry.models import Inquiry, SealedResponse
+from app.inquiry.rewrap import rewrap_all
+from tests.helpers import ledger_events
+from tests.inquiry.support import as_user, draft_body, password_of, person
+
+
+@pytest.fixture
+def keyring(clock: ManualClock, tmp_path: Path) -> Keyring:
+    """A file-backed keyring, so the running gateway's keys can be rotated as `shokai keys rotate` does."""
+    return Keyring.open(FileKeyProvider(tmp_path / "keys.json"), clock=clock, create=True)
+
+
+async def test_rotate_then_rewrap_keeps_everything_readable(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    approval = {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": "cf001",
+        "confirmer_password": password_of(demo, "cf001"),
+    }
+    inquiry = (
+        await client.post(
+            "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
+        )
+    ).json()
+    releaser = await as_user(client, demo, "cf001b")
+    before = (
+        await client.post(
+            f"/inquiries/{inquiry['id']}/release",
+            headers=releaser,
+            json={"password": password_of(demo, "cf001b"), "document_check": "match"},
+        )
+    ).json()
+
+    new_kek = ctx.keyring.rotate("kek", now=ctx.clock.now())
+
+    # Rows sealed under the old KEK stay readable before the rewrap ...
+    still = await client.get(f"/inquiries/{inquiry['id']}/response", headers=operator)
+    assert still.status_code == 200 and still.json()["record"] == before["record"]
+
+    changed = await rewrap_all(ctx, actor=Actor(id="cli:test"))
+    assert changed == 2  # the subject's data key and the response's data key
+    async with ctx.db.read_session() as session:
+        assert {i.subject_kek_id for i in (await session.scalars(select(Inquiry))).all()} == {new_kek}
+        assert {r.kek_id for r in (await session.scalars(select(SealedResponse))).all()} == {new_kek}
+
+    # ... and after it, under the new one; a second run has nothing to do.
+    after = await client.get(f"/inquiries/{inquiry['id']}/response", headers=operator)
+    assert after.json()["record"] == before["record"]
+    assert (await client.get(f"/inquiries/{inquiry['id']}", headers=operator)).json()["subject"] is not None
+    assert await rewrap_all(ctx, actor=Actor(id="cli:test")) == 0
+    assert len(await ledger_events(ctx, action="keys.rewrapped")) == 2
