@@ -30,6 +30,8 @@ keys_cli = typer.Typer(help="Key material", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(keys_cli, name="keys")
+lists_cli = typer.Typer(help="Daily subject and count lists", no_args_is_help=True)
+cli.add_typer(lists_cli, name="lists")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Instance directory (SQLite file, key file)")]
 
@@ -141,6 +143,40 @@ def serve(
         from app.main import create_app
 
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@lists_cli.command("generate")
+def lists_generate(
+    day: Annotated[str, typer.Option("--date", help="Business date YYYY-MM-DD (Asia/Tokyo)")],
+    branch: Annotated[str | None, typer.Option("--branch", help="Only this branch")] = None,
+    data_dir: DataDir = Path(".shokai"),
+) -> None:
+    """Generate the lists of a day (idempotent); changed days get supplementary versions."""
+    from datetime import date as date_type
+
+    from app.lists import service as list_service
+    from app.main import build_context
+
+    ctx = build_context(_settings(data_dir), center=DetachedCenterLink())
+
+    async def _generate() -> list[str]:
+        try:
+            results = await list_service.generate(
+                ctx, day=date_type.fromisoformat(day), actor=_cli_actor(), branch_code=branch
+            )
+            return [
+                f"  {r.daily.branch_code} {r.daily.kind:<7} seq {r.daily.sequence:>5} v{r.daily.version} "
+                f"{'created' if r.created else 'already there'}"
+                f"{' (no inquiries)' if r.daily.no_inquiries else f' ({r.daily.inquiries_total} inquiries)'}"
+                for r in results
+            ]
+        finally:
+            await ctx.db.dispose()
+
+    lines = asyncio.run(_generate())
+    for line in lines:
+        typer.echo(line)
+    typer.echo(f"{len(lines)} list(s) for {day}")
 
 
 @cli.command("center-sim")

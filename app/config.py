@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     center_tls_ca_bundle: Path | None = None
     # Background sender of the outbox; tests drive it by hand.
     outbox_idle_seconds: float = 1.0
+    # How long a sender owns a claimed outbox row. After a crash mid-delivery the row is retried once this
+    # has passed, so keep it longer than the slowest center call (attempts × timeouts + backoff).
+    outbox_claim_lease_seconds: float = Field(default=60.0, gt=0)
+
+    # Daily lists (DL-1): when the in-service schedule generates the previous day's lists (JST), and how
+    # many earlier days it re-checks so late inquiries and cancellations get supplementary versions.
+    lists_generate_at: str = "00:30"
+    lists_recheck_days: int = Field(default=7, ge=0, le=62)
+    lists_schedule_interval_seconds: float = Field(default=60.0, gt=0)
 
     log_level: str = "INFO"
     request_id_header: str = "X-Request-Id"

@@ -12,6 +12,7 @@ from app.config import Settings
 from app.crypto.keyring import Keyring
 from app.db import Database
 from app.inquiry.policy import InquiryPolicy
+from app.inquiry.signals import DeliverySignals
 from app.lists.calendar import BusinessCalendar
 from app.metrics import Metrics
 
@@ -38,3 +39,5 @@ class AppContext:
     center_simulator: Any = None
     # Wakes the outbox sender after a submit; replaced by the running sender (no-op without one).
     outbox_kick: Callable[[], None] = field(default=_nothing)
+    # Wakes a submit waiting for the center's answer as soon as the outbox has stored it.
+    deliveries: DeliverySignals = field(default_factory=DeliverySignals)

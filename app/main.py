@@ -8,13 +8,15 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.audit.ledger import CONTEXT_KEY as LEDGER_CONTEXT_KEY
 from app.audit.ledger import SYSTEM_ACTOR, LedgerContext, checkpoint_now, install_ledger_hooks, record
@@ -37,12 +39,61 @@ from app.inquiry.policy import load_policy
 from app.inquiry.router import register_router
 from app.inquiry.router import router as inquiry_router
 from app.inquiry.versions import register_policy_version
-from app.lists.calendar import BusinessCalendar
+from app.lists import scheduler as list_schedule
+from app.lists.calendar import BusinessCalendar, Closure
+from app.lists.router import router as lists_router
 from app.metrics import Metrics
 from app.problems import install_error_handlers
 
 API_PREFIX = "/api/v1"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestContext:
+    """Request id, metrics and safe default headers for every response.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs each
+    request in an extra task with memory streams, a cost every call would pay.
+    """
+
+    def __init__(self, app: ASGIApp, *, ctx: AppContext) -> None:
+        self._app = app
+        self._ctx = ctx
+        header = ctx.settings.request_id_header
+        self._header = header.lower().encode("latin-1")
+        self._header_name = header
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(self._header_name, "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers[self._header_name] = request_id
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+                if "x-content-type-options" not in headers:
+                    headers["X-Content-Type-Options"] = "nosniff"
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_with_headers)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            metrics = self._ctx.metrics
+            metrics.http_requests.labels(scope["method"], template, str(status)).inc()
+            metrics.http_latency.labels(scope["method"], template).observe(time.perf_counter() - started)
+
+
 log = logging.getLogger("shokai")
 
 
@@ -99,6 +150,7 @@ def build_context(
         time_cost=settings.argon2_time_cost,
         parallelism=settings.argon2_parallelism,
     )
+    policy = load_policy(settings.policy_file)
     simulator = None
     if center is None:
         center, simulator = build_center_link(settings, clock, population=population)
@@ -109,8 +161,8 @@ def build_context(
         db=db,
         passwords=passwords,
         metrics=Metrics(),
-        policy=load_policy(settings.policy_file),
-        calendar=BusinessCalendar(),
+        policy=policy,
+        calendar=BusinessCalendar(Closure(c.day, c.reason, c.branch_code) for c in policy.closures),
         center=center,
         center_simulator=simulator,
     )
@@ -147,7 +199,13 @@ def create_app(
         if background_tasks:
             sender = OutboxSender(ctx, idle_seconds=settings.outbox_idle_seconds)
             ctx.outbox_kick = sender.kick
-            tasks = [asyncio.create_task(_checkpoint_loop(ctx)), asyncio.create_task(sender.run_forever())]
+            tasks = [
+                asyncio.create_task(_checkpoint_loop(ctx)),
+                asyncio.create_task(sender.run_forever()),
+                asyncio.create_task(
+                    list_schedule.run_forever(ctx, interval_seconds=settings.lists_schedule_interval_seconds)
+                ),
+            ]
         try:
             yield
         finally:
@@ -171,25 +229,16 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        incoming = request.headers.get(settings.request_id_header, "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        request.state.request_id = request_id
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        ctx.metrics.http_requests.labels(request.method, template, str(response.status_code)).inc()
-        ctx.metrics.http_latency.labels(request.method, template).observe(time.perf_counter() - started)
-        response.headers[settings.request_id_header] = request_id
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
+    app.add_middleware(RequestContext, ctx=ctx)
 
-    for router in (auth_router, directory_router, audit_router, inquiry_router, register_router):
+    for router in (
+        auth_router,
+        directory_router,
+        audit_router,
+        inquiry_router,
+        register_router,
+        lists_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     # Health endpoints answer both at the root (load balancers, Docker) and under the API prefix (api.md).
     app.include_router(health_router)

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import Table, event, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -186,14 +186,28 @@ def _sign_checkpoint(context: LedgerContext, seq: int, hash_hex: str, at: str) -
     }
 
 
-def _lock_head(session: Session) -> AuditChainHead:
-    head = session.execute(
-        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-    ).scalar_one()
-    return head
+_HEAD: Table = AuditChainHead.__table__  # type: ignore[assignment]
+_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+_CHECKPOINTS: Table = AuditCheckpoint.__table__  # type: ignore[assignment]
 
 
-def _checkpoint_due(context: LedgerContext, head: AuditChainHead, now: datetime) -> bool:
+def _lock_head(session: Session) -> Any:
+    """The chain head row, locked until commit (PostgreSQL row lock; SQLite already holds its writer lock).
+
+    Core statements, not the ORM: this runs while every other appender waits, so it must be cheap.
+    """
+    return (
+        session.connection()
+        .execute(
+            select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.last_checkpoint_seq, _HEAD.c.last_checkpoint_at)
+            .where(_HEAD.c.id == 1)
+            .with_for_update()
+        )
+        .one()
+    )
+
+
+def _checkpoint_due(context: LedgerContext, head: Any, now: datetime) -> bool:
     if head.seq <= head.last_checkpoint_seq:
         return False
     if head.seq - head.last_checkpoint_seq >= context.checkpoint_every_events:
@@ -209,6 +223,8 @@ def _append_pending(session: Session) -> None:
     if not pending:
         return
     try:
+        # Write the action's own rows before taking the head lock, so the lock is held only for the chain.
+        session.flush()
         _chain_and_insert(session, pending)
     except SQLAlchemyError as exc:
         # Fail closed (LG-1): the commit is abandoned, so the action this event records never happens.
@@ -258,16 +274,23 @@ def _chain_and_insert(session: Session, pending: list[_PendingEvent]) -> None:
             }
         )
         prev = digest
-    session.execute(insert(AuditEvent), rows)
-    head.seq = seq
-    head.hash = prev.hex()
+    connection = session.connection()
+    connection.execute(_EVENTS.insert(), rows)
+    new_head: dict[str, Any] = {"seq": seq, "hash": prev.hex()}
     now = context.clock.now()
-    if _checkpoint_due(context, head, now):
-        checkpoint = _sign_checkpoint(context, head.seq, head.hash, rfc3339(now))
-        session.execute(insert(AuditCheckpoint), [checkpoint])
-        head.last_checkpoint_seq = head.seq
-        head.last_checkpoint_at = checkpoint["at"]
-    session.flush()
+    if _checkpoint_due(context, _HeadState(seq, head.last_checkpoint_seq, head.last_checkpoint_at), now):
+        checkpoint = _sign_checkpoint(context, seq, new_head["hash"], rfc3339(now))
+        connection.execute(_CHECKPOINTS.insert(), [checkpoint])
+        new_head["last_checkpoint_seq"] = seq
+        new_head["last_checkpoint_at"] = checkpoint["at"]
+    connection.execute(update(_HEAD).where(_HEAD.c.id == 1).values(**new_head))
+
+
+@dataclass(frozen=True)
+class _HeadState:
+    seq: int
+    last_checkpoint_seq: int
+    last_checkpoint_at: str | None
 
 
 def _discard_pending(session: Session, *_args: Any) -> None:
@@ -289,10 +312,11 @@ async def checkpoint_now(session: AsyncSession) -> dict[str, Any] | None:
         if head.seq <= head.last_checkpoint_seq:
             return None
         checkpoint = _sign_checkpoint(context, head.seq, head.hash, rfc3339(context.clock.now()))
-        sync_session.execute(insert(AuditCheckpoint), [checkpoint])
-        sync_session.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.id == 1)
+        connection = sync_session.connection()
+        connection.execute(_CHECKPOINTS.insert(), [checkpoint])
+        connection.execute(
+            update(_HEAD)
+            .where(_HEAD.c.id == 1)
             .values(last_checkpoint_seq=head.seq, last_checkpoint_at=checkpoint["at"])
         )
         return checkpoint

@@ -26,8 +26,6 @@ async def _authenticated(request: Request, session: DbSession, ctx: Context, ori
         terminal_header=request.headers.get("x-terminal-id"),
         origin=origin,
     )
-    # The idle clock moved; commit that before the endpoint's own unit of work begins.
-    await session.commit()
     request.state.principal = principal
     return principal
 

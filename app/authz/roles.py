@@ -81,6 +81,19 @@ PERMISSIONS = MappingProxyType(
         "inquiry.trace": _perm("branch_manager", "auditor"),
         # The confirmer side of methods A and B, checked for the person who confirms (not the caller of A1).
         "inquiry.confirm": _perm("confirmer", "hq_confirmer"),
+        # Daily lists (methods C and D, DL-*).
+        "lists.read": _perm(
+            "operator",
+            "confirmer",
+            "branch_manager",
+            "hq_operator",
+            "hq_confirmer",
+            "auditor",
+            scopes=("lists:read",),
+            bank_wide=("hq_operator", "hq_confirmer"),
+        ),
+        "lists.read_subject": _perm("confirmer", "branch_manager", "hq_confirmer"),
+        "lists.generate": _perm("hq_operator", "hq_confirmer", scopes=("lists:generate",)),
         "approval_register.read": _perm("confirmer", "branch_manager", "hq_confirmer", "auditor"),
         "directory.read": _perm("access_admin", "access_approver", "auditor", "security_officer"),
         "directory.manage": _perm("access_admin"),

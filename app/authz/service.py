@@ -30,7 +30,7 @@ from app.authz.password_policy import PasswordOwner, PasswordPolicy
 from app.authz.passwords import machine_secret_matches, new_password_violations
 from app.authz.principal import Principal
 from app.authz.roles import ROLES
-from app.authz.tokens import decode_token, issue_token
+from app.authz.tokens import TokenClaims, decode_token, issue_token
 from app.context import AppContext
 from app.errors import (
     AccountLocked,
@@ -45,6 +45,9 @@ from app.errors import (
 )
 
 TOKEN_OUTLIVES_SESSION = timedelta(minutes=2)
+# A request moves the session's idle clock at most this often: touching it on every call would make
+# every read a write. The idle timeout is therefore exact to within this interval (of 10 minutes).
+SESSION_TOUCH_INTERVAL = timedelta(seconds=15)
 
 
 @dataclass(frozen=True)
@@ -443,7 +446,25 @@ async def authenticate(
         now=now,
         retired_key_grace=timedelta(hours=ctx.settings.retired_signing_key_grace_hours),
     )
-    auth_session = await session.get(AuthSession, claims.session_id)
+    # Everything is read outside the request's write transaction: on SQLite that transaction holds the
+    # database-wide writer lock, which an authenticated read-only call should never take.
+    async with ctx.db.read_session() as reader:
+        return await _check_session(
+            session, reader, ctx=ctx, claims=claims, terminal_header=terminal_header, origin=origin, now=now
+        )
+
+
+async def _check_session(
+    session: AsyncSession,
+    reader: AsyncSession,
+    *,
+    ctx: AppContext,
+    claims: TokenClaims,
+    terminal_header: str | None,
+    origin: RequestOrigin,
+    now: datetime,
+) -> Principal:
+    auth_session = await reader.get(AuthSession, claims.session_id)
     if (
         auth_session is None
         or auth_session.principal_id != claims.subject
@@ -471,21 +492,27 @@ async def authenticate(
     )
 
     if claims.kind == "user":
-        user = await session.get(User, claims.subject)
+        user = await reader.get(User, claims.subject)
         if reason is None and (user is None or user.status != "active"):
             reason = "suspended"
         if reason is None:
-            throttle = await session.get(LoginThrottle, login_key(ctx, claims.subject))
+            throttle = await reader.get(LoginThrottle, login_key(ctx, claims.subject))
             if throttle is not None and throttle.locked_at is not None:
                 reason = "locked"
     else:
-        account = await session.get(ServiceAccount, claims.subject)
+        account = await reader.get(ServiceAccount, claims.subject)
         if reason is None and (account is None or account.status != "active"):
             reason = "suspended"
 
     if reason is not None:
-        auth_session.ended_at = now
-        auth_session.end_reason = reason
+        ended = await session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == auth_session.id, AuthSession.ended_at.is_(None))
+            .values(ended_at=now, end_reason=reason)
+        )
+        if not getattr(ended, "rowcount", 0):
+            await session.rollback()
+            raise SessionEnded("The session has ended; log in again")
         record(
             session,
             actor=actor,
@@ -498,14 +525,20 @@ async def authenticate(
         await session.commit()
         raise SessionEnded(f"The session has ended ({reason}); log in again", audited=True)
 
-    auth_session.last_seen_at = now
-    await session.flush()
+    last_seen = auth_session.last_seen_at
+    if now - last_seen >= SESSION_TOUCH_INTERVAL:
+        # The idle clock moved; commit that before the endpoint's own unit of work begins.
+        await session.execute(
+            update(AuthSession).where(AuthSession.id == auth_session.id).values(last_seen_at=now)
+        )
+        await session.commit()
+        last_seen = now
     if claims.kind == "user":
         assert user is not None
-        roles = await active_roles(session, user.id)
+        roles = await active_roles(reader, user.id)
         terminal_branch = None
         if auth_session.terminal_id is not None:
-            terminal = await session.get(Terminal, auth_session.terminal_id)
+            terminal = await reader.get(Terminal, auth_session.terminal_id)
             terminal_branch = terminal.branch_code if terminal else None
         return Principal(
             kind="user",
@@ -513,7 +546,7 @@ async def authenticate(
             name=user.name,
             session_id=auth_session.id,
             session_expires_at=auth_session.expires_at,
-            idle_expires_at=now + idle_limit,
+            idle_expires_at=last_seen + idle_limit,
             role_branches=roles,
             terminal_id=auth_session.terminal_id,
             terminal_branch_code=terminal_branch,

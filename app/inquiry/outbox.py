@@ -11,6 +11,7 @@ No database transaction is open while the center is being called.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -28,7 +29,6 @@ from app.inquiry.sealing import open_subject, response_aad
 
 log = logging.getLogger("shokai.outbox")
 
-CLAIM_LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=5)
 
 
@@ -75,7 +75,12 @@ async def due_messages(ctx: AppContext, *, limit: int = 50) -> list[int]:
         return list(rows.all())
 
 
-async def _claim(ctx: AppContext, message_id: int) -> bool:
+def _claim_lease(ctx: AppContext) -> timedelta:
+    return timedelta(seconds=ctx.settings.outbox_claim_lease_seconds)
+
+
+async def _claim(ctx: AppContext, message_id: int) -> tuple[OutboxMessage, Inquiry] | None:
+    """Take the row for one lease and read what is to be sent, in one short transaction."""
     now = ctx.clock.now()
     async with ctx.db.session() as session:
         result = await session.execute(
@@ -85,21 +90,25 @@ async def _claim(ctx: AppContext, message_id: int) -> bool:
                 OutboxMessage.delivered_at.is_(None),
                 or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
             )
-            .values(claimed_until=now + CLAIM_LEASE, attempts=OutboxMessage.attempts + 1)
+            .values(claimed_until=now + _claim_lease(ctx), attempts=OutboxMessage.attempts + 1)
         )
+        if not getattr(result, "rowcount", 0):
+            await session.rollback()
+            return None
+        message = await session.get(OutboxMessage, message_id)
+        inquiry = await session.get(Inquiry, message.inquiry_id) if message else None
         await session.commit()
-        return bool(getattr(result, "rowcount", 0))
+    if message is None or inquiry is None:
+        return None
+    return message, inquiry
 
 
 async def deliver(ctx: AppContext, message_id: int) -> str:
     """Deliver one outbox message; returns what happened (delivered, refused, retry, skipped)."""
-    if not await _claim(ctx, message_id):
+    claimed = await _claim(ctx, message_id)
+    if claimed is None:
         return "skipped"
-    async with ctx.db.read_session() as session:
-        message = await session.get(OutboxMessage, message_id)
-        inquiry = await session.get(Inquiry, message.inquiry_id) if message else None
-    if message is None or inquiry is None:
-        return "skipped"
+    message, inquiry = claimed
     try:
         if message.kind == "inquire":
             subject = open_subject(ctx, inquiry)
@@ -122,6 +131,7 @@ async def deliver(ctx: AppContext, message_id: int) -> str:
                 answer.received_at,
                 {"result": answer.result, "record": record_json},
             )
+            ctx.deliveries.settled(inquiry.id)
         else:
             payload = json.loads(message.payload or "{}")
             await ctx.center.cancel(
@@ -132,6 +142,7 @@ async def deliver(ctx: AppContext, message_id: int) -> str:
         return "delivered"
     except CenterRefused as refusal:
         await _store_refusal(ctx, message_id, refusal.code, refusal.center_inquiry_id)
+        ctx.deliveries.settled(inquiry.id)
         ctx.metrics.center_calls.labels(message.kind, "refused").inc()
         return "refused"
     except CenterUnavailable as failure:
@@ -266,42 +277,65 @@ async def _schedule_retry(ctx: AppContext, message_id: int, error: str) -> None:
 
 
 class OutboxSender:
-    """Delivers due messages in the background; ``kick()`` wakes it at once after a submit."""
+    """Delivers due messages in the background; ``kick()`` wakes it at once after a submit.
+
+    Each message is delivered by its own task, so one slow center call does not hold back the answers
+    to inquiries submitted after it; ``concurrency`` bounds the calls in flight.
+    """
 
     def __init__(self, ctx: AppContext, *, idle_seconds: float = 1.0, concurrency: int = 8) -> None:
         self._ctx = ctx
         self._idle = idle_seconds
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
 
     def kick(self) -> None:
         self._wake.set()
 
+    async def _deliver_one(self, message_id: int) -> None:
+        async with self._slots:
+            try:
+                await deliver(self._ctx, message_id)
+            except Exception:
+                # A bug in one delivery must not stop the others; the row stays due and is retried.
+                log.exception("outbox delivery failed", extra={"outbox_id": message_id})
+
+    def _start(self, ids: list[int]) -> list[asyncio.Task[None]]:
+        started = []
+        for message_id in ids:
+            if message_id in self._in_flight:
+                continue
+            task = asyncio.create_task(self._deliver_one(message_id))
+            self._in_flight[message_id] = task
+            task.add_done_callback(functools.partial(self._finished, message_id))
+            started.append(task)
+        return started
+
+    def _finished(self, message_id: int, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(message_id, None)
+        # A finished delivery frees a slot and may have left more rows due behind it.
+        self._wake.set()
+
     async def deliver_due(self) -> int:
+        """Deliver every message due now and wait for them (used by tests and the CLI)."""
         ids = await due_messages(self._ctx)
-
-        async def _one(message_id: int) -> None:
-            async with self._slots:
-                try:
-                    await deliver(self._ctx, message_id)
-                except Exception:
-                    # A bug in one delivery must not stop the others; the row stays due and is retried.
-                    log.exception("outbox delivery failed", extra={"outbox_id": message_id})
-
-        await asyncio.gather(*(_one(i) for i in ids))
+        await asyncio.gather(*self._start(ids))
         return len(ids)
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                delivered = await self.deliver_due()
-            except Exception:
-                log.exception("outbox sweep failed")
-                delivered = 0
-            if delivered:
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._idle)
-            except TimeoutError:
-                pass
+        try:
+            while True:
+                # Clear before looking, so a kick that arrives during the query is not lost.
+                self._wake.clear()
+                try:
+                    self._start(await due_messages(self._ctx))
+                except Exception:
+                    log.exception("outbox sweep failed")
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle)
+                except TimeoutError:
+                    pass
+        finally:
+            for task in list(self._in_flight.values()):
+                task.cancel()

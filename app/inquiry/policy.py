@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -50,6 +51,16 @@ class HqReturnOptions(BaseModel):
     branches: dict[str, HqReturnOption] = Field(default_factory=dict)
 
 
+class ClosureRule(BaseModel):
+    """A day the whole bank (or one branch) is closed besides weekends, holidays and 12/31–1/3."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    day: date
+    reason: str = Field(min_length=1, max_length=100)
+    branch_code: str | None = None
+
+
 class InquiryPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -65,6 +76,7 @@ class InquiryPolicy(BaseModel):
     draft_lifetime_business_days: int = Field(default=1, ge=1, le=10)
     interactive_submit_wait_seconds: float = Field(default=3.0, ge=0, le=30)
     confirmer_totp_branches: list[str] = Field(default_factory=list)
+    closures: list[ClosureRule] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> InquiryPolicy:

@@ -8,6 +8,7 @@ app/authz/policy.py; the rules of purpose and approval live here and in approval
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import uuid
@@ -17,6 +18,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +52,9 @@ from app.inquiry.models import Escalation, IdempotencyRecord, Inquiry, InquiryNu
 from app.inquiry.schemas import Approval, ApprovalNumberApproval, InquiryCreate, InquiryUpdate, SubjectIn
 from app.inquiry.sealing import open_response, open_subject, seal_subject
 from app.inquiry.subject import contains_my_number, is_katakana_name, kana_key, normalise_kana, normalise_text
+
+# How often a waiting submit re-reads the inquiry in case another gateway process stored the answer.
+CROSS_PROCESS_POLL_SECONDS = 0.5
 
 OPEN_FOR_CANCEL = ("awaiting_approval", "held", "released", "center_error")
 
@@ -109,10 +115,20 @@ def cancel_binding(ctx: AppContext, inquiry: Inquiry) -> str:
 
 
 async def _next_number(session: AsyncSession, *, branch_code: str, business_date: date) -> str:
-    counter = await session.get(InquiryNumberCounter, (branch_code, business_date), with_for_update=True)
+    key = (branch_code, business_date)
+    counter = await session.get(InquiryNumberCounter, key, with_for_update=True)
     if counter is None:
-        counter = InquiryNumberCounter(branch_code=branch_code, business_date=business_date, last_value=0)
-        session.add(counter)
+        # A branch's first inquiries of the day race to create the counter (PostgreSQL: nothing to lock
+        # yet). Insert it only if absent — a plain INSERT would fail the loser with a unique violation,
+        # a 500 — then lock whichever row won; the loser's insert waits for the winner to commit.
+        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(InquiryNumberCounter)
+            .values(branch_code=branch_code, business_date=business_date, last_value=0)
+            .on_conflict_do_nothing()
+        )
+        counter = await session.get(InquiryNumberCounter, key, with_for_update=True, populate_existing=True)
+        assert counter is not None
     counter.last_value += 1
     await session.flush()
     return f"{branch_code}-{business_date:%Y%m%d}-{counter.last_value:04d}"
@@ -541,17 +557,23 @@ async def submit(
 
 async def wait_for_center(ctx: AppContext, inquiry_id: str) -> Inquiry | None:
     """Wait briefly for the center's answer so an interactive submit usually returns it at once."""
-    deadline = ctx.policy.interactive_submit_wait_seconds
-    waited = 0.0
-    step = 0.05
-    ctx.outbox_kick()
-    while True:
-        async with ctx.db.read_session() as session:
-            inquiry = await session.get(Inquiry, inquiry_id)
-        if inquiry is None or inquiry.status != "queued" or waited >= deadline:
-            return inquiry
-        await asyncio.sleep(step)
-        waited += step
+    with ctx.deliveries.watch(inquiry_id) as settled:
+        ctx.outbox_kick()
+        try:
+            async with asyncio.timeout(ctx.policy.interactive_submit_wait_seconds):
+                while True:
+                    # The signal comes from this process's sender; the timeout catches another's.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(settled.wait(), timeout=CROSS_PROCESS_POLL_SECONDS)
+                    settled.clear()
+                    async with ctx.db.read_session() as session:
+                        inquiry = await session.get(Inquiry, inquiry_id)
+                    if inquiry is None or inquiry.status != "queued":
+                        return inquiry
+        except TimeoutError:
+            pass
+    async with ctx.db.read_session() as session:
+        return await session.get(Inquiry, inquiry_id)
 
 
 # -- method B -----------------------------------------------------------------------------------------

@@ -1,0 +1,287 @@
+"""Daily subject and count lists (methods C and D, DL-1…DL-4) on the business calendar."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from app.audit.ledger import SYSTEM_ACTOR
+from app.clock import ManualClock
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.inquiry.models import Escalation
+from app.lists import service
+from tests.helpers import ledger_events
+from tests.inquiry.support import as_user, draft_body, password_of, person
+
+FRIDAY_MORNING = datetime(2026, 11, 13, 1, 0, tzinfo=UTC)  # 10:00 JST, Friday 13 November 2026
+
+
+def a1(demo: DemoCredentials) -> dict[str, str]:
+    return {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": "cf001",
+        "confirmer_password": password_of(demo, "cf001"),
+    }
+
+
+async def send(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, n: int = 1
+) -> list[dict[str, Any]]:
+    operator = await as_user(client, demo, "op001")
+    sent = []
+    for index in range(n):
+        body = draft_body(await person(ctx, index=index), approval=a1(demo))
+        response = await client.post("/inquiries", json=body, headers=operator)
+        assert response.status_code == 201, response.text
+        sent.append(response.json())
+    return sent
+
+
+async def generate(
+    client: httpx.AsyncClient, demo: DemoCredentials, day: str, branch: str = "001"
+) -> list[Any]:
+    hq = await as_user(client, demo, "hqop")
+    response = await client.post(
+        "/daily-lists/generate", json={"business_date": day, "branch_code": branch}, headers=hq
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+async def test_a_week_without_inquiries_gives_one_zero_list_per_business_day(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    for day in range(16, 23):  # Mon 16 .. Sun 22 November 2026
+        await generate(client, demo, f"2026-11-{day:02d}")
+    confirmer = await as_user(client, demo, "cf001")
+    listed = (
+        await client.get(
+            "/daily-lists",
+            params={"branch_code": "001", "from": "2026-11-16", "to": "2026-11-22", "kind": "subject"},
+            headers=confirmer,
+        )
+    ).json()["items"]
+    assert [item["business_date"] for item in listed] == [f"2026-11-{d}" for d in range(16, 21)]
+    assert all(item["no_inquiries"] for item in listed)
+    assert [item["sequence"] for item in listed] == [1, 2, 3, 4, 5]
+    gaps = (
+        await client.get(
+            "/daily-lists/gaps",
+            params={"branch_code": "001", "from": "2026-11-16", "to": "2026-11-22"},
+            headers=confirmer,
+        )
+    ).json()
+    assert gaps["missing_lists"] == [] and gaps["sequence_gaps"] == []
+
+    first = listed[0]["id"]
+    refused = await client.post(
+        f"/daily-lists/{first}/confirm", json={"late_reason": "出張のため"}, headers=confirmer
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "ATTESTATION_REQUIRED"
+    confirmed = await client.post(
+        f"/daily-lists/{first}/confirm",
+        json={"attest_no_inquiries": True, "late_reason": "出張のため"},
+        headers=confirmer,
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["state"] == "confirmed" and confirmed.json()["late"] is True
+
+
+async def test_gaps_name_a_business_day_without_a_list(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    await generate(client, demo, "2026-11-16")
+    await generate(client, demo, "2026-11-18")
+    auditor = await as_user(client, demo, "auditor")
+    gaps = (
+        await client.get(
+            "/daily-lists/gaps",
+            params={"branch_code": "001", "from": "2026-11-16", "to": "2026-11-18"},
+            headers=auditor,
+        )
+    ).json()
+    assert {(g["kind"], g["business_date"]) for g in gaps["missing_lists"]} == {
+        ("subject", "2026-11-17"),
+        ("count", "2026-11-17"),
+    }
+
+
+async def test_lines_are_checked_by_another_person_and_counts_must_match(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    clock.set(FRIDAY_MORNING)
+    sent = await send(client, demo, ctx, 2)
+    clock.set(FRIDAY_MORNING + timedelta(days=1))
+    lists = {item["kind"]: item for item in await generate(client, demo, "2026-11-13")}
+    subject_list, count_list = lists["subject"], lists["count"]
+    assert subject_list["totals"] == {"inquiries": 2, "responses_delivered": 2}
+
+    confirmer = await as_user(client, demo, "cf001")
+    detail = (await client.get(f"/daily-lists/{subject_list['id']}", headers=confirmer)).json()
+    assert [line["inquiry_id"] for line in detail["lines"]] == [s["id"] for s in sent]
+    assert detail["lines"][0]["subject"]["name_kana"] == sent[0]["subject"]["name_kana"]
+
+    # The operator of a line cannot check it, even holding the confirmer role elsewhere.
+    operator = await as_user(client, demo, "op001")
+    own = await client.post(
+        f"/daily-lists/{subject_list['id']}/lines/1/check", json={"result": "matched"}, headers=operator
+    )
+    assert own.status_code == 403
+
+    unchecked = await client.post(f"/daily-lists/{subject_list['id']}/confirm", json={}, headers=confirmer)
+    assert unchecked.json()["code"] == "LINES_UNCHECKED"
+    for line_no in (1, 2):
+        checked = await client.post(
+            f"/daily-lists/{subject_list['id']}/lines/{line_no}/check",
+            json={"result": "matched"},
+            headers=confirmer,
+        )
+        assert checked.status_code == 200 and checked.json()["checked_by"] == "cf001"
+    assert (
+        await client.post(f"/daily-lists/{subject_list['id']}/confirm", json={}, headers=confirmer)
+    ).json()["state"] == "confirmed"
+
+    wrong = await client.post(
+        f"/daily-lists/{count_list['id']}/confirm", json={"responses_in_hand": 1}, headers=confirmer
+    )
+    assert wrong.status_code == 409 and wrong.json()["code"] == "COUNT_MISMATCH"
+    for line_no in (1, 2):
+        await client.post(
+            f"/daily-lists/{count_list['id']}/lines/{line_no}/check",
+            json={"result": "matched"},
+            headers=confirmer,
+        )
+    right = await client.post(
+        f"/daily-lists/{count_list['id']}/confirm", json={"responses_in_hand": 2}, headers=confirmer
+    )
+    assert right.status_code == 200 and right.json()["state"] == "confirmed"
+
+
+async def test_same_person_cannot_check_a_line_they_operated(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    from app.audit.ledger import Actor
+    from app.authz import directory
+
+    async with ctx.db.session() as session:
+        await directory.grant_role(
+            session, ctx=ctx, actor=Actor(id="test"), user_id="op001", role="confirmer", branch_code="001"
+        )
+        await session.commit()
+    clock.set(FRIDAY_MORNING)
+    await send(client, demo, ctx, 1)
+    clock.set(FRIDAY_MORNING + timedelta(days=1))
+    subject_list = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    operator = await as_user(client, demo, "op001")
+    response = await client.post(
+        f"/daily-lists/{subject_list['id']}/lines/1/check", json={"result": "matched"}, headers=operator
+    )
+    assert response.status_code == 403 and response.json()["code"] == "SAME_PERSON"
+
+
+async def test_friday_list_is_overdue_after_monday_escalated_and_late_needs_a_reason(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    clock.set(FRIDAY_MORNING)
+    await send(client, demo, ctx, 1)
+    clock.set(datetime(2026, 11, 14, 0, 0, tzinfo=UTC))
+    subject_list = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    assert subject_list["due_at"] == "2026-11-16T15:00:00Z"  # the end of Monday 16 November, JST
+
+    clock.set(datetime(2026, 11, 16, 14, 59, tzinfo=UTC))
+    assert await service.escalate_overdue(ctx, actor=SYSTEM_ACTOR) == 0
+    confirmer = await as_user(client, demo, "cf001")
+    assert (await client.get(f"/daily-lists/{subject_list['id']}", headers=confirmer)).json()[
+        "state"
+    ] == "pending"
+
+    clock.set(datetime(2026, 11, 16, 15, 0, 1, tzinfo=UTC))
+    assert await service.escalate_overdue(ctx, actor=SYSTEM_ACTOR) == 2  # subject and count lists
+    assert await service.escalate_overdue(ctx, actor=SYSTEM_ACTOR) == 0
+    confirmer = await as_user(client, demo, "cf001")
+    overdue = (
+        await client.get("/daily-lists", params={"state": "overdue", "branch_code": "001"}, headers=confirmer)
+    ).json()["items"]
+    assert {item["kind"] for item in overdue} == {"subject", "count"}
+    async with ctx.db.read_session() as session:
+        kinds = [e.kind for e in (await session.scalars(select(Escalation))).all()]
+    assert kinds.count("list_overdue") == 2
+    assert len(await ledger_events(ctx, action="daily_list.overdue")) == 2
+
+    await client.post(
+        f"/daily-lists/{subject_list['id']}/lines/1/check", json={"result": "matched"}, headers=confirmer
+    )
+    no_reason = await client.post(f"/daily-lists/{subject_list['id']}/confirm", json={}, headers=confirmer)
+    assert no_reason.status_code == 409 and no_reason.json()["code"] == "LATE_REASON_REQUIRED"
+    late = await client.post(
+        f"/daily-lists/{subject_list['id']}/confirm",
+        json={"late_reason": "確認者不在のため翌日確認"},
+        headers=confirmer,
+    )
+    assert late.status_code == 200
+    assert late.json()["late"] is True and late.json()["late_reason"] == "確認者不在のため翌日確認"
+
+
+async def test_a_late_inquiry_makes_a_supplementary_version_and_the_original_is_unchanged(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    clock.set(FRIDAY_MORNING)
+    await send(client, demo, ctx, 1)
+    original = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    again = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    assert again["id"] == original["id"]  # idempotent
+
+    clock.advance(hours=2)
+    await send(client, demo, ctx, 2)  # lands after the list was generated
+    supplement = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    assert supplement["version"] == 2 and supplement["supersedes"] == original["id"]
+    assert supplement["sequence"] == original["sequence"]
+    assert supplement["supplement_reason"] == "late_inquiry"
+    assert supplement["totals"]["inquiries"] == 3
+
+    auditor = await as_user(client, demo, "auditor")
+    kept = (await client.get(f"/daily-lists/{original['id']}", headers=auditor)).json()
+    assert kept["content_sha256"] == original["content_sha256"]
+    assert kept["state"] == "superseded" and len(kept["lines"]) == 1
+    assert all(line["subject"] is None for line in kept["lines"])  # auditors see no names
+
+
+async def test_views_downloads_and_prints_are_logged_and_files_are_served(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock, ctx: AppContext
+) -> None:
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    zero = next(i for i in await generate(client, demo, "2026-11-27") if i["kind"] == "subject")
+    confirmer = await as_user(client, demo, "cf001")
+    csv = await client.get(f"/daily-lists/{zero['id']}", params={"format": "csv"}, headers=confirmer)
+    assert csv.status_code == 200 and csv.content.startswith(b"\xef\xbb\xbf")
+    assert "照会なし" in csv.content.decode("utf-8-sig")
+    pdf = await client.get(f"/daily-lists/{zero['id']}", params={"format": "pdf"}, headers=confirmer)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    await client.get(f"/daily-lists/{zero['id']}", headers=confirmer)
+    actions = [e.action for e in await ledger_events(ctx) if e.object_id == zero["id"]]
+    assert actions[-3:] == ["daily_list.downloaded", "daily_list.printed", "daily_list.viewed"]
+
+
+async def test_branches_see_only_their_own_lists(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    theirs = next(
+        i for i in await generate(client, demo, "2026-11-27", branch="002") if i["kind"] == "subject"
+    )
+    confirmer = await as_user(client, demo, "cf001")
+    assert (await client.get(f"/daily-lists/{theirs['id']}", headers=confirmer)).status_code == 404
+    assert (
+        await client.get("/daily-lists", params={"branch_code": "002"}, headers=confirmer)
+    ).status_code == 403
+    operator = await as_user(client, demo, "op001")
+    refused = await client.post(
+        "/daily-lists/generate", json={"business_date": "2026-11-27"}, headers=operator
+    )
+    assert refused.status_code == 403
