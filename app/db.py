@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -30,6 +32,28 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+RowT = TypeVar("RowT", bound=Base)
+
+
+async def lock_or_create(
+    session: AsyncSession, model: type[RowT], key: dict[str, Any], defaults: dict[str, Any]
+) -> RowT:
+    """The row whose primary key is ``key``, locked for update; inserted first with ``defaults`` if absent.
+
+    Counters (inquiry numbers, list sequences) are created by whoever needs them first, and the first
+    callers race: on PostgreSQL there is nothing to lock yet, and a plain INSERT would fail the loser with a
+    unique violation — a 500. INSERT ... ON CONFLICT DO NOTHING lets one win; the others then wait on the
+    winner's row lock. (On SQLite the writer lock already serialises them.)
+    """
+    row = await session.get(model, key, with_for_update=True)
+    if row is None:
+        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await session.execute(insert(model).values(**key, **defaults).on_conflict_do_nothing())
+        row = await session.get(model, key, with_for_update=True, populate_existing=True)
+        assert row is not None
+    return row
 
 
 class UTCDateTime(TypeDecorator[datetime]):

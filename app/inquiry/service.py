@@ -18,8 +18,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +29,7 @@ from app.authz.principal import Principal
 from app.authz.service import count_failed_password, login_key
 from app.clock import business_date_of
 from app.context import AppContext
+from app.db import lock_or_create
 from app.errors import (
     CustomerStatusNotAllowed,
     DocumentNotAllowedForPurpose,
@@ -115,20 +114,12 @@ def cancel_binding(ctx: AppContext, inquiry: Inquiry) -> str:
 
 
 async def _next_number(session: AsyncSession, *, branch_code: str, business_date: date) -> str:
-    key = (branch_code, business_date)
-    counter = await session.get(InquiryNumberCounter, key, with_for_update=True)
-    if counter is None:
-        # A branch's first inquiries of the day race to create the counter (PostgreSQL: nothing to lock
-        # yet). Insert it only if absent — a plain INSERT would fail the loser with a unique violation,
-        # a 500 — then lock whichever row won; the loser's insert waits for the winner to commit.
-        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await session.execute(
-            insert(InquiryNumberCounter)
-            .values(branch_code=branch_code, business_date=business_date, last_value=0)
-            .on_conflict_do_nothing()
-        )
-        counter = await session.get(InquiryNumberCounter, key, with_for_update=True, populate_existing=True)
-        assert counter is not None
+    counter = await lock_or_create(
+        session,
+        InquiryNumberCounter,
+        {"branch_code": branch_code, "business_date": business_date},
+        {"last_value": 0},
+    )
     counter.last_value += 1
     await session.flush()
     return f"{branch_code}-{business_date:%Y%m%d}-{counter.last_value:04d}"

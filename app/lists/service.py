@@ -30,6 +30,7 @@ from app.authz.principal import Principal
 from app.clock import TOKYO
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
+from app.db import lock_or_create
 from app.errors import DomainError, InvalidState, NotFound
 from app.inquiry.models import Escalation, Inquiry
 from app.inquiry.sealing import open_subject
@@ -181,11 +182,15 @@ async def _latest(session: AsyncSession, *, branch_code: str, day: date, kind: s
     )
 
 
+async def _lock_sequence(session: AsyncSession, *, branch_code: str, kind: str) -> ListSequence:
+    """Lock the branch's sequence for this kind: generators of the same branch and kind take turns."""
+    return await lock_or_create(
+        session, ListSequence, {"branch_code": branch_code, "kind": kind}, {"last_value": 0}
+    )
+
+
 async def _next_sequence(session: AsyncSession, *, branch_code: str, kind: str) -> int:
-    counter = await session.get(ListSequence, (branch_code, kind), with_for_update=True)
-    if counter is None:
-        counter = ListSequence(branch_code=branch_code, kind=kind, last_value=0)
-        session.add(counter)
+    counter = await _lock_sequence(session, branch_code=branch_code, kind=kind)
     counter.last_value += 1
     await session.flush()
     return counter.last_value
@@ -212,6 +217,9 @@ async def ensure_list(
 ) -> GeneratedList | None:
     """Generate the list if it does not exist, or a supplementary version if its content changed."""
     async with ctx.db.session() as session:
+        # Taken first, so a second generator (the schedule and an HQ batch job at once) waits here and
+        # then reads the first one's committed list instead of racing it to the same sequence number.
+        await _lock_sequence(session, branch_code=branch_code, kind=kind)
         rows = await _day_inquiries(session, branch_code=branch_code, day=day)
         latest = await _latest(session, branch_code=branch_code, day=day, kind=kind)
         if latest is None and not rows and not ctx.calendar.is_business_day(day, branch_code):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -285,3 +286,21 @@ async def test_branches_see_only_their_own_lists(
         "/daily-lists/generate", json={"business_date": "2026-11-27"}, headers=operator
     )
     assert refused.status_code == 403
+
+
+async def test_two_generators_at_once_make_one_list_each_with_one_sequence(
+    ctx: AppContext, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    # The scheduler and an HQ batch job can start at the same moment on a branch's very first day,
+    # when its sequence counter does not exist yet: neither may fail, and no number may be used twice.
+    clock.set(datetime(2026, 11, 17, 1, 0, tzinfo=UTC))
+    day = datetime(2026, 11, 16).date()
+    first, second = await asyncio.gather(
+        service.generate(ctx, day=day, actor=SYSTEM_ACTOR, branch_code="002"),
+        service.generate(ctx, day=day, actor=SYSTEM_ACTOR, branch_code="002"),
+    )
+    assert sorted(g.daily.kind for g in first) == sorted(g.daily.kind for g in second) == ["count", "subject"]
+    # Each kind's list exists once, with sequence 1, whichever worker made it.
+    assert {g.daily.id for g in first} == {g.daily.id for g in second}
+    assert {g.daily.sequence for g in first + second} == {1}
+    assert sum(g.created for g in first + second) == 2
