@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,30 +89,64 @@ def kinds_for(ctx: AppContext, branch_code: str) -> list[str]:
 # -- building content ---------------------------------------------------------------------------------
 
 
-async def _day_inquiries(session: AsyncSession, *, branch_code: str, day: date) -> list[tuple[str, Inquiry]]:
+# What a line is made of. Read with Core rather than as ORM entities: one day can hold 100,000 of them.
+_LINE_SOURCE = (
+    Inquiry.id,
+    Inquiry.number,
+    Inquiry.branch_code,
+    Inquiry.operator_id,
+    Inquiry.terminal_id,
+    Inquiry.purpose,
+    Inquiry.consent_type,
+    Inquiry.consent_reference,
+    Inquiry.consent_obtained_on,
+    Inquiry.response_state,
+    Inquiry.sent_at,
+    Inquiry.cancelled_at,
+    Inquiry.subject_sealed,
+    Inquiry.subject_nonce,
+    Inquiry.subject_wrapped_key,
+    Inquiry.subject_kek_id,
+)
+
+LineSource = tuple[str, Any]  # (line_type, a row with the columns above)
+
+
+def _sent_query(day: date, branch_code: str | None) -> Any:  # a Select of _LINE_SOURCE
+    query = select(*_LINE_SOURCE).where(Inquiry.business_date == day, Inquiry.sent_at.is_not(None))
+    if branch_code is not None:
+        query = query.where(Inquiry.branch_code == branch_code)
+    return query.order_by(Inquiry.branch_code, Inquiry.sent_at, Inquiry.number)
+
+
+async def _day_cancellations(
+    session: AsyncSession, *, day: date, branch_code: str | None
+) -> dict[str, list[LineSource]]:
     start, end = _day_bounds(day)
-    sent = await session.scalars(
-        select(Inquiry)
-        .where(Inquiry.branch_code == branch_code, Inquiry.business_date == day, Inquiry.sent_at.is_not(None))
-        .order_by(Inquiry.sent_at, Inquiry.number)
+    query = select(*_LINE_SOURCE).where(
+        Inquiry.cancelled_at >= start, Inquiry.cancelled_at < end, Inquiry.sent_at.is_not(None)
     )
-    lines: list[tuple[str, Inquiry]] = [("inquiry", inquiry) for inquiry in sent.all()]
-    cancelled = await session.scalars(
-        select(Inquiry)
-        .where(
-            Inquiry.branch_code == branch_code,
-            Inquiry.cancelled_at >= start,
-            Inquiry.cancelled_at < end,
-            Inquiry.sent_at.is_not(None),
-        )
-        .order_by(Inquiry.cancelled_at, Inquiry.number)
-    )
-    lines.extend(("cancellation", inquiry) for inquiry in cancelled.all())
-    return lines
+    if branch_code is not None:
+        query = query.where(Inquiry.branch_code == branch_code)
+    by_branch: dict[str, list[LineSource]] = defaultdict(list)
+    for row in await session.execute(
+        query.order_by(Inquiry.branch_code, Inquiry.cancelled_at, Inquiry.number)
+    ):
+        by_branch[row.branch_code].append(("cancellation", row))
+    return by_branch
+
+
+async def _day_lines(session: AsyncSession, *, day: date, branch_code: str) -> list[LineSource]:
+    """Every line of one branch's ``day``: its sent inquiries, then the cancellations made that day."""
+    lines: list[LineSource] = [
+        ("inquiry", row) for row in await session.execute(_sent_query(day, branch_code))
+    ]
+    cancellations = await _day_cancellations(session, day=day, branch_code=branch_code)
+    return lines + cancellations.get(branch_code, [])
 
 
 def build_content(
-    ctx: AppContext, *, branch_code: str, day: date, kind: str, rows: Iterable[tuple[str, Inquiry]]
+    ctx: AppContext, *, branch_code: str, day: date, kind: str, rows: Iterable[LineSource]
 ) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     delivered = 0
@@ -212,122 +247,178 @@ def _supplement_reason(previous: dict[str, Any], current: dict[str, Any]) -> str
     return "late_change"
 
 
-async def ensure_list(
-    ctx: AppContext, *, branch_code: str, day: date, kind: str, actor: Actor
+async def _ensure_kind(
+    session: AsyncSession,
+    ctx: AppContext,
+    *,
+    branch_code: str,
+    day: date,
+    kind: str,
+    rows: list[LineSource],
+    actor: Actor,
 ) -> GeneratedList | None:
-    """Generate the list if it does not exist, or a supplementary version if its content changed."""
-    async with ctx.db.session() as session:
-        # Taken first, so a second generator (the schedule and an HQ batch job at once) waits here and
-        # then reads the first one's committed list instead of racing it to the same sequence number.
-        await _lock_sequence(session, branch_code=branch_code, kind=kind)
-        rows = await _day_inquiries(session, branch_code=branch_code, day=day)
-        latest = await _latest(session, branch_code=branch_code, day=day, kind=kind)
-        if latest is None and not rows and not ctx.calendar.is_business_day(day, branch_code):
-            return None
+    """Inside the branch's transaction, with the kind's sequence locked: the list, new or as it was."""
+    latest = await _latest(session, branch_code=branch_code, day=day, kind=kind)
+    if latest is None and not rows and not ctx.calendar.is_business_day(day, branch_code):
+        return None
+    content = build_content(ctx, branch_code=branch_code, day=day, kind=kind, rows=rows)
+    digest = content_digest(content)
+    if latest is not None and latest.content_sha256 != digest:
+        # The day was read before the lock: another generator may have listed newer lines meanwhile.
+        # Read the branch again under the lock before deciding that a supplementary version is due.
+        rows = await _day_lines(session, day=day, branch_code=branch_code)
         content = build_content(ctx, branch_code=branch_code, day=day, kind=kind, rows=rows)
         digest = content_digest(content)
-        if latest is not None and latest.content_sha256 == digest:
-            return GeneratedList(latest, False)
-        previous_checks: dict[tuple[str, str], DailyListLine] = {}
-        reason = None
-        if latest is not None:
-            reason = _supplement_reason(open_content(ctx, latest), content)
-            for line in (
-                await session.scalars(select(DailyListLine).where(DailyListLine.list_id == latest.id))
-            ).all():
-                previous_checks[(line.line_type, line.inquiry_id)] = line
-        now = ctx.clock.now()
-        daily = DailyList(
-            id=str(uuid.uuid4()),
-            branch_code=branch_code,
-            business_date=day,
-            kind=kind,
-            sequence=latest.sequence
-            if latest
-            else await _next_sequence(session, branch_code=branch_code, kind=kind),
-            version=latest.version + 1 if latest else 1,
-            supersedes=latest.id if latest else None,
-            supplement_reason=reason,
-            generated_at=now,
-            generated_by=actor.id or "system",
-            content_sha256=digest,
-            no_inquiries=content["no_inquiries"],
-            inquiries_total=content["totals"]["inquiries"],
-            responses_delivered=content["totals"]["responses_delivered"],
-            due_at=ctx.calendar.end_of_next_business_day(day, branch_code),
-            state="pending",
-            late=False,
-            attested_no_inquiries=False,
+    if latest is not None and latest.content_sha256 == digest:
+        return GeneratedList(latest, False)
+    previous_checks: dict[tuple[str, str], DailyListLine] = {}
+    reason = None
+    if latest is not None:
+        reason = _supplement_reason(open_content(ctx, latest), content)
+        for line in (
+            await session.scalars(select(DailyListLine).where(DailyListLine.list_id == latest.id))
+        ).all():
+            previous_checks[(line.line_type, line.inquiry_id)] = line
+    now = ctx.clock.now()
+    daily = DailyList(
+        id=str(uuid.uuid4()),
+        branch_code=branch_code,
+        business_date=day,
+        kind=kind,
+        sequence=latest.sequence
+        if latest
+        else await _next_sequence(session, branch_code=branch_code, kind=kind),
+        version=latest.version + 1 if latest else 1,
+        supersedes=latest.id if latest else None,
+        supplement_reason=reason,
+        generated_at=now,
+        generated_by=actor.id or "system",
+        content_sha256=digest,
+        no_inquiries=content["no_inquiries"],
+        inquiries_total=content["totals"]["inquiries"],
+        responses_delivered=content["totals"]["responses_delivered"],
+        due_at=ctx.calendar.end_of_next_business_day(day, branch_code),
+        state="pending",
+        late=False,
+        attested_no_inquiries=False,
+    )
+    sealed = seal(
+        ctx.keyring, json.dumps(content, ensure_ascii=False).encode(), associated_data=list_aad(daily.id)
+    )
+    daily.content_sealed, daily.content_nonce = sealed.ciphertext, sealed.nonce
+    daily.content_wrapped_key, daily.content_kek_id = sealed.wrapped_key, sealed.kek_id
+    session.add(daily)
+    await session.flush()
+    lines = []
+    for line in content["lines"]:
+        carried = previous_checks.get((line["line_type"], line["inquiry_id"]))
+        lines.append(
+            {
+                "list_id": daily.id,
+                "line_no": line["line_no"],
+                "line_type": line["line_type"],
+                "inquiry_id": line["inquiry_id"],
+                "operator_id": line["operator_id"],
+                "check": carried.check if carried else None,
+                "checked_by": carried.checked_by if carried else None,
+                "checked_at": carried.checked_at if carried else None,
+                "note": carried.note if carried else None,
+            }
         )
-        sealed = seal(
-            ctx.keyring, json.dumps(content, ensure_ascii=False).encode(), associated_data=list_aad(daily.id)
-        )
-        daily.content_sealed, daily.content_nonce = sealed.ciphertext, sealed.nonce
-        daily.content_wrapped_key, daily.content_kek_id = sealed.wrapped_key, sealed.kek_id
-        session.add(daily)
-        await session.flush()
-        for line in content["lines"]:
-            carried = previous_checks.get((line["line_type"], line["inquiry_id"]))
-            session.add(
-                DailyListLine(
-                    list_id=daily.id,
-                    line_no=line["line_no"],
-                    line_type=line["line_type"],
-                    inquiry_id=line["inquiry_id"],
-                    operator_id=line["operator_id"],
-                    check=carried.check if carried else None,
-                    checked_by=carried.checked_by if carried else None,
-                    checked_at=carried.checked_at if carried else None,
-                    note=carried.note if carried else None,
-                )
+    if lines:
+        # One executemany, not an ORM object per line (a branch's day can have thousands).
+        await session.execute(insert(DailyListLine), lines)
+    if latest is not None:
+        latest.state = "superseded"
+    record(
+        session,
+        actor=actor,
+        action="daily_list.generated",
+        object_type="daily_list",
+        object_id=daily.id,
+        details={
+            "branch_code": branch_code,
+            "business_date": day.isoformat(),
+            "kind": kind,
+            "sequence": daily.sequence,
+            "version": daily.version,
+            "supersedes": daily.supersedes,
+            "reason": reason,
+            "content_sha256": digest,
+            "lines": len(content["lines"]),
+        },
+    )
+    return GeneratedList(daily, True)
+
+
+async def ensure_branch_lists(
+    ctx: AppContext,
+    *,
+    branch_code: str,
+    day: date,
+    kinds: list[str],
+    rows: list[LineSource],
+    actor: Actor,
+) -> list[GeneratedList]:
+    """Generate the branch's lists of ``day`` if they do not exist, or supplementary versions if their
+    content changed — all kinds in one transaction. ``rows`` is the day as read before the lock."""
+    async with ctx.db.session() as session:
+        # Taken first (in a fixed order), so a second generator — the schedule and an HQ batch job at
+        # once — waits here and then finds the first one's committed lists instead of racing it to the
+        # same sequence numbers.
+        for kind in kinds:
+            await _lock_sequence(session, branch_code=branch_code, kind=kind)
+        results = []
+        for kind in kinds:
+            generated = await _ensure_kind(
+                session, ctx, branch_code=branch_code, day=day, kind=kind, rows=rows, actor=actor
             )
-        if latest is not None:
-            latest.state = "superseded"
-        record(
-            session,
-            actor=actor,
-            action="daily_list.generated",
-            object_type="daily_list",
-            object_id=daily.id,
-            details={
-                "branch_code": branch_code,
-                "business_date": day.isoformat(),
-                "kind": kind,
-                "sequence": daily.sequence,
-                "version": daily.version,
-                "supersedes": daily.supersedes,
-                "reason": reason,
-                "content_sha256": digest,
-                "lines": len(content["lines"]),
-            },
-        )
+            if generated is not None:
+                results.append(generated)
         try:
             await session.commit()
         except IntegrityError:
             # Another worker generated the same version at the same moment: theirs stands.
             await session.rollback()
-            winner = await _latest(session, branch_code=branch_code, day=day, kind=kind)
-            return GeneratedList(winner, False) if winner else None
-        return GeneratedList(daily, True)
+            winners = [await _latest(session, branch_code=branch_code, day=day, kind=kind) for kind in kinds]
+            return [GeneratedList(winner, False) for winner in winners if winner is not None]
+        return results
 
 
 async def generate(
     ctx: AppContext, *, day: date, actor: Actor, branch_code: str | None = None
 ) -> list[GeneratedList]:
-    """All lists for ``day`` (idempotent): every active branch and every enabled kind (C, D)."""
+    """All lists for ``day`` (idempotent): every active branch and every enabled kind (C, D).
+
+    The day's inquiries are read once, streamed in branch order, and each branch's lists are made as
+    soon as its rows are in: one pass over the day with only one branch's lines in memory.
+    """
+    results: list[GeneratedList] = []
     async with ctx.db.read_session() as session:
         query = select(Branch.code).where(Branch.status == "active").order_by(Branch.code)
         if branch_code is not None:
             query = query.where(Branch.code == branch_code)
         codes = list((await session.scalars(query)).all())
-    if branch_code is not None and not codes:
-        raise NotFound("No such active branch")
-    results: list[GeneratedList] = []
-    for code in codes:
-        for kind in kinds_for(ctx, code):
-            generated = await ensure_list(ctx, branch_code=code, day=day, kind=kind, actor=actor)
-            if generated is not None:
-                results.append(generated)
+        if branch_code is not None and not codes:
+            raise NotFound("No such active branch")
+        cancellations = await _day_cancellations(session, day=day, branch_code=branch_code)
+        stream = await session.stream(_sent_query(day, branch_code).execution_options(yield_per=2_000))
+        rows = aiter(stream)
+        ahead = await anext(rows, None)
+        for code in codes:
+            lines: list[LineSource] = []
+            # Branch codes sort the same in the query and here; rows of inactive branches are passed over.
+            while ahead is not None and ahead.branch_code <= code:
+                if ahead.branch_code == code:
+                    lines.append(("inquiry", ahead))
+                ahead = await anext(rows, None)
+            lines.extend(cancellations.get(code, []))
+            results.extend(
+                await ensure_branch_lists(
+                    ctx, branch_code=code, day=day, kinds=kinds_for(ctx, code), rows=lines, actor=actor
+                )
+            )
+        await stream.close()
     return results
 
 
