@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +33,10 @@ cli.add_typer(audit_cli, name="audit")
 cli.add_typer(keys_cli, name="keys")
 lists_cli = typer.Typer(help="Daily subject and count lists", no_args_is_help=True)
 cli.add_typer(lists_cli, name="lists")
+reconcile_cli = typer.Typer(help="Reconciliation with the center's inquiry record", no_args_is_help=True)
+cli.add_typer(reconcile_cli, name="reconcile")
+governance_cli = typer.Typer(help="Access-rights governance (AC-2…AC-5)", no_args_is_help=True)
+cli.add_typer(governance_cli, name="governance")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Instance directory (SQLite file, key file)")]
 
@@ -129,6 +134,7 @@ def serve(
         # Plain HTTP on loopback is the demo; everywhere else the panel cookie stays Secure.
         settings = settings.model_copy(update={"cookie_secure": False})
     typer.echo(f"Shokai on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)")
+    typer.echo(f"Confirmer panel: http://{host}:{port}/panel/  (demo users and terminals: `shokai logins`)")
     if workers > 1:
         os.environ["SHOKAI_DATA_DIR"] = str(data_dir)
         uvicorn.run(
@@ -179,6 +185,91 @@ def lists_generate(
     typer.echo(f"{len(lines)} list(s) for {day}")
 
 
+@governance_cli.command("sweep")
+def governance_sweep(data_dir: DataDir = Path(".shokai")) -> None:
+    """Lapse stale requests, end expired rights, apply due HR events, close due campaigns (idempotent)."""
+    from app.governance import sweep
+    from app.main import build_context
+
+    ctx = build_context(_settings(data_dir), center=DetachedCenterLink())
+
+    async def _sweep() -> sweep.SweepResult:
+        try:
+            return await sweep.run_once(ctx, actor=_cli_actor())
+        finally:
+            await ctx.db.dispose()
+
+    result = asyncio.run(_sweep())
+    for name, value in vars(result).items():
+        typer.echo(f"  {name}: {value}")
+
+
+@reconcile_cli.command("center")
+def reconcile_center(
+    date_from: Annotated[str, typer.Option("--from", help="First business date YYYY-MM-DD (Asia/Tokyo)")],
+    date_to: Annotated[str, typer.Option("--to", help="Last business date YYYY-MM-DD (Asia/Tokyo)")],
+    record_file: Annotated[
+        Path | None,
+        typer.Option("--file", help="The center's inquiry record as NDJSON or CSV, instead of fetching it"),
+    ] = None,
+    data_dir: DataDir = Path(".shokai"),
+) -> None:
+    """Reconcile the center's inquiry record against the gateway (RC-1, RC-2).
+
+    Exit 0 when clean, 1 when there are findings (a CRITICAL one when an inquiry bypassed the gateway).
+    Without --file the record is fetched over the center link (SHOKAI_CENTER_URL).
+    """
+    from datetime import date as date_type
+
+    from app.center.record_file import file_sha256, read_record_file
+    from app.main import build_context
+    from app.reconciliation import service as reconciliation
+
+    settings = _settings(data_dir)
+    if record_file is not None and not record_file.is_file():
+        typer.echo(f"no such file: {record_file}", err=True)
+        raise typer.Exit(2)
+    # A file needs no center; fetching needs the configured one (or the embedded simulator's record).
+    ctx = build_context(settings, center=DetachedCenterLink() if record_file is not None else None)
+
+    def progress(stage: str, count: int) -> None:
+        typer.echo(f"  {stage}: {count:,} center entries", err=True)
+
+    async def _reconcile() -> dict[str, object]:
+        try:
+            run = await reconciliation.reconcile_center(
+                ctx,
+                actor=_cli_actor(),
+                date_from=date_type.fromisoformat(date_from),
+                date_to=date_type.fromisoformat(date_to),
+                entries=read_record_file(record_file) if record_file is not None else None,
+                source="file" if record_file is not None else "center",
+                source_sha256=file_sha256(record_file) if record_file is not None else None,
+                progress=progress,
+            )
+            view = await reconciliation.run_view(ctx, run_id=run.id)
+            return {
+                "id": run.id,
+                "clean": run.clean,
+                "center_entries": run.center_entries,
+                "gateway_entries": run.gateway_entries,
+                "findings": run.finding_counts,
+                "alerts": [f"{a.severity.upper()} {a.code} ({a.count})" for a in view.alerts],
+                "unmatched_center": [f.center_inquiry_id for f in view.findings["unmatched_center"]],
+            }
+        finally:
+            await ctx.db.dispose()
+
+    try:
+        result = asyncio.run(_reconcile())
+    except DomainError as exc:
+        typer.echo(f"reconciliation failed: {exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    if not result["clean"]:
+        raise typer.Exit(1)
+
+
 @cli.command("center-sim")
 def center_sim(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
@@ -214,8 +305,26 @@ def db_downgrade(data_dir: DataDir = Path(".shokai"), revision: str = "base") ->
 
 
 @audit_cli.command("verify")
-def audit_verify(data_dir: DataDir = Path(".shokai")) -> None:
-    """Verify the hash chain and signed checkpoints; exit 1 and name the first bad seq if altered."""
+def audit_verify(
+    data_dir: DataDir = Path(".shokai"),
+    export: Annotated[
+        Path | None, typer.Option("--export", help="Verify this exported range offline (no database)")
+    ] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="Signed checkpoint(s) JSON (with --export)")
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="Checkpoint public key: PEM or `shokai keys public` JSON"),
+    ] = None,
+) -> None:
+    """Verify the hash chain and signed checkpoints; exit 1 and name the first bad seq if altered.
+
+    With --export, --checkpoint and --public-key: verify an exported range on any machine, without the
+    database or the gateway (an auditor's independent check)."""
+    if export is not None:
+        _verify_offline(export, checkpoint, public_key)
+        return
     from app.audit.service import verify_ledger
     from app.main import build_context
 
@@ -256,6 +365,148 @@ def audit_verify(data_dir: DataDir = Path(".shokai")) -> None:
             f"LEDGER NOT INTACT: first bad seq {result['first_bad_seq']} ({result['reason']})", err=True
         )
         raise typer.Exit(1)
+
+
+def _verify_offline(export: Path, checkpoint: Path | None, public_key: Path | None) -> None:
+    from app.audit.offline import ExportFormatError, verify_export_file
+
+    if checkpoint is None or public_key is None:
+        typer.echo("--export needs --checkpoint and --public-key", err=True)
+        raise typer.Exit(2)
+    try:
+        report = verify_export_file(export, checkpoint, public_key)
+    except (OSError, ValueError, ExportFormatError) as exc:
+        typer.echo(f"cannot read the inputs: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(report.as_dict(), indent=2))
+    if not report.ok:
+        typer.echo(f"EXPORT NOT INTACT: first bad seq {report.first_bad_seq} ({report.reason})", err=True)
+        raise typer.Exit(1)
+
+
+@audit_cli.command("export")
+def audit_export(
+    since: Annotated[
+        str | None, typer.Option("--from", help="RFC 3339 time or YYYY-MM-DD (JST midnight); default: first")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="RFC 3339 time or YYYY-MM-DD (exclusive, JST); default: head")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="ndjson | csv")] = "ndjson",
+    out: Annotated[Path | None, typer.Option("--out", help="Output file (default: standard output)")] = None,
+    data_dir: DataDir = Path(".shokai"),
+) -> None:
+    """Export a contiguous range of ledger events, streamed in constant memory; the export is recorded."""
+    from app.audit.export import export_events, seq_range
+    from app.main import build_context
+
+    if fmt not in ("ndjson", "csv"):
+        typer.echo("--format is ndjson or csv", err=True)
+        raise typer.Exit(2)
+    bounds = (_instant(since), _instant(until))
+    ctx = build_context(_settings(data_dir), center=DetachedCenterLink())
+
+    async def _export() -> dict[str, object]:
+        try:
+            found = await seq_range(ctx.db, since=bounds[0], until=bounds[1])
+            if found is None:
+                return {"count": 0}
+            target = out.open("wb") if out is not None else sys.stdout.buffer
+            try:
+                summary = await export_events(ctx.db, target, first_seq=found[0], last_seq=found[1], fmt=fmt)
+            finally:
+                if out is not None:
+                    target.close()
+                else:
+                    target.flush()
+            result: dict[str, object] = {
+                "first_seq": summary.first_seq,
+                "last_seq": summary.last_seq,
+                "count": summary.count,
+                "format": fmt,
+                "sha256": summary.sha256,
+            }
+            try:
+                async with ctx.db.session() as session:
+                    record(
+                        session,
+                        actor=_cli_actor(),
+                        action="audit.exported",
+                        object_type="ledger",
+                        details=result,
+                    )
+                    await session.commit()
+            except DomainError as exc:
+                typer.echo(f"warning: this export could not be recorded in the ledger ({exc.code})", err=True)
+            return result
+        finally:
+            await ctx.db.dispose()
+
+    typer.echo(json.dumps(asyncio.run(_export())), err=True)
+
+
+@audit_cli.command("checkpoints")
+def audit_checkpoints(
+    out: Annotated[Path | None, typer.Option("--out", help="Output file (default: standard output)")] = None,
+    data_dir: DataDir = Path(".shokai"),
+) -> None:
+    """Write every signed checkpoint as JSON, for `audit verify --export ... --checkpoint`."""
+    from app.audit.service import list_checkpoints
+    from app.main import build_context
+
+    ctx = build_context(_settings(data_dir), center=DetachedCenterLink())
+
+    async def _checkpoints() -> list[dict[str, object]]:
+        try:
+            items: list[dict[str, object]] = []
+            async with ctx.db.session() as session:
+                after = 0
+                while rows := await list_checkpoints(session, after_seq=after, limit=1000):
+                    items.extend(
+                        {
+                            "seq": r.seq,
+                            "hash": r.hash,
+                            "at": r.at,
+                            "key_id": r.key_id,
+                            "signature": r.signature,
+                        }
+                        for r in rows
+                    )
+                    after = rows[-1].seq
+                record(
+                    session,
+                    actor=_cli_actor(),
+                    action="audit.checkpoints_read",
+                    object_type="ledger",
+                    details={"after_seq": 0, "count": len(items)},
+                )
+                await session.commit()
+            return items
+        finally:
+            await ctx.db.dispose()
+
+    text = json.dumps({"items": asyncio.run(_checkpoints())}, indent=2)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    else:
+        typer.echo(text)
+
+
+def _instant(value: str | None) -> datetime | None:
+    """RFC 3339 with a zone, or a JST business date meaning its midnight."""
+    if value is None:
+        return None
+    from app.clock import TOKYO
+
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(0, 0), tzinfo=TOKYO)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"not a date or RFC 3339 time: {value}") from exc
+    if parsed.tzinfo is None:
+        raise typer.BadParameter("a time needs a zone (RFC 3339)")
+    return parsed
 
 
 @keys_cli.command("rotate")

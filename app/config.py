@@ -72,6 +72,41 @@ class Settings(BaseSettings):
     lists_recheck_days: int = Field(default=7, ge=0, le=62)
     lists_schedule_interval_seconds: float = Field(default=60.0, gt=0)
 
+    # Reconciliation with the center's inquiry record (RC-1): the previous calendar month is reconciled
+    # once on this day of the month after this time (JST); off for instances without a center record.
+    reconcile_monthly_enabled: bool = True
+    reconcile_monthly_day: int = Field(default=1, ge=1, le=28)
+    reconcile_monthly_at: str = "02:00"
+    reconcile_schedule_interval_seconds: float = Field(default=600.0, gt=0)
+
+    # Anomaly analysis (LG-3) and the confirmer-usage report (AU-8): thresholds, all in JST.
+    audit_night_start_hour: int = Field(default=20, ge=0, le=23)
+    audit_night_end_hour: int = Field(default=7, ge=0, le=23)
+    # Night or non-business-day events per user/terminal in the period that make a finding.
+    audit_off_hours_min_events: int = Field(default=1, ge=1)
+    audit_baseline_days: int = Field(default=28, ge=1, le=366)
+    audit_outlier_sigma: float = Field(default=3.0, gt=0)
+    audit_outlier_min_events: int = Field(default=10, ge=1)
+    audit_no_trade_info_repeats: int = Field(default=3, ge=1)
+    audit_late_view_days: int = Field(default=30, ge=1)
+    audit_subject_operators: int = Field(default=2, ge=2)
+    audit_quick_approval_seconds: int = Field(default=20, ge=0)
+    audit_pair_min_approvals: int = Field(default=5, ge=1)
+    audit_pair_share: float = Field(default=0.8, gt=0, le=1)
+    audit_two_branch_minutes: int = Field(default=60, ge=1)
+    # The daily monitoring run (heartbeat, yesterday's reports): when (JST) and how often the loop looks.
+    monitoring_daily_at: str = "01:00"
+    monitoring_interval_seconds: float = Field(default=300.0, gt=0)
+    # Structured JSON log lines (request id, no personal data) instead of plain text.
+    log_json: bool = True
+
+    # Access governance (AC-2, AC-4): how long a request waits for approval and application, the
+    # recertification rhythm and deadline, and how often the governance sweep looks.
+    access_request_lapse_days: int = Field(default=5, ge=1, le=60)
+    recertification_interval_days: int = Field(default=182, ge=1)
+    recertification_deadline_days: int = Field(default=14, ge=1, le=90)
+    governance_sweep_interval_seconds: float = Field(default=300.0, gt=0)
+
     log_level: str = "INFO"
     request_id_header: str = "X-Request-Id"
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=1000)

@@ -17,6 +17,7 @@ from app.audit.ledger import Actor
 from app.authz import directory
 from app.authz.password_policy import PasswordOwner, password_violations
 from app.context import AppContext
+from app.governance import rights
 
 DEMO_ACTOR = Actor(id="cli:demo", roles=("system",))
 
@@ -178,7 +179,8 @@ async def seed_demo(ctx: AppContext) -> DemoCredentials:
             await session.flush()
             branch_codes: set[str] = set()
             for role, branch_code in user.roles:
-                grant = await directory.grant_role(
+                # The bootstrap path: the first directory has no approver yet (later grants need requests).
+                grant = await rights.bootstrap_grant(
                     session, ctx=ctx, actor=DEMO_ACTOR, user_id=user.id, role=role, branch_code=branch_code
                 )
                 if grant.branch_code:

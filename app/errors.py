@@ -209,6 +209,75 @@ class ResponseDestroyed(DomainError):
     title = "The response has been destroyed"
 
 
+# -- access governance and emergency controls (AC-2…AC-5, IR-1, IR-2) --------------------------------
+
+
+class TotpRequired(DomainError):
+    status = 401
+    code = "TOTP_REQUIRED"
+    title = "A valid one-time code from the second factor is required"
+
+
+class PrivilegedSessionRequired(DomainError):
+    status = 403
+    code = "PRIVILEGED_SESSION_REQUIRED"
+    title = "Open a privileged session with a reason first"
+
+
+class AccessRequestLapsed(DomainError):
+    status = 409
+    code = "ACCESS_REQUEST_EXPIRED"
+    title = "The access request expired before it was approved and applied"
+
+
+class IncidentCloseIncomplete(DomainError):
+    status = 422
+    code = "INCIDENT_CLOSE_INCOMPLETE"
+    title = "An incident closes only with its cause and recurrence prevention recorded"
+
+
+# -- HQ inquiries on behalf of branches (HQ-1…HQ-4) ---------------------------------------------------
+
+
+class ApprovalRequired(DomainError):
+    status = 403
+    code = "APPROVAL_REQUIRED"
+    title = "A confirmer's approval is required before this can be sent"
+
+
+class HqRequestAlreadyExecuted(DomainError):
+    status = 409
+    code = "HQ_REQUEST_ALREADY_EXECUTED"
+    title = "This HQ request has already been executed"
+
+
+class HqRequestMismatch(DomainError):
+    status = 422
+    code = "HQ_REQUEST_MISMATCH"
+    title = "The inquiry does not match the branch's HQ request"
+
+
+class HqCountMismatch(DomainError):
+    status = 409
+    code = "HQ_COUNT_MISMATCH"
+    title = "HQ's executed inquiries do not equal branch requests executed plus HQ's own"
+
+
+# -- reconciliation with the center (RC-1, RC-2) -------------------------------------------------------
+
+
+class RecordFileInvalid(DomainError):
+    status = 422
+    code = "RECORD_FILE_INVALID"
+    title = "The center inquiry record file cannot be read"
+
+
+class CenterRecordUnavailable(DomainError):
+    status = 503
+    code = "CENTER_UNAVAILABLE"
+    title = "The center's inquiry record cannot be fetched now; nothing was reconciled"
+
+
 # -- rendering ----------------------------------------------------------------------------------------
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -251,3 +320,12 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+# -- the confirmer's web panel ------------------------------------------------------------------------
+
+
+class CsrfRejected(DomainError):
+    status = 403
+    code = "CSRF_TOKEN_INVALID"
+    title = "The form was not sent from this panel page (missing or wrong CSRF token)"

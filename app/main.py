@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.audit.ledger import CONTEXT_KEY as LEDGER_CONTEXT_KEY
 from app.audit.ledger import SYSTEM_ACTOR, LedgerContext, checkpoint_now, install_ledger_hooks, record
+from app.audit.router import admin_router as audit_admin_router
 from app.audit.router import router as audit_router
 from app.authz.passwords import PasswordHashing
 from app.authz.router import directory_router
@@ -33,7 +34,12 @@ from app.config import Settings
 from app.context import AppContext
 from app.crypto.keyring import Keyring, open_keyring
 from app.db import Database
+from app.governance import sweep as governance_sweep
+from app.governance.router import emergency_router as governance_emergency_router
+from app.governance.router import router as governance_router
 from app.health.router import router as health_router
+from app.hq.router import reconciliation_router as hq_reconciliation_router
+from app.hq.router import router as hq_router
 from app.inquiry.outbox import OutboxSender
 from app.inquiry.policy import load_policy
 from app.inquiry.router import register_router
@@ -43,7 +49,12 @@ from app.lists import scheduler as list_schedule
 from app.lists.calendar import BusinessCalendar, Closure
 from app.lists.router import router as lists_router
 from app.metrics import Metrics
+from app.monitoring import scheduler as monitoring_schedule
+from app.monitoring.logs import REQUEST_ID, configure_logging
+from app.panel.router import install_panel
 from app.problems import install_error_handlers
+from app.reconciliation import scheduler as reconciliation_schedule
+from app.reconciliation.router import router as center_reconciliation_router
 
 API_PREFIX = "/api/v1"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -70,6 +81,7 @@ class RequestContext:
         incoming = Headers(scope=scope).get(self._header_name, "")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        request_id_token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500
 
@@ -88,6 +100,7 @@ class RequestContext:
         try:
             await self._app(scope, receive, send_with_headers)
         finally:
+            REQUEST_ID.reset(request_id_token)
             template = getattr(scope.get("route"), "path", "unmatched")
             metrics = self._ctx.metrics
             metrics.http_requests.labels(scope["method"], template, str(status)).inc()
@@ -190,6 +203,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or (context.settings if context else Settings())
     ctx = context or build_context(settings)
+    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -204,6 +218,27 @@ def create_app(
                 asyncio.create_task(sender.run_forever()),
                 asyncio.create_task(
                     list_schedule.run_forever(ctx, interval_seconds=settings.lists_schedule_interval_seconds)
+                ),
+                asyncio.create_task(
+                    governance_sweep.run_forever(
+                        ctx, interval_seconds=settings.governance_sweep_interval_seconds
+                    )
+                ),
+                asyncio.create_task(
+                    monitoring_schedule.run_forever(
+                        ctx, interval_seconds=settings.monitoring_interval_seconds
+                    )
+                ),
+                *(
+                    [
+                        asyncio.create_task(
+                            reconciliation_schedule.run_forever(
+                                ctx, interval_seconds=settings.reconcile_schedule_interval_seconds
+                            )
+                        )
+                    ]
+                    if settings.reconcile_monthly_enabled
+                    else []
                 ),
             ]
         try:
@@ -235,14 +270,22 @@ def create_app(
         auth_router,
         directory_router,
         audit_router,
+        audit_admin_router,
         inquiry_router,
         register_router,
         lists_router,
+        governance_router,
+        governance_emergency_router,
+        hq_router,
+        hq_reconciliation_router,
+        center_reconciliation_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # Health endpoints answer both at the root (load balancers, Docker) and under the API prefix (api.md).
     app.include_router(health_router)
     app.include_router(health_router, prefix=API_PREFIX, include_in_schema=False)
+    # The confirmer's web panel at /panel (and / redirecting there), on the same services as the API.
+    install_panel(app)
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema:

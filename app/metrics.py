@@ -47,6 +47,50 @@ class Metrics:
             ["kind", "outcome"],
             registry=self.registry,
         )
+        # Reconciliation with the center (RC-1): runs, and alerts by severity and stable code.
+        self.reconciliation_runs = Counter(
+            "shokai_reconciliation_runs",
+            "Center reconciliation runs by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.reconciliation_alerts = Counter(
+            "shokai_reconciliation_alerts",
+            "Alerts raised by center reconciliation runs, by severity and code",
+            ["severity", "code"],
+            registry=self.registry,
+        )
+        self.reconciliation_bypassed_entries = Counter(
+            "shokai_reconciliation_bypassed_entries",
+            "Center inquiry-record entries with no gateway record (inquiries that bypassed the gateway)",
+            registry=self.registry,
+        )
+
+        # LG-4 operating status. The gauges are read from the database at each scrape (refresh_gauges in
+        # app/monitoring/gauges.py), so every worker reports the same figures.
+        self.center_latency = Histogram(
+            "shokai_center_call_seconds",
+            "Latency of center calls by kind",
+            ["kind"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.center_errors = Counter(
+            "shokai_center_errors",
+            "Center refusals and failures by code",
+            ["kind", "code"],
+            registry=self.registry,
+        )
+        self.inquiries_by_state = Gauge(
+            "shokai_inquiries", "Inquiries by state", ["state"], registry=self.registry
+        )
+        self.approvals = Gauge(
+            "shokai_approvals", "Inquiries approved (methods A1/A2)", registry=self.registry
+        )
+        self.releases = Gauge("shokai_releases", "Responses released (method B)", registry=self.registry)
+        self.overdue_lists = Gauge(
+            "shokai_overdue_lists", "Daily lists past their deadline and unconfirmed", registry=self.registry
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

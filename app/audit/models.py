@@ -3,10 +3,12 @@ refuses UPDATE, DELETE and TRUNCATE); ``audit_chain_head`` is the single row tha
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, String, Text
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, UTCDateTime
 
 GENESIS_HASH = "0" * 64
 
@@ -50,3 +52,35 @@ class AuditCheckpoint(Base):
     at: Mapped[str] = mapped_column(String(27))
     key_id: Mapped[str] = mapped_column(String(40))
     signature: Mapped[str] = mapped_column(String(128))
+
+
+class AuditReportRun(Base):
+    """One stored run of an audit analysis (LG-3 anomalies, AU-8 confirmer usage), acknowledged by an auditor.
+
+    Findings name users, terminals and subject pseudonyms, never people's names. The run is never
+    changed afterwards except for its acknowledgement.
+    """
+
+    __tablename__ = "audit_report_runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # anomalies | confirmer_usage
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    period_from: Mapped[date] = mapped_column(Date)
+    period_to: Mapped[date] = mapped_column(Date)
+    # None: the whole bank; a branch manager's on-demand run is scoped to their branch.
+    branch_code: Mapped[str | None] = mapped_column(String(8))
+    # scheduled | on_demand
+    trigger: Mapped[str] = mapped_column(String(16))
+    # "anomalies:2026-11-24" for the daily scheduled run, so several workers store it once; None on demand.
+    schedule_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    generated_by: Mapped[str] = mapped_column(String(80))
+    # Canonical JSON text.
+    thresholds: Mapped[str] = mapped_column(Text)
+    findings: Mapped[str] = mapped_column(Text)
+    findings_count: Mapped[int] = mapped_column(Integer)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(40))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledgement_note: Mapped[str | None] = mapped_column(String(400))

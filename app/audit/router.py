@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import asdict
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from app.audit import service
+from app.audit import forensics, reports, service
+from app.audit.data_ledger import build_data_ledger
+from app.audit.deps import AnomalyReader, DataLedgerReader, ForensicsReader, ReportAcknowledger
 from app.audit.ledger import record
-from app.audit.schemas import CheckpointOut, CheckpointPage, VerifyOut
+from app.audit.schemas import (
+    AccessHolderOut,
+    AccessHoldersOut,
+    AcknowledgeRequest,
+    AnomaliesOut,
+    AnomalyFinding,
+    CheckpointOut,
+    CheckpointPage,
+    ConfirmerUsageEntry,
+    ConfirmerUsageOut,
+    DataLedgerOut,
+    ReportPage,
+    ReportRunOut,
+    SubjectAccessEntry,
+    SubjectAccessOut,
+    SubjectAccessQuery,
+    SubjectInquiryOut,
+    VerifyOut,
+)
 from app.authz.deps import AuditReader
 from app.crypto.keyring import public_key_pem
 from app.deps import Context, DbSession
 from app.errors import ValidationFailed, problem_responses
+from app.models_registry import metadata
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -111,3 +133,246 @@ async def checkpoints(
         next_cursor=str(rows[-1].seq) if len(rows) == limit else None,
         public_keys={kid: public_key_pem(key) for kid, key in ctx.keyring.checkpoint_public_keys().items()},
     )
+
+
+# -- the auditor's surface: forensics (AC-6), anomalies (LG-3), confirmer usage (AU-8), DG-1 ---------
+
+
+def _subject_access_out(report: forensics.SubjectAccessReport) -> SubjectAccessOut:
+    return SubjectAccessOut(
+        subject_pseudonym=report.subject_pseudonym,
+        inquiries=[
+            SubjectInquiryOut(
+                id=i.id,
+                number=i.number,
+                branch_code=i.branch_code,
+                operator_id=i.operator_id,
+                terminal_id=i.terminal_id,
+                purpose=i.purpose,
+                status=i.status,
+                created_at=i.created_at,
+            )
+            for i in report.inquiries
+        ],
+        users=report.users,
+        terminals=report.terminals,
+        accesses=[SubjectAccessEntry(**asdict(a)) for a in report.accesses],
+    )
+
+
+@router.get(
+    "/subject-access",
+    summary="Every user and terminal that inquired about, viewed, printed or downloaded a person (AC-6)",
+    response_model=SubjectAccessOut,
+    responses=problem_responses(401, 403, 422),
+)
+async def subject_access(
+    principal: ForensicsReader,
+    session: DbSession,
+    ctx: Context,
+    name_kana: Annotated[str, Query(min_length=1, max_length=100)],
+    birth_date: date,
+) -> SubjectAccessOut:
+    report = await forensics.subject_access(
+        session, ctx=ctx, actor=principal.actor(), name_kana=name_kana, birth_date=birth_date
+    )
+    return _subject_access_out(report)
+
+
+@router.post(
+    "/subject-access",
+    summary="As GET /audit/subject-access, with the person in the body (keeps the name out of URLs and logs)",
+    response_model=SubjectAccessOut,
+    responses=problem_responses(401, 403, 422),
+)
+async def subject_access_by_body(
+    body: SubjectAccessQuery, principal: ForensicsReader, session: DbSession, ctx: Context
+) -> SubjectAccessOut:
+    report = await forensics.subject_access(
+        session, ctx=ctx, actor=principal.actor(), name_kana=body.name_kana, birth_date=body.birth_date
+    )
+    return _subject_access_out(report)
+
+
+@router.get(
+    "/access-holders",
+    summary="Users whose roles let them reach a branch's data at time T, from the role history (AC-6)",
+    response_model=AccessHoldersOut,
+    responses=problem_responses(401, 403, 422),
+)
+async def access_holders(
+    principal: ForensicsReader,
+    session: DbSession,
+    branch_code: Annotated[str, Query(min_length=1, max_length=8)],
+    at: datetime,
+) -> AccessHoldersOut:
+    if at.tzinfo is None:
+        raise ValidationFailed("at needs a time zone (RFC 3339)")
+    holders, services = await forensics.access_holders(
+        session, actor=principal.actor(), branch_code=branch_code, at=at
+    )
+    return AccessHoldersOut(
+        branch_code=branch_code,
+        at=at,
+        users=[AccessHolderOut(**asdict(h)) for h in holders],
+        service_accounts=services,
+    )
+
+
+def _run_out(run: reports.ReportRun) -> ReportRunOut:
+    row = run.run
+    return ReportRunOut(
+        id=row.id,
+        kind=row.kind,
+        period_from=row.period_from,
+        period_to=row.period_to,
+        branch_code=row.branch_code,
+        trigger=row.trigger,
+        generated_at=row.generated_at,
+        generated_by=row.generated_by,
+        thresholds=run.thresholds,
+        findings_count=row.findings_count,
+        content_sha256=row.content_sha256,
+        acknowledged_by=row.acknowledged_by,
+        acknowledged_at=row.acknowledged_at,
+        acknowledgement_note=row.acknowledgement_note,
+    )
+
+
+@router.get(
+    "/anomalies",
+    summary="Run and store the anomaly analysis: night and holiday activity, outliers, NO_TRADE_INFO (LG-3)",
+    response_model=AnomaliesOut,
+    responses=problem_responses(401, 403, 422),
+)
+async def anomalies(
+    principal: AnomalyReader,
+    session: DbSession,
+    ctx: Context,
+    period_from: Annotated[date, Query(alias="from")],
+    period_to: Annotated[date, Query(alias="to")],
+    branch_code: Annotated[str | None, Query(max_length=8)] = None,
+) -> AnomaliesOut:
+    scope = reports.report_scope_for(principal, branch_code)
+    run = await reports.run_report(
+        session,
+        ctx=ctx,
+        actor=principal.actor(),
+        kind="anomalies",
+        period_from=period_from,
+        period_to=period_to,
+        branch_code=scope,
+    )
+    return AnomaliesOut(run=_run_out(run), findings=[AnomalyFinding(**f) for f in run.findings])
+
+
+@router.get(
+    "/confirmer-usage",
+    summary="Run and store the confirmer-usage report (AU-8)",
+    response_model=ConfirmerUsageOut,
+    responses=problem_responses(401, 403, 422),
+)
+async def confirmer_usage(
+    principal: AuditReader,
+    session: DbSession,
+    ctx: Context,
+    period_from: Annotated[date, Query(alias="from")],
+    period_to: Annotated[date, Query(alias="to")],
+    branch_code: Annotated[str | None, Query(max_length=8)] = None,
+) -> ConfirmerUsageOut:
+    run = await reports.run_report(
+        session,
+        ctx=ctx,
+        actor=principal.actor(),
+        kind="confirmer_usage",
+        period_from=period_from,
+        period_to=period_to,
+        branch_code=branch_code,
+    )
+    return ConfirmerUsageOut(
+        run=_run_out(run), confirmers=[ConfirmerUsageEntry(**entry) for entry in run.findings]
+    )
+
+
+@router.get(
+    "/reports",
+    summary="Stored report runs, newest first (filter by kind and acknowledgement)",
+    response_model=ReportPage,
+    responses=problem_responses(401, 403, 422),
+)
+async def report_runs(
+    principal: AuditReader,
+    session: DbSession,
+    kind: Annotated[str | None, Query(pattern="^(anomalies|confirmer_usage)$")] = None,
+    acknowledged: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
+) -> ReportPage:
+    rows, next_cursor = await reports.list_reports(
+        session, kind=kind, acknowledged=acknowledged, limit=limit, cursor=cursor
+    )
+    return ReportPage(items=[_run_out(reports.loaded(row)) for row in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/reports/{run_id}",
+    summary="One stored report run with its findings",
+    response_model=AnomaliesOut | ConfirmerUsageOut,
+    responses=problem_responses(401, 403, 404),
+)
+async def report_run(
+    run_id: str, principal: AnomalyReader, session: DbSession
+) -> AnomaliesOut | ConfirmerUsageOut:
+    run = await reports.load_report(session, principal=principal, run_id=run_id)
+    record(
+        session,
+        actor=principal.actor(),
+        action="audit.report_read",
+        object_type="audit_report",
+        object_id=run.run.id,
+    )
+    await session.commit()
+    if run.run.kind == "confirmer_usage":
+        return ConfirmerUsageOut(
+            run=_run_out(run), confirmers=[ConfirmerUsageEntry(**e) for e in run.findings]
+        )
+    return AnomaliesOut(run=_run_out(run), findings=[AnomalyFinding(**f) for f in run.findings])
+
+
+@router.post(
+    "/reports/{run_id}/acknowledge",
+    summary="An auditor acknowledges a report run (LG-3)",
+    response_model=ReportRunOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def acknowledge_report(
+    run_id: str,
+    body: AcknowledgeRequest,
+    principal: ReportAcknowledger,
+    session: DbSession,
+    ctx: Context,
+) -> ReportRunOut:
+    row = await reports.acknowledge(session, ctx=ctx, principal=principal, run_id=run_id, note=body.note)
+    return _run_out(reports.loaded(row))
+
+
+admin_router = APIRouter(prefix="/admin", tags=["audit"])
+
+
+@admin_router.get(
+    "/data-ledger",
+    summary="The data ledger (個人情報管理台帳), generated from the schema and configuration (DG-1)",
+    response_model=DataLedgerOut,
+    responses=problem_responses(401, 403),
+)
+async def data_ledger(principal: DataLedgerReader, session: DbSession, ctx: Context) -> DataLedgerOut:
+    ledger = build_data_ledger(metadata, ctx.settings)
+    record(
+        session,
+        actor=principal.actor(),
+        action="data_ledger.read",
+        object_type="data_ledger",
+        details={"datasets": len(ledger["datasets"]), "gaps": len(ledger["personal_data_gaps"])},
+    )
+    await session.commit()
+    return DataLedgerOut.model_validate(ledger)

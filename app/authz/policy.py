@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from app.authz.principal import Principal
-from app.authz.roles import PERMISSIONS
+from app.authz.roles import CONTENT_ACTIONS, INCOMPATIBLE_ROLES, PERMISSIONS, PRIVILEGED_ROLES
 from app.errors import Forbidden, NotAConfirmer, SamePerson, SeparationOfDutiesViolation, Suspended
 
 
@@ -17,6 +17,9 @@ def roles_allow(role_branches: Mapping[str, frozenset[str]], action: str, *, bra
     """Whether holding ``role_branches`` allows ``action`` (in ``branch_code`` when given)."""
     permission = PERMISSIONS.get(action)
     if permission is None:
+        return False
+    if action in CONTENT_ACTIONS and set(role_branches) & (PRIVILEGED_ROLES | {"auditor"}):
+        # Administrators and auditors never read response content, whatever else they hold (AC-1, AC-5).
         return False
     for role in permission.roles & set(role_branches):
         branches = role_branches[role]
@@ -44,6 +47,23 @@ def ensure_not_subject_user(principal: Principal, subject_user_id: str) -> None:
     """Nobody changes their own access state (AC-2: nobody grants rights to themselves)."""
     if principal.kind == "user" and principal.id == subject_user_id:
         raise SeparationOfDutiesViolation("You cannot perform this on your own account")
+
+
+def ensure_different_people(person_id: str, *, others: Mapping[str, str | None]) -> None:
+    """The named people of one access change are distinct (AC-2, SD-1: approver ≠ setter ≠ subject user).
+
+    ``others`` maps what each other person is ("the requester") to their id.
+    """
+    for what, other_id in others.items():
+        if other_id is not None and person_id == other_id:
+            raise SeparationOfDutiesViolation(f"You are {what} of this change; someone else must do this")
+
+
+def ensure_roles_compatible(held: frozenset[str], new_role: str) -> None:
+    """No one holds two roles the SD-1 matrix keeps apart (e.g. access_approver and access_admin)."""
+    clashes = sorted(role for role in held if frozenset({role, new_role}) in INCOMPATIBLE_ROLES)
+    if clashes:
+        raise SeparationOfDutiesViolation(f"{new_role} cannot be held together with {', '.join(clashes)}")
 
 
 def ensure_not_operator(person_id: str, *, operator_id: str) -> None:

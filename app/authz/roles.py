@@ -58,6 +58,11 @@ def _perm(*roles: str, scopes: tuple[str, ...] = (), bank_wide: tuple[str, ...] 
 PERMISSIONS = MappingProxyType(
     {
         "audit.read": _perm("auditor", scopes=("audit:read",)),
+        # The auditor's surface (LG-3, AU-8, AC-6, DG-1). Anomalies: branch managers for their own branch.
+        "audit.anomalies.read": _perm("auditor", "branch_manager", scopes=("audit:read",)),
+        "audit.report.acknowledge": _perm("auditor"),
+        "audit.forensics": _perm("auditor"),
+        "data_ledger.read": _perm("auditor", "access_admin"),
         # Inquiries (PL-*, methods A and B, CC-1). Branch scope is checked against the inquiry's branch.
         "inquiry.create": _perm("operator", "hq_operator"),
         "inquiry.read": _perm(
@@ -95,8 +100,74 @@ PERMISSIONS = MappingProxyType(
         "lists.read_subject": _perm("confirmer", "branch_manager", "hq_confirmer"),
         "lists.generate": _perm("hq_operator", "hq_confirmer", scopes=("lists:generate",)),
         "approval_register.read": _perm("confirmer", "branch_manager", "hq_confirmer", "auditor"),
+        # Escalations (document mismatches, overdue lists): the branch manager and HQ compliance.
+        "escalation.read": _perm("branch_manager", "hq_confirmer", "auditor", bank_wide=("hq_confirmer",)),
+        # Reconciliation with the center's inquiry record (RC-1, RC-2): auditors and HQ batch jobs.
+        "reconciliation.center.run": _perm("auditor", scopes=("reconcile:run",)),
+        "reconciliation.center.read": _perm("auditor", scopes=("reconcile:run", "audit:read")),
+        # HQ inquiries on behalf of branches (HQ-1…HQ-4). A branch sees its own requests; HQ sees all.
+        "hq_request.create": _perm("operator"),
+        "hq_request.read": _perm(
+            "operator",
+            "confirmer",
+            "branch_manager",
+            "hq_operator",
+            "hq_confirmer",
+            "auditor",
+            bank_wide=("hq_operator", "hq_confirmer"),
+        ),
+        # HQ must read whom a branch asks about to execute the request.
+        "hq_request.read_subject": _perm(
+            "operator",
+            "confirmer",
+            "branch_manager",
+            "hq_operator",
+            "hq_confirmer",
+            bank_wide=("hq_operator", "hq_confirmer"),
+        ),
+        "hq_request.execute": _perm("hq_operator"),
+        "hq_reconciliation.read": _perm("hq_confirmer", "auditor"),
+        "hq_reconciliation.sign_off": _perm("hq_confirmer"),
         "directory.read": _perm("access_admin", "access_approver", "auditor", "security_officer"),
         "directory.manage": _perm("access_admin"),
         "account.unlock": _perm("access_admin"),
+        # Access-rights governance (AC-2…AC-5). Branch managers request rights for their own branch only.
+        "access.request": _perm("branch_manager", "access_admin"),
+        "access.approve": _perm("access_approver"),
+        "access.apply": _perm("access_admin"),
+        "access.register.read": _perm("auditor", "access_admin"),
+        "access.review": _perm("access_admin", "access_approver"),
+        "access.recertification.manage": _perm("access_admin"),
+        "access.attest": _perm("branch_manager", "access_approver"),
+        "hr.events": _perm("access_admin", scopes=("hr:events",)),
+        "privileged.review": _perm("access_approver", "security_officer", "auditor"),
+        "governance.check": _perm("auditor", "access_admin", "security_officer"),
+        # Emergency switches and incidents (IR-1, IR-2).
+        "emergency.suspend": _perm("security_officer"),
+        "emergency.read": _perm("security_officer", "auditor"),
+        "incident.manage": _perm("security_officer"),
+        "incident.read": _perm("security_officer", "auditor"),
     }
+)
+
+# Administrator roles (AC-5): few holders, TOTP, used only inside a privileged session with a reason.
+PRIVILEGED_ROLES = frozenset({"access_admin", "access_approver", "security_officer"})
+
+# Actions that reveal response content: never for holders of a privileged role or an auditor (AC-1, AC-5).
+CONTENT_ACTIONS = frozenset({"inquiry.read_response", "inquiry.release"})
+
+# Pairs of roles one person may not hold at once (SD-1): approver ≠ setter, auditor ≠ operator/confirmer,
+# and no administrator who could also reach response content.
+INCOMPATIBLE_ROLES = frozenset(
+    frozenset(pair)
+    for pair in (
+        ("access_approver", "access_admin"),
+        ("auditor", "operator"),
+        ("auditor", "confirmer"),
+        ("auditor", "hq_operator"),
+        ("auditor", "hq_confirmer"),
+        ("batch_developer", "batch_operator"),
+        *((admin, reader) for admin in PRIVILEGED_ROLES for reader in ("operator", "confirmer")),
+        *((admin, reader) for admin in PRIVILEGED_ROLES for reader in ("hq_operator", "hq_confirmer")),
+    )
 )

@@ -56,6 +56,7 @@ async def login(
         terminal_id=x_terminal_id,
         terminal_key=x_terminal_key,
         origin=origin,
+        totp=body.totp,
     )
     previous = result.previous_login
     return LoginResponse(

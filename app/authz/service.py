@@ -42,7 +42,10 @@ from app.errors import (
     TerminalMismatch,
     TerminalNotAllowed,
     TerminalNotRegistered,
+    TotpRequired,
 )
+from app.governance.switches import active_suspension
+from app.governance.totp import confirmed_enrolment, verify_code
 
 TOKEN_OUTLIVES_SESSION = timedelta(minutes=2)
 # A request moves the session's idle clock at most this often: touching it on every call would make
@@ -137,6 +140,7 @@ async def login(
     terminal_id: str | None,
     terminal_key: str | None,
     origin: RequestOrigin,
+    totp: str | None = None,
 ) -> LoginResult:
     """Authenticate a person from a terminal and open a server-side session."""
     now = ctx.clock.now()
@@ -221,6 +225,36 @@ async def login(
         ctx.metrics.logins.labels(refusal.code.lower()).inc()
         refusal.audited = True
         raise refusal
+
+    suspension = await active_suspension(
+        session,
+        user_id=user.id,
+        terminal_id=terminal.id if terminal else None,
+        branch_code=terminal.branch_code if terminal else None,
+    )
+    if suspension is not None:
+        # An emergency switch (IR-1) refuses the login at once, like a suspended account.
+        record(
+            session,
+            actor=actor,
+            action="auth.login_denied",
+            object_type="user",
+            object_id=user.id,
+            outcome="denied",
+            details={"code": "SUSPENDED", "emergency_suspension_id": suspension.id},
+        )
+        await session.commit()
+        ctx.metrics.logins.labels("suspended").inc()
+        raise Suspended("Suspended by an emergency control", audited=True)
+
+    if await confirmed_enrolment(session, user.id) is not None and not await verify_code(
+        session, ctx=ctx, user_id=user.id, code=totp
+    ):
+        # A second factor, once enrolled, is part of every login (AU-8, AC-5); a wrong code is a failure.
+        await count_failed_password(session, ctx=ctx, user=user, attempted_user_id=user_id, actor=actor)
+        await session.commit()
+        ctx.metrics.logins.labels("totp_required").inc()
+        raise TotpRequired("Enter the current code of your second factor", audited=True)
 
     previous = (
         PreviousLogin(user.last_login_at, user.last_login_terminal_id, user.last_login_address)
@@ -499,6 +533,19 @@ async def _check_session(
             throttle = await reader.get(LoginThrottle, login_key(ctx, claims.subject))
             if throttle is not None and throttle.locked_at is not None:
                 reason = "locked"
+        session_terminal = (
+            await reader.get(Terminal, auth_session.terminal_id) if auth_session.terminal_id else None
+        )
+        if reason is None and session_terminal is not None and session_terminal.status != "active":
+            reason = "terminal_inactive"
+        if reason is None and await active_suspension(
+            reader,
+            user_id=claims.subject,
+            terminal_id=auth_session.terminal_id,
+            branch_code=session_terminal.branch_code if session_terminal else None,
+        ):
+            # The emergency switch reaches live sessions on their next request (IR-1).
+            reason = "emergency_suspension"
     else:
         account = await reader.get(ServiceAccount, claims.subject)
         if reason is None and (account is None or account.status != "active"):
@@ -536,10 +583,7 @@ async def _check_session(
     if claims.kind == "user":
         assert user is not None
         roles = await active_roles(reader, user.id)
-        terminal_branch = None
-        if auth_session.terminal_id is not None:
-            terminal = await reader.get(Terminal, auth_session.terminal_id)
-            terminal_branch = terminal.branch_code if terminal else None
+        terminal_branch = session_terminal.branch_code if session_terminal else None
         return Principal(
             kind="user",
             id=user.id,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import select, text
+from sqlalchemy import text
 
-from app.audit.models import AuditChainHead
 from app.deps import Context
+from app.monitoring.gauges import refresh_gauges
 
 router = APIRouter(tags=["health"])
 
@@ -32,11 +30,5 @@ async def readyz(ctx: Context) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(ctx: Context) -> Response:
-    async with ctx.db.read_session() as session:
-        head = await session.scalar(select(AuditChainHead).where(AuditChainHead.id == 1))
-    if head is not None:
-        ctx.metrics.ledger_head_seq.set(head.seq)
-        if head.last_checkpoint_at:
-            last = datetime.fromisoformat(head.last_checkpoint_at.replace("Z", "+00:00"))
-            ctx.metrics.checkpoint_age.set((ctx.clock.now() - last).total_seconds())
+    await refresh_gauges(ctx)
     return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)

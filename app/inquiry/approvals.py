@@ -28,6 +28,7 @@ from app.authz.service import active_roles, count_failed_password, login_key
 from app.clock import TOKYO, business_date_of, rfc3339
 from app.context import AppContext
 from app.errors import ApprovalInvalid
+from app.governance.totp import verify_code
 from app.inquiry.models import ApprovalNumber, Inquiry
 from app.inquiry.schemas import Approval, ApprovalNumberApproval
 
@@ -136,6 +137,7 @@ async def verify_approval(
         inquiry=inquiry,
         user_id=approval.confirmer_user_id,
         password=approval.confirmer_password,
+        totp=approval.confirmer_totp,
         actor=actor,
     )
 
@@ -214,7 +216,14 @@ async def _use_number(
 
 
 async def _check_credentials(
-    session: AsyncSession, *, ctx: AppContext, inquiry: Inquiry, user_id: str, password: str, actor: Actor
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    inquiry: Inquiry,
+    user_id: str,
+    password: str,
+    actor: Actor,
+    totp: str | None = None,
 ) -> GrantedApproval:
     now = ctx.clock.now()
     confirmer = await session.get(User, user_id)
@@ -246,6 +255,21 @@ async def _check_credentials(
         branch_code=inquiry.branch_code,
         operator_id=inquiry.operator_id,
     )
+    if ctx.policy.totp_required_for(inquiry.branch_code) and not await verify_code(
+        session, ctx=ctx, user_id=confirmer.id, code=totp
+    ):
+        # The branch's policy asks confirmers for their second factor too (AU-8).
+        record(
+            session,
+            actor=actor,
+            action="approval.refused",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            outcome="denied",
+            details={"method": "confirmer_credentials", "confirmer_id": user_id, "code": "TOTP_REQUIRED"},
+        )
+        await session.commit()
+        raise ApprovalInvalid("The confirmer's second-factor code is missing or wrong", audited=True)
     record(
         session,
         actor=actor,

@@ -22,7 +22,11 @@ from app.db import Base, UTCDateTime
 
 class Inquiry(Base):
     __tablename__ = "inquiries"
-    __table_args__ = (UniqueConstraint("number", name="uq_inquiries_number"),)
+    __table_args__ = (
+        UniqueConstraint("number", name="uq_inquiries_number"),
+        # One HQ request is executed by at most one inquiry, even when two HQ operators race (HQ-1).
+        UniqueConstraint("hq_request_id", name="uq_inquiries_hq_request_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # Human number per branch and business day, e.g. 001-20261124-0007.

@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import random
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -109,6 +110,7 @@ async def deliver(ctx: AppContext, message_id: int) -> str:
     if claimed is None:
         return "skipped"
     message, inquiry = claimed
+    started = time.perf_counter()
     try:
         if message.kind == "inquire":
             subject = open_subject(ctx, inquiry)
@@ -141,16 +143,21 @@ async def deliver(ctx: AppContext, message_id: int) -> str:
         ctx.metrics.center_calls.labels(message.kind, "delivered").inc()
         return "delivered"
     except CenterRefused as refusal:
+        ctx.metrics.center_errors.labels(message.kind, refusal.code).inc()
         await _store_refusal(ctx, message_id, refusal.code, refusal.center_inquiry_id)
         ctx.deliveries.settled(inquiry.id)
         ctx.metrics.center_calls.labels(message.kind, "refused").inc()
         return "refused"
     except CenterUnavailable as failure:
+        ctx.metrics.center_errors.labels(message.kind, "unavailable").inc()
         await _schedule_retry(
             ctx, message_id, type(failure).__name__ if not str(failure) else str(failure)[:200]
         )
         ctx.metrics.center_calls.labels(message.kind, "retry").inc()
         return "retry"
+    finally:
+        # Includes storing the answer; the center's own share is the bulk of it.
+        ctx.metrics.center_latency.labels(message.kind).observe(time.perf_counter() - started)
 
 
 async def _store_answer(

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 CheckMethod = Literal["A", "B", "C", "D"]
 CustomerStatus = Literal["new", "existing"]
 HqReturnOption = Literal["subject_list", "count_list", "none"]
+# The branch's own daily list on which HQ's inquiries for it are returned (HQ-2: C or D at the branch).
+HQ_RETURN_LIST_METHOD = {"subject_list": "C", "count_list": "D"}
 
 
 class PolicyError(ValueError):
@@ -97,6 +99,13 @@ class InquiryPolicy(BaseModel):
                 raise PolicyError(f"branch {branch}: HQ return option 'none' needs method A or B (HQ-2)")
         if self.hq_return_option.default == "none" and not {"A", "B"} & set(self.check_methods.default):
             raise PolicyError("default HQ return option 'none' needs method A or B (HQ-2)")
+        # HQ's inquiries come back to the branch on its own daily list, so that list must exist there.
+        for branch in {"*", *self.hq_return_option.branches, *self.check_methods.branches}:
+            option = self.hq_return_option_for(branch)
+            method = HQ_RETURN_LIST_METHOD.get(option)
+            if method is not None and method not in self.methods_for(branch):
+                where = "default" if branch == "*" else f"branch {branch}:"
+                raise PolicyError(f"{where} HQ return option '{option}' needs method {method} (HQ-2)")
         return self
 
     def methods_for(self, branch_code: str) -> frozenset[str]:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.audit.ledger import Actor, record
 from app.context import AppContext
 from app.crypto.envelope import rewrap
+from app.hq.models import HqRequest
 from app.inquiry.models import Inquiry, SealedResponse
 
 BATCH = 500
@@ -25,6 +26,7 @@ async def rewrap_all(ctx: AppContext, *, actor: Actor, progress: Callable[[int],
     for model, key_attr, kek_attr in (
         (Inquiry, "subject_wrapped_key", "subject_kek_id"),
         (SealedResponse, "wrapped_key", "kek_id"),
+        (HqRequest, "subject_wrapped_key", "subject_kek_id"),
     ):
         while True:
             async with ctx.db.session() as session:

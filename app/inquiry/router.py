@@ -283,6 +283,7 @@ async def release(
         password=body.password,
         document_check=body.document_check,
         note=body.note,
+        totp=body.totp,
     )
     next_steps = (
         "照合不一致として記録しました。支店の個人信用情報管理者と本部コンプライアンス部門に通知済みです。"
@@ -342,14 +343,18 @@ async def trace(inquiry_id: str, principal: TraceReader, session: DbSession) -> 
         number=inquiry.number,
         events=[
             TraceEvent(
-                seq=e.seq,
-                at=e.at,
-                actor_id=e.actor_id,
-                action=e.action,
-                outcome=e.outcome,
-                details=service.event_details(e),
+                seq=t.event.seq,
+                at=t.event.at,
+                actor_id=t.event.actor_id,
+                terminal_id=t.event.terminal_id,
+                action=t.event.action,
+                object_type=t.event.object_type,
+                object_id=t.event.object_id,
+                via=t.via,
+                outcome=t.event.outcome,
+                details=service.event_details(t.event),
             )
-            for e in events
+            for t in events
         ],
     )
 

@@ -179,7 +179,12 @@ class TraceEvent(BaseModel):
     seq: int
     at: str
     actor_id: str | None
+    terminal_id: str | None = None
     action: str
+    object_type: str | None = None
+    object_id: str | None = None
+    # inquiry | daily_list (an event about a list this inquiry is a line of)
+    via: str = "inquiry"
     outcome: str
     details: dict[str, Any]
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.forensics import TracedEvent, inquiry_trace_events
 from app.audit.ledger import Actor, record
 from app.audit.models import AuditEvent
 from app.authz.models import LoginThrottle, User
@@ -34,6 +35,7 @@ from app.errors import (
     CustomerStatusNotAllowed,
     DocumentNotAllowedForPurpose,
     Forbidden,
+    HqRequestAlreadyExecuted,
     IdempotencyKeyReused,
     InvalidState,
     MyNumberForbidden,
@@ -43,9 +45,13 @@ from app.errors import (
     ResponseDestroyed,
     ResponseHeld,
     SelfInquiry,
+    Suspended,
     TerminalNotAllowed,
     ValidationFailed,
 )
+from app.governance.switches import active_suspension
+from app.governance.totp import verify_code
+from app.hq import execution as hq_execution
 from app.inquiry import approvals, outbox
 from app.inquiry.models import Escalation, IdempotencyRecord, Inquiry, InquiryNumberCounter, SealedResponse
 from app.inquiry.schemas import Approval, ApprovalNumberApproval, InquiryCreate, InquiryUpdate, SubjectIn
@@ -148,6 +154,19 @@ async def _expire_if_stale(session: AsyncSession, ctx: AppContext, inquiry: Inqu
         record(session, actor=actor, action="inquiry.expired", object_type="inquiry", object_id=inquiry.id)
         return True
     return False
+
+
+async def _refuse_if_suspended(session: AsyncSession, principal: Principal, *, branch_code: str) -> None:
+    """Emergency switches (IR-1), asked again inside this transaction: one thrown after this request was
+    authenticated still stops the inquiry, and the bank-wide switch stops every inquiry."""
+    if await active_suspension(
+        session,
+        user_id=principal.id,
+        terminal_id=principal.terminal_id,
+        branch_code=branch_code,
+        include_all=True,
+    ):
+        raise Suspended("Inquiries are suspended by an emergency control")
 
 
 def _approve(inquiry: Inquiry, granted: approvals.GrantedApproval, terminal_id: str | None) -> None:
@@ -270,15 +289,35 @@ async def create_inquiry(
     if branch_code is None:
         raise TerminalNotAllowed("Inquiries are entered at a registered terminal")
     authorize(principal, "inquiry.create", branch_code=branch_code)
+    await _refuse_if_suspended(session, principal, branch_code=branch_code)
     check_purpose(
         ctx,
         purpose=body.purpose,
         customer_status=body.customer_status,
         document_type=body.consent_document.type,
     )
-    if body.hq_request_id is not None:
-        raise ValidationFailed("No HQ request with this id exists")
     subject = normalised_subject(body.subject)
+    hq_request = None
+    if body.hq_request_id is not None:
+        # HQ executing a branch's request (HQ-1); its checks are the requesting branch's (HQ-2).
+        if body.approval is not None:
+            raise ValidationFailed(
+                "A branch's HQ request carries the branch's controls; send it without approval"
+            )
+        hq_request = await hq_execution.claim_pending_request(
+            session,
+            principal=principal,
+            request_id=body.hq_request_id,
+            content_hash=hq_execution.request_content_hash(
+                ctx,
+                purpose=body.purpose,
+                customer_status=body.customer_status,
+                subject=subject,
+                consent_type=body.consent_document.type,
+                consent_reference=body.consent_document.reference,
+                consent_obtained_on=body.consent_document.obtained_on,
+            ),
+        )
     now = ctx.clock.now()
     actor = principal.actor()
     flags: list[str] = []
@@ -309,6 +348,7 @@ async def create_inquiry(
         status="awaiting_approval",
         flags=flags,
         response_state="none",
+        hq_request_id=hq_request.id if hq_request is not None else None,
         created_at=now,
         updated_at=now,
         business_date=business_date,
@@ -336,7 +376,10 @@ async def create_inquiry(
         },
     )
     methods = ctx.policy.methods_for(branch_code)
-    if "A" not in methods:
+    if hq_request is not None:
+        hq_execution.mark_executed(session, ctx=ctx, request=hq_request, inquiry=inquiry, actor=actor)
+        _queue(session, ctx, inquiry, actor)
+    elif "A" not in methods:
         _queue(session, ctx, inquiry, actor)
     elif body.approval is not None:
         if isinstance(body.approval, ApprovalNumberApproval):
@@ -372,10 +415,19 @@ async def create_inquiry(
         inquiry_id=inquiry.id,
         status_code=201,
     )
-    if not await commit_or_replay(session, key=idempotency_key):
+    try:
+        committed = await commit_or_replay(session, key=idempotency_key)
+    except IntegrityError:
+        if hq_request is None:
+            raise
+        # uq_inquiries_hq_request_id: another HQ operator executed the request at the same moment.
+        raise HqRequestAlreadyExecuted("The request was executed by another inquiry") from None
+    if not committed:
         replay = await replayed_inquiry_id(
             session, key=idempotency_key, principal=principal, endpoint="create", fingerprint=fingerprint
         )
+        if replay is None and hq_request is not None:
+            raise HqRequestAlreadyExecuted("The request was executed by another inquiry")
         return Created(await load_inquiry(session, replay or ""), True)
     return Created(inquiry, False)
 
@@ -436,6 +488,8 @@ async def update_draft(
     new_hash = draft_hash(ctx, inquiry, subject)
     if new_hash != inquiry.draft_hash:
         inquiry.draft_hash = new_hash
+        # A corrected draft goes back to the confirmer without the earlier refusal against it.
+        inquiry.flags = [flag for flag in inquiry.flags if flag != "approval_refused"]
         await approvals.close_numbers(
             session, ctx=ctx, inquiry_id=inquiry.id, state="voided", reason="draft_changed", actor=actor
         )
@@ -485,6 +539,58 @@ async def issue_approval_number(
     return number, row.expires_at
 
 
+# Why a confirmer declines to approve a draft (method A): a closed list, so the ledger never holds free
+# text that might name the subject.
+APPROVAL_REFUSAL_REASONS = (
+    "document_missing",
+    "document_mismatch",
+    "purpose_not_covered",
+    "subject_mismatch",
+    "other",
+)
+
+
+async def refuse_approval(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, inquiry_id: str, reason: str
+) -> Inquiry:
+    """A confirmer ≠ operator declines a draft: its numbers are voided and it is flagged until corrected.
+
+    The draft stays awaiting approval so the operator can correct it (which clears the flag) or cancel it.
+    """
+    if reason not in APPROVAL_REFUSAL_REASONS:
+        raise ValidationFailed(f"reason must be one of: {', '.join(APPROVAL_REFUSAL_REASONS)}")
+    inquiry = await load_inquiry(session, inquiry_id, for_update=True)
+    _ensure_can_see(principal, inquiry)
+    actor = principal.actor()
+    ensure_may_confirm(
+        confirmer_id=principal.id,
+        confirmer_roles=principal.role_branches,
+        confirmer_active=True,
+        branch_code=inquiry.branch_code,
+        operator_id=inquiry.operator_id,
+    )
+    if await _expire_if_stale(session, ctx, inquiry, actor):
+        await session.commit()
+        raise InvalidState("The draft expired before it was approved")
+    if inquiry.status != "awaiting_approval":
+        raise InvalidState(f"Only a draft awaiting approval can be refused; the inquiry is {inquiry.status}")
+    await approvals.close_numbers(
+        session, ctx=ctx, inquiry_id=inquiry.id, state="voided", reason="approval_refused", actor=actor
+    )
+    inquiry.flags = sorted({*inquiry.flags, "approval_refused"})
+    inquiry.updated_at = ctx.clock.now()
+    record(
+        session,
+        actor=actor,
+        action="inquiry.approval_refused",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={"reason": reason},
+    )
+    await session.commit()
+    return inquiry
+
+
 async def submit(
     session: AsyncSession,
     *,
@@ -505,6 +611,7 @@ async def submit(
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
     _ensure_can_see(principal, inquiry)
     authorize(principal, "inquiry.submit", branch_code=inquiry.branch_code)
+    await _refuse_if_suspended(session, principal, branch_code=inquiry.branch_code)
     if principal.id != inquiry.operator_id:
         raise Forbidden("Only the operator who entered the draft can submit it")
     actor = principal.actor()
@@ -586,6 +693,7 @@ async def release(
     password: str,
     document_check: str,
     note: str | None,
+    totp: str | None = None,
 ) -> Released:
     """A confirmer ≠ operator re-authenticates, checks the response against the document and releases it."""
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
@@ -620,6 +728,21 @@ async def release(
         )
         await session.commit()
         raise ReauthFailed("The password is wrong", audited=True)
+    if ctx.policy.totp_required_for(inquiry.branch_code) and not await verify_code(
+        session, ctx=ctx, user_id=principal.id, code=totp
+    ):
+        # The branch's policy asks confirmers for their second factor at release too (AU-8).
+        record(
+            session,
+            actor=actor,
+            action="inquiry.release_refused",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            outcome="denied",
+            details={"code": "REAUTH_FAILED", "reason": "totp"},
+        )
+        await session.commit()
+        raise ReauthFailed("The second-factor code is missing or wrong", audited=True)
     response = await session.get(SealedResponse, inquiry.id)
     assert response is not None
     content = open_response(ctx, response)
@@ -830,17 +953,12 @@ def may_see_subject(principal: Principal, inquiry: Inquiry) -> bool:
 
 async def trace(
     session: AsyncSession, *, principal: Principal, inquiry_id: str
-) -> tuple[Inquiry, list[AuditEvent]]:
-    """Every ledger event about this inquiry, in order (LG-5). Reading the trace is itself recorded."""
+) -> tuple[Inquiry, list[TracedEvent]]:
+    """Every ledger event about this inquiry and the list lines it is on, in order (LG-5).
+    Reading the trace is itself recorded."""
     inquiry = await load_inquiry(session, inquiry_id)
     authorize(principal, "inquiry.trace", branch_code=inquiry.branch_code)
-    events = list(
-        (
-            await session.scalars(
-                select(AuditEvent).where(AuditEvent.object_id == inquiry.id).order_by(AuditEvent.seq)
-            )
-        ).all()
-    )
+    events = await inquiry_trace_events(session, inquiry_id=inquiry.id)
     record(
         session,
         actor=principal.actor(),
@@ -854,3 +972,19 @@ async def trace(
 
 def event_details(event: AuditEvent) -> dict[str, Any]:
     return dict(json.loads(event.details))
+
+
+async def open_escalations(
+    session: AsyncSession, *, principal: Principal, limit: int = 200
+) -> list[Escalation]:
+    """Unacknowledged escalations of the caller's branches (all branches for HQ compliance), newest first."""
+    authorize(principal, "escalation.read")
+    query = (
+        select(Escalation)
+        .where(Escalation.acknowledged_at.is_(None))
+        .order_by(Escalation.created_at.desc(), Escalation.id)
+        .limit(limit)
+    )
+    if not may(principal, "escalation.read", branch_code="*"):
+        query = query.where(Escalation.branch_code.in_(sorted(principal.branch_codes)))
+    return list((await session.scalars(query)).all())

@@ -15,6 +15,7 @@ from app.audit.ledger import SYSTEM_ACTOR
 from app.clock import TOKYO
 from app.context import AppContext
 from app.lists import service
+from app.monitoring.jobs import output_digest, record_job_run
 
 log = logging.getLogger("shokai.lists")
 
@@ -28,12 +29,27 @@ def due_days(ctx: AppContext) -> list[date]:
 
 
 async def run_once(ctx: AppContext) -> int:
+    started = ctx.clock.now()
     created = 0
+    checked = 0
+    digests: list[str] = []
     for day in due_days(ctx):
-        created += sum(
-            1 for result in await service.generate(ctx, day=day, actor=SYSTEM_ACTOR) if result.created
+        for result in await service.generate(ctx, day=day, actor=SYSTEM_ACTOR):
+            checked += 1
+            if result.created:
+                created += 1
+                digests.append(f"{result.daily.id}:{result.daily.content_sha256}")
+    escalated = await service.escalate_overdue(ctx, actor=SYSTEM_ACTOR)
+    # LG-4: a run that produced something is recorded with its counts and output hash; idle ticks
+    # (every minute) are not, or the job log would drown in them.
+    if created or escalated:
+        await record_job_run(
+            ctx,
+            job="lists.generate",
+            started_at=started,
+            counts={"lists_checked": checked, "lists_created": created, "overdue_escalated": escalated},
+            output_sha256=output_digest(digests),
         )
-    await service.escalate_overdue(ctx, actor=SYSTEM_ACTOR)
     return created
 
 

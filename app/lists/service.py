@@ -33,6 +33,7 @@ from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
 from app.db import lock_or_create
 from app.errors import DomainError, InvalidState, NotFound
+from app.hq.models import HqRequest
 from app.inquiry.models import Escalation, Inquiry
 from app.inquiry.sealing import open_subject
 from app.lists.models import DailyList, DailyListLine, ListSequence
@@ -143,6 +144,36 @@ async def _day_lines(session: AsyncSession, *, day: date, branch_code: str) -> l
     ]
     cancellations = await _day_cancellations(session, day=day, branch_code=branch_code)
     return lines + cancellations.get(branch_code, [])
+
+
+# The daily list on which HQ's inquiries for a branch's requests go back to that branch (HQ-2).
+HQ_RETURN_OPTION_BY_KIND = {"subject": "subject_list", "count": "count_list"}
+
+
+async def _hq_returned_lines(
+    session: AsyncSession, *, branch_code: str, day: date, kind: str
+) -> list[LineSource]:
+    """HQ's inquiries (and their cancellations) that ``day`` for this branch's requests whose return
+    option is this kind of list; the return option is the one in force when the branch asked."""
+    option = HQ_RETURN_OPTION_BY_KIND.get(kind)
+    if option is None:
+        return []
+    start, end = _day_bounds(day)
+    requested = select(*_LINE_SOURCE).join(HqRequest, HqRequest.id == Inquiry.hq_request_id)
+    requested = requested.where(
+        HqRequest.branch_code == branch_code, HqRequest.return_option == option, Inquiry.sent_at.is_not(None)
+    )
+    sent = await session.execute(
+        requested.where(Inquiry.business_date == day).order_by(Inquiry.sent_at, Inquiry.number)
+    )
+    lines: list[LineSource] = [("inquiry", row) for row in sent]
+    cancelled = await session.execute(
+        requested.where(Inquiry.cancelled_at >= start, Inquiry.cancelled_at < end).order_by(
+            Inquiry.cancelled_at, Inquiry.number
+        )
+    )
+    lines.extend(("cancellation", row) for row in cancelled)
+    return lines
 
 
 def build_content(
@@ -259,6 +290,8 @@ async def _ensure_kind(
 ) -> GeneratedList | None:
     """Inside the branch's transaction, with the kind's sequence locked: the list, new or as it was."""
     latest = await _latest(session, branch_code=branch_code, day=day, kind=kind)
+    returned = await _hq_returned_lines(session, branch_code=branch_code, day=day, kind=kind)
+    rows = [*rows, *returned]
     if latest is None and not rows and not ctx.calendar.is_business_day(day, branch_code):
         return None
     content = build_content(ctx, branch_code=branch_code, day=day, kind=kind, rows=rows)
@@ -266,7 +299,7 @@ async def _ensure_kind(
     if latest is not None and latest.content_sha256 != digest:
         # The day was read before the lock: another generator may have listed newer lines meanwhile.
         # Read the branch again under the lock before deciding that a supplementary version is due.
-        rows = await _day_lines(session, day=day, branch_code=branch_code)
+        rows = [*await _day_lines(session, day=day, branch_code=branch_code), *returned]
         content = build_content(ctx, branch_code=branch_code, day=day, kind=kind, rows=rows)
         digest = content_digest(content)
     if latest is not None and latest.content_sha256 == digest:

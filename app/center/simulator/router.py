@@ -7,10 +7,12 @@ methods without awaiting in between, which is what makes idempotency hold under 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from app.center.interface import (
     CenterAnswer,
@@ -27,8 +29,10 @@ from app.center.simulator.schemas import (
     PopulationPerson,
     SimulatorStats,
 )
+from app.center.simulator.service import CenterProblem
 from app.center.simulator.state import SimulatorState
 
+NDJSON = "application/x-ndjson"
 router = APIRouter(prefix="/center/v1", tags=["center"])
 control_router = APIRouter(prefix="/center/v1/_sim", tags=["simulator control"])
 
@@ -84,6 +88,31 @@ async def inquiry_record(
     return state.center.record_page(
         member_code=member_code, date_from=date_from, date_to=date_to, cursor=cursor, limit=limit
     )
+
+
+@router.get(
+    "/inquiry-record.ndjson",
+    summary="The member's inquiry record for a period as one NDJSON stream (the center's file format)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {NDJSON: {}}}, **_problems(422, 503)},
+)
+async def inquiry_record_ndjson(
+    state: State,
+    member_code: Annotated[str, Query(min_length=1, max_length=16)],
+    date_from: Annotated[date, Query(alias="from")],
+    date_to: Annotated[date, Query(alias="to")],
+) -> StreamingResponse:
+    if date_to < date_from:
+        raise CenterProblem(422, "VALIDATION", "'to' is before 'from'")
+    lines = state.center.record_ndjson(member_code=member_code, date_from=date_from, date_to=date_to)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        # Each chunk is made on the event loop, like every other call into the center (see service.py):
+        # a thread would read the record while the loop inserts into it.
+        for chunk in lines:
+            yield chunk
+
+    return StreamingResponse(chunks(), media_type=NDJSON)
 
 
 # -- simulator control (tests and demos) ---------------------------------------------------------------

@@ -1,0 +1,322 @@
+"""Forensic queries for incident response (AC-6, LG-5): who touched a person, who could have, and the
+whole story of one inquiry.
+
+Everything is answered from the ledger and the role history, never from what users say happened:
+a subject is found through the keyed blind index of kana name + birth date (the name itself is never
+stored in clear), and every access to that subject's data is a ledger event about one of their
+inquiries or about a daily list with a line for one of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import Actor, record
+from app.audit.models import AuditEvent
+from app.authz.models import ServiceAccount, Terminal, User, UserRole
+from app.authz.policy import roles_allow
+from app.authz.roles import PERMISSIONS
+from app.context import AppContext
+from app.inquiry.models import Inquiry
+from app.inquiry.sealing import subject_lookup_key
+from app.inquiry.subject import normalise_kana
+from app.lists.models import DailyListLine
+
+# What each ledger action about an inquiry means for the person it is about. Actions missing here
+# (e.g. the center's own delivery events, the trace being read) are not a person touching the subject.
+INQUIRY_ACCESS_KINDS = {
+    "inquiry.created": "inquired",
+    "inquiry.draft_changed": "inquired",
+    "inquiry.approved": "inquired",
+    "inquiry.cancelled": "inquired",
+    "approval_number.issued": "approved",
+    "approval.confirmer_credentials": "approved",
+    "inquiry.released": "released",
+    "inquiry.response_read": "viewed",
+    "inquiry.subject_viewed": "viewed",
+}
+# A daily list names every subject of its lines: who viewed, downloaded or printed it saw this person.
+LIST_ACCESS_KINDS = {
+    "daily_list.viewed": "viewed",
+    "daily_list.downloaded": "downloaded",
+    "daily_list.printed": "printed",
+    "daily_list.line_checked": "viewed",
+}
+# Data of a branch a role holder can reach, per the permission matrix (AC-6 "who could access").
+BRANCH_DATA_ACTIONS = (
+    "inquiry.read",
+    "inquiry.read_subject",
+    "inquiry.read_response",
+    "lists.read",
+    "lists.read_subject",
+)
+
+
+def subject_index(ctx: AppContext, *, name_kana: str, birth_date: date) -> str:
+    """The blind index the inquiries of this person carry (same normalisation as at entry, PL-4)."""
+    return ctx.keyring.blind_index(
+        subject_lookup_key(normalise_kana(name_kana), birth_date.isoformat()), domain="subject"
+    )
+
+
+def subject_pseudonym(ctx: AppContext, *, name_kana: str, birth_date: date) -> str:
+    return ctx.keyring.pseudonym(
+        subject_lookup_key(normalise_kana(name_kana), birth_date.isoformat()), domain="subject"
+    )
+
+
+@dataclass(frozen=True)
+class SubjectAccess:
+    at: str
+    seq: int
+    user_id: str | None
+    terminal_id: str | None
+    address: str | None
+    kind: str
+    action: str
+    inquiry_id: str | None
+    daily_list_id: str | None
+
+
+@dataclass
+class SubjectAccessReport:
+    subject_pseudonym: str
+    inquiries: list[Inquiry]
+    accesses: list[SubjectAccess] = field(default_factory=list)
+
+    @property
+    def users(self) -> list[str]:
+        return sorted({a.user_id for a in self.accesses if a.user_id})
+
+    @property
+    def terminals(self) -> list[str]:
+        return sorted({a.terminal_id for a in self.accesses if a.terminal_id})
+
+
+def _roles_of(event: AuditEvent) -> set[str]:
+    try:
+        return set(json.loads(event.actor_roles))
+    except ValueError:
+        return set()
+
+
+async def subject_access(
+    session: AsyncSession, *, ctx: AppContext, actor: Actor, name_kana: str, birth_date: date
+) -> SubjectAccessReport:
+    """Every user and terminal that inquired about, approved, released, viewed, printed or downloaded
+    this person's data (AC-6). The query itself is recorded, with the pseudonym, never the name."""
+    index = subject_index(ctx, name_kana=name_kana, birth_date=birth_date)
+    pseudonym = subject_pseudonym(ctx, name_kana=name_kana, birth_date=birth_date)
+    inquiries = list(
+        (
+            await session.scalars(
+                select(Inquiry).where(Inquiry.subject_index == index).order_by(Inquiry.created_at)
+            )
+        ).all()
+    )
+    report = SubjectAccessReport(subject_pseudonym=pseudonym, inquiries=inquiries)
+    ids = [inquiry.id for inquiry in inquiries]
+    if ids:
+        inquiry_events = await session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.object_id.in_(ids), AuditEvent.action.in_(sorted(INQUIRY_ACCESS_KINDS)))
+            .order_by(AuditEvent.seq)
+        )
+        for event in inquiry_events:
+            report.accesses.append(
+                SubjectAccess(
+                    at=event.at,
+                    seq=event.seq,
+                    user_id=event.actor_id,
+                    terminal_id=event.terminal_id,
+                    address=event.address,
+                    kind=INQUIRY_ACCESS_KINDS[event.action],
+                    action=event.action,
+                    inquiry_id=event.object_id,
+                    daily_list_id=None,
+                )
+            )
+            # With A1 the confirmer types their credentials at the operator's terminal: they touched it too.
+            if event.action == "approval.confirmer_credentials":
+                confirmer = json.loads(event.details).get("confirmer_id")
+                if confirmer:
+                    report.accesses.append(
+                        SubjectAccess(
+                            at=event.at,
+                            seq=event.seq,
+                            user_id=str(confirmer),
+                            terminal_id=event.terminal_id,
+                            address=event.address,
+                            kind="approved",
+                            action=event.action,
+                            inquiry_id=event.object_id,
+                            daily_list_id=None,
+                        )
+                    )
+        list_lines = await session.execute(
+            select(DailyListLine.list_id, DailyListLine.line_no, DailyListLine.inquiry_id).where(
+                DailyListLine.inquiry_id.in_(ids)
+            )
+        )
+        lines_by_list: dict[str, dict[int, str]] = defaultdict(dict)
+        for list_id, line_no, line_inquiry_id in list_lines:
+            lines_by_list[list_id][line_no] = line_inquiry_id
+        if lines_by_list:
+            readers = PERMISSIONS["lists.read_subject"].roles
+            list_events = await session.scalars(
+                select(AuditEvent)
+                .where(
+                    AuditEvent.object_id.in_(sorted(lines_by_list)),
+                    AuditEvent.action.in_(sorted(LIST_ACCESS_KINDS)),
+                )
+                .order_by(AuditEvent.seq)
+            )
+            for event in list_events:
+                list_id = str(event.object_id)
+                details = json.loads(event.details)
+                checked: str | None = None
+                if event.action == "daily_list.line_checked":
+                    checked = details.get("inquiry_id")
+                    if checked not in ids:
+                        continue
+                # Roles that cannot see subjects (auditors) get the list without names.
+                elif not (_roles_of(event) & readers):
+                    continue
+                report.accesses.append(
+                    SubjectAccess(
+                        at=event.at,
+                        seq=event.seq,
+                        user_id=event.actor_id,
+                        terminal_id=event.terminal_id,
+                        address=event.address,
+                        kind=LIST_ACCESS_KINDS[event.action],
+                        action=event.action,
+                        inquiry_id=checked,
+                        daily_list_id=list_id,
+                    )
+                )
+    report.accesses.sort(key=lambda a: (a.seq, a.user_id or ""))
+    record(
+        session,
+        actor=actor,
+        action="audit.subject_access_read",
+        object_type="subject",
+        object_id=pseudonym,
+        details={
+            "subject_pseudonym": pseudonym,
+            "inquiries": len(inquiries),
+            "accesses": len(report.accesses),
+        },
+    )
+    await session.commit()
+    return report
+
+
+@dataclass(frozen=True)
+class AccessHolder:
+    user_id: str
+    status: str
+    roles: dict[str, list[str]]
+    may: list[str]
+
+
+async def access_holders(
+    session: AsyncSession, *, actor: Actor, branch_code: str, at: datetime
+) -> tuple[list[AccessHolder], list[str]]:
+    """Users whose roles at ``at`` let them reach ``branch_code``'s data (AC-6), from the role history
+    (grants are never deleted, only ended), judged by the permission matrix. Also the service accounts
+    with a data scope; they have no history, so they are listed as they are now."""
+    rows = await session.execute(
+        select(UserRole.user_id, UserRole.role, UserRole.branch_code).where(
+            UserRole.granted_at <= at, or_(UserRole.revoked_at.is_(None), UserRole.revoked_at > at)
+        )
+    )
+    by_user: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for user_id, role, role_branch in rows:
+        by_user[user_id][role]
+        if role_branch is not None:
+            by_user[user_id][role].add(role_branch)
+    statuses = {key: value for key, value in await session.execute(select(User.id, User.status))}
+    holders: list[AccessHolder] = []
+    for user_id in sorted(by_user):
+        role_branches = {role: frozenset(codes) for role, codes in by_user[user_id].items()}
+        allowed = [a for a in BRANCH_DATA_ACTIONS if roles_allow(role_branches, a, branch_code=branch_code)]
+        if allowed:
+            holders.append(
+                AccessHolder(
+                    user_id=user_id,
+                    status=statuses.get(user_id, "unknown"),
+                    roles={role: sorted(codes) for role, codes in role_branches.items()},
+                    may=allowed,
+                )
+            )
+    data_scopes = set().union(*(PERMISSIONS[a].scopes for a in BRANCH_DATA_ACTIONS))
+    services = [
+        account.client_id
+        for account in (
+            await session.scalars(select(ServiceAccount).where(ServiceAccount.created_at <= at))
+        ).all()
+        if set(account.scopes) & data_scopes
+    ]
+    record(
+        session,
+        actor=actor,
+        action="audit.access_holders_read",
+        object_type="branch",
+        object_id=branch_code,
+        details={"at": at.isoformat(), "holders": len(holders)},
+    )
+    await session.commit()
+    return holders, sorted(services)
+
+
+# -- LG-5: the end-to-end trace --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TracedEvent:
+    event: AuditEvent
+    # "inquiry", or "daily_list" for events about a list that carries this inquiry as a line.
+    via: str
+
+
+async def inquiry_trace_events(session: AsyncSession, *, inquiry_id: str) -> list[TracedEvent]:
+    """Every ledger event of one inquiry in seq order: request, checks, approval, center, hold, release,
+    every read, then each list line it appears on, the line's check, the list's confirmation, every
+    view/print of those lists, and destruction of the response (LG-5)."""
+    own = await session.scalars(
+        select(AuditEvent).where(AuditEvent.object_id == inquiry_id).order_by(AuditEvent.seq)
+    )
+    traced = [TracedEvent(event, "inquiry") for event in own]
+    list_ids = sorted(
+        set(
+            (
+                await session.scalars(
+                    select(DailyListLine.list_id).where(DailyListLine.inquiry_id == inquiry_id)
+                )
+            ).all()
+        )
+    )
+    if list_ids:
+        list_events = await session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.object_id.in_(list_ids), AuditEvent.object_type == "daily_list")
+            .order_by(AuditEvent.seq)
+        )
+        for event in list_events:
+            if event.action == "daily_list.line_checked":
+                if json.loads(event.details).get("inquiry_id") != inquiry_id:
+                    continue
+            traced.append(TracedEvent(event, "daily_list"))
+    traced.sort(key=lambda t: t.event.seq)
+    return traced
+
+
+async def terminal_branches(session: AsyncSession) -> dict[str, str]:
+    return {key: value for key, value in await session.execute(select(Terminal.id, Terminal.branch_code))}

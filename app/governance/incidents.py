@@ -1,0 +1,196 @@
+"""Incident records (IR-2): restricted to security officers and auditors, with a timeline, the affected
+subjects as pseudonyms, links to the forensic queries of AC-6 and the reporting checklist. An incident
+closes only with its cause and recurrence prevention recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import record
+from app.authz.policy import authorize, may
+from app.authz.principal import Principal
+from app.clock import rfc3339
+from app.context import AppContext
+from app.errors import IncidentCloseIncomplete, InvalidState, NotFound
+from app.governance.models import Incident, IncidentEntry
+
+# supervisor / PPC report, notification of individuals, the center, publication (IR-2).
+CHECKLIST_ITEMS = ("supervisor_ppc", "individuals", "center", "publication")
+
+
+async def open_incident(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    title: str,
+    severity: str,
+    branch_code: str | None,
+    window_from: datetime | None,
+    window_to: datetime | None,
+    affected_subjects: list[str],
+) -> Incident:
+    authorize(principal, "incident.manage")
+    now = ctx.clock.now()
+    incident = Incident(
+        id=str(uuid.uuid4()),
+        title=title,
+        severity=severity,
+        status="open",
+        opened_by=principal.id,
+        opened_at=now,
+        affected_subjects=sorted(set(affected_subjects)),
+        branch_code=branch_code,
+        window_from=window_from,
+        window_to=window_to,
+        checklist={item: None for item in CHECKLIST_ITEMS},
+    )
+    session.add(incident)
+    await session.flush()
+    session.add(
+        IncidentEntry(incident_id=incident.id, at=now, author=principal.id, kind="opened", text=title)
+    )
+    # The title is free text and stays out of the ledger: it may name a person.
+    record(
+        session,
+        actor=principal.actor(),
+        action="incident.opened",
+        object_type="incident",
+        object_id=incident.id,
+        details={"severity": severity, "affected_subjects": len(incident.affected_subjects)},
+    )
+    await session.commit()
+    return incident
+
+
+async def _load(
+    session: AsyncSession, principal: Principal, incident_id: str, *, for_update: bool
+) -> Incident:
+    incident = await session.get(Incident, incident_id, with_for_update=for_update)
+    # Restricted visibility: to anyone else an incident does not exist.
+    if incident is None or not may(principal, "incident.read"):
+        raise NotFound("No such incident")
+    return incident
+
+
+async def get_incident(
+    session: AsyncSession, *, principal: Principal, incident_id: str
+) -> tuple[Incident, list[IncidentEntry]]:
+    incident = await _load(session, principal, incident_id, for_update=False)
+    entries = list(
+        (
+            await session.scalars(
+                select(IncidentEntry)
+                .where(IncidentEntry.incident_id == incident.id)
+                .order_by(IncidentEntry.id)
+            )
+        ).all()
+    )
+    return incident, entries
+
+
+async def list_incidents(session: AsyncSession, *, principal: Principal) -> list[Incident]:
+    authorize(principal, "incident.read")
+    return list((await session.scalars(select(Incident).order_by(Incident.opened_at))).all())
+
+
+async def add_entry(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    incident_id: str,
+    text: str,
+    checklist_item: str | None,
+) -> Incident:
+    """A timeline note, or the completion of one reporting-checklist item."""
+    incident = await _load(session, principal, incident_id, for_update=True)
+    authorize(principal, "incident.manage")
+    if incident.status != "open":
+        raise InvalidState("The incident is closed")
+    now = ctx.clock.now()
+    if checklist_item is not None:
+        checklist: dict[str, Any] = dict(incident.checklist)
+        checklist[checklist_item] = {"done_at": rfc3339(now), "by": principal.id}
+        incident.checklist = checklist
+    session.add(
+        IncidentEntry(
+            incident_id=incident.id,
+            at=now,
+            author=principal.id,
+            kind="checklist" if checklist_item else "note",
+            text=text,
+        )
+    )
+    record(
+        session,
+        actor=principal.actor(),
+        action="incident.updated",
+        object_type="incident",
+        object_id=incident.id,
+        details={"checklist_item": checklist_item},
+    )
+    await session.commit()
+    return incident
+
+
+async def close_incident(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    incident_id: str,
+    cause: str | None,
+    recurrence_prevention: str | None,
+) -> Incident:
+    incident = await _load(session, principal, incident_id, for_update=True)
+    authorize(principal, "incident.manage")
+    if incident.status != "open":
+        raise InvalidState("The incident is already closed")
+    if not (cause or "").strip() or not (recurrence_prevention or "").strip():
+        raise IncidentCloseIncomplete("Record the cause and the recurrence prevention before closing")
+    now = ctx.clock.now()
+    incident.cause = cause
+    incident.recurrence_prevention = recurrence_prevention
+    incident.status, incident.closed_by, incident.closed_at = "closed", principal.id, now
+    session.add(
+        IncidentEntry(incident_id=incident.id, at=now, author=principal.id, kind="closed", text="closed")
+    )
+    record(
+        session,
+        actor=principal.actor(),
+        action="incident.closed",
+        object_type="incident",
+        object_id=incident.id,
+        details={"checklist_open": [k for k, v in incident.checklist.items() if not v]},
+    )
+    await session.commit()
+    return incident
+
+
+def forensic_links(incident: Incident, *, api_prefix: str) -> dict[str, str]:
+    """Links to the AC-6 queries: who could access the branch then, and who did access each subject."""
+    links: dict[str, str] = {}
+    if incident.branch_code and incident.window_from:
+        query = urlencode({"branch_code": incident.branch_code, "at": rfc3339(incident.window_from)})
+        links["access_holders"] = f"{api_prefix}/audit/access-holders?{query}"
+    params: dict[str, str] = {}
+    if incident.window_from:
+        params["since"] = rfc3339(incident.window_from)
+    if incident.window_to:
+        params["until"] = rfc3339(incident.window_to)
+    for pseudonym in incident.affected_subjects:
+        # The subject-access query (AC-6) by the pseudonym the ledger carries, never by name.
+        links[f"subject:{pseudonym}"] = (
+            f"{api_prefix}/audit/subject-access?{urlencode({**params, 'subject_pseudonym': pseudonym})}"
+        )
+    if incident.branch_code:
+        links["register"] = f"{api_prefix}/access-register?{urlencode({'branch_code': incident.branch_code})}"
+    return links

@@ -1,0 +1,156 @@
+"""Terminals and branches at the end of their life, and the daily check that nothing is still tied to them.
+
+Decommissioning a terminal kills its key and ends its sessions; closing a branch revokes every right
+held there (in the register), decommissions its terminals and ends their sessions. The daily check lists
+access still tied to closed branches or decommissioned terminals — it must show zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import Actor, record
+from app.authz import directory
+from app.authz.models import AuthSession, Branch, Terminal, UserRole
+from app.authz.policy import authorize
+from app.authz.principal import Principal
+from app.context import AppContext
+from app.errors import InvalidState, NotFound
+from app.governance import rights
+from app.governance.register import Decision
+
+CLOSURE_RULE = "rule:branch closure"
+
+
+async def decommission_terminal(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, terminal_id: str
+) -> Terminal:
+    authorize(principal, "directory.manage")
+    terminal = await directory.set_terminal_status(
+        session, actor=principal.actor(), terminal_id=terminal_id, status="decommissioned"
+    )
+    await rights.end_sessions(
+        session, now=ctx.clock.now(), reason="terminal_decommissioned", terminal_ids=[terminal_id]
+    )
+    await session.commit()
+    return terminal
+
+
+async def close_branch(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, branch_code: str, reason: str
+) -> Branch:
+    authorize(principal, "directory.manage")
+    branch = await session.get(Branch, branch_code, with_for_update=True)
+    if branch is None:
+        raise NotFound("No such branch")
+    if branch.is_hq:
+        raise InvalidState("The HQ unit cannot be closed")
+    if branch.status != "active":
+        raise InvalidState("The branch is already closed")
+    now = ctx.clock.now()
+    actor = principal.actor()
+    decision = Decision(
+        requested_by=principal.id,
+        requested_at=now,
+        approved_by=CLOSURE_RULE,
+        approved_at=now,
+        set_by=principal.id,
+        set_at=now,
+    )
+    for grant in await rights.active_grants(session, branch_code=branch_code, for_update=True):
+        await rights.revoke_right(
+            session,
+            setter=actor,
+            grant=grant,
+            decision=decision,
+            source="branch_closure",
+            source_id=branch_code,
+            reason=reason,
+        )
+    terminal_ids = []
+    for terminal in await directory.list_terminals(session, branch_code=branch_code):
+        terminal_ids.append(terminal.id)
+        if terminal.status != "decommissioned":
+            await directory.set_terminal_status(
+                session, actor=actor, terminal_id=terminal.id, status="decommissioned"
+            )
+    await rights.end_sessions(session, now=now, reason="branch_closed", terminal_ids=terminal_ids)
+    branch.status = "closed"
+    record(
+        session, actor=actor, action="directory.branch_closed", object_type="branch", object_id=branch_code
+    )
+    await session.commit()
+    return branch
+
+
+@dataclass
+class LifecycleFindings:
+    roles_at_closed_branches: list[dict[str, object]] = field(default_factory=list)
+    active_terminals_at_closed_branches: list[str] = field(default_factory=list)
+    live_sessions_on_retired_terminals: int = 0
+
+    @property
+    def total(self) -> int:
+        return (
+            len(self.roles_at_closed_branches)
+            + len(self.active_terminals_at_closed_branches)
+            + self.live_sessions_on_retired_terminals
+        )
+
+
+async def find_stale_access(session: AsyncSession, *, ctx: AppContext) -> LifecycleFindings:
+    findings = LifecycleFindings()
+    closed = select(Branch.code).where(Branch.status != "active")
+    for grant in await session.scalars(
+        select(UserRole)
+        .where(UserRole.revoked_at.is_(None), UserRole.branch_code.in_(closed))
+        .order_by(UserRole.id)
+    ):
+        findings.roles_at_closed_branches.append(
+            {
+                "user_role_id": grant.id,
+                "user_id": grant.user_id,
+                "role": grant.role,
+                "branch_code": grant.branch_code,
+            }
+        )
+    findings.active_terminals_at_closed_branches = list(
+        (
+            await session.scalars(
+                select(Terminal.id).where(
+                    Terminal.status != "decommissioned", Terminal.branch_code.in_(closed)
+                )
+            )
+        ).all()
+    )
+    retired = select(Terminal.id).where(Terminal.status == "decommissioned")
+    live = await session.scalars(
+        select(AuthSession.id).where(
+            AuthSession.ended_at.is_(None),
+            AuthSession.expires_at > ctx.clock.now(),
+            AuthSession.terminal_id.in_(retired),
+        )
+    )
+    findings.live_sessions_on_retired_terminals = len(list(live.all()))
+    return findings
+
+
+async def daily_check(session: AsyncSession, *, ctx: AppContext, actor: Actor) -> LifecycleFindings:
+    """Run the check and record its result (a non-zero result is an alert). The caller commits."""
+    findings = await find_stale_access(session, ctx=ctx)
+    record(
+        session,
+        actor=actor,
+        action="governance.lifecycle_checked",
+        object_type="system",
+        outcome="alert" if findings.total else "success",
+        details={
+            "roles_at_closed_branches": len(findings.roles_at_closed_branches),
+            "active_terminals_at_closed_branches": len(findings.active_terminals_at_closed_branches),
+            "live_sessions_on_retired_terminals": findings.live_sessions_on_retired_terminals,
+        },
+    )
+    return findings

@@ -1,0 +1,224 @@
+"""Second factor enrolment and privileged sessions (AC-5, AU-8).
+
+An administrator logs in like anyone else, but uses an administrator role only inside a privileged
+session opened with a reason and a fresh TOTP code. Opening one raises an alert (a ledger event with
+outcome ``alert`` and a review task), and someone other than the administrator reviews it afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import record
+from app.authz.policy import authorize, ensure_different_people
+from app.authz.principal import Principal
+from app.authz.roles import PERMISSIONS, PRIVILEGED_ROLES
+from app.context import AppContext
+from app.errors import Conflict, InvalidState, NotFound, PrivilegedSessionRequired, TotpRequired
+from app.governance import totp
+from app.governance.models import PrivilegedSession, ReviewTask, TotpEnrolment
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    secret: str
+    provisioning_uri: str
+
+
+async def enrol_totp(session: AsyncSession, *, ctx: AppContext, principal: Principal) -> Enrolment:
+    """Start (or restart, while unconfirmed) the caller's own TOTP enrolment; the secret is shown once."""
+    if principal.kind != "user":
+        raise InvalidState("Service accounts have no second factor")
+    existing = await session.get(TotpEnrolment, principal.id, with_for_update=True)
+    if existing is not None and existing.confirmed_at is not None:
+        # Replacing a confirmed factor would let a stolen session swap it; that is an access request.
+        raise Conflict("A confirmed second factor exists; ask for a reset")
+    secret = totp.new_secret()
+    enrolment = existing or TotpEnrolment(user_id=principal.id, created_at=ctx.clock.now())
+    totp.seal_secret(ctx, enrolment, secret)
+    enrolment.created_at = ctx.clock.now()
+    enrolment.last_used_step = None
+    if existing is None:
+        session.add(enrolment)
+    record(
+        session,
+        actor=principal.actor(),
+        action="totp.enrolment_started",
+        object_type="user",
+        object_id=principal.id,
+    )
+    await session.commit()
+    return Enrolment(
+        secret=totp.secret_text(secret),
+        provisioning_uri=totp.provisioning_uri(
+            secret, user_id=principal.id, issuer=ctx.settings.token_issuer
+        ),
+    )
+
+
+async def confirm_totp(session: AsyncSession, *, ctx: AppContext, principal: Principal, code: str) -> None:
+    enrolment = await session.get(TotpEnrolment, principal.id, with_for_update=True)
+    if enrolment is None:
+        raise NotFound("Start the enrolment first")
+    if enrolment.confirmed_at is not None:
+        raise Conflict("The second factor is already confirmed")
+    step = totp.matching_step(totp.open_secret(ctx, enrolment), code, at=ctx.clock.now(), after_step=None)
+    if step is None:
+        record(
+            session,
+            actor=principal.actor(),
+            action="totp.enrolment_refused",
+            object_type="user",
+            object_id=principal.id,
+            outcome="denied",
+        )
+        await session.commit()
+        raise TotpRequired("The code does not match the new secret", audited=True)
+    enrolment.confirmed_at = ctx.clock.now()
+    enrolment.last_used_step = step
+    record(
+        session, actor=principal.actor(), action="totp.enrolled", object_type="user", object_id=principal.id
+    )
+    await session.commit()
+
+
+def uses_privilege(principal: Principal, action: str) -> bool:
+    """Whether the caller would exercise an administrator role for ``action`` (AC-5)."""
+    permission = PERMISSIONS.get(action)
+    if principal.kind != "user" or permission is None:
+        return False
+    return bool(permission.roles & principal.roles & PRIVILEGED_ROLES)
+
+
+async def current_privileged_session(session: AsyncSession, principal: Principal) -> PrivilegedSession | None:
+    return await session.scalar(
+        select(PrivilegedSession).where(
+            PrivilegedSession.auth_session_id == principal.session_id,
+            PrivilegedSession.user_id == principal.id,
+            PrivilegedSession.ended_at.is_(None),
+        )
+    )
+
+
+async def ensure_privileged(session: AsyncSession, principal: Principal, action: str) -> None:
+    """``action`` by an administrator role needs an open privileged session on this login session."""
+    authorize(principal, action)
+    if uses_privilege(principal, action) and await current_privileged_session(session, principal) is None:
+        raise PrivilegedSessionRequired("Open a privileged session (POST /privileged-sessions) with a reason")
+
+
+async def open_privileged_session(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, reason: str, code: str
+) -> PrivilegedSession:
+    """Open a privileged session with a reason and a fresh TOTP code; alerted and queued for review."""
+    if principal.kind != "user" or not principal.roles & PRIVILEGED_ROLES:
+        raise InvalidState("Only holders of an administrator role open privileged sessions")
+    if not await totp.verify_code(session, ctx=ctx, user_id=principal.id, code=code):
+        record(
+            session,
+            actor=principal.actor(),
+            action="privileged.session_refused",
+            object_type="user",
+            object_id=principal.id,
+            outcome="denied",
+            details={"code": "TOTP_REQUIRED"},
+        )
+        await session.commit()
+        raise TotpRequired("A confirmed second factor and a fresh code are required", audited=True)
+    if await current_privileged_session(session, principal) is not None:
+        raise Conflict("A privileged session is already open on this login")
+    now = ctx.clock.now()
+    privileged = PrivilegedSession(
+        id=str(uuid.uuid4()),
+        user_id=principal.id,
+        auth_session_id=principal.session_id,
+        reason=reason,
+        opened_at=now,
+    )
+    session.add(privileged)
+    session.add(
+        ReviewTask(
+            id=str(uuid.uuid4()),
+            kind="privileged_session",
+            user_id=principal.id,
+            source_id=privileged.id,
+            status="open",
+            opened_at=now,
+        )
+    )
+    record(
+        session,
+        actor=principal.actor(),
+        action="privileged.session_opened",
+        object_type="privileged_session",
+        object_id=privileged.id,
+        # An alert by outcome: monitoring picks up every privileged use, not just failures (AC-5).
+        outcome="alert",
+        details={"roles": sorted(principal.roles & PRIVILEGED_ROLES), "reason_length": len(reason)},
+    )
+    await session.commit()
+    return privileged
+
+
+async def close_privileged_session(session: AsyncSession, *, ctx: AppContext, principal: Principal) -> None:
+    privileged = await current_privileged_session(session, principal)
+    if privileged is None:
+        raise NotFound("No privileged session is open on this login")
+    privileged.ended_at = ctx.clock.now()
+    record(
+        session,
+        actor=principal.actor(),
+        action="privileged.session_closed",
+        object_type="privileged_session",
+        object_id=privileged.id,
+    )
+    await session.commit()
+
+
+async def review_privileged_session(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, privileged_id: str, note: str
+) -> PrivilegedSession:
+    """Someone other than the administrator looks at what the privileged session did (AC-5)."""
+    authorize(principal, "privileged.review")
+    privileged = await session.get(PrivilegedSession, privileged_id, with_for_update=True)
+    if privileged is None:
+        raise NotFound("No such privileged session")
+    ensure_different_people(principal.id, others={"the administrator": privileged.user_id})
+    if privileged.reviewed_at is not None:
+        raise InvalidState("This privileged session was already reviewed")
+    now = ctx.clock.now()
+    privileged.reviewed_by = principal.id
+    privileged.reviewed_at = now
+    privileged.review_note = note
+    task = await session.scalar(
+        select(ReviewTask).where(
+            ReviewTask.kind == "privileged_session",
+            ReviewTask.source_id == privileged.id,
+            ReviewTask.status == "open",
+        )
+    )
+    if task is not None:
+        task.status, task.closed_by, task.closed_at, task.outcome = "closed", principal.id, now, "reviewed"
+    record(
+        session,
+        actor=principal.actor(),
+        action="privileged.session_reviewed",
+        object_type="privileged_session",
+        object_id=privileged.id,
+    )
+    await session.commit()
+    return privileged
+
+
+async def list_privileged_sessions(
+    session: AsyncSession, *, principal: Principal, unreviewed_only: bool
+) -> list[PrivilegedSession]:
+    authorize(principal, "privileged.review")
+    query = select(PrivilegedSession).order_by(PrivilegedSession.opened_at)
+    if unreviewed_only:
+        query = query.where(PrivilegedSession.reviewed_at.is_(None))
+    return list((await session.scalars(query)).all())

@@ -1,0 +1,46 @@
+"""Which emergency switch (IR-1) stops this user, terminal or branch now — asked on every request.
+
+Authentication (app/authz/service.py) asks for the user, the session's terminal and its branch, so a
+switch takes effect on the next request of a live session; the inquiry paths ask again inside their own
+transaction (and for the bank-wide switch), so a request that passed authentication a moment before the
+switch was thrown still cannot send an inquiry. Nothing here imports the authentication service.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.governance.models import EmergencySuspension
+
+
+async def active_suspension(
+    session: AsyncSession,
+    *,
+    user_id: str | None = None,
+    terminal_id: str | None = None,
+    branch_code: str | None = None,
+    include_all: bool = False,
+) -> EmergencySuspension | None:
+    """The first active switch that covers any of the given scopes, or None."""
+    conditions = []
+    if user_id is not None:
+        conditions.append(and_(EmergencySuspension.scope == "user", EmergencySuspension.target == user_id))
+    if terminal_id is not None:
+        conditions.append(
+            and_(EmergencySuspension.scope == "terminal", EmergencySuspension.target == terminal_id)
+        )
+    if branch_code is not None:
+        conditions.append(
+            and_(EmergencySuspension.scope == "branch", EmergencySuspension.target == branch_code)
+        )
+    if include_all:
+        conditions.append(EmergencySuspension.scope == "all")
+    if not conditions:
+        return None
+    return await session.scalar(
+        select(EmergencySuspension)
+        .where(EmergencySuspension.status == "active", or_(*conditions))
+        .order_by(EmergencySuspension.imposed_at)
+        .limit(1)
+    )

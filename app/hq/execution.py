@@ -1,0 +1,129 @@
+"""HQ executing a branch's request (HQ-1): the rules the inquiry service asks when ``hq_request_id`` is set.
+
+Kept apart from app/hq/service.py because the inquiry service calls in here while the HQ service
+calls the inquiry service's purpose and subject rules; this module depends on neither.
+
+The executing inquiry must carry exactly what the branch asked for (purpose, customer status,
+subject, consent document): HQ re-enters the request from ``GET /hq-requests`` and the gateway
+compares keyed hashes, so HQ cannot widen a branch's request into another inquiry.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import Actor, record
+from app.authz.models import Branch
+from app.authz.policy import authorize
+from app.authz.principal import Principal
+from app.context import AppContext
+from app.errors import (
+    Forbidden,
+    HqRequestAlreadyExecuted,
+    HqRequestMismatch,
+    InvalidState,
+    ValidationFailed,
+)
+from app.hq.models import HqRequest
+from app.inquiry.models import Inquiry
+
+
+def request_content_hash(
+    ctx: AppContext,
+    *,
+    purpose: str,
+    customer_status: str,
+    subject: dict[str, Any],
+    consent_type: str,
+    consent_reference: str,
+    consent_obtained_on: date,
+) -> str:
+    """Keyed hash of a request's content (the normalised subject, never the raw input)."""
+    content = orjson.dumps(
+        {
+            "purpose": purpose,
+            "customer_status": customer_status,
+            "subject": subject,
+            "document": [consent_type, consent_reference, consent_obtained_on.isoformat()],
+        },
+        option=orjson.OPT_SORT_KEYS,
+    ).decode()
+    return ctx.keyring.blind_index(content, domain="hq_request")
+
+
+async def claim_pending_request(
+    session: AsyncSession, *, principal: Principal, request_id: str, content_hash: str
+) -> HqRequest:
+    """Lock the pending request an HQ operator executes; refuse a second execution or other content."""
+    branch_code = principal.terminal_branch_code
+    authorize(principal, "hq_request.execute", branch_code=branch_code)
+    branch = await session.get(Branch, branch_code) if branch_code else None
+    if branch is None or not branch.is_hq:
+        raise Forbidden("Branch requests are executed at an HQ terminal")
+    # The row lock makes a concurrent second execution wait and then see ``executed``; the unique
+    # constraint on inquiries.hq_request_id stops it even if the lock were bypassed.
+    request = await session.get(HqRequest, request_id, with_for_update=True)
+    if request is None:
+        raise ValidationFailed("No HQ request with this id exists")
+    if request.status == "executed":
+        await _record_refusal(
+            session, principal=principal, request=request, code="HQ_REQUEST_ALREADY_EXECUTED"
+        )
+        raise HqRequestAlreadyExecuted(
+            f"The request was executed by inquiry {request.inquiry_id}", audited=True
+        )
+    if request.status != "pending":
+        raise InvalidState(f"The request is {request.status}")
+    if not secrets.compare_digest(request.content_hash, content_hash):
+        await _record_refusal(session, principal=principal, request=request, code="HQ_REQUEST_MISMATCH")
+        raise HqRequestMismatch(
+            "Purpose, customer status, subject and consent document must be exactly those of the request",
+            audited=True,
+        )
+    return request
+
+
+async def _record_refusal(
+    session: AsyncSession, *, principal: Principal, request: HqRequest, code: str
+) -> None:
+    """A second execution or an altered one is worth an auditor's look: recorded before refusing."""
+    record(
+        session,
+        actor=principal.actor(),
+        action="hq_request.execution_refused",
+        object_type="hq_request",
+        object_id=request.id,
+        outcome="denied",
+        details={"code": code},
+    )
+    await session.commit()
+
+
+def mark_executed(
+    session: AsyncSession, *, ctx: AppContext, request: HqRequest, inquiry: Inquiry, actor: Actor
+) -> None:
+    now = ctx.clock.now()
+    request.status = "executed"
+    request.inquiry_id = inquiry.id
+    request.executed_by = inquiry.operator_id
+    request.executed_at = now
+    request.executed_business_date = inquiry.business_date
+    request.updated_at = now
+    record(
+        session,
+        actor=actor,
+        action="hq_request.executed",
+        object_type="hq_request",
+        object_id=request.id,
+        details={
+            "inquiry_id": inquiry.id,
+            "inquiry_number": inquiry.number,
+            "requesting_branch": request.branch_code,
+            "return_option": request.return_option,
+        },
+    )

@@ -1,0 +1,549 @@
+"""HQ inquiries on behalf of branches (VI(1)②; HQ-1…HQ-4).
+
+HQ-1 A branch operator sends a request (照会依頼); an HQ operator executes it with ``POST /inquiries``
+     and ``hq_request_id`` (app/hq/execution.py); one request, one inquiry, enforced by the database.
+HQ-2 The branch's return option (policy data) decides how the branch checks HQ's inquiry: on its own
+     subject list (C) or count list (D) — app/lists/service.py adds the line — or, with ``none``, by
+     method A before the request leaves the branch (a confirmer's approval here) and/or method B.
+HQ-3 Each day HQ's executed inquiries must equal the branch requests executed plus HQ's own
+     initiative; a difference (``HQ_COUNT_MISMATCH``, critical) blocks HQ's sign-off.
+HQ-4 An HQ inquiry with no request is HQ's own and goes through the HQ branch's methods A–D with HQ
+     confirmers, exactly as a branch inquiry does (app/inquiry/service.py).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import Actor, record
+from app.authz.models import Branch, LoginThrottle, User
+from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
+from app.authz.principal import Principal
+from app.authz.service import active_roles, count_failed_password, login_key
+from app.clock import business_date_of
+from app.context import AppContext
+from app.crypto.envelope import Sealed, open_sealed, seal
+from app.errors import (
+    ApprovalInvalid,
+    ApprovalRequired,
+    Forbidden,
+    HqCountMismatch,
+    InvalidState,
+    MyNumberForbidden,
+    NotFound,
+    SelfInquiry,
+    TerminalNotAllowed,
+    ValidationFailed,
+)
+from app.hq.execution import request_content_hash
+from app.hq.models import HqDailySignOff, HqRequest
+from app.hq.schemas import HqRequestCreate
+from app.inquiry.models import Escalation, Inquiry
+from app.inquiry.schemas import ConfirmerCredentialsApproval
+from app.inquiry.sealing import subject_lookup_key
+from app.inquiry.service import (
+    check_purpose,
+    normalised_subject,
+    remember_idempotency,
+    replayed_inquiry_id,
+    request_fingerprint,
+)
+from app.inquiry.subject import contains_my_number, kana_key
+
+IDEMPOTENCY_ENDPOINT = "hq_request.create"
+
+
+# -- sealing the requested subject (EN-1) -------------------------------------------------------------
+
+
+def _subject_aad(request_id: str) -> bytes:
+    return f"hq_request:{request_id}:subject".encode()
+
+
+def _seal_subject(ctx: AppContext, request: HqRequest, subject: dict[str, Any]) -> None:
+    sealed = seal(
+        ctx.keyring,
+        json.dumps(subject, ensure_ascii=False).encode(),
+        associated_data=_subject_aad(request.id),
+    )
+    request.subject_sealed, request.subject_nonce = sealed.ciphertext, sealed.nonce
+    request.subject_wrapped_key, request.subject_kek_id = sealed.wrapped_key, sealed.kek_id
+    # The same index and pseudonym as the executing inquiry's: one person, one key, across both tables.
+    lookup = subject_lookup_key(subject["name_kana"], subject["birth_date"])
+    request.subject_index = ctx.keyring.blind_index(lookup, domain="subject")
+    request.subject_pseudonym = ctx.keyring.pseudonym(lookup, domain="subject")
+
+
+def open_request_subject(ctx: AppContext, request: HqRequest) -> dict[str, Any]:
+    sealed = Sealed(
+        request.subject_sealed, request.subject_nonce, request.subject_wrapped_key, request.subject_kek_id
+    )
+    return dict(json.loads(open_sealed(ctx.keyring, sealed, associated_data=_subject_aad(request.id))))
+
+
+# -- the branch's request (HQ-1, HQ-2) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Approved:
+    method: str
+    confirmer_id: str
+    approved_at: datetime
+
+
+async def _confirmer_approval(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    approval: ConfirmerCredentialsApproval,
+    branch_code: str,
+    operator_id: str,
+    actor: Actor,
+) -> Approved:
+    """Method A1 for a request: the confirmer's own credentials, counted toward their lockout."""
+    confirmer = await session.get(User, approval.confirmer_user_id)
+    throttle = await session.get(LoginThrottle, login_key(ctx, approval.confirmer_user_id))
+    locked = throttle is not None and throttle.locked_at is not None
+    if locked or not await ctx.passwords.verify_async(
+        confirmer.password_hash if confirmer else None, approval.confirmer_password
+    ):
+        if not locked:
+            await count_failed_password(
+                session, ctx=ctx, user=confirmer, attempted_user_id=approval.confirmer_user_id, actor=actor
+            )
+        record(
+            session,
+            actor=actor,
+            action="hq_request.approval_refused",
+            object_type="hq_request",
+            outcome="denied",
+            details={"method": "confirmer_credentials", "confirmer_id": approval.confirmer_user_id},
+        )
+        await session.commit()
+        raise ApprovalInvalid("The confirmer's credentials are not valid", audited=True)
+    assert confirmer is not None
+    ensure_may_confirm(
+        confirmer_id=confirmer.id,
+        confirmer_roles=await active_roles(session, confirmer.id),
+        confirmer_active=confirmer.status == "active",
+        branch_code=branch_code,
+        operator_id=operator_id,
+    )
+    return Approved("confirmer_credentials", confirmer.id, ctx.clock.now())
+
+
+async def _is_self_request(session: AsyncSession, operator_id: str, subject: dict[str, Any]) -> bool:
+    operator = await session.get(User, operator_id)
+    if operator is None or operator.name_kana is None or operator.birth_date is None:
+        return False
+    return (
+        kana_key(operator.name_kana) == kana_key(subject["name_kana"])
+        and operator.birth_date.isoformat() == subject["birth_date"]
+    )
+
+
+@dataclass(frozen=True)
+class CreatedRequest:
+    request: HqRequest
+    replayed: bool
+
+
+async def create_request(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    body: HqRequestCreate,
+    raw_body: Any,
+    idempotency_key: str | None,
+) -> CreatedRequest:
+    """A branch operator asks HQ to inquire; A1 approval is required when the return option is ``none``
+    and the branch uses method A (HQ-2)."""
+    fingerprint = request_fingerprint(raw_body)
+    replay = await replayed_inquiry_id(
+        session,
+        key=idempotency_key,
+        principal=principal,
+        endpoint=IDEMPOTENCY_ENDPOINT,
+        fingerprint=fingerprint,
+    )
+    if replay is not None:
+        return CreatedRequest(await _load(session, replay), True)
+    actor = principal.actor()
+    if contains_my_number(raw_body):
+        record(
+            session,
+            actor=actor,
+            action="hq_request.refused",
+            outcome="denied",
+            details={"code": "MY_NUMBER_FORBIDDEN"},
+        )
+        await session.commit()
+        raise MyNumberForbidden("Remove the Individual Number: the gateway may not collect it", audited=True)
+    branch_code = principal.terminal_branch_code
+    if branch_code is None:
+        raise TerminalNotAllowed("HQ requests are entered at a registered terminal")
+    authorize(principal, "hq_request.create", branch_code=branch_code)
+    branch = await session.get(Branch, branch_code)
+    if branch is None or branch.is_hq:
+        raise Forbidden("HQ inquires for itself directly; requests come from branches")
+    check_purpose(
+        ctx,
+        purpose=body.purpose,
+        customer_status=body.customer_status,
+        document_type=body.consent_document.type,
+    )
+    subject = normalised_subject(body.subject)
+    if await _is_self_request(session, principal.id, subject) and ctx.policy.self_inquiry == "refuse":
+        record(
+            session,
+            actor=actor,
+            action="hq_request.refused",
+            outcome="denied",
+            details={"code": "SELF_INQUIRY"},
+        )
+        await session.commit()
+        raise SelfInquiry("You cannot request an inquiry about yourself", audited=True)
+    return_option = ctx.policy.hq_return_option_for(branch_code)
+    approval_required = return_option == "none" and "A" in ctx.policy.methods_for(branch_code)
+    approved: Approved | None = None
+    if body.approval is not None:
+        if not isinstance(body.approval, ConfirmerCredentialsApproval):
+            raise ValidationFailed("Approve a request with the confirmer's credentials (method A1)")
+        approved = await _confirmer_approval(
+            session,
+            ctx=ctx,
+            approval=body.approval,
+            branch_code=branch_code,
+            operator_id=principal.id,
+            actor=actor,
+        )
+    elif approval_required:
+        record(
+            session,
+            actor=actor,
+            action="hq_request.refused",
+            outcome="denied",
+            details={"code": "APPROVAL_REQUIRED", "return_option": return_option},
+        )
+        await session.commit()
+        raise ApprovalRequired(
+            "This branch gets no list back from HQ: a confirmer must approve the request first (method A)",
+            audited=True,
+        )
+    now = ctx.clock.now()
+    request = HqRequest(
+        id=str(uuid.uuid4()),
+        branch_code=branch_code,
+        operator_id=principal.id,
+        terminal_id=principal.terminal_id,
+        purpose=body.purpose,
+        customer_status=body.customer_status,
+        consent_type=body.consent_document.type,
+        consent_reference=body.consent_document.reference,
+        consent_obtained_on=body.consent_document.obtained_on,
+        content_hash=request_content_hash(
+            ctx,
+            purpose=body.purpose,
+            customer_status=body.customer_status,
+            subject=subject,
+            consent_type=body.consent_document.type,
+            consent_reference=body.consent_document.reference,
+            consent_obtained_on=body.consent_document.obtained_on,
+        ),
+        return_option=return_option,
+        status="pending",
+        approval_method=approved.method if approved else None,
+        approval_confirmer_id=approved.confirmer_id if approved else None,
+        approved_at=approved.approved_at if approved else None,
+        created_at=now,
+        business_date=business_date_of(now),
+        updated_at=now,
+    )
+    _seal_subject(ctx, request, subject)
+    session.add(request)
+    record(
+        session,
+        actor=actor,
+        action="hq_request.created",
+        object_type="hq_request",
+        object_id=request.id,
+        details={
+            "purpose": request.purpose,
+            "customer_status": request.customer_status,
+            "consent_type": request.consent_type,
+            "subject_pseudonym": request.subject_pseudonym,
+            "return_option": return_option,
+            "approval_method": request.approval_method,
+            "confirmer_id": request.approval_confirmer_id,
+        },
+    )
+    remember_idempotency(
+        session,
+        ctx,
+        key=idempotency_key,
+        principal=principal,
+        endpoint=IDEMPOTENCY_ENDPOINT,
+        fingerprint=fingerprint,
+        inquiry_id=request.id,
+        status_code=201,
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won; answer with its request.
+        await session.rollback()
+        replay = await replayed_inquiry_id(
+            session,
+            key=idempotency_key,
+            principal=principal,
+            endpoint=IDEMPOTENCY_ENDPOINT,
+            fingerprint=fingerprint,
+        )
+        if replay is None:
+            raise
+        return CreatedRequest(await _load(session, replay), True)
+    return CreatedRequest(request, False)
+
+
+async def _load(session: AsyncSession, request_id: str) -> HqRequest:
+    request = await session.get(HqRequest, request_id)
+    if request is None:
+        raise NotFound("No such HQ request")
+    return request
+
+
+def may_see_subject(principal: Principal, request: HqRequest) -> bool:
+    return may(principal, "hq_request.read_subject", branch_code=request.branch_code)
+
+
+async def list_requests(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[HqRequest], str | None]:
+    """HQ sees every branch's requests; a branch sees its own. Reading them is recorded (subjects)."""
+    authorize(principal, "hq_request.read")
+    query = select(HqRequest).order_by(HqRequest.created_at, HqRequest.id).limit(limit + 1)
+    if not may(principal, "hq_request.read", branch_code="*"):
+        query = query.where(HqRequest.branch_code.in_(sorted(principal.branch_codes)))
+    if status is not None:
+        query = query.where(HqRequest.status == status)
+    if cursor:
+        created, _, last_id = cursor.partition("|")
+        try:
+            after = datetime.fromisoformat(created)
+        except ValueError:
+            raise ValidationFailed("The cursor is not valid") from None
+        query = query.where(
+            (HqRequest.created_at > after) | ((HqRequest.created_at == after) & (HqRequest.id > last_id))
+        )
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = f"{rows[-1].created_at.isoformat()}|{rows[-1].id}"
+    record(
+        session,
+        actor=principal.actor(),
+        action="hq_request.listed",
+        object_type="hq_request",
+        details={
+            "status": status,
+            "request_ids": [row.id for row in rows],
+            "with_subjects": any(may_see_subject(principal, row) for row in rows),
+        },
+    )
+    await session.commit()
+    return rows, next_cursor
+
+
+# -- HQ's daily balance and sign-off (HQ-3) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HqBalance:
+    business_date: date
+    hq_executed: int
+    by_branch: dict[str, int]
+    own_initiative: int
+    operators: frozenset[str]
+
+    @property
+    def branch_requests_executed(self) -> int:
+        return sum(self.by_branch.values())
+
+    @property
+    def balanced(self) -> bool:
+        return self.hq_executed == self.branch_requests_executed + self.own_initiative
+
+
+async def _hq_branch_code(session: AsyncSession) -> str:
+    code = await session.scalar(select(Branch.code).where(Branch.is_hq.is_(True)))
+    if code is None:
+        raise NotFound("No HQ branch is registered")
+    return code
+
+
+async def compute_balance(session: AsyncSession, *, business_date: date) -> HqBalance:
+    """Count HQ's side from the inquiries and the branches' side from the requests, independently, so
+    a request marked executed without its inquiry (or the reverse) shows as a difference."""
+    hq_code = await _hq_branch_code(session)
+    # Executed = handed to the center: queued in the outbox, or sent (held, released, refused by the
+    # center, or cancelled after sending). Drafts awaiting approval, expired or cancelled unsent are not.
+    executed = (
+        Inquiry.branch_code == hq_code,
+        Inquiry.business_date == business_date,
+        or_(Inquiry.status == "queued", Inquiry.sent_at.is_not(None)),
+    )
+    hq_executed = await session.scalar(select(func.count()).select_from(Inquiry).where(*executed))
+    own = await session.scalar(
+        select(func.count()).select_from(Inquiry).where(*executed, Inquiry.hq_request_id.is_(None))
+    )
+    rows = await session.execute(
+        select(HqRequest.branch_code, func.count())
+        .where(HqRequest.status == "executed", HqRequest.executed_business_date == business_date)
+        .group_by(HqRequest.branch_code)
+        .order_by(HqRequest.branch_code)
+    )
+    operators = await session.scalars(
+        select(Inquiry.operator_id)
+        .where(Inquiry.branch_code == hq_code, Inquiry.business_date == business_date)
+        .distinct()
+    )
+    return HqBalance(
+        business_date=business_date,
+        hq_executed=int(hq_executed or 0),
+        by_branch={str(code): int(count) for code, count in rows},
+        own_initiative=int(own or 0),
+        operators=frozenset(operators.all()),
+    )
+
+
+async def _raise_mismatch_alert(
+    session: AsyncSession, *, ctx: AppContext, balance: HqBalance, actor: Actor
+) -> None:
+    """HQ_COUNT_MISMATCH is critical: one escalation to HQ compliance per day, and a ledger event."""
+    day = balance.business_date.isoformat()
+    already = await session.scalar(
+        select(Escalation.id).where(Escalation.kind == "hq_count_mismatch", Escalation.object_id == day)
+    )
+    if already is None:
+        session.add(
+            Escalation(
+                id=str(uuid.uuid4()),
+                kind="hq_count_mismatch",
+                branch_code=await _hq_branch_code(session),
+                object_type="hq_reconciliation",
+                object_id=day,
+                recipients=["hq_compliance", "auditor"],
+                created_at=ctx.clock.now(),
+                note=None,
+            )
+        )
+    record(
+        session,
+        actor=actor,
+        action="hq_reconciliation.mismatch",
+        object_type="hq_reconciliation",
+        object_id=day,
+        outcome="alert",
+        details={
+            "severity": "critical",
+            "code": "HQ_COUNT_MISMATCH",
+            "hq_executed": balance.hq_executed,
+            "branch_requests_executed": balance.branch_requests_executed,
+            "own_initiative": balance.own_initiative,
+        },
+    )
+
+
+async def reconciliation(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, business_date: date
+) -> tuple[HqBalance, HqDailySignOff | None]:
+    """The day's balance for HQ's confirmers and auditors; a difference is alerted at once."""
+    authorize(principal, "hq_reconciliation.read")
+    balance = await compute_balance(session, business_date=business_date)
+    actor = principal.actor()
+    record(
+        session,
+        actor=actor,
+        action="hq_reconciliation.read",
+        object_type="hq_reconciliation",
+        object_id=business_date.isoformat(),
+        details={"balanced": balance.balanced, "hq_executed": balance.hq_executed},
+    )
+    if not balance.balanced:
+        await _raise_mismatch_alert(session, ctx=ctx, balance=balance, actor=actor)
+    await session.commit()
+    return balance, await session.get(HqDailySignOff, business_date)
+
+
+async def sign_off(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, business_date: date
+) -> HqDailySignOff:
+    """An HQ confirmer who ran none of the day's HQ inquiries signs the balanced day off."""
+    hq_code = await _hq_branch_code(session)
+    authorize(principal, "hq_reconciliation.sign_off", branch_code=hq_code)
+    if await session.get(HqDailySignOff, business_date) is not None:
+        raise InvalidState("This day is already signed off")
+    balance = await compute_balance(session, business_date=business_date)
+    for operator_id in sorted(balance.operators):
+        ensure_not_operator(principal.id, operator_id=operator_id)
+    actor = principal.actor()
+    if not balance.balanced:
+        await _raise_mismatch_alert(session, ctx=ctx, balance=balance, actor=actor)
+        record(
+            session,
+            actor=actor,
+            action="hq_reconciliation.sign_off_refused",
+            object_type="hq_reconciliation",
+            object_id=business_date.isoformat(),
+            outcome="denied",
+            details={"code": "HQ_COUNT_MISMATCH"},
+        )
+        await session.commit()
+        raise HqCountMismatch(
+            f"HQ executed {balance.hq_executed}; branch requests executed "
+            f"{balance.branch_requests_executed} + own initiative {balance.own_initiative}",
+            audited=True,
+        )
+    signed = HqDailySignOff(
+        business_date=business_date,
+        signed_by=principal.id,
+        signed_at=ctx.clock.now(),
+        hq_executed=balance.hq_executed,
+        branch_requests_executed=balance.branch_requests_executed,
+        own_initiative=balance.own_initiative,
+    )
+    session.add(signed)
+    record(
+        session,
+        actor=actor,
+        action="hq_reconciliation.signed_off",
+        object_type="hq_reconciliation",
+        object_id=business_date.isoformat(),
+        details={
+            "hq_executed": balance.hq_executed,
+            "branch_requests_executed": balance.branch_requests_executed,
+            "own_initiative": balance.own_initiative,
+            "by_branch": balance.by_branch,
+        },
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise InvalidState("This day was signed off at the same moment by someone else") from None
+    return signed

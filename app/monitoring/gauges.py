@@ -1,0 +1,44 @@
+"""Gauges of the operating status (LG-4), read from the database at each ``/metrics`` scrape: inquiries by
+state, approvals, releases, overdue lists, the ledger head and the age of the newest checkpoint. Counts
+only; no label ever carries a person, a user id or a branch's subject."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from app.audit.models import AuditChainHead
+from app.context import AppContext
+from app.inquiry.models import Inquiry
+from app.lists.models import DailyList
+
+INQUIRY_STATES = ("awaiting_approval", "queued", "held", "released", "center_error", "cancelled", "expired")
+
+
+async def refresh_gauges(ctx: AppContext) -> None:
+    metrics = ctx.metrics
+    now = ctx.clock.now()
+    async with ctx.db.read_session() as session:
+        head = await session.scalar(select(AuditChainHead).where(AuditChainHead.id == 1))
+        by_state: dict[str, int] = {
+            state: count
+            for state, count in await session.execute(
+                select(Inquiry.status, func.count()).group_by(Inquiry.status)
+            )
+        }
+        approvals = await session.scalar(select(func.count()).where(Inquiry.approved_at.is_not(None)))
+        releases = await session.scalar(select(func.count()).where(Inquiry.released_by.is_not(None)))
+        overdue = await session.scalar(
+            select(func.count()).where(DailyList.state == "pending", DailyList.due_at <= now)
+        )
+    for state in sorted({*INQUIRY_STATES, *by_state}):
+        metrics.inquiries_by_state.labels(state).set(by_state.get(state, 0))
+    metrics.approvals.set(approvals or 0)
+    metrics.releases.set(releases or 0)
+    metrics.overdue_lists.set(overdue or 0)
+    if head is not None:
+        metrics.ledger_head_seq.set(head.seq)
+        if head.last_checkpoint_at:
+            last = datetime.fromisoformat(head.last_checkpoint_at.replace("Z", "+00:00"))
+            metrics.checkpoint_age.set((now - last).total_seconds())

@@ -1,0 +1,943 @@
+"""The confirmer's web panel (methods A–D, AU-3, AU-6, PR-1): thin routes over the API's own services.
+
+Each route parses a form, calls the same service function the API calls, and renders a template.
+Who may do what is decided by the services and app/authz/policy.py; the panel asks ``may`` only to
+choose which actions to offer, so a refused action is still refused by the service, with its code.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import record
+from app.authz import directory
+from app.authz import service as authz_service
+from app.authz.password_policy import violation_message
+from app.authz.policy import authorize, may
+from app.authz.principal import Principal
+from app.authz.service import password_policy
+from app.clock import business_date_of
+from app.context import AppContext
+from app.deps import Context, DbSession, Origin
+from app.errors import DomainError, PasswordPolicyViolated, ValidationFailed
+from app.hq import service as hq_service
+from app.hq.models import HqRequest
+from app.inquiry import service as inquiry_service
+from app.inquiry.models import Inquiry
+from app.inquiry.sealing import open_subject
+from app.lists import service as lists_service
+from app.lists.formats import render_csv, render_pdf
+from app.lists.models import DailyList
+from app.lists.router import _lines as list_lines
+from app.lists.router import _view as list_file_view
+from app.panel import views
+from app.panel.i18n import LANGUAGES, Language, error_message, language_of, translator
+from app.panel.security import (
+    LANGUAGE_COOKIE,
+    LANGUAGE_COOKIE_SECONDS,
+    LOGIN_NONCE_COOKIE,
+    LOGIN_NOTICE_COOKIE,
+    PAGE_HEADERS,
+    PANEL_PATH,
+    SESSION_COOKIE,
+    TERMINAL_COOKIE,
+    TERMINAL_COOKIE_SECONDS,
+    TerminalBinding,
+    check_csrf,
+    clear_panel_cookie,
+    csrf_token,
+    login_binding,
+    new_login_nonce,
+    read_form,
+    read_notice,
+    safe_next,
+    session_binding,
+    set_panel_cookie,
+    signed_notice,
+    terminal_cookie_value,
+    terminal_of,
+)
+
+router = APIRouter(prefix=PANEL_PATH, include_in_schema=False)
+
+_CODE = re.compile(r"^[A-Z][A-Z_]{2,40}$")
+# One-word outcomes a redirect may carry back to the page (PRG), each with its message key.
+_DONE_MESSAGES = {
+    "password_changed": "password.changed",
+    "refused": "inquiry.refused",
+    "checked": "list.checked",
+    "confirmed": "list.done",
+}
+_LINE_CHECKS = ("matched", "mismatch", "document_missing")
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class PanelRedirect(Exception):
+    """Send the browser elsewhere (to the login page when the session is gone)."""
+
+    def __init__(self, location: str, *, end_session: bool = False) -> None:
+        super().__init__(location)
+        self.location = location
+        self.end_session = end_session
+
+
+# -- rendering ------------------------------------------------------------------------------------------
+
+
+def _language(request: Request) -> Language:
+    return language_of(request.cookies.get(LANGUAGE_COOKIE))
+
+
+def _here(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def _render(
+    request: Request,
+    template: str,
+    *,
+    principal: Principal | None,
+    status_code: int = 200,
+    csrf: str | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    ctx: AppContext = request.app.state.ctx
+    environment: Environment = request.app.state.panel_templates
+    language = _language(request)
+    t = translator(language)
+    idle_seconds = None
+    if principal is not None and principal.idle_expires_at is not None:
+        idle_seconds = max(0, int((principal.idle_expires_at - ctx.clock.now()).total_seconds()))
+    done = request.query_params.get("done", "")
+    error = request.query_params.get("error", "")
+    html = environment.get_template(template).render(
+        t=t,
+        lang=language,
+        other_lang=next(code for code in LANGUAGES if code != language),
+        here=_here(request),
+        principal=principal,
+        csrf=csrf
+        if csrf is not None
+        else (csrf_token(ctx, session_binding(principal.session_id)) if principal else ""),
+        idle_seconds=idle_seconds,
+        may=(lambda action, branch=None: may(principal, action, branch_code=branch))
+        if principal
+        else (lambda action, branch=None: False),
+        fmt_datetime=lambda at: views.format_datetime(at, language),
+        fmt_date=lambda day: views.format_date(day, language),
+        fmt_deadline=lambda at: views.format_deadline(at, language),
+        fmt_amount=views.format_amount,
+        purpose_label=lambda code: _purpose_label(ctx, language, code),
+        document_label=lambda code: _document_label(ctx, language, code),
+        flash=t(_DONE_MESSAGES[done], line=request.query_params.get("line", ""))
+        if done in _DONE_MESSAGES
+        else None,
+        flash_error=error_message(language, error) if _CODE.match(error) else None,
+        flash_error_code=error if _CODE.match(error) else None,
+        **values,
+    )
+    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def _purpose_label(ctx: AppContext, language: Language, code: str) -> str:
+    rule = ctx.policy.purposes.get(code)
+    if language == "ja" and rule is not None:
+        return rule.label_ja
+    return translator(language)(f"purpose.{code}")
+
+
+def _document_label(ctx: AppContext, language: Language, code: str) -> str:
+    if language == "ja" and code in ctx.policy.documents:
+        return ctx.policy.documents[code]
+    return translator(language)(f"document.{code}")
+
+
+def _redirect(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+async def _refused(
+    request: Request, session: AsyncSession, ctx: AppContext, principal: Principal, exc: DomainError
+) -> None:
+    """A refusal shown on a page is recorded like the API's (LG-1) unless its service already did."""
+    await session.rollback()
+    if exc.status in (401, 403) and not exc.audited:
+        async with ctx.db.session() as denial:
+            record(
+                denial,
+                actor=principal.actor(),
+                action="request.denied",
+                object_type="endpoint",
+                object_id=request.url.path[:80],
+                outcome="denied",
+                details={"status": exc.status, "code": exc.code, "method": request.method},
+            )
+            await denial.commit()
+    if exc.status in (401, 403):
+        ctx.metrics.denied_requests.labels(exc.code).inc()
+
+
+async def _error_page(
+    request: Request, session: AsyncSession, ctx: AppContext, principal: Principal, exc: DomainError
+) -> HTMLResponse:
+    await _refused(request, session, ctx, principal, exc)
+    return _render(
+        request,
+        "error.html",
+        principal=principal,
+        status_code=exc.status,
+        message=error_message(_language(request), exc.code),
+        code=exc.code,
+    )
+
+
+async def _record_view(session: AsyncSession, principal: Principal, inquiry: Inquiry, *, page: str) -> None:
+    """Every panel page showing a subject's data is an audit event (LG-1, AC-6): pseudonym, never name."""
+    record(
+        session,
+        actor=principal.actor(),
+        action="panel.inquiry_viewed",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={"page": page, "subject_pseudonym": inquiry.subject_pseudonym},
+    )
+    await session.commit()
+
+
+# -- who is calling -------------------------------------------------------------------------------------
+
+
+def _login_url(request: Request, reason: str) -> str:
+    target = _here(request) if request.method == "GET" else f"{PANEL_PATH}/"
+    return f"{PANEL_PATH}/login?reason={quote(reason)}&next={quote(target, safe='')}"
+
+
+async def _panel_user(request: Request, session: DbSession, ctx: Context, origin: Origin) -> Principal:
+    """The session cookie's principal, checked exactly as the API checks a bearer token (AU-1, AU-6)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise PanelRedirect(_login_url(request, "required"))
+    binding = terminal_of(request)
+    try:
+        principal = await authz_service.authenticate(
+            session,
+            ctx=ctx,
+            token=token,
+            terminal_header=binding.terminal_id if binding else None,
+            origin=origin,
+        )
+    except DomainError as exc:
+        if exc.status != 401:
+            raise
+        raise PanelRedirect(_login_url(request, exc.code), end_session=True) from exc
+    if principal.kind != "user":
+        raise PanelRedirect(_login_url(request, "required"), end_session=True)
+    request.state.principal = principal
+    return principal
+
+
+async def _ready_user(principal: Annotated[Principal, Depends(_panel_user)]) -> Principal:
+    if principal.password_change_required:
+        raise PanelRedirect(f"{PANEL_PATH}/password")
+    return principal
+
+
+# Logged in, even if the password must be changed first (only /password and /logout).
+AnyPanelUser = Annotated[Principal, Depends(_panel_user)]
+# Logged in with a current password.
+PanelUser = Annotated[Principal, Depends(_ready_user)]
+
+
+async def _form(request: Request, ctx: AppContext, principal: Principal) -> dict[str, str]:
+    form = await read_form(request)
+    check_csrf(ctx, binding=session_binding(principal.session_id), form=form)
+    return form
+
+
+# -- login, logout, password (AU-3, AU-4, AU-6, AU-7) -----------------------------------------------------
+
+
+def _login_page(
+    request: Request,
+    ctx: AppContext,
+    *,
+    nonce: str,
+    next_page: str,
+    reason: str | None = None,
+    error_code: str | None = None,
+    status_code: int = 200,
+    user_id: str = "",
+) -> HTMLResponse:
+    t = translator(_language(request))
+    reason_key = f"login.reason.{reason}" if reason else ""
+    response = _render(
+        request,
+        "login.html",
+        principal=None,
+        status_code=status_code,
+        csrf=csrf_token(ctx, login_binding(nonce)),
+        reason=t(reason_key) if reason and t(reason_key) != reason_key else None,
+        error=error_message(_language(request), error_code) if error_code else None,
+        error_code=error_code,
+        next_page=next_page,
+        terminal=terminal_of(request),
+        change_terminal=request.query_params.get("terminal") == "change",
+        user_id=user_id,
+    )
+    set_panel_cookie(response, ctx, LOGIN_NONCE_COOKIE, nonce)
+    return response
+
+
+@router.get("/login")
+async def login_page(
+    request: Request,
+    ctx: Context,
+    reason: Annotated[str | None, Query(max_length=40)] = None,
+    next_page: Annotated[str | None, Query(alias="next", max_length=300)] = None,
+) -> HTMLResponse:
+    nonce = request.cookies.get(LOGIN_NONCE_COOKIE) or new_login_nonce()
+    return _login_page(request, ctx, nonce=nonce, next_page=safe_next(next_page), reason=reason)
+
+
+@router.post("/login")
+async def login(request: Request, session: DbSession, ctx: Context, origin: Origin) -> Response:
+    form = await read_form(request)
+    nonce = request.cookies.get(LOGIN_NONCE_COOKIE)
+    check_csrf(ctx, binding=login_binding(nonce) if nonce else None, form=form)
+    assert nonce is not None
+    next_page = safe_next(form.get("next"))
+    user_id = form.get("user_id", "").strip()[:80]
+    password = form.get("password", "")[:1024]
+    typed_id, typed_key = form.get("terminal_id", "").strip()[:40], form.get("terminal_key", "").strip()[:200]
+    typed = TerminalBinding(typed_id, typed_key) if typed_id or typed_key else None
+    terminal = typed or terminal_of(request)
+    if not user_id or not password:
+        return _login_page(
+            request, ctx, nonce=nonce, next_page=next_page, error_code="VALIDATION_ERROR", status_code=422
+        )
+    try:
+        result = await authz_service.login(
+            session,
+            ctx=ctx,
+            user_id=user_id,
+            password=password,
+            terminal_id=terminal.terminal_id if terminal else None,
+            terminal_key=terminal.key if terminal else None,
+            origin=origin,
+            totp=form.get("totp", "").strip()[:12] or None,
+        )
+    except DomainError as exc:
+        await session.rollback()
+        return _login_page(
+            request,
+            ctx,
+            nonce=new_login_nonce(),
+            next_page=next_page,
+            error_code=exc.code,
+            status_code=exc.status,
+            user_id=user_id,
+        )
+    previous = result.previous_login
+    notice = {
+        "first": previous is None,
+        "at": previous.at.isoformat() if previous else None,
+        "terminal": previous.terminal_id if previous else None,
+        "address": previous.address if previous else None,
+        "failed": result.failed_attempts_since_previous_login,
+    }
+    response = _redirect(f"{PANEL_PATH}/password" if result.must_change_password else next_page)
+    # A browser-session cookie: no "remember me" (AU-6); the server-side session decides its life.
+    set_panel_cookie(response, ctx, SESSION_COOKIE, result.access_token)
+    set_panel_cookie(response, ctx, LOGIN_NOTICE_COOKIE, signed_notice(ctx, notice))
+    if typed is not None and terminal is not None:
+        set_panel_cookie(
+            response, ctx, TERMINAL_COOKIE, terminal_cookie_value(terminal), max_age=TERMINAL_COOKIE_SECONDS
+        )
+    clear_panel_cookie(response, ctx, LOGIN_NONCE_COOKIE)
+    return response
+
+
+def _take_notice(request: Request, ctx: AppContext) -> dict[str, Any] | None:
+    notice = read_notice(ctx, request.cookies.get(LOGIN_NOTICE_COOKIE))
+    if notice is not None and notice.get("at"):
+        at = datetime.fromisoformat(str(notice["at"]))
+        notice["at_text"] = views.format_datetime(at, _language(request))
+    return notice
+
+
+@router.post("/logout")
+async def logout(request: Request, principal: AnyPanelUser, session: DbSession, ctx: Context) -> Response:
+    await _form(request, ctx, principal)
+    await authz_service.logout(session, ctx=ctx, principal=principal)
+    response = _redirect(f"{PANEL_PATH}/login?reason=logged_out")
+    clear_panel_cookie(response, ctx, SESSION_COOKIE)
+    return response
+
+
+def _password_page(
+    request: Request,
+    ctx: AppContext,
+    principal: Principal,
+    *,
+    violations: list[str] | None = None,
+    error_code: str | None = None,
+    mismatch: bool = False,
+    status_code: int = 200,
+) -> HTMLResponse:
+    language = _language(request)
+    policy = password_policy(ctx)
+    notice = _take_notice(request, ctx)
+    response = _render(
+        request,
+        "password.html",
+        principal=principal,
+        status_code=status_code,
+        notice=notice,
+        required=principal.password_change_required,
+        rules=translator(language)(
+            "password.rules", min_length=policy.min_length, history_depth=policy.history_depth
+        ),
+        violations=[violation_message(v, policy=policy, lang=language) for v in violations or []],
+        error=error_message(language, error_code) if error_code else None,
+        error_code=error_code,
+        mismatch=mismatch,
+    )
+    if notice is not None:
+        clear_panel_cookie(response, ctx, LOGIN_NOTICE_COOKIE)
+    return response
+
+
+@router.get("/password")
+async def password_page(request: Request, principal: AnyPanelUser, ctx: Context) -> HTMLResponse:
+    return _password_page(request, ctx, principal)
+
+
+@router.post("/password")
+async def change_password(
+    request: Request, principal: AnyPanelUser, session: DbSession, ctx: Context
+) -> Response:
+    form = await _form(request, ctx, principal)
+    new_password = form.get("new_password", "")[:1024]
+    if new_password != form.get("repeat_password", "")[:1024]:
+        return _password_page(request, ctx, principal, mismatch=True, status_code=422)
+    try:
+        await authz_service.change_password(
+            session,
+            ctx=ctx,
+            principal=principal,
+            current_password=form.get("current_password", "")[:1024],
+            new_password=new_password,
+        )
+    except PasswordPolicyViolated as exc:
+        await session.rollback()
+        return _password_page(
+            request, ctx, principal, violations=list(exc.extra.get("violations", [])), status_code=422
+        )
+    except DomainError as exc:
+        await _refused(request, session, ctx, principal, exc)
+        if exc.status == 401 and exc.code != "INVALID_CREDENTIALS":
+            raise PanelRedirect(_login_url(request, exc.code), end_session=True) from exc
+        return _password_page(request, ctx, principal, error_code=exc.code, status_code=exc.status)
+    return _redirect(f"{PANEL_PATH}/?done=password_changed")
+
+
+@router.get("/lang/{language}")
+async def switch_language(
+    language: str, ctx: Context, next_page: Annotated[str | None, Query(alias="next", max_length=300)] = None
+) -> Response:
+    """A display preference only; it changes nothing on the server, so it needs no form."""
+    response = _redirect(safe_next(next_page))
+    set_panel_cookie(response, ctx, LANGUAGE_COOKIE, language_of(language), max_age=LANGUAGE_COOKIE_SECONDS)
+    return response
+
+
+# -- the dashboard ----------------------------------------------------------------------------------------
+
+
+async def _calendar_branches(session: AsyncSession, principal: Principal) -> list[str]:
+    if may(principal, "lists.read", branch_code="*"):
+        return [b.code for b in await directory.list_branches(session) if b.status == "active"]
+    return sorted(code for code in principal.branch_codes if may(principal, "lists.read", branch_code=code))
+
+
+@router.get("/")
+async def dashboard(
+    request: Request,
+    principal: PanelUser,
+    session: DbSession,
+    ctx: Context,
+    month: Annotated[str | None, Query(max_length=7)] = None,
+) -> HTMLResponse:
+    now = ctx.clock.now()
+    today = business_date_of(now)
+    year, month_no = views.parse_month(month, today)
+    drafts: list[Inquiry] = []
+    held: list[Inquiry] = []
+    if may(principal, "inquiry.approve"):
+        drafts, _ = await inquiry_service.list_inquiries(
+            session,
+            principal=principal,
+            branch_code=None,
+            business_date=None,
+            status="awaiting_approval",
+            operator_id=None,
+            limit=100,
+            cursor=None,
+        )
+    if may(principal, "inquiry.release"):
+        held, _ = await inquiry_service.list_inquiries(
+            session,
+            principal=principal,
+            branch_code=None,
+            business_date=None,
+            status="held",
+            operator_id=None,
+            limit=100,
+            cursor=None,
+        )
+    pending: list[DailyList] = []
+    overdue: list[DailyList] = []
+    weeks: list[Any] = []
+    branches: list[str] = []
+    if may(principal, "lists.read"):
+        pending = await _search_lists(session, ctx, principal, state="pending")
+        overdue = await _search_lists(session, ctx, principal, state="overdue")
+        branches = await _calendar_branches(session, principal)
+        weeks = await _month(session, ctx, principal, branches, year=year, month=month_no, today=today)
+    notice = _take_notice(request, ctx)
+    previous, following = views.previous_month(year, month_no), views.next_month(year, month_no)
+    response = _render(
+        request,
+        "dashboard.html",
+        principal=principal,
+        notice=notice,
+        drafts=drafts,
+        held=held,
+        pending=pending,
+        overdue=overdue,
+        now=now,
+        weeks=weeks,
+        branches=branches,
+        year=year,
+        month=month_no,
+        previous_month=f"{previous[0]:04d}-{previous[1]:02d}",
+        next_month=f"{following[0]:04d}-{following[1]:02d}",
+        list_state=lambda daily: lists_service.effective_state(ctx, daily),
+    )
+    if notice is not None:
+        clear_panel_cookie(response, ctx, LOGIN_NOTICE_COOKIE)
+    return response
+
+
+async def _search_lists(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    *,
+    state: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    limit: int = 200,
+) -> list[DailyList]:
+    return await lists_service.search(
+        session,
+        ctx,
+        principal=principal,
+        branch_code=None,
+        date_from=date_from,
+        date_to=date_to,
+        kind=None,
+        state=state,
+        limit=limit,
+    )
+
+
+async def _month(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    branches: list[str],
+    *,
+    year: int,
+    month: int,
+    today: date,
+) -> list[list[views.CalendarDay | None]]:
+    first = date(year, month, 1)
+    following = views.next_month(year, month)
+    last = date(following[0], following[1], 1) - timedelta(days=1)
+    lists = await _search_lists(session, ctx, principal, date_from=first, date_to=last, limit=1000)
+    missing: set[tuple[str, date]] = set()
+    # A day's lists are generated after it ends, so only days before today can be missing.
+    until = min(last, today - timedelta(days=1))
+    if until >= first:
+        for code in branches:
+            authorize(principal, "lists.read", branch_code=code)
+            found = await lists_service.gaps(session, ctx, date_from=first, date_to=until, branch_code=code)
+            missing |= {
+                (gap["branch_code"], date.fromisoformat(gap["business_date"]))
+                for gap in found["missing_lists"]
+            }
+    return views.month_grid(
+        year=year,
+        month=month,
+        today=today,
+        branches=branches,
+        lists=[
+            views.ListOnDay(
+                branch_code=daily.branch_code,
+                business_date=daily.business_date,
+                state=lists_service.effective_state(ctx, daily),
+                no_inquiries=daily.no_inquiries,
+                list_id=daily.id,
+            )
+            for daily in lists
+        ],
+        missing=missing,
+        business_calendar=ctx.calendar,
+    )
+
+
+# -- method A: approving a draft --------------------------------------------------------------------------
+
+
+@router.get("/inquiries/{inquiry_id}")
+async def inquiry_page(
+    request: Request, inquiry_id: str, principal: PanelUser, session: DbSession, ctx: Context
+) -> HTMLResponse:
+    try:
+        inquiry = await inquiry_service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id)
+    except DomainError as exc:
+        return await _error_page(request, session, ctx, principal, exc)
+    subject = open_subject(ctx, inquiry) if inquiry_service.may_see_subject(principal, inquiry) else None
+    if subject is not None:
+        await _record_view(session, principal, inquiry, page="inquiry")
+    return _render(
+        request,
+        "inquiry.html",
+        principal=principal,
+        inquiry=inquiry,
+        subject=subject,
+        refusal_reasons=inquiry_service.APPROVAL_REFUSAL_REASONS,
+        now=ctx.clock.now(),
+    )
+
+
+@router.post("/inquiries/{inquiry_id}/approval-number")
+async def issue_approval_number(
+    request: Request, inquiry_id: str, principal: PanelUser, session: DbSession, ctx: Context
+) -> Response:
+    await _form(request, ctx, principal)
+    try:
+        number, expires_at = await inquiry_service.issue_approval_number(
+            session, ctx=ctx, principal=principal, inquiry_id=inquiry_id
+        )
+        inquiry = await inquiry_service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id)
+    except DomainError as exc:
+        await _refused(request, session, ctx, principal, exc)
+        return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}?error={exc.code}")
+    # Shown once, in this response only: it is never stored in clear and never shown again.
+    return _render(
+        request,
+        "approval_number.html",
+        principal=principal,
+        inquiry=inquiry,
+        approval_number=number,
+        expires_at=expires_at,
+    )
+
+
+@router.post("/inquiries/{inquiry_id}/refuse")
+async def refuse_approval(
+    request: Request, inquiry_id: str, principal: PanelUser, session: DbSession, ctx: Context
+) -> Response:
+    form = await _form(request, ctx, principal)
+    try:
+        await inquiry_service.refuse_approval(
+            session, ctx=ctx, principal=principal, inquiry_id=inquiry_id, reason=form.get("reason", "")
+        )
+    except DomainError as exc:
+        await _refused(request, session, ctx, principal, exc)
+        return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}?error={exc.code}")
+    return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}?done=refused")
+
+
+# -- method B: releasing a response ----------------------------------------------------------------------
+
+
+@router.get("/inquiries/{inquiry_id}/release")
+async def release_page(
+    request: Request, inquiry_id: str, principal: PanelUser, session: DbSession, ctx: Context
+) -> HTMLResponse:
+    try:
+        inquiry = await inquiry_service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id)
+    except DomainError as exc:
+        return await _error_page(request, session, ctx, principal, exc)
+    subject = open_subject(ctx, inquiry) if inquiry_service.may_see_subject(principal, inquiry) else None
+    if subject is not None:
+        await _record_view(session, principal, inquiry, page="release")
+    return _render(
+        request,
+        "release.html",
+        principal=principal,
+        inquiry=inquiry,
+        subject=subject,
+        totp_required=ctx.policy.totp_required_for(inquiry.branch_code),
+    )
+
+
+@router.post("/inquiries/{inquiry_id}/release")
+async def release(
+    request: Request, inquiry_id: str, principal: PanelUser, session: DbSession, ctx: Context
+) -> Response:
+    form = await _form(request, ctx, principal)
+    document_check = form.get("document_check", "")
+    note = form.get("note", "").strip()
+    try:
+        if document_check not in ("match", "mismatch") or len(note) > 400 or not form.get("password"):
+            raise ValidationFailed("Choose match or mismatch, enter your password, keep the note short")
+        released = await inquiry_service.release(
+            session,
+            ctx=ctx,
+            principal=principal,
+            inquiry_id=inquiry_id,
+            password=form.get("password", "")[:1024],
+            document_check=document_check,
+            note=note or None,
+            totp=form.get("totp", "").strip()[:12] or None,
+        )
+    except DomainError as exc:
+        await _refused(request, session, ctx, principal, exc)
+        return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}/release?error={exc.code}")
+    return _render(
+        request,
+        "response.html",
+        principal=principal,
+        inquiry=released.inquiry,
+        center_inquiry_id=released.response.center_inquiry_id,
+        received_at=released.response.received_at,
+        answer=released.record,
+        just_released=True,
+        mismatch=document_check == "mismatch",
+    )
+
+
+@router.get("/inquiries/{inquiry_id}/response")
+async def response_page(
+    request: Request, inquiry_id: str, principal: PanelUser, session: DbSession, ctx: Context
+) -> HTMLResponse:
+    try:
+        inquiry, response, content = await inquiry_service.read_response(
+            session, ctx=ctx, principal=principal, inquiry_id=inquiry_id
+        )
+    except DomainError as exc:
+        return await _error_page(request, session, ctx, principal, exc)
+    return _render(
+        request,
+        "response.html",
+        principal=principal,
+        inquiry=inquiry,
+        center_inquiry_id=response.center_inquiry_id,
+        received_at=response.received_at,
+        answer=content,
+        just_released=False,
+        mismatch=inquiry.document_check == "mismatch",
+    )
+
+
+# -- methods C and D: the daily lists --------------------------------------------------------------------
+
+
+async def _readable_list(session: AsyncSession, principal: Principal, list_id: str) -> DailyList:
+    daily = await lists_service.load_list(session, list_id)
+    lists_service.ensure_can_read(principal, daily)
+    return daily
+
+
+@router.get("/lists/{list_id}")
+async def list_page(
+    request: Request, list_id: str, principal: PanelUser, session: DbSession, ctx: Context
+) -> HTMLResponse:
+    try:
+        daily = await _readable_list(session, principal, list_id)
+    except DomainError as exc:
+        return await _error_page(request, session, ctx, principal, exc)
+    content = lists_service.open_content(ctx, daily)
+    lines = list_lines(principal, daily, content, await lists_service.lines_of(session, list_id))
+    await lists_service.record_access(session, principal=principal, daily=daily, how="viewed")
+    return _render(
+        request,
+        "list.html",
+        principal=principal,
+        daily=daily,
+        lines=lines,
+        state=lists_service.effective_state(ctx, daily),
+        line_checks=_LINE_CHECKS,
+        focus_line=request.query_params.get("line", ""),
+    )
+
+
+@router.post("/lists/{list_id}/lines/{line_no}/check")
+async def check_line(
+    request: Request, list_id: str, line_no: int, principal: PanelUser, session: DbSession, ctx: Context
+) -> Response:
+    form = await _form(request, ctx, principal)
+    result = form.get("result", "")
+    back = f"{PANEL_PATH}/lists/{quote(list_id)}"
+    try:
+        if result not in _LINE_CHECKS:
+            raise ValidationFailed("Choose matched, mismatch or document_missing")
+        await lists_service.check_line(
+            session,
+            ctx,
+            principal=principal,
+            list_id=list_id,
+            line_no=line_no,
+            result=result,
+            note=form.get("note", "").strip()[:400] or None,
+        )
+    except DomainError as exc:
+        await _refused(request, session, ctx, principal, exc)
+        return _redirect(f"{back}?error={exc.code}&line={line_no}#line-{line_no}")
+    return _redirect(f"{back}?done=checked&line={line_no}#line-{line_no}")
+
+
+@router.post("/lists/{list_id}/confirm")
+async def confirm_list(
+    request: Request, list_id: str, principal: PanelUser, session: DbSession, ctx: Context
+) -> Response:
+    form = await _form(request, ctx, principal)
+    back = f"{PANEL_PATH}/lists/{quote(list_id)}"
+    in_hand_text = form.get("responses_in_hand", "").strip()
+    try:
+        if in_hand_text and not (in_hand_text.isdigit() and len(in_hand_text) <= 7):
+            raise ValidationFailed("The number of responses in hand must be a whole number")
+        await lists_service.confirm(
+            session,
+            ctx,
+            principal=principal,
+            list_id=list_id,
+            responses_in_hand=int(in_hand_text) if in_hand_text else None,
+            attest_no_inquiries=form.get("attest_no_inquiries") == "yes",
+            late_reason=form.get("late_reason", "").strip()[:400] or None,
+        )
+    except DomainError as exc:
+        await _refused(request, session, ctx, principal, exc)
+        return _redirect(f"{back}?error={exc.code}#confirm")
+    return _redirect(f"{back}?done=confirmed")
+
+
+async def _list_file(
+    request: Request, list_id: str, principal: Principal, session: AsyncSession, ctx: AppContext, how: str
+) -> Response:
+    try:
+        daily = await _readable_list(session, principal, list_id)
+    except DomainError as exc:
+        return await _error_page(request, session, ctx, principal, exc)
+    content = lists_service.open_content(ctx, daily)
+    lines = list_lines(principal, daily, content, await lists_service.lines_of(session, list_id))
+    await lists_service.record_access(session, principal=principal, daily=daily, how=how)
+    branch_name = next(
+        (b.name for b in await directory.list_branches(session) if b.code == daily.branch_code),
+        daily.branch_code,
+    )
+    view = list_file_view(ctx, daily, branch_name, lines)
+    stem = f"{daily.kind}-list-{daily.branch_code}-{daily.business_date:%Y%m%d}-v{daily.version}"
+    if how == "downloaded":
+        return Response(
+            render_csv(view),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{stem}.csv"', **_NO_STORE},
+        )
+    return Response(
+        render_pdf(view),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{stem}.pdf"', **_NO_STORE},
+    )
+
+
+@router.get("/lists/{list_id}/csv")
+async def list_csv(
+    request: Request, list_id: str, principal: PanelUser, session: DbSession, ctx: Context
+) -> Response:
+    return await _list_file(request, list_id, principal, session, ctx, "downloaded")
+
+
+@router.get("/lists/{list_id}/pdf")
+async def list_pdf(
+    request: Request, list_id: str, principal: PanelUser, session: DbSession, ctx: Context
+) -> Response:
+    return await _list_file(request, list_id, principal, session, ctx, "printed")
+
+
+# -- branch manager and HQ ---------------------------------------------------------------------------------
+
+
+@router.get("/oversight")
+async def oversight(request: Request, principal: PanelUser, session: DbSession, ctx: Context) -> HTMLResponse:
+    try:
+        escalations = await inquiry_service.open_escalations(session, principal=principal)
+    except DomainError as exc:
+        return await _error_page(request, session, ctx, principal, exc)
+    overdue = (
+        await _search_lists(session, ctx, principal, state="overdue") if may(principal, "lists.read") else []
+    )
+    hq_requests: list[HqRequest] = []
+    if may(principal, "hq_request.read"):
+        hq_requests, _ = await hq_service.list_requests(
+            session, principal=principal, status="pending", limit=100, cursor=None
+        )
+    balance = None
+    if may(principal, "hq_reconciliation.read"):
+        balance, _signed = await hq_service.reconciliation(
+            session, ctx=ctx, principal=principal, business_date=business_date_of(ctx.clock.now())
+        )
+    return _render(
+        request,
+        "oversight.html",
+        principal=principal,
+        escalations=escalations,
+        overdue=overdue,
+        hq_requests=hq_requests,
+        balance=balance,
+    )
+
+
+# -- mounting -----------------------------------------------------------------------------------------------
+
+
+async def _panel_redirect(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PanelRedirect)
+    response = _redirect(exc.location)
+    if exc.end_session:
+        clear_panel_cookie(response, request.app.state.ctx, SESSION_COOKIE)
+    return response
+
+
+def install_panel(app: FastAPI) -> None:
+    """Mount the panel at /panel (templates, static files, routes) and send / there."""
+    here = Path(__file__).parent
+    app.state.panel_templates = Environment(
+        loader=FileSystemLoader(here / "templates"),
+        # Everything a page shows is escaped: a subject's name is text, never markup (XSS).
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    app.add_exception_handler(PanelRedirect, _panel_redirect)
+    app.mount(f"{PANEL_PATH}/static", StaticFiles(directory=here / "static"), name="panel-static")
+    app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return _redirect(f"{PANEL_PATH}/")

@@ -1,0 +1,163 @@
+"""The panel's browser-facing protections: cookies, CSRF tokens, response headers, form parsing (AU-6).
+
+The session cookie carries the same short-lived token the API uses (bound to a server-side session and
+to the terminal), so logout, idle timeout, lock and suspension end a panel session exactly as they end
+an API session. Nothing here decides who may do what: that stays in app/authz/policy.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import Request, Response
+
+from app.context import AppContext
+from app.errors import CsrfRejected, ValidationFailed
+
+PANEL_PATH = "/panel"
+SESSION_COOKIE = "shokai_panel"
+TERMINAL_COOKIE = "shokai_terminal"
+LANGUAGE_COOKIE = "shokai_lang"
+LOGIN_NONCE_COOKIE = "shokai_login_nonce"
+LOGIN_NOTICE_COOKIE = "shokai_login_notice"
+# The terminal binding is the terminal's credential, not the user's: it outlives logins (a year), while
+# the user's session cookie dies with the browser session and, earlier, with the server-side session.
+TERMINAL_COOKIE_SECONDS = 365 * 24 * 3600
+LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+
+# No inline script or style anywhere: everything comes from /panel/static.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    # Pages carry personal data: never kept in a cache or the back/forward history.
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 100
+
+
+def set_panel_cookie(
+    response: Response, ctx: AppContext, name: str, value: str, *, max_age: int | None = None
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=PANEL_PATH,
+        secure=ctx.settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def clear_panel_cookie(response: Response, ctx: AppContext, name: str) -> None:
+    response.delete_cookie(
+        name, path=PANEL_PATH, secure=ctx.settings.cookie_secure, httponly=True, samesite="strict"
+    )
+
+
+# -- CSRF ---------------------------------------------------------------------------------------------
+
+
+def csrf_token(ctx: AppContext, binding: str) -> str:
+    """A keyed token bound to the server-side session (or, before login, to the login nonce cookie)."""
+    return ctx.keyring.blind_index(binding, domain="panel-csrf")
+
+
+def session_binding(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+def login_binding(nonce: str) -> str:
+    return f"login:{nonce}"
+
+
+def check_csrf(ctx: AppContext, *, binding: str | None, form: dict[str, str]) -> None:
+    presented = form.get("csrf_token", "")
+    if not binding or not presented or not hmac.compare_digest(presented, csrf_token(ctx, binding)):
+        raise CsrfRejected("Open the page again and resend the form")
+
+
+def new_login_nonce() -> str:
+    return secrets.token_urlsafe(24)
+
+
+# -- the terminal binding -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TerminalBinding:
+    terminal_id: str
+    key: str
+
+
+def terminal_of(request: Request) -> TerminalBinding | None:
+    raw = request.cookies.get(TERMINAL_COOKIE, "")
+    terminal_id, _, key = raw.partition(":")
+    if not terminal_id or not key:
+        return None
+    return TerminalBinding(terminal_id[:40], key[:200])
+
+
+def terminal_cookie_value(binding: TerminalBinding) -> str:
+    return f"{binding.terminal_id}:{binding.key}"
+
+
+# -- the one-time login notice (AU-3) -----------------------------------------------------------------
+
+
+def signed_notice(ctx: AppContext, notice: dict[str, Any]) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(notice, separators=(",", ":")).encode()).decode()
+    return f"{body}.{ctx.keyring.blind_index(body, domain='panel-notice')}"
+
+
+def read_notice(ctx: AppContext, value: str | None) -> dict[str, Any] | None:
+    if not value:
+        return None
+    body, _, mac = value.partition(".")
+    if not mac or not hmac.compare_digest(mac, ctx.keyring.blind_index(body, domain="panel-notice")):
+        return None
+    try:
+        notice = json.loads(base64.urlsafe_b64decode(body.encode()))
+    except ValueError:
+        return None
+    return notice if isinstance(notice, dict) else None
+
+
+# -- forms ----------------------------------------------------------------------------------------------
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body; anything else is refused, never a 500."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise ValidationFailed("Send the form as application/x-www-form-urlencoded")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise ValidationFailed("The form is too large")
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FORM_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValidationFailed("The form is not valid") from exc
+    return {name: value for name, value in pairs}
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path inside the panel: a login link must never send anyone elsewhere."""
+    if target and target.startswith(PANEL_PATH + "/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return PANEL_PATH + "/"

@@ -1,0 +1,153 @@
+"""Service-free view helpers: how dates, money and states look, and the month calendar's grid.
+
+Nothing here decides a rule. The calendar only arranges what the list service reported (each list's
+effective state and the gap detector's missing days) on the business calendar's days.
+"""
+
+from __future__ import annotations
+
+import calendar as month_calendar
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from app.clock import TOKYO
+from app.lists.calendar import BusinessCalendar
+from app.lists.formats import date_ja, deadline_ja
+from app.panel.i18n import Language
+
+# The order in which one branch-day's lists summarise to a single badge: the most urgent wins.
+_URGENCY = ("overdue", "missing", "pending", "confirmed")
+
+
+def format_datetime(at: datetime | None, language: Language) -> str:
+    if at is None:
+        return "—"
+    local = at.astimezone(TOKYO)
+    if language == "ja":
+        return f"{date_ja(local.date())} {local:%H:%M}"
+    return f"{local:%Y-%m-%d %H:%M} JST"
+
+
+def format_date(day: date | str | None, language: Language) -> str:
+    if day is None:
+        return "—"
+    if isinstance(day, str):
+        day = date.fromisoformat(day)
+    return date_ja(day) if language == "ja" else f"{day:%Y-%m-%d (%a)}"
+
+
+def format_deadline(at: datetime, language: Language) -> str:
+    """Midnight closing a day is that day's 24:00, as a bank writes a deadline."""
+    if language == "ja":
+        return deadline_ja(at)
+    local = at.astimezone(TOKYO)
+    if (local.hour, local.minute) == (0, 0):
+        return f"{local.date() - timedelta(days=1):%Y-%m-%d} 24:00 JST"
+    return f"{local:%Y-%m-%d %H:%M} JST"
+
+
+def format_amount(amount: int | None) -> str:
+    return "—" if amount is None else f"{amount:,}"
+
+
+@dataclass(frozen=True)
+class ListOnDay:
+    """What the list service said about one list: its branch, day, effective state, zero-day."""
+
+    branch_code: str
+    business_date: date
+    state: str
+    no_inquiries: bool
+    list_id: str
+
+
+@dataclass(frozen=True)
+class BranchDay:
+    branch_code: str
+    state: str
+    zero: bool
+    list_id: str | None
+
+
+@dataclass
+class CalendarDay:
+    day: date
+    closed_reason: str | None
+    is_today: bool
+    entries: list[BranchDay] = field(default_factory=list)
+
+
+def month_grid(
+    *,
+    year: int,
+    month: int,
+    today: date,
+    branches: Iterable[str],
+    lists: Iterable[ListOnDay],
+    missing: set[tuple[str, date]],
+    business_calendar: BusinessCalendar,
+) -> list[list[CalendarDay | None]]:
+    """Weeks (Monday first) of the month; each day carries one badge per branch."""
+    by_branch_day: dict[tuple[str, date], list[ListOnDay]] = defaultdict(list)
+    for entry in lists:
+        by_branch_day[(entry.branch_code, entry.business_date)].append(entry)
+    codes = sorted(set(branches))
+    weeks: list[list[CalendarDay | None]] = []
+    for week in month_calendar.Calendar(firstweekday=0).monthdatescalendar(year, month):
+        row: list[CalendarDay | None] = []
+        for day in week:
+            if day.month != month:
+                row.append(None)
+                continue
+            cell = CalendarDay(
+                day=day, closed_reason=business_calendar.closed_reason(day), is_today=day == today
+            )
+            for code in codes:
+                badge = _branch_day(
+                    code, day, today, by_branch_day.get((code, day), []), missing, cell.closed_reason is None
+                )
+                if badge is not None:
+                    cell.entries.append(badge)
+            row.append(cell)
+        weeks.append(row)
+    return weeks
+
+
+def _branch_day(
+    code: str,
+    day: date,
+    today: date,
+    lists: list[ListOnDay],
+    missing: set[tuple[str, date]],
+    business_day: bool,
+) -> BranchDay | None:
+    states = {entry.state for entry in lists}
+    if (code, day) in missing:
+        states.add("missing")
+    if not states:
+        # A day without a list is either not a business day (shown by the cell) or not over yet.
+        return BranchDay(code, "upcoming", False, None) if day >= today and business_day else None
+    state = next(s for s in _URGENCY if s in states) if states & set(_URGENCY) else sorted(states)[0]
+    first = lists[0].list_id if lists else None
+    return BranchDay(code, state, bool(lists) and all(e.no_inquiries for e in lists), first)
+
+
+def previous_month(year: int, month: int) -> tuple[int, int]:
+    return (year - 1, 12) if month == 1 else (year, month - 1)
+
+
+def next_month(year: int, month: int) -> tuple[int, int]:
+    return (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+def parse_month(value: str | None, default: date) -> tuple[int, int]:
+    """``YYYY-MM`` from the query string, or the month of ``default`` when absent or malformed."""
+    if value:
+        year_text, _, month_text = value.partition("-")
+        if year_text.isdigit() and month_text.isdigit():
+            year, month = int(year_text), int(month_text)
+            if 2000 <= year <= 2100 and 1 <= month <= 12:
+                return year, month
+    return default.year, default.month

@@ -1,0 +1,847 @@
+"""Reconciliation with the center's inquiry record (RC-1, RC-2; guideline VI(1)① note 1).
+
+Reconciled from the center's side: every entry the center holds for our member in the period — fetched
+over the center link or imported from the center's file — must match a gateway record. An entry with
+none means an inquiry bypassed the gateway: a CRITICAL alert (ledger event, metric, stored alert).
+Also reported: gateway records the center never recorded, cancellations and corrections without the
+two-person control of CC-1, discrepancies between matched records (branch, operator, terminal,
+subject, time), per-terminal usage, per-day counts (RC-2: gateway = center, each list's total = its
+lines) and the approval-number register balance of every day with approval numbers (method A2).
+
+Bounded memory: the center's entries are streamed into a staging table in chunks and compared there
+with set-based SQL (anti-joins on indexed keys), never held in a dict; the findings are written with
+``INSERT ... SELECT``. Staging rows carry a keyed blind index of the subject, never a name, and are
+deleted in the same transaction that completes the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, exists, func, insert, literal, null, or_, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import Actor, record
+from app.center.interface import CenterLinkError, CenterRecordEntry
+from app.center.kana import normalise_kana
+from app.center.record_file import RecordFileError
+from app.clock import TOKYO
+from app.context import AppContext
+from app.errors import CenterRecordUnavailable, NotFound, RecordFileInvalid, ValidationFailed
+from app.inquiry.approvals import register_balance
+from app.inquiry.models import ApprovalNumber, Inquiry, OutboxMessage
+from app.lists.models import DailyList, DailyListLine
+from app.reconciliation.models import (
+    CenterEntryStaging,
+    ReconciliationAlert,
+    ReconciliationFinding,
+    ReconciliationRun,
+)
+
+log = logging.getLogger("shokai.reconciliation")
+
+MAX_PERIOD_DAYS = 92
+STAGING_CHUNK = 5000
+PROGRESS_EVERY = 100_000
+FINDINGS_SHOWN = 1000
+# Center inquiry ids named in the CRITICAL ledger event; the full list is in the stored findings.
+ALERT_SAMPLE = 20
+
+Progress = Callable[[str, int], None]
+
+_STAGING_COLUMNS = (
+    "run_id",
+    "position",
+    "entry_id",
+    "kind",
+    "center_inquiry_id",
+    "idempotency_key",
+    "at",
+    "business_date",
+    "branch_code",
+    "terminal_id",
+    "operator_ref",
+    "via",
+    "subject_index",
+)
+_FINDING_COLUMNS = (
+    "run_id",
+    "kind",
+    "reason",
+    "entry_kind",
+    "entry_id",
+    "center_inquiry_id",
+    "inquiry_id",
+    "at",
+    "business_date",
+    "branch_code",
+    "terminal_id",
+    "operator_ref",
+    "via",
+)
+
+# Severity and stable code of the alert each kind of finding raises.
+ALERTS: dict[str, tuple[str, str]] = {
+    "unmatched_center": ("critical", "INQUIRY_BYPASSED_GATEWAY"),
+    "unmatched_gateway": ("high", "GATEWAY_RECORD_MISSING_AT_CENTER"),
+    "undual_cancellation": ("high", "CANCELLATION_WITHOUT_TWO_PERSON_CONTROL"),
+    "mismatched": ("warning", "CENTER_ENTRY_MISMATCH"),
+    "daily_count": ("high", "DAILY_COUNT_MISMATCH"),
+    "list_total": ("high", "LIST_TOTAL_MISMATCH"),
+    "approval_register": ("high", "APPROVAL_REGISTER_IMBALANCE"),
+}
+
+
+SEVERITY_RANK = {"critical": 0, "high": 1, "warning": 2}
+
+
+@dataclass(frozen=True)
+class Period:
+    date_from: date
+    date_to: date
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.date_from, time(0), tzinfo=TOKYO).astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.date_to + timedelta(days=1), time(0), tzinfo=TOKYO).astimezone(UTC)
+
+    def days(self) -> list[date]:
+        return [self.date_from + timedelta(days=n) for n in range((self.date_to - self.date_from).days + 1)]
+
+
+def _check_period(date_from: date, date_to: date) -> Period:
+    if date_to < date_from:
+        raise ValidationFailed("'to' is before 'from'")
+    if (date_to - date_from).days >= MAX_PERIOD_DAYS:
+        raise ValidationFailed(f"A reconciliation covers at most {MAX_PERIOD_DAYS} days")
+    return Period(date_from, date_to)
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+
+async def reconcile_center(
+    ctx: AppContext,
+    *,
+    actor: Actor,
+    date_from: date,
+    date_to: date,
+    entries: AsyncIterator[CenterRecordEntry] | None = None,
+    source: str = "center",
+    source_sha256: str | None = None,
+    schedule_key: str | None = None,
+    progress: Progress | None = None,
+) -> ReconciliationRun:
+    """Reconcile the center's record of ``date_from``..``date_to`` against the gateway (RC-1, RC-2).
+
+    ``entries`` defaults to the center link's record for our member code; the CLI passes an imported
+    file. With ``schedule_key`` a second call for the same key returns the run already made.
+    """
+    period = _check_period(date_from, date_to)
+    run, created = await _start_run(
+        ctx,
+        actor=actor,
+        period=period,
+        source=source,
+        source_sha256=source_sha256,
+        schedule_key=schedule_key,
+    )
+    if not created:
+        return run
+    if entries is None:
+        entries = ctx.center.inquiry_record(ctx.settings.center_member_code, date_from, date_to)
+    try:
+        staged = await _stage(ctx, run_id=run.id, period=period, entries=entries, progress=progress)
+        if progress is not None:
+            progress("comparing", staged)
+        finished = await _compare_and_finish(ctx, run=run, period=period, actor=actor)
+    except RecordFileError as exc:
+        await _fail(ctx, run=run, actor=actor, reason=f"file_line_{exc.line_no}")
+        raise RecordFileInvalid(f"Line {exc.line_no} of the file: {exc.reason}") from None
+    except CenterLinkError as exc:
+        await _fail(ctx, run=run, actor=actor, reason=type(exc).__name__)
+        raise CenterRecordUnavailable() from None
+    except BaseException:
+        await _fail(ctx, run=run, actor=actor, reason="internal_error")
+        raise
+    ctx.metrics.reconciliation_runs.labels("clean" if finished.clean else "findings").inc()
+    return finished
+
+
+async def _start_run(
+    ctx: AppContext,
+    *,
+    actor: Actor,
+    period: Period,
+    source: str,
+    source_sha256: str | None,
+    schedule_key: str | None,
+) -> tuple[ReconciliationRun, bool]:
+    run = ReconciliationRun(
+        id=str(uuid.uuid4()),
+        period_from=period.date_from,
+        period_to=period.date_to,
+        source=source,
+        source_sha256=source_sha256,
+        schedule_key=schedule_key,
+        requested_by=actor.id or "system",
+        state="running",
+        started_at=ctx.clock.now(),
+        center_entries=0,
+        gateway_entries=0,
+        finding_counts={},
+        by_terminal=[],
+        by_day=[],
+        approval_registers=[],
+    )
+    try:
+        async with ctx.db.session() as session:
+            session.add(run)
+            record(
+                session,
+                actor=actor,
+                action="reconciliation.started",
+                object_type="reconciliation_run",
+                object_id=run.id,
+                details={
+                    "from": period.date_from.isoformat(),
+                    "to": period.date_to.isoformat(),
+                    "source": source,
+                    "source_sha256": source_sha256,
+                    "schedule_key": schedule_key,
+                },
+            )
+            await session.commit()
+    except IntegrityError:
+        # Another worker took this scheduled month first: its run is the month's run.
+        async with ctx.db.read_session() as session:
+            existing = await session.scalar(
+                select(ReconciliationRun).where(ReconciliationRun.schedule_key == schedule_key)
+            )
+        if existing is None:
+            raise
+        return existing, False
+    return run, True
+
+
+async def _fail(ctx: AppContext, *, run: ReconciliationRun, actor: Actor, reason: str) -> None:
+    async with ctx.db.session() as session:
+        await session.execute(delete(CenterEntryStaging).where(CenterEntryStaging.run_id == run.id))
+        stored = await session.get(ReconciliationRun, run.id)
+        if stored is not None:
+            stored.state = "failed"
+            stored.failure = reason[:200]
+            stored.finished_at = ctx.clock.now()
+            # A failed scheduled month is tried again on the next tick.
+            stored.schedule_key = None
+        record(
+            session,
+            actor=actor,
+            action="reconciliation.failed",
+            object_type="reconciliation_run",
+            object_id=run.id,
+            outcome="failure",
+            details={"reason": reason[:200]},
+        )
+        await session.commit()
+    ctx.metrics.reconciliation_runs.labels("failed").inc()
+
+
+# -- staging the center's record ------------------------------------------------------------------------
+
+
+def _subject_index(ctx: AppContext, entry: CenterRecordEntry) -> str:
+    # The gateway's own blind index (app/inquiry/sealing.py): the same person gives the same value.
+    lookup = f"{normalise_kana(entry.subject.name_kana)}|{entry.subject.birth_date.isoformat()}"
+    return ctx.keyring.blind_index(lookup, domain="subject")
+
+
+async def _stage(
+    ctx: AppContext,
+    *,
+    run_id: str,
+    period: Period,
+    entries: AsyncIterator[CenterRecordEntry],
+    progress: Progress | None,
+) -> int:
+    member_code = ctx.settings.center_member_code
+    start, end = period.start, period.end
+    chunk: list[tuple[Any, ...]] = []
+    staged = 0
+    async for entry in entries:
+        at = entry.at.astimezone(UTC)
+        # A file may hold other members' entries or more days than asked for: only ours, only the period.
+        if entry.member_code != member_code or not start <= at < end:
+            continue
+        staged += 1
+        chunk.append(
+            (
+                run_id,
+                staged,
+                entry.entry_id,
+                entry.kind,
+                entry.center_inquiry_id,
+                entry.idempotency_key,
+                at,
+                at.astimezone(TOKYO).date(),
+                entry.branch_code,
+                entry.terminal_id,
+                entry.operator_ref,
+                entry.via,
+                _subject_index(ctx, entry),
+            )
+        )
+        if len(chunk) >= STAGING_CHUNK:
+            await _insert_staging(ctx, chunk)
+            chunk = []
+        if progress is not None and staged % PROGRESS_EVERY == 0:
+            progress("read", staged)
+    if chunk:
+        await _insert_staging(ctx, chunk)
+    return staged
+
+
+async def _insert_staging(ctx: AppContext, rows: Sequence[tuple[Any, ...]]) -> None:
+    """One chunk in its own short transaction, so SQLite's writer lock is never held for the whole read."""
+    async with ctx.db.session() as session:
+        connection = await session.connection()
+        if ctx.db.dialect == "postgresql":
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            await driver.copy_records_to_table(
+                CenterEntryStaging.__tablename__, records=rows, columns=_STAGING_COLUMNS
+            )
+        else:
+            # Plain driver executemany: the ORM's per-row type processing would double the cost. The
+            # texts are exactly how SQLAlchemy stores DateTime and Date on SQLite.
+            placeholders = ", ".join("?" for _ in _STAGING_COLUMNS)
+            await connection.exec_driver_sql(
+                f"INSERT INTO {CenterEntryStaging.__tablename__} ({', '.join(_STAGING_COLUMNS)}) "  # noqa: S608
+                f"VALUES ({placeholders})",
+                [
+                    (*row[:6], row[6].strftime("%Y-%m-%d %H:%M:%S.%f"), row[7].isoformat(), *row[8:])
+                    for row in rows
+                ],
+            )
+        await session.commit()
+
+
+# -- comparing ----------------------------------------------------------------------------------------
+
+
+def _finding_select(run_id: str, kind: str, reason: Any, source: Any, **columns: Any) -> Any:
+    values = [
+        literal(run_id),
+        literal(kind),
+        reason if not isinstance(reason, str) else literal(reason),
+        *(columns.get(name, null()) for name in _FINDING_COLUMNS[3:]),
+    ]
+    return source.with_only_columns(*values)
+
+
+def _unmatched_center(run_id: str) -> Any:
+    s, i = CenterEntryStaging, Inquiry
+    query = select(s).where(
+        s.run_id == run_id,
+        s.kind == "inquiry",
+        ~exists().where(i.id == s.idempotency_key),
+        ~exists().where(i.center_inquiry_id == s.center_inquiry_id),
+    )
+    return _finding_select(
+        run_id,
+        "unmatched_center",
+        "no_gateway_record",
+        query,
+        entry_kind=s.kind,
+        entry_id=s.entry_id,
+        center_inquiry_id=s.center_inquiry_id,
+        at=s.at,
+        business_date=s.business_date,
+        branch_code=s.branch_code,
+        terminal_id=s.terminal_id,
+        operator_ref=s.operator_ref,
+        via=s.via,
+    )
+
+
+def _mismatched(run_id: str) -> Any:
+    s, i = CenterEntryStaging, Inquiry
+    reason = case(
+        (and_(i.center_inquiry_id.is_not(None), i.center_inquiry_id != s.center_inquiry_id), "center_id"),
+        (s.branch_code != i.branch_code, "branch"),
+        (s.operator_ref != i.operator_id, "operator"),
+        (s.terminal_id != func.coalesce(i.terminal_id, "-"), "terminal"),
+        (s.subject_index != i.subject_index, "subject"),
+        # The center cannot have recorded an inquiry before its draft existed at the gateway.
+        (s.at < i.created_at, "before_draft"),
+        else_="",
+    )
+    query = (
+        select(s)
+        .join(i, i.id == s.idempotency_key)
+        .where(s.run_id == run_id, s.kind == "inquiry", reason != "")
+    )
+    return _finding_select(
+        run_id,
+        "mismatched",
+        reason,
+        query,
+        entry_kind=s.kind,
+        entry_id=s.entry_id,
+        center_inquiry_id=s.center_inquiry_id,
+        inquiry_id=i.id,
+        at=s.at,
+        business_date=s.business_date,
+        branch_code=s.branch_code,
+        terminal_id=s.terminal_id,
+        operator_ref=s.operator_ref,
+        via=s.via,
+    )
+
+
+def _sent_in(period: Period) -> Any:
+    i = Inquiry
+    return and_(i.center_inquiry_id.is_not(None), i.sent_at >= period.start, i.sent_at < period.end)
+
+
+def _cancelled_at_center_in(period: Period) -> Any:
+    """Gateway cancellations of sent inquiries whose cancellation the outbox has delivered."""
+    i, o = Inquiry, OutboxMessage
+    return and_(
+        i.status == "cancelled",
+        i.center_inquiry_id.is_not(None),
+        i.cancelled_at >= period.start,
+        i.cancelled_at < period.end,
+        exists().where(o.inquiry_id == i.id, o.kind == "cancel", o.delivered_at.is_not(None)),
+    )
+
+
+def _gateway_columns() -> dict[str, Any]:
+    i = Inquiry
+    return {
+        "inquiry_id": i.id,
+        "center_inquiry_id": i.center_inquiry_id,
+        "business_date": i.business_date,
+        "branch_code": i.branch_code,
+        "terminal_id": i.terminal_id,
+        "operator_ref": i.operator_id,
+        "via": literal("gateway"),
+    }
+
+
+def _unmatched_gateway(run_id: str, period: Period) -> list[Any]:
+    s, i = CenterEntryStaging, Inquiry
+    inquiries = select(i).where(
+        _sent_in(period),
+        ~exists().where(s.run_id == run_id, s.kind == "inquiry", s.idempotency_key == i.id),
+        ~exists().where(s.run_id == run_id, s.kind == "inquiry", s.center_inquiry_id == i.center_inquiry_id),
+    )
+    cancellations = select(i).where(
+        _cancelled_at_center_in(period),
+        ~exists().where(
+            s.run_id == run_id, s.kind == "cancellation", s.center_inquiry_id == i.center_inquiry_id
+        ),
+    )
+    return [
+        _finding_select(
+            run_id,
+            "unmatched_gateway",
+            "inquiry_missing_at_center",
+            inquiries,
+            entry_kind=literal("inquiry"),
+            at=i.sent_at,
+            **_gateway_columns(),
+        ),
+        _finding_select(
+            run_id,
+            "unmatched_gateway",
+            "cancellation_missing_at_center",
+            cancellations,
+            entry_kind=literal("cancellation"),
+            at=i.cancelled_at,
+            **_gateway_columns(),
+        ),
+    ]
+
+
+def _undual_cancellations(run_id: str, period: Period) -> list[Any]:
+    """CC-1: every cancellation or correction at the center went through the gateway with a second person."""
+    s, i = CenterEntryStaging, Inquiry
+    no_second_person = or_(i.cancel_confirmer_id.is_(None), i.cancel_confirmer_id == i.cancelled_by)
+    reason = case(
+        (s.via == "direct", "made_at_center"),
+        (i.id.is_(None), "no_gateway_record"),
+        (i.status != "cancelled", "not_cancelled_at_gateway"),
+        (no_second_person, "no_second_person"),
+        else_="",
+    )
+    center_side = (
+        select(s)
+        .outerjoin(i, i.center_inquiry_id == s.center_inquiry_id)
+        .where(s.run_id == run_id, s.kind.in_(("cancellation", "correction")), reason != "")
+    )
+    # Cancellations the center has no entry for (drafts never sent, or a delivery still pending).
+    gateway_side = select(i).where(
+        i.status == "cancelled",
+        i.cancelled_at >= period.start,
+        i.cancelled_at < period.end,
+        no_second_person,
+        ~exists().where(
+            s.run_id == run_id,
+            s.kind.in_(("cancellation", "correction")),
+            s.center_inquiry_id == i.center_inquiry_id,
+        ),
+    )
+    return [
+        _finding_select(
+            run_id,
+            "undual_cancellation",
+            reason,
+            center_side,
+            entry_kind=s.kind,
+            entry_id=s.entry_id,
+            center_inquiry_id=s.center_inquiry_id,
+            inquiry_id=i.id,
+            at=s.at,
+            business_date=s.business_date,
+            branch_code=s.branch_code,
+            terminal_id=s.terminal_id,
+            operator_ref=s.operator_ref,
+            via=s.via,
+        ),
+        _finding_select(
+            run_id,
+            "undual_cancellation",
+            "no_second_person",
+            gateway_side,
+            entry_kind=literal("cancellation"),
+            at=i.cancelled_at,
+            **_gateway_columns(),
+        ),
+    ]
+
+
+def _tokyo_date(column: Any, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return func.date(func.timezone("Asia/Tokyo", column))
+    # SQLite keeps naive UTC text; Tokyo has had no daylight saving time since 1951.
+    return func.date(column, "+9 hours")
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+async def _by_terminal(session: AsyncSession, *, run_id: str, period: Period) -> list[dict[str, Any]]:
+    s, i = CenterEntryStaging, Inquiry
+    usage: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row_for(branch_code: str, terminal_id: str) -> dict[str, Any]:
+        return usage.setdefault(
+            (branch_code, terminal_id),
+            {
+                "branch_code": branch_code,
+                "terminal_id": terminal_id,
+                "center_inquiries": 0,
+                "center_cancellations": 0,
+                "center_corrections": 0,
+                "direct_entries": 0,
+                "gateway_inquiries": 0,
+            },
+        )
+
+    center = await session.execute(
+        select(s.branch_code, s.terminal_id, s.kind, s.via, func.count())
+        .where(s.run_id == run_id)
+        .group_by(s.branch_code, s.terminal_id, s.kind, s.via)
+    )
+    for branch_code, terminal_id, kind, via, count in center:
+        row = row_for(branch_code, terminal_id)
+        field = {"inquiry": "center_inquiries", "cancellation": "center_cancellations"}.get(
+            kind, "center_corrections"
+        )
+        row[field] += int(count)
+        if via == "direct":
+            row["direct_entries"] += int(count)
+    terminal = func.coalesce(i.terminal_id, "-")
+    gateway = await session.execute(
+        select(i.branch_code, terminal, func.count())
+        .where(_sent_in(period))
+        .group_by(i.branch_code, terminal)
+    )
+    for branch_code, terminal_id, count in gateway:
+        row_for(branch_code, terminal_id)["gateway_inquiries"] += int(count)
+    return [usage[key] for key in sorted(usage)]
+
+
+async def _by_day(
+    session: AsyncSession, *, run_id: str, period: Period, dialect: str
+) -> list[dict[str, Any]]:
+    """RC-2 per day: gateway inquiries sent = center inquiries recorded; list totals = their lines."""
+    s, i = CenterEntryStaging, Inquiry
+    center: dict[date, dict[str, int]] = defaultdict(lambda: {"inquiry": 0, "cancellation": 0})
+    for day, kind, count in await session.execute(
+        select(s.business_date, s.kind, func.count())
+        .where(s.run_id == run_id, s.kind.in_(("inquiry", "cancellation")))
+        .group_by(s.business_date, s.kind)
+    ):
+        center[_as_date(day)][kind] = int(count)
+    sent_day = _tokyo_date(i.sent_at, dialect)
+    gateway = {
+        _as_date(day): int(count)
+        for day, count in await session.execute(
+            select(sent_day, func.count()).where(_sent_in(period)).group_by(sent_day)
+        )
+    }
+    line_count = (
+        select(func.count())
+        .where(DailyListLine.list_id == DailyList.id, DailyListLine.line_type == "inquiry")
+        .scalar_subquery()
+    )
+    lists: dict[date, list[tuple[str, bool]]] = defaultdict(list)
+    for list_id, day, total, lines in await session.execute(
+        select(DailyList.id, DailyList.business_date, DailyList.inquiries_total, line_count).where(
+            DailyList.business_date >= period.date_from, DailyList.business_date <= period.date_to
+        )
+    ):
+        lists[_as_date(day)].append((str(list_id), int(total) == int(lines)))
+    days = []
+    for day in period.days():
+        checked = lists.get(day, [])
+        days.append(
+            {
+                "business_date": day.isoformat(),
+                "center_inquiries": center[day]["inquiry"],
+                "gateway_inquiries": gateway.get(day, 0),
+                "center_cancellations": center[day]["cancellation"],
+                "balanced": center[day]["inquiry"] == gateway.get(day, 0),
+                "lists_checked": len(checked),
+                "lists_unbalanced": sorted(list_id for list_id, ok in checked if not ok),
+            }
+        )
+    return days
+
+
+async def _approval_registers(session: AsyncSession, *, period: Period) -> list[dict[str, Any]]:
+    """The A2 register balance (issued = used + voided + expired + outstanding) of every active day."""
+    registers = []
+    pairs = await session.execute(
+        select(ApprovalNumber.branch_code, ApprovalNumber.business_date)
+        .where(
+            ApprovalNumber.business_date >= period.date_from,
+            ApprovalNumber.business_date <= period.date_to,
+        )
+        .group_by(ApprovalNumber.branch_code, ApprovalNumber.business_date)
+        .order_by(ApprovalNumber.business_date, ApprovalNumber.branch_code)
+    )
+    for branch_code, day in pairs.all():
+        counts = await register_balance(session, branch_code=branch_code, business_date=_as_date(day))
+        closed = counts["used"] + counts["voided"] + counts["expired"] + counts["outstanding"]
+        registers.append(
+            {
+                "branch_code": branch_code,
+                "business_date": _as_date(day).isoformat(),
+                **counts,
+                "balanced": counts["issued"] == closed,
+            }
+        )
+    return registers
+
+
+async def _compare_and_finish(
+    ctx: AppContext, *, run: ReconciliationRun, period: Period, actor: Actor
+) -> ReconciliationRun:
+    columns = [getattr(ReconciliationFinding, name) for name in _FINDING_COLUMNS]
+    s, i = CenterEntryStaging, Inquiry
+    async with ctx.db.session() as session:
+        if ctx.db.dialect == "postgresql":
+            # The staging table was empty when the planner last looked; without fresh statistics it
+            # plans the anti-joins as nested loops over a million rows.
+            await session.execute(text(f"ANALYZE {CenterEntryStaging.__tablename__}"))
+        for statement in [
+            _unmatched_center(run.id),
+            _mismatched(run.id),
+            *_unmatched_gateway(run.id, period),
+            *_undual_cancellations(run.id, period),
+        ]:
+            await session.execute(insert(ReconciliationFinding).from_select(columns, statement))
+        counts = {
+            str(kind): int(count)
+            for kind, count in await session.execute(
+                select(ReconciliationFinding.kind, func.count())
+                .where(ReconciliationFinding.run_id == run.id)
+                .group_by(ReconciliationFinding.kind)
+            )
+        }
+        center_entries = int(await session.scalar(select(func.count()).where(s.run_id == run.id)) or 0)
+        gateway_inquiries = await session.scalar(select(func.count()).select_from(i).where(_sent_in(period)))
+        gateway_cancellations = await session.scalar(
+            select(func.count()).select_from(i).where(_cancelled_at_center_in(period))
+        )
+        by_terminal = await _by_terminal(session, run_id=run.id, period=period)
+        by_day = await _by_day(session, run_id=run.id, period=period, dialect=ctx.db.dialect)
+        registers = await _approval_registers(session, period=period)
+        bypass_sample = list(
+            (
+                await session.scalars(
+                    select(ReconciliationFinding.center_inquiry_id)
+                    .where(
+                        ReconciliationFinding.run_id == run.id,
+                        ReconciliationFinding.kind == "unmatched_center",
+                    )
+                    .order_by(ReconciliationFinding.id)
+                    .limit(ALERT_SAMPLE)
+                )
+            ).all()
+        )
+        await session.execute(delete(s).where(s.run_id == run.id))
+
+        counts.update(
+            daily_count=sum(1 for day in by_day if not day["balanced"]),
+            list_total=sum(len(day["lists_unbalanced"]) for day in by_day),
+            approval_register=sum(1 for register in registers if not register["balanced"]),
+        )
+        counts = {kind: count for kind, count in counts.items() if count}
+        now = ctx.clock.now()
+        stored = await session.get(ReconciliationRun, run.id, with_for_update=True)
+        assert stored is not None
+        stored.state = "completed"
+        stored.finished_at = now
+        stored.center_entries = center_entries
+        stored.gateway_entries = int(gateway_inquiries or 0) + int(gateway_cancellations or 0)
+        stored.finding_counts = counts
+        stored.by_terminal = by_terminal
+        stored.by_day = by_day
+        stored.approval_registers = registers
+        stored.clean = not counts
+        for kind, count in counts.items():
+            severity, code = ALERTS[kind]
+            session.add(
+                ReconciliationAlert(
+                    id=str(uuid.uuid4()),
+                    run_id=run.id,
+                    severity=severity,
+                    code=code,
+                    count=count,
+                    raised_at=now,
+                )
+            )
+            details: dict[str, Any] = {"severity": severity, "code": code, "count": count}
+            if kind == "unmatched_center":
+                details["center_inquiry_ids"] = bypass_sample
+            record(
+                session,
+                actor=actor,
+                action="reconciliation.alert",
+                object_type="reconciliation_run",
+                object_id=run.id,
+                outcome="alert",
+                details=details,
+            )
+            ctx.metrics.reconciliation_alerts.labels(severity, code).inc()
+            if severity == "critical":
+                log.critical("reconciliation run %s: %s (%d)", run.id, code, count)
+        if counts.get("unmatched_center"):
+            ctx.metrics.reconciliation_bypassed_entries.inc(counts["unmatched_center"])
+        record(
+            session,
+            actor=actor,
+            action="reconciliation.completed",
+            object_type="reconciliation_run",
+            object_id=run.id,
+            outcome="success" if stored.clean else "findings",
+            details={
+                "center_entries": center_entries,
+                "gateway_entries": stored.gateway_entries,
+                "findings": counts,
+            },
+        )
+        await session.commit()
+    return stored
+
+
+# -- reading runs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunView:
+    run: ReconciliationRun
+    findings: dict[str, list[ReconciliationFinding]]
+    alerts: list[ReconciliationAlert]
+
+
+async def load_run(session: AsyncSession, *, run_id: str, limit: int = FINDINGS_SHOWN) -> RunView:
+    run = await session.get(ReconciliationRun, run_id)
+    if run is None:
+        raise NotFound("No such reconciliation run")
+    findings: dict[str, list[ReconciliationFinding]] = {}
+    for kind in ("unmatched_center", "unmatched_gateway", "undual_cancellation", "mismatched"):
+        findings[kind] = list(
+            (
+                await session.scalars(
+                    select(ReconciliationFinding)
+                    .where(ReconciliationFinding.run_id == run_id, ReconciliationFinding.kind == kind)
+                    .order_by(ReconciliationFinding.id)
+                    .limit(limit)
+                )
+            ).all()
+        )
+    alerts = sorted(
+        (
+            await session.scalars(select(ReconciliationAlert).where(ReconciliationAlert.run_id == run_id))
+        ).all(),
+        # Most severe first: the bypass alert is the first thing an auditor reads.
+        key=lambda alert: (SEVERITY_RANK.get(alert.severity, 9), alert.code),
+    )
+    return RunView(run, findings, alerts)
+
+
+async def run_view(ctx: AppContext, *, run_id: str) -> RunView:
+    """The run its requester just made (the run's own ledger events already record it)."""
+    async with ctx.db.read_session() as session:
+        return await load_run(session, run_id=run_id)
+
+
+async def read_run(ctx: AppContext, session: AsyncSession, *, actor: Actor, run_id: str) -> RunView:
+    """A stored run; reading it is logged (it names terminals and operators)."""
+    view = await load_run(session, run_id=run_id)
+    record(
+        session,
+        actor=actor,
+        action="reconciliation.read",
+        object_type="reconciliation_run",
+        object_id=run_id,
+    )
+    await session.commit()
+    return view
+
+
+async def list_runs(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[list[ReconciliationRun], str | None]:
+    query = select(ReconciliationRun).order_by(
+        ReconciliationRun.started_at.desc(), ReconciliationRun.id.desc()
+    )
+    if cursor is not None:
+        anchor = await session.get(ReconciliationRun, cursor)
+        if anchor is None:
+            raise ValidationFailed("The cursor is not valid")
+        query = query.where(
+            or_(
+                ReconciliationRun.started_at < anchor.started_at,
+                and_(ReconciliationRun.started_at == anchor.started_at, ReconciliationRun.id < anchor.id),
+            )
+        )
+    runs = list((await session.scalars(query.limit(limit + 1))).all())
+    next_cursor = runs[limit - 1].id if len(runs) > limit else None
+    return runs[:limit], next_cursor

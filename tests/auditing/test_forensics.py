@@ -1,0 +1,188 @@
+"""Forensic queries for incident response (AC-6) and the end-to-end trace of one inquiry (LG-5)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import select
+
+from app.audit.ledger import SYSTEM_ACTOR
+from app.authz import directory
+from app.clock import ManualClock, rfc3339
+from app.context import AppContext
+from app.demo import DEMO_ACTOR, DemoCredentials
+from app.lists import service as lists_service
+from app.lists.models import DailyList
+from tests.auditing.support import inquire_with_credentials, inquire_with_number, login_at, release, subjects
+from tests.helpers import ledger_events
+
+
+async def test_subject_access_lists_exactly_the_users_and_terminals_that_touched_the_person(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    person, other = await subjects(ctx, 2)
+    op001 = await login_at(client, demo, "op001", index=0)
+    cf001 = await login_at(client, demo, "cf001", index=1)
+    cf001b = await login_at(client, demo, "cf001b", index=1)
+    op002 = await login_at(client, demo, "op002", index=0)
+    # Branch 001: A2 by cf001, released by cf001b, read by the operator.
+    first = await inquire_with_number(client, op001, cf001, person)
+    await release(client, demo, "cf001b", cf001b, first["id"])
+    assert (await client.get(f"/inquiries/{first['id']}/response", headers=op001)).status_code == 200
+    # Branch 002: the same person, A1 by cf002; someone else's inquiry approved by cf002b.
+    await inquire_with_credentials(client, demo, op002, "cf002", person)
+    await inquire_with_credentials(client, demo, op002, "cf002b", other)
+
+    # The branch manager opens the day's subject list (it names the person); the auditor opens it too,
+    # but an auditor's view carries no names, so it is not an access to this person.
+    await lists_service.generate(ctx, day=ctx.clock.now().date(), actor=SYSTEM_ACTOR, branch_code="001")
+    async with ctx.db.read_session() as session:
+        subject_list = (
+            await session.scalars(
+                select(DailyList).where(DailyList.branch_code == "001", DailyList.kind == "subject")
+            )
+        ).one()
+    bm001 = await login_at(client, demo, "bm001", index=0)
+    assert (await client.get(f"/daily-lists/{subject_list.id}", headers=bm001)).status_code == 200
+    auditor = await login_at(client, demo, "auditor")
+    assert (await client.get(f"/daily-lists/{subject_list.id}", headers=auditor)).status_code == 200
+
+    query = {"name_kana": person["name_kana"], "birth_date": person["birth_date"]}
+    found = await client.get("/audit/subject-access", params=query, headers=auditor)
+    assert found.status_code == 200, found.text
+    report = found.json()
+    assert report["users"] == ["bm001", "cf001", "cf001b", "cf002", "op001", "op002"]
+    assert report["terminals"] == ["T001-01", "T001-02", "T002-01"]
+    assert len(report["inquiries"]) == 2
+    kinds = {(a["user_id"], a["kind"]) for a in report["accesses"]}
+    assert {
+        ("op001", "inquired"),
+        ("cf001", "approved"),
+        ("cf001b", "released"),
+        ("op001", "viewed"),
+    } <= kinds
+    assert ("bm001", "viewed") in kinds and ("cf002", "approved") in kinds
+    # The same answer with the person in the body rather than the URL.
+    by_body = await client.post("/audit/subject-access", json=query, headers=auditor)
+    assert by_body.json()["users"] == report["users"]
+
+    # Asking is itself on the record, under the pseudonym, never the name.
+    asked = await ledger_events(ctx, action="audit.subject_access_read")
+    assert len(asked) == 2 and asked[0].actor_id == "auditor"
+    assert asked[0].object_id == report["subject_pseudonym"]
+    assert person["name_kana"] not in asked[0].details and person["birth_date"] not in asked[0].details
+
+    # Only auditors may ask.
+    assert (await client.get("/audit/subject-access", params=query, headers=bm001)).status_code == 403
+
+
+async def test_nobody_touched_a_person_never_inquired_about(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    auditor = await login_at(client, demo, "auditor")
+    found = await client.get(
+        "/audit/subject-access",
+        params={"name_kana": "ダレモ シラナイ", "birth_date": "1960-01-01"},
+        headers=auditor,
+    )
+    assert found.status_code == 200
+    assert (found.json()["users"], found.json()["inquiries"]) == ([], [])
+
+
+async def test_access_holders_at_t_follow_the_role_history(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    before = clock.now()
+    clock.advance(hours=1)
+    # op002 is given the operator role at branch 001 an hour later.
+    async with ctx.db.session() as session:
+        await directory.grant_role(
+            session, ctx=ctx, actor=DEMO_ACTOR, user_id="op002", role="operator", branch_code="001"
+        )
+        await session.commit()
+    clock.advance(minutes=5)
+    auditor = await login_at(client, demo, "auditor")
+
+    async def holders(at: str) -> dict[str, list[str]]:
+        response = await client.get(
+            "/audit/access-holders", params={"branch_code": "001", "at": at}, headers=auditor
+        )
+        assert response.status_code == 200, response.text
+        return {u["user_id"]: u["may"] for u in response.json()["users"]}
+
+    then = await holders(rfc3339(before))
+    now = await holders(rfc3339(clock.now()))
+    assert "op002" not in then
+    assert "op002" in now and "inquiry.read" in now["op002"]
+    # Branch 001's own staff, HQ (bank-wide) and the auditor (metadata everywhere) could reach it then.
+    assert {"op001", "cf001", "cf001b", "bm001", "hqop", "hqcf", "auditor"} <= set(then)
+    # Branch 002's staff and people without data roles could not.
+    assert not {"op002", "cf002", "bm002", "accadmin", "secoff"} & set(then)
+    assert "inquiry.read_response" not in then["auditor"]
+    # Before anyone existed, nobody held anything.
+    assert await holders(rfc3339(before - timedelta(days=365))) == {}
+    naive = await client.get(
+        "/audit/access-holders", params={"branch_code": "001", "at": "2026-11-24T10:00:00"}, headers=auditor
+    )
+    assert naive.status_code == 422
+
+
+async def test_trace_runs_from_the_request_through_the_list_line_to_its_confirmation(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    (person,) = await subjects(ctx, 1)
+    op001 = await login_at(client, demo, "op001", index=0)
+    cf001 = await login_at(client, demo, "cf001", index=1)
+    inquiry = await inquire_with_number(client, op001, cf001, person)
+    await release(client, demo, "cf001", cf001, inquiry["id"])
+    await client.get(f"/inquiries/{inquiry['id']}/response", headers=op001)
+    day = clock.now().date()
+    clock.advance(days=1)
+    await lists_service.generate(ctx, day=day, actor=SYSTEM_ACTOR, branch_code="001")
+    cf001 = await login_at(client, demo, "cf001", index=1)
+    async with ctx.db.read_session() as session:
+        subject_list = (
+            await session.scalars(
+                select(DailyList).where(
+                    DailyList.branch_code == "001",
+                    DailyList.kind == "subject",
+                    DailyList.business_date == day,
+                )
+            )
+        ).one()
+    checked = await client.post(
+        f"/daily-lists/{subject_list.id}/lines/1/check", json={"result": "matched"}, headers=cf001
+    )
+    assert checked.status_code == 200, checked.text
+    confirmed = await client.post(f"/daily-lists/{subject_list.id}/confirm", json={}, headers=cf001)
+    assert confirmed.status_code == 200, confirmed.text
+
+    auditor = await login_at(client, demo, "auditor")
+    trace = await client.get(f"/inquiries/{inquiry['id']}/trace", headers=auditor)
+    assert trace.status_code == 200, trace.text
+    events = trace.json()["events"]
+    actions = [e["action"] for e in events]
+    for expected in (
+        "inquiry.created",
+        "approval_number.issued",
+        "inquiry.approved",
+        "inquiry.queued",
+        "center.inquiry_sent",
+        "inquiry.response_received",
+        "inquiry.released",
+        "inquiry.response_read",
+        "daily_list.generated",
+        "daily_list.line_checked",
+        "daily_list.confirmed",
+    ):
+        assert expected in actions, expected
+    assert (
+        actions.index("inquiry.released")
+        < actions.index("daily_list.generated")
+        < actions.index("daily_list.confirmed")
+    )
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    list_events = [e for e in events if e["via"] == "daily_list"]
+    # The subject list and the count list both carry the inquiry as a line.
+    assert subject_list.id in {e["object_id"] for e in list_events}

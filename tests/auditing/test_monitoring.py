@@ -1,0 +1,95 @@
+"""Monitoring health (LG-4): job runs with counts and output hashes, the lists schedule recording its runs,
+the operating-status metrics, and JSON log lines with the request id and no personal data."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+from sqlalchemy import select
+
+from app.clock import ManualClock
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.lists import scheduler as list_schedule
+from app.monitoring.jobs import output_digest, record_job_run
+from app.monitoring.logs import REQUEST_ID, JsonFormatter
+from app.monitoring.models import JobRun
+from tests.auditing.support import inquire_with_credentials, login_at, subjects
+from tests.helpers import ledger_events
+
+
+async def test_a_job_run_is_stored_with_counts_and_hash_and_is_in_the_ledger(
+    ctx: AppContext, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    started = clock.now()
+    clock.advance(seconds=3)
+    digest = output_digest(["b", "a"])
+    assert digest == output_digest(["a", "b"])
+    run = await record_job_run(
+        ctx,
+        job="reconciliation.center",
+        started_at=started,
+        counts={"center_entries": 4},
+        output_sha256=digest,
+    )
+    (event,) = [
+        e for e in await ledger_events(ctx, action="job.run") if e.object_id == "reconciliation.center"
+    ]
+    details = json.loads(event.details)
+    assert details["run_id"] == run.id
+    assert details["counts"] == {"center_entries": 4} and details["output_sha256"] == digest
+    async with ctx.db.read_session() as session:
+        stored = await session.get(JobRun, run.id)
+    assert stored is not None and (stored.finished_at - stored.started_at).total_seconds() == 3
+
+
+async def test_the_lists_schedule_records_its_runs(
+    ctx: AppContext, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 25, 1, 0, tzinfo=UTC))
+    created = await list_schedule.run_once(ctx)
+    assert created > 0
+    assert await list_schedule.run_once(ctx) == 0  # nothing new: no second job run
+    async with ctx.db.read_session() as session:
+        runs = list((await session.scalars(select(JobRun).where(JobRun.job == "lists.generate"))).all())
+    assert len(runs) == 1
+    assert runs[0].counts["lists_created"] == created and runs[0].output_sha256
+
+
+async def test_metrics_show_inquiries_by_state_approvals_and_the_ledger(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    (person,) = await subjects(ctx, 1)
+    await inquire_with_credentials(client, demo, await login_at(client, demo, "op001"), "cf001", person)
+    text = (await client.get("/metrics")).text
+    assert 'shokai_inquiries{state="held"} 1.0' in text
+    assert "shokai_approvals 1.0" in text
+    assert "shokai_overdue_lists" in text
+    assert "shokai_audit_ledger_head_seq" in text and "shokai_audit_checkpoint_age_seconds" in text
+    assert 'shokai_center_call_seconds_count{kind="inquire"}' in text
+    assert person["name_kana"] not in text
+
+
+def test_json_log_lines_carry_the_request_id_and_no_exception_message() -> None:
+    token = REQUEST_ID.set("req-1234abcd")
+    try:
+        try:
+            raise ValueError("ヤマダ タロウ 1980-01-01")
+        except ValueError:
+            record = logging.LogRecord("shokai.test", logging.ERROR, __file__, 1, "insert failed", None, None)
+            import sys
+
+            record.exc_info = sys.exc_info()
+            record.code = "LEDGER_UNAVAILABLE"
+            record.name_kana = "ヤマダ タロウ"
+        line = orjson.loads(JsonFormatter().format(record))
+    finally:
+        REQUEST_ID.reset(token)
+    assert line["request_id"] == "req-1234abcd"
+    assert line["message"] == "insert failed" and line["code"] == "LEDGER_UNAVAILABLE"
+    assert line["exception"] == "ValueError" and line["stack"]
+    assert "ヤマダ" not in json.dumps(line, ensure_ascii=False)

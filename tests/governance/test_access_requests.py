@@ -1,0 +1,260 @@
+"""Access requests (AC-2, SD-1): request → approve → apply by named, different people; every way to
+break the separation of duties is refused with 403 SOD_VIOLATION, and nothing unapproved is applied."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import select
+
+from app.audit.ledger import Actor
+from app.authz import directory
+from app.authz.models import UserRole
+from app.clock import ManualClock
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.governance.models import AccessRegisterEntry
+from tests.governance.support import add_person, privileged_headers, request_apply
+from tests.helpers import auth_headers, home_terminal, terminal_headers
+
+
+async def _active_roles(ctx: AppContext, user_id: str) -> set[tuple[str, str | None]]:
+    async with ctx.db.read_session() as session:
+        rows = await session.execute(
+            select(UserRole.role, UserRole.branch_code).where(
+                UserRole.user_id == user_id, UserRole.revoked_at.is_(None)
+            )
+        )
+        return {(role, branch) for role, branch in rows}
+
+
+async def test_new_user_gets_roles_and_first_password_only_through_two_people(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    manager = await auth_headers(client, demo, "bm001")
+
+    created = await client.post("/users", json={"id": "op001new", "name": "新人 太郎"}, headers=admin)
+    assert created.status_code == 201, created.text
+    assert await _active_roles(ctx, "op001new") == set()
+
+    grant = await request_apply(
+        client,
+        requester=manager,
+        approver=approver,
+        setter=admin,
+        body={
+            "user_id": "op001new",
+            "action": "grant",
+            "role": "operator",
+            "branch_code": "001",
+            "reason": "新規配属",
+        },
+    )
+    assert (grant["requested_by"], grant["approved_by"], grant["applied_by"]) == (
+        "bm001",
+        "accappr",
+        "accadmin",
+    )
+    assert await _active_roles(ctx, "op001new") == {("operator", "001")}
+
+    reset = await request_apply(
+        client,
+        requester=admin,
+        approver=approver,
+        setter=admin,
+        body={"user_id": "op001new", "action": "reset_password", "reason": "初期パスワード"},
+    )
+    setter_half = reset["initial_password_half"]
+    approver_half = (
+        await client.post(f"/access-requests/{reset['id']}/password-half", headers=approver)
+    ).json()["initial_password_half"]
+    # Neither administrator saw the whole password; the approver's half is handed over only once.
+    assert setter_half and approver_half and setter_half != approver_half
+    again = await client.post(f"/access-requests/{reset['id']}/password-half", headers=approver)
+    assert again.status_code == 409
+
+    term = home_terminal(demo, "op001")
+    assert term is not None
+    login = await client.post(
+        "/auth/login",
+        json={"user_id": "op001new", "password": setter_half + approver_half},
+        headers=terminal_headers(term),
+    )
+    assert login.status_code == 200, login.text
+    assert login.json()["must_change_password"] is True
+    assert login.json()["user"]["roles"] == ["operator"]
+
+
+async def test_every_separation_of_duty_rule_is_enforced(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    # A second access admin and an approver who is also a branch manager, to reach each rule.
+    await add_person(ctx, demo, "accadmin2", (("access_admin", None),))
+    await add_person(ctx, demo, "apprbm", (("access_approver", None), ("branch_manager", "001")))
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    admin2 = await privileged_headers(client, demo, clock, "accadmin2")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    approver_manager = await privileged_headers(client, demo, clock, "apprbm")
+    manager = await auth_headers(client, demo, "bm001")
+
+    async def sod(response: httpx.Response) -> None:
+        assert response.status_code == 403, response.text
+        assert response.json()["code"] == "SOD_VIOLATION"
+
+    # Nobody requests rights for themselves.
+    await sod(
+        await client.post(
+            "/access-requests",
+            json={
+                "user_id": "bm001",
+                "action": "grant",
+                "role": "confirmer",
+                "branch_code": "001",
+                "reason": "x",
+            },
+            headers=manager,
+        )
+    )
+    # The approver is not the requester.
+    own = await client.post(
+        "/access-requests",
+        json={
+            "user_id": "op001",
+            "action": "grant",
+            "role": "branch_manager",
+            "branch_code": "001",
+            "reason": "x",
+        },
+        headers=approver_manager,
+    )
+    assert own.status_code == 201
+    await sod(await client.post(f"/access-requests/{own.json()['id']}/approve", headers=approver_manager))
+    # The approver is not the user concerned.
+    for_approver = await client.post(
+        "/access-requests",
+        json={"user_id": "accappr", "action": "grant", "role": "auditor", "reason": "x"},
+        headers=admin,
+    )
+    await sod(await client.post(f"/access-requests/{for_approver.json()['id']}/approve", headers=approver))
+    # The setter is not the user concerned.
+    for_admin = await client.post(
+        "/access-requests",
+        json={"user_id": "accadmin", "action": "grant", "role": "batch_operator", "reason": "x"},
+        headers=admin2,
+    )
+    assert (
+        await client.post(f"/access-requests/{for_admin.json()['id']}/approve", headers=approver)
+    ).status_code == 200
+    await sod(await client.post(f"/access-requests/{for_admin.json()['id']}/apply", headers=admin))
+    # Approver and setter roles never meet in one person...
+    await sod(
+        await client.post(
+            "/access-requests",
+            json={"user_id": "accadmin2", "action": "grant", "role": "access_approver", "reason": "x"},
+            headers=admin,
+        )
+    )
+    # ...and where legacy data gives someone both, the setter still may not be the approver.
+    async with ctx.db.session() as session:
+        await directory.grant_role(
+            session,
+            ctx=ctx,
+            actor=Actor(id="legacy"),
+            user_id="apprbm",
+            role="access_admin",
+            branch_code=None,
+        )
+        await session.commit()
+    legacy = await client.post(
+        "/access-requests",
+        json={
+            "user_id": "op002",
+            "action": "grant",
+            "role": "branch_manager",
+            "branch_code": "002",
+            "reason": "x",
+        },
+        headers=admin,
+    )
+    assert (
+        await client.post(f"/access-requests/{legacy.json()['id']}/approve", headers=approver_manager)
+    ).status_code == 200
+    await sod(await client.post(f"/access-requests/{legacy.json()['id']}/apply", headers=approver_manager))
+
+    # None of the refused changes happened, and the register holds no entry for them.
+    assert ("branch_manager", "001") not in await _active_roles(ctx, "op001")
+    assert ("batch_operator", None) not in await _active_roles(ctx, "accadmin")
+    assert ("branch_manager", "002") not in await _active_roles(ctx, "op002")
+    async with ctx.db.read_session() as session:
+        sources = set((await session.scalars(select(AccessRegisterEntry.source))).all())
+    assert sources == {"bootstrap"}
+
+
+async def test_a_request_is_never_applied_without_approval(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    body = {
+        "user_id": "op001",
+        "action": "grant",
+        "role": "confirmer",
+        "branch_code": "002",
+        "reason": "応援",
+    }
+
+    pending = (await client.post("/access-requests", json=body, headers=admin)).json()
+    refused = await client.post(f"/access-requests/{pending['id']}/apply", headers=admin)
+    assert refused.status_code == 409 and refused.json()["code"] == "INVALID_STATE"
+
+    rejected = (await client.post("/access-requests", json=body, headers=admin)).json()
+    assert (
+        await client.post(f"/access-requests/{rejected['id']}/reject", headers=approver)
+    ).status_code == 200
+    refused = await client.post(f"/access-requests/{rejected['id']}/apply", headers=admin)
+    assert refused.status_code == 409
+
+    assert ("confirmer", "002") not in await _active_roles(ctx, "op001")
+
+
+async def test_a_request_not_approved_in_time_lapses(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    body = {
+        "user_id": "op001",
+        "action": "grant",
+        "role": "confirmer",
+        "branch_code": "002",
+        "reason": "応援",
+    }
+    stale = (await client.post("/access-requests", json=body, headers=admin)).json()
+    clock.advance(days=ctx.settings.access_request_lapse_days, seconds=1)
+
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    lapsed = await client.post(f"/access-requests/{stale['id']}/approve", headers=approver)
+    assert lapsed.status_code == 409 and lapsed.json()["code"] == "ACCESS_REQUEST_EXPIRED"
+    listed = (await client.get("/access-requests", params={"user_id": "op001"}, headers=approver)).json()
+    assert [r["status"] for r in listed["items"]] == ["expired"]
+    assert ("confirmer", "002") not in await _active_roles(ctx, "op001")
+
+
+async def test_administrators_act_only_inside_a_privileged_session(
+    client: httpx.AsyncClient, demo: DemoCredentials
+) -> None:
+    approver = await auth_headers(client, demo, "accappr")
+    admin = await auth_headers(client, demo, "accadmin")
+    refused = await client.post(
+        "/access-requests",
+        json={
+            "user_id": "op001",
+            "action": "revoke",
+            "role": "operator",
+            "branch_code": "001",
+            "reason": "x",
+        },
+        headers=admin,
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "PRIVILEGED_SESSION_REQUIRED"
+    assert (await client.get("/reviews", headers=approver)).json()["code"] == "PRIVILEGED_SESSION_REQUIRED"

@@ -1,0 +1,154 @@
+"""Emergency switches (IR-1) and incident records (IR-2)."""
+
+from __future__ import annotations
+
+import httpx
+
+from app.clock import ManualClock
+from app.context import AppContext
+from app.demo import DemoCredentials
+from tests.governance.support import add_person, privileged_headers
+from tests.helpers import auth_headers, ledger_events, login
+from tests.inquiry.support import draft_body, person
+
+
+async def test_branch_suspension_is_immediate_and_lifting_takes_a_second_officer(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
+    operator = await auth_headers(client, demo, "op001")
+    other_branch = await auth_headers(client, demo, "op002")
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    second = await privileged_headers(client, demo, clock, "secoff2")
+    subject = await person(ctx)
+
+    thrown = await client.post(
+        "/emergency/suspensions",
+        json={"scope": "branch", "target": "001", "reason": "不正照会の疑い"},
+        headers=officer,
+    )
+    assert thrown.status_code == 201, thrown.text
+    suspension_id = thrown.json()["id"]
+
+    # The live session's next inquiry is refused, and so is a new login at the branch.
+    refused = await client.post("/inquiries", json=draft_body(subject), headers=operator)
+    assert refused.status_code == 401
+    relogin = await login(client, demo, "op001")
+    assert relogin.status_code == 403 and relogin.json()["code"] == "SUSPENDED"
+    # Another branch carries on.
+    assert (
+        await client.post("/inquiries", json=draft_body(subject), headers=other_branch)
+    ).status_code == 201
+
+    same = await client.post(
+        f"/emergency/suspensions/{suspension_id}/lift", json={"reason": "調査完了"}, headers=officer
+    )
+    assert same.status_code == 403 and same.json()["code"] == "SOD_VIOLATION"
+    assert (await login(client, demo, "op001")).status_code == 403
+
+    lifted = await client.post(
+        f"/emergency/suspensions/{suspension_id}/lift", json={"reason": "調査完了"}, headers=second
+    )
+    assert lifted.status_code == 200 and lifted.json()["lifted_by"] == "secoff2"
+    back = await auth_headers(client, demo, "op001")
+    assert (await client.post("/inquiries", json=draft_body(subject), headers=back)).status_code == 201
+
+    events = [(e.action, e.actor_id) for e in await ledger_events(ctx) if e.action.startswith("emergency.")]
+    assert events == [("emergency.suspended", "secoff"), ("emergency.lifted", "secoff2")]
+
+
+async def test_user_and_terminal_switches_end_live_sessions(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    confirmer = await auth_headers(client, demo, "cf002")
+    operator = await auth_headers(client, demo, "op001")
+    for scope, target in (("user", "cf002"), ("terminal", operator["X-Terminal-Id"])):
+        thrown = await client.post(
+            "/emergency/suspensions",
+            json={"scope": scope, "target": target, "reason": "緊急停止"},
+            headers=officer,
+        )
+        assert thrown.status_code == 201 and thrown.json()["sessions_ended"] == 1
+    assert (await client.get("/me", headers=confirmer)).status_code == 401
+    assert (await client.get("/me", headers=operator)).status_code == 401
+    assert (await login(client, demo, "cf002")).json()["code"] == "SUSPENDED"
+    # An officer cannot switch themselves off, and a switch already on is not thrown twice.
+    self_switch = await client.post(
+        "/emergency/suspensions", json={"scope": "user", "target": "secoff", "reason": "x"}, headers=officer
+    )
+    assert self_switch.json()["code"] == "SOD_VIOLATION"
+    twice = await client.post(
+        "/emergency/suspensions", json={"scope": "user", "target": "cf002", "reason": "x"}, headers=officer
+    )
+    assert twice.status_code == 409
+
+
+async def test_suspending_all_inquiries_stops_every_branch_but_not_the_officers(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    operator = await auth_headers(client, demo, "op002")
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    thrown = await client.post(
+        "/emergency/suspensions", json={"scope": "all", "reason": "センター障害"}, headers=officer
+    )
+    assert thrown.status_code == 201
+    refused = await client.post("/inquiries", json=draft_body(await person(ctx)), headers=operator)
+    assert refused.status_code == 403 and refused.json()["code"] == "SUSPENDED"
+    listed = await client.get("/emergency/suspensions", params={"active": True}, headers=officer)
+    assert [s["scope"] for s in listed.json()["items"]] == ["all"]
+    plain = await client.post(
+        "/emergency/suspensions", json={"scope": "all", "reason": "x"}, headers=operator
+    )
+    assert plain.status_code == 403
+
+
+async def test_incident_is_restricted_and_closes_only_with_cause_and_prevention(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    opened = await client.post(
+        "/incidents",
+        json={
+            "title": "支店001 目的外照会の疑い",
+            "severity": "high",
+            "branch_code": "001",
+            "window_from": "2026-11-20T00:00:00Z",
+            "affected_subjects": ["p-0123456789abcdef"],
+        },
+        headers=officer,
+    )
+    assert opened.status_code == 201, opened.text
+    incident = opened.json()
+    assert set(incident["checklist"]) == {"supervisor_ppc", "individuals", "center", "publication"}
+    assert "access_holders" in incident["forensic_links"]
+    assert any(k.startswith("subject:") for k in incident["forensic_links"])
+
+    # Restricted: a branch manager cannot even tell it exists; an auditor can read it.
+    manager = await auth_headers(client, demo, "bm001")
+    assert (await client.get(f"/incidents/{incident['id']}", headers=manager)).status_code == 404
+    auditor = await auth_headers(client, demo, "auditor")
+    assert (await client.get(f"/incidents/{incident['id']}", headers=auditor)).status_code == 200
+
+    await client.post(
+        f"/incidents/{incident['id']}/entries",
+        json={"text": "監督当局へ報告", "checklist_item": "supervisor_ppc"},
+        headers=officer,
+    )
+    incomplete = await client.post(
+        f"/incidents/{incident['id']}/close", json={"cause": "端末の共用"}, headers=officer
+    )
+    assert incomplete.status_code == 422 and incomplete.json()["code"] == "INCIDENT_CLOSE_INCOMPLETE"
+    closed = await client.post(
+        f"/incidents/{incident['id']}/close",
+        json={"cause": "端末の共用", "recurrence_prevention": "個人IDの再教育と端末ロック"},
+        headers=officer,
+    )
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    full = (await client.get(f"/incidents/{incident['id']}", headers=auditor)).json()
+    assert [e["kind"] for e in full["timeline"]] == ["opened", "checklist", "closed"]
+    assert full["checklist"]["supervisor_ppc"]["by"] == "secoff"
+    # The ledger names the incident, never its free text.
+    for event in await ledger_events(ctx):
+        if event.action.startswith("incident."):
+            assert "目的外" not in event.details

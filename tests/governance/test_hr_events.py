@@ -1,0 +1,164 @@
+"""HR events (AC-4): a transfer ends the old branch's rights and the live session at once, leave and
+resignation suspend at once, a return restores nothing by itself; each opens a review task."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from app.clock import ManualClock, business_date_of
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.governance import sweep
+from app.governance.hr import HR_RULE
+from tests.governance.support import hr_feed_headers, privileged_headers, request_apply
+from tests.helpers import auth_headers, login, terminal, terminal_headers, user
+from tests.inquiry.support import draft_body, person
+
+
+async def test_transfer_during_a_live_session_cuts_off_the_old_branch(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    operator = await auth_headers(client, demo, "op001")
+    subject = await person(ctx)
+    created = await client.post("/inquiries", json=draft_body(subject), headers=operator)
+    assert created.status_code == 201, created.text
+    inquiry_id = created.json()["id"]
+
+    feed = await hr_feed_headers(client, demo)
+    today = business_date_of(clock.now()).isoformat()
+    event = await client.post(
+        "/hr-events",
+        json={"user_id": "op001", "kind": "transfer", "effective_on": today, "to_branch_code": "002"},
+        headers=feed,
+    )
+    assert event.status_code == 201 and event.json()["status"] == "applied"
+
+    # The very next request of the live session is refused.
+    after = await client.get(f"/inquiries/{inquiry_id}", headers=operator)
+    assert after.status_code == 401 and after.json()["code"] == "SESSION_EXPIRED"
+
+    # New rights at the new branch come only through a request; the old branch's inquiries are gone.
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    await request_apply(
+        client,
+        requester=await auth_headers(client, demo, "bm002"),
+        approver=approver,
+        setter=admin,
+        body={
+            "user_id": "op001",
+            "action": "grant",
+            "role": "operator",
+            "branch_code": "002",
+            "reason": "異動",
+        },
+    )
+    term = terminal(demo, "002")
+    relogin = await client.post(
+        "/auth/login",
+        json={"user_id": "op001", "password": user(demo, "op001")["password"]},
+        headers=terminal_headers(term),
+    )
+    assert relogin.status_code == 200, relogin.text
+    assert relogin.json()["user"]["branch_codes"] == ["002"]
+    moved = {"Authorization": f"Bearer {relogin.json()['access_token']}", "X-Terminal-Id": term["id"]}
+    assert (await client.get(f"/inquiries/{inquiry_id}", headers=moved)).status_code == 404
+    listed = (await client.get("/inquiries", headers=moved)).json()["items"]
+    assert all(item["branch_code"] == "002" for item in listed)
+
+    register = (await client.get("/access-register", params={"user_id": "op001"}, headers=admin)).json()[
+        "items"
+    ]
+    revoked = [e for e in register if e["change"] == "revoke"]
+    assert [(e["role"], e["branch_code"], e["source"]) for e in revoked] == [("operator", "001", "hr_event")]
+    assert (revoked[0]["requested_by"], revoked[0]["approved_by"], revoked[0]["set_by"]) == (
+        "service:hr-feed",
+        HR_RULE,
+        "system",
+    )
+    tasks = (await client.get("/reviews", params={"status": "open"}, headers=approver)).json()["items"]
+    assert [(t["kind"], t["user_id"]) for t in tasks if t["kind"].startswith("hr_")] == [
+        ("hr_transfer", "op001")
+    ]
+
+
+async def test_resignation_refuses_login_and_revokes_every_right(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    assert (await login(client, demo, "op002")).status_code == 200
+    feed = await hr_feed_headers(client, demo)
+    today = business_date_of(clock.now()).isoformat()
+    event = await client.post(
+        "/hr-events", json={"user_id": "op002", "kind": "resignation", "effective_on": today}, headers=feed
+    )
+    assert event.status_code == 201
+    refused = await login(client, demo, "op002")
+    assert refused.status_code == 403 and refused.json()["code"] == "SUSPENDED"
+    auditor = await auth_headers(client, demo, "auditor")
+    register = (await client.get("/access-register", params={"user_id": "op002"}, headers=auditor)).json()[
+        "items"
+    ]
+    assert [e["change"] for e in register if e["source"] == "hr_event"] == ["suspend", "revoke"]
+
+
+async def test_return_from_leave_restores_nothing_until_a_reactivation_is_approved(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    feed = await hr_feed_headers(client, demo)
+    today = business_date_of(clock.now()).isoformat()
+    for kind in ("leave", "return"):
+        event = await client.post(
+            "/hr-events", json={"user_id": "cf001b", "kind": kind, "effective_on": today}, headers=feed
+        )
+        assert event.status_code == 201, event.text
+    refused = await login(client, demo, "cf001b")
+    assert refused.status_code == 403 and refused.json()["code"] == "SUSPENDED"
+
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    await request_apply(
+        client,
+        requester=admin,
+        approver=approver,
+        setter=admin,
+        body={"user_id": "cf001b", "action": "reactivate", "reason": "復職確認済み"},
+    )
+    back = await login(client, demo, "cf001b")
+    assert back.status_code == 200 and back.json()["user"]["roles"] == ["confirmer"]
+
+
+async def test_an_hr_event_effective_later_waits_for_its_day(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    feed = await hr_feed_headers(client, demo)
+    later = business_date_of(clock.now()) + timedelta(days=2)
+    event = await client.post(
+        "/hr-events",
+        json={"user_id": "cf002b", "kind": "leave", "effective_on": later.isoformat()},
+        headers=feed,
+    )
+    assert event.json()["status"] == "pending"
+    assert (await login(client, demo, "cf002b")).status_code == 200
+    clock.advance(days=2)
+    assert (await sweep.run_once(ctx)).hr_events_applied == 1
+    assert (await login(client, demo, "cf002b")).json()["code"] == "SUSPENDED"
+
+
+async def test_only_the_hr_feed_and_access_admins_file_hr_events(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    manager = await auth_headers(client, demo, "bm001")
+    today = business_date_of(clock.now()).isoformat()
+    refused = await client.post(
+        "/hr-events", json={"user_id": "op001", "kind": "leave", "effective_on": today}, headers=manager
+    )
+    assert refused.status_code == 403
+    bad = await client.post(
+        "/hr-events",
+        json={"user_id": "op001", "kind": "transfer", "effective_on": today},
+        headers=await hr_feed_headers(client, demo),
+    )
+    assert bad.status_code == 422
+    assert (await login(client, demo, "op001")).status_code == 200

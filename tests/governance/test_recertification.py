@@ -1,0 +1,117 @@
+"""Recertification (AC-4): branch managers attest each right; rights not attested by the deadline are
+revoked automatically, and the register shows it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from app.clock import ManualClock, rfc3339
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.governance import sweep
+from app.governance.recertification import LAPSE_RULE
+from tests.governance.support import privileged_headers
+from tests.helpers import auth_headers, login
+
+
+async def test_unattested_right_is_revoked_at_the_deadline_and_registered(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    deadline = clock.now() + timedelta(days=14)
+    campaign = await client.post(
+        "/recertification-campaigns",
+        json={"reason": "on_demand", "deadline_at": rfc3339(deadline)},
+        headers=admin,
+    )
+    assert campaign.status_code == 201, campaign.text
+    campaign_id = campaign.json()["id"]
+
+    manager = await auth_headers(client, demo, "bm001")
+    mine = (await client.get(f"/recertification-campaigns/{campaign_id}/items", headers=manager)).json()[
+        "items"
+    ]
+    # The branch manager sees exactly the staff rights at their branch (their own goes to an approver).
+    assert {(i["user_id"], i["role"]) for i in mine} == {
+        ("op001", "operator"),
+        ("cf001", "confirmer"),
+        ("cf001b", "confirmer"),
+    }
+    by_user = {i["user_id"]: i for i in mine}
+    for user_id in ("cf001", "cf001b"):
+        attested = await client.post(
+            f"/recertification-campaigns/{campaign_id}/items/{by_user[user_id]['id']}",
+            json={"decision": "attest"},
+            headers=manager,
+        )
+        assert attested.status_code == 200 and attested.json()["decision"] == "attested"
+    other = await auth_headers(client, demo, "bm002")
+    foreign = await client.post(
+        f"/recertification-campaigns/{campaign_id}/items/{by_user['op001']['id']}",
+        json={"decision": "attest"},
+        headers=other,
+    )
+    assert foreign.status_code == 403
+
+    # An access approver attests the HQ and bank-wide rights (never their own).
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    theirs = (
+        await client.get(
+            f"/recertification-campaigns/{campaign_id}/items", params={"pending": True}, headers=approver
+        )
+    ).json()["items"]
+    assert {i["attester_role"] for i in theirs} == {"access_approver"}
+    for item in theirs:
+        decided = await client.post(
+            f"/recertification-campaigns/{campaign_id}/items/{item['id']}",
+            json={"decision": "attest"},
+            headers=approver,
+        )
+        if item["user_id"] == "accappr":
+            assert decided.status_code == 403 and decided.json()["code"] == "SOD_VIOLATION"
+        else:
+            assert decided.status_code == 200, decided.text
+
+    # op001's right is never attested. Before the deadline nothing happens; after it, it is gone.
+    clock.advance(days=13)
+    assert (await sweep.run_once(ctx)).rights_revoked_at_deadline == 0
+    assert (await login(client, demo, "op001")).json()["user"]["roles"] == ["operator"]
+    clock.advance(days=1, seconds=1)
+    result = await sweep.run_once(ctx)
+    # op001's right, accappr's own (nobody else attested it), and branch 002's three staff rights
+    # (bm002 never attested them).
+    assert result.rights_revoked_at_deadline == 1 + 1 + 3
+
+    auditor = await auth_headers(client, demo, "auditor")
+    listed = await client.get("/access-register", params={"user_id": "op001"}, headers=auditor)
+    assert listed.status_code == 200, listed.text
+    register = listed.json()["items"]
+    revoked = [e for e in register if e["change"] == "revoke"]
+    assert [(e["role"], e["branch_code"], e["source"], e["source_id"]) for e in revoked] == [
+        ("operator", "001", "recertification", campaign_id)
+    ]
+    assert (revoked[0]["requested_by"], revoked[0]["approved_by"], revoked[0]["set_by"]) == (
+        "accadmin",
+        LAPSE_RULE,
+        "system",
+    )
+    assert (await login(client, demo, "op001")).json()["user"]["roles"] == []
+    # Attested rights stay.
+    assert (await login(client, demo, "cf001")).json()["user"]["roles"] == ["confirmer"]
+    late = await client.post(
+        f"/recertification-campaigns/{campaign_id}/items/{by_user['op001']['id']}",
+        json={"decision": "attest"},
+        headers=await auth_headers(client, demo, "bm001"),
+    )
+    assert late.status_code == 409 and late.json()["code"] == "INVALID_STATE"
+
+
+async def test_a_periodic_campaign_starts_by_itself_after_six_months(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    assert (await sweep.run_once(ctx)).campaign_started is False
+    clock.advance(days=ctx.settings.recertification_interval_days)
+    assert (await sweep.run_once(ctx)).campaign_started is True
+    assert (await sweep.run_once(ctx)).campaign_started is False

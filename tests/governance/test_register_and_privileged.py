@@ -1,0 +1,214 @@
+"""The access-rights register and its export (AC-3); second factor and privileged sessions (AC-5);
+terminals and branches at the end of their life."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import httpx
+
+from app.authz.policy import may
+from app.authz.principal import Principal
+from app.clock import ManualClock
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.governance import register, sweep
+from app.governance.totp import code_at
+from tests.governance.support import enrol_totp, hr_feed_headers, privileged_headers, request_apply
+from tests.helpers import auth_headers, home_terminal, ledger_events, login, terminal_headers, user
+
+
+async def test_register_export_lists_every_change_with_its_three_people(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    manager = await auth_headers(client, demo, "bm002")
+    await request_apply(
+        client,
+        requester=manager,
+        approver=approver,
+        setter=admin,
+        body={
+            "user_id": "cf002",
+            "action": "grant",
+            "role": "branch_manager",
+            "branch_code": "002",
+            "reason": "代理",
+            "expires_at": "2026-12-31T00:00:00Z",
+        },
+    )
+    await request_apply(
+        client,
+        requester=admin,
+        approver=approver,
+        setter=admin,
+        body={
+            "user_id": "op002",
+            "action": "revoke",
+            "role": "operator",
+            "branch_code": "002",
+            "reason": "=HYPERLINK()",
+        },
+    )
+    await client.post(
+        "/hr-events",
+        json={"user_id": "cf001b", "kind": "leave", "effective_on": "2026-11-24"},
+        headers=await hr_feed_headers(client, demo),
+    )
+
+    auditor = await auth_headers(client, demo, "auditor")
+    exported = await client.get("/access-register", params={"format": "csv"}, headers=auditor)
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert exported.text.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(exported.text.lstrip("\ufeff"))))
+    pages = (await client.get("/access-register", params={"limit": 1000}, headers=auditor)).json()["items"]
+    assert [int(r["seq"]) for r in rows] == [e["seq"] for e in pages]
+    # Every grant of the seed, the two applied requests and the HR suspension — each with all three people.
+    assert {r["source"] for r in rows} == {"bootstrap", "access_request", "hr_event"}
+    for row in rows:
+        assert row["requested_by"] and row["approved_by"] and row["set_by"], row
+        assert (
+            row["requested_at"]
+            and row["approved_at"]
+            and row["set_at"]
+            and row["reason"]
+            and row["effective_from"]
+        )
+    applied = [r for r in rows if r["source"] == "access_request"]
+    assert [
+        (r["change"], r["user_id"], r["requested_by"], r["approved_by"], r["set_by"]) for r in applied
+    ] == [
+        ("grant", "cf002", "bm002", "accappr", "accadmin"),
+        ("revoke", "op002", "accadmin", "accappr", "accadmin"),
+    ]
+    assert applied[0]["expires_at"] == "2026-12-31T00:00:00.000000Z"
+    # A reason that looks like a formula is neutralised for Excel.
+    assert applied[1]["reason"] == "'=HYPERLINK()"
+    # The register is not for branch staff.
+    assert (await client.get("/access-register", headers=manager)).status_code == 403
+
+    # The expiry date is enforced: the sweep ends the right on that day and registers it.
+    clock.set(datetime(2026, 12, 31, 0, 0, 1, tzinfo=UTC))
+    assert (await sweep.run_once(ctx)).rights_expired == 1
+    async with ctx.db.read_session() as session:
+        last = (await register.entries(session, user_id="cf002"))[-1]
+    assert (last.change, last.role, last.source, last.requested_by) == (
+        "revoke",
+        "branch_manager",
+        "expiry",
+        "bm002",
+    )
+
+
+async def test_second_factor_is_required_at_login_once_enrolled(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    headers = await auth_headers(client, demo, "cf001")
+    secret = await enrol_totp(client, headers, clock)
+    term = home_terminal(demo, "cf001")
+    assert term is not None
+
+    async def attempt(totp: str | None) -> httpx.Response:
+        body = {"user_id": "cf001", "password": user(demo, "cf001")["password"]}
+        if totp is not None:
+            body["totp"] = totp
+        return await client.post("/auth/login", json=body, headers=terminal_headers(term))
+
+    missing = await attempt(None)
+    assert missing.status_code == 401 and missing.json()["code"] == "TOTP_REQUIRED"
+    assert (
+        await attempt("000000" if code_at(secret, clock.now()) != "000000" else "111111")
+    ).status_code == 401
+    code = code_at(secret, clock.now())
+    assert (await attempt(code)).status_code == 200
+    # The same code is good once.
+    assert (await attempt(code)).status_code == 401
+
+
+async def test_privileged_session_is_alerted_and_reviewed_by_someone_else(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    plain = await auth_headers(client, demo, "accadmin")
+    no_factor = await client.post(
+        "/privileged-sessions", json={"reason": "x", "totp": "123456"}, headers=plain
+    )
+    assert no_factor.status_code == 401 and no_factor.json()["code"] == "TOTP_REQUIRED"
+    await privileged_headers(client, demo, clock, "accadmin", reason="四半期の権限棚卸", headers=plain)
+    alerts = await ledger_events(ctx, action="privileged.session_opened")
+    assert [(e.actor_id, e.outcome) for e in alerts] == [("accadmin", "alert")]
+
+    security = await privileged_headers(client, demo, clock, "secoff")
+    pending = (await client.get("/privileged-sessions", params={"unreviewed": True}, headers=security)).json()
+    admin_session = next(p for p in pending["items"] if p["user_id"] == "accadmin")
+    assert admin_session["reason"] == "四半期の権限棚卸"
+    own = next(p for p in pending["items"] if p["user_id"] == "secoff")
+    self_review = await client.post(
+        f"/privileged-sessions/{own['id']}/review", json={"note": "ok"}, headers=security
+    )
+    assert self_review.status_code == 403 and self_review.json()["code"] == "SOD_VIOLATION"
+    auditor = await auth_headers(client, demo, "auditor")
+    reviewed = await client.post(
+        f"/privileged-sessions/{admin_session['id']}/review", json={"note": "操作ログ確認"}, headers=auditor
+    )
+    assert reviewed.status_code == 200 and reviewed.json()["reviewed_by"] == "auditor"
+
+
+def test_administrators_and_auditors_never_read_response_content() -> None:
+    def holder(*roles: str) -> Principal:
+        return Principal(
+            kind="user",
+            id="x",
+            name="x",
+            session_id="s",
+            session_expires_at=None,  # type: ignore[arg-type]
+            idle_expires_at=None,
+            role_branches={
+                role: frozenset({"001"}) if role == "confirmer" else frozenset() for role in roles
+            },
+        )
+
+    assert may(holder("confirmer"), "inquiry.read_response", branch_code="001")
+    for admin in ("access_admin", "access_approver", "security_officer", "auditor"):
+        assert not may(holder("confirmer", admin), "inquiry.read_response", branch_code="001")
+        assert not may(holder("confirmer", admin), "inquiry.release", branch_code="001")
+
+
+async def test_closing_a_branch_leaves_no_access_tied_to_it(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    operator = await auth_headers(client, demo, "op002")
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    auditor = await auth_headers(client, demo, "auditor")
+    assert (await client.get("/governance/lifecycle-check", headers=auditor)).json()["total"] == 0
+
+    closed = await client.post("/branches/002/deactivate", json={"reason": "統廃合"}, headers=admin)
+    assert closed.status_code == 204, closed.text
+    assert (await client.get("/me", headers=operator)).status_code == 401
+    refused = await login(client, demo, "op002")
+    assert refused.status_code == 403
+    check = (await client.get("/governance/lifecycle-check", headers=auditor)).json()
+    assert check["total"] == 0
+    register = (await client.get("/access-register", params={"branch_code": "002"}, headers=auditor)).json()[
+        "items"
+    ]
+    assert {(e["user_id"], e["change"]) for e in register if e["source"] == "branch_closure"} == {
+        ("op002", "revoke"),
+        ("cf002", "revoke"),
+        ("cf002b", "revoke"),
+        ("bm002", "revoke"),
+    }
+
+
+async def test_decommissioned_terminal_ends_its_sessions(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    operator = await auth_headers(client, demo, "op001")
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    retired = await client.post(f"/terminals/{operator['X-Terminal-Id']}/deactivate", headers=admin)
+    assert retired.status_code == 200 and retired.json()["status"] == "decommissioned"
+    assert (await client.get("/me", headers=operator)).status_code == 401
+    auditor = await auth_headers(client, demo, "auditor")
+    assert (await client.get("/governance/lifecycle-check", headers=auditor)).json()["total"] == 0

@@ -1,0 +1,49 @@
+"""Helpers for HQ tests: a branch's request, HQ executing it, HQ's balance for the day."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from app.demo import DemoCredentials
+from tests.inquiry.support import draft_body, password_of
+
+# The ManualClock starts at 2026-11-24 10:00 JST (a Tuesday): every test's business day.
+TODAY = "2026-11-24"
+
+
+def a1(demo: DemoCredentials, confirmer: str) -> dict[str, str]:
+    return {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": confirmer,
+        "confirmer_password": password_of(demo, confirmer),
+    }
+
+
+def request_body(subject: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """What a branch asks HQ to inquire: the same fields as an inquiry."""
+    return draft_body(subject, **overrides)
+
+
+async def branch_request(
+    client: httpx.AsyncClient, headers: dict[str, str], subject: dict[str, Any], **overrides: Any
+) -> dict[str, Any]:
+    response = await client.post("/hq-requests", json=request_body(subject, **overrides), headers=headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def execute(
+    client: httpx.AsyncClient, hq: dict[str, str], request_id: str, subject: dict[str, Any], **overrides: Any
+) -> httpx.Response:
+    """HQ runs the branch's request: the inquiry re-states exactly what the branch asked for."""
+    return await client.post(
+        "/inquiries", json=draft_body(subject, hq_request_id=request_id, **overrides), headers=hq
+    )
+
+
+async def balance(client: httpx.AsyncClient, headers: dict[str, str], day: str = TODAY) -> dict[str, Any]:
+    response = await client.get("/reconciliation/hq", params={"business_date": day}, headers=headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())

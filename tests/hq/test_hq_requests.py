@@ -1,0 +1,262 @@
+"""HQ inquiries on behalf of branches (VI(1)②): HQ-1 requests, HQ-3 daily balance, HQ-4 own initiative."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.hq.models import HqRequest
+from app.inquiry.models import Escalation, Inquiry
+from app.inquiry.subject import normalise_kana
+from tests.helpers import ledger_events
+from tests.hq.support import TODAY, a1, balance, branch_request, execute
+from tests.inquiry.support import as_user, center_record, draft_body, person
+
+
+async def test_three_branch_requests_and_one_own_inquiry_balance_and_hq_signs_off(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """HQ-1, HQ-3, HQ-4: the acceptance walk of a day at HQ."""
+    op001, op002 = await as_user(client, demo, "op001"), await as_user(client, demo, "op002")
+    hq = await as_user(client, demo, "hqop")
+    subjects = [await person(ctx, index=i) for i in range(4)]
+    requests = [
+        await branch_request(client, op001, subjects[0]),
+        await branch_request(client, op001, subjects[1]),
+        await branch_request(client, op002, subjects[2]),
+    ]
+    assert [r["status"] for r in requests] == ["pending"] * 3
+
+    pending = (await client.get("/hq-requests", params={"status": "pending"}, headers=hq)).json()["items"]
+    assert {r["id"] for r in pending} == {r["id"] for r in requests}
+    # HQ reads the subject it has to inquire about; the request is sealed at rest like an inquiry.
+    first = next(r for r in pending if r["id"] == requests[0]["id"])
+    assert first["subject"]["name_kana"] == normalise_kana(subjects[0]["name_kana"])
+    assert first["subject"]["birth_date"] == subjects[0]["birth_date"]
+
+    executed = []
+    for request, subject in zip(requests, subjects, strict=False):
+        response = await execute(client, hq, request["id"], subject)
+        assert response.status_code == 201, response.text
+        inquiry = response.json()
+        assert inquiry["branch_code"] == "000" and inquiry["hq_request_id"] == request["id"]
+        # Sent at once: the requesting branch's controls apply, not HQ's method A.
+        assert inquiry["status"] in ("queued", "held")
+        executed.append(inquiry)
+
+    # HQ's own initiative: HQ's method A with an HQ confirmer.
+    own = await client.post("/inquiries", json=draft_body(subjects[3], approval=a1(demo, "hqcf")), headers=hq)
+    assert own.status_code == 201, own.text
+    assert own.json()["hq_request_id"] is None and own.json()["approval"]["confirmer_id"] == "hqcf"
+
+    done = (await client.get("/hq-requests", params={"status": "executed"}, headers=hq)).json()["items"]
+    assert {(r["id"], r["inquiry_id"]) for r in done} == {(i["hq_request_id"], i["id"]) for i in executed}
+    assert len(await center_record(ctx)) == 4
+
+    hqcf = await as_user(client, demo, "hqcf")
+    day = await balance(client, hqcf)
+    assert day["hq_executed"] == 4
+    assert day["branch_requests_executed"] == 3
+    assert day["by_branch"] == [
+        {"branch_code": "001", "requests_executed": 2},
+        {"branch_code": "002", "requests_executed": 1},
+    ]
+    assert day["own_initiative"] == 1
+    assert day["balanced"] is True and day["sign_off"] is None
+
+    # The HQ operator who ran the day's inquiries is not the one who signs it off.
+    assert (await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=hq)).status_code == 403
+    signed = await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=hqcf)
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["signed_by"] == "hqcf" and signed.json()["hq_executed"] == 4
+    again = await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=hqcf)
+    assert again.status_code == 409 and again.json()["code"] == "INVALID_STATE"
+
+    auditor = await as_user(client, demo, "auditor")
+    seen = await balance(client, auditor)
+    assert seen["balanced"] is True and seen["sign_off"]["signed_by"] == "hqcf"
+
+    assert len(await ledger_events(ctx, action="hq_request.created")) == 3
+    assert {e.object_id for e in await ledger_events(ctx, action="hq_request.executed")} == {
+        r["id"] for r in requests
+    }
+    assert [e.object_id for e in await ledger_events(ctx, action="hq_reconciliation.signed_off")] == [TODAY]
+
+
+async def test_a_request_is_executed_once_even_when_two_hq_operators_race(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """HQ-1: each HQ inquiry references exactly one branch request; duplicates refused."""
+    op001, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
+    first_subject, raced_subject = await person(ctx, index=0), await person(ctx, index=1)
+    first = await branch_request(client, op001, first_subject)
+    assert (await execute(client, hq, first["id"], first_subject)).status_code == 201
+    twice = await execute(client, hq, first["id"], first_subject)
+    assert twice.status_code == 409 and twice.json()["code"] == "HQ_REQUEST_ALREADY_EXECUTED"
+
+    raced = await branch_request(client, op001, raced_subject)
+    outcomes = await asyncio.gather(
+        execute(client, hq, raced["id"], raced_subject), execute(client, hq, raced["id"], raced_subject)
+    )
+    assert sorted(r.status_code for r in outcomes) == [201, 409]
+    assert [r.json()["code"] for r in outcomes if r.status_code == 409] == ["HQ_REQUEST_ALREADY_EXECUTED"]
+    refusals = await ledger_events(ctx, action="hq_request.execution_refused")
+    assert [(e.object_id, e.outcome) for e in refusals] == [(first["id"], "denied"), (raced["id"], "denied")]
+    # One inquiry per request reached the center.
+    assert len(await center_record(ctx)) == 2
+
+    # And the database itself refuses a second inquiry for one request, whatever the code path.
+    async with ctx.db.session() as session:
+        other = await session.scalar(select(Inquiry.id).where(Inquiry.hq_request_id == raced["id"]))
+        assert other is not None
+        try:
+            await session.execute(
+                update(Inquiry).where(Inquiry.hq_request_id == first["id"]).values(hq_request_id=raced["id"])
+            )
+            await session.flush()
+        except IntegrityError:
+            await session.rollback()
+        else:
+            raise AssertionError("two inquiries were allowed to execute one request")
+
+
+async def test_hq_must_send_what_the_branch_asked_for(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    op001, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
+    subject = await person(ctx, index=0)
+    request = await branch_request(client, op001, subject)
+
+    widened = await execute(client, hq, request["id"], subject, purpose="gazette_check")
+    assert widened.status_code == 422 and widened.json()["code"] == "HQ_REQUEST_MISMATCH"
+    someone_else = await execute(client, hq, request["id"], await person(ctx, index=1))
+    assert someone_else.json()["code"] == "HQ_REQUEST_MISMATCH"
+    unknown = await execute(client, hq, "no-such-request", subject)
+    assert unknown.status_code == 422 and unknown.json()["code"] == "VALIDATION_ERROR"
+    # A branch operator cannot execute a request, not even their own.
+    by_branch = await execute(client, op001, request["id"], subject)
+    assert by_branch.status_code == 403
+
+    refusals = await ledger_events(ctx, action="hq_request.execution_refused")
+    assert [e.details for e in refusals] == ['{"code":"HQ_REQUEST_MISMATCH"}'] * 2
+    still = (await client.get("/hq-requests", headers=hq)).json()["items"]
+    assert [(r["id"], r["status"]) for r in still] == [(request["id"], "pending")]
+    assert await center_record(ctx) == []
+
+
+async def test_an_hq_inquiry_without_request_or_approval_is_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """HQ-4: HQ's own inquiry gets HQ's method A; nothing goes out without an HQ confirmer."""
+    hq = await as_user(client, demo, "hqop")
+    draft = await client.post("/inquiries", json=draft_body(await person(ctx)), headers=hq)
+    assert draft.status_code == 201, draft.text
+    assert draft.json()["status"] == "awaiting_approval" and draft.json()["hq_request_id"] is None
+    submit = f"/inquiries/{draft.json()['id']}/submit"
+
+    wrong = {"method": "approval_number", "approval_number": "0000-0000"}
+    refused = await client.post(submit, json={"approval": wrong}, headers=hq)
+    assert refused.status_code == 403 and refused.json()["code"] == "APPROVAL_INVALID"
+    branch_confirmer = await client.post(submit, json={"approval": a1(demo, "cf001")}, headers=hq)
+    assert branch_confirmer.status_code == 403 and branch_confirmer.json()["code"] == "NOT_A_CONFIRMER"
+    oneself = await client.post(submit, json={"approval": a1(demo, "hqop")}, headers=hq)
+    assert oneself.status_code == 403 and oneself.json()["code"] == "SAME_PERSON"
+
+    assert await center_record(ctx) == []
+    day = await balance(client, await as_user(client, demo, "hqcf"))
+    assert (day["hq_executed"], day["own_initiative"], day["balanced"]) == (0, 0, True)
+
+    approved = await client.post(submit, json={"approval": a1(demo, "hqcf")}, headers=hq)
+    assert approved.status_code == 200, approved.text
+    day = await balance(client, await as_user(client, demo, "hqcf"))
+    assert (day["hq_executed"], day["own_initiative"], day["balanced"]) == (1, 1, True)
+
+
+async def test_a_count_mismatch_blocks_hq_sign_off_and_alerts(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """HQ-3: a difference raises HQ_COUNT_MISMATCH (critical) and blocks the sign-off."""
+    op001, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
+    subjects = [await person(ctx, index=i) for i in range(2)]
+    for subject in subjects:
+        request = await branch_request(client, op001, subject)
+        assert (await execute(client, hq, request["id"], subject)).status_code == 201
+    # One request loses its executed mark (a restore, a hand edit): HQ's side no longer matches.
+    async with ctx.db.session() as session:
+        await session.execute(update(HqRequest).where(HqRequest.id == request["id"]).values(status="pending"))
+        await session.commit()
+
+    hqcf = await as_user(client, demo, "hqcf")
+    day = await balance(client, hqcf)
+    assert (day["hq_executed"], day["branch_requests_executed"], day["own_initiative"]) == (2, 1, 0)
+    assert day["balanced"] is False
+
+    blocked = await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=hqcf)
+    assert blocked.status_code == 409 and blocked.json()["code"] == "HQ_COUNT_MISMATCH"
+    assert (await balance(client, hqcf))["sign_off"] is None
+
+    alerts = await ledger_events(ctx, action="hq_reconciliation.mismatch")
+    assert alerts and all('"severity":"critical"' in e.details for e in alerts)
+    async with ctx.db.read_session() as session:
+        escalations = list(
+            (await session.scalars(select(Escalation).where(Escalation.kind == "hq_count_mismatch"))).all()
+        )
+    # One escalation per day however often the difference is seen.
+    assert [(e.object_id, e.recipients) for e in escalations] == [(TODAY, ["hq_compliance", "auditor"])]
+
+
+async def test_each_branch_sees_its_own_requests_and_auditors_no_subjects(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    op001, op002 = await as_user(client, demo, "op001"), await as_user(client, demo, "op002")
+    mine = await branch_request(client, op001, await person(ctx, index=0))
+    theirs = await branch_request(client, op002, await person(ctx, index=1))
+
+    seen_by_001 = (await client.get("/hq-requests", headers=op001)).json()["items"]
+    assert [r["id"] for r in seen_by_001] == [mine["id"]]
+    seen_by_cf002 = (await client.get("/hq-requests", headers=await as_user(client, demo, "cf002"))).json()
+    assert [r["id"] for r in seen_by_cf002["items"]] == [theirs["id"]]
+    assert seen_by_cf002["items"][0]["return_option"] == "count_list"
+
+    audited = (await client.get("/hq-requests", headers=await as_user(client, demo, "auditor"))).json()
+    assert {r["id"] for r in audited["items"]} == {mine["id"], theirs["id"]}
+    assert all(r["subject"] is None for r in audited["items"])
+    # Auditors read the balance but neither request, execute nor sign off.
+    auditor = await as_user(client, demo, "auditor")
+    assert (await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=auditor)).status_code == 403
+    by_operator = await client.get("/reconciliation/hq", params={"business_date": TODAY}, headers=op001)
+    assert by_operator.status_code == 403
+
+    # HQ does not send requests to itself.
+    hq = await as_user(client, demo, "hqop")
+    to_itself = await client.post("/hq-requests", json=draft_body(await person(ctx)), headers=hq)
+    assert to_itself.status_code == 403
+    # A request never carries an Individual Number, and a refusal leaves nothing behind.
+    body = draft_body(await person(ctx, index=2))
+    body["consent_document"]["reference"] = "123456789018"
+    refused = await client.post("/hq-requests", json=body, headers=op001)
+    assert refused.status_code == 422 and refused.json()["code"] == "MY_NUMBER_FORBIDDEN"
+    assert len((await client.get("/hq-requests", headers=op001)).json()["items"]) == 1
+    # Nothing about the subject goes into the ledger, only the pseudonym.
+    created = await ledger_events(ctx, action="hq_request.created")
+    assert all("name_kana" not in e.details and "birth_date" not in e.details for e in created)
+
+
+async def test_a_repeated_request_with_the_same_idempotency_key_is_one_request(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    op001 = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx))
+    headers = {**op001, "Idempotency-Key": "hq-request-0001"}
+    first = await client.post("/hq-requests", json=body, headers=headers)
+    retry = await client.post("/hq-requests", json=body, headers=headers)
+    assert first.status_code == retry.status_code == 201
+    assert first.json()["id"] == retry.json()["id"]
+    other = await client.post("/hq-requests", json={**body, "purpose": "gazette_check"}, headers=headers)
+    assert other.status_code == 409 and other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert len((await client.get("/hq-requests", headers=op001)).json()["items"]) == 1

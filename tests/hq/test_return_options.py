@@ -1,0 +1,79 @@
+"""HQ-2: HQ's inquiries come back to the requesting branch on the list its return option names.
+
+The bundled policy returns to 001 on its subject list (method C) and to 002 on its count list (D).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from app.audit.ledger import Actor
+from app.authz import directory
+from app.context import AppContext
+from app.demo import DemoCredentials
+from tests.hq.support import TODAY, branch_request, execute
+from tests.inquiry.support import as_user, draft_body, person
+
+
+async def _lists(client: httpx.AsyncClient, hq: dict[str, str], branch: str) -> dict[str, dict[str, Any]]:
+    response = await client.post(
+        "/daily-lists/generate", json={"business_date": TODAY, "branch_code": branch}, headers=hq
+    )
+    assert response.status_code == 200, response.text
+    return {item["kind"]: item for item in response.json()["items"]}
+
+
+async def test_the_requesting_branch_gets_hq_inquiries_on_the_list_of_its_return_option(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    op001, op002 = await as_user(client, demo, "op001"), await as_user(client, demo, "op002")
+    hq = await as_user(client, demo, "hqop")
+    for_001, for_002 = await person(ctx, index=0), await person(ctx, index=1)
+    request_001 = await branch_request(client, op001, for_001)
+    request_002 = await branch_request(client, op002, for_002)
+    inquiry_001 = (await execute(client, hq, request_001["id"], for_001)).json()
+    inquiry_002 = (await execute(client, hq, request_002["id"], for_002)).json()
+
+    lists_001 = await _lists(client, hq, "001")
+    assert lists_001["subject"]["totals"]["inquiries"] == 1
+    assert lists_001["count"]["no_inquiries"] is True
+    lists_002 = await _lists(client, hq, "002")
+    assert lists_002["count"]["totals"]["inquiries"] == 1
+    assert lists_002["subject"]["no_inquiries"] is True
+
+    cf001 = await as_user(client, demo, "cf001")
+    subject_list = (await client.get(f"/daily-lists/{lists_001['subject']['id']}", headers=cf001)).json()
+    [line] = subject_list["lines"]
+    assert line["inquiry_id"] == inquiry_001["id"] and line["operator_id"] == "hqop"
+    assert line["subject"]["birth_date"] == for_001["birth_date"]
+    # The branch's confirmer checks HQ's line against the branch's document and confirms the list (C).
+    checked = await client.post(
+        f"/daily-lists/{subject_list['id']}/lines/1/check", json={"result": "matched"}, headers=cf001
+    )
+    assert checked.status_code == 200, checked.text
+    confirmed = await client.post(f"/daily-lists/{subject_list['id']}/confirm", json={}, headers=cf001)
+    assert confirmed.status_code == 200 and confirmed.json()["state"] == "confirmed"
+
+    cf002 = await as_user(client, demo, "cf002")
+    count_list = (await client.get(f"/daily-lists/{lists_002['count']['id']}", headers=cf002)).json()
+    assert [line["inquiry_id"] for line in count_list["lines"]] == [inquiry_002["id"]]
+    # The other branch's HQ inquiry is not on 001's list, nor 001's on 002's.
+    assert inquiry_002["id"] not in {line["inquiry_id"] for line in subject_list["lines"]}
+
+
+async def test_hq_sign_off_is_not_for_someone_who_ran_the_days_inquiries(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """SD-1 at HQ: the confirmer signing the day off ran none of its HQ inquiries."""
+    async with ctx.db.session() as session:
+        await directory.grant_role(
+            session, ctx=ctx, actor=Actor(id="test"), user_id="hqcf", role="hq_operator", branch_code=None
+        )
+        await session.commit()
+    hqcf = await as_user(client, demo, "hqcf")
+    draft = await client.post("/inquiries", json=draft_body(await person(ctx)), headers=hqcf)
+    assert draft.status_code == 201, draft.text
+    refused = await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=hqcf)
+    assert refused.status_code == 403 and refused.json()["code"] == "SAME_PERSON"

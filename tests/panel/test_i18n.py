@@ -1,0 +1,29 @@
+"""The panel's two message catalogues say the same things (no page falls back to a raw key)."""
+
+from __future__ import annotations
+
+from app.inquiry.policy import load_policy
+from app.panel.i18n import CATALOGUES, error_message, translator
+
+
+def test_japanese_and_english_catalogues_have_the_same_keys() -> None:
+    assert set(CATALOGUES["ja"]) == set(CATALOGUES["en"])
+
+
+def test_every_purpose_and_document_of_the_policy_has_a_label_in_both_languages() -> None:
+    policy = load_policy()
+    for language in ("ja", "en"):
+        t = translator(language)
+        for code in policy.purposes:
+            assert t(f"purpose.{code}") != f"purpose.{code}"
+        for code in policy.documents:
+            assert t(f"document.{code}") != f"document.{code}"
+    assert translator("ja")("purpose.new_credit") == policy.purposes["new_credit"].label_ja
+
+
+def test_refusal_codes_the_panel_shows_are_explained_and_unknown_codes_get_a_plain_sentence() -> None:
+    shown = ("COUNT_MISMATCH", "LATE_REASON_REQUIRED", "REAUTH_FAILED", "SAME_PERSON", "CSRF_TOKEN_INVALID")
+    for code in shown:
+        assert error_message("ja", code) != error_message("ja", "NO_SUCH_CODE")
+    assert error_message("ja", "NO_SUCH_CODE") == "操作できませんでした。"
+    assert error_message("en", "COUNT_MISMATCH").startswith("Responses in hand")

@@ -1,0 +1,201 @@
+"""Methods A and B in the browser: approving a draft for a terminal, releasing a response, idle lock."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Page, expect
+
+from app.center.simulator.population import Population
+from app.clock import ManualClock
+from app.demo import DemoCredentials
+from tests.helpers import user
+from tests.panel.conftest import LiveServer
+from tests.panel.support import Terminal, draft_body, ledger, log_in, subject_of
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_confirmer_issues_an_approval_number_that_the_terminal_submits(
+    page: Page, live: LiveServer, demo_logins: DemoCredentials, center_population: Population
+) -> None:
+    terminal = Terminal(live, demo_logins, "op001")
+    subject = subject_of(center_population, 0)
+    draft = terminal.create_draft(subject)
+    assert draft["status"] == "awaiting_approval"
+
+    await log_in(page, live, demo_logins, "cf001")
+    drafts = page.locator("#drafts")
+    await expect(drafts).to_contain_text(draft["number"])
+    await drafts.get_by_role("link", name=f"確認する {draft['number']}").click()
+    # Laid out to compare with the paper: purpose, customer status, subject, consent document.
+    await expect(page.locator("#purpose")).to_contain_text("新規与信判断")
+    await expect(page.locator("#customer-status")).to_have_text("新規")
+    await expect(page.locator("#subject-kana")).to_have_text(subject["name_kana"])
+    await expect(page.locator("#document-type")).to_have_text("借入申込書")
+    await expect(page.locator("#document-reference")).to_have_text("LA-2026-000123")
+    await page.get_by_role("button", name="承認番号を発行する").click()
+
+    number = (await page.locator("#approval-number").inner_text()).strip()
+    assert len(number) >= 6
+    await expect(page.locator("#approval-expires")).to_contain_text("2026年11月24日")
+
+    submitted = terminal.post(
+        f"/inquiries/{draft['id']}/submit",
+        {"approval": {"method": "approval_number", "approval_number": number}},
+    )
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["status"] in ("queued", "held")
+    assert submitted.json()["approval"]["confirmer_id"] == "cf001"
+    # The page view showed a subject: it is in the ledger by pseudonym, never by name.
+    views = ledger(live, "panel.inquiry_viewed")
+    assert [v["object_id"] for v in views] == [draft["id"]]
+    assert views[0]["actor_id"] == "cf001"
+    assert subject["name_kana"] not in str(views) and subject["name_kanji"] not in str(views)
+    terminal.close()
+
+
+async def test_a_refused_draft_cannot_be_submitted_and_a_script_in_a_name_is_only_text(
+    page: Page, live: LiveServer, demo_logins: DemoCredentials, center_population: Population
+) -> None:
+    terminal = Terminal(live, demo_logins, "op001")
+    hostile = "山田<script>alert(1)</script>太郎"
+    draft = terminal.create_draft(subject_of(center_population, 1, name_kanji=hostile))
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+
+    await log_in(page, live, demo_logins, "cf001b")
+    await page.goto(f"{live.url}/panel/inquiries/{draft['id']}")
+    await expect(page.locator("#subject-kanji")).to_have_text(hostile)
+    assert await page.locator("#subject-kanji script").count() == 0
+    assert dialogs == []
+
+    await page.get_by_role("button", name="承認番号を発行する").click()
+    number = (await page.locator("#approval-number").inner_text()).strip()
+    # On second thought the confirmer refuses: the number already issued dies with the refusal.
+    await page.goto(f"{live.url}/panel/inquiries/{draft['id']}")
+    await page.get_by_label("承認しない理由").select_option("document_mismatch")
+    await page.get_by_role("button", name="承認を拒否する").click()
+    await expect(page.locator(".flash-ok")).to_contain_text("承認を拒否しました")
+    await expect(page.locator(".badge-flag")).to_have_text("承認拒否")
+    refusals = ledger(live, "inquiry.approval_refused")
+    assert [e["details"] for e in refusals] == [{"reason": "document_mismatch"}]
+    submitted = terminal.post(
+        f"/inquiries/{draft['id']}/submit",
+        {"approval": {"method": "approval_number", "approval_number": number}},
+    )
+    assert submitted.status_code == 403 and submitted.json()["code"] == "APPROVAL_INVALID"
+    assert dialogs == []
+    terminal.close()
+
+
+async def test_confirmer_releases_a_response_after_reauthentication_and_reads_it(
+    page: Page, live: LiveServer, demo_logins: DemoCredentials, center_population: Population
+) -> None:
+    terminal = Terminal(live, demo_logins, "op001")
+    sent = terminal.send_with_confirmer(subject_of(center_population, 2))
+    assert sent["status"] == "held"
+
+    await log_in(page, live, demo_logins, "cf001b")
+    await page.locator("#held").get_by_role("link", name=f"回答を開示する {sent['number']}").click()
+    await page.get_by_label("パスワード（再入力）").fill("wrong-password-123")
+    await page.get_by_label("一致（書類どおり）").check()
+    await page.get_by_role("button", name="記録して回答を開示する").click()
+    await expect(page.locator("#error-code")).to_have_text("REAUTH_FAILED")
+
+    await page.get_by_label("パスワード（再入力）").fill(user(demo_logins, "cf001b")["password"])
+    await page.get_by_label("一致（書類どおり）").check()
+    await page.get_by_role("button", name="記録して回答を開示する").click()
+    await expect(page.locator(".flash-ok")).to_have_text("照合結果を記録し、回答を開示しました。")
+    await expect(page.locator("h2", has_text="借入")).to_be_visible()
+    await expect(page.locator("h2", has_text="延滞")).to_be_visible()
+    await expect(page.locator("h2", has_text="官報情報")).to_be_visible()
+    await expect(page.locator("h2", has_text="取引停止処分")).to_be_visible()
+    await expect(page.locator("#response-kana")).to_have_text(subject_of(center_population, 2)["name_kana"])
+    response = await page.goto(f"{live.url}/panel/inquiries/{sent['id']}/response")
+    assert response is not None and response.headers["cache-control"] == "no-store"
+    reads = ledger(live, "inquiry.response_read")
+    assert [r["actor_id"] for r in reads] == ["cf001b", "cf001b"]
+    terminal.close()
+
+
+async def test_a_mismatch_says_what_happens_next_and_reaches_the_branch_manager(
+    page: Page,
+    live: LiveServer,
+    demo_logins: DemoCredentials,
+    center_population: Population,
+) -> None:
+    terminal = Terminal(live, demo_logins, "op001")
+    sent = terminal.send_with_confirmer(subject_of(center_population, 3))
+
+    await log_in(page, live, demo_logins, "cf001")
+    await page.goto(f"{live.url}/panel/inquiries/{sent['id']}/release")
+    await page.get_by_label("パスワード（再入力）").fill(user(demo_logins, "cf001")["password"])
+    await page.get_by_label("不一致（書類と合わない）").check()
+    await page.get_by_label("メモ（不一致の場合は状況を記入）").fill("申込書の生年月日と回答が異なる")
+    await page.get_by_role("button", name="記録して回答を開示する").click()
+    next_steps = page.locator("#mismatch-next")
+    await expect(next_steps).to_contain_text("個人信用情報管理者と本部コンプライアンス部門に通知")
+    assert terminal.http.get(f"/inquiries/{sent['id']}/response", headers=terminal.headers).status_code == 403
+
+    await page.get_by_role("button", name="ログアウト").click()
+    await log_in(page, live, demo_logins, "bm001")
+    await page.get_by_role("link", name="管理者ビュー").click()
+    escalations = page.locator("#escalations")
+    await expect(escalations).to_contain_text("回答の照合不一致")
+    await expect(escalations).to_contain_text("001")
+    terminal.close()
+
+
+async def test_idle_timeout_locks_the_screen_and_the_page_with_personal_data_is_gone(
+    page: Page,
+    live: LiveServer,
+    demo_logins: DemoCredentials,
+    center_population: Population,
+    clock: ManualClock,
+) -> None:
+    terminal = Terminal(live, demo_logins, "op001")
+    subject = subject_of(center_population, 4)
+    draft = terminal.create_draft(subject)
+    await page.clock.install()
+    await log_in(page, live, demo_logins, "cf001")
+    await page.goto(f"{live.url}/panel/inquiries/{draft['id']}")
+    await expect(page.locator("#subject-kana")).to_have_text(subject["name_kana"])
+    await expect(page.locator("#idle-countdown")).to_have_text("10:00")
+
+    # The browser's countdown reaches zero: the content is removed, only the re-login remains.
+    await page.clock.fast_forward("10:01")
+    await expect(page.locator("#lock-screen")).to_be_visible()
+    assert subject["name_kana"] not in await page.content()
+    assert await page.locator("#main").inner_text() == ""
+
+    # The server's idle timeout ends the session too: reloading shows the login page, not the subject.
+    clock.advance(minutes=10, seconds=1)
+    await page.goto(f"{live.url}/panel/inquiries/{draft['id']}")
+    await expect(page.locator("#login-reason")).to_contain_text("セッションが終了しました")
+    assert subject["name_kana"] not in await page.content()
+    ended = ledger(live, "auth.session_ended")
+    assert ended and ended[-1]["details"] == {"reason": "idle_timeout"}
+    terminal.close()
+
+
+async def test_hq_confirmer_sees_pending_branch_requests_and_the_daily_hq_balance(
+    page: Page, live: LiveServer, demo_logins: DemoCredentials, center_population: Population
+) -> None:
+    terminal = Terminal(live, demo_logins, "op001")
+    subject = subject_of(center_population, 7)
+    requested = terminal.post(
+        "/hq-requests",
+        {k: v for k, v in draft_body(subject).items() if k != "approval"},
+    )
+    assert requested.status_code == 201, requested.text
+
+    await log_in(page, live, demo_logins, "hqcf")
+    await page.get_by_role("link", name="管理者ビュー").click()
+    requests = page.locator("#hq-requests")
+    await expect(requests).to_contain_text("001")
+    await expect(requests).to_contain_text("被照会者リスト")
+    # The request's subject is not on this overview.
+    assert subject["name_kana"] not in await page.content()
+    balance = page.locator("#hq-balance")
+    await expect(balance).to_contain_text("一致")
+    terminal.close()

@@ -1,0 +1,194 @@
+"""Methods C and D in the browser: checking and confirming subject, count, zero-day and overdue lists."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from playwright.async_api import Page, expect
+
+from app.center.simulator.population import Population
+from app.clock import ManualClock
+from app.demo import DemoCredentials
+from app.lists.models import DailyList
+from tests.panel.conftest import ARTIFACTS, LiveServer
+from tests.panel.support import Terminal, generate_lists, ledger, list_state, log_in, subject_of
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+FRIDAY = date(2026, 11, 13)
+FRIDAY_MORNING = datetime(2026, 11, 13, 1, 0, tzinfo=UTC)  # 10:00 JST
+MONDAY_MORNING = datetime(2026, 11, 16, 1, 0, tzinfo=UTC)  # the next business day, 10:00 JST
+
+
+def friday_with_two_inquiries(
+    live: LiveServer, demo: DemoCredentials, population: Population, clock: ManualClock
+) -> tuple[dict[str, DailyList], list[dict[str, object]]]:
+    """Two inquiries sent on Friday by op001 (approved by cf001), the lists generated on Monday."""
+    clock.set(FRIDAY_MORNING)
+    terminal = Terminal(live, demo, "op001")
+    sent = [terminal.send_with_confirmer(subject_of(population, index)) for index in (5, 6)]
+    terminal.close()
+    assert all(s["status"] == "held" for s in sent)
+    clock.set(MONDAY_MORNING)
+    lists = {daily.kind: daily for daily in generate_lists(live, FRIDAY)}
+    return lists, sent
+
+
+def open_link(kind: str, day: date) -> str:
+    label = {"subject": "被照会者リスト", "count": "照会件数リスト"}[kind]
+    return f"開く {label} 001 {day.isoformat()}"
+
+
+async def test_subject_list_lines_are_checked_and_the_list_confirmed_with_files_logged(
+    page: Page,
+    live: LiveServer,
+    demo_logins: DemoCredentials,
+    center_population: Population,
+    clock: ManualClock,
+) -> None:
+    lists, _sent = friday_with_two_inquiries(live, demo_logins, center_population, clock)
+    subject_list = lists["subject"]
+
+    await log_in(page, live, demo_logins, "cf001b")
+    await page.locator("#lists").get_by_role("link", name=open_link("subject", FRIDAY)).click()
+    await expect(page.locator("#list-state")).to_contain_text("確認待ち")
+    await expect(page.locator("#list-due")).to_have_text("2026年11月16日（月） 24:00")
+    for index in (5, 6):
+        name = subject_of(center_population, index)["name_kana"]
+        await expect(page.locator("table.lines")).to_contain_text(name)
+
+    await page.get_by_role("button", name="リストを確認する").click()
+    await expect(page.locator("#error-code")).to_have_text("LINES_UNCHECKED")
+    await page.get_by_role("button", name="No.1 を「一致」として記録").click()
+    await expect(page.locator("#line-1 .check-cell")).to_have_attribute("data-check", "matched")
+    await page.get_by_role("button", name="No.2 を「一致」として記録").click()
+    await expect(page.locator("#line-2 .check-cell")).to_have_attribute("data-check", "matched")
+    await page.get_by_role("button", name="リストを確認する").click()
+    await expect(page.get_by_role("status")).to_have_text("リストを確認しました。")
+    await expect(page.locator("#list-state")).to_have_attribute("data-state", "confirmed")
+    await expect(page.locator("#confirmed-by")).to_contain_text("cf001b")
+
+    csv = await page.request.get(f"{live.url}/panel/lists/{subject_list.id}/csv")
+    assert csv.ok and (await csv.body()).startswith(b"\xef\xbb\xbf")
+    pdf = await page.request.get(f"{live.url}/panel/lists/{subject_list.id}/pdf")
+    assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
+    assert (await pdf.body()).startswith(b"%PDF")
+    # DL-2, PR-1: every view, download and print is in the ledger under the confirmer's name.
+    for action in ("daily_list.viewed", "daily_list.downloaded", "daily_list.printed"):
+        events = ledger(live, action)
+        assert any(e["actor_id"] == "cf001b" and e["object_id"] == subject_list.id for e in events), action
+    confirmed = list_state(live, subject_list.id)
+    assert confirmed.state == "confirmed" and confirmed.confirmed_by == "cf001b" and not confirmed.late
+
+
+async def test_count_list_is_refused_until_the_responses_in_hand_match(
+    page: Page,
+    live: LiveServer,
+    demo_logins: DemoCredentials,
+    center_population: Population,
+    clock: ManualClock,
+) -> None:
+    lists, _sent = friday_with_two_inquiries(live, demo_logins, center_population, clock)
+    count_list = lists["count"]
+
+    await log_in(page, live, demo_logins, "cf001b")
+    await page.locator("#lists").get_by_role("link", name=open_link("count", FRIDAY)).click()
+    await expect(page.locator("#list-totals")).to_have_text("照会件数 2件 / 回答受領 2件")
+    # A count list shows no names.
+    assert subject_of(center_population, 5)["name_kana"] not in await page.content()
+    for line in (1, 2):
+        await page.get_by_role("button", name=f"No.{line} を「一致」として記録").click()
+        await expect(page.locator(f"#line-{line} .check-cell")).to_have_attribute("data-check", "matched")
+
+    await page.get_by_label("手元にある回答の件数").fill("1")
+    await page.get_by_role("button", name="リストを確認する").click()
+    await expect(page.locator("#error-code")).to_have_text("COUNT_MISMATCH")
+    await expect(page.locator(".flash-error")).to_contain_text("一致しません")
+    assert list_state(live, count_list.id).state == "pending"
+
+    await page.get_by_label("手元にある回答の件数").fill("2")
+    await page.get_by_role("button", name="リストを確認する").click()
+    await expect(page.locator("#list-state")).to_have_attribute("data-state", "confirmed")
+    assert list_state(live, count_list.id).responses_in_hand == 2
+
+
+async def tab_to(page: Page, selector: str, *, limit: int = 150) -> None:
+    """Press Tab until ``selector`` has the focus: proof that the keyboard alone reaches it."""
+    target = page.locator(selector)
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        if await target.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"{selector} cannot be reached with the Tab key")
+
+
+async def test_zero_day_list_is_attested_and_confirmed_with_the_keyboard_only(
+    page: Page, live: LiveServer, demo_logins: DemoCredentials
+) -> None:
+    zero_day = date(2026, 11, 20)  # a Friday without inquiries; due Tuesday 24 (Monday 23 is a holiday)
+    lists = {daily.kind: daily for daily in generate_lists(live, zero_day)}
+    subject_list = lists["subject"]
+    assert subject_list.no_inquiries
+
+    # Log in: the user id field has the focus, Tab moves on, Enter submits.
+    await page.goto(f"{live.url}/panel/login")
+    terminal = next(t for t in demo_logins.terminals if t["branch_code"] == "001")
+    password = next(u["password"] for u in demo_logins.users if u["id"] == "cf001")
+    await page.keyboard.type("cf001")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(password)
+    await page.keyboard.press("Tab")  # the one-time code: left empty, no second factor enrolled
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(terminal["id"])
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(terminal["key"])
+    await page.keyboard.press("Enter")
+    await expect(page.locator("h1")).to_have_text("ダッシュボード")
+
+    await tab_to(page, f'#lists a[href="/panel/lists/{subject_list.id}"]')
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#zero-day")).to_contain_text("照会がありませんでした")
+
+    await tab_to(page, "#confirm-submit")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#error-code")).to_have_text("ATTESTATION_REQUIRED")
+
+    await tab_to(page, "#attest_no_inquiries")
+    await page.keyboard.press("Space")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#list-state")).to_have_attribute("data-state", "confirmed")
+    confirmed = list_state(live, subject_list.id)
+    assert confirmed.attested_no_inquiries and confirmed.confirmed_by == "cf001"
+
+
+async def test_overdue_list_is_red_on_the_dashboard_and_needs_a_late_reason(
+    page: Page, live: LiveServer, demo_logins: DemoCredentials, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 17, 1, 0, tzinfo=UTC))  # Tuesday 10:00 JST; Friday's lists were due Monday
+    lists = {daily.kind: daily for daily in generate_lists(live, FRIDAY)}
+    count_list = lists["count"]
+
+    await log_in(page, live, demo_logins, "cf001")
+    overdue = page.locator("#overdue")
+    await expect(overdue.locator("tr.row-overdue")).to_have_count(2)
+    await expect(overdue).to_contain_text("2026年11月16日（月） 24:00")
+    await expect(page.locator("#count-overdue")).to_have_text("2")
+    day = page.locator("#day-2026-11-13 li[data-branch='001']")
+    await expect(day).to_have_attribute("data-state", "overdue")
+    await expect(day).to_contain_text("照会なし")
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-with-overdue-lists.png"), full_page=True)
+
+    await overdue.get_by_role("link", name=open_link("count", FRIDAY)).click()
+    await expect(page.locator("#list-due")).to_have_class("deadline overdue")
+    await page.get_by_label("この日に照会がなかったことを確認しました").check()
+    await page.get_by_role("button", name="リストを確認する").click()
+    await expect(page.locator("#error-code")).to_have_text("LATE_REASON_REQUIRED")
+
+    await page.get_by_label("この日に照会がなかったことを確認しました").check()
+    await page.get_by_label("確認が遅れた理由").fill("確認者が研修で不在のため")
+    await page.get_by_role("button", name="リストを確認する").click()
+    await expect(page.locator("#late-mark")).to_contain_text("確認者が研修で不在のため")
+    confirmed = list_state(live, count_list.id)
+    assert confirmed.late and confirmed.late_reason == "確認者が研修で不在のため"

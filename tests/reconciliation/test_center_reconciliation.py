@@ -1,0 +1,294 @@
+"""Reconciliation with the center's inquiry record (RC-1, RC-2; guideline VI(1)① note 1), over the API."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from app.audit.ledger import SYSTEM_ACTOR
+from app.center.record_file import read_record_file
+from app.clock import ManualClock
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.errors import RecordFileInvalid
+from app.inquiry.models import Inquiry
+from app.reconciliation import scheduler, service
+from app.reconciliation.models import CenterEntryStaging, ReconciliationRun
+from tests.helpers import ledger_events
+from tests.inquiry.support import as_user, person, sim_client
+from tests.reconciliation.support import (
+    DAY,
+    cancel_with_approval_number,
+    direct_entry,
+    reconcile,
+    sent_inquiry,
+)
+
+
+async def test_an_inquiry_made_directly_at_the_center_raises_the_critical_alert(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    through_gateway = await sent_inquiry(client, demo, await person(ctx, index=0))
+    bypass = await direct_entry(ctx, await person(ctx, index=1), at=clock.now())
+
+    run = await reconcile(client, demo)
+
+    assert run["clean"] is False
+    assert (run["center_entries"], run["gateway_entries"]) == (2, 1)
+    assert [(f["center_inquiry_id"], f["via"], f["terminal_id"]) for f in run["unmatched_center"]] == [
+        (bypass["center_inquiry_id"], "direct", "CENTER-T9")
+    ]
+    assert run["unmatched_gateway"] == []
+    assert run["mismatched"] == []
+    assert [(a["severity"], a["code"], a["count"]) for a in run["alerts"]] == [
+        ("critical", "INQUIRY_BYPASSED_GATEWAY", 1),
+        ("high", "DAILY_COUNT_MISMATCH", 1),
+    ]
+    # RC-2: the day's counts differ by the bypassing inquiry.
+    assert [
+        (d["business_date"], d["center_inquiries"], d["gateway_inquiries"], d["balanced"])
+        for d in run["by_day"]
+    ] == [("2026-11-24", 2, 1, False)]
+    usage = {(t["branch_code"], t["terminal_id"]): t for t in run["by_terminal"]}
+    gateway_terminal = usage[("001", through_gateway["terminal_id"])]
+    assert (gateway_terminal["center_inquiries"], gateway_terminal["gateway_inquiries"]) == (1, 1)
+    assert (
+        usage[("001", "CENTER-T9")]["direct_entries"],
+        usage[("001", "CENTER-T9")]["gateway_inquiries"],
+    ) == (1, 0)
+
+    alert = next(
+        e for e in await ledger_events(ctx, action="reconciliation.alert") if "CRITICAL" in e.details.upper()
+    )
+    assert alert.outcome == "alert"
+    details = json.loads(alert.details)
+    assert details == {
+        "severity": "critical",
+        "code": "INQUIRY_BYPASSED_GATEWAY",
+        "count": 1,
+        "center_inquiry_ids": [bypass["center_inquiry_id"]],
+    }
+    # No name or birth date in the ledger, the stored findings or the answer.
+    subject = await person(ctx, index=1)
+    assert subject["name_kana"] not in alert.details
+    assert subject["name_kana"] not in json.dumps(run, ensure_ascii=False)
+    assert "shokai_reconciliation_bypassed_entries_total 1.0" in ctx.metrics.render().decode()
+
+    # The run is stored: reading it again gives the same findings and alerts, and the read is logged.
+    stored = await client.get(
+        f"/reconciliation/center/{run['id']}", headers=await as_user(client, demo, "auditor")
+    )
+    assert stored.status_code == 200
+    assert stored.json()["unmatched_center"] == run["unmatched_center"]
+    assert stored.json()["alerts"] == run["alerts"]
+    assert [e.actor_id for e in await ledger_events(ctx, action="reconciliation.read")] == ["auditor"]
+    # The staged copy of the center's record (with its subject index) is gone once the run is done.
+    async with ctx.db.read_session() as session:
+        assert await session.scalar(select(func.count()).select_from(CenterEntryStaging)) == 0
+
+
+async def test_with_nothing_bypassed_the_report_is_clean(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    kept = await sent_inquiry(client, demo, await person(ctx, index=0))
+    withdrawn = await sent_inquiry(client, demo, await person(ctx, index=1))
+    other_branch = await sent_inquiry(client, demo, await person(ctx, index=2), operator="op002")
+    await cancel_with_approval_number(client, ctx, demo, withdrawn)
+
+    run = await reconcile(client, demo)
+
+    assert run["clean"] is True, run["finding_counts"]
+    assert run["finding_counts"] == {}
+    assert run["alerts"] == []
+    # Three inquiries and one cancellation at the center; three sent and one cancelled at the gateway.
+    assert (run["center_entries"], run["gateway_entries"]) == (4, 4)
+    for kind in ("unmatched_center", "unmatched_gateway", "undual_cancellations", "mismatched"):
+        assert run[kind] == []
+    assert [
+        (d["center_inquiries"], d["gateway_inquiries"], d["center_cancellations"], d["balanced"])
+        for d in run["by_day"]
+    ] == [(3, 3, 1, True)]
+    assert {(t["branch_code"], t["gateway_inquiries"]) for t in run["by_terminal"]} == {
+        ("001", 2),
+        ("002", 1),
+    }
+    assert {kept["branch_code"], other_branch["branch_code"]} == {"001", "002"}
+    # The approval number the cancellation used is in branch 001's register, which balances.
+    assert [(r["branch_code"], r["issued"], r["used"], r["balanced"]) for r in run["approval_registers"]] == [
+        ("001", 1, 1, True)
+    ]
+    completed = await ledger_events(ctx, action="reconciliation.completed")
+    assert [(e.actor_id, e.outcome) for e in completed] == [("auditor", "success")]
+
+
+async def test_a_gateway_inquiry_the_center_never_recorded_is_reported(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, tmp_path: Path
+) -> None:
+    recorded = await sent_inquiry(client, demo, await person(ctx, index=0))
+    lost = await sent_inquiry(client, demo, await person(ctx, index=1))
+    # The center's file as an auditor receives it, from the simulator's NDJSON export, without the line
+    # of one inquiry: the center says it never received it.
+    async with sim_client(ctx) as sim:
+        export = await sim.get(
+            "/center/v1/inquiry-record.ndjson",
+            params={"member_code": ctx.settings.center_member_code, "from": DAY["from"], "to": DAY["to"]},
+        )
+    assert export.headers["content-type"].startswith("application/x-ndjson")
+    lines = export.content.splitlines()
+    assert len(lines) == 2
+    record_file = tmp_path / "center-record.ndjson"
+    record_file.write_bytes(b"\n".join(line for line in lines if lost["id"].encode() not in line) + b"\n")
+
+    run = await service.reconcile_center(
+        ctx,
+        actor=SYSTEM_ACTOR,
+        date_from=datetime(2026, 11, 24).date(),
+        date_to=datetime(2026, 11, 24).date(),
+        entries=read_record_file(record_file),
+        source="file",
+    )
+    view = await service.run_view(ctx, run_id=run.id)
+
+    assert (run.center_entries, run.gateway_entries, run.clean) == (1, 2, False)
+    assert [(f.inquiry_id, f.reason) for f in view.findings["unmatched_gateway"]] == [
+        (lost["id"], "inquiry_missing_at_center")
+    ]
+    assert view.findings["unmatched_center"] == []
+    assert recorded["id"] not in {f.inquiry_id for f in view.findings["unmatched_gateway"]}
+    assert [(a.severity, a.code) for a in view.alerts] == [
+        ("high", "DAILY_COUNT_MISMATCH"),
+        ("high", "GATEWAY_RECORD_MISSING_AT_CENTER"),
+    ]
+
+
+async def test_a_broken_record_file_is_refused_by_line_number_and_leaves_no_half_run(
+    ctx: AppContext, demo: DemoCredentials, tmp_path: Path
+) -> None:
+    record_file = tmp_path / "broken.ndjson"
+    record_file.write_text(
+        '{"entry_id": "E1", "kind": "inquiry", "subject": {"name_kana": "ヤマダタロウ"}}\n', encoding="utf-8"
+    )
+    with pytest.raises(RecordFileInvalid) as refusal:
+        await service.reconcile_center(
+            ctx,
+            actor=SYSTEM_ACTOR,
+            date_from=datetime(2026, 11, 24).date(),
+            date_to=datetime(2026, 11, 24).date(),
+            entries=read_record_file(record_file),
+            source="file",
+        )
+    assert refusal.value.code == "RECORD_FILE_INVALID"
+    assert "ヤマダ" not in str(refusal.value)
+    async with ctx.db.read_session() as session:
+        runs = list((await session.scalars(select(ReconciliationRun))).all())
+        assert await session.scalar(select(func.count()).select_from(CenterEntryStaging)) == 0
+    assert [(r.state, r.failure) for r in runs] == [("failed", "file_line_1")]
+
+
+async def test_cancellations_without_two_person_control_are_reported(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    cancelled_at_center = await sent_inquiry(client, demo, await person(ctx, index=0))
+    # Someone cancels the first inquiry at the center's own terminal: no gateway, no second person.
+    clock.advance(minutes=5)
+    direct = await direct_entry(
+        ctx,
+        await person(ctx, index=0),
+        at=clock.now(),
+        kind="cancellation",
+        center_inquiry_id=cancelled_at_center["center"]["inquiry_id"],
+    )
+    # The second is cancelled properly, then its record is altered to show no second person.
+    tampered = await sent_inquiry(client, demo, await person(ctx, index=1))
+    await cancel_with_approval_number(client, ctx, demo, tampered)
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(Inquiry)
+            .where(Inquiry.id == tampered["id"])
+            .values(cancel_confirmer_id=Inquiry.cancelled_by)
+        )
+        await session.commit()
+
+    run = await reconcile(client, demo)
+
+    found = {(f["inquiry_id"], f["entry_id"], f["reason"]) for f in run["undual_cancellations"]}
+    assert found == {
+        (cancelled_at_center["id"], direct["entry_id"], "made_at_center"),
+        (
+            tampered["id"],
+            next(f["entry_id"] for f in run["undual_cancellations"] if f["inquiry_id"] == tampered["id"]),
+            "no_second_person",
+        ),
+    }
+    assert ("high", "CANCELLATION_WITHOUT_TWO_PERSON_CONTROL", 2) in {
+        (a["severity"], a["code"], a["count"]) for a in run["alerts"]
+    }
+    # The cancellation made at the center is not an inquiry bypassing the gateway.
+    assert run["unmatched_center"] == []
+
+
+async def test_service_accounts_need_the_reconcile_scope(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    def token_body(client_id: str) -> dict[str, str]:
+        account = next(a for a in demo.service_accounts if a["client_id"] == client_id)
+        return {"client_id": account["client_id"], "client_secret": account["client_secret"]}
+
+    batch = (await client.post("/auth/token", json=token_body("hq-batch"))).json()["access_token"]
+    hr_feed = (await client.post("/auth/token", json=token_body("hr-feed"))).json()["access_token"]
+
+    allowed = await client.post(
+        "/reconciliation/center", json=DAY, headers={"Authorization": f"Bearer {batch}"}
+    )
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["requested_by"] == "service:hq-batch"
+    assert allowed.json()["from"] == "2026-11-24"
+    read_back = await client.get(
+        f"/reconciliation/center/{allowed.json()['id']}", headers={"Authorization": f"Bearer {batch}"}
+    )
+    assert read_back.status_code == 200
+
+    wrong_scope = await client.post(
+        "/reconciliation/center", json=DAY, headers={"Authorization": f"Bearer {hr_feed}"}
+    )
+    assert wrong_scope.status_code == 403
+    assert wrong_scope.json()["code"] == "FORBIDDEN"
+    operator = await client.post(
+        "/reconciliation/center", json=DAY, headers=await as_user(client, demo, "op001")
+    )
+    assert operator.status_code == 403
+    backwards = await client.post(
+        "/reconciliation/center",
+        json={"from": "2026-11-24", "to": "2026-11-01"},
+        headers={"Authorization": f"Bearer {batch}"},
+    )
+    assert backwards.status_code == 422
+    async with ctx.db.read_session() as session:
+        assert await session.scalar(select(func.count()).select_from(ReconciliationRun)) == 1
+
+
+async def test_the_monthly_schedule_reconciles_the_previous_month_once(
+    ctx: AppContext, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    # 2026-12-01 01:00 JST: before the configured 02:00, nothing is due yet.
+    clock.set(datetime(2026, 11, 30, 16, 0, tzinfo=UTC))
+    assert await scheduler.run_once(ctx) is None
+    clock.advance(hours=2)
+    run = await scheduler.run_once(ctx)
+    assert run is not None
+    assert (run.period_from.isoformat(), run.period_to.isoformat(), run.schedule_key) == (
+        "2026-11-01",
+        "2026-11-30",
+        "monthly:2026-11",
+    )
+    clock.advance(days=3)
+    assert await scheduler.run_once(ctx) is None
+    async with ctx.db.read_session() as session:
+        runs = list((await session.scalars(select(ReconciliationRun))).all())
+    assert [(r.requested_by, r.state) for r in runs] == [("system", "completed")]
+    assert timedelta(days=29) == run.period_to - run.period_from
