@@ -56,4 +56,3 @@ def require(action: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
 AuditReader = Annotated[Principal, Depends(require("audit.read"))]
 DirectoryReader = Annotated[Principal, Depends(require("directory.read"))]
 DirectoryManager = Annotated[Principal, Depends(require("directory.manage"))]
-AccountUnlocker = Annotated[Principal, Depends(require("account.unlock"))]

@@ -130,7 +130,6 @@ PERMISSIONS = MappingProxyType(
         "hq_reconciliation.sign_off": _perm("hq_confirmer"),
         "directory.read": _perm("access_admin", "access_approver", "auditor", "security_officer"),
         "directory.manage": _perm("access_admin"),
-        "account.unlock": _perm("access_admin"),
         # Access-rights governance (AC-2…AC-5). Branch managers request rights for their own branch only.
         "access.request": _perm("branch_manager", "access_admin"),
         "access.approve": _perm("access_approver"),

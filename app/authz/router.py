@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 
 from app.authz import directory, service
-from app.authz.deps import AccountUnlocker, AnyPrincipal, DirectoryManager, DirectoryReader
-from app.authz.policy import ensure_not_subject_user
+from app.authz.deps import AnyPrincipal, DirectoryManager, DirectoryReader
 from app.authz.schemas import (
     BranchIn,
     BranchOut,
@@ -24,7 +23,6 @@ from app.authz.schemas import (
     TerminalStatusIn,
     TokenRequest,
     TokenResponse,
-    UnlockResponse,
     UserSummary,
 )
 from app.deps import Context, DbSession, Origin
@@ -216,17 +214,3 @@ async def set_terminal_status(
     )
     await session.commit()
     return TerminalOut.model_validate(terminal)
-
-
-@directory_router.post(
-    "/users/{user_id}/unlock",
-    summary="Unlock a user id locked by failed logins (AU-5)",
-    response_model=UnlockResponse,
-    responses=problem_responses(401, 403),
-)
-async def unlock(
-    user_id: str, principal: AccountUnlocker, session: DbSession, ctx: Context
-) -> UnlockResponse:
-    ensure_not_subject_user(principal, user_id)
-    was_locked = await service.unlock_account(session, ctx=ctx, principal=principal, user_id=user_id)
-    return UnlockResponse(user_id=user_id, was_locked=was_locked)

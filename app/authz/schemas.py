@@ -121,11 +121,6 @@ class TerminalStatusIn(BaseModel):
     status: str = Field(pattern=r"^(active|suspended|decommissioned)$")
 
 
-class UnlockResponse(BaseModel):
-    user_id: str
-    was_locked: bool
-
-
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None

@@ -1,4 +1,7 @@
-"""Login, service tokens, session checks, logout, password change and unlock (AU-1…AU-7, AU-9).
+"""Login, service tokens, session checks, logout and password change (AU-1…AU-7, AU-9).
+
+Unlocking a locked account takes two people: it is an access request with action ``unlock``
+(app/governance/access_requests.py, AU-5, AC-2); nothing here unlocks.
 
 Refusals that must survive the refusal (failed logins, locks, timeouts) are recorded and committed
 here before the error is raised, and the error is marked ``audited`` so it is not recorded twice.
@@ -698,24 +701,3 @@ async def change_password(
 def password_owner(user: User) -> PasswordOwner:
     names = tuple(n for n in (user.name, user.name_kana, user.name_latin) if n)
     return PasswordOwner(user_id=user.id, names=names, birth_date=user.birth_date, phone=user.phone)
-
-
-async def unlock_account(
-    session: AsyncSession, *, ctx: AppContext, principal: Principal, user_id: str
-) -> bool:
-    """Clear the lock on a user id (existing or not); returns whether it was locked."""
-    throttle = await session.get(LoginThrottle, login_key(ctx, user_id), with_for_update=True)
-    was_locked = throttle is not None and throttle.locked_at is not None
-    if throttle is not None:
-        throttle.locked_at = None
-        throttle.consecutive_failures = 0
-    record(
-        session,
-        actor=principal.actor(),
-        action="auth.account_unlocked",
-        object_type="login",
-        object_id=login_key(ctx, user_id),
-        details={"user_id": user_id if await session.get(User, user_id) else None, "was_locked": was_locked},
-    )
-    await session.commit()
-    return was_locked

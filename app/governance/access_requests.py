@@ -121,6 +121,10 @@ async def create_request(
             raise InvalidState("The user does not hold this right")
     elif new.action == "reactivate" and user.status != "suspended":
         raise InvalidState("Only a suspended user can be reactivated")
+    elif new.action == "unlock":
+        throttle = await session.get(LoginThrottle, login_key(ctx, user.id))
+        if throttle is None or throttle.locked_at is None:
+            raise InvalidState("The account is not locked")
     now = ctx.clock.now()
     if new.expires_at is not None and new.expires_at <= now:
         raise ValidationFailed("expires_at must be in the future")

@@ -86,12 +86,3 @@ async def test_only_access_admins_manage_the_directory(
     assert (
         await client.post("/branches", json={"code": "003", "name": "横浜支店"}, headers=auditor)
     ).status_code == 403
-
-
-async def test_access_admin_cannot_unlock_themselves(
-    client: httpx.AsyncClient, demo: DemoCredentials
-) -> None:
-    admin = await auth_headers(client, demo, "accadmin")
-    response = await client.post("/users/accadmin/unlock", headers=admin)
-    assert response.status_code == 403
-    assert response.json()["code"] == "SOD_VIOLATION"

@@ -9,6 +9,7 @@ import httpx
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from tests.governance.support import privileged_headers, request_apply
 from tests.helpers import auth_headers, ledger_events, login, terminal, terminal_headers, user
 
 
@@ -132,29 +133,46 @@ async def test_unknown_user_id_behaves_exactly_like_a_known_one(
 
 
 async def test_access_admin_unlocks_and_the_unlock_is_in_the_ledger(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
     for i in range(5):
         await login(client, demo, "op001", password=f"wrong-password-{i}")
     assert (await login(client, demo, "op001")).json()["code"] == "ACCOUNT_LOCKED"
 
-    admin = await auth_headers(client, demo, "accadmin")
-    response = await client.post("/users/op001/unlock", headers=admin)
-    assert response.status_code == 200, response.text
-    assert response.json() == {"user_id": "op001", "was_locked": True}
+    # An unlock takes two people (AU-5, AC-2): requested, approved, then applied by the access admin.
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    applied = await request_apply(
+        client,
+        requester=await auth_headers(client, demo, "bm001"),
+        approver=approver,
+        setter=admin,
+        body={"user_id": "op001", "action": "unlock", "reason": "本人確認済み"},
+    )
+    assert applied["status"] == "applied"
     assert (await login(client, demo, "op001")).status_code == 200
 
     unlocks = await ledger_events(ctx, action="auth.account_unlocked")
     assert len(unlocks) == 1
     assert unlocks[0].actor_id == "accadmin"
     assert '"user_id":"op001"' in unlocks[0].details
+    assert applied["id"] in unlocks[0].details
+
+
+async def test_there_is_no_one_person_unlock(client: httpx.AsyncClient, demo: DemoCredentials) -> None:
+    admin = await auth_headers(client, demo, "accadmin")
+    assert (await client.post("/users/op001/unlock", headers=admin)).status_code == 404
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert not [path for path in paths if path.endswith("/unlock")]
 
 
 async def test_unlock_needs_the_access_admin_role_and_the_refusal_is_logged(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
     confirmer = await auth_headers(client, demo, "cf001")
-    response = await client.post("/users/op001/unlock", headers=confirmer)
+    response = await client.post(
+        "/access-requests", json={"user_id": "op001", "action": "unlock", "reason": "x"}, headers=confirmer
+    )
     assert response.status_code == 403
     assert response.json()["code"] == "FORBIDDEN"
     denied = await ledger_events(ctx, action="request.denied")

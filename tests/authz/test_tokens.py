@@ -483,7 +483,9 @@ async def test_user_who_must_change_password_may_log_out(
     refused = await client.get("/branches", headers=bearer(token))
     assert refused.status_code == 403
     assert refused.json()["code"] == "PASSWORD_CHANGE_REQUIRED"
-    assert (await client.post("/users/op001/unlock", headers=bearer(token))).status_code == 403
+    terminal = {"id": "T001-09", "branch_code": "001"}
+    held = await client.post("/terminals", json=terminal, headers=bearer(token))
+    assert held.status_code == 403 and held.json()["code"] == "PASSWORD_CHANGE_REQUIRED"
     assert (await client.post("/auth/logout", headers=bearer(token))).status_code == 204
     await assert_refused(client, ctx, bearer(token), "SESSION_EXPIRED")
 

@@ -14,7 +14,7 @@ from app.context import AppContext
 from app.demo import DemoCredentials
 from app.governance.models import AccessRegisterEntry
 from tests.governance.support import add_person, privileged_headers, request_apply
-from tests.helpers import auth_headers, home_terminal, terminal_headers
+from tests.helpers import auth_headers, home_terminal, login, terminal_headers
 
 
 async def _active_roles(ctx: AppContext, user_id: str) -> set[tuple[str, str | None]]:
@@ -258,3 +258,58 @@ async def test_administrators_act_only_inside_a_privileged_session(
     )
     assert refused.status_code == 403 and refused.json()["code"] == "PRIVILEGED_SESSION_REQUIRED"
     assert (await client.get("/reviews", headers=approver)).json()["code"] == "PRIVILEGED_SESSION_REQUIRED"
+
+
+async def test_a_locked_account_is_unlocked_only_by_two_people_and_the_register_shows_it(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    # Someone who (on legacy data) holds both the approver and the setter role, to try doing both.
+    await add_person(ctx, demo, "dualadm", (("access_approver", None),))
+    async with ctx.db.session() as session:
+        await directory.grant_role(
+            session,
+            ctx=ctx,
+            actor=Actor(id="legacy"),
+            user_id="dualadm",
+            role="access_admin",
+            branch_code=None,
+        )
+        await session.commit()
+    for i in range(ctx.settings.lockout_threshold):
+        await login(client, demo, "op002", password=f"wrong-password-{i}")
+    assert (await login(client, demo, "op002")).json()["code"] == "ACCOUNT_LOCKED"
+
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    dual = await privileged_headers(client, demo, clock, "dualadm")
+    body = {"user_id": "op002", "action": "unlock", "reason": "本人確認済み"}
+
+    solo = (await client.post("/access-requests", json=body, headers=admin)).json()
+    approved = await client.post(f"/access-requests/{solo['id']}/approve", headers=dual)
+    assert approved.status_code == 200, approved.text
+    same = await client.post(f"/access-requests/{solo['id']}/apply", headers=dual)
+    assert same.status_code == 403 and same.json()["code"] == "SOD_VIOLATION"
+    # Approving is not unlocking: the account stays locked until a different setter applies it.
+    assert (await login(client, demo, "op002")).json()["code"] == "ACCOUNT_LOCKED"
+
+    applied = await client.post(f"/access-requests/{solo['id']}/apply", headers=admin)
+    assert applied.status_code == 200, applied.text
+    assert (await login(client, demo, "op002")).status_code == 200
+
+    register = (await client.get("/access-register", params={"user_id": "op002"}, headers=admin)).json()
+    unlocks = [e for e in register["items"] if e["change"] == "unlock"]
+    assert [(e["requested_by"], e["approved_by"], e["set_by"], e["access_request_id"]) for e in unlocks] == [
+        ("accadmin", "dualadm", "accadmin", solo["id"])
+    ]
+    # Nothing to unlock now: a further request is refused rather than recorded as an unlock.
+    again = await client.post("/access-requests", json=body, headers=admin)
+    assert again.status_code == 409 and again.json()["code"] == "INVALID_STATE"
+
+
+async def test_an_access_admin_cannot_ask_to_unlock_themselves(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    response = await client.post(
+        "/access-requests", json={"user_id": "accadmin", "action": "unlock", "reason": "x"}, headers=admin
+    )
+    assert response.status_code == 403 and response.json()["code"] == "SOD_VIOLATION"
