@@ -17,7 +17,7 @@ from app.authz.models import Branch, PasswordHistory, ServiceAccount, Terminal, 
 from app.authz.passwords import machine_secret_hash, new_machine_secret
 from app.authz.roles import ROLES, SCOPES
 from app.context import AppContext
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, InvalidState, NotFound, ValidationFailed
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,25 @@ async def create_branch(
         object_type="branch",
         object_id=code,
         details={"is_hq": is_hq},
+    )
+    return branch
+
+
+async def rename_branch(session: AsyncSession, *, actor: Actor, branch_code: str, name: str) -> Branch:
+    branch = await session.get(Branch, branch_code, with_for_update=True)
+    if branch is None:
+        raise NotFound("No such branch")
+    if branch.status != "active":
+        raise InvalidState("A closed branch is not changed")
+    previous = branch.name
+    branch.name = name
+    record(
+        session,
+        actor=actor,
+        action="directory.branch_renamed",
+        object_type="branch",
+        object_id=branch_code,
+        details={"from": previous, "to": name},
     )
     return branch
 
@@ -156,6 +175,37 @@ async def create_user(
         object_type="user",
         object_id=user_id,
         details={"must_change_password": must_change_password},
+    )
+    return user
+
+
+# What an administrator may correct on a user record; roles and status have their own paths.
+USER_FIELDS = ("name", "name_kana", "name_latin", "birth_date", "phone")
+
+
+async def update_user(
+    session: AsyncSession, *, actor: Actor, user_id: str, changes: dict[str, object]
+) -> User:
+    """Correct a user's name fields, birth date or phone (used by the password rules, AU-7)."""
+    unknown = set(changes) - set(USER_FIELDS)
+    if unknown:
+        raise ValidationFailed("Only name fields, birth date and phone are changed here")
+    if "name" in changes and not changes["name"]:
+        raise ValidationFailed("A user keeps a name")
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound("No such user")
+    changed = sorted(field for field, value in changes.items() if getattr(user, field) != value)
+    for field in changed:
+        setattr(user, field, changes[field])
+    record(
+        session,
+        actor=actor,
+        action="directory.user_updated",
+        object_type="user",
+        object_id=user_id,
+        # Which fields, never their values: they are personal data.
+        details={"fields": changed},
     )
     return user
 

@@ -44,7 +44,7 @@ class User(Base):
     # Kept only to refuse passwords built from them (AU-7) and to spot self-inquiries (PL-5).
     birth_date: Mapped[date | None] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(String(32))
-    # active | suspended | resigned
+    # active | suspended | resigned | deactivated
     status: Mapped[str] = mapped_column(String(16), default="active")
     password_hash: Mapped[str] = mapped_column(String(200))
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 
 from app.authz import directory, service
-from app.authz.deps import AnyPrincipal, DirectoryManager, DirectoryReader
+from app.authz.deps import AnyPrincipal, DirectoryReader
 from app.authz.schemas import (
     BranchIn,
     BranchOut,
+    BranchPatchIn,
     LoginRequest,
     LoginResponse,
     MeResponse,
@@ -27,6 +28,8 @@ from app.authz.schemas import (
 )
 from app.deps import Context, DbSession, Origin
 from app.errors import problem_responses
+from app.governance import lifecycle
+from app.governance.deps import DirectoryAdmin
 
 router = APIRouter(tags=["authentication"])
 directory_router = APIRouter(tags=["directory"])
@@ -155,10 +158,26 @@ async def list_branches(_principal: DirectoryReader, session: DbSession) -> Page
     responses=problem_responses(401, 403, 409, 422),
 )
 async def create_branch(
-    body: BranchIn, principal: DirectoryManager, session: DbSession, ctx: Context
+    body: BranchIn, principal: DirectoryAdmin, session: DbSession, ctx: Context
 ) -> BranchOut:
     branch = await directory.create_branch(
         session, ctx=ctx, actor=principal.actor(), code=body.code, name=body.name
+    )
+    await session.commit()
+    return BranchOut.model_validate(branch)
+
+
+@directory_router.patch(
+    "/branches/{branch_code}",
+    summary="Rename a branch (closing one is POST /branches/{code}/deactivate)",
+    response_model=BranchOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def update_branch(
+    branch_code: str, body: BranchPatchIn, principal: DirectoryAdmin, session: DbSession
+) -> BranchOut:
+    branch = await directory.rename_branch(
+        session, actor=principal.actor(), branch_code=branch_code, name=body.name
     )
     await session.commit()
     return BranchOut.model_validate(branch)
@@ -185,7 +204,7 @@ async def list_terminals(
     responses=problem_responses(401, 403, 409, 422),
 )
 async def register_terminal(
-    body: TerminalIn, principal: DirectoryManager, session: DbSession, ctx: Context
+    body: TerminalIn, principal: DirectoryAdmin, session: DbSession, ctx: Context
 ) -> TerminalRegistered:
     registered = await directory.register_terminal(
         session,
@@ -207,8 +226,14 @@ async def register_terminal(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def set_terminal_status(
-    terminal_id: str, body: TerminalStatusIn, principal: DirectoryManager, session: DbSession
+    terminal_id: str, body: TerminalStatusIn, principal: DirectoryAdmin, session: DbSession, ctx: Context
 ) -> TerminalOut:
+    if body.status == "decommissioned":
+        # The same path as POST /terminals/{id}/deactivate: the key dies and the sessions end with it.
+        terminal = await lifecycle.decommission_terminal(
+            session, ctx=ctx, principal=principal, terminal_id=terminal_id
+        )
+        return TerminalOut.model_validate(terminal)
     terminal = await directory.set_terminal_status(
         session, actor=principal.actor(), terminal_id=terminal_id, status=body.status
     )

@@ -93,6 +93,12 @@ class BranchOut(BaseModel):
     status: str
 
 
+class BranchPatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+
+
 class TerminalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -114,8 +114,8 @@ async def create_request(
         if await rights.active_grants(session, user_id=new.user_id, role=new.role, branch_code=branch):
             raise Conflict("The user already holds this right")
         ensure_roles_compatible(frozenset(await active_roles(session, new.user_id)), new.role)
-        if user.status == "resigned":
-            raise InvalidState("The user has resigned")
+        if user.status in ("resigned", "deactivated"):
+            raise InvalidState(f"The user is {user.status}")
     elif new.action == "revoke":
         if not await rights.active_grants(session, user_id=new.user_id, role=new.role, branch_code=branch):
             raise InvalidState("The user does not hold this right")
@@ -486,5 +486,18 @@ async def create_user(
         phone=phone,
         must_change_password=True,
     )
+    await session.commit()
+    return user
+
+
+async def update_user(
+    session: AsyncSession, *, principal: Principal, user_id: str, changes: dict[str, object]
+) -> User:
+    """Correct a user's record (names, birth date, phone): never roles, never one's own record."""
+    authorize(principal, "directory.manage")
+    ensure_different_people(principal.id, others={"the user concerned": user_id})
+    if not changes:
+        raise ValidationFailed("Name at least one field to change")
+    user = await directory.update_user(session, actor=principal.actor(), user_id=user_id, changes=changes)
     await session.commit()
     return user

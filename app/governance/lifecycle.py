@@ -1,8 +1,10 @@
-"""Terminals and branches at the end of their life, and the daily check that nothing is still tied to them.
+"""Terminals, branches and users at the end of their life, and the daily check that nothing is still
+tied to them.
 
 Decommissioning a terminal kills its key and ends its sessions; closing a branch revokes every right
-held there (in the register), decommissions its terminals and ends their sessions. The daily check lists
-access still tied to closed branches or decommissioned terminals — it must show zero.
+held there (in the register), decommissions its terminals and ends their sessions; deactivating a user
+revokes their rights and ends their sessions. The daily check lists access still tied to closed
+branches or decommissioned terminals — it must show zero.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
 from app.authz import directory
-from app.authz.models import AuthSession, Branch, Terminal, UserRole
-from app.authz.policy import authorize
+from app.authz.models import AuthSession, Branch, Terminal, User, UserRole
+from app.authz.policy import authorize, ensure_different_people
 from app.authz.principal import Principal
 from app.context import AppContext
 from app.errors import InvalidState, NotFound
-from app.governance import rights
+from app.governance import register, rights
 from app.governance.register import Decision
 
 CLOSURE_RULE = "rule:branch closure"
+# Taking every right away needs no second person, like a branch closure; the register names the rule.
+DEACTIVATION_RULE = "rule:user deactivation"
 
 
 async def decommission_terminal(
@@ -84,6 +88,64 @@ async def close_branch(
     )
     await session.commit()
     return branch
+
+
+async def deactivate_user(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, user_id: str, reason: str
+) -> User:
+    """End a user account for good: every right revoked (in the register), every session ended at once."""
+    authorize(principal, "directory.manage")
+    ensure_different_people(principal.id, others={"the user concerned": user_id})
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound("No such user")
+    if user.status == "deactivated":
+        raise InvalidState("The user is already deactivated")
+    now = ctx.clock.now()
+    actor = principal.actor()
+    decision = Decision(
+        requested_by=principal.id,
+        requested_at=now,
+        approved_by=DEACTIVATION_RULE,
+        approved_at=now,
+        set_by=principal.id,
+        set_at=now,
+    )
+    for grant in await rights.active_grants(session, user_id=user_id, for_update=True):
+        await rights.revoke_right(
+            session,
+            setter=actor,
+            grant=grant,
+            decision=decision,
+            source="deactivation",
+            source_id=user_id,
+            reason=reason,
+        )
+    previous = user.status
+    user.status = "deactivated"
+    register.append(
+        session,
+        change="deactivate",
+        user_id=user_id,
+        role=None,
+        branch_code=None,
+        user_role_id=None,
+        source="deactivation",
+        source_id=user_id,
+        decision=decision,
+        reason=reason,
+    )
+    ended = await rights.end_sessions(session, now=now, reason="user_deactivated", user_id=user_id)
+    record(
+        session,
+        actor=actor,
+        action="directory.user_deactivated",
+        object_type="user",
+        object_id=user_id,
+        details={"from": previous, "sessions_ended": ended},
+    )
+    await session.commit()
+    return user
 
 
 @dataclass

@@ -56,14 +56,15 @@ class AccessRegisterEntry(Base):
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # grant | revoke | suspend | reactivate | unlock | password_reset
+    # grant | revoke | suspend | reactivate | unlock | password_reset | deactivate | create | lift
     change: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[str] = mapped_column(String(40), index=True)
     role: Mapped[str | None] = mapped_column(String(32))
     branch_code: Mapped[str | None] = mapped_column(String(8))
     user_role_id: Mapped[int | None] = mapped_column(Integer)
     access_request_id: Mapped[str | None] = mapped_column(String(36))
-    # access_request | hr_event | recertification | expiry | branch_closure | bootstrap
+    # access_request | hr_event | recertification | expiry | branch_closure | deactivation | bootstrap
+    # | user_creation | emergency
     source: Mapped[str] = mapped_column(String(24))
     source_id: Mapped[str | None] = mapped_column(String(36))
     requested_by: Mapped[str] = mapped_column(String(80))

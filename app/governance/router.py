@@ -69,8 +69,10 @@ from app.governance.schemas import (
     SuspensionOut,
     TotpCodeIn,
     TotpEnrolmentOut,
+    UserDeactivateIn,
     UserIn,
     UserOut,
+    UserPatchIn,
 )
 
 API_PREFIX = "/api/v1"
@@ -212,6 +214,36 @@ async def create_user(body: UserIn, principal: DirectoryAdmin, session: DbSessio
         name_kana=body.name_kana,
         birth_date=body.birth_date,
         phone=body.phone,
+    )
+    return UserOut.model_validate(user)
+
+
+@router.patch(
+    "/users/{user_id}",
+    summary="Correct a user's name fields, birth date or phone (roles change only by access request)",
+    response_model=UserOut,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def update_user(
+    user_id: str, body: UserPatchIn, principal: DirectoryAdmin, session: DbSession
+) -> UserOut:
+    user = await access_requests.update_user(
+        session, principal=principal, user_id=user_id, changes=body.model_dump(exclude_unset=True)
+    )
+    return UserOut.model_validate(user)
+
+
+@router.post(
+    "/users/{user_id}/deactivate",
+    summary="Deactivate a user: every right revoked in the register, every session ended at once",
+    response_model=UserOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def deactivate_user(
+    user_id: str, body: UserDeactivateIn, principal: DirectoryAdmin, session: DbSession, ctx: Context
+) -> UserOut:
+    user = await lifecycle.deactivate_user(
+        session, ctx=ctx, principal=principal, user_id=user_id, reason=body.reason
     )
     return UserOut.model_validate(user)
 

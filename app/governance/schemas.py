@@ -247,6 +247,24 @@ class UserIn(BaseModel):
     phone: str | None = Field(default=None, max_length=32)
 
 
+class UserPatchIn(BaseModel):
+    """Corrections to a user record; roles change only through access requests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name_kana: str | None = Field(default=None, max_length=100)
+    name_latin: str | None = Field(default=None, max_length=100)
+    birth_date: date | None = None
+    phone: str | None = Field(default=None, max_length=32)
+
+
+class UserDeactivateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Reason
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -1,4 +1,6 @@
-"""Terminals are registered with a key shown once; their lifecycle decides who can log in (AU-2)."""
+"""Terminals are registered with a key shown once; their lifecycle decides who can log in (AU-2).
+
+Directory writes use an administrator role, so they happen only inside a privileged session (AC-5)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,10 @@ import httpx
 from sqlalchemy import select
 
 from app.authz.models import Terminal
+from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from tests.governance.support import privileged_headers
 from tests.helpers import auth_headers, ledger_events, user
 
 
@@ -22,9 +26,9 @@ async def _login_from(
 
 
 async def test_registered_terminal_key_is_shown_once_and_stored_hashed(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
-    admin = await auth_headers(client, demo, "accadmin")
+    admin = await privileged_headers(client, demo, clock, "accadmin")
     created = await client.post(
         "/terminals", json={"id": "T001-03", "branch_code": "001", "description": "窓口3"}, headers=admin
     )
@@ -46,9 +50,9 @@ async def test_registered_terminal_key_is_shown_once_and_stored_hashed(
 
 
 async def test_suspended_and_decommissioned_terminals_cannot_be_used(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
-    admin = await auth_headers(client, demo, "accadmin")
+    admin = await privileged_headers(client, demo, clock, "accadmin")
     key = (
         await client.post("/terminals", json={"id": "T001-04", "branch_code": "001"}, headers=admin)
     ).json()["key"]
@@ -59,9 +63,17 @@ async def test_suspended_and_decommissioned_terminals_cannot_be_used(
     assert refused.status_code == 403 and refused.json()["code"] == "TERMINAL_NOT_ALLOWED"
 
     await client.patch("/terminals/T001-04", json={"status": "active"}, headers=admin)
-    assert (await _login_from(client, demo, "T001-04", key)).status_code == 200
+    live = await _login_from(client, demo, "T001-04", key)
+    assert live.status_code == 200
+    session_headers = {"Authorization": f"Bearer {live.json()['access_token']}", "X-Terminal-Id": "T001-04"}
 
-    await client.patch("/terminals/T001-04", json={"status": "decommissioned"}, headers=admin)
+    decommissioned = await client.patch(
+        "/terminals/T001-04", json={"status": "decommissioned"}, headers=admin
+    )
+    assert decommissioned.status_code == 200 and decommissioned.json()["status"] == "decommissioned"
+    # Decommissioning through PATCH ends the terminal's live sessions at once, like /deactivate.
+    after = await client.get("/me", headers=session_headers)
+    assert after.status_code == 401 and after.json()["code"] == "SESSION_EXPIRED"
     gone = await _login_from(client, demo, "T001-04", key)
     assert gone.status_code == 403 and gone.json()["code"] == "TERMINAL_NOT_REGISTERED"
     again = await client.patch("/terminals/T001-04", json={"status": "active"}, headers=admin)
@@ -86,3 +98,47 @@ async def test_only_access_admins_manage_the_directory(
     assert (
         await client.post("/branches", json={"code": "003", "name": "横浜支店"}, headers=auditor)
     ).status_code == 403
+
+
+async def test_directory_writes_need_a_privileged_session(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    admin = await auth_headers(client, demo, "accadmin")
+    attempts = [
+        await client.post("/branches", json={"code": "003", "name": "横浜支店"}, headers=admin),
+        await client.patch("/branches/001", json={"name": "新宿本店"}, headers=admin),
+        await client.post("/terminals", json={"id": "T001-06", "branch_code": "001"}, headers=admin),
+        await client.patch(
+            "/terminals/" + demo.terminals[1]["id"], json={"status": "suspended"}, headers=admin
+        ),
+        await client.patch(
+            "/terminals/" + demo.terminals[1]["id"], json={"status": "decommissioned"}, headers=admin
+        ),
+    ]
+    assert [(r.status_code, r.json()["code"]) for r in attempts] == [
+        (403, "PRIVILEGED_SESSION_REQUIRED")
+    ] * len(attempts)
+    branches = (await client.get("/branches", headers=admin)).json()["items"]
+    assert {b["code"] for b in branches} == {"000", "001", "002"}
+    assert not await ledger_events(ctx, action="directory.terminal_status_changed")
+
+
+async def test_a_branch_is_renamed_in_a_privileged_session_and_the_ledger_shows_it(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    created = await client.post("/branches", json={"code": "003", "name": "横浜支店"}, headers=admin)
+    assert created.status_code == 201, created.text
+    renamed = await client.patch("/branches/003", json={"name": "横浜中央支店"}, headers=admin)
+    assert renamed.status_code == 200 and renamed.json()["name"] == "横浜中央支店"
+    listed = (await client.get("/branches", headers=admin)).json()["items"]
+    assert next(b for b in listed if b["code"] == "003")["name"] == "横浜中央支店"
+    events = await ledger_events(ctx, action="directory.branch_renamed")
+    assert [(e.actor_id, e.object_id) for e in events] == [("accadmin", "003")]
+
+    assert (await client.patch("/branches/009", json={"name": "x"}, headers=admin)).status_code == 404
+    assert (await client.patch("/branches/003", json={"name": ""}, headers=admin)).status_code == 422
+    closed = await client.post("/branches/003/deactivate", json={"reason": "統合"}, headers=admin)
+    assert closed.status_code == 204
+    frozen = await client.patch("/branches/003", json={"name": "y"}, headers=admin)
+    assert frozen.status_code == 409
