@@ -8,7 +8,9 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.clock import ManualClock
 from app.demo import DemoCredentials
+from tests.governance.support import privileged_headers
 from tests.helpers import auth_headers, ledger_events, terminal, terminal_headers
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "request_id"}
@@ -80,9 +82,9 @@ async def test_forbidden_action_is_problem_json(client: httpx.AsyncClient, demo:
 
 
 async def test_conflicts_and_bad_references_leave_nothing_behind(
-    client: httpx.AsyncClient, demo: DemoCredentials
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
 ) -> None:
-    admin = await auth_headers(client, demo, "accadmin")
+    admin = await privileged_headers(client, demo, clock, "accadmin")
     assert_problem(
         await client.post("/terminals", json={"id": "T001-01", "branch_code": "001"}, headers=admin),
         409,

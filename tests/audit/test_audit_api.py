@@ -22,6 +22,7 @@ from app.config import Settings
 from app.context import AppContext
 from app.demo import DEMO_USERS, DemoCredentials
 from tests.audit.ledger_support import all_events
+from tests.governance.support import privileged_headers
 from tests.helpers import auth_headers, login, terminal, terminal_headers
 
 EVENT_FIELDS = {
@@ -167,7 +168,11 @@ async def test_only_auditors_may_read_the_ledger_and_refusals_are_recorded(
 
 
 async def test_no_password_key_secret_name_birth_date_or_phone_ever_reaches_the_ledger(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, auditor: dict[str, str]
+    client: httpx.AsyncClient,
+    demo: DemoCredentials,
+    ctx: AppContext,
+    auditor: dict[str, str],
+    clock: ManualClock,
 ) -> None:
     secrets: list[str] = []
     secrets += [u["password"] for u in demo.users]
@@ -208,7 +213,7 @@ async def test_no_password_key_secret_name_birth_date_or_phone_ever_reaches_the_
     )
     assert changed.status_code == 204, changed.text
     secrets.append(new_password)
-    admin = await auth_headers(client, demo, "accadmin")
+    admin = await privileged_headers(client, demo, clock, "accadmin")
     registered = await client.post("/terminals", json={"id": "T001-07", "branch_code": "001"}, headers=admin)
     assert registered.status_code == 201, registered.text
     secrets.append(registered.json()["key"])

@@ -13,11 +13,13 @@ from app.audit.ledger import SYSTEM_ACTOR, record
 from app.audit.service import verify_ledger
 from app.authz.models import LoginThrottle, Terminal, User
 from app.authz.service import login_key
+from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.errors import LedgerUnavailable
 from tests.audit.ledger_support import all_events, chain_head, seqs
-from tests.helpers import auth_headers, login
+from tests.governance.support import privileged_headers
+from tests.helpers import login
 
 BREAK = {
     "sqlite": [
@@ -50,9 +52,9 @@ async def _assert_chain_intact(ctx: AppContext) -> None:
 
 
 async def test_a_terminal_is_not_registered_when_its_event_cannot_be_written(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, backend: str
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, backend: str, clock: ManualClock
 ) -> None:
-    admin = await auth_headers(client, demo, "accadmin")
+    admin = await privileged_headers(client, demo, clock, "accadmin")
     head_before = (await chain_head(ctx)).seq
     await _run(ctx, BREAK[backend])
 
