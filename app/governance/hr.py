@@ -92,9 +92,9 @@ async def apply_event(
     reason = f"HR event {event.kind} effective {event.effective_on.isoformat()}"
     if event.kind == "transfer":
         for grant in await rights.active_grants(session, user_id=user.id, for_update=True):
-            spec = ROLES[grant.role]
-            # The old branch's rights go at once; HQ and bank-wide roles are not tied to the branch left.
-            if spec.branch_scoped and not spec.hq and grant.branch_code != event.to_branch_code:
+            # Every right held at a unit other than the one moved to goes at once, HQ's included (a move
+            # out of HQ leaves no HQ role behind); bank-wide roles are not tied to any unit.
+            if ROLES[grant.role].branch_scoped and grant.branch_code != event.to_branch_code:
                 await rights.revoke_right(
                     session,
                     setter=actor,

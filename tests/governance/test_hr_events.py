@@ -162,3 +162,42 @@ async def test_only_the_hr_feed_and_access_admins_file_hr_events(
     )
     assert bad.status_code == 422
     assert (await login(client, demo, "op001")).status_code == 200
+
+
+async def test_a_transfer_out_of_hq_takes_the_hq_roles_away(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    hq = await auth_headers(client, demo, "hqop")
+    feed = await hr_feed_headers(client, demo)
+    today = business_date_of(clock.now()).isoformat()
+    event = await client.post(
+        "/hr-events",
+        json={"user_id": "hqop", "kind": "transfer", "effective_on": today, "to_branch_code": "001"},
+        headers=feed,
+    )
+    assert event.status_code == 201 and event.json()["status"] == "applied"
+    assert (await client.get("/me", headers=hq)).status_code == 401
+
+    auditor = await auth_headers(client, demo, "auditor")
+    register = (await client.get("/access-register", params={"user_id": "hqop"}, headers=auditor)).json()
+    revoked = [(e["role"], e["branch_code"]) for e in register["items"] if e["change"] == "revoke"]
+    assert revoked == [("hq_operator", "000")]
+    # Logging in again at HQ gives no HQ role: the user now holds nothing until a request grants it.
+    relogin = await login(client, demo, "hqop")
+    assert relogin.status_code == 200, relogin.text
+    assert relogin.json()["user"]["roles"] == []
+
+
+async def test_a_transfer_into_hq_keeps_the_hq_roles(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    feed = await hr_feed_headers(client, demo)
+    today = business_date_of(clock.now()).isoformat()
+    event = await client.post(
+        "/hr-events",
+        json={"user_id": "hqcf", "kind": "transfer", "effective_on": today, "to_branch_code": "000"},
+        headers=feed,
+    )
+    assert event.status_code == 201
+    relogin = await login(client, demo, "hqcf")
+    assert relogin.status_code == 200 and relogin.json()["user"]["roles"] == ["hq_confirmer"]
