@@ -27,8 +27,10 @@ from app.errors import (
     HqRequestAlreadyExecuted,
     HqRequestMismatch,
     InvalidState,
+    Suspended,
     ValidationFailed,
 )
+from app.governance.switches import active_suspension
 from app.hq.models import HqRequest
 from app.inquiry.models import Inquiry
 
@@ -79,6 +81,12 @@ async def claim_pending_request(
         )
     if request.status != "pending":
         raise InvalidState(f"The request is {request.status}")
+    if await active_suspension(
+        session, user_id=request.operator_id, terminal_id=request.terminal_id, branch_code=request.branch_code
+    ):
+        # An emergency switch on the requesting branch (or its operator or terminal) stops HQ too (IR-1).
+        await _record_refusal(session, principal=principal, request=request, code="SUSPENDED")
+        raise Suspended("The requesting branch is suspended by an emergency control", audited=True)
     if not secrets.compare_digest(request.content_hash, content_hash):
         await _record_refusal(session, principal=principal, request=request, code="HQ_REQUEST_MISMATCH")
         raise HqRequestMismatch(

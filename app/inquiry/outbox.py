@@ -25,6 +25,7 @@ from app.audit.ledger import SYSTEM_ACTOR, record
 from app.center.interface import CenterInquiryRequest, CenterRefused, CenterSubject, CenterUnavailable
 from app.context import AppContext
 from app.crypto.envelope import Sealed, seal
+from app.governance.switches import active_suspension
 from app.inquiry.models import Inquiry, OutboxMessage, SealedResponse
 from app.inquiry.sealing import open_subject, response_aad
 
@@ -105,11 +106,13 @@ async def _claim(ctx: AppContext, message_id: int) -> tuple[OutboxMessage, Inqui
 
 
 async def deliver(ctx: AppContext, message_id: int) -> str:
-    """Deliver one outbox message; returns what happened (delivered, refused, retry, skipped)."""
+    """Deliver one outbox message; returns what happened (delivered, refused, retry, held, skipped)."""
     claimed = await _claim(ctx, message_id)
     if claimed is None:
         return "skipped"
     message, inquiry = claimed
+    if message.kind == "inquire" and await _held_by_switch(ctx, message_id, inquiry):
+        return "held"
     started = time.perf_counter()
     try:
         if message.kind == "inquire":
@@ -281,6 +284,48 @@ async def _schedule_retry(ctx: AppContext, message_id: int, error: str) -> None:
         message.last_error = error
         message.next_attempt_at = now + _backoff(message.attempts)
         await session.commit()
+
+
+# How often an inquiry held by an emergency switch is looked at again; once lifted it goes out then.
+SWITCH_RECHECK = timedelta(seconds=30)
+HELD_BY_SWITCH = "EMERGENCY_SUSPENSION"
+
+
+async def _held_by_switch(ctx: AppContext, message_id: int, inquiry: Inquiry) -> bool:
+    """An emergency switch (IR-1) on the inquiry's branch, terminal or operator, or on all inquiries,
+    keeps an inquiry queued before it was sent: not sent, not failed, sent once the switch is lifted."""
+    async with ctx.db.read_session() as reader:
+        suspension = await active_suspension(
+            reader,
+            user_id=inquiry.operator_id,
+            terminal_id=inquiry.terminal_id,
+            branch_code=inquiry.branch_code,
+            include_all=True,
+        )
+    if suspension is None:
+        return False
+    async with ctx.db.session() as session:
+        message = await session.get(OutboxMessage, message_id, with_for_update=True)
+        if message is None or message.delivered_at is not None:
+            return True
+        first_hold = message.last_error != HELD_BY_SWITCH
+        message.claimed_until = None
+        # The claim counted a call to the center that was not made.
+        message.attempts = max(0, message.attempts - 1)
+        message.last_error = HELD_BY_SWITCH
+        message.next_attempt_at = ctx.clock.now() + SWITCH_RECHECK
+        if first_hold:
+            record(
+                session,
+                actor=SYSTEM_ACTOR,
+                action="center.send_held",
+                object_type="inquiry",
+                object_id=inquiry.id,
+                outcome="denied",
+                details={"emergency_suspension_id": suspension.id, "scope": suspension.scope},
+            )
+        await session.commit()
+    return True
 
 
 class OutboxSender:

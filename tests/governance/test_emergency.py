@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+from sqlalchemy import select
 
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.inquiry.models import Inquiry, OutboxMessage
+from app.inquiry.outbox import OutboxSender
 from tests.governance.support import add_person, privileged_headers
 from tests.helpers import auth_headers, ledger_events, login
-from tests.inquiry.support import draft_body, person
+from tests.hq.support import a1, branch_request, execute
+from tests.inquiry.support import center_record, draft_body, person
 
 
 async def test_branch_suspension_is_immediate_and_lifting_takes_a_second_officer(
@@ -152,3 +157,91 @@ async def test_incident_is_restricted_and_closes_only_with_cause_and_prevention(
     for event in await ledger_events(ctx):
         if event.action.startswith("incident."):
             assert "目的外" not in event.details
+
+
+def _no_submit_wait(ctx: AppContext) -> None:
+    # These tests run no background sender: a submit need not wait for an answer that cannot come.
+    ctx.policy = ctx.policy.model_copy(update={"interactive_submit_wait_seconds": 0})
+
+
+async def test_hq_cannot_execute_a_request_of_a_suspended_branch(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    _no_submit_wait(ctx)
+    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
+    subject = await person(ctx)
+    request = await branch_request(client, await auth_headers(client, demo, "op001"), subject)
+    hq = await auth_headers(client, demo, "hqop")
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    second = await privileged_headers(client, demo, clock, "secoff2")
+    thrown = await client.post(
+        "/emergency/suspensions",
+        json={"scope": "branch", "target": "001", "reason": "不正照会の疑い"},
+        headers=officer,
+    )
+    assert thrown.status_code == 201
+
+    refused = await execute(client, hq, request["id"], subject)
+    assert refused.status_code == 403 and refused.json()["code"] == "SUSPENDED"
+    pending = (await client.get("/hq-requests", params={"status": "pending"}, headers=hq)).json()["items"]
+    assert [r["id"] for r in pending] == [request["id"]]
+    assert await center_record(ctx) == []
+    refusals = await ledger_events(ctx, action="hq_request.execution_refused")
+    assert [(e.actor_id, e.object_id) for e in refusals] == [("hqop", request["id"])]
+    assert '"code":"SUSPENDED"' in refusals[0].details
+
+    lifted = await client.post(
+        f"/emergency/suspensions/{thrown.json()['id']}/lift", json={"reason": "調査完了"}, headers=second
+    )
+    assert lifted.status_code == 200
+    executed = await execute(client, hq, request["id"], subject)
+    assert executed.status_code == 201, executed.text
+
+
+@pytest.mark.parametrize("scope", ["branch", "terminal", "user", "all"])
+async def test_a_queued_inquiry_stays_queued_under_a_switch_and_goes_out_when_it_is_lifted(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock, scope: str
+) -> None:
+    _no_submit_wait(ctx)
+    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
+    operator = await auth_headers(client, demo, "op001")
+    created = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=a1(demo, "cf001")), headers=operator
+    )
+    assert created.status_code == 201 and created.json()["status"] == "queued", created.text
+    inquiry_id = created.json()["id"]
+
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    second = await privileged_headers(client, demo, clock, "secoff2")
+    target = {"branch": "001", "terminal": operator["X-Terminal-Id"], "user": "op001", "all": None}[scope]
+    thrown = await client.post(
+        "/emergency/suspensions",
+        json={"scope": scope, "target": target, "reason": "緊急停止"},
+        headers=officer,
+    )
+    assert thrown.status_code == 201, thrown.text
+
+    sender = OutboxSender(ctx)
+    for _ in range(2):
+        await sender.deliver_due()
+        clock.advance(seconds=31)
+    async with ctx.db.read_session() as session:
+        inquiry = await session.get(Inquiry, inquiry_id)
+        message = await session.scalar(select(OutboxMessage).where(OutboxMessage.inquiry_id == inquiry_id))
+    # Held back, not failed: still queued, nothing sent, no attempt counted against the center.
+    assert inquiry is not None and inquiry.status == "queued"
+    assert message is not None and message.delivered_at is None and message.attempts == 0
+    assert await center_record(ctx) == []
+    held = await ledger_events(ctx, action="center.send_held")
+    assert [e.object_id for e in held] == [inquiry_id]
+
+    lifted = await client.post(
+        f"/emergency/suspensions/{thrown.json()['id']}/lift", json={"reason": "解除"}, headers=second
+    )
+    assert lifted.status_code == 200
+    clock.advance(seconds=31)
+    await sender.deliver_due()
+    async with ctx.db.read_session() as session:
+        inquiry = await session.get(Inquiry, inquiry_id)
+    assert inquiry is not None and inquiry.status in ("held", "released")
+    assert len(await center_record(ctx)) == 1
