@@ -36,6 +36,8 @@ from app.governance.register import Decision
 ROLE_ACTIONS = ("grant", "revoke")
 ACCOUNT_ACTIONS = ("unlock", "reset_password", "reactivate")
 SECRET_HALF_LENGTH = 8
+# A new user holds nothing, so creating one needs no second person; the register names the rule.
+USER_CREATION_RULE = "rule:AC-2 user without rights"
 
 
 @dataclass(frozen=True)
@@ -485,6 +487,26 @@ async def create_user(
         birth_date=birth_date,
         phone=phone,
         must_change_password=True,
+    )
+    now = ctx.clock.now()
+    register.append(
+        session,
+        change="create",
+        user_id=user_id,
+        role=None,
+        branch_code=None,
+        user_role_id=None,
+        source="user_creation",
+        source_id=None,
+        decision=Decision(
+            requested_by=principal.id,
+            requested_at=now,
+            approved_by=USER_CREATION_RULE,
+            approved_at=now,
+            set_by=principal.id,
+            set_at=now,
+        ),
+        reason="New user: no roles and no usable password until access requests give them",
     )
     await session.commit()
     return user

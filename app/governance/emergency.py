@@ -18,12 +18,44 @@ from app.authz.policy import authorize, ensure_different_people
 from app.authz.principal import Principal
 from app.context import AppContext
 from app.errors import Conflict, InvalidState, NotFound, ValidationFailed
-from app.governance import rights
+from app.governance import register, rights
 from app.governance.models import EmergencySuspension
+from app.governance.register import Decision
+
+# One officer throws a switch at once; lifting it takes a second one (checked in lift()).
+SWITCH_RULE = "rule:IR-1 emergency switch"
+LIFT_RULE = "rule:IR-1 lifted by a second officer"
 
 
 async def _terminals_of(session: AsyncSession, branch_code: str) -> list[str]:
     return list((await session.scalars(select(Terminal.id).where(Terminal.branch_code == branch_code))).all())
+
+
+def _register_user_switch(
+    session: AsyncSession, suspension: EmergencySuspension, *, change: str, by: str, reason: str
+) -> None:
+    """A switch on a user changes what that user may do, so the access-rights register shows it (AC-3)."""
+    at = suspension.lifted_at if change == "lift" else suspension.imposed_at
+    assert suspension.target is not None and at is not None
+    register.append(
+        session,
+        change=change,
+        user_id=suspension.target,
+        role=None,
+        branch_code=None,
+        user_role_id=None,
+        source="emergency",
+        source_id=suspension.id,
+        decision=Decision(
+            requested_by=by,
+            requested_at=at,
+            approved_by=LIFT_RULE if change == "lift" else SWITCH_RULE,
+            approved_at=at,
+            set_by=by,
+            set_at=at,
+        ),
+        reason=reason,
+    )
 
 
 async def suspend(
@@ -85,6 +117,9 @@ async def suspend(
         sessions_ended=ended,
     )
     session.add(suspension)
+    if scope == "user":
+        assert target is not None
+        _register_user_switch(session, suspension, change="suspend", by=principal.id, reason=reason)
     record(
         session,
         actor=principal.actor(),
@@ -115,6 +150,8 @@ async def lift(
     suspension.lifted_by = principal.id
     suspension.lifted_at = ctx.clock.now()
     suspension.lift_reason = reason
+    if suspension.scope == "user":
+        _register_user_switch(session, suspension, change="lift", by=principal.id, reason=reason)
     record(
         session,
         actor=principal.actor(),

@@ -1,6 +1,7 @@
 """The access-rights register (AC-3): every grant, change and revocation, with who asked, who approved,
-who set it, when, why, and from when until when. Rows are only ever appended (a PostgreSQL trigger
-refuses UPDATE and DELETE), and each append is in the same transaction as the change it records.
+who set it, when, why, and from when until when. Rows are only ever appended (triggers refuse UPDATE
+and DELETE on SQLite and PostgreSQL, and TRUNCATE on PostgreSQL: migrations 0007, 0008), and each append
+is in the same transaction as the change it records.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ import io
 from datetime import UTC, datetime
 
 import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from app.authz.policy import may
 from app.authz.principal import Principal
@@ -16,7 +19,13 @@ from app.context import AppContext
 from app.demo import DemoCredentials
 from app.governance import register, sweep
 from app.governance.totp import code_at
-from tests.governance.support import enrol_totp, hr_feed_headers, privileged_headers, request_apply
+from tests.governance.support import (
+    add_person,
+    enrol_totp,
+    hr_feed_headers,
+    privileged_headers,
+    request_apply,
+)
 from tests.helpers import auth_headers, home_terminal, ledger_events, login, terminal_headers, user
 
 
@@ -212,3 +221,64 @@ async def test_decommissioned_terminal_ends_its_sessions(
     assert (await client.get("/me", headers=operator)).status_code == 401
     auditor = await auth_headers(client, demo, "auditor")
     assert (await client.get("/governance/lifecycle-check", headers=auditor)).json()["total"] == 0
+
+
+async def test_the_register_refuses_update_and_delete_in_the_database(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, backend: str
+) -> None:
+    async with ctx.db.read_session() as session:
+        before = [(e.seq, e.reason) for e in await register.entries(session)]
+    assert before
+    statements = [
+        "UPDATE access_register SET reason = 'rewritten' WHERE seq = 1",
+        "DELETE FROM access_register WHERE seq = 1",
+        "DELETE FROM access_register",
+    ]
+    if backend == "postgresql":
+        # Row triggers do not see TRUNCATE; a statement trigger refuses it.
+        statements.append("TRUNCATE access_register")
+    for statement in statements:
+        async with ctx.db.session() as session:
+            with pytest.raises(DBAPIError, match="append-only"):
+                await session.execute(text(statement))
+            await session.rollback()
+    async with ctx.db.read_session() as session:
+        after = [(e.seq, e.reason) for e in await register.entries(session)]
+    assert after == before, backend
+
+
+async def test_user_creation_and_a_switch_on_a_user_are_in_the_register(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    second = await privileged_headers(client, demo, clock, "secoff2")
+    created = await client.post("/users", json={"id": "op001new", "name": "新人 太郎"}, headers=admin)
+    assert created.status_code == 201, created.text
+    thrown = await client.post(
+        "/emergency/suspensions",
+        json={"scope": "user", "target": "cf002", "reason": "緊急停止"},
+        headers=officer,
+    )
+    assert thrown.status_code == 201
+    lifted = await client.post(
+        f"/emergency/suspensions/{thrown.json()['id']}/lift", json={"reason": "誤報"}, headers=second
+    )
+    assert lifted.status_code == 200
+
+    auditor = await auth_headers(client, demo, "auditor")
+    entries = (await client.get("/access-register", params={"limit": 1000}, headers=auditor)).json()["items"]
+    created_rows = [e for e in entries if e["user_id"] == "op001new"]
+    assert [(e["change"], e["source"], e["requested_by"], e["set_by"]) for e in created_rows] == [
+        ("create", "user_creation", "accadmin", "accadmin")
+    ]
+    switch_rows = [e for e in entries if e["source"] == "emergency"]
+    assert [
+        (e["change"], e["user_id"], e["source_id"], e["requested_by"], e["set_by"], e["reason"])
+        for e in switch_rows
+    ] == [
+        ("suspend", "cf002", thrown.json()["id"], "secoff", "secoff", "緊急停止"),
+        ("lift", "cf002", thrown.json()["id"], "secoff2", "secoff2", "誤報"),
+    ]
+    assert all(e["approved_by"].startswith("rule:") for e in switch_rows + created_rows)
