@@ -9,12 +9,14 @@ from sqlalchemy import select
 from app.audit.ledger import Actor
 from app.authz import directory
 from app.authz.models import UserRole
+from app.authz.roles import INCOMPATIBLE_ROLES, ROLES
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.governance import sweep
 from app.governance.models import AccessRegisterEntry
 from tests.governance.support import add_person, privileged_headers, request_apply
-from tests.helpers import auth_headers, home_terminal, login, terminal_headers
+from tests.helpers import auth_headers, home_terminal, ledger_events, login, terminal_headers
 
 
 async def _active_roles(ctx: AppContext, user_id: str) -> set[tuple[str, str | None]]:
@@ -313,3 +315,143 @@ async def test_an_access_admin_cannot_ask_to_unlock_themselves(
         "/access-requests", json={"user_id": "accadmin", "action": "unlock", "reason": "x"}, headers=admin
     )
     assert response.status_code == 403 and response.json()["code"] == "SOD_VIOLATION"
+
+
+def _branch_for(role: str) -> str | None:
+    spec = ROLES[role]
+    return "001" if spec.branch_scoped and not spec.hq else None
+
+
+async def test_every_incompatible_pair_of_roles_is_refused_through_an_access_request(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    pairs = sorted(tuple(sorted(pair)) for pair in INCOMPATIBLE_ROLES)
+    # The SD-1 matrix as named in requirements.md, so a pair dropped from roles.py is noticed too.
+    assert {
+        ("access_admin", "access_approver"),
+        ("auditor", "operator"),
+        ("auditor", "confirmer"),
+        ("batch_developer", "batch_operator"),
+        ("access_admin", "operator"),
+        ("confirmer", "security_officer"),
+        ("access_approver", "hq_confirmer"),
+    } <= {tuple(sorted(pair)) for pair in pairs}
+    refused = []
+    for number, (held, wanted) in enumerate(pairs):
+        # Each direction: whoever holds one role of the pair cannot be given the other.
+        for holder_role, new_role in ((held, wanted), (wanted, held)):
+            user_id = f"sod{number:02d}{'ab' if holder_role == held else 'ba'}"
+            await add_person(ctx, demo, user_id, ((holder_role, _branch_for(holder_role)),))
+            body = {"user_id": user_id, "action": "grant", "role": new_role, "reason": "SD-1"}
+            if _branch_for(new_role):
+                body["branch_code"] = _branch_for(new_role)
+            response = await client.post("/access-requests", json=body, headers=admin)
+            refused.append((holder_role, new_role, response.status_code, response.json().get("code")))
+    assert [r for r in refused if r[2:] != (403, "SOD_VIOLATION")] == []
+    assert len(refused) == 2 * len(pairs)
+
+
+async def test_a_clash_created_after_the_request_is_refused_when_it_is_applied(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    # Two requests filed while the user holds neither role; once one is applied the other clashes.
+    await add_person(ctx, demo, "newcomer", ())
+    ids = []
+    for body in (
+        {"user_id": "newcomer", "action": "grant", "role": "auditor", "reason": "監査部配属"},
+        {"user_id": "newcomer", "action": "grant", "role": "batch_operator", "reason": "x"},
+        {"user_id": "newcomer", "action": "grant", "role": "batch_developer", "reason": "x"},
+    ):
+        created = await client.post("/access-requests", json=body, headers=admin)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+        approved = await client.post(f"/access-requests/{ids[-1]}/approve", headers=approver)
+        assert approved.status_code == 200
+    assert (await client.post(f"/access-requests/{ids[1]}/apply", headers=admin)).status_code == 200
+    clash = await client.post(f"/access-requests/{ids[2]}/apply", headers=admin)
+    assert clash.status_code == 403 and clash.json()["code"] == "SOD_VIOLATION"
+    assert await _active_roles(ctx, "newcomer") == {("batch_operator", None)}
+
+
+async def test_a_request_approved_but_not_applied_in_time_is_lapsed_by_the_sweep(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    body = {
+        "user_id": "op001",
+        "action": "grant",
+        "role": "confirmer",
+        "branch_code": "002",
+        "reason": "応援",
+    }
+    request = (await client.post("/access-requests", json=body, headers=admin)).json()
+    assert (
+        await client.post(f"/access-requests/{request['id']}/approve", headers=approver)
+    ).status_code == 200
+
+    clock.advance(days=ctx.settings.access_request_lapse_days, seconds=1)
+    assert (await sweep.run_once(ctx)).requests_lapsed == 1
+    assert (await sweep.run_once(ctx)).requests_lapsed == 0
+    expired = await ledger_events(ctx, action="access.request_expired")
+    assert [(e.object_id, e.actor_id) for e in expired] == [(request["id"], "system")]
+
+    # The first sessions idled out over the days; a second access admin logs in to try applying it.
+    await add_person(ctx, demo, "accadmin2", (("access_admin", None),))
+    admin = await privileged_headers(client, demo, clock, "accadmin2")
+    late = await client.post(f"/access-requests/{request['id']}/apply", headers=admin)
+    assert late.status_code == 409
+    listed = (await client.get("/access-requests", params={"user_id": "op001"}, headers=admin)).json()
+    assert [r["status"] for r in listed["items"]] == ["expired"]
+    assert ("confirmer", "002") not in await _active_roles(ctx, "op001")
+
+
+async def test_a_new_user_must_change_the_initial_password_before_anything_else(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    assert (
+        await client.post("/users", json={"id": "op001new", "name": "新人 太郎"}, headers=admin)
+    ).status_code == 201
+    grant = {
+        "user_id": "op001new",
+        "action": "grant",
+        "role": "operator",
+        "branch_code": "001",
+        "reason": "配属",
+    }
+    await request_apply(client, requester=admin, approver=approver, setter=admin, body=grant)
+    reset = await request_apply(
+        client,
+        requester=admin,
+        approver=approver,
+        setter=admin,
+        body={"user_id": "op001new", "action": "reset_password", "reason": "初期パスワード"},
+    )
+    other_half = (
+        await client.post(f"/access-requests/{reset['id']}/password-half", headers=approver)
+    ).json()["initial_password_half"]
+    initial = reset["initial_password_half"] + other_half
+    term = home_terminal(demo, "op001")
+    assert term is not None
+    logged_in = await client.post(
+        "/auth/login", json={"user_id": "op001new", "password": initial}, headers=terminal_headers(term)
+    )
+    assert logged_in.status_code == 200 and logged_in.json()["must_change_password"] is True
+    headers = {"Authorization": f"Bearer {logged_in.json()['access_token']}", "X-Terminal-Id": term["id"]}
+
+    for path in ("/inquiries", "/daily-lists", "/hq-requests"):
+        held = await client.get(path, headers=headers)
+        assert held.status_code == 403 and held.json()["code"] == "PASSWORD_CHANGE_REQUIRED", path
+    assert (await client.get("/me", headers=headers)).json()["must_change_password"] is True
+    changed = await client.post(
+        "/auth/password",
+        json={"current_password": initial, "new_password": "Qv8-Rt3w-Zp6x-Hn4k"},
+        headers=headers,
+    )
+    assert changed.status_code == 204, changed.text
+    assert (await client.get("/inquiries", headers=headers)).status_code == 200

@@ -201,3 +201,28 @@ async def test_a_transfer_into_hq_keeps_the_hq_roles(
     assert event.status_code == 201
     relogin = await login(client, demo, "hqcf")
     assert relogin.status_code == 200 and relogin.json()["user"]["roles"] == ["hq_confirmer"]
+
+
+async def test_leave_and_resignation_end_the_live_session_at_the_next_request_and_open_a_review(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    on_leave = await auth_headers(client, demo, "cf001b")
+    resigning = await auth_headers(client, demo, "op002")
+    assert (await client.get("/me", headers=on_leave)).status_code == 200
+    feed = await hr_feed_headers(client, demo)
+    today = business_date_of(clock.now()).isoformat()
+    for user_id, kind in (("cf001b", "leave"), ("op002", "resignation")):
+        event = await client.post(
+            "/hr-events", json={"user_id": user_id, "kind": kind, "effective_on": today}, headers=feed
+        )
+        assert event.status_code == 201 and event.json()["status"] == "applied", event.text
+
+    for headers in (on_leave, resigning):
+        after = await client.get("/me", headers=headers)
+        assert after.status_code == 401 and after.json()["code"] == "SESSION_EXPIRED"
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    tasks = (await client.get("/reviews", params={"status": "open"}, headers=approver)).json()["items"]
+    assert sorted((t["kind"], t["user_id"]) for t in tasks if t["kind"].startswith("hr_")) == [
+        ("hr_leave", "cf001b"),
+        ("hr_resignation", "op002"),
+    ]
