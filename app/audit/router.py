@@ -334,6 +334,20 @@ async def report_runs(
     rows, next_cursor = await reports.list_reports(
         session, kind=kind, acknowledged=acknowledged, limit=limit, cursor=cursor
     )
+    # The list names each run's period, scope and findings count: reading it is recorded like one run.
+    record(
+        session,
+        actor=principal.actor(),
+        action="audit.reports_listed",
+        object_type="audit_report",
+        details={
+            "kind": kind,
+            "acknowledged": acknowledged,
+            "cursor": cursor,
+            "run_ids": [row.id for row in rows],
+        },
+    )
+    await session.commit()
     return ReportPage(items=[_run_out(reports.loaded(row)) for row in rows], next_cursor=next_cursor)
 
 

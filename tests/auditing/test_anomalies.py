@@ -3,6 +3,7 @@ every planted pattern is flagged, a clean day flags nothing, runs are stored and
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -255,6 +256,12 @@ async def test_runs_are_acknowledged_once_by_an_auditor_and_branch_managers_see_
     assert [e.object_id for e in await ledger_events(ctx, action="audit.report_acknowledged")] == [run["id"]]
     stored = await client.get(f"/audit/reports/{run['id']}", headers=auditor)
     assert stored.status_code == 200 and stored.json()["run"]["content_sha256"] == run["content_sha256"]
+    # Reading the stored runs, listed or one by one, is itself on the record.
+    listed = await ledger_events(ctx, action="audit.reports_listed")
+    assert [e.actor_id for e in listed] == ["auditor"]
+    assert json.loads(listed[0].details)["acknowledged"] is False
+    read = await ledger_events(ctx, action="audit.report_read")
+    assert [(e.actor_id, e.object_id) for e in read] == [("auditor", run["id"])]
     bad_period = await client.get(
         "/audit/anomalies", params={"from": "2026-11-25", "to": "2026-11-24"}, headers=auditor
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import httpx
@@ -190,6 +191,10 @@ async def test_access_holders_at_t_follow_the_role_history(
         "/audit/access-holders", params={"branch_code": "001", "at": "2026-11-24T10:00:00"}, headers=auditor
     )
     assert naive.status_code == 422
+    # Each answered question is on the record with its branch and time; the refused one is not.
+    asked = await ledger_events(ctx, action="audit.access_holders_read")
+    assert [(e.actor_id, e.object_id) for e in asked] == [("auditor", "001")] * 3
+    assert json.loads(asked[0].details)["at"] == before.isoformat()
 
 
 async def test_trace_runs_from_the_request_through_the_list_line_to_its_confirmation(
@@ -247,6 +252,9 @@ async def test_trace_runs_from_the_request_through_the_list_line_to_its_confirma
         < actions.index("daily_list.confirmed")
     )
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    # Reading the trace is recorded against the inquiry.
+    reads = await ledger_events(ctx, action="inquiry.trace_read")
+    assert [(e.actor_id, e.object_id) for e in reads] == [("auditor", inquiry["id"])]
     list_events = [e for e in events if e["via"] == "daily_list"]
     # The subject list and the count list both carry the inquiry as a line.
     assert subject_list.id in {e["object_id"] for e in list_events}
