@@ -23,6 +23,7 @@ from app.authz.models import ServiceAccount, Terminal, User, UserRole
 from app.authz.policy import roles_allow
 from app.authz.roles import PERMISSIONS
 from app.context import AppContext
+from app.governance.models import AccessRegisterEntry, EmergencySuspension, HrEvent
 from app.hq.models import HqRequest
 from app.inquiry.models import Inquiry
 from app.inquiry.sealing import subject_lookup_key
@@ -326,6 +327,61 @@ class AccessHolder:
     may: list[str]
 
 
+# What each kind of HR event makes of the person's account when it is applied (app/governance/hr.py).
+HR_STATUS = {"leave": "suspended", "resignation": "resigned"}
+
+
+async def _statuses_at(session: AsyncSession, *, at: datetime, user_ids: list[str]) -> dict[str, str]:
+    """Each user's account status at ``at``, not today's: replayed from the append-only access register
+    (suspensions by HR events, reactivations), then an emergency suspension of the user in force then
+    (IR-1). A user with no status change on the register has the status they have now."""
+    if not user_ids:
+        return {}
+    current = {
+        key: value
+        for key, value in await session.execute(select(User.id, User.status).where(User.id.in_(user_ids)))
+    }
+    changes = await session.execute(
+        select(
+            AccessRegisterEntry.user_id,
+            AccessRegisterEntry.recorded_at,
+            AccessRegisterEntry.change,
+            HrEvent.kind,
+        )
+        .outerjoin(
+            HrEvent,
+            (AccessRegisterEntry.source == "hr_event") & (HrEvent.id == AccessRegisterEntry.source_id),
+        )
+        .where(
+            AccessRegisterEntry.user_id.in_(user_ids),
+            AccessRegisterEntry.change.in_(("suspend", "reactivate")),
+        )
+        .order_by(AccessRegisterEntry.seq)
+    )
+    statuses: dict[str, str] = {}
+    changed: set[str] = set()
+    for user_id, recorded_at, change, hr_kind in changes:
+        changed.add(user_id)
+        if recorded_at > at:
+            continue
+        statuses[user_id] = "active" if change == "reactivate" else HR_STATUS.get(hr_kind or "", "suspended")
+    for user_id in user_ids:
+        # Changes only after T: the user was active then (accounts are created active).
+        statuses.setdefault(user_id, "active" if user_id in changed else current.get(user_id, "unknown"))
+    suspended = await session.scalars(
+        select(EmergencySuspension.target).where(
+            EmergencySuspension.scope == "user",
+            EmergencySuspension.target.in_(user_ids),
+            EmergencySuspension.imposed_at <= at,
+            or_(EmergencySuspension.lifted_at.is_(None), EmergencySuspension.lifted_at > at),
+        )
+    )
+    for target in suspended:
+        if target is not None and statuses.get(target) == "active":
+            statuses[target] = "suspended"
+    return statuses
+
+
 async def access_holders(
     session: AsyncSession, *, actor: Actor, branch_code: str, at: datetime
 ) -> tuple[list[AccessHolder], list[str]]:
@@ -342,7 +398,7 @@ async def access_holders(
         by_user[user_id][role]
         if role_branch is not None:
             by_user[user_id][role].add(role_branch)
-    statuses = {key: value for key, value in await session.execute(select(User.id, User.status))}
+    statuses = await _statuses_at(session, at=at, user_ids=sorted(by_user))
     holders: list[AccessHolder] = []
     for user_id in sorted(by_user):
         role_branches = {role: frozenset(codes) for role, codes in by_user[user_id].items()}

@@ -10,12 +10,14 @@ from sqlalchemy import select
 
 from app.audit.ledger import SYSTEM_ACTOR
 from app.authz import directory
+from app.authz.models import UserRole
 from app.clock import ManualClock, rfc3339
 from app.context import AppContext
 from app.demo import DEMO_ACTOR, DemoCredentials
 from app.lists import service as lists_service
 from app.lists.models import DailyList
 from tests.auditing.support import inquire_with_credentials, inquire_with_number, login_at, release, subjects
+from tests.governance.support import hr_feed_headers, privileged_headers
 from tests.helpers import ledger_events, terminal
 from tests.hq.support import branch_request
 
@@ -258,3 +260,51 @@ async def test_trace_runs_from_the_request_through_the_list_line_to_its_confirma
     list_events = [e for e in events if e["via"] == "daily_list"]
     # The subject list and the count list both carry the inquiry as a line.
     assert subject_list.id in {e["object_id"] for e in list_events}
+
+
+async def test_access_holders_at_t_carry_the_roles_and_status_of_that_moment(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    before = clock.now()
+    clock.advance(hours=1)
+    # op001's operator role at 001 ends; cf001b goes on leave (HR feed); cf001 is suspended in an emergency.
+    async with ctx.db.session() as session:
+        grant = (
+            await session.scalars(
+                select(UserRole).where(UserRole.user_id == "op001", UserRole.revoked_at.is_(None))
+            )
+        ).one()
+        grant.revoked_at = clock.now()
+        await session.commit()
+    feed = await hr_feed_headers(client, demo)
+    leave = await client.post(
+        "/hr-events",
+        json={"user_id": "cf001b", "kind": "leave", "effective_on": clock.now().date().isoformat()},
+        headers=feed,
+    )
+    assert leave.status_code == 201, leave.text
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    suspended = await client.post(
+        "/emergency/suspensions",
+        json={"scope": "user", "target": "cf001", "reason": "資格情報の貸与の疑い"},
+        headers=officer,
+    )
+    assert suspended.status_code == 201, suspended.text
+    clock.advance(minutes=5)
+    auditor = await login_at(client, demo, "auditor")
+
+    async def holders(at: str) -> dict[str, str]:
+        response = await client.get(
+            "/audit/access-holders", params={"branch_code": "001", "at": at}, headers=auditor
+        )
+        assert response.status_code == 200, response.text
+        return {u["user_id"]: u["status"] for u in response.json()["users"]}
+
+    then = await holders(rfc3339(before))
+    now = await holders(rfc3339(clock.now()))
+    # Before: everyone as they were, active, whatever happened to them since.
+    assert (then["op001"], then["cf001"], then["cf001b"]) == ("active", "active", "active")
+    # After: the revoked role is gone; the suspended users held their roles but could not use them.
+    assert "op001" not in now
+    assert (now["cf001"], now["cf001b"]) == ("suspended", "suspended")
+    assert now["bm001"] == "active"
