@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.audit.ledger import Actor, record
 from app.center.interface import DetachedCenterLink
@@ -317,13 +318,20 @@ def audit_verify(
         Path | None,
         typer.Option("--public-key", help="Checkpoint public key: PEM or `shokai keys public` JSON"),
     ] = None,
+    require_anchored: Annotated[
+        bool,
+        typer.Option(
+            "--require-anchored",
+            help="With --export: fail (exit 1) if events follow the last matching signed checkpoint",
+        ),
+    ] = False,
 ) -> None:
     """Verify the hash chain and signed checkpoints; exit 1 and name the first bad seq if altered.
 
     With --export, --checkpoint and --public-key: verify an exported range on any machine, without the
     database or the gateway (an auditor's independent check)."""
     if export is not None:
-        _verify_offline(export, checkpoint, public_key)
+        _verify_offline(export, checkpoint, public_key, require_anchored=require_anchored)
         return
     from app.audit.service import verify_ledger
     from app.main import build_context
@@ -367,7 +375,9 @@ def audit_verify(
         raise typer.Exit(1)
 
 
-def _verify_offline(export: Path, checkpoint: Path | None, public_key: Path | None) -> None:
+def _verify_offline(
+    export: Path, checkpoint: Path | None, public_key: Path | None, *, require_anchored: bool = False
+) -> None:
     from app.audit.offline import ExportFormatError, verify_export_file
 
     if checkpoint is None or public_key is None:
@@ -382,6 +392,15 @@ def _verify_offline(export: Path, checkpoint: Path | None, public_key: Path | No
     if not report.ok:
         typer.echo(f"EXPORT NOT INTACT: first bad seq {report.first_bad_seq} ({report.reason})", err=True)
         raise typer.Exit(1)
+    if report.unanchored is not None:
+        low, high = report.unanchored
+        typer.echo(
+            f"warning: events seq {low}-{high} come after the last matching signed checkpoint "
+            f"(seq {report.anchored_through}): they are not anchored; verify them against a later checkpoint",
+            err=True,
+        )
+        if require_anchored:
+            raise typer.Exit(1)
 
 
 @audit_cli.command("export")
@@ -409,6 +428,27 @@ def audit_export(
     async def _export() -> dict[str, object]:
         try:
             found = await seq_range(ctx.db, since=bounds[0], until=bounds[1])
+            # Fail closed: the export is on the record before a single event leaves the database; if
+            # the ledger cannot take that record, nothing is written.
+            try:
+                async with ctx.db.session() as session:
+                    record(
+                        session,
+                        actor=_cli_actor(),
+                        action="audit.export_started",
+                        object_type="ledger",
+                        details={
+                            "from": bounds[0].isoformat() if bounds[0] else None,
+                            "to": bounds[1].isoformat() if bounds[1] else None,
+                            "first_seq": found[0] if found else None,
+                            "last_seq": found[1] if found else None,
+                            "format": fmt,
+                        },
+                    )
+                    await session.commit()
+            except (DomainError, SQLAlchemyError) as exc:
+                code = exc.code if isinstance(exc, DomainError) else type(exc).__name__
+                return {"aborted": f"the export could not be recorded in the ledger ({code})"}
             if found is None:
                 return {"count": 0}
             target = out.open("wb") if out is not None else sys.stdout.buffer
@@ -442,7 +482,11 @@ def audit_export(
         finally:
             await ctx.db.dispose()
 
-    typer.echo(json.dumps(asyncio.run(_export())), err=True)
+    outcome = asyncio.run(_export())
+    if "aborted" in outcome:
+        typer.echo(f"EXPORT ABORTED: {outcome['aborted']}; nothing was written", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(outcome), err=True)
 
 
 @audit_cli.command("checkpoints")

@@ -315,10 +315,15 @@ async def _shared_subjects(
     operators: dict[str, set[str]] = defaultdict(set)
     branches: dict[str, set[str]] = defaultdict(set)
     inquiries: dict[str, int] = defaultdict(int)
+    # Per branch too, so a branch-scoped report can show only that branch's part (reports._scoped).
+    by_branch: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    inquiries_by_branch: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for pseudonym, operator_id, branch_code in rows:
         operators[pseudonym].add(operator_id)
         branches[pseudonym].add(branch_code)
         inquiries[pseudonym] += 1
+        by_branch[pseudonym][branch_code].add(operator_id)
+        inquiries_by_branch[pseudonym][branch_code] += 1
     return [
         _finding(
             "subject_multiple_operators",
@@ -327,6 +332,8 @@ async def _shared_subjects(
             branches[pseudonym],
             inquiries[pseudonym],
             operators=sorted(operators[pseudonym]),
+            operators_by_branch={b: sorted(ops) for b, ops in sorted(by_branch[pseudonym].items())},
+            inquiries_by_branch=dict(sorted(inquiries_by_branch[pseudonym].items())),
         )
         for pseudonym in operators
     ]

@@ -20,10 +20,13 @@ from sqlalchemy import Column, LargeBinary, MetaData, Table
 from app.authz.roles import PERMISSIONS
 from app.config import Settings
 
-# Column names that hold (or are derived from) a person's identity, credit record or contact data.
+# Column names that hold (or are derived from) a person's identity, credit record or contact data,
+# name a member of staff (user ids, "who did it" columns ending in _by), or are free text where a
+# person may be written about (notes, reasons, causes): each must be declared or explained.
 PERSONAL_NAME = re.compile(
-    r"(^|_)(name|kana|kanji|latin|birth|phone|address|postal|email|subject|sealed|ciphertext|"
-    r"my_number|identity)(_|$)"
+    r"(^|_)(name|kana|kanji|latin|birth|phone|address|postal|email|subjects?|sealed|ciphertext|"
+    r"my_number|identity|user|operator|actor|principal|author|note|reason|cause|text|title|"
+    r"prevention|outcome|findings|details|target)(_|$)|_by$"
 )
 
 
@@ -45,6 +48,9 @@ _SYSTEM = "システム部 (IT operations)"
 _COMPLIANCE = "コンプライアンス部 (compliance)"
 _BUSINESS = "個人信用情報管理者 / 営業店 (branch credit-information managers)"
 _HR = "人事部・アクセス権管理 (access administration)"
+_STAFF = "staff user id"
+_FREE_TEXT = "free text written by staff (may mention a person)"
+_CODE = "a code from a fixed list, not free text"
 _KEY_MATERIAL = "key material (nonce / wrapped data key / key id) of the sealed item, not the data"
 
 CATALOGUE: dict[str, DataSet] = {
@@ -54,6 +60,9 @@ CATALOGUE: dict[str, DataSet] = {
         _BUSINESS,
         "Inquiry metadata and sealed subject: kept for the retention of the daily lists (RT-1)",
         personal={
+            "released_by": _STAFF,
+            "cancelled_by": _STAFF,
+            "cancel_reason": _FREE_TEXT,
             "subject_sealed": "subject identity (kana, kanji, birth date, phone, postal code, address)",
             "subject_index": "blind index of kana name + birth date",
             "subject_pseudonym": "keyed pseudonym of the subject (used in the ledger)",
@@ -81,8 +90,14 @@ CATALOGUE: dict[str, DataSet] = {
         "Daily subject and count lists for the confirmer's reconciliation (methods C and D)",
         _BUSINESS,
         "Never deleted within the retention period (DL-2)",
-        personal={"content_sealed": "list lines: subject kana name and birth date (sealed)"},
+        personal={
+            "generated_by": _STAFF,
+            "confirmed_by": _STAFF,
+            "late_reason": _FREE_TEXT,
+            "content_sealed": "list lines: subject kana name and birth date (sealed)",
+        },
         not_personal={
+            "supplement_reason": _CODE,
             "content_nonce": _KEY_MATERIAL,
             "content_wrapped_key": _KEY_MATERIAL,
             "content_kek_id": _KEY_MATERIAL,
@@ -95,7 +110,7 @@ CATALOGUE: dict[str, DataSet] = {
         "Check state of each list line",
         _BUSINESS,
         "As daily lists",
-        personal={"operator_id": "staff user id", "checked_by": "staff user id"},
+        personal={"note": _FREE_TEXT, "operator_id": "staff user id", "checked_by": "staff user id"},
         read_actions=("lists.read",),
     ),
     "daily_list_sequences": DataSet("リスト連番", "Gapless list sequence numbers", _SYSTEM, "Permanent"),
@@ -105,6 +120,9 @@ CATALOGUE: dict[str, DataSet] = {
         _BUSINESS,
         "As inquiries",
         personal={"issued_by": "staff user id"},
+        not_personal={
+            "void_reason": _CODE,
+        },
         read_actions=("approval_register.read",),
     ),
     "inquiry_number_counters": DataSet(
@@ -121,13 +139,16 @@ CATALOGUE: dict[str, DataSet] = {
         "Replaying the first answer to a retried POST (ER-2)",
         _SYSTEM,
         "Short-lived",
+        personal={
+            "principal_id": "staff user id or service client id",
+        },
     ),
     "escalations": DataSet(
         "エスカレーション (escalations)",
         "Notifications to branch managers and HQ compliance (mismatch, overdue)",
         _COMPLIANCE,
         "As inquiries",
-        personal={"acknowledged_by": "staff user id"},
+        personal={"note": _FREE_TEXT, "acknowledged_by": "staff user id"},
         read_actions=("inquiry.trace",),
     ),
     "policy_versions": DataSet(
@@ -169,7 +190,7 @@ CATALOGUE: dict[str, DataSet] = {
         "Roles held per branch, never deleted, only ended (AC-3, AC-6)",
         _HR,
         "Permanent",
-        personal={"user_id": "staff user id"},
+        personal={"granted_by": _STAFF, "revoked_by": _STAFF, "user_id": "staff user id"},
         read_actions=("directory.read", "audit.forensics"),
     ),
     "password_history": DataSet(
@@ -191,9 +212,19 @@ CATALOGUE: dict[str, DataSet] = {
         _SYSTEM,
         "Absolute timeout, then kept as history",
         personal={"principal_id": "staff user id", "address": "network address of the session"},
+        not_personal={
+            "principal_kind": _CODE,
+            "end_reason": _CODE,
+        },
     ),
     "service_accounts": DataSet(
-        "サービスアカウント", "Machine accounts for HQ batch and HR feed", _HR, "Permanent"
+        "サービスアカウント",
+        "Machine accounts for HQ batch and HR feed",
+        _HR,
+        "Permanent",
+        not_personal={
+            "note": "what the machine account is for",
+        },
     ),
     "audit_events": DataSet(
         "監査ログ (audit ledger)",
@@ -204,6 +235,10 @@ CATALOGUE: dict[str, DataSet] = {
             "actor_id": "staff user id",
             "address": "network address of the actor",
             "details": "event details: subject pseudonyms and ids, never names",
+        },
+        not_personal={
+            "actor_roles": "role names of the actor, not the person",
+            "outcome": _CODE,
         },
         read_actions=("audit.read",),
     ),
@@ -223,8 +258,13 @@ CATALOGUE: dict[str, DataSet] = {
         _COMPLIANCE,
         "Audit retention period",
         personal={
+            "generated_by": _STAFF,
+            "acknowledgement_note": _FREE_TEXT,
             "findings": "user ids, terminal ids and subject pseudonyms of findings (no names)",
             "acknowledged_by": "staff user id",
+        },
+        not_personal={
+            "findings_count": "a number",
         },
         read_actions=("audit.anomalies.read", "audit.read"),
     ),
@@ -234,6 +274,7 @@ CATALOGUE: dict[str, DataSet] = {
         _BUSINESS,
         "As inquiries",
         personal={
+            "executed_by": _STAFF,
             "subject_sealed": "subject identity (sealed like an inquiry's)",
             "subject_index": "blind index of kana name + birth date",
             "subject_pseudonym": "keyed pseudonym of the subject",
@@ -262,8 +303,17 @@ CATALOGUE: dict[str, DataSet] = {
         "Request → approve → apply of access changes (AC-2)",
         _HR,
         "Permanent (with the access-rights register)",
-        personal={"user_id": "staff user id"},
+        personal={
+            "reason": _FREE_TEXT,
+            "requested_by": _STAFF,
+            "approved_by": _STAFF,
+            "rejected_by": _STAFF,
+            "decision_note": _FREE_TEXT,
+            "applied_by": _STAFF,
+            "user_id": "staff user id",
+        },
         not_personal={
+            "user_role_id": "id of a role-grant row",
             "secret_half_sealed": "half of a one-time password, sealed (a credential, not personal data)",
         },
         read_actions=("directory.read",),
@@ -276,11 +326,149 @@ CATALOGUE: dict[str, DataSet] = {
         personal={"user_id": "staff user id"},
         not_personal={"secret_sealed": "the shared TOTP secret, sealed (a credential, not personal data)"},
     ),
+    "access_register": DataSet(
+        "アクセス権管理台帳 (access-rights register)",
+        "Every grant, change and revocation with who asked, approved and set it (AC-2)",
+        _HR,
+        "Permanent; append-only",
+        personal={
+            "user_id": _STAFF,
+            "requested_by": _STAFF,
+            "approved_by": _STAFF,
+            "set_by": _STAFF,
+            "reason": _FREE_TEXT,
+        },
+        not_personal={"user_role_id": "id of a role-grant row"},
+        read_actions=("access.register.read", "audit.forensics"),
+    ),
+    "hr_events": DataSet(
+        "人事異動連携 (HR events)",
+        "Transfers, leave and departures from the HR feed that end or move access (AC-4)",
+        _HR,
+        "Permanent (with the access-rights register)",
+        personal={"user_id": _STAFF, "received_from": "HR feed client id"},
+        read_actions=("access.register.read",),
+    ),
+    "review_tasks": DataSet(
+        "アクセス権見直しタスク (access review tasks)",
+        "Follow-ups raised by HR events and recertification for access administrators (AC-4, AC-5)",
+        _HR,
+        "Permanent (with the access-rights register)",
+        personal={"user_id": _STAFF, "closed_by": _STAFF, "outcome": _FREE_TEXT},
+        read_actions=("access.review",),
+    ),
+    "recertification_campaigns": DataSet(
+        "権限棚卸し (recertification campaigns)",
+        "Periodic and event-driven recertification of every role (AC-5)",
+        _HR,
+        "Permanent",
+        personal={"started_by": _STAFF, "note": _FREE_TEXT},
+        not_personal={"reason": _CODE},
+        read_actions=("access.recertification.manage", "access.attest"),
+    ),
+    "recertification_items": DataSet(
+        "権限棚卸し明細 (recertification items)",
+        "One role to attest in a campaign, with the attester's decision (AC-5)",
+        _HR,
+        "Permanent (with its campaign)",
+        personal={"user_id": _STAFF, "decided_by": _STAFF},
+        not_personal={"user_role_id": "id of a role-grant row"},
+        read_actions=("access.recertification.manage", "access.attest"),
+    ),
+    "privileged_sessions": DataSet(
+        "特権セッション (privileged sessions)",
+        "Break-glass and administrator sessions with their reason and after-the-fact review (AC-7)",
+        _COMPLIANCE,
+        "Audit retention period",
+        personal={
+            "user_id": _STAFF,
+            "reason": _FREE_TEXT,
+            "reviewed_by": _STAFF,
+            "review_note": _FREE_TEXT,
+        },
+        read_actions=("privileged.review",),
+    ),
+    "emergency_suspensions": DataSet(
+        "緊急停止 (emergency suspensions)",
+        "Suspensions of inquiries for a branch, a user or everyone, and their lifting (IR-1)",
+        _COMPLIANCE,
+        "Permanent",
+        personal={
+            "target": "branch code, or the suspended staff user id",
+            "reason": _FREE_TEXT,
+            "imposed_by": _STAFF,
+            "lifted_by": _STAFF,
+            "lift_reason": _FREE_TEXT,
+        },
+        read_actions=("emergency.read",),
+    ),
+    "incidents": DataSet(
+        "漏えい等事案 (incidents)",
+        "Incident records with the affected subjects and the reporting checklist (IR-2)",
+        _COMPLIANCE,
+        "Permanent",
+        personal={
+            "title": _FREE_TEXT,
+            "opened_by": _STAFF,
+            "affected_subjects": "keyed pseudonyms of the affected subjects (never names)",
+            "cause": _FREE_TEXT,
+            "recurrence_prevention": _FREE_TEXT,
+            "closed_by": _STAFF,
+        },
+        read_actions=("incident.read",),
+    ),
+    "incident_entries": DataSet(
+        "事案対応記録 (incident timeline)",
+        "Timeline entries of an incident (IR-2)",
+        _COMPLIANCE,
+        "Permanent (with its incident)",
+        personal={"author": _STAFF, "text": _FREE_TEXT},
+        read_actions=("incident.read",),
+    ),
+    "reconciliation_runs": DataSet(
+        "センター突合実行 (reconciliation runs)",
+        "Each reconciliation of the center's inquiry record against the gateway's (RC-1, RC-2)",
+        _COMPLIANCE,
+        "Audit retention period",
+        personal={"requested_by": "staff user id or service client id"},
+        read_actions=("reconciliation.center.read",),
+    ),
+    "reconciliation_findings": DataSet(
+        "突合差異 (reconciliation findings)",
+        "Each difference between the center's record and the gateway's (RC-1)",
+        _COMPLIANCE,
+        "With its reconciliation run",
+        personal={"operator_ref": "staff reference"},
+        not_personal={"reason": _CODE},
+        read_actions=("reconciliation.center.read",),
+    ),
+    "reconciliation_alerts": DataSet(
+        "突合アラート (reconciliation alerts)",
+        "Alerts raised by a reconciliation run and their acknowledgement (RC-2)",
+        _COMPLIANCE,
+        "With its reconciliation run",
+        personal={"acknowledged_by": _STAFF},
+        read_actions=("reconciliation.center.read",),
+    ),
+    "hq_sign_offs": DataSet(
+        "本部日次照合承認 (HQ daily sign-offs)",
+        "HQ's sign-off of each business day's balance of requests and inquiries (HQ-3)",
+        _BUSINESS,
+        "As inquiries",
+        personal={"signed_by": _STAFF},
+        read_actions=("hq_reconciliation.read",),
+    ),
     "job_runs": DataSet(
         "ジョブ実行記録 (job runs)",
         "Operating status: job runs with counts and output hashes (LG-4)",
         _SYSTEM,
         "Audit retention period",
+        personal={
+            "actor_id": "staff user id (or system) that ran the job",
+        },
+        not_personal={
+            "outcome": _CODE,
+        },
         read_actions=("audit.read",),
     ),
 }

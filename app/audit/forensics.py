@@ -23,10 +23,12 @@ from app.authz.models import ServiceAccount, Terminal, User, UserRole
 from app.authz.policy import roles_allow
 from app.authz.roles import PERMISSIONS
 from app.context import AppContext
+from app.governance.models import AccessRegisterEntry, EmergencySuspension, HrEvent
+from app.hq.models import HqRequest
 from app.inquiry.models import Inquiry
 from app.inquiry.sealing import subject_lookup_key
 from app.inquiry.subject import normalise_kana
-from app.lists.models import DailyListLine
+from app.lists.models import DailyList, DailyListLine
 
 # What each ledger action about an inquiry means for the person it is about. Actions missing here
 # (e.g. the center's own delivery events, the trace being read) are not a person touching the subject.
@@ -40,6 +42,11 @@ INQUIRY_ACCESS_KINDS = {
     "inquiry.released": "released",
     "inquiry.response_read": "viewed",
     "inquiry.subject_viewed": "viewed",
+    "panel.inquiry_viewed": "viewed",
+}
+# A branch's request to HQ (HQ-1) names the person as an inquiry does.
+HQ_REQUEST_ACCESS_KINDS = {
+    "hq_request.created": "inquired",
 }
 # A daily list names every subject of its lines: who viewed, downloaded or printed it saw this person.
 LIST_ACCESS_KINDS = {
@@ -82,6 +89,7 @@ class SubjectAccess:
     action: str
     inquiry_id: str | None
     daily_list_id: str | None
+    hq_request_id: str | None = None
 
 
 @dataclass
@@ -107,7 +115,14 @@ def _roles_of(event: AuditEvent) -> set[str]:
 
 
 async def subject_access(
-    session: AsyncSession, *, ctx: AppContext, actor: Actor, name_kana: str, birth_date: date
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    actor: Actor,
+    name_kana: str,
+    birth_date: date,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> SubjectAccessReport:
     """Every user and terminal that inquired about, approved, released, viewed, printed or downloaded
     this person's data (AC-6). The query itself is recorded, with the pseudonym, never the name."""
@@ -120,6 +135,79 @@ async def subject_access(
             )
         ).all()
     )
+    request_ids = list(
+        (await session.scalars(select(HqRequest.id).where(HqRequest.subject_index == index))).all()
+    )
+    return await _subject_report(
+        session,
+        actor=actor,
+        pseudonym=pseudonym,
+        inquiries=inquiries,
+        request_ids=request_ids,
+        by="subject",
+        since=since,
+        until=until,
+    )
+
+
+async def subject_access_by_pseudonym(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    pseudonym: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> SubjectAccessReport:
+    """As subject_access, for a person already known by their pseudonym (the incident record's forensic
+    links, the ledger's own details): the same answer without anyone typing the name again."""
+    inquiries = list(
+        (
+            await session.scalars(
+                select(Inquiry).where(Inquiry.subject_pseudonym == pseudonym).order_by(Inquiry.created_at)
+            )
+        ).all()
+    )
+    request_ids = list(
+        (await session.scalars(select(HqRequest.id).where(HqRequest.subject_pseudonym == pseudonym))).all()
+    )
+    return await _subject_report(
+        session,
+        actor=actor,
+        pseudonym=pseudonym,
+        inquiries=inquiries,
+        request_ids=request_ids,
+        by="pseudonym",
+        since=since,
+        until=until,
+    )
+
+
+def _access(event: AuditEvent, kind: str, **about: str | None) -> SubjectAccess:
+    return SubjectAccess(
+        at=event.at,
+        seq=event.seq,
+        user_id=about.pop("user_id", event.actor_id),
+        terminal_id=event.terminal_id,
+        address=event.address,
+        kind=kind,
+        action=event.action,
+        inquiry_id=about.get("inquiry_id"),
+        daily_list_id=about.get("daily_list_id"),
+        hq_request_id=about.get("hq_request_id"),
+    )
+
+
+async def _subject_report(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    pseudonym: str,
+    inquiries: list[Inquiry],
+    request_ids: list[str],
+    by: str,
+    since: datetime | None,
+    until: datetime | None,
+) -> SubjectAccessReport:
     report = SubjectAccessReport(subject_pseudonym=pseudonym, inquiries=inquiries)
     ids = [inquiry.id for inquiry in inquiries]
     if ids:
@@ -130,39 +218,21 @@ async def subject_access(
         )
         for event in inquiry_events:
             report.accesses.append(
-                SubjectAccess(
-                    at=event.at,
-                    seq=event.seq,
-                    user_id=event.actor_id,
-                    terminal_id=event.terminal_id,
-                    address=event.address,
-                    kind=INQUIRY_ACCESS_KINDS[event.action],
-                    action=event.action,
-                    inquiry_id=event.object_id,
-                    daily_list_id=None,
-                )
+                _access(event, INQUIRY_ACCESS_KINDS[event.action], inquiry_id=event.object_id)
             )
             # With A1 the confirmer types their credentials at the operator's terminal: they touched it too.
             if event.action == "approval.confirmer_credentials":
                 confirmer = json.loads(event.details).get("confirmer_id")
                 if confirmer:
                     report.accesses.append(
-                        SubjectAccess(
-                            at=event.at,
-                            seq=event.seq,
-                            user_id=str(confirmer),
-                            terminal_id=event.terminal_id,
-                            address=event.address,
-                            kind="approved",
-                            action=event.action,
-                            inquiry_id=event.object_id,
-                            daily_list_id=None,
-                        )
+                        _access(event, "approved", user_id=str(confirmer), inquiry_id=event.object_id)
                     )
+        # Only subject lists name the person; a count list carries the inquiry as a line without any
+        # name, so reading one is not an access to this person.
         list_lines = await session.execute(
-            select(DailyListLine.list_id, DailyListLine.line_no, DailyListLine.inquiry_id).where(
-                DailyListLine.inquiry_id.in_(ids)
-            )
+            select(DailyListLine.list_id, DailyListLine.line_no, DailyListLine.inquiry_id)
+            .join(DailyList, DailyList.id == DailyListLine.list_id)
+            .where(DailyListLine.inquiry_id.in_(ids), DailyList.kind == "subject")
         )
         lines_by_list: dict[str, dict[int, str]] = defaultdict(dict)
         for list_id, line_no, line_inquiry_id in list_lines:
@@ -189,18 +259,45 @@ async def subject_access(
                 elif not (_roles_of(event) & readers):
                     continue
                 report.accesses.append(
-                    SubjectAccess(
-                        at=event.at,
-                        seq=event.seq,
-                        user_id=event.actor_id,
-                        terminal_id=event.terminal_id,
-                        address=event.address,
-                        kind=LIST_ACCESS_KINDS[event.action],
-                        action=event.action,
-                        inquiry_id=checked,
-                        daily_list_id=list_id,
-                    )
+                    _access(event, LIST_ACCESS_KINDS[event.action], inquiry_id=checked, daily_list_id=list_id)
                 )
+    if request_ids:
+        # A branch's request to HQ carries the person too: its entry, and every listing that showed it
+        # to a role allowed to see the subject.
+        request_readers = PERMISSIONS["hq_request.read_subject"].roles
+        request_events = await session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.action.like("hq_request.%"),
+                or_(
+                    AuditEvent.object_id.in_(request_ids),
+                    *(AuditEvent.details.contains(request_id) for request_id in request_ids),
+                ),
+            )
+            .order_by(AuditEvent.seq)
+        )
+        for event in request_events:
+            if event.object_id in request_ids:
+                kind = HQ_REQUEST_ACCESS_KINDS.get(event.action)
+                if kind:
+                    report.accesses.append(_access(event, kind, hq_request_id=event.object_id))
+                continue
+            if event.action != "hq_request.listed" or not (_roles_of(event) & request_readers):
+                continue
+            details = json.loads(event.details)
+            if not details.get("with_subjects"):
+                continue
+            for request_id in details.get("request_ids", []):
+                if request_id in request_ids:
+                    report.accesses.append(_access(event, "viewed", hq_request_id=request_id))
+    if since is not None or until is not None:
+        # An incident's window (its forensic links carry it): only what happened inside it.
+        report.accesses = [
+            a
+            for a in report.accesses
+            if (since is None or datetime.fromisoformat(a.at) >= since)
+            and (until is None or datetime.fromisoformat(a.at) <= until)
+        ]
     report.accesses.sort(key=lambda a: (a.seq, a.user_id or ""))
     record(
         session,
@@ -210,8 +307,12 @@ async def subject_access(
         object_id=pseudonym,
         details={
             "subject_pseudonym": pseudonym,
+            "by": by,
             "inquiries": len(inquiries),
+            "hq_requests": len(request_ids),
             "accesses": len(report.accesses),
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
         },
     )
     await session.commit()
@@ -224,6 +325,61 @@ class AccessHolder:
     status: str
     roles: dict[str, list[str]]
     may: list[str]
+
+
+# What each kind of HR event makes of the person's account when it is applied (app/governance/hr.py).
+HR_STATUS = {"leave": "suspended", "resignation": "resigned"}
+
+
+async def _statuses_at(session: AsyncSession, *, at: datetime, user_ids: list[str]) -> dict[str, str]:
+    """Each user's account status at ``at``, not today's: replayed from the append-only access register
+    (suspensions by HR events, reactivations), then an emergency suspension of the user in force then
+    (IR-1). A user with no status change on the register has the status they have now."""
+    if not user_ids:
+        return {}
+    current = {
+        key: value
+        for key, value in await session.execute(select(User.id, User.status).where(User.id.in_(user_ids)))
+    }
+    changes = await session.execute(
+        select(
+            AccessRegisterEntry.user_id,
+            AccessRegisterEntry.recorded_at,
+            AccessRegisterEntry.change,
+            HrEvent.kind,
+        )
+        .outerjoin(
+            HrEvent,
+            (AccessRegisterEntry.source == "hr_event") & (HrEvent.id == AccessRegisterEntry.source_id),
+        )
+        .where(
+            AccessRegisterEntry.user_id.in_(user_ids),
+            AccessRegisterEntry.change.in_(("suspend", "reactivate")),
+        )
+        .order_by(AccessRegisterEntry.seq)
+    )
+    statuses: dict[str, str] = {}
+    changed: set[str] = set()
+    for user_id, recorded_at, change, hr_kind in changes:
+        changed.add(user_id)
+        if recorded_at > at:
+            continue
+        statuses[user_id] = "active" if change == "reactivate" else HR_STATUS.get(hr_kind or "", "suspended")
+    for user_id in user_ids:
+        # Changes only after T: the user was active then (accounts are created active).
+        statuses.setdefault(user_id, "active" if user_id in changed else current.get(user_id, "unknown"))
+    suspended = await session.scalars(
+        select(EmergencySuspension.target).where(
+            EmergencySuspension.scope == "user",
+            EmergencySuspension.target.in_(user_ids),
+            EmergencySuspension.imposed_at <= at,
+            or_(EmergencySuspension.lifted_at.is_(None), EmergencySuspension.lifted_at > at),
+        )
+    )
+    for target in suspended:
+        if target is not None and statuses.get(target) == "active":
+            statuses[target] = "suspended"
+    return statuses
 
 
 async def access_holders(
@@ -242,7 +398,7 @@ async def access_holders(
         by_user[user_id][role]
         if role_branch is not None:
             by_user[user_id][role].add(role_branch)
-    statuses = {key: value for key, value in await session.execute(select(User.id, User.status))}
+    statuses = await _statuses_at(session, at=at, user_ids=sorted(by_user))
     holders: list[AccessHolder] = []
     for user_id in sorted(by_user):
         role_branches = {role: frozenset(codes) for role, codes in by_user[user_id].items()}

@@ -44,6 +44,16 @@ class OfflineReport:
     checkpoints_matched: list[int] = field(default_factory=list)
     anchored_through: int | None = None
 
+    @property
+    def unanchored(self) -> tuple[int, int] | None:
+        """The seq range after the last matching checkpoint: consistent among themselves, but no
+        signature covers them, so they could have been rewritten together with the export's tail."""
+        if not self.ok or self.last_seq is None or self.anchored_through is None:
+            return None
+        if self.anchored_through >= self.last_seq:
+            return None
+        return self.anchored_through + 1, self.last_seq
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
@@ -54,6 +64,7 @@ class OfflineReport:
             "reason": self.reason,
             "checkpoints_matched": self.checkpoints_matched,
             "anchored_through": self.anchored_through,
+            "unanchored": list(self.unanchored) if self.unanchored else None,
         }
 
 

@@ -46,9 +46,25 @@ def _flag_count(kind: str, findings: list[dict[str, Any]]) -> int:
 
 
 def _scoped(findings: list[dict[str, Any]], branch_code: str | None) -> list[dict[str, Any]]:
+    """A branch's report: the findings that concern it, each cut down to that branch's part, so a
+    branch manager never learns which staff of other branches looked up the same person."""
     if branch_code is None:
         return findings
-    return [f for f in findings if branch_code in f.get("branch_codes", [])]
+    scoped = []
+    for finding in findings:
+        if branch_code not in finding.get("branch_codes", []):
+            continue
+        details = finding.get("details", {})
+        by_branch = details.get("operators_by_branch")
+        if by_branch is not None:
+            finding = {
+                **finding,
+                "branch_codes": [branch_code],
+                "count": details.get("inquiries_by_branch", {}).get(branch_code, 0),
+                "details": {"operators": by_branch.get(branch_code, [])},
+            }
+        scoped.append(finding)
+    return scoped
 
 
 def check_period(period_from: date, period_to: date) -> None:

@@ -170,12 +170,35 @@ async def subject_access(
     principal: ForensicsReader,
     session: DbSession,
     ctx: Context,
-    name_kana: Annotated[str, Query(min_length=1, max_length=100)],
-    birth_date: date,
+    name_kana: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    birth_date: date | None = None,
+    subject_pseudonym: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> SubjectAccessOut:
-    report = await forensics.subject_access(
-        session, ctx=ctx, actor=principal.actor(), name_kana=name_kana, birth_date=birth_date
-    )
+    for bound in (since, until):
+        if bound is not None and bound.tzinfo is None:
+            raise ValidationFailed("since/until need a time zone (RFC 3339)")
+    if subject_pseudonym is not None:
+        if name_kana is not None or birth_date is not None:
+            raise ValidationFailed(
+                "Name the person either by name_kana and birth_date or by subject_pseudonym"
+            )
+        report = await forensics.subject_access_by_pseudonym(
+            session, actor=principal.actor(), pseudonym=subject_pseudonym, since=since, until=until
+        )
+    elif name_kana is not None and birth_date is not None:
+        report = await forensics.subject_access(
+            session,
+            ctx=ctx,
+            actor=principal.actor(),
+            name_kana=name_kana,
+            birth_date=birth_date,
+            since=since,
+            until=until,
+        )
+    else:
+        raise ValidationFailed("Name the person by name_kana and birth_date, or by subject_pseudonym")
     return _subject_access_out(report)
 
 
@@ -311,6 +334,20 @@ async def report_runs(
     rows, next_cursor = await reports.list_reports(
         session, kind=kind, acknowledged=acknowledged, limit=limit, cursor=cursor
     )
+    # The list names each run's period, scope and findings count: reading it is recorded like one run.
+    record(
+        session,
+        actor=principal.actor(),
+        action="audit.reports_listed",
+        object_type="audit_report",
+        details={
+            "kind": kind,
+            "acknowledged": acknowledged,
+            "cursor": cursor,
+            "run_ids": [row.id for row in rows],
+        },
+    )
+    await session.commit()
     return ReportPage(items=[_run_out(reports.loaded(row)) for row in rows], next_cursor=next_cursor)
 
 

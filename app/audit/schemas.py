@@ -67,6 +67,7 @@ class SubjectAccessEntry(BaseModel):
     action: str
     inquiry_id: str | None
     daily_list_id: str | None
+    hq_request_id: str | None = None
 
 
 class SubjectAccessOut(BaseModel):

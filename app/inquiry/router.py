@@ -159,6 +159,7 @@ async def list_inquiries(
         limit=limit,
         cursor=cursor,
     )
+    await service.record_subject_views(session, principal=principal, inquiries=rows)
     return InquiryPage(items=[inquiry_out(ctx, principal, row) for row in rows], next_cursor=next_cursor)
 
 
@@ -172,6 +173,7 @@ async def get_inquiry(
     inquiry_id: str, principal: InquiryReader, session: DbSession, ctx: Context
 ) -> InquiryOut:
     inquiry = await service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id)
+    await service.record_subject_views(session, principal=principal, inquiries=[inquiry])
     return inquiry_out(ctx, principal, inquiry)
 
 

@@ -951,6 +951,26 @@ def may_see_subject(principal: Principal, inquiry: Inquiry) -> bool:
     return may(principal, "inquiry.read_subject", branch_code=inquiry.branch_code)
 
 
+async def record_subject_views(
+    session: AsyncSession, *, principal: Principal, inquiries: list[Inquiry]
+) -> None:
+    """The API is about to show these inquiries: each one whose subject the caller may see is a view of
+    that person (AC-6), recorded under the pseudonym before anything is returned. A failed write
+    raises, so nothing is shown without its record."""
+    shown = [inquiry for inquiry in inquiries if may_see_subject(principal, inquiry)]
+    for inquiry in shown:
+        record(
+            session,
+            actor=principal.actor(),
+            action="inquiry.subject_viewed",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            details={"subject_pseudonym": inquiry.subject_pseudonym},
+        )
+    if shown:
+        await session.commit()
+
+
 async def trace(
     session: AsyncSession, *, principal: Principal, inquiry_id: str
 ) -> tuple[Inquiry, list[TracedEvent]]:

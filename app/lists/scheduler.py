@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from app.audit.ledger import SYSTEM_ACTOR
 from app.clock import TOKYO
 from app.context import AppContext
 from app.lists import service
-from app.monitoring.jobs import output_digest, record_job_run
+from app.monitoring.jobs import output_digest, record_job_failure, record_job_run
 
 log = logging.getLogger("shokai.lists")
 
@@ -30,6 +30,14 @@ def due_days(ctx: AppContext) -> list[date]:
 
 async def run_once(ctx: AppContext) -> int:
     started = ctx.clock.now()
+    try:
+        return await _run(ctx, started)
+    except Exception as exc:
+        await record_job_failure(ctx, job="lists.generate", started_at=started, error=exc)
+        raise
+
+
+async def _run(ctx: AppContext, started: datetime) -> int:
     created = 0
     checked = 0
     digests: list[str] = []

@@ -16,6 +16,7 @@ a ``job.run`` ledger event, in one transaction.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -26,6 +27,8 @@ from app.audit.models import AuditChainHead
 from app.clock import rfc3339
 from app.context import AppContext
 from app.monitoring.models import JobRun
+
+log = logging.getLogger("shokai.monitoring")
 
 
 def output_digest(parts: Iterable[str]) -> str:
@@ -81,6 +84,36 @@ async def record_job_run(
         )
         await session.commit()
     return run
+
+
+async def record_job_failure(
+    ctx: AppContext,
+    *,
+    job: str,
+    started_at: datetime,
+    error: BaseException,
+    counts: Mapping[str, int] | None = None,
+) -> JobRun | None:
+    """A scheduled run that failed (LG-4): recorded with outcome "failure" and the error's class only.
+    A job retried every tick that keeps failing the same way is recorded once, until it runs again;
+    and a failure to record never hides the job's own error (the caller re-raises that)."""
+    name = type(error).__name__
+    try:
+        async with ctx.db.read_session() as session:
+            last = await session.scalar(
+                select(JobRun)
+                .where(JobRun.job == job)
+                .order_by(JobRun.finished_at.desc(), JobRun.id.desc())
+                .limit(1)
+            )
+        if last is not None and last.outcome == "failure" and last.error == name:
+            return None
+        return await record_job_run(
+            ctx, job=job, started_at=started_at, counts=counts or {}, outcome="failure", error=name
+        )
+    except Exception:
+        log.exception("the failed run of %s could not be recorded", job)
+        return None
 
 
 async def heartbeat(ctx: AppContext) -> dict[str, object]:

@@ -19,7 +19,7 @@ from app.audit.ledger import SYSTEM_ACTOR
 from app.audit.models import AuditEvent
 from app.clock import TOKYO, rfc3339
 from app.context import AppContext
-from app.monitoring.jobs import heartbeat, output_digest, record_job_run
+from app.monitoring.jobs import heartbeat, output_digest, record_job_failure, record_job_run
 
 log = logging.getLogger("shokai.monitoring")
 
@@ -49,16 +49,21 @@ async def run_daily(ctx: AppContext) -> bool:
     yesterday = today - timedelta(days=1)
     for kind in reports.REPORT_KINDS:
         started = ctx.clock.now()
-        async with ctx.db.session() as session:
-            result = await reports.run_report(
-                session,
-                ctx=ctx,
-                actor=SYSTEM_ACTOR,
-                kind=kind,
-                period_from=yesterday,
-                period_to=yesterday,
-                schedule_key=f"{kind}:{yesterday.isoformat()}",
-            )
+        try:
+            async with ctx.db.session() as session:
+                result = await reports.run_report(
+                    session,
+                    ctx=ctx,
+                    actor=SYSTEM_ACTOR,
+                    kind=kind,
+                    period_from=yesterday,
+                    period_to=yesterday,
+                    schedule_key=f"{kind}:{yesterday.isoformat()}",
+                )
+        except Exception as exc:
+            # No heartbeat today until it succeeds: the next tick tries again.
+            await record_job_failure(ctx, job=f"audit.{kind}", started_at=started, error=exc)
+            raise
         await record_job_run(
             ctx,
             job=f"audit.{kind}",

@@ -38,6 +38,7 @@ from app.errors import CenterRecordUnavailable, NotFound, RecordFileInvalid, Val
 from app.inquiry.approvals import register_balance
 from app.inquiry.models import ApprovalNumber, Inquiry, OutboxMessage
 from app.lists.models import DailyList, DailyListLine
+from app.monitoring.jobs import output_digest, record_job_run
 from app.reconciliation.models import (
     CenterEntryStaging,
     ReconciliationAlert,
@@ -175,6 +176,25 @@ async def reconcile_center(
         await _fail(ctx, run=run, actor=actor, reason="internal_error")
         raise
     ctx.metrics.reconciliation_runs.labels("clean" if finished.clean else "findings").inc()
+    # LG-4: the run is a job run too, with its counts and a hash of its outcome.
+    await record_job_run(
+        ctx,
+        job="reconciliation.center",
+        started_at=finished.started_at,
+        counts={
+            "center_entries": finished.center_entries,
+            "gateway_entries": finished.gateway_entries,
+            "findings": sum(finished.finding_counts.values()),
+        },
+        output_sha256=output_digest(
+            [
+                f"run={finished.id}",
+                f"source={finished.source_sha256 or ''}",
+                *(f"{kind}={count}" for kind, count in finished.finding_counts.items()),
+            ]
+        ),
+        actor=actor,
+    )
     return finished
 
 

@@ -3,6 +3,7 @@ every planted pattern is flagged, a clean day flags nothing, runs are stored and
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -255,6 +256,12 @@ async def test_runs_are_acknowledged_once_by_an_auditor_and_branch_managers_see_
     assert [e.object_id for e in await ledger_events(ctx, action="audit.report_acknowledged")] == [run["id"]]
     stored = await client.get(f"/audit/reports/{run['id']}", headers=auditor)
     assert stored.status_code == 200 and stored.json()["run"]["content_sha256"] == run["content_sha256"]
+    # Reading the stored runs, listed or one by one, is itself on the record.
+    listed = await ledger_events(ctx, action="audit.reports_listed")
+    assert [e.actor_id for e in listed] == ["auditor"]
+    assert json.loads(listed[0].details)["acknowledged"] is False
+    read = await ledger_events(ctx, action="audit.report_read")
+    assert [(e.actor_id, e.object_id) for e in read] == [("auditor", run["id"])]
     bad_period = await client.get(
         "/audit/anomalies", params={"from": "2026-11-25", "to": "2026-11-24"}, headers=auditor
     )
@@ -279,3 +286,32 @@ async def test_the_daily_run_stores_yesterdays_reports_and_a_heartbeat_once(
     heartbeats = await ledger_events(ctx, action="monitoring.heartbeat")
     assert len(heartbeats) == 1
     assert '"audit.anomalies"' in heartbeats[0].details
+
+
+async def test_a_branch_managers_report_names_only_their_own_branchs_operators(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    clock.set(TUESDAY)
+    (shared,) = await subjects(ctx, 1)
+    # The same person looked up by op001 at branch 001 and by op002 at branch 002.
+    await inquire_with_credentials(client, demo, await login_at(client, demo, "op001"), "cf001", shared)
+    await inquire_with_credentials(client, demo, await login_at(client, demo, "op002"), "cf002", shared)
+    period = {"from": "2026-11-24", "to": "2026-11-24"}
+
+    auditor = await login_at(client, demo, "auditor")
+    bank_wide = (await client.get("/audit/anomalies", params=period, headers=auditor)).json()
+    (finding,) = [f for f in bank_wide["findings"] if f["kind"] == "subject_multiple_operators"]
+    assert finding["details"]["operators"] == ["op001", "op002"]
+    assert finding["branch_codes"] == ["001", "002"] and finding["count"] == 2
+
+    bm001 = await login_at(client, demo, "bm001")
+    own = await client.get("/audit/anomalies", params={**period, "branch_code": "001"}, headers=bm001)
+    assert own.status_code == 200, own.text
+    (scoped,) = [f for f in own.json()["findings"] if f["kind"] == "subject_multiple_operators"]
+    assert scoped["subject_id"] == finding["subject_id"]
+    assert scoped["details"] == {"operators": ["op001"]}
+    assert scoped["branch_codes"] == ["001"] and scoped["count"] == 1
+    # Nothing of branch 002's staff anywhere in the manager's report, stored or shown.
+    assert "op002" not in json.dumps(own.json())
+    stored = await client.get(f"/audit/reports/{own.json()['run']['id']}", headers=bm001)
+    assert stored.status_code == 200 and "op002" not in stored.text

@@ -9,16 +9,22 @@ from datetime import UTC, datetime
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import select
 
+from app.audit import reports
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.lists import scheduler as list_schedule
+from app.lists import service as lists_service
+from app.monitoring import scheduler as monitoring
 from app.monitoring.jobs import output_digest, record_job_run
 from app.monitoring.logs import REQUEST_ID, JsonFormatter
 from app.monitoring.models import JobRun
-from tests.auditing.support import inquire_with_credentials, login_at, subjects
+from app.reconciliation import scheduler as reconciliation_schedule
+from tests.auditing.support import inquire_with_credentials, login_at, release, subjects
+from tests.auditing.test_anomalies import NO_TRADE
 from tests.helpers import ledger_events
 
 
@@ -60,14 +66,86 @@ async def test_the_lists_schedule_records_its_runs(
     assert runs[0].counts["lists_created"] == created and runs[0].output_sha256
 
 
+async def test_a_reconciliation_is_a_job_run_with_its_counts_and_output_hash(
+    ctx: AppContext, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    # The monthly schedule, as the service runs it: 2026-12-01 03:00 JST reconciles November.
+    clock.set(datetime(2026, 11, 30, 18, 0, tzinfo=UTC))
+    run = await reconciliation_schedule.run_once(ctx)
+    assert run is not None and run.state == "completed"
+    async with ctx.db.read_session() as session:
+        (job,) = (await session.scalars(select(JobRun).where(JobRun.job == "reconciliation.center"))).all()
+    assert job.outcome == "success" and job.output_sha256
+    assert job.counts == {
+        "center_entries": run.center_entries,
+        "gateway_entries": run.gateway_entries,
+        "findings": sum(run.finding_counts.values()),
+    }
+    (event,) = [
+        e for e in await ledger_events(ctx, action="job.run") if e.object_id == "reconciliation.center"
+    ]
+    assert json.loads(event.details)["run_id"] == job.id
+
+
+class Broken(RuntimeError):
+    pass
+
+
+async def test_failed_scheduled_runs_are_recorded_with_the_error_class_once(
+    ctx: AppContext, demo: DemoCredentials, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> object:
+        raise Broken("ヤマダ タロウ 1980-01-01")
+
+    clock.set(datetime(2026, 11, 25, 1, 0, tzinfo=UTC))  # 10:00 JST: lists and the daily run are due
+    monkeypatch.setattr(lists_service, "generate", broken)
+    monkeypatch.setattr(reports, "run_report", broken)
+    for _ in range(2):  # the schedules retry every tick; a failure that repeats is recorded once
+        with pytest.raises(Broken):
+            await list_schedule.run_once(ctx)
+        with pytest.raises(Broken):
+            await monitoring.run_daily(ctx)
+
+    async def runs() -> list[tuple[str, str, str | None]]:
+        async with ctx.db.read_session() as session:
+            rows = (await session.scalars(select(JobRun).order_by(JobRun.id))).all()
+        return [(r.job, r.outcome, r.error) for r in rows]
+
+    assert await runs() == [
+        ("lists.generate", "failure", "Broken"),
+        ("audit.anomalies", "failure", "Broken"),
+    ]
+    # The ledger carries the class, never the message (it could carry a name).
+    failed = [e for e in await ledger_events(ctx, action="job.run") if e.outcome == "failure"]
+    assert len(failed) == 2 and all("ヤマダ" not in e.details for e in failed)
+    assert not await ledger_events(ctx, action="monitoring.heartbeat")
+
+    monkeypatch.undo()
+    assert await list_schedule.run_once(ctx) > 0
+    assert await monitoring.run_daily(ctx) is True
+    assert [(job, outcome) for job, outcome, _ in await runs()][2:] == [
+        ("lists.generate", "success"),
+        ("audit.anomalies", "success"),
+        ("audit.confirmer_usage", "success"),
+    ]
+
+
 async def test_metrics_show_inquiries_by_state_approvals_and_the_ledger(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
-    (person,) = await subjects(ctx, 1)
-    await inquire_with_credentials(client, demo, await login_at(client, demo, "op001"), "cf001", person)
+    person, other = await subjects(ctx, 2)
+    (stranger,) = await subjects(ctx, 1, has_transactions=False)
+    op001 = await login_at(client, demo, "op001")
+    await inquire_with_credentials(client, demo, op001, "cf001", person)
+    released = await inquire_with_credentials(client, demo, op001, "cf001", other)
+    await release(client, demo, "cf001b", await login_at(client, demo, "cf001b", index=1), released["id"])
+    refused = await inquire_with_credentials(client, demo, op001, "cf001", stranger, **NO_TRADE)
+    assert refused["center"]["result_code"] == "CENTER_NO_TRADE_INFO"
     text = (await client.get("/metrics")).text
     assert 'shokai_inquiries{state="held"} 1.0' in text
-    assert "shokai_approvals 1.0" in text
+    assert "shokai_approvals 3.0" in text
+    assert "shokai_releases 1.0" in text
+    assert 'shokai_center_errors_total{code="NO_TRADE_INFO",kind="inquire"} 1.0' in text
     assert "shokai_overdue_lists" in text
     assert "shokai_audit_ledger_head_seq" in text and "shokai_audit_checkpoint_age_seconds" in text
     assert 'shokai_center_call_seconds_count{kind="inquire"}' in text

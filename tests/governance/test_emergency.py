@@ -128,6 +128,11 @@ async def test_incident_is_restricted_and_closes_only_with_cause_and_prevention(
     assert set(incident["checklist"]) == {"supervisor_ppc", "individuals", "center", "publication"}
     assert "access_holders" in incident["forensic_links"]
     assert any(k.startswith("subject:") for k in incident["forensic_links"])
+    # Every forensic link answers the auditor who follows it (AC-6).
+    auditor = await auth_headers(client, demo, "auditor")
+    for name, link in incident["forensic_links"].items():
+        followed = await client.get(f"http://testserver{link}", headers=auditor)
+        assert followed.status_code == 200, (name, followed.text)
 
     # Restricted: a branch manager cannot even tell it exists; an auditor can read it.
     manager = await auth_headers(client, demo, "bm001")
