@@ -82,6 +82,7 @@ def _lines(
 
 
 def _view(ctx: AppContext, daily: DailyList, branch_name: str, lines: list[ListLineOut]) -> ListView:
+    center_refusals = sum(1 for line in lines if line.center_refusal is not None)
     return ListView(
         id=daily.id,
         branch_code=daily.branch_code,
@@ -116,6 +117,7 @@ def _view(ctx: AppContext, daily: DailyList, branch_name: str, lines: list[ListL
                 checked_by=line.checked_by,
                 checked_at=line.checked_at,
                 response_delivered=line.response_delivered,
+                center_refused=line.center_refusal is not None,
             )
             for line in lines
         ),
@@ -129,6 +131,7 @@ def _view(ctx: AppContext, daily: DailyList, branch_name: str, lines: list[ListL
         late_reason=daily.late_reason,
         responses_in_hand=daily.responses_in_hand,
         attested_no_inquiries=daily.attested_no_inquiries,
+        center_refusals=center_refusals,
     )
 
 
@@ -221,6 +224,7 @@ async def get_list(
     )
     if format == "json":
         base = summary(ctx, daily).model_dump()
+        base["totals"]["center_refusals"] = int(content["totals"].get("center_refusals", 0))
         return DailyListOut(
             **base,
             lines=lines,

@@ -40,6 +40,10 @@ class ListLineOut(BaseModel):
     )
     consent_document: ConsentDocumentOut
     response_delivered: bool
+    center_refusal: str | None = Field(
+        default=None,
+        description="The center's refusal code (e.g. CENTER_NO_TRADE_INFO): answered by a refusal notice",
+    )
     check: Literal["matched", "mismatch", "document_missing"] | None
     checked_by: str | None
     checked_at: datetime | None
@@ -48,6 +52,11 @@ class ListLineOut(BaseModel):
 class TotalsOut(BaseModel):
     inquiries: int
     responses_delivered: int
+    center_refusals: int | None = Field(
+        default=None,
+        description="Inquiries the center answered with a refusal (one list's detail only). A count list "
+        "confirms when responses_in_hand = inquiries = responses_delivered + center_refusals",
+    )
 
 
 class DailyListSummary(BaseModel):

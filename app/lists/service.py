@@ -102,6 +102,7 @@ _LINE_SOURCE = (
     Inquiry.consent_reference,
     Inquiry.consent_obtained_on,
     Inquiry.response_state,
+    Inquiry.center_result_code,
     Inquiry.sent_at,
     Inquiry.cancelled_at,
     Inquiry.subject_sealed,
@@ -176,12 +177,22 @@ async def _hq_returned_lines(
     return lines
 
 
+def center_refusal(line_type: str, inquiry: Any) -> str | None:
+    """The center's refusal code (e.g. CENTER_NO_TRADE_INFO) when the center answered an inquiry with a
+    refusal instead of a response: the operator holds the refusal notice, so it is an answer in hand."""
+    code = inquiry.center_result_code
+    if line_type == "inquiry" and inquiry.response_state == "none" and code and code.startswith("CENTER_"):
+        return str(code)
+    return None
+
+
 def build_content(
     ctx: AppContext, *, branch_code: str, day: date, kind: str, rows: Iterable[LineSource]
 ) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     delivered = 0
     inquiries = 0
+    refusals = 0
     for line_no, (line_type, inquiry) in enumerate(rows, start=1):
         at = inquiry.sent_at if line_type == "inquiry" else inquiry.cancelled_at
         assert at is not None
@@ -206,6 +217,11 @@ def build_content(
             },
             "response_delivered": response_delivered,
         }
+        refusal = center_refusal(line_type, inquiry)
+        if refusal is not None:
+            # Only on refused lines, so lists without refusals keep the content (and hash) they had.
+            line["center_refusal"] = refusal
+            refusals += 1
         if kind == "subject":
             subject = open_subject(ctx, inquiry)
             line["subject"] = {"name_kana": subject["name_kana"], "birth_date": subject["birth_date"]}
@@ -213,13 +229,16 @@ def build_content(
             inquiries += 1
             delivered += int(response_delivered)
         lines.append(line)
+    totals = {"inquiries": inquiries, "responses_delivered": delivered}
+    if refusals:
+        totals["center_refusals"] = refusals
     return {
         "branch_code": branch_code,
         "business_date": day.isoformat(),
         "kind": kind,
         "no_inquiries": not lines,
         "lines": lines,
-        "totals": {"inquiries": inquiries, "responses_delivered": delivered},
+        "totals": totals,
     }
 
 
@@ -228,6 +247,12 @@ def open_content(ctx: AppContext, daily: DailyList) -> dict[str, Any]:
         daily.content_sealed, daily.content_nonce, daily.content_wrapped_key, daily.content_kek_id
     )
     return dict(json.loads(open_sealed(ctx.keyring, sealed, associated_data=list_aad(daily.id))))
+
+
+def center_refusals(ctx: AppContext, daily: DailyList) -> int:
+    if daily.no_inquiries or daily.responses_delivered == daily.inquiries_total:
+        return 0  # nothing can have been refused; spares opening the sealed content
+    return int(open_content(ctx, daily)["totals"].get("center_refusals", 0))
 
 
 # -- generation (DL-1, DL-2) --------------------------------------------------------------------------
@@ -677,12 +702,16 @@ async def confirm(
             raise AttestationRequired("Attest that there were no inquiries on this day (照会なし)")
     else:
         if daily.kind == "count":
-            if responses_in_hand is None or not (
-                responses_in_hand == daily.inquiries_total == daily.responses_delivered
-            ):
+            # The rule for D: what the confirmer holds is one answer per inquiry — a delivered response
+            # or the center's refusal notice (e.g. CENTER_NO_TRADE_INFO) — and nothing else. An inquiry
+            # the center never answered keeps the list unconfirmable until it is resolved.
+            refusals = center_refusals(ctx, daily)
+            answered = daily.responses_delivered + refusals
+            if responses_in_hand is None or not (responses_in_hand == daily.inquiries_total == answered):
                 raise CountMismatch(
                     f"Responses in hand must equal the inquiry count ({daily.inquiries_total}) "
-                    f"and the delivered responses ({daily.responses_delivered})"
+                    f"and the answers delivered ({daily.responses_delivered} responses "
+                    f"+ {refusals} center refusals)"
                 )
         unchecked = [line.line_no for line in lines if line.check is None]
         if unchecked:
