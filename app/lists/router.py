@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.authz.deps import require
 from app.authz.models import Branch
 from app.authz.policy import authorize, may
 from app.authz.principal import Principal
+from app.clock import BusinessDate
 from app.context import AppContext
 from app.deps import Context, DbSession
 from app.errors import Forbidden, problem_responses
@@ -158,8 +158,8 @@ async def list_lists(
     session: DbSession,
     ctx: Context,
     branch_code: Annotated[str | None, Query(max_length=8)] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[BusinessDate | None, Query(alias="from")] = None,
+    date_to: Annotated[BusinessDate | None, Query(alias="to")] = None,
     kind: Literal["subject", "count"] | None = None,
     state: Literal["pending", "confirmed", "overdue", "superseded"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -188,8 +188,8 @@ async def gaps(
     reader: ListReader,
     session: DbSession,
     ctx: Context,
-    date_from: Annotated[date, Query(alias="from")],
-    date_to: Annotated[date, Query(alias="to")],
+    date_from: Annotated[BusinessDate, Query(alias="from")],
+    date_to: Annotated[BusinessDate, Query(alias="to")],
     branch_code: Annotated[str | None, Query(max_length=8)] = None,
 ) -> GapsOut:
     authorize(reader, "lists.read", branch_code=branch_code)
@@ -254,7 +254,13 @@ async def get_list(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def check_line(
-    list_id: str, line_no: int, body: CheckRequest, principal: ListConfirmer, session: DbSession, ctx: Context
+    list_id: str,
+    # Bounded so a huge number is a 422, not an integer overflow in the database driver.
+    line_no: Annotated[int, Path(ge=1, le=10_000_000)],
+    body: CheckRequest,
+    principal: ListConfirmer,
+    session: DbSession,
+    ctx: Context,
 ) -> ListLineOut:
     await service.check_line(
         session,

@@ -28,11 +28,11 @@ from app.audit.ledger import Actor, record
 from app.authz.models import Branch
 from app.authz.policy import authorize, ensure_may_confirm, may
 from app.authz.principal import Principal
-from app.clock import TOKYO
+from app.clock import TOKYO, business_date_of
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
 from app.db import lock_or_create
-from app.errors import DomainError, InvalidState, NotFound
+from app.errors import DomainError, InvalidState, NotFound, ValidationFailed
 from app.hq.models import HqRequest
 from app.inquiry.models import Escalation, Inquiry
 from app.inquiry.sealing import open_subject
@@ -57,6 +57,22 @@ class AttestationRequired(DomainError):
     status = 409
     code = "ATTESTATION_REQUIRED"
     title = "A day without inquiries must be attested"
+
+
+class BusinessDateNotBegun(DomainError):
+    status = 422
+    code = "BUSINESS_DATE_IN_FUTURE"
+    title = "No list is made for a business date that has not begun (Asia/Tokyo)"
+
+
+class PeriodTooLong(DomainError):
+    status = 422
+    code = "PERIOD_TOO_LONG"
+    title = "The period is too long"
+
+
+# The gap detector walks every day of its period per branch and kind: one year at a time.
+GAPS_MAX_DAYS = 366
 
 
 class LateReasonRequired(DomainError):
@@ -451,6 +467,9 @@ async def generate(
     The day's inquiries are read once, streamed in branch order, and each branch's lists are made as
     soon as its rows are in: one pass over the day with only one branch's lines in memory.
     """
+    if day > business_date_of(ctx.clock.now()):
+        # Today's list may be made (and supplemented later); a day that has not begun has no record yet.
+        raise BusinessDateNotBegun(f"{day.isoformat()} has not begun yet")
     results: list[GeneratedList] = []
     async with ctx.db.read_session() as session:
         query = select(Branch.code).where(Branch.status == "active").order_by(Branch.code)
@@ -572,6 +591,10 @@ async def gaps(
     session: AsyncSession, ctx: AppContext, *, date_from: date, date_to: date, branch_code: str | None
 ) -> dict[str, Any]:
     """Business days and branches with no list, and holes in the per-branch sequence numbers (DL-1)."""
+    if date_to < date_from:
+        raise ValidationFailed("'to' is before 'from'")
+    if (date_to - date_from).days + 1 > GAPS_MAX_DAYS:
+        raise PeriodTooLong(f"Ask for at most {GAPS_MAX_DAYS} days at a time")
     query = select(Branch.code).where(Branch.status == "active").order_by(Branch.code)
     if branch_code is not None:
         query = query.where(Branch.code == branch_code)

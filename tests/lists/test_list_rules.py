@@ -88,4 +88,76 @@ async def test_a_day_of_only_one_refusal_confirms_with_one_in_hand(
     assert right.status_code == 200 and right.json()["state"] == "confirmed"
 
 
-_ = datetime, UTC
+async def test_dates_outside_the_service_range_are_422_not_500(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    hq = await as_user(client, demo, "hqop")
+    auditor = await as_user(client, demo, "auditor")
+    for day in ("0001-01-01", "9999-12-30", "9999-12-31", "1999-12-31"):
+        refused = await client.post("/daily-lists/generate", json={"business_date": day}, headers=hq)
+        assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR", day
+    period = {"from": "9999-12-31", "to": "9999-12-31"}
+    refused = await client.post("/reconciliation/center", json=period, headers=auditor)
+    assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR"
+    for params in ({"from": "0001-01-01", "to": "9999-12-31"}, {"from": "2026-11-01", "to": "9999-12-31"}):
+        refused = await client.get("/daily-lists/gaps", params=params, headers=auditor)
+        assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR", params
+    listed = await client.get("/daily-lists", params={"from": "0001-01-01"}, headers=auditor)
+    assert listed.status_code == 422
+    hq_conf = await as_user(client, demo, "hqcf")
+    refused = await client.post("/reconciliation/hq/9999-12-31/sign-off", headers=hq_conf)
+    assert refused.status_code == 422
+
+
+async def test_gaps_answer_at_most_a_year_at_a_time(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    auditor = await as_user(client, demo, "auditor")
+    too_long = await client.get(
+        "/daily-lists/gaps", params={"from": "2025-01-01", "to": "2026-01-02"}, headers=auditor
+    )
+    assert too_long.status_code == 422 and too_long.json()["code"] == "PERIOD_TOO_LONG"
+    backwards = await client.get(
+        "/daily-lists/gaps", params={"from": "2026-11-02", "to": "2026-11-01"}, headers=auditor
+    )
+    assert backwards.status_code == 422 and backwards.json()["code"] == "VALIDATION_ERROR"
+    a_year = await client.get(
+        "/daily-lists/gaps",
+        params={"from": "2025-12-01", "to": "2026-11-30", "branch_code": "001"},
+        headers=auditor,
+    )
+    assert a_year.status_code == 200
+    assert len(a_year.json()["missing_lists"]) > 400  # both kinds of every business day: none generated
+
+
+async def test_a_huge_line_number_is_422(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    daily = next(i for i in await generate(client, demo, "2026-11-27") if i["kind"] == "subject")
+    confirmer = await as_user(client, demo, "cf001")
+    for line_no in ("99999999999999999999999", "9223372036854775808", "0"):
+        refused = await client.post(
+            f"/daily-lists/{daily['id']}/lines/{line_no}/check", json={"result": "matched"}, headers=confirmer
+        )
+        assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR", line_no
+    missing = await client.post(
+        f"/daily-lists/{daily['id']}/lines/5/check", json={"result": "matched"}, headers=confirmer
+    )
+    assert missing.status_code == 404
+
+
+async def test_no_lists_for_a_day_that_has_not_begun_in_tokyo(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 30, 14, 59, tzinfo=UTC))  # 23:59 JST on Monday 30 November
+    hq = await as_user(client, demo, "hqop")
+    tomorrow = await client.post(
+        "/daily-lists/generate", json={"business_date": "2026-12-01", "branch_code": "001"}, headers=hq
+    )
+    assert tomorrow.status_code == 422 and tomorrow.json()["code"] == "BUSINESS_DATE_IN_FUTURE"
+    assert len(await generate(client, demo, "2026-11-30")) == 2  # today's lists may be made
+    clock.set(datetime(2026, 11, 30, 15, 0, tzinfo=UTC))  # 00:00 JST on 1 December
+    assert len(await generate(client, demo, "2026-12-01")) == 2
