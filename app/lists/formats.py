@@ -477,6 +477,8 @@ def _grid(rows: Sequence[Sequence[Any]], widths: Sequence[float], spans: Sequenc
 
 def _state_markup(view: ListView) -> str:
     label = escape(STATE_LABELS.get(view.state, view.state))
+    if view.state == "superseded" and view.confirmed_at is not None:
+        label = f"{escape(STATE_LABELS['confirmed'])}・{label}"  # replaced after it was confirmed
     if view.state == "overdue":
         return f'<font color="{_ALERT.hexval()}">{label}</font>'
     return label

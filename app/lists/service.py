@@ -371,7 +371,11 @@ async def _ensure_kind(
         no_inquiries=content["no_inquiries"],
         inquiries_total=content["totals"]["inquiries"],
         responses_delivered=content["totals"]["responses_delivered"],
-        due_at=ctx.calendar.end_of_next_business_day(day, branch_code),
+        # A supplement is due by the end of the business day after the one it was generated on: its
+        # new lines only came to light then, so the original's deadline (maybe long past) cannot apply.
+        due_at=ctx.calendar.end_of_next_business_day(
+            business_date_of(now) if latest is not None else day, branch_code
+        ),
         state="pending",
         late=False,
         attested_no_inquiries=False,

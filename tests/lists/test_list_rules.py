@@ -13,6 +13,7 @@ from app.context import AppContext
 from app.demo import DemoCredentials
 from tests.inquiry.support import as_user, draft_body, person
 from tests.lists.test_daily_lists import FRIDAY_MORNING, a1, generate, send
+from tests.lists.test_formats import pdf_text
 
 
 async def send_no_trade_info(client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext) -> Any:
@@ -161,3 +162,36 @@ async def test_no_lists_for_a_day_that_has_not_begun_in_tokyo(
     assert len(await generate(client, demo, "2026-11-30")) == 2  # today's lists may be made
     clock.set(datetime(2026, 11, 30, 15, 0, tzinfo=UTC))  # 00:00 JST on 1 December
     assert len(await generate(client, demo, "2026-12-01")) == 2
+
+
+async def test_a_supplement_made_days_later_is_due_after_its_own_generation_day(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    clock.set(FRIDAY_MORNING)
+    await send(client, demo, ctx, 1)
+    original = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    assert original["due_at"] == "2026-11-16T15:00:00Z"  # end of Monday 16 November, JST
+    confirmer = await as_user(client, demo, "cf001")
+    await client.post(
+        f"/daily-lists/{original['id']}/lines/1/check", json={"result": "matched"}, headers=confirmer
+    )
+    confirmed = await client.post(f"/daily-lists/{original['id']}/confirm", json={}, headers=confirmer)
+    assert confirmed.status_code == 200
+    clock.advance(hours=5)
+    await send(client, demo, ctx, 1)  # Friday afternoon, after the list was made and confirmed
+
+    clock.set(datetime(2026, 11, 17, 1, 0, tzinfo=UTC))  # Tuesday 10:00 JST: the re-check finds it
+    supplement = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    assert supplement["version"] == 2 and supplement["supersedes"] == original["id"]
+    assert supplement["due_at"] == "2026-11-18T15:00:00Z"  # end of Wednesday, not Monday's past deadline
+    assert supplement["state"] == "pending"
+
+    # The replaced original still says it was confirmed, by whom and when.
+    confirmer = await as_user(client, demo, "cf001")
+    kept = (await client.get(f"/daily-lists/{original['id']}", headers=confirmer)).json()
+    assert kept["state"] == "superseded"
+    assert kept["confirmed_by"] == "cf001"
+    assert kept["confirmed_at"] == confirmed.json()["confirmed_at"]
+    pdf = await client.get(f"/daily-lists/{original['id']}", params={"format": "pdf"}, headers=confirmer)
+    text = "\n".join(pdf_text(pdf.content)[1])
+    assert "確認済・差替済" in text and "cf001" in text
