@@ -163,8 +163,9 @@ async def list_lists(
     kind: Literal["subject", "count"] | None = None,
     state: Literal["pending", "confirmed", "overdue", "superseded"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=36)] = None,
 ) -> DailyListPage:
-    rows = await service.search(
+    rows, next_cursor = await service.search_page(
         session,
         ctx,
         principal=principal,
@@ -174,8 +175,9 @@ async def list_lists(
         kind=kind,
         state=state,
         limit=limit,
+        cursor=cursor,
     )
-    return DailyListPage(items=[summary(ctx, row) for row in rows])
+    return DailyListPage(items=[summary(ctx, row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get(

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -553,17 +553,26 @@ async def record_access(session: AsyncSession, *, principal: Principal, daily: D
 
 
 async def search(
+    session: AsyncSession, ctx: AppContext, *, principal: Principal, limit: int, **filters: Any
+) -> list[DailyList]:
+    return (await search_page(session, ctx, principal=principal, limit=limit, **filters))[0]
+
+
+async def search_page(
     session: AsyncSession,
     ctx: AppContext,
     *,
     principal: Principal,
-    branch_code: str | None,
-    date_from: date | None,
-    date_to: date | None,
-    kind: str | None,
-    state: str | None,
+    branch_code: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    kind: str | None = None,
+    state: str | None = None,
     limit: int,
-) -> list[DailyList]:
+    cursor: str | None = None,
+) -> tuple[list[DailyList], str | None]:
+    """One page of lists in (business date, branch, kind, version) order, and the cursor of the next:
+    the id of this page's last list (keyset, so pages stay stable while lists are added)."""
     authorize(principal, "lists.read", branch_code=branch_code)
     query = (
         select(DailyList).where(DailyList.state != "superseded")
@@ -587,8 +596,16 @@ async def search(
         query = query.where(DailyList.state == "pending", DailyList.due_at > now)
     elif state in ("confirmed", "superseded"):
         query = query.where(DailyList.state == state)
-    query = query.order_by(DailyList.business_date, DailyList.branch_code, DailyList.kind).limit(limit)
-    return list((await session.scalars(query)).all())
+    key = (DailyList.business_date, DailyList.branch_code, DailyList.kind, DailyList.version)
+    if cursor is not None:
+        anchor = await session.get(DailyList, cursor)
+        if anchor is None:
+            raise ValidationFailed("The cursor is not valid")
+        after = (anchor.business_date, anchor.branch_code, anchor.kind, anchor.version)
+        query = query.where(tuple_(*key) > tuple_(*after))
+    rows = list((await session.scalars(query.order_by(*key).limit(limit + 1))).all())
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_cursor
 
 
 async def gaps(

@@ -195,3 +195,36 @@ async def test_a_supplement_made_days_later_is_due_after_its_own_generation_day(
     pdf = await client.get(f"/daily-lists/{original['id']}", params={"format": "pdf"}, headers=confirmer)
     text = "\n".join(pdf_text(pdf.content)[1])
     assert "確認済・差替済" in text and "cf001" in text
+
+
+async def test_lists_page_by_cursor(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    for day in range(16, 21):  # Mon 16 .. Fri 20 November 2026: ten lists
+        await generate(client, demo, f"2026-11-{day:02d}")
+    auditor = await as_user(client, demo, "auditor")
+    params = {"branch_code": "001", "from": "2026-11-16", "to": "2026-11-20"}
+    everything = (await client.get("/daily-lists", params=params, headers=auditor)).json()
+    assert len(everything["items"]) == 10 and everything["next_cursor"] is None
+
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = (
+            await client.get(
+                "/daily-lists",
+                params={**params, "limit": 3, **({"cursor": cursor} if cursor else {})},
+                headers=auditor,
+            )
+        ).json()
+        pages += 1
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 4
+    assert seen == [item["id"] for item in everything["items"]]
+    bad = await client.get("/daily-lists", params={"cursor": "no-such-list"}, headers=auditor)
+    assert bad.status_code == 422 and bad.json()["code"] == "VALIDATION_ERROR"
