@@ -608,6 +608,34 @@ async def search_page(
     return rows[:limit], next_cursor
 
 
+async def _days_with_activity(
+    session: AsyncSession, *, branch_code: str, date_from: date, date_to: date
+) -> set[date]:
+    """Days in the period on which the branch sent an inquiry or had one cancelled (Asia/Tokyo)."""
+    sent = await session.scalars(
+        select(Inquiry.business_date)
+        .where(
+            Inquiry.branch_code == branch_code,
+            Inquiry.business_date >= date_from,
+            Inquiry.business_date <= date_to,
+            Inquiry.sent_at.is_not(None),
+        )
+        .distinct()
+    )
+    days = set(sent.all())
+    start, end = _day_bounds(date_from)[0], _day_bounds(date_to)[1]
+    cancelled = await session.scalars(
+        select(Inquiry.cancelled_at).where(
+            Inquiry.branch_code == branch_code,
+            Inquiry.cancelled_at >= start,
+            Inquiry.cancelled_at < end,
+            Inquiry.sent_at.is_not(None),
+        )
+    )
+    days |= {business_date_of(at) for at in cancelled.all() if at is not None}
+    return days
+
+
 async def gaps(
     session: AsyncSession, ctx: AppContext, *, date_from: date, date_to: date, branch_code: str | None
 ) -> dict[str, Any]:
@@ -623,6 +651,9 @@ async def gaps(
     missing: list[dict[str, str]] = []
     sequence_gaps: list[dict[str, Any]] = []
     for code in codes:
+        # DL-1: a non-business day on which the branch inquired (or cancelled) needs its lists too.
+        due = set(ctx.calendar.business_days(date_from, date_to, code))
+        due |= await _days_with_activity(session, branch_code=code, date_from=date_from, date_to=date_to)
         for kind in kinds_for(ctx, code):
             present = set(
                 (
@@ -636,7 +667,7 @@ async def gaps(
                     )
                 ).all()
             )
-            for day in ctx.calendar.business_days(date_from, date_to, code):
+            for day in sorted(due):
                 if day not in present:
                     missing.append({"branch_code": code, "kind": kind, "business_date": day.isoformat()})
             sequences = sorted(

@@ -228,3 +228,29 @@ async def test_lists_page_by_cursor(
     assert seen == [item["id"] for item in everything["items"]]
     bad = await client.get("/daily-lists", params={"cursor": "no-such-list"}, headers=auditor)
     assert bad.status_code == 422 and bad.json()["code"] == "VALIDATION_ERROR"
+
+
+async def test_a_saturday_with_an_inquiry_gets_its_lists_and_gaps_report_it_until_then(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 14, 1, 0, tzinfo=UTC))  # Saturday 14 November 2026, 10:00 JST
+    (sent,) = await send(client, demo, ctx, 1)
+    clock.set(datetime(2026, 11, 16, 1, 0, tzinfo=UTC))
+    auditor = await as_user(client, demo, "auditor")
+    params = {"branch_code": "001", "from": "2026-11-13", "to": "2026-11-15"}
+    before = (await client.get("/daily-lists/gaps", params=params, headers=auditor)).json()
+    assert {(g["kind"], g["business_date"]) for g in before["missing_lists"]} == {
+        ("subject", "2026-11-13"),
+        ("count", "2026-11-13"),
+        ("subject", "2026-11-14"),
+        ("count", "2026-11-14"),
+    }
+    assert await generate(client, demo, "2026-11-15") == []  # a Sunday without inquiries: no list
+    saturday = {item["kind"]: item for item in await generate(client, demo, "2026-11-14")}
+    assert set(saturday) == {"subject", "count"}
+    assert saturday["subject"]["no_inquiries"] is False
+    assert saturday["subject"]["totals"]["inquiries"] == 1
+    detail = (await client.get(f"/daily-lists/{saturday['subject']['id']}", headers=auditor)).json()
+    assert [line["inquiry_id"] for line in detail["lines"]] == [sent["id"]]
+    after = (await client.get("/daily-lists/gaps", params=params, headers=auditor)).json()
+    assert {g["business_date"] for g in after["missing_lists"]} == {"2026-11-13"}
