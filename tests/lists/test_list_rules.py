@@ -254,3 +254,56 @@ async def test_a_saturday_with_an_inquiry_gets_its_lists_and_gaps_report_it_unti
     assert [line["inquiry_id"] for line in detail["lines"]] == [sent["id"]]
     after = (await client.get("/daily-lists/gaps", params=params, headers=auditor)).json()
     assert {g["business_date"] for g in after["missing_lists"]} == {"2026-11-13"}
+
+
+async def service_token(client: httpx.AsyncClient, client_id: str, secret: str) -> dict[str, str]:
+    response = await client.post("/auth/token", json={"client_id": client_id, "client_secret": secret})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def test_service_accounts_generate_and_read_lists_only_with_their_scopes(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    from app.audit.ledger import Actor
+    from app.authz import directory
+
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    secrets = {a["client_id"]: a["client_secret"] for a in demo.service_accounts}
+    async with ctx.db.session() as session:
+        _account, generate_only = await directory.create_service_account(
+            session, ctx=ctx, actor=Actor(id="test"), client_id="lists-gen", scopes=["lists:generate"]
+        )
+        await session.commit()
+    batch = await service_token(client, "hq-batch", secrets["hq-batch"])  # lists:generate, lists:read
+    hr_feed = await service_token(client, "hr-feed", secrets["hr-feed"])
+    generator = await service_token(client, "lists-gen", generate_only)
+
+    made = await client.post("/daily-lists/generate", json={"business_date": "2026-11-27"}, headers=batch)
+    assert made.status_code == 200, made.text
+    items = made.json()["items"]
+    assert {item["branch_code"] for item in items} >= {"001", "002"}  # every branch in one call
+    one = items[0]["id"]
+    day = {"from": "2026-11-27", "to": "2026-11-27"}
+    listed = await client.get("/daily-lists", params=day, headers=batch)
+    assert listed.status_code == 200 and len(listed.json()["items"]) == len(items)
+    gaps = await client.get("/daily-lists/gaps", params=day, headers=batch)
+    assert gaps.status_code == 200 and gaps.json()["missing_lists"] == []
+    assert (await client.get(f"/daily-lists/{one}", headers=batch)).status_code == 200
+    assert (
+        await client.post("/daily-lists/generate", json={"business_date": "2026-11-26"}, headers=generator)
+    ).status_code == 200
+
+    for headers, may_generate in ((hr_feed, False), (generator, True)):
+        if not may_generate:
+            refused = await client.post(
+                "/daily-lists/generate", json={"business_date": "2026-11-27"}, headers=headers
+            )
+            assert refused.status_code == 403 and refused.json()["code"] == "FORBIDDEN"
+        for path, params in (("/daily-lists", day), ("/daily-lists/gaps", day), (f"/daily-lists/{one}", {})):
+            refused = await client.get(path, params=params, headers=headers)
+            assert refused.status_code == 403 and refused.json()["code"] == "FORBIDDEN", path
+    # A service account never confirms (two-person control is between people).
+    assert (
+        await client.post(f"/daily-lists/{one}/confirm", json={"attest_no_inquiries": True}, headers=batch)
+    ).status_code == 403
