@@ -357,3 +357,14 @@ def test_png_renderings_for_review() -> None:
     assert count and supplement
     for png in [*zero, *thirty, *count, *supplement]:
         assert png.stat().st_size > 10_000
+
+
+def test_every_supplement_reason_has_the_same_japanese_label_in_the_pdf_and_the_panel() -> None:
+    from app.lists.formats import SUPPLEMENT_REASON_LABELS
+    from app.panel.i18n import CATALOGUES
+
+    codes = {"late_inquiry", "late_cancellation", "late_correction", "late_change"}
+    assert set(SUPPLEMENT_REASON_LABELS) == codes
+    for code, label in SUPPLEMENT_REASON_LABELS.items():
+        assert CATALOGUES["ja"][f"list.reason.{code}"] == label
+        assert f"list.reason.{code}" in CATALOGUES["en"]
