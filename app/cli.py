@@ -10,7 +10,7 @@ import shutil
 import sys
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,6 +19,9 @@ from app.audit.ledger import Actor, record
 from app.center.interface import DetachedCenterLink
 from app.config import Settings
 from app.errors import DomainError
+
+if TYPE_CHECKING:
+    from app.lists.models import DailyList
 
 cli = typer.Typer(
     help="Shokai — credit-bureau inquiry gateway",
@@ -152,38 +155,74 @@ def serve(
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
+def _list_line(daily: DailyList, created: bool) -> str:
+    counted = " (no inquiries)" if daily.no_inquiries else f" ({daily.inquiries_total} inquiries)"
+    return (
+        f"  {daily.branch_code} {daily.kind:<7} seq {daily.sequence:>5} v{daily.version} "
+        f"{'created' if created else 'already there'}{counted}"
+    )
+
+
 @lists_cli.command("generate")
 def lists_generate(
     day: Annotated[str, typer.Option("--date", help="Business date YYYY-MM-DD (Asia/Tokyo)")],
     branch: Annotated[str | None, typer.Option("--branch", help="Only this branch")] = None,
     data_dir: DataDir = Path(".shokai"),
 ) -> None:
-    """Generate the lists of a day (idempotent); changed days get supplementary versions."""
-    from datetime import date as date_type
+    """Generate the lists of a day (idempotent); changed days get supplementary versions.
 
+    Progress goes to stderr, one line per branch; the lists made go to stdout. Exit 2 on a bad date,
+    an unknown branch or a refusal (e.g. a day that has not begun)."""
+    from sqlalchemy import select
+
+    from app.authz.models import Branch
+    from app.clock import check_business_date
     from app.lists import service as list_service
     from app.main import build_context
+
+    try:
+        business_date = check_business_date(date.fromisoformat(day))
+    except ValueError as exc:
+        typer.echo(f"bad --date {day!r}: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     ctx = build_context(_settings(data_dir), center=DetachedCenterLink())
 
     async def _generate() -> list[str]:
         try:
-            results = await list_service.generate(
-                ctx, day=date_type.fromisoformat(day), actor=_cli_actor(), branch_code=branch
-            )
-            return [
-                f"  {r.daily.branch_code} {r.daily.kind:<7} seq {r.daily.sequence:>5} v{r.daily.version} "
-                f"{'created' if r.created else 'already there'}"
-                f"{' (no inquiries)' if r.daily.no_inquiries else f' ({r.daily.inquiries_total} inquiries)'}"
-                for r in results
-            ]
+            if branch is None:
+                async with ctx.db.read_session() as session:
+                    codes = list(
+                        (
+                            await session.scalars(
+                                select(Branch.code).where(Branch.status == "active").order_by(Branch.code)
+                            )
+                        ).all()
+                    )
+            else:
+                codes = [branch]
+            lines = []
+            for index, code in enumerate(codes, start=1):
+                results = await list_service.generate(
+                    ctx, day=business_date, actor=_cli_actor(), branch_code=code
+                )
+                created = sum(1 for r in results if r.created)
+                progress = f"[{index}/{len(codes)}] branch {code}: {len(results)} list(s), {created} created"
+                typer.echo(progress, err=True)
+                lines += [_list_line(r.daily, r.created) for r in results]
+            return lines
         finally:
             await ctx.db.dispose()
 
-    lines = asyncio.run(_generate())
+    try:
+        lines = asyncio.run(_generate())
+    except DomainError as exc:
+        where = f" (branch {branch})" if branch else ""
+        typer.echo(f"lists not generated{where}: {exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
     for line in lines:
         typer.echo(line)
-    typer.echo(f"{len(lines)} list(s) for {day}")
+    typer.echo(f"{len(lines)} list(s) for {business_date.isoformat()}")
 
 
 @governance_cli.command("sweep")

@@ -7,8 +7,10 @@ Business dates are in Asia/Tokyo.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -57,3 +59,20 @@ def business_date_of(at: datetime) -> date:
 def rfc3339(at: datetime) -> str:
     """UTC, microseconds, trailing Z: the one text form of instants in the ledger and the API."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# The range of business dates the service accepts from outside (API bodies, query and path parameters).
+# Static, because a schema has no clock: it keeps date arithmetic (the next day, a period's end) from
+# overflowing at date.min/date.max and keeps "every day from .. to" loops finite. Rules that depend on
+# today (no lists for days not yet begun, no sign-off of a day not over) are the services' own.
+EARLIEST_BUSINESS_DATE = date(2000, 1, 1)
+LATEST_BUSINESS_DATE = date(2099, 12, 31)
+
+
+def check_business_date(value: date) -> date:
+    if not EARLIEST_BUSINESS_DATE <= value <= LATEST_BUSINESS_DATE:
+        raise ValueError(f"business dates run from {EARLIEST_BUSINESS_DATE} to {LATEST_BUSINESS_DATE}")
+    return value
+
+
+BusinessDate = Annotated[date, AfterValidator(check_business_date)]

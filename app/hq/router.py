@@ -5,13 +5,13 @@ HQ executes a request with ``POST /inquiries`` and ``hq_request_id`` (app/inquir
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from app.authz.deps import require
 from app.authz.principal import Principal
+from app.clock import BusinessDate
 from app.context import AppContext
 from app.deps import Context, DbSession
 from app.errors import problem_responses
@@ -142,7 +142,7 @@ async def list_requests(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def reconciliation(
-    principal: ReconciliationReader, session: DbSession, ctx: Context, business_date: date
+    principal: ReconciliationReader, session: DbSession, ctx: Context, business_date: BusinessDate
 ) -> HqReconciliationOut:
     balance, signed = await service.reconciliation(
         session, ctx=ctx, principal=principal, business_date=business_date
@@ -174,7 +174,7 @@ async def reconciliation(
     },
 )
 async def sign_off(
-    business_date: date, principal: SignOffConfirmer, session: DbSession, ctx: Context
+    business_date: BusinessDate, principal: SignOffConfirmer, session: DbSession, ctx: Context
 ) -> HqSignOffOut:
     signed = await service.sign_off(session, ctx=ctx, principal=principal, business_date=business_date)
     return sign_off_out(signed)

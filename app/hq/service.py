@@ -34,6 +34,7 @@ from app.crypto.envelope import Sealed, open_sealed, seal
 from app.errors import (
     ApprovalInvalid,
     ApprovalRequired,
+    DomainError,
     Forbidden,
     HqCountMismatch,
     InvalidState,
@@ -490,12 +491,21 @@ async def reconciliation(
     return balance, await session.get(HqDailySignOff, business_date)
 
 
+class DayNotOver(DomainError):
+    status = 409
+    code = "DAY_NOT_OVER"
+    title = "The business day is not over yet"
+
+
 async def sign_off(
     session: AsyncSession, *, ctx: AppContext, principal: Principal, business_date: date
 ) -> HqDailySignOff:
     """An HQ confirmer who ran none of the day's HQ inquiries signs the balanced day off."""
     hq_code = await _hq_branch_code(session)
     authorize(principal, "hq_reconciliation.sign_off", branch_code=hq_code)
+    if business_date >= business_date_of(ctx.clock.now()):
+        # A day still running (or to come) can gain inquiries after its balance was signed.
+        raise DayNotOver(f"{business_date.isoformat()} is not over yet (Asia/Tokyo)")
     if await session.get(HqDailySignOff, business_date) is not None:
         raise InvalidState("This day is already signed off")
     balance = await compute_balance(session, business_date=business_date)

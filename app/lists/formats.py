@@ -73,6 +73,14 @@ STATE_LABELS = {
     "superseded": "差替済（補正版あり）",
 }
 NO_INQUIRIES = "照会なし"
+# Why a supplementary version (補正版) exists (DL-2); the stored code stays English, people read these.
+SUPPLEMENT_REASON_LABELS = {
+    "late_inquiry": "作成後に判明した照会の追加",
+    "late_cancellation": "作成後に判明した取消の追加",
+    "late_correction": "作成後に判明した訂正の追加",
+    "late_change": "作成後の照会記録の変更",
+}
+RECEIVED_LABELS = {"delivered": "有", "refused": "謝絶", "none": "無"}
 HIDDEN = "（非表示）"
 WEEKDAYS_JA = "月火水木金土日"
 
@@ -97,6 +105,8 @@ class ListLineView:
     checked_by: str | None
     checked_at: datetime | None
     response_delivered: bool
+    # The center answered with a refusal (e.g. CENTER_NO_TRADE_INFO): the refusal notice is the answer.
+    center_refused: bool = False
 
     def __post_init__(self) -> None:
         _require_aware("at", self.at)
@@ -128,6 +138,7 @@ class ListView:
     late_reason: str | None
     responses_in_hand: int | None
     attested_no_inquiries: bool
+    center_refusals: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -170,6 +181,25 @@ def deadline_ja(at: datetime) -> str:
     if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
         return f"{date_ja(local.date() - timedelta(days=1))} 24:00"
     return f"{date_ja(local.date())} {local:%H:%M}"
+
+
+def supplement_reason_ja(code: str | None) -> str:
+    if not code:
+        return "（記載なし）"
+    return SUPPLEMENT_REASON_LABELS.get(code, code)
+
+
+def received_ja(line: ListLineView) -> str:
+    if line.response_delivered:
+        return RECEIVED_LABELS["delivered"]
+    return RECEIVED_LABELS["refused" if line.center_refused else "none"]
+
+
+def delivered_ja(view: ListView) -> str:
+    """回答受領件数, with the center's refusals named: each refusal notice is an answer in hand."""
+    if view.center_refusals:
+        return f"{view.responses_delivered} 件＋センター謝絶 {view.center_refusals} 件"
+    return f"{view.responses_delivered} 件"
 
 
 def version_ja(view: ListView) -> str:
@@ -223,7 +253,7 @@ def _csv_row(view: ListView, line: ListLineView) -> list[str]:
         *row,
         line.document_label,
         line.document_reference,
-        "有" if line.response_delivered else "無",
+        received_ja(line),
         _check_ja(line),
         line.checked_by or "",
         _csv_time(line.checked_at),
@@ -370,7 +400,7 @@ def _line_cells(view: ListView, line: ListLineView) -> list[Paragraph]:
     values += [
         (line.document_label, "cell"),
         (line.document_reference, "cell"),
-        ("有" if line.response_delivered else "無", "cell_center"),
+        (received_ja(line), "cell_center"),
     ]
     cells = [_p(text, style) for text, style in values]
     check = escape(_check_ja(line))
@@ -447,6 +477,8 @@ def _grid(rows: Sequence[Sequence[Any]], widths: Sequence[float], spans: Sequenc
 
 def _state_markup(view: ListView) -> str:
     label = escape(STATE_LABELS.get(view.state, view.state))
+    if view.state == "superseded" and view.confirmed_at is not None:
+        label = f"{escape(STATE_LABELS['confirmed'])}・{label}"  # replaced after it was confirmed
     if view.state == "overdue":
         return f'<font color="{_ALERT.hexval()}">{label}</font>'
     return label
@@ -491,7 +523,7 @@ def _header_block(view: ListView) -> list[Flowable]:
             _p("照会件数", "label"),
             _p(f"{view.inquiries_total} 件", "value"),
             _p("回答受領件数", "label"),
-            _p(f"{view.responses_delivered} 件", "value"),
+            _p(delivered_ja(view), "value"),
         ],
         [
             _p("確認状態", "label"),
@@ -506,7 +538,8 @@ def _header_block(view: ListView) -> list[Flowable]:
     highlights: list[tuple[Any, ...]] = []
     if supplementary:
         # 補正版 (DL-2): why this version exists and which version it replaces; the original is kept.
-        rows.append([_p("補正理由", "label"), _p(view.supplement_reason or "（記載なし）", "value"), "", ""])
+        reason = supplement_reason_ja(view.supplement_reason)
+        rows.append([_p("補正理由", "label"), _p(reason, "value"), "", ""])
         rows.append(
             [
                 _p("差替対象", "label"),
@@ -543,7 +576,8 @@ def _statement(view: ListView) -> str:
         )
     if view.kind == "count":
         return (
-            "手元の回答件数が照会件数および回答受領件数と一致すること、ならびに各回答を同意書類等と"
+            "手元の回答件数（センターの謝絶通知を回答1件として含む）が照会件数および回答受領件数"
+            "（センター謝絶を含む）と一致すること、ならびに各回答を同意書類等と"
             "照合し、その結果を照合結果欄に記録したことを確認しました。"
         )
     return "上記の各照会について同意書類等と照合し、その結果を照合結果欄に記録したことを確認しました。"
@@ -642,7 +676,7 @@ def _totals(view: ListView) -> Table:
         _p("照会件数", "label"),
         _p(f"{view.inquiries_total} 件", "totals"),
         _p("回答受領件数", "label"),
-        _p(f"{view.responses_delivered} 件", "totals"),
+        _p(delivered_ja(view), "totals"),
         _p("以上", "totals"),
     ]
     widths = [14 * mm, 20 * mm, 20 * mm, 20 * mm, 20 * mm, 24 * mm, 20 * mm, 14 * mm]

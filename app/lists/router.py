@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.authz.deps import require
 from app.authz.models import Branch
 from app.authz.policy import authorize, may
 from app.authz.principal import Principal
+from app.clock import BusinessDate
 from app.context import AppContext
 from app.deps import Context, DbSession
 from app.errors import Forbidden, problem_responses
@@ -82,6 +82,7 @@ def _lines(
 
 
 def _view(ctx: AppContext, daily: DailyList, branch_name: str, lines: list[ListLineOut]) -> ListView:
+    center_refusals = sum(1 for line in lines if line.center_refusal is not None)
     return ListView(
         id=daily.id,
         branch_code=daily.branch_code,
@@ -116,6 +117,7 @@ def _view(ctx: AppContext, daily: DailyList, branch_name: str, lines: list[ListL
                 checked_by=line.checked_by,
                 checked_at=line.checked_at,
                 response_delivered=line.response_delivered,
+                center_refused=line.center_refusal is not None,
             )
             for line in lines
         ),
@@ -129,6 +131,7 @@ def _view(ctx: AppContext, daily: DailyList, branch_name: str, lines: list[ListL
         late_reason=daily.late_reason,
         responses_in_hand=daily.responses_in_hand,
         attested_no_inquiries=daily.attested_no_inquiries,
+        center_refusals=center_refusals,
     )
 
 
@@ -155,13 +158,14 @@ async def list_lists(
     session: DbSession,
     ctx: Context,
     branch_code: Annotated[str | None, Query(max_length=8)] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[BusinessDate | None, Query(alias="from")] = None,
+    date_to: Annotated[BusinessDate | None, Query(alias="to")] = None,
     kind: Literal["subject", "count"] | None = None,
     state: Literal["pending", "confirmed", "overdue", "superseded"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=36)] = None,
 ) -> DailyListPage:
-    rows = await service.search(
+    rows, next_cursor = await service.search_page(
         session,
         ctx,
         principal=principal,
@@ -171,8 +175,9 @@ async def list_lists(
         kind=kind,
         state=state,
         limit=limit,
+        cursor=cursor,
     )
-    return DailyListPage(items=[summary(ctx, row) for row in rows])
+    return DailyListPage(items=[summary(ctx, row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get(
@@ -185,8 +190,8 @@ async def gaps(
     reader: ListReader,
     session: DbSession,
     ctx: Context,
-    date_from: Annotated[date, Query(alias="from")],
-    date_to: Annotated[date, Query(alias="to")],
+    date_from: Annotated[BusinessDate, Query(alias="from")],
+    date_to: Annotated[BusinessDate, Query(alias="to")],
     branch_code: Annotated[str | None, Query(max_length=8)] = None,
 ) -> GapsOut:
     authorize(reader, "lists.read", branch_code=branch_code)
@@ -221,6 +226,7 @@ async def get_list(
     )
     if format == "json":
         base = summary(ctx, daily).model_dump()
+        base["totals"]["center_refusals"] = int(content["totals"].get("center_refusals", 0))
         return DailyListOut(
             **base,
             lines=lines,
@@ -250,7 +256,13 @@ async def get_list(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def check_line(
-    list_id: str, line_no: int, body: CheckRequest, principal: ListConfirmer, session: DbSession, ctx: Context
+    list_id: str,
+    # Bounded so a huge number is a 422, not an integer overflow in the database driver.
+    line_no: Annotated[int, Path(ge=1, le=10_000_000)],
+    body: CheckRequest,
+    principal: ListConfirmer,
+    session: DbSession,
+    ctx: Context,
 ) -> ListLineOut:
     await service.check_line(
         session,

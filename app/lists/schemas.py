@@ -7,11 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.clock import BusinessDate
+
 
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    business_date: date
+    business_date: BusinessDate
     branch_code: str | None = Field(default=None, max_length=8)
 
 
@@ -40,6 +42,10 @@ class ListLineOut(BaseModel):
     )
     consent_document: ConsentDocumentOut
     response_delivered: bool
+    center_refusal: str | None = Field(
+        default=None,
+        description="The center's refusal code (e.g. CENTER_NO_TRADE_INFO): answered by a refusal notice",
+    )
     check: Literal["matched", "mismatch", "document_missing"] | None
     checked_by: str | None
     checked_at: datetime | None
@@ -48,6 +54,13 @@ class ListLineOut(BaseModel):
 class TotalsOut(BaseModel):
     inquiries: int
     responses_delivered: int
+
+
+class ListTotalsOut(TotalsOut):
+    center_refusals: int = Field(
+        description="Inquiries the center answered with a refusal (e.g. CENTER_NO_TRADE_INFO). A count "
+        "list confirms when responses_in_hand = inquiries = responses_delivered + center_refusals"
+    )
 
 
 class DailyListSummary(BaseModel):
@@ -72,6 +85,7 @@ class DailyListSummary(BaseModel):
 
 
 class DailyListOut(DailyListSummary):
+    totals: ListTotalsOut
     lines: list[ListLineOut]
     responses_in_hand: int | None
     attested_no_inquiries: bool

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,11 +28,11 @@ from app.audit.ledger import Actor, record
 from app.authz.models import Branch
 from app.authz.policy import authorize, ensure_may_confirm, may
 from app.authz.principal import Principal
-from app.clock import TOKYO
+from app.clock import TOKYO, business_date_of
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
 from app.db import lock_or_create
-from app.errors import DomainError, InvalidState, NotFound
+from app.errors import DomainError, InvalidState, NotFound, ValidationFailed
 from app.hq.models import HqRequest
 from app.inquiry.models import Escalation, Inquiry
 from app.inquiry.sealing import open_subject
@@ -57,6 +57,22 @@ class AttestationRequired(DomainError):
     status = 409
     code = "ATTESTATION_REQUIRED"
     title = "A day without inquiries must be attested"
+
+
+class BusinessDateNotBegun(DomainError):
+    status = 422
+    code = "BUSINESS_DATE_IN_FUTURE"
+    title = "No list is made for a business date that has not begun (Asia/Tokyo)"
+
+
+class PeriodTooLong(DomainError):
+    status = 422
+    code = "PERIOD_TOO_LONG"
+    title = "The period is too long"
+
+
+# The gap detector walks every day of its period per branch and kind: one year at a time.
+GAPS_MAX_DAYS = 366
 
 
 class LateReasonRequired(DomainError):
@@ -102,6 +118,7 @@ _LINE_SOURCE = (
     Inquiry.consent_reference,
     Inquiry.consent_obtained_on,
     Inquiry.response_state,
+    Inquiry.center_result_code,
     Inquiry.sent_at,
     Inquiry.cancelled_at,
     Inquiry.subject_sealed,
@@ -176,12 +193,22 @@ async def _hq_returned_lines(
     return lines
 
 
+def center_refusal(line_type: str, inquiry: Any) -> str | None:
+    """The center's refusal code (e.g. CENTER_NO_TRADE_INFO) when the center answered an inquiry with a
+    refusal instead of a response: the operator holds the refusal notice, so it is an answer in hand."""
+    code = inquiry.center_result_code
+    if line_type == "inquiry" and inquiry.response_state == "none" and code and code.startswith("CENTER_"):
+        return str(code)
+    return None
+
+
 def build_content(
     ctx: AppContext, *, branch_code: str, day: date, kind: str, rows: Iterable[LineSource]
 ) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     delivered = 0
     inquiries = 0
+    refusals = 0
     for line_no, (line_type, inquiry) in enumerate(rows, start=1):
         at = inquiry.sent_at if line_type == "inquiry" else inquiry.cancelled_at
         assert at is not None
@@ -206,6 +233,11 @@ def build_content(
             },
             "response_delivered": response_delivered,
         }
+        refusal = center_refusal(line_type, inquiry)
+        if refusal is not None:
+            # Only on refused lines, so lists without refusals keep the content (and hash) they had.
+            line["center_refusal"] = refusal
+            refusals += 1
         if kind == "subject":
             subject = open_subject(ctx, inquiry)
             line["subject"] = {"name_kana": subject["name_kana"], "birth_date": subject["birth_date"]}
@@ -213,13 +245,16 @@ def build_content(
             inquiries += 1
             delivered += int(response_delivered)
         lines.append(line)
+    totals = {"inquiries": inquiries, "responses_delivered": delivered}
+    if refusals:
+        totals["center_refusals"] = refusals
     return {
         "branch_code": branch_code,
         "business_date": day.isoformat(),
         "kind": kind,
         "no_inquiries": not lines,
         "lines": lines,
-        "totals": {"inquiries": inquiries, "responses_delivered": delivered},
+        "totals": totals,
     }
 
 
@@ -228,6 +263,12 @@ def open_content(ctx: AppContext, daily: DailyList) -> dict[str, Any]:
         daily.content_sealed, daily.content_nonce, daily.content_wrapped_key, daily.content_kek_id
     )
     return dict(json.loads(open_sealed(ctx.keyring, sealed, associated_data=list_aad(daily.id))))
+
+
+def center_refusals(ctx: AppContext, daily: DailyList) -> int:
+    if daily.no_inquiries or daily.responses_delivered == daily.inquiries_total:
+        return 0  # nothing can have been refused; spares opening the sealed content
+    return int(open_content(ctx, daily)["totals"].get("center_refusals", 0))
 
 
 # -- generation (DL-1, DL-2) --------------------------------------------------------------------------
@@ -330,7 +371,11 @@ async def _ensure_kind(
         no_inquiries=content["no_inquiries"],
         inquiries_total=content["totals"]["inquiries"],
         responses_delivered=content["totals"]["responses_delivered"],
-        due_at=ctx.calendar.end_of_next_business_day(day, branch_code),
+        # A supplement is due by the end of the business day after the one it was generated on: its
+        # new lines only came to light then, so the original's deadline (maybe long past) cannot apply.
+        due_at=ctx.calendar.end_of_next_business_day(
+            business_date_of(now) if latest is not None else day, branch_code
+        ),
         state="pending",
         late=False,
         attested_no_inquiries=False,
@@ -426,6 +471,9 @@ async def generate(
     The day's inquiries are read once, streamed in branch order, and each branch's lists are made as
     soon as its rows are in: one pass over the day with only one branch's lines in memory.
     """
+    if day > business_date_of(ctx.clock.now()):
+        # Today's list may be made (and supplemented later); a day that has not begun has no record yet.
+        raise BusinessDateNotBegun(f"{day.isoformat()} has not begun yet")
     results: list[GeneratedList] = []
     async with ctx.db.read_session() as session:
         query = select(Branch.code).where(Branch.status == "active").order_by(Branch.code)
@@ -505,17 +553,26 @@ async def record_access(session: AsyncSession, *, principal: Principal, daily: D
 
 
 async def search(
+    session: AsyncSession, ctx: AppContext, *, principal: Principal, limit: int, **filters: Any
+) -> list[DailyList]:
+    return (await search_page(session, ctx, principal=principal, limit=limit, **filters))[0]
+
+
+async def search_page(
     session: AsyncSession,
     ctx: AppContext,
     *,
     principal: Principal,
-    branch_code: str | None,
-    date_from: date | None,
-    date_to: date | None,
-    kind: str | None,
-    state: str | None,
+    branch_code: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    kind: str | None = None,
+    state: str | None = None,
     limit: int,
-) -> list[DailyList]:
+    cursor: str | None = None,
+) -> tuple[list[DailyList], str | None]:
+    """One page of lists in (business date, branch, kind, version) order, and the cursor of the next:
+    the id of this page's last list (keyset, so pages stay stable while lists are added)."""
     authorize(principal, "lists.read", branch_code=branch_code)
     query = (
         select(DailyList).where(DailyList.state != "superseded")
@@ -539,14 +596,54 @@ async def search(
         query = query.where(DailyList.state == "pending", DailyList.due_at > now)
     elif state in ("confirmed", "superseded"):
         query = query.where(DailyList.state == state)
-    query = query.order_by(DailyList.business_date, DailyList.branch_code, DailyList.kind).limit(limit)
-    return list((await session.scalars(query)).all())
+    key = (DailyList.business_date, DailyList.branch_code, DailyList.kind, DailyList.version)
+    if cursor is not None:
+        anchor = await session.get(DailyList, cursor)
+        if anchor is None:
+            raise ValidationFailed("The cursor is not valid")
+        after = (anchor.business_date, anchor.branch_code, anchor.kind, anchor.version)
+        query = query.where(tuple_(*key) > tuple_(*after))
+    rows = list((await session.scalars(query.order_by(*key).limit(limit + 1))).all())
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def _days_with_activity(
+    session: AsyncSession, *, branch_code: str, date_from: date, date_to: date
+) -> set[date]:
+    """Days in the period on which the branch sent an inquiry or had one cancelled (Asia/Tokyo)."""
+    sent = await session.scalars(
+        select(Inquiry.business_date)
+        .where(
+            Inquiry.branch_code == branch_code,
+            Inquiry.business_date >= date_from,
+            Inquiry.business_date <= date_to,
+            Inquiry.sent_at.is_not(None),
+        )
+        .distinct()
+    )
+    days = set(sent.all())
+    start, end = _day_bounds(date_from)[0], _day_bounds(date_to)[1]
+    cancelled = await session.scalars(
+        select(Inquiry.cancelled_at).where(
+            Inquiry.branch_code == branch_code,
+            Inquiry.cancelled_at >= start,
+            Inquiry.cancelled_at < end,
+            Inquiry.sent_at.is_not(None),
+        )
+    )
+    days |= {business_date_of(at) for at in cancelled.all() if at is not None}
+    return days
 
 
 async def gaps(
     session: AsyncSession, ctx: AppContext, *, date_from: date, date_to: date, branch_code: str | None
 ) -> dict[str, Any]:
     """Business days and branches with no list, and holes in the per-branch sequence numbers (DL-1)."""
+    if date_to < date_from:
+        raise ValidationFailed("'to' is before 'from'")
+    if (date_to - date_from).days + 1 > GAPS_MAX_DAYS:
+        raise PeriodTooLong(f"Ask for at most {GAPS_MAX_DAYS} days at a time")
     query = select(Branch.code).where(Branch.status == "active").order_by(Branch.code)
     if branch_code is not None:
         query = query.where(Branch.code == branch_code)
@@ -554,6 +651,9 @@ async def gaps(
     missing: list[dict[str, str]] = []
     sequence_gaps: list[dict[str, Any]] = []
     for code in codes:
+        # DL-1: a non-business day on which the branch inquired (or cancelled) needs its lists too.
+        due = set(ctx.calendar.business_days(date_from, date_to, code))
+        due |= await _days_with_activity(session, branch_code=code, date_from=date_from, date_to=date_to)
         for kind in kinds_for(ctx, code):
             present = set(
                 (
@@ -567,7 +667,7 @@ async def gaps(
                     )
                 ).all()
             )
-            for day in ctx.calendar.business_days(date_from, date_to, code):
+            for day in sorted(due):
                 if day not in present:
                     missing.append({"branch_code": code, "kind": kind, "business_date": day.isoformat()})
             sequences = sorted(
@@ -677,12 +777,16 @@ async def confirm(
             raise AttestationRequired("Attest that there were no inquiries on this day (照会なし)")
     else:
         if daily.kind == "count":
-            if responses_in_hand is None or not (
-                responses_in_hand == daily.inquiries_total == daily.responses_delivered
-            ):
+            # The rule for D: what the confirmer holds is one answer per inquiry — a delivered response
+            # or the center's refusal notice (e.g. CENTER_NO_TRADE_INFO) — and nothing else. An inquiry
+            # the center never answered keeps the list unconfirmable until it is resolved.
+            refusals = center_refusals(ctx, daily)
+            answered = daily.responses_delivered + refusals
+            if responses_in_hand is None or not (responses_in_hand == daily.inquiries_total == answered):
                 raise CountMismatch(
                     f"Responses in hand must equal the inquiry count ({daily.inquiries_total}) "
-                    f"and the delivered responses ({daily.responses_delivered})"
+                    f"and the answers delivered ({daily.responses_delivered} responses "
+                    f"+ {refusals} center refusals)"
                 )
         unchecked = [line.line_no for line in lines if line.check is None]
         if unchecked:

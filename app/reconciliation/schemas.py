@@ -7,14 +7,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.clock import BusinessDate
+
 FindingKind = Literal["unmatched_center", "unmatched_gateway", "undual_cancellation", "mismatched"]
 
 
 class CenterReconciliationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    date_from: date = Field(alias="from", description="First business date (Asia/Tokyo), inclusive")
-    date_to: date = Field(alias="to", description="Last business date (Asia/Tokyo), inclusive")
+    date_from: BusinessDate = Field(alias="from", description="First business date (Asia/Tokyo), inclusive")
+    date_to: BusinessDate = Field(alias="to", description="Last business date (Asia/Tokyo), inclusive")
 
     @model_validator(mode="after")
     def _ordered(self) -> CenterReconciliationRequest:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.hq.models import HqRequest
@@ -19,7 +21,7 @@ from tests.inquiry.support import as_user, center_record, draft_body, person
 
 
 async def test_three_branch_requests_and_one_own_inquiry_balance_and_hq_signs_off(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
     """HQ-1, HQ-3, HQ-4: the acceptance walk of a day at HQ."""
     op001, op002 = await as_user(client, demo, "op001"), await as_user(client, demo, "op002")
@@ -69,6 +71,11 @@ async def test_three_branch_requests_and_one_own_inquiry_balance_and_hq_signs_of
     assert day["own_initiative"] == 1
     assert day["balanced"] is True and day["sign_off"] is None
 
+    # The day is signed off once it is over (Asia/Tokyo), not while inquiries can still be made.
+    early = await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=hqcf)
+    assert early.status_code == 409 and early.json()["code"] == "DAY_NOT_OVER"
+    clock.set(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))  # 00:00 JST on Wednesday 25 November
+    hq, hqcf = await as_user(client, demo, "hqop"), await as_user(client, demo, "hqcf")
     # The HQ operator who ran the day's inquiries is not the one who signs it off.
     assert (await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=hq)).status_code == 403
     signed = await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=hqcf)
@@ -178,7 +185,7 @@ async def test_an_hq_inquiry_without_request_or_approval_is_refused(
 
 
 async def test_a_count_mismatch_blocks_hq_sign_off_and_alerts(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
     """HQ-3: a difference raises HQ_COUNT_MISMATCH (critical) and blocks the sign-off."""
     op001, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
@@ -196,6 +203,8 @@ async def test_a_count_mismatch_blocks_hq_sign_off_and_alerts(
     assert (day["hq_executed"], day["branch_requests_executed"], day["own_initiative"]) == (2, 1, 0)
     assert day["balanced"] is False
 
+    clock.set(datetime(2026, 11, 25, 0, 0, tzinfo=UTC))  # the next morning
+    hqcf = await as_user(client, demo, "hqcf")
     blocked = await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=hqcf)
     assert blocked.status_code == 409 and blocked.json()["code"] == "HQ_COUNT_MISMATCH"
     assert (await balance(client, hqcf))["sign_off"] is None

@@ -5,12 +5,14 @@ The bundled policy returns to 001 on its subject list (method C) and to 002 on i
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from app.audit.ledger import Actor
 from app.authz import directory
+from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from tests.hq.support import TODAY, branch_request, execute
@@ -64,7 +66,7 @@ async def test_the_requesting_branch_gets_hq_inquiries_on_the_list_of_its_return
 
 
 async def test_hq_sign_off_is_not_for_someone_who_ran_the_days_inquiries(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
     """SD-1 at HQ: the confirmer signing the day off ran none of its HQ inquiries."""
     async with ctx.db.session() as session:
@@ -75,5 +77,7 @@ async def test_hq_sign_off_is_not_for_someone_who_ran_the_days_inquiries(
     hqcf = await as_user(client, demo, "hqcf")
     draft = await client.post("/inquiries", json=draft_body(await person(ctx)), headers=hqcf)
     assert draft.status_code == 201, draft.text
+    clock.set(datetime(2026, 11, 25, 0, 0, tzinfo=UTC))  # the day is over: sign-off is due
+    hqcf = await as_user(client, demo, "hqcf")
     refused = await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=hqcf)
     assert refused.status_code == 403 and refused.json()["code"] == "SAME_PERSON"

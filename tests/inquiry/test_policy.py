@@ -52,7 +52,7 @@ def test_bundled_policy_is_the_guideline_table() -> None:
                 d["check_methods"]["branches"].update({"002": ["C", "D"]}),
                 d["hq_return_option"]["branches"].update({"002": "none"}),
             ),
-            "needs method A or B",
+            "needs method A",
         ),
         (
             lambda d: d["purposes"]["new_credit"]["documents"].update({"new": ["passport"]}),

@@ -281,6 +281,32 @@ def test_pdf_supplementary_version_shows_reason_and_what_it_supersedes() -> None
     assert "担当者不在のため翌々日に確認" in text
 
 
+def test_pdf_and_csv_name_the_supplement_reason_in_japanese_not_its_code() -> None:
+    view = make_view(2, version=2, supersedes="0b9d7e44-5a1c-4f3e-8d2b-7c6a5e4f3d21")
+    for code, label in [
+        ("late_inquiry", "作成後に判明した照会の追加"),
+        ("late_cancellation", "作成後に判明した取消の追加"),
+    ]:
+        _, texts = pdf_text(render_pdf(dataclasses.replace(view, supplement_reason=code)))
+        text = "\n".join(texts)
+        assert label in text and code not in text
+
+
+def test_count_list_counts_a_center_refusal_as_an_answer_in_hand() -> None:
+    # Line 1 was answered by the center with a refusal (NO_TRADE_INFO); its notice is in hand.
+    base = make_view(2, kind="count")
+    refused = dataclasses.replace(base.lines[0], response_delivered=False, center_refused=True)
+    lines = (refused, dataclasses.replace(base.lines[1], response_delivered=True))
+    view = dataclasses.replace(base, lines=lines, inquiries_total=2, responses_delivered=1, center_refusals=1)
+    rows = csv_rows(render_csv(view))
+    received = rows[0].index("回答受領")
+    assert [row[received] for row in rows[1:]] == ["謝絶", "有"]
+    _, texts = pdf_text(render_pdf(view))
+    text = "".join("\n".join(texts).split())
+    assert "1件＋センター謝絶1件" in text
+    assert "センターの謝絶通知を回答1件として含む" in text
+
+
 def test_pdf_markup_in_data_is_text_not_markup() -> None:
     line = dataclasses.replace(make_line(1), document_reference="<b>A&B</b>", operator_id="op<1>")
     _, texts = pdf_text(render_pdf(make_view(1, lines=(line,))))
@@ -331,3 +357,14 @@ def test_png_renderings_for_review() -> None:
     assert count and supplement
     for png in [*zero, *thirty, *count, *supplement]:
         assert png.stat().st_size > 10_000
+
+
+def test_every_supplement_reason_has_the_same_japanese_label_in_the_pdf_and_the_panel() -> None:
+    from app.lists.formats import SUPPLEMENT_REASON_LABELS
+    from app.panel.i18n import CATALOGUES
+
+    codes = {"late_inquiry", "late_cancellation", "late_correction", "late_change"}
+    assert set(SUPPLEMENT_REASON_LABELS) == codes
+    for code, label in SUPPLEMENT_REASON_LABELS.items():
+        assert CATALOGUES["ja"][f"list.reason.{code}"] == label
+        assert f"list.reason.{code}" in CATALOGUES["en"]
