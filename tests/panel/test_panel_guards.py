@@ -101,6 +101,12 @@ async def test_every_panel_form_posted_without_its_csrf_token_is_refused_with_an
     assert english.status == 403 and "Open the page again" in await english.text()
     await page.goto(f"{live.url}/panel/")
     await expect(page.locator("h1")).to_have_text("Dashboard")
+    # The same in the browser: a form whose token was lost leads to the refusal page, not to JSON.
+    await page.locator(".logout-form input[name=csrf_token]").evaluate("element => { element.value = '' }")
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page.locator("h1")).to_have_text("The action could not be completed")
+    await expect(page.locator("#error-code")).to_have_text("CSRF_TOKEN_INVALID")
+    await expect(page.locator("#header-user")).to_contain_text("cf001")  # still logged in
     terminal.close()
 
 
