@@ -125,6 +125,7 @@ def serve(
     import uvicorn
 
     from app.migrate import upgrade
+    from app.panel.security import loopback_demo_settings
 
     settings = _settings(data_dir)
     if settings.is_sqlite and not (data_dir / "keys.json").exists() and not settings.keys:
@@ -134,9 +135,7 @@ def serve(
         typer.echo("several workers need PostgreSQL (SHOKAI_DATABASE_URL)", err=True)
         raise typer.Exit(2)
     upgrade(settings.resolved_database_url())
-    if host in ("127.0.0.1", "localhost", "::1") and "SHOKAI_COOKIE_SECURE" not in os.environ:
-        # Plain HTTP on loopback is the demo; everywhere else the panel cookie stays Secure.
-        settings = settings.model_copy(update={"cookie_secure": False})
+    settings = loopback_demo_settings(settings, host=host, environ=os.environ)
     typer.echo(f"Shokai on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)")
     typer.echo(f"Confirmer panel: http://{host}:{port}/panel/  (demo users and terminals: `shokai logins`)")
     if workers > 1:

@@ -42,7 +42,8 @@ def _problem(request: Request, status: int, code: str, title: str, detail: str, 
     )
 
 
-async def _record_denial(request: Request, status: int, code: str) -> None:
+async def record_denial(request: Request, status: int, code: str) -> None:
+    """Write the LG-1 ``request.denied`` event for a 401/403 (the API's handler and the panel's pages)."""
     ctx: AppContext = request.app.state.ctx
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is not None:
@@ -74,12 +75,17 @@ async def _record_denial(request: Request, status: int, code: str) -> None:
     ctx.metrics.denied_requests.labels(code).inc()
 
 
-async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DomainError)
+async def record_refusal(request: Request, exc: DomainError) -> None:
+    """A 401/403 refusal is recorded (LG-1) unless its service already did; every one is counted."""
     if exc.status in (401, 403) and not exc.audited:
-        await _record_denial(request, exc.status, exc.code)
+        await record_denial(request, exc.status, exc.code)
     elif exc.status in (401, 403):
         request.app.state.ctx.metrics.denied_requests.labels(exc.code).inc()
+
+
+async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    await record_refusal(request, exc)
     response = _problem(request, exc.status, exc.code, exc.title, exc.detail, **exc.extra)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
@@ -103,7 +109,7 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     if exc.status_code in (401, 403):
-        await _record_denial(request, exc.status_code, code)
+        await record_denial(request, exc.status_code, code)
     return _problem(request, exc.status_code, code, str(exc.detail), str(exc.detail))
 
 

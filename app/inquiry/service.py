@@ -513,6 +513,8 @@ async def issue_approval_number(
     session: AsyncSession, *, ctx: AppContext, principal: Principal, inquiry_id: str
 ) -> tuple[str, datetime]:
     """A confirmer ≠ operator issues a one-time number for this draft (or for cancelling it, CC-1)."""
+    # The route's own permission, asked here so the API and the panel run the same check (AU-6).
+    authorize(principal, "inquiry.approve")
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
     _ensure_can_see(principal, inquiry)
     actor = principal.actor()
@@ -559,6 +561,8 @@ async def refuse_approval(
     """
     if reason not in APPROVAL_REFUSAL_REASONS:
         raise ValidationFailed(f"reason must be one of: {', '.join(APPROVAL_REFUSAL_REASONS)}")
+    # The route's own permission, asked here so the API and the panel run the same check (AU-6).
+    authorize(principal, "inquiry.approve")
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
     _ensure_can_see(principal, inquiry)
     actor = principal.actor()
@@ -696,6 +700,8 @@ async def release(
     totp: str | None = None,
 ) -> Released:
     """A confirmer ≠ operator re-authenticates, checks the response against the document and releases it."""
+    # The route's own permission, asked here so the API and the panel run the same check (AU-6).
+    authorize(principal, "inquiry.release")
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
     _ensure_can_see(principal, inquiry)
     actor = principal.actor()

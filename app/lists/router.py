@@ -60,9 +60,10 @@ def summary(ctx: AppContext, daily: DailyList) -> DailyListSummary:
     )
 
 
-def _lines(
+def lines_out(
     principal: Principal, daily: DailyList, content: dict[str, Any], checks: list[DailyListLine]
 ) -> list[ListLineOut]:
+    """A list's lines with their checks; names only for those allowed them (the API and the panel)."""
     show_names = may(principal, "lists.read_subject", branch_code=daily.branch_code)
     by_no = {line.line_no: line for line in checks}
     out = []
@@ -81,7 +82,8 @@ def _lines(
     return out
 
 
-def _view(ctx: AppContext, daily: DailyList, branch_name: str, lines: list[ListLineOut]) -> ListView:
+def file_view(ctx: AppContext, daily: DailyList, branch_name: str, lines: list[ListLineOut]) -> ListView:
+    """What the CSV and the PDF show (the API's files and the panel's are the same)."""
     center_refusals = sum(1 for line in lines if line.center_refusal is not None)
     return ListView(
         id=daily.id,
@@ -217,7 +219,7 @@ async def get_list(
     daily = await service.load_list(session, list_id)
     service.ensure_can_read(principal, daily)
     content = service.open_content(ctx, daily)
-    lines = _lines(principal, daily, content, await service.lines_of(session, list_id))
+    lines = lines_out(principal, daily, content, await service.lines_of(session, list_id))
     await service.record_access(
         session,
         principal=principal,
@@ -234,7 +236,7 @@ async def get_list(
             attested_no_inquiries=daily.attested_no_inquiries,
         )
     branch = await session.get(Branch, daily.branch_code)
-    view = _view(ctx, daily, branch.name if branch else daily.branch_code, lines)
+    view = file_view(ctx, daily, branch.name if branch else daily.branch_code, lines)
     stem = f"{daily.kind}-list-{daily.branch_code}-{daily.business_date:%Y%m%d}-v{daily.version}"
     if format == "csv":
         return Response(
@@ -275,7 +277,7 @@ async def check_line(
     )
     daily = await service.load_list(session, list_id)
     content = service.open_content(ctx, daily)
-    lines = _lines(principal, daily, content, await service.lines_of(session, list_id))
+    lines = lines_out(principal, daily, content, await service.lines_of(session, list_id))
     return next(line for line in lines if line.line_no == line_no)
 
 

@@ -709,6 +709,8 @@ async def check_line(
     result: str,
     note: str | None,
 ) -> DailyListLine:
+    # The route's own permission, asked here so the API and the panel run the same check (AU-6).
+    authorize(principal, "inquiry.confirm")
     daily = await load_list(session, list_id)
     ensure_can_read(principal, daily)
     if daily.state != "pending":
@@ -760,6 +762,8 @@ async def confirm(
     attest_no_inquiries: bool,
     late_reason: str | None,
 ) -> DailyList:
+    # The route's own permission, asked here so the API and the panel run the same check (AU-6).
+    authorize(principal, "inquiry.confirm")
     daily = await load_list(session, list_id)
     ensure_can_read(principal, daily)
     if daily.state != "pending":

@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import record
@@ -34,12 +36,14 @@ from app.hq import service as hq_service
 from app.hq.models import HqRequest
 from app.inquiry import service as inquiry_service
 from app.inquiry.models import Inquiry
+from app.inquiry.schemas import ReleaseRequest
 from app.inquiry.sealing import open_subject
 from app.lists import service as lists_service
 from app.lists.formats import render_csv, render_pdf
 from app.lists.models import DailyList
-from app.lists.router import _lines as list_lines
-from app.lists.router import _view as list_file_view
+from app.lists.router import file_view as list_file_view
+from app.lists.router import lines_out as list_lines
+from app.lists.schemas import CheckRequest, ConfirmRequest
 from app.panel import views
 from app.panel.i18n import LANGUAGES, Language, error_message, language_of, translator
 from app.panel.security import (
@@ -67,6 +71,7 @@ from app.panel.security import (
     terminal_cookie_value,
     terminal_of,
 )
+from app.problems import record_refusal
 
 router = APIRouter(prefix=PANEL_PATH, include_in_schema=False)
 
@@ -79,6 +84,9 @@ _DONE_MESSAGES = {
     "confirmed": "list.done",
 }
 _LINE_CHECKS = ("matched", "mismatch", "document_missing")
+# Hints a refusal may add to its message on the page (a text over the API's length limit).
+_HINTS = {"too_long": "error.hint.too_long"}
+_Form = TypeVar("_Form", bound=BaseModel)
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -89,6 +97,14 @@ class PanelRedirect(Exception):
         super().__init__(location)
         self.location = location
         self.end_session = end_session
+
+
+class PanelRefusal(Exception):
+    """A form refused before its route ran (no CSRF token, not a form): an HTML error page, not JSON."""
+
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(error.code)
+        self.error = error
 
 
 # -- rendering ------------------------------------------------------------------------------------------
@@ -120,6 +136,7 @@ def _render(
         idle_seconds = max(0, int((principal.idle_expires_at - ctx.clock.now()).total_seconds()))
     done = request.query_params.get("done", "")
     error = request.query_params.get("error", "")
+    hint = request.query_params.get("hint", "")
     html = environment.get_template(template).render(
         t=t,
         lang=language,
@@ -144,6 +161,7 @@ def _render(
         else None,
         flash_error=error_message(language, error) if _CODE.match(error) else None,
         flash_error_code=error if _CODE.match(error) else None,
+        flash_hint=t(_HINTS[hint], limit=400) if _CODE.match(error) and hint in _HINTS else None,
         **values,
     )
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
@@ -166,31 +184,16 @@ def _redirect(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
 
-async def _refused(
-    request: Request, session: AsyncSession, ctx: AppContext, principal: Principal, exc: DomainError
-) -> None:
-    """A refusal shown on a page is recorded like the API's (LG-1) unless its service already did."""
+async def _refused(request: Request, session: AsyncSession, exc: DomainError) -> None:
+    """A refusal shown on a page is recorded exactly like the API's (LG-1), by the same function."""
     await session.rollback()
-    if exc.status in (401, 403) and not exc.audited:
-        async with ctx.db.session() as denial:
-            record(
-                denial,
-                actor=principal.actor(),
-                action="request.denied",
-                object_type="endpoint",
-                object_id=request.url.path[:80],
-                outcome="denied",
-                details={"status": exc.status, "code": exc.code, "method": request.method},
-            )
-            await denial.commit()
-    if exc.status in (401, 403):
-        ctx.metrics.denied_requests.labels(exc.code).inc()
+    await record_refusal(request, exc)
 
 
 async def _error_page(
     request: Request, session: AsyncSession, ctx: AppContext, principal: Principal, exc: DomainError
 ) -> HTMLResponse:
-    await _refused(request, session, ctx, principal, exc)
+    await _refused(request, session, exc)
     return _render(
         request,
         "error.html",
@@ -258,10 +261,17 @@ AnyPanelUser = Annotated[Principal, Depends(_panel_user)]
 PanelUser = Annotated[Principal, Depends(_ready_user)]
 
 
-async def _form(request: Request, ctx: AppContext, principal: Principal) -> dict[str, str]:
-    form = await read_form(request)
-    check_csrf(ctx, binding=session_binding(principal.session_id), form=form)
+async def _checked_request(request: Request, ctx: AppContext, binding: str | None) -> dict[str, str]:
+    try:
+        form = await read_form(request)
+        check_csrf(ctx, binding=binding, form=form)
+    except DomainError as exc:
+        raise PanelRefusal(exc) from exc
     return form
+
+
+async def _form(request: Request, ctx: AppContext, principal: Principal) -> dict[str, str]:
+    return await _checked_request(request, ctx, session_binding(principal.session_id))
 
 
 # -- login, logout, password (AU-3, AU-4, AU-6, AU-7) -----------------------------------------------------
@@ -311,9 +321,8 @@ async def login_page(
 
 @router.post("/login")
 async def login(request: Request, session: DbSession, ctx: Context, origin: Origin) -> Response:
-    form = await read_form(request)
     nonce = request.cookies.get(LOGIN_NONCE_COOKIE)
-    check_csrf(ctx, binding=login_binding(nonce) if nonce else None, form=form)
+    form = await _checked_request(request, ctx, login_binding(nonce) if nonce else None)
     assert nonce is not None
     next_page = safe_next(form.get("next"))
     user_id = form.get("user_id", "").strip()[:80]
@@ -444,7 +453,7 @@ async def change_password(
             request, ctx, principal, violations=list(exc.extra.get("violations", [])), status_code=422
         )
     except DomainError as exc:
-        await _refused(request, session, ctx, principal, exc)
+        await _refused(request, session, exc)
         if exc.status == 401 and exc.code != "INVALID_CREDENTIALS":
             raise PanelRedirect(_login_url(request, exc.code), end_session=True) from exc
         return _password_page(request, ctx, principal, error_code=exc.code, status_code=exc.status)
@@ -562,6 +571,43 @@ async def _search_lists(
     )
 
 
+# Lists read per query for the calendar. A branch has at most one current list per kind and day, so a
+# page always moves on by at least one day; every list of the month is read, however many branches.
+_MONTH_PAGE = 500
+
+
+async def _month_lists(
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    branches: list[str],
+    *,
+    date_from: date,
+    date_to: date,
+) -> list[DailyList]:
+    found: dict[str, DailyList] = {}
+    for code in branches:
+        start = date_from
+        while True:
+            page = await lists_service.search(
+                session,
+                ctx,
+                principal=principal,
+                branch_code=code,
+                date_from=start,
+                date_to=date_to,
+                kind=None,
+                state=None,
+                limit=_MONTH_PAGE,
+            )
+            found.update((daily.id, daily) for daily in page)
+            if len(page) < _MONTH_PAGE:
+                break
+            # Read the last day again on the next page: its lists may have been split across pages.
+            start = page[-1].business_date if page[-1].business_date > start else start + timedelta(days=1)
+    return list(found.values())
+
+
 async def _month(
     session: AsyncSession,
     ctx: AppContext,
@@ -575,7 +621,7 @@ async def _month(
     first = date(year, month, 1)
     following = views.next_month(year, month)
     last = date(following[0], following[1], 1) - timedelta(days=1)
-    lists = await _search_lists(session, ctx, principal, date_from=first, date_to=last, limit=1000)
+    lists = await _month_lists(session, ctx, principal, branches, date_from=first, date_to=last)
     missing: set[tuple[str, date]] = set()
     # A day's lists are generated after it ends, so only days before today can be missing.
     until = min(last, today - timedelta(days=1))
@@ -643,7 +689,7 @@ async def issue_approval_number(
         )
         inquiry = await inquiry_service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id)
     except DomainError as exc:
-        await _refused(request, session, ctx, principal, exc)
+        await _refused(request, session, exc)
         return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}?error={exc.code}")
     # Shown once, in this response only: it is never stored in clear and never shown again.
     return _render(
@@ -666,7 +712,7 @@ async def refuse_approval(
             session, ctx=ctx, principal=principal, inquiry_id=inquiry_id, reason=form.get("reason", "")
         )
     except DomainError as exc:
-        await _refused(request, session, ctx, principal, exc)
+        await _refused(request, session, exc)
         return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}?error={exc.code}")
     return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}?done=refused")
 
@@ -703,8 +749,14 @@ async def release(
     document_check = form.get("document_check", "")
     note = form.get("note", "").strip()
     try:
-        if document_check not in ("match", "mismatch") or len(note) > 400 or not form.get("password"):
-            raise ValidationFailed("Choose match or mismatch, enter your password, keep the note short")
+        if document_check not in ("match", "mismatch") or not form.get("password"):
+            raise ValidationFailed("Choose match or mismatch and enter your password")
+        _checked_form(
+            ReleaseRequest,
+            password=form.get("password", "")[:1024],
+            document_check=document_check,
+            note=note or None,
+        )
         released = await inquiry_service.release(
             session,
             ctx=ctx,
@@ -716,8 +768,8 @@ async def release(
             totp=form.get("totp", "").strip()[:12] or None,
         )
     except DomainError as exc:
-        await _refused(request, session, ctx, principal, exc)
-        return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}/release?error={exc.code}")
+        await _refused(request, session, exc)
+        return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}/release?{_refusal_query(exc)}")
     return _render(
         request,
         "response.html",
@@ -786,28 +838,45 @@ async def list_page(
     )
 
 
+def _checked_form(schema: type[_Form], **values: Any) -> _Form:
+    """The API's own request model checks the form (same choices, same length limits)."""
+    try:
+        return schema(**values)
+    except PydanticValidationError as exc:
+        too_long = any(error["type"] == "string_too_long" for error in exc.errors())
+        raise ValidationFailed(
+            "Keep the text within 400 characters" if too_long else "Check what you entered",
+            hint="too_long" if too_long else None,
+        ) from exc
+
+
+def _refusal_query(exc: DomainError) -> str:
+    hint = exc.extra.get("hint")
+    return f"error={exc.code}" + (f"&hint={hint}" if hint in _HINTS else "")
+
+
 @router.post("/lists/{list_id}/lines/{line_no}/check")
 async def check_line(
     request: Request, list_id: str, line_no: int, principal: PanelUser, session: DbSession, ctx: Context
 ) -> Response:
     form = await _form(request, ctx, principal)
-    result = form.get("result", "")
     back = f"{PANEL_PATH}/lists/{quote(list_id)}"
     try:
-        if result not in _LINE_CHECKS:
-            raise ValidationFailed("Choose matched, mismatch or document_missing")
+        body = _checked_form(
+            CheckRequest, result=form.get("result", ""), note=form.get("note", "").strip() or None
+        )
         await lists_service.check_line(
             session,
             ctx,
             principal=principal,
             list_id=list_id,
             line_no=line_no,
-            result=result,
-            note=form.get("note", "").strip()[:400] or None,
+            result=body.result,
+            note=body.note,
         )
     except DomainError as exc:
-        await _refused(request, session, ctx, principal, exc)
-        return _redirect(f"{back}?error={exc.code}&line={line_no}#line-{line_no}")
+        await _refused(request, session, exc)
+        return _redirect(f"{back}?{_refusal_query(exc)}&line={line_no}#line-{line_no}")
     return _redirect(f"{back}?done=checked&line={line_no}#line-{line_no}")
 
 
@@ -821,18 +890,24 @@ async def confirm_list(
     try:
         if in_hand_text and not (in_hand_text.isdigit() and len(in_hand_text) <= 7):
             raise ValidationFailed("The number of responses in hand must be a whole number")
+        body = _checked_form(
+            ConfirmRequest,
+            responses_in_hand=int(in_hand_text) if in_hand_text else None,
+            attest_no_inquiries=form.get("attest_no_inquiries") == "yes",
+            late_reason=form.get("late_reason", "").strip() or None,
+        )
         await lists_service.confirm(
             session,
             ctx,
             principal=principal,
             list_id=list_id,
-            responses_in_hand=int(in_hand_text) if in_hand_text else None,
-            attest_no_inquiries=form.get("attest_no_inquiries") == "yes",
-            late_reason=form.get("late_reason", "").strip()[:400] or None,
+            responses_in_hand=body.responses_in_hand,
+            attest_no_inquiries=body.attest_no_inquiries,
+            late_reason=body.late_reason,
         )
     except DomainError as exc:
-        await _refused(request, session, ctx, principal, exc)
-        return _redirect(f"{back}?error={exc.code}#confirm")
+        await _refused(request, session, exc)
+        return _redirect(f"{back}?{_refusal_query(exc)}#confirm")
     return _redirect(f"{back}?done=confirmed")
 
 
@@ -923,6 +998,19 @@ async def _panel_redirect(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _panel_refusal(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PanelRefusal)
+    await record_refusal(request, exc.error)
+    return _render(
+        request,
+        "error.html",
+        principal=getattr(request.state, "principal", None),
+        status_code=exc.error.status,
+        message=error_message(_language(request), exc.error.code),
+        code=exc.error.code,
+    )
+
+
 def install_panel(app: FastAPI) -> None:
     """Mount the panel at /panel (templates, static files, routes) and send / there."""
     here = Path(__file__).parent
@@ -935,6 +1023,7 @@ def install_panel(app: FastAPI) -> None:
         lstrip_blocks=True,
     )
     app.add_exception_handler(PanelRedirect, _panel_redirect)
+    app.add_exception_handler(PanelRefusal, _panel_refusal)
     app.mount(f"{PANEL_PATH}/static", StaticFiles(directory=here / "static"), name="panel-static")
     app.include_router(router)
 

@@ -11,12 +11,14 @@ import base64
 import hmac
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 
+from app.config import Settings
 from app.context import AppContext
 from app.errors import CsrfRejected, ValidationFailed
 
@@ -46,6 +48,17 @@ PAGE_HEADERS = {
 }
 MAX_FORM_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 100
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def loopback_demo_settings(settings: Settings, *, host: str, environ: Mapping[str, str]) -> Settings:
+    """Plain HTTP on loopback is the demo: only there (and only unless SHOKAI_COOKIE_SECURE says otherwise)
+    are the panel's cookies sent without Secure; on any other address they stay Secure (AU-6)."""
+    if host in LOOPBACK_HOSTS and "SHOKAI_COOKIE_SECURE" not in environ:
+        return settings.model_copy(update={"cookie_secure": False})
+    return settings
 
 
 def set_panel_cookie(

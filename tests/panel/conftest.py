@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
 
 from app.center.simulator.population import Population
 from app.clock import ManualClock
@@ -118,12 +119,39 @@ async def browser_context(browser: Browser) -> AsyncIterator[BrowserContext]:
         await context.close()
 
 
+# Every visible form control with no <label> (by id or wrapping): a control a screen reader cannot name.
+UNLABELLED_CONTROLS = """() => Array.from(document.querySelectorAll('input, select, textarea'))
+  .filter(el => el.type !== 'hidden' && el.checkVisibility() && el.labels.length === 0)
+  .map(el => el.id || el.name || el.outerHTML.slice(0, 80))"""
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def page(browser_context: BrowserContext, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
-    """A page whose final state is saved as a screenshot under test-artifacts/panel/ (also on failure)."""
+    """A page whose final state is saved as a screenshot under test-artifacts/panel/ (also on failure).
+
+    Each page the test loads is checked for form controls without a label; the test fails at its end
+    if any page had one (keyboard and screen-reader use, issue 5).
+    """
     tab = await browser_context.new_page()
+    unlabelled: dict[str, list[str]] = {}
+    checked: list[str] = []
+
+    async def check_labels(_: Any) -> None:
+        try:
+            url = tab.url
+            missing = await tab.evaluate(UNLABELLED_CONTROLS)
+        except PlaywrightError:
+            return  # the page navigated on before the check ran; its successor is checked instead
+        checked.append(url)
+        if missing:
+            unlabelled[url] = missing
+
+    tab.on("load", check_labels)
     try:
         yield tab
+        await check_labels(None)
+        assert checked, "no page was checked for labels"
+        assert unlabelled == {}, f"form controls without a label: {unlabelled}"
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         name = request.node.name.replace("[", "-").replace("]", "").replace("/", "_")

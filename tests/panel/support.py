@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 
@@ -102,6 +103,23 @@ async def log_in(
         await page.get_by_label("端末キー").fill(term["key"])
     await page.get_by_role("button", name="ログイン").click()
     await page.wait_for_load_state()
+
+
+async def tab_to(page: Page, selector: str, *, limit: int = 150) -> None:
+    """Press Tab until ``selector`` has the focus: proof that the keyboard alone reaches it."""
+    target = page.locator(selector)
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        if await target.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"{selector} cannot be reached with the Tab key")
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of a page's forms (every form of one session carries the same token)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "the page has no form"
+    return found.group(1)
 
 
 def generate_lists(live: LiveServer, day: date, branch_code: str = "001") -> list[DailyList]:

@@ -12,7 +12,7 @@ from app.clock import ManualClock
 from app.demo import DemoCredentials
 from app.lists.models import DailyList
 from tests.panel.conftest import ARTIFACTS, LiveServer
-from tests.panel.support import Terminal, generate_lists, ledger, list_state, log_in, subject_of
+from tests.panel.support import Terminal, generate_lists, ledger, list_state, log_in, subject_of, tab_to
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -111,16 +111,6 @@ async def test_count_list_is_refused_until_the_responses_in_hand_match(
     await page.get_by_role("button", name="リストを確認する").click()
     await expect(page.locator("#list-state")).to_have_attribute("data-state", "confirmed")
     assert list_state(live, count_list.id).responses_in_hand == 2
-
-
-async def tab_to(page: Page, selector: str, *, limit: int = 150) -> None:
-    """Press Tab until ``selector`` has the focus: proof that the keyboard alone reaches it."""
-    target = page.locator(selector)
-    for _ in range(limit):
-        await page.keyboard.press("Tab")
-        if await target.evaluate("element => element === document.activeElement"):
-            return
-    raise AssertionError(f"{selector} cannot be reached with the Tab key")
 
 
 async def test_zero_day_list_is_attested_and_confirmed_with_the_keyboard_only(

@@ -105,7 +105,10 @@ async def test_pages_are_not_cached_have_a_strict_csp_and_a_form_without_its_tok
     # The same logged-in browser posts the logout form without its CSRF token: refused, session alive.
     refused = await page.request.post(f"{live.url}/panel/logout", form={"nothing": "here"})
     assert refused.status == 403
-    assert (await refused.json())["code"] == "CSRF_TOKEN_INVALID"
+    # A page, not problem JSON: the error page in the panel's language, with the stable code.
+    assert refused.headers["content-type"].startswith("text/html")
+    assert 'id="error-code">CSRF_TOKEN_INVALID<' in await refused.text()
+    assert "画面を開き直してください" in await refused.text()
     await page.goto(f"{live.url}/panel/")
     await expect(page.locator("h1")).to_have_text("ダッシュボード")
     denied = ledger(live, "request.denied")
