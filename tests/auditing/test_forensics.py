@@ -128,6 +128,11 @@ async def test_subject_access_lists_exactly_the_users_and_terminals_that_touched
     assert by_pseudonym.status_code == 200, by_pseudonym.text
     assert by_pseudonym.json()["users"] == report["users"]
     assert by_pseudonym.json()["accesses"] == report["accesses"]
+    # An incident's window: only what happened inside it (nothing, for a window that ended before).
+    window = {"subject_pseudonym": report["subject_pseudonym"], "until": "2020-01-01T00:00:00Z"}
+    early = await client.get("/audit/subject-access", params=window, headers=auditor)
+    assert early.status_code == 200 and early.json()["accesses"] == []
+    assert len(early.json()["inquiries"]) == 2
     # Neither way of naming the person, or both at once, is a bad request.
     assert (await client.get("/audit/subject-access", headers=auditor)).status_code == 422
     both = {**query, "subject_pseudonym": report["subject_pseudonym"]}
@@ -135,7 +140,7 @@ async def test_subject_access_lists_exactly_the_users_and_terminals_that_touched
 
     # Asking is itself on the record, under the pseudonym, never the name.
     asked = await ledger_events(ctx, action="audit.subject_access_read")
-    assert len(asked) == 3 and asked[0].actor_id == "auditor"
+    assert len(asked) == 4 and asked[0].actor_id == "auditor"
     assert {a.object_id for a in asked} == {report["subject_pseudonym"]}
     assert asked[0].object_id == report["subject_pseudonym"]
     assert person["name_kana"] not in asked[0].details and person["birth_date"] not in asked[0].details
