@@ -118,7 +118,6 @@ async def suspend(
     )
     session.add(suspension)
     if scope == "user":
-        assert target is not None
         _register_user_switch(session, suspension, change="suspend", by=principal.id, reason=reason)
     record(
         session,
