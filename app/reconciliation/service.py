@@ -10,8 +10,9 @@ lines) and the approval-number register balance of every day with approval numbe
 
 Bounded memory: the center's entries are streamed into a staging table in chunks and compared there
 with set-based SQL (anti-joins on indexed keys), never held in a dict; the findings are written with
-``INSERT ... SELECT``. Staging rows carry a keyed blind index of the subject, never a name, and are
-deleted in the same transaction that completes the run.
+``INSERT ... SELECT``. The staging table is a TEMP table of the one connection a run holds (its own,
+unlogged, indexed once after the load); its rows carry a keyed blind index of the subject, never a
+name, and it is dropped when the run ends (or with the connection, if the process dies).
 """
 
 from __future__ import annotations
