@@ -18,7 +18,8 @@ _KATAKANA_NAME = re.compile(r"^[\u30A1-\u30FA\u30FB\u30FC\u30FD\u30FE]+$")
 def normalise_kana(text: str) -> str:
     """The matching form of a kana name: full-width katakana, no spaces."""
     folded = unicodedata.normalize("NFKC", text).translate(_HIRAGANA_TO_KATAKANA)
-    return "".join(char for char in folded if not char.isspace())
+    # str.split() splits on exactly the characters str.isspace() is true for, in C.
+    return "".join(folded.split())
 
 
 def is_katakana_name(normalised: str) -> bool:

@@ -29,6 +29,7 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -224,6 +225,30 @@ class Keyring:
         """Keyed index for equality lookups of encrypted fields (EN-1)."""
         _kid, key = self._secret("blind_index")
         return hmac.new(key, f"{domain}\x1f{value}".encode(), hashlib.sha256).hexdigest()
+
+    def blind_indexer(self, *, domain: str) -> Callable[[str], str]:
+        """:meth:`blind_index` for many values: the same HMAC-SHA256, with the key decoded and padded once.
+
+        A million-entry reconciliation otherwise spends more per entry on the HMAC (key decoding,
+        OpenSSL's per-call setup) than on anything but parsing. The inner and outer SHA-256 states of
+        RFC 2104 are computed once and copied per value.
+        """
+        _kid, key = self._secret("blind_index")
+        block = hashlib.sha256().block_size
+        if len(key) > block:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(block, b"\0")
+        inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key) + f"{domain}\x1f".encode())
+        outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+
+        def index(value: str) -> str:
+            digest = inner.copy()
+            digest.update(value.encode())
+            result = outer.copy()
+            result.update(digest.digest())
+            return result.hexdigest()
+
+        return index
 
     # -- rotation -----------------------------------------------------------------------------------
 

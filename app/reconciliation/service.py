@@ -10,8 +10,9 @@ lines) and the approval-number register balance of every day with approval numbe
 
 Bounded memory: the center's entries are streamed into a staging table in chunks and compared there
 with set-based SQL (anti-joins on indexed keys), never held in a dict; the findings are written with
-``INSERT ... SELECT``. Staging rows carry a keyed blind index of the subject, never a name, and are
-deleted in the same transaction that completes the run.
+``INSERT ... SELECT``. The staging table is a TEMP table of the one connection a run holds (its own,
+unlogged, indexed once after the load); its rows carry a keyed blind index of the subject, never a
+name, and it is dropped when the run ends (or with the connection, if the process dies).
 """
 
 from __future__ import annotations
@@ -20,13 +21,31 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, func, insert, literal, null, or_, select, text
+from sqlalchemy import (
+    Column,
+    Index,
+    MetaData,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from app.audit.ledger import Actor, record
 from app.center.interface import CenterLinkError, CenterRecordEntry
@@ -57,21 +76,6 @@ ALERT_SAMPLE = 20
 
 Progress = Callable[[str, int], None]
 
-_STAGING_COLUMNS = (
-    "run_id",
-    "position",
-    "entry_id",
-    "kind",
-    "center_inquiry_id",
-    "idempotency_key",
-    "at",
-    "business_date",
-    "branch_code",
-    "terminal_id",
-    "operator_ref",
-    "via",
-    "subject_index",
-)
 _FINDING_COLUMNS = (
     "run_id",
     "kind",
@@ -162,10 +166,11 @@ async def reconcile_center(
     if entries is None:
         entries = ctx.center.inquiry_record(ctx.settings.center_member_code, date_from, date_to)
     try:
-        staged = await _stage(ctx, run_id=run.id, period=period, entries=entries, progress=progress)
-        if progress is not None:
-            progress("comparing", staged)
-        finished = await _compare_and_finish(ctx, run=run, period=period, actor=actor)
+        async with _staging_connection(ctx) as connection:
+            staged = await _stage(ctx, connection, period=period, entries=entries, progress=progress)
+            if progress is not None:
+                progress("comparing", staged)
+            finished = await _compare_and_finish(ctx, connection, run=run, period=period, actor=actor)
     except RecordFileError as exc:
         await _fail(ctx, run=run, actor=actor, reason=f"file_line_{exc.line_no}")
         raise RecordFileInvalid(f"Line {exc.line_no} of the file: {exc.reason}") from None
@@ -280,22 +285,61 @@ async def _fail(ctx: AppContext, *, run: ReconciliationRun, actor: Actor, reason
 # -- staging the center's record ------------------------------------------------------------------------
 
 
-def _subject_index(ctx: AppContext, entry: CenterRecordEntry) -> str:
-    # The gateway's own blind index (app/inquiry/sealing.py): the same person gives the same value.
-    lookup = f"{normalise_kana(entry.subject.name_kana)}|{entry.subject.birth_date.isoformat()}"
-    return ctx.keyring.blind_index(lookup, domain="subject")
+# The run's staging table: a TEMP table of the connection the run holds, so each run has its own, it
+# is loaded without indexes, with no write-ahead log and no row-by-row delete at the end, and it
+# disappears with the connection if the process dies. Its indexes are built once, after the load.
+STAGING = Table(
+    "reconciliation_staging",
+    MetaData(),
+    *(
+        Column(column.name, column.type)
+        for column in CenterEntryStaging.__table__.columns
+        if column.name != "run_id"
+    ),
+    prefixes=["TEMPORARY"],
+)
+_STAGING_INDEXES = (
+    Index("ix_reconciliation_staging_key", STAGING.c.idempotency_key),
+    Index("ix_reconciliation_staging_cid", STAGING.c.center_inquiry_id),
+)
+_STAGING_COLUMNS = tuple(column.name for column in STAGING.columns)
+# Tokyo has had no daylight saving time since 1951 (the comparison's SQL assumes the same).
+_TOKYO_OFFSET = timedelta(hours=9)
+
+
+@asynccontextmanager
+async def _staging_connection(ctx: AppContext) -> AsyncIterator[AsyncConnection]:
+    """One pooled connection for the whole run, with an empty staging table; dropped again at the end."""
+    drop = text(f"DROP TABLE IF EXISTS {STAGING.name}")
+    async with ctx.db.engine.connect() as connection:
+        await connection.execute(drop)  # left by a run that died on this pooled connection
+        await connection.execute(CreateTable(STAGING))  # without its indexes: those come after the load
+        await connection.commit()
+        try:
+            yield connection
+        finally:
+            try:
+                await connection.rollback()
+                await connection.execute(drop)
+                await connection.commit()
+            except Exception:
+                # A connection we cannot clean must not go back to the pool holding the table.
+                await connection.invalidate()
 
 
 async def _stage(
     ctx: AppContext,
+    connection: AsyncConnection,
     *,
-    run_id: str,
     period: Period,
     entries: AsyncIterator[CenterRecordEntry],
     progress: Progress | None,
 ) -> int:
     member_code = ctx.settings.center_member_code
     start, end = period.start, period.end
+    # The gateway's own blind index (app/inquiry/sealing.py): the same person gives the same value.
+    subject_index = ctx.keyring.blind_indexer(domain="subject")
+    as_text = ctx.db.dialect != "postgresql"
     chunk: list[tuple[Any, ...]] = []
     staged = 0
     async for entry in entries:
@@ -304,56 +348,54 @@ async def _stage(
         if entry.member_code != member_code or not start <= at < end:
             continue
         staged += 1
+        day = (at + _TOKYO_OFFSET).date()
+        subject = entry.subject
         chunk.append(
             (
-                run_id,
                 staged,
                 entry.entry_id,
                 entry.kind,
                 entry.center_inquiry_id,
                 entry.idempotency_key,
-                at,
-                at.astimezone(TOKYO).date(),
+                # On SQLite exactly the texts SQLAlchemy stores for DateTime and Date.
+                at.replace(tzinfo=None).isoformat(" ", "microseconds") if as_text else at,
+                day.isoformat() if as_text else day,
                 entry.branch_code,
                 entry.terminal_id,
                 entry.operator_ref,
                 entry.via,
-                _subject_index(ctx, entry),
+                subject_index(f"{normalise_kana(subject.name_kana)}|{subject.birth_date.isoformat()}"),
             )
         )
         if len(chunk) >= STAGING_CHUNK:
-            await _insert_staging(ctx, chunk)
+            await _insert_staging(ctx, connection, chunk)
             chunk = []
         if progress is not None and staged % PROGRESS_EVERY == 0:
             progress("read", staged)
     if chunk:
-        await _insert_staging(ctx, chunk)
+        await _insert_staging(ctx, connection, chunk)
+    for index in _STAGING_INDEXES:
+        await connection.execute(CreateIndex(index))
+    await connection.commit()
     return staged
 
 
-async def _insert_staging(ctx: AppContext, rows: Sequence[tuple[Any, ...]]) -> None:
+async def _insert_staging(
+    ctx: AppContext, connection: AsyncConnection, rows: Sequence[tuple[Any, ...]]
+) -> None:
     """One chunk in its own short transaction, so SQLite's writer lock is never held for the whole read."""
-    async with ctx.db.session() as session:
-        connection = await session.connection()
-        if ctx.db.dialect == "postgresql":
-            raw = await connection.get_raw_connection()
-            driver: Any = raw.driver_connection
-            await driver.copy_records_to_table(
-                CenterEntryStaging.__tablename__, records=rows, columns=_STAGING_COLUMNS
-            )
-        else:
-            # Plain driver executemany: the ORM's per-row type processing would double the cost. The
-            # texts are exactly how SQLAlchemy stores DateTime and Date on SQLite.
-            placeholders = ", ".join("?" for _ in _STAGING_COLUMNS)
-            await connection.exec_driver_sql(
-                f"INSERT INTO {CenterEntryStaging.__tablename__} ({', '.join(_STAGING_COLUMNS)}) "  # noqa: S608
-                f"VALUES ({placeholders})",
-                [
-                    (*row[:6], row[6].strftime("%Y-%m-%d %H:%M:%S.%f"), row[7].isoformat(), *row[8:])
-                    for row in rows
-                ],
-            )
-        await session.commit()
+    if ctx.db.dialect == "postgresql":
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.copy_records_to_table(STAGING.name, records=rows, columns=_STAGING_COLUMNS)
+    else:
+        # Plain driver executemany: the ORM's per-row type processing would double the cost.
+        placeholders = ", ".join("?" for _ in _STAGING_COLUMNS)
+        await connection.exec_driver_sql(
+            f"INSERT INTO {STAGING.name} ({', '.join(_STAGING_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608
+            list(rows),
+        )
+    await connection.commit()
 
 
 # -- comparing ----------------------------------------------------------------------------------------
@@ -370,9 +412,8 @@ def _finding_select(run_id: str, kind: str, reason: Any, source: Any, **columns:
 
 
 def _unmatched_center(run_id: str) -> Any:
-    s, i = CenterEntryStaging, Inquiry
-    query = select(s).where(
-        s.run_id == run_id,
+    s, i = STAGING.c, Inquiry
+    query = select(STAGING).where(
         s.kind == "inquiry",
         ~exists().where(i.id == s.idempotency_key),
         ~exists().where(i.center_inquiry_id == s.center_inquiry_id),
@@ -395,7 +436,7 @@ def _unmatched_center(run_id: str) -> Any:
 
 
 def _mismatched(run_id: str) -> Any:
-    s, i = CenterEntryStaging, Inquiry
+    s, i = STAGING.c, Inquiry
     reason = case(
         (and_(i.center_inquiry_id.is_not(None), i.center_inquiry_id != s.center_inquiry_id), "center_id"),
         (s.branch_code != i.branch_code, "branch"),
@@ -406,11 +447,7 @@ def _mismatched(run_id: str) -> Any:
         (s.at < i.created_at, "before_draft"),
         else_="",
     )
-    query = (
-        select(s)
-        .join(i, i.id == s.idempotency_key)
-        .where(s.run_id == run_id, s.kind == "inquiry", reason != "")
-    )
+    query = select(STAGING).join(i, i.id == s.idempotency_key).where(s.kind == "inquiry", reason != "")
     return _finding_select(
         run_id,
         "mismatched",
@@ -460,17 +497,15 @@ def _gateway_columns() -> dict[str, Any]:
 
 
 def _unmatched_gateway(run_id: str, period: Period) -> list[Any]:
-    s, i = CenterEntryStaging, Inquiry
+    s, i = STAGING.c, Inquiry
     inquiries = select(i).where(
         _sent_in(period),
-        ~exists().where(s.run_id == run_id, s.kind == "inquiry", s.idempotency_key == i.id),
-        ~exists().where(s.run_id == run_id, s.kind == "inquiry", s.center_inquiry_id == i.center_inquiry_id),
+        ~exists().where(s.kind == "inquiry", s.idempotency_key == i.id),
+        ~exists().where(s.kind == "inquiry", s.center_inquiry_id == i.center_inquiry_id),
     )
     cancellations = select(i).where(
         _cancelled_at_center_in(period),
-        ~exists().where(
-            s.run_id == run_id, s.kind == "cancellation", s.center_inquiry_id == i.center_inquiry_id
-        ),
+        ~exists().where(s.kind == "cancellation", s.center_inquiry_id == i.center_inquiry_id),
     )
     return [
         _finding_select(
@@ -496,7 +531,7 @@ def _unmatched_gateway(run_id: str, period: Period) -> list[Any]:
 
 def _undual_cancellations(run_id: str, period: Period) -> list[Any]:
     """CC-1: every cancellation or correction at the center went through the gateway with a second person."""
-    s, i = CenterEntryStaging, Inquiry
+    s, i = STAGING.c, Inquiry
     no_second_person = or_(i.cancel_confirmer_id.is_(None), i.cancel_confirmer_id == i.cancelled_by)
     reason = case(
         (s.via == "direct", "made_at_center"),
@@ -506,9 +541,9 @@ def _undual_cancellations(run_id: str, period: Period) -> list[Any]:
         else_="",
     )
     center_side = (
-        select(s)
+        select(STAGING)
         .outerjoin(i, i.center_inquiry_id == s.center_inquiry_id)
-        .where(s.run_id == run_id, s.kind.in_(("cancellation", "correction")), reason != "")
+        .where(s.kind.in_(("cancellation", "correction")), reason != "")
     )
     # Cancellations the center has no entry for (drafts never sent, or a delivery still pending).
     gateway_side = select(i).where(
@@ -517,7 +552,6 @@ def _undual_cancellations(run_id: str, period: Period) -> list[Any]:
         i.cancelled_at < period.end,
         no_second_person,
         ~exists().where(
-            s.run_id == run_id,
             s.kind.in_(("cancellation", "correction")),
             s.center_inquiry_id == i.center_inquiry_id,
         ),
@@ -562,8 +596,8 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-async def _by_terminal(session: AsyncSession, *, run_id: str, period: Period) -> list[dict[str, Any]]:
-    s, i = CenterEntryStaging, Inquiry
+async def _by_terminal(session: AsyncSession, *, period: Period) -> list[dict[str, Any]]:
+    s, i = STAGING.c, Inquiry
     usage: dict[tuple[str, str], dict[str, Any]] = {}
 
     def row_for(branch_code: str, terminal_id: str) -> dict[str, Any]:
@@ -581,9 +615,9 @@ async def _by_terminal(session: AsyncSession, *, run_id: str, period: Period) ->
         )
 
     center = await session.execute(
-        select(s.branch_code, s.terminal_id, s.kind, s.via, func.count())
-        .where(s.run_id == run_id)
-        .group_by(s.branch_code, s.terminal_id, s.kind, s.via)
+        select(s.branch_code, s.terminal_id, s.kind, s.via, func.count()).group_by(
+            s.branch_code, s.terminal_id, s.kind, s.via
+        )
     )
     for branch_code, terminal_id, kind, via, count in center:
         row = row_for(branch_code, terminal_id)
@@ -604,15 +638,13 @@ async def _by_terminal(session: AsyncSession, *, run_id: str, period: Period) ->
     return [usage[key] for key in sorted(usage)]
 
 
-async def _by_day(
-    session: AsyncSession, *, run_id: str, period: Period, dialect: str
-) -> list[dict[str, Any]]:
+async def _by_day(session: AsyncSession, *, period: Period, dialect: str) -> list[dict[str, Any]]:
     """RC-2 per day: gateway inquiries sent = center inquiries recorded; list totals = their lines."""
-    s, i = CenterEntryStaging, Inquiry
+    s, i = STAGING.c, Inquiry
     center: dict[date, dict[str, int]] = defaultdict(lambda: {"inquiry": 0, "cancellation": 0})
     for day, kind, count in await session.execute(
         select(s.business_date, s.kind, func.count())
-        .where(s.run_id == run_id, s.kind.in_(("inquiry", "cancellation")))
+        .where(s.kind.in_(("inquiry", "cancellation")))
         .group_by(s.business_date, s.kind)
     ):
         center[_as_date(day)][kind] = int(count)
@@ -679,15 +711,16 @@ async def _approval_registers(session: AsyncSession, *, period: Period) -> list[
 
 
 async def _compare_and_finish(
-    ctx: AppContext, *, run: ReconciliationRun, period: Period, actor: Actor
+    ctx: AppContext, connection: AsyncConnection, *, run: ReconciliationRun, period: Period, actor: Actor
 ) -> ReconciliationRun:
     columns = [getattr(ReconciliationFinding, name) for name in _FINDING_COLUMNS]
-    s, i = CenterEntryStaging, Inquiry
-    async with ctx.db.session() as session:
+    i = Inquiry
+    # On the run's own connection: the staging table is a TEMP table only it can see.
+    async with ctx.db.sessionmaker(bind=connection) as session:
         if ctx.db.dialect == "postgresql":
-            # The staging table was empty when the planner last looked; without fresh statistics it
-            # plans the anti-joins as nested loops over a million rows.
-            await session.execute(text(f"ANALYZE {CenterEntryStaging.__tablename__}"))
+            # Autovacuum never analyses a TEMP table; without statistics the planner plans the
+            # anti-joins as nested loops over a million rows.
+            await session.execute(text(f"ANALYZE {STAGING.name}"))
         for statement in [
             _unmatched_center(run.id),
             _mismatched(run.id),
@@ -703,13 +736,13 @@ async def _compare_and_finish(
                 .group_by(ReconciliationFinding.kind)
             )
         }
-        center_entries = int(await session.scalar(select(func.count()).where(s.run_id == run.id)) or 0)
+        center_entries = int(await session.scalar(select(func.count()).select_from(STAGING)) or 0)
         gateway_inquiries = await session.scalar(select(func.count()).select_from(i).where(_sent_in(period)))
         gateway_cancellations = await session.scalar(
             select(func.count()).select_from(i).where(_cancelled_at_center_in(period))
         )
-        by_terminal = await _by_terminal(session, run_id=run.id, period=period)
-        by_day = await _by_day(session, run_id=run.id, period=period, dialect=ctx.db.dialect)
+        by_terminal = await _by_terminal(session, period=period)
+        by_day = await _by_day(session, period=period, dialect=ctx.db.dialect)
         registers = await _approval_registers(session, period=period)
         bypass_sample = list(
             (
@@ -724,7 +757,6 @@ async def _compare_and_finish(
                 )
             ).all()
         )
-        await session.execute(delete(s).where(s.run_id == run.id))
 
         counts.update(
             daily_count=sum(1 for day in by_day if not day["balanced"]),

@@ -232,6 +232,18 @@ def test_pseudonym_is_stable_keyed_domain_separated_and_hides_the_input(
     assert other.pseudonym(value) != pseudonym
 
 
+def test_bulk_blind_indexer_gives_exactly_the_blind_index(key_file: Path, clock: ManualClock) -> None:
+    # Reconciliation matches the center's subjects against inquiries.subject_index with the bulk form:
+    # a single differing value would report a matched inquiry as a subject mismatch.
+    keyring = file_keyring(key_file, clock)
+    index = keyring.blind_indexer(domain="subject")
+    values = ["", "サトウハナコ|1990-04-12", "ｻﾄｳ ﾊﾅｺ|1990-04-12", "x" * 300, "\x1f|\u3000"]
+    assert [index(value) for value in values] == [keyring.blind_index(v, domain="subject") for v in values]
+    assert index(values[1]) != keyring.blind_indexer(domain="name_kana")(values[1])
+    other = Keyring(new_key_document(clock.now())).blind_indexer(domain="subject")
+    assert other(values[1]) != index(values[1])
+
+
 # -- checkpoint keys ------------------------------------------------------------------------------------
 
 
