@@ -53,7 +53,14 @@ from app.governance.switches import active_suspension
 from app.governance.totp import verify_code
 from app.hq import execution as hq_execution
 from app.inquiry import approvals, outbox
-from app.inquiry.models import Escalation, IdempotencyRecord, Inquiry, InquiryNumberCounter, SealedResponse
+from app.inquiry.models import (
+    Escalation,
+    IdempotencyRecord,
+    Inquiry,
+    InquiryNumberCounter,
+    OutboxMessage,
+    SealedResponse,
+)
 from app.inquiry.schemas import Approval, ApprovalNumberApproval, InquiryCreate, InquiryUpdate, SubjectIn
 from app.inquiry.sealing import open_response, open_subject, seal_subject
 from app.inquiry.subject import contains_my_number, is_katakana_name, kana_key, normalise_kana, normalise_text
@@ -176,10 +183,13 @@ def _approve(inquiry: Inquiry, granted: approvals.GrantedApproval, terminal_id: 
     inquiry.approval_terminal_id = terminal_id
 
 
-def _queue(session: AsyncSession, ctx: AppContext, inquiry: Inquiry, actor: Actor) -> None:
+def _queue(session: AsyncSession, ctx: AppContext, inquiry: Inquiry, actor: Actor) -> OutboxMessage | None:
+    """Queue for the center; the row comes back when it is claimed for this request to deliver after
+    commit (:func:`_deliver_after_commit`)."""
     inquiry.status = "queued"
     inquiry.updated_at = ctx.clock.now()
-    outbox.enqueue(session, ctx=ctx, inquiry=inquiry, kind="inquire")
+    claimed = ctx.outbox_deliver_claimed is not None
+    message = outbox.enqueue(session, ctx=ctx, inquiry=inquiry, kind="inquire", claimed=claimed)
     record(
         session,
         actor=actor,
@@ -188,6 +198,12 @@ def _queue(session: AsyncSession, ctx: AppContext, inquiry: Inquiry, actor: Acto
         object_id=inquiry.id,
         details={"approval_method": inquiry.approval_method, "confirmer_id": inquiry.approval_confirmer_id},
     )
+    return message if claimed else None
+
+
+def _deliver_after_commit(ctx: AppContext, message: OutboxMessage | None, inquiry: Inquiry) -> None:
+    if message is not None and ctx.outbox_deliver_claimed is not None:
+        ctx.outbox_deliver_claimed(message, inquiry)
 
 
 # -- idempotency (ER-2) -------------------------------------------------------------------------------
@@ -376,11 +392,12 @@ async def create_inquiry(
         },
     )
     methods = ctx.policy.methods_for(branch_code)
+    claimed: OutboxMessage | None = None
     if hq_request is not None:
         hq_execution.mark_executed(session, ctx=ctx, request=hq_request, inquiry=inquiry, actor=actor)
-        _queue(session, ctx, inquiry, actor)
+        claimed = _queue(session, ctx, inquiry, actor)
     elif "A" not in methods:
-        _queue(session, ctx, inquiry, actor)
+        claimed = _queue(session, ctx, inquiry, actor)
     elif body.approval is not None:
         if isinstance(body.approval, ApprovalNumberApproval):
             raise ValidationFailed(
@@ -404,7 +421,7 @@ async def create_inquiry(
             object_id=inquiry.id,
             details={"method": granted.method, "confirmer_id": granted.confirmer_id},
         )
-        _queue(session, ctx, inquiry, actor)
+        claimed = _queue(session, ctx, inquiry, actor)
     remember_idempotency(
         session,
         ctx,
@@ -429,6 +446,7 @@ async def create_inquiry(
         if replay is None and hq_request is not None:
             raise HqRequestAlreadyExecuted("The request was executed by another inquiry")
         return Created(await load_inquiry(session, replay or ""), True)
+    _deliver_after_commit(ctx, claimed, inquiry)
     return Created(inquiry, False)
 
 
@@ -638,7 +656,7 @@ async def submit(
         object_id=inquiry.id,
         details={"method": granted.method, "confirmer_id": granted.confirmer_id},
     )
-    _queue(session, ctx, inquiry, actor)
+    claimed = _queue(session, ctx, inquiry, actor)
     remember_idempotency(
         session,
         ctx,
@@ -649,12 +667,23 @@ async def submit(
         inquiry_id=inquiry.id,
         status_code=200,
     )
-    await commit_or_replay(session, key=idempotency_key)
+    if await commit_or_replay(session, key=idempotency_key):
+        _deliver_after_commit(ctx, claimed, inquiry)
     return inquiry
 
 
 async def wait_for_center(ctx: AppContext, inquiry_id: str) -> Inquiry | None:
     """Wait briefly for the center's answer so an interactive submit usually returns it at once."""
+    started = ctx.deliveries.take_started(inquiry_id)
+    if started is not None:
+        # This request's own delivery: its result is the inquiry as stored, no need to read it again.
+        done, _ = await asyncio.wait({started}, timeout=ctx.policy.interactive_submit_wait_seconds)
+        if done and started.result() is not None:
+            stored: Inquiry = started.result()
+            return stored
+        # Still on its way (it goes on without us), or left for a retry: answer with the state as it is.
+        async with ctx.db.read_session() as session:
+            return await session.get(Inquiry, inquiry_id)
     with ctx.deliveries.watch(inquiry_id) as settled:
         ctx.outbox_kick()
         try:
