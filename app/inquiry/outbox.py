@@ -23,8 +23,9 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit.ledger import SYSTEM_ACTOR, record
 from app.center.interface import CenterInquiryRequest, CenterRefused, CenterSubject, CenterUnavailable
@@ -83,6 +84,45 @@ async def due_messages(ctx: AppContext, *, limit: int = 50) -> list[int]:
             .limit(limit)
         )
         return list(rows.all())
+
+
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
+# Columns of an inquiry that stay NULL until it is sent, released or cancelled: left out of the draft's
+# INSERT, so the submitting request's copy of a queued inquiry has them unloaded.
+_NULL_WHILE_QUEUED = frozenset(
+    {
+        "center_inquiry_id",
+        "sent_at",
+        "center_result_code",
+        "released_by",
+        "released_at",
+        "document_check",
+        "cancelled_at",
+        "cancelled_by",
+        "cancel_confirmer_id",
+        "cancel_reason",
+    }
+)
+
+
+async def _attach_queued(session: AsyncSession, sent: Inquiry) -> Inquiry:
+    """The claimed inquiry in ``session`` without reading it back.
+
+    A queued inquiry changes only when its answer is stored, and the row guard in the caller makes that
+    happen once, so the copy the claim (or the submit) holds is current. Anything else unloaded — an
+    expired copy — is read again.
+    """
+    state = inspect(sent)
+    if state.expired or state.unloaded - _NULL_WHILE_QUEUED or state.identity is None:
+        identity = state.identity[0] if state.identity else sent.id
+        fresh = await session.get(Inquiry, identity, with_for_update=True)
+        assert fresh is not None
+        return fresh
+    unloaded = set(state.unloaded)
+    inquiry = await session.merge(sent, load=False)
+    for key in unloaded:
+        set_committed_value(inquiry, key, None)
+    return inquiry
 
 
 def _claim_lease(ctx: AppContext) -> timedelta:
@@ -146,6 +186,7 @@ async def _send(ctx: AppContext, message: OutboxMessage, inquiry: Inquiry) -> tu
             stored = await _store_answer(
                 ctx,
                 message_id,
+                inquiry,
                 answer.center_inquiry_id,
                 answer.received_at,
                 {"result": answer.result, "record": record_json},
@@ -180,17 +221,28 @@ async def _send(ctx: AppContext, message: OutboxMessage, inquiry: Inquiry) -> tu
 async def _store_answer(
     ctx: AppContext,
     message_id: int,
+    sent: Inquiry,
     center_inquiry_id: str,
     received_at: datetime,
     content: dict[str, object],
 ) -> Inquiry | None:
+    """Store the answer for ``sent`` (the inquiry as claimed, unchanged while it is queued)."""
     now = ctx.clock.now()
     async with ctx.db.session() as session:
-        message = await session.get(OutboxMessage, message_id, with_for_update=True)
-        if message is None or message.delivered_at is not None:
+        # Marking the row delivered comes first and is the guard (on PostgreSQL also the row lock): a
+        # second sender whose lease overlapped finds it delivered and stores nothing. One Core statement
+        # instead of reading the row and the inquiry back.
+        attempts = await session.scalar(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id == message_id, _OUTBOX.c.delivered_at.is_(None))
+            .values(delivered_at=now, claimed_until=None)
+            .returning(_OUTBOX.c.attempts)
+        )
+        if attempts is None:
+            await session.rollback()
             return None
-        inquiry = await session.get(Inquiry, message.inquiry_id, with_for_update=True)
-        assert inquiry is not None
+        # A queued inquiry changes only here, so the claimed copy is current: no SELECT to attach it.
+        inquiry = await _attach_queued(session, sent)
         sealed: Sealed = seal(
             ctx.keyring,
             json.dumps(content, ensure_ascii=False).encode(),
@@ -217,15 +269,13 @@ async def _store_answer(
         if not method_b:
             inquiry.released_at = now
         inquiry.updated_at = now
-        message.delivered_at = now
-        message.claimed_until = None
         record(
             session,
             actor=SYSTEM_ACTOR,
             action="center.inquiry_sent",
             object_type="inquiry",
             object_id=inquiry.id,
-            details={"center_inquiry_id": center_inquiry_id, "attempts": message.attempts},
+            details={"center_inquiry_id": center_inquiry_id, "attempts": attempts},
         )
         record(
             session,
