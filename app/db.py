@@ -25,6 +25,7 @@ from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
@@ -113,7 +114,10 @@ class _WriterQueue:
         try:
             await_only(asyncio.wait_for(lock.acquire(), self._timeout_s))
         except TimeoutError:
-            raise sqlite3.OperationalError("database is locked (writer queue)") from None
+            # As SQLite's busy handler would have failed it, so callers see the error they always saw.
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked (writer queue)")
+            ) from None
         self._held[id(dbapi_connection)] = lock
 
     def release(self, dbapi_connection: Any) -> None:

@@ -392,8 +392,10 @@ class OutboxSender:
         self._ctx.deliveries.started(inquiry.id, task)
 
     async def _deliver_claimed(self, message: OutboxMessage, inquiry: Inquiry) -> Inquiry | None:
+        # The same slots as the sender's own deliveries: ``concurrency`` still bounds the center calls.
         try:
-            _, stored = await _send(self._ctx, message, inquiry)
+            async with self._slots:
+                _, stored = await _send(self._ctx, message, inquiry)
             return stored
         except Exception:
             # As in _deliver_one: the row stays claimed until its lease ends and is retried then.
