@@ -39,5 +39,8 @@ class AppContext:
     center_simulator: Any = None
     # Wakes the outbox sender after a submit; replaced by the running sender (no-op without one).
     outbox_kick: Callable[[], None] = field(default=_nothing)
+    # Starts the delivery of an outbox row that the submit claimed for this process (ER-3: the row is
+    # still retried by a sender if this process dies); set by the running sender, None without one.
+    outbox_deliver_claimed: Callable[[Any, Any], None] | None = None
     # Wakes a submit waiting for the center's answer as soon as the outbox has stored it.
     deliveries: DeliverySignals = field(default_factory=DeliverySignals)

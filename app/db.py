@@ -4,10 +4,18 @@ SQLite (embedded default) runs in WAL mode and starts every transaction with ``B
 the writer lock is what serialises the audit chain head there, and taking it up front means a
 transaction never fails half-way with SQLITE_BUSY when it turns from reading to writing.
 PostgreSQL serialises the chain head with a row lock instead (see app/audit/ledger.py).
+
+Writers of one process also queue on an ``asyncio.Lock`` before ``BEGIN IMMEDIATE`` (:class:`_WriterQueue`):
+SQLite's own busy handler makes a waiting writer sleep (up to 100 ms a turn) and so leaves the lock idle
+after it is freed, which is where most of the waiting went when many requests write at once. Writers of
+other processes still meet SQLite's busy handler.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -17,9 +25,11 @@ from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -76,11 +86,52 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class _WriterQueue:
+    """One process's SQLite writers, in turn: taken before ``BEGIN IMMEDIATE``, freed once the transaction
+    has ended (after COMMIT or ROLLBACK has returned, so the next writer never meets the busy handler).
+
+    A task that already holds a write transaction and begins another one (on a second session) waits
+    here as it would in SQLite's busy handler, and fails the same way after the busy timeout.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+        # asyncio.Lock belongs to one event loop; tests and CLIs may run several loops in turn.
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        # DBAPI connection (by id) -> the lock it holds while its write transaction is open.
+        self._held: dict[int, asyncio.Lock] = {}
+
+    def acquire(self, dbapi_connection: Any) -> None:
+        """Called from SQLAlchemy's synchronous events, inside the greenlet of an async call."""
+        if id(dbapi_connection) in self._held:
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        try:
+            await_only(asyncio.wait_for(lock.acquire(), self._timeout_s))
+        except TimeoutError:
+            # As SQLite's busy handler would have failed it, so callers see the error they always saw.
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked (writer queue)")
+            ) from None
+        self._held[id(dbapi_connection)] = lock
+
+    def release(self, dbapi_connection: Any) -> None:
+        lock = self._held.pop(id(dbapi_connection), None)
+        if lock is not None and lock.locked():
+            lock.release()
+
+
 def make_engine(
     url: str, *, sqlite_busy_timeout_ms: int = 30_000, sqlite_begin: str = "BEGIN IMMEDIATE", **kwargs: Any
 ) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": sqlite_busy_timeout_ms / 1000}, **kwargs)
+        writers = _WriterQueue(sqlite_busy_timeout_ms / 1000) if sqlite_begin == "BEGIN IMMEDIATE" else None
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -95,13 +146,57 @@ def make_engine(
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql(sqlite_begin)
+            if writers is None:
+                conn.exec_driver_sql(sqlite_begin)
+                return
+            dbapi_connection = conn.connection.dbapi_connection
+            writers.acquire(dbapi_connection)
+            try:
+                conn.exec_driver_sql(sqlite_begin)
+            except BaseException:
+                writers.release(dbapi_connection)
+                raise
 
+        if writers is not None:
+            _release_writer_after_transaction(engine, writers)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def _release_writer_after_transaction(engine: AsyncEngine, writers: _WriterQueue) -> None:
+    """Free the writer queue when the transaction has really ended on the database.
+
+    The dialect's commit and rollback are wrapped (the connection events fire *before* the COMMIT is sent);
+    the pool's rollback on check-in goes through ``do_rollback`` too. Check-in, invalidation and close are
+    a safety net for a connection that leaves without either.
+    """
+    dialect = engine.sync_engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            writers.release(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            writers.release(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    def _free(dbapi_connection: Any, *_args: Any) -> None:
+        if dbapi_connection is not None:
+            writers.release(dbapi_connection)
+
+    for name in ("checkin", "invalidate", "soft_invalidate", "close", "close_detached", "detach"):
+        event.listen(engine.sync_engine, name, _free)
 
 
 class Database:

@@ -213,6 +213,7 @@ def create_app(
         if background_tasks:
             sender = OutboxSender(ctx, idle_seconds=settings.outbox_idle_seconds)
             ctx.outbox_kick = sender.kick
+            ctx.outbox_deliver_claimed = sender.deliver_claimed
             tasks = [
                 asyncio.create_task(_checkpoint_loop(ctx)),
                 asyncio.create_task(sender.run_forever()),
@@ -244,6 +245,7 @@ def create_app(
         try:
             yield
         finally:
+            ctx.outbox_deliver_claimed = None
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -3,6 +3,7 @@
     python bench/bench_inquiry.py                     # SQLite, then PostgreSQL
     python bench/bench_inquiry.py --no-pg             # SQLite only
     python bench/bench_inquiry.py --requests 600 --concurrency 16 --lives 40
+    python bench/bench_inquiry.py --statements        # SQL of one submit, counted, then exit
 
 Everything runs in one process: ``create_app`` with its lifespan (the outbox sender delivers in the
 background) through ``httpx.ASGITransport``, the bundled center simulator mounted in-process at zero
@@ -265,6 +266,52 @@ async def measure_throughput(
     }
 
 
+async def count_statements(database_url: str, data_dir: Path) -> dict[str, Any]:
+    """The SQL one A1 submit costs, listed with a cursor listener on both engines (no other load)."""
+    from sqlalchemy import event
+
+    async with gateway(database_url, data_dir, argon2=CHEAP_ARGON2) as gw:
+        operator = await login(gw, "op001")
+        a1 = {
+            "method": "confirmer_credentials",
+            "confirmer_user_id": "cf001",
+            "confirmer_password": gw.user("cf001")["password"],
+        }
+        for i in range(3):  # warm caches and the day's counter
+            await gw.http.post("/inquiries", json=inquiry_body(gw.subjects[i], a1), headers=operator)
+        await asyncio.sleep(3)  # let the start-up jobs (schedules, checkpoints) finish first
+        log: list[str] = []
+
+        def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+            log.append(" ".join(sql.split())[:90])
+
+        def commit(_conn: Any) -> None:
+            log.append("COMMIT")
+
+        def rollback(_conn: Any) -> None:
+            log.append("ROLLBACK")
+
+        engines = {gw.ctx.db.engine.sync_engine, gw.ctx.db.read_engine.sync_engine}
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", statement)
+            event.listen(engine, "commit", commit)
+            event.listen(engine, "rollback", rollback)
+        response = await gw.http.post("/inquiries", json=inquiry_body(gw.subjects[10], a1), headers=operator)
+        await asyncio.sleep(0.5)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", statement)
+            event.remove(engine, "commit", commit)
+            event.remove(engine, "rollback", rollback)
+    ends = {"COMMIT", "ROLLBACK"}
+    return {
+        "status": response.json().get("status"),
+        "statements": sum(1 for line in log if line not in ends and not line.startswith("BEGIN")),
+        "transactions": sum(1 for line in log if line in ends),
+        "write_transactions": sum(1 for line in log if line == "COMMIT"),
+        "log": log,
+    }
+
+
 # -- (b) the whole life --------------------------------------------------------------------------------
 
 
@@ -440,7 +487,19 @@ def main() -> int:
     parser.add_argument("--lives", type=int, default=40, help="measured lives for (b)")
     parser.add_argument("--life-concurrency", type=int, default=4, help="lives in flight for (b)")
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    parser.add_argument("--statements", action="store_true", help="list the SQL of one submit and exit")
     args = parser.parse_args()
+
+    if args.statements:
+        with tempfile.TemporaryDirectory(prefix="shokai-bench-inquiry-") as tmp:
+            from app.migrate import upgrade
+
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'shokai.db'}"
+            upgrade(url)
+            counted = asyncio.run(count_statements(url, Path(tmp)))
+        print("\n".join(counted.pop("log")))
+        print(counted)
+        return 0
 
     print_machine()
     try:

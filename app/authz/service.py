@@ -501,7 +501,26 @@ async def _check_session(
     origin: RequestOrigin,
     now: datetime,
 ) -> Principal:
-    auth_session = await reader.get(AuthSession, claims.session_id)
+    user: User | None = None
+    throttle_locked_at: datetime | None = None
+    session_terminal: Terminal | None = None
+    if claims.kind == "user":
+        # One round trip for the session, its user, the user's lock and the session's terminal: this runs
+        # before every call, and each statement is a turn through the driver.
+        joined = (
+            await reader.execute(
+                select(AuthSession, User, LoginThrottle.locked_at, Terminal)
+                .outerjoin(User, User.id == AuthSession.principal_id)
+                .outerjoin(LoginThrottle, LoginThrottle.login_key == login_key(ctx, claims.subject))
+                .outerjoin(Terminal, Terminal.id == AuthSession.terminal_id)
+                .where(AuthSession.id == claims.session_id)
+            )
+        ).first()
+        auth_session = joined[0] if joined is not None else None
+        if joined is not None:
+            user, throttle_locked_at, session_terminal = joined[1], joined[2], joined[3]
+    else:
+        auth_session = await reader.get(AuthSession, claims.session_id)
     if (
         auth_session is None
         or auth_session.principal_id != claims.subject
@@ -529,16 +548,10 @@ async def _check_session(
     )
 
     if claims.kind == "user":
-        user = await reader.get(User, claims.subject)
         if reason is None and (user is None or user.status != "active"):
             reason = "suspended"
-        if reason is None:
-            throttle = await reader.get(LoginThrottle, login_key(ctx, claims.subject))
-            if throttle is not None and throttle.locked_at is not None:
-                reason = "locked"
-        session_terminal = (
-            await reader.get(Terminal, auth_session.terminal_id) if auth_session.terminal_id else None
-        )
+        if reason is None and throttle_locked_at is not None:
+            reason = "locked"
         if reason is None and session_terminal is not None and session_terminal.status != "active":
             reason = "terminal_inactive"
         if reason is None and await active_suspension(

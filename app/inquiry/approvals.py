@@ -226,9 +226,22 @@ async def _check_credentials(
     totp: str | None = None,
 ) -> GrantedApproval:
     now = ctx.clock.now()
-    confirmer = await session.get(User, user_id)
-    throttle = await session.get(LoginThrottle, login_key(ctx, user_id))
-    locked = throttle is not None and throttle.locked_at is not None
+    key = login_key(ctx, user_id)
+    # The confirmer and their lock in one round trip; an unknown ID may still be locked (failures count
+    # against the typed ID), so its lock is read on its own.
+    found = (
+        await session.execute(
+            select(User, LoginThrottle.locked_at)
+            .outerjoin(LoginThrottle, LoginThrottle.login_key == key)
+            .where(User.id == user_id)
+        )
+    ).first()
+    confirmer = found[0] if found is not None else None
+    if found is not None:
+        locked = found[1] is not None
+    else:
+        throttle = await session.get(LoginThrottle, key)
+        locked = throttle is not None and throttle.locked_at is not None
     if locked or not await ctx.passwords.verify_async(
         confirmer.password_hash if confirmer else None, password
     ):

@@ -1,10 +1,14 @@
 """The durable outbox to the center (ER-2, ER-3; design.md "The center link and the outbox").
 
-Submitting writes ``queued`` and an outbox row in one transaction. The sender claims a due row for a
-short lease (one transaction), calls the center with the row's idempotency key — the inquiry id, which
-never changes — and stores the sealed response, the new state and ``delivered_at`` in one more
-transaction. A crash at any point leaves a row that is retried later with the same key, and the
-center answers a repeated key with the first answer: a retry never makes a second center inquiry.
+Submitting writes ``queued`` and an outbox row in one transaction. When a sender runs in this process,
+that row is written already claimed for one lease and the submitting request delivers it itself at once
+(:meth:`OutboxSender.deliver_claimed`), which saves the sender's due query and claim transaction; if the
+process dies first, the lease runs out and any sender retries the row with the same key. Otherwise the
+sender claims a due row for a short lease (one transaction), calls the center with the row's idempotency
+key — the inquiry id, which never changes — and stores the sealed response, the new state and
+``delivered_at`` in one more transaction. A crash at any point leaves a row that is retried later with
+the same key, and the center answers a repeated key with the first answer: a retry never makes a second
+center inquiry.
 No database transaction is open while the center is being called.
 """
 
@@ -17,9 +21,11 @@ import logging
 import random
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit.ledger import SYSTEM_ACTOR, record
 from app.center.interface import CenterInquiryRequest, CenterRefused, CenterSubject, CenterUnavailable
@@ -41,15 +47,19 @@ def enqueue(
     inquiry: Inquiry,
     kind: str,
     payload: dict[str, str] | None = None,
+    claimed: bool = False,
 ) -> OutboxMessage:
+    """Queue a message; ``claimed`` writes it claimed for one lease by this process (counted as attempt 1)."""
     key = inquiry.id if kind == "inquire" else f"{kind}:{inquiry.id}"
+    now = ctx.clock.now()
     message = OutboxMessage(
         inquiry_id=inquiry.id,
         kind=kind,
         idempotency_key=key,
-        attempts=0,
-        next_attempt_at=ctx.clock.now(),
-        created_at=ctx.clock.now(),
+        attempts=1 if claimed else 0,
+        next_attempt_at=now,
+        created_at=now,
+        claimed_until=now + _claim_lease(ctx) if claimed else None,
         payload=json.dumps(payload) if payload else None,
     )
     session.add(message)
@@ -75,6 +85,45 @@ async def due_messages(ctx: AppContext, *, limit: int = 50) -> list[int]:
             .limit(limit)
         )
         return list(rows.all())
+
+
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
+# Columns of an inquiry that stay NULL until it is sent, released or cancelled: left out of the draft's
+# INSERT, so the submitting request's copy of a queued inquiry has them unloaded.
+_NULL_WHILE_QUEUED = frozenset(
+    {
+        "center_inquiry_id",
+        "sent_at",
+        "center_result_code",
+        "released_by",
+        "released_at",
+        "document_check",
+        "cancelled_at",
+        "cancelled_by",
+        "cancel_confirmer_id",
+        "cancel_reason",
+    }
+)
+
+
+async def _attach_queued(session: AsyncSession, sent: Inquiry) -> Inquiry:
+    """The claimed inquiry in ``session`` without reading it back.
+
+    A queued inquiry changes only when its answer is stored, and the row guard in the caller makes that
+    happen once, so the copy the claim (or the submit) holds is current. Anything else unloaded — an
+    expired copy — is read again.
+    """
+    state = inspect(sent)
+    if state.expired or state.unloaded - _NULL_WHILE_QUEUED or state.identity is None:
+        identity = state.identity[0] if state.identity else sent.id
+        fresh = await session.get(Inquiry, identity, with_for_update=True)
+        assert fresh is not None
+        return fresh
+    unloaded = set(state.unloaded)
+    inquiry = await session.merge(sent, load=False)
+    for key in unloaded:
+        set_committed_value(inquiry, key, None)
+    return inquiry
 
 
 def _claim_lease(ctx: AppContext) -> timedelta:
@@ -111,8 +160,18 @@ async def deliver(ctx: AppContext, message_id: int) -> str:
     if claimed is None:
         return "skipped"
     message, inquiry = claimed
+    outcome, _ = await _send(ctx, message, inquiry)
+    return outcome
+
+
+async def _send(ctx: AppContext, message: OutboxMessage, inquiry: Inquiry) -> tuple[str, Inquiry | None]:
+    """Call the center for a row claimed by this process and store the outcome; the inquiry as stored."""
+    message_id = message.id
+    # Both paths (the sender's and the submitting request's) pass here, so a switch thrown between the
+    # submit and the call still keeps the inquiry from the center (IR-1).
     if message.kind == "inquire" and await _held_by_switch(ctx, message_id, inquiry):
-        return "held"
+        return "held", None
+    stored: Inquiry | None = None
     started = time.perf_counter()
     try:
         if message.kind == "inquire":
@@ -129,9 +188,10 @@ async def deliver(ctx: AppContext, message_id: int) -> str:
                 )
             )
             record_json = answer.record.model_dump(mode="json") if answer.record is not None else None
-            await _store_answer(
+            stored = await _store_answer(
                 ctx,
                 message_id,
+                inquiry,
                 answer.center_inquiry_id,
                 answer.received_at,
                 {"result": answer.result, "record": record_json},
@@ -144,20 +204,20 @@ async def deliver(ctx: AppContext, message_id: int) -> str:
             )
             await _mark_cancel_delivered(ctx, message_id)
         ctx.metrics.center_calls.labels(message.kind, "delivered").inc()
-        return "delivered"
+        return "delivered", stored
     except CenterRefused as refusal:
         ctx.metrics.center_errors.labels(message.kind, refusal.code).inc()
-        await _store_refusal(ctx, message_id, refusal.code, refusal.center_inquiry_id)
+        stored = await _store_refusal(ctx, message_id, refusal.code, refusal.center_inquiry_id)
         ctx.deliveries.settled(inquiry.id)
         ctx.metrics.center_calls.labels(message.kind, "refused").inc()
-        return "refused"
+        return "refused", stored
     except CenterUnavailable as failure:
         ctx.metrics.center_errors.labels(message.kind, "unavailable").inc()
         await _schedule_retry(
             ctx, message_id, type(failure).__name__ if not str(failure) else str(failure)[:200]
         )
         ctx.metrics.center_calls.labels(message.kind, "retry").inc()
-        return "retry"
+        return "retry", None
     finally:
         # Includes storing the answer; the center's own share is the bulk of it.
         ctx.metrics.center_latency.labels(message.kind).observe(time.perf_counter() - started)
@@ -166,17 +226,28 @@ async def deliver(ctx: AppContext, message_id: int) -> str:
 async def _store_answer(
     ctx: AppContext,
     message_id: int,
+    sent: Inquiry,
     center_inquiry_id: str,
     received_at: datetime,
     content: dict[str, object],
-) -> None:
+) -> Inquiry | None:
+    """Store the answer for ``sent`` (the inquiry as claimed, unchanged while it is queued)."""
     now = ctx.clock.now()
     async with ctx.db.session() as session:
-        message = await session.get(OutboxMessage, message_id, with_for_update=True)
-        if message is None or message.delivered_at is not None:
-            return
-        inquiry = await session.get(Inquiry, message.inquiry_id, with_for_update=True)
-        assert inquiry is not None
+        # Marking the row delivered comes first and is the guard (on PostgreSQL also the row lock): a
+        # second sender whose lease overlapped finds it delivered and stores nothing. One Core statement
+        # instead of reading the row and the inquiry back.
+        attempts = await session.scalar(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id == message_id, _OUTBOX.c.delivered_at.is_(None))
+            .values(delivered_at=now, claimed_until=None)
+            .returning(_OUTBOX.c.attempts)
+        )
+        if attempts is None:
+            await session.rollback()
+            return None
+        # A queued inquiry changes only here, so the claimed copy is current: no SELECT to attach it.
+        inquiry = await _attach_queued(session, sent)
         sealed: Sealed = seal(
             ctx.keyring,
             json.dumps(content, ensure_ascii=False).encode(),
@@ -203,15 +274,13 @@ async def _store_answer(
         if not method_b:
             inquiry.released_at = now
         inquiry.updated_at = now
-        message.delivered_at = now
-        message.claimed_until = None
         record(
             session,
             actor=SYSTEM_ACTOR,
             action="center.inquiry_sent",
             object_type="inquiry",
             object_id=inquiry.id,
-            details={"center_inquiry_id": center_inquiry_id, "attempts": message.attempts},
+            details={"center_inquiry_id": center_inquiry_id, "attempts": attempts},
         )
         record(
             session,
@@ -222,14 +291,17 @@ async def _store_answer(
             details={"state": inquiry.response_state, "result": inquiry.center_result_code},
         )
         await session.commit()
+    return inquiry
 
 
-async def _store_refusal(ctx: AppContext, message_id: int, code: str, center_inquiry_id: str | None) -> None:
+async def _store_refusal(
+    ctx: AppContext, message_id: int, code: str, center_inquiry_id: str | None
+) -> Inquiry | None:
     now = ctx.clock.now()
     async with ctx.db.session() as session:
         message = await session.get(OutboxMessage, message_id, with_for_update=True)
         if message is None or message.delivered_at is not None:
-            return
+            return None
         inquiry = await session.get(Inquiry, message.inquiry_id, with_for_update=True)
         assert inquiry is not None
         message.delivered_at = now
@@ -253,6 +325,7 @@ async def _store_refusal(ctx: AppContext, message_id: int, code: str, center_inq
             details={"code": f"CENTER_{code}", "kind": message.kind, "operator_id": inquiry.operator_id},
         )
         await session.commit()
+    return inquiry
 
 
 async def _mark_cancel_delivered(ctx: AppContext, message_id: int) -> None:
@@ -340,7 +413,7 @@ class OutboxSender:
         self._idle = idle_seconds
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
-        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._in_flight: dict[int, asyncio.Task[Any]] = {}
 
     def kick(self) -> None:
         self._wake.set()
@@ -352,6 +425,32 @@ class OutboxSender:
             except Exception:
                 # A bug in one delivery must not stop the others; the row stays due and is retried.
                 log.exception("outbox delivery failed", extra={"outbox_id": message_id})
+
+    def deliver_claimed(self, message: OutboxMessage, inquiry: Inquiry) -> None:
+        """Deliver a row the submit wrote claimed for this process, now, without the due query and the
+        claim; the submitting request waits for the task (``DeliverySignals.take_started``).
+
+        A task of its own, so the delivery finishes even when the waiting request gives up or its client
+        goes away; cancelled with the sender, the row is then retried when its lease runs out.
+        """
+        task = asyncio.create_task(self._deliver_claimed(message, inquiry))
+        self._in_flight[message.id] = task
+        task.add_done_callback(functools.partial(self._forget, message.id))
+        self._ctx.deliveries.started(inquiry.id, task)
+
+    async def _deliver_claimed(self, message: OutboxMessage, inquiry: Inquiry) -> Inquiry | None:
+        # The same slots as the sender's own deliveries: ``concurrency`` still bounds the center calls.
+        try:
+            async with self._slots:
+                _, stored = await _send(self._ctx, message, inquiry)
+            return stored
+        except Exception:
+            # As in _deliver_one: the row stays claimed until its lease ends and is retried then.
+            log.exception("outbox delivery failed", extra={"outbox_id": message.id})
+            return None
+
+    def _forget(self, message_id: int, _task: asyncio.Task[Inquiry | None]) -> None:
+        self._in_flight.pop(message_id, None)
 
     def _start(self, ids: list[int]) -> list[asyncio.Task[None]]:
         started = []

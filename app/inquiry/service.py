@@ -17,7 +17,9 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +32,6 @@ from app.authz.principal import Principal
 from app.authz.service import count_failed_password, login_key
 from app.clock import business_date_of
 from app.context import AppContext
-from app.db import lock_or_create
 from app.errors import (
     CustomerStatusNotAllowed,
     DocumentNotAllowedForPurpose,
@@ -53,7 +54,14 @@ from app.governance.switches import active_suspension
 from app.governance.totp import verify_code
 from app.hq import execution as hq_execution
 from app.inquiry import approvals, outbox
-from app.inquiry.models import Escalation, IdempotencyRecord, Inquiry, InquiryNumberCounter, SealedResponse
+from app.inquiry.models import (
+    Escalation,
+    IdempotencyRecord,
+    Inquiry,
+    InquiryNumberCounter,
+    OutboxMessage,
+    SealedResponse,
+)
 from app.inquiry.schemas import Approval, ApprovalNumberApproval, InquiryCreate, InquiryUpdate, SubjectIn
 from app.inquiry.sealing import open_response, open_subject, seal_subject
 from app.inquiry.subject import contains_my_number, is_katakana_name, kana_key, normalise_kana, normalise_text
@@ -120,15 +128,19 @@ def cancel_binding(ctx: AppContext, inquiry: Inquiry) -> str:
 
 
 async def _next_number(session: AsyncSession, *, branch_code: str, business_date: date) -> str:
-    counter = await lock_or_create(
-        session,
-        InquiryNumberCounter,
-        {"branch_code": branch_code, "business_date": business_date},
-        {"last_value": 0},
+    """The branch's next number of the day, in one statement: INSERT ... ON CONFLICT DO UPDATE ...
+    RETURNING creates the day's counter or counts it up under the row's lock (PostgreSQL; SQLite's
+    writer lock), so the day's first drafts racing each other still get 1, 2, 3 without a gap."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    table: Table = InquiryNumberCounter.__table__  # type: ignore[assignment]
+    statement = insert(table).values(branch_code=branch_code, business_date=business_date, last_value=1)
+    value = await session.scalar(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.branch_code, table.c.business_date],
+            set_={"last_value": table.c.last_value + 1},
+        ).returning(table.c.last_value)
     )
-    counter.last_value += 1
-    await session.flush()
-    return f"{branch_code}-{business_date:%Y%m%d}-{counter.last_value:04d}"
+    return f"{branch_code}-{business_date:%Y%m%d}-{value:04d}"
 
 
 async def load_inquiry(session: AsyncSession, inquiry_id: str, *, for_update: bool = False) -> Inquiry:
@@ -176,10 +188,13 @@ def _approve(inquiry: Inquiry, granted: approvals.GrantedApproval, terminal_id: 
     inquiry.approval_terminal_id = terminal_id
 
 
-def _queue(session: AsyncSession, ctx: AppContext, inquiry: Inquiry, actor: Actor) -> None:
+def _queue(session: AsyncSession, ctx: AppContext, inquiry: Inquiry, actor: Actor) -> OutboxMessage | None:
+    """Queue for the center; the row comes back when it is claimed for this request to deliver after
+    commit (:func:`_deliver_after_commit`)."""
     inquiry.status = "queued"
     inquiry.updated_at = ctx.clock.now()
-    outbox.enqueue(session, ctx=ctx, inquiry=inquiry, kind="inquire")
+    claimed = ctx.outbox_deliver_claimed is not None
+    message = outbox.enqueue(session, ctx=ctx, inquiry=inquiry, kind="inquire", claimed=claimed)
     record(
         session,
         actor=actor,
@@ -188,6 +203,12 @@ def _queue(session: AsyncSession, ctx: AppContext, inquiry: Inquiry, actor: Acto
         object_id=inquiry.id,
         details={"approval_method": inquiry.approval_method, "confirmer_id": inquiry.approval_confirmer_id},
     )
+    return message if claimed else None
+
+
+def _deliver_after_commit(ctx: AppContext, message: OutboxMessage | None, inquiry: Inquiry) -> None:
+    if message is not None and ctx.outbox_deliver_claimed is not None:
+        ctx.outbox_deliver_claimed(message, inquiry)
 
 
 # -- idempotency (ER-2) -------------------------------------------------------------------------------
@@ -376,11 +397,12 @@ async def create_inquiry(
         },
     )
     methods = ctx.policy.methods_for(branch_code)
+    claimed: OutboxMessage | None = None
     if hq_request is not None:
         hq_execution.mark_executed(session, ctx=ctx, request=hq_request, inquiry=inquiry, actor=actor)
-        _queue(session, ctx, inquiry, actor)
+        claimed = _queue(session, ctx, inquiry, actor)
     elif "A" not in methods:
-        _queue(session, ctx, inquiry, actor)
+        claimed = _queue(session, ctx, inquiry, actor)
     elif body.approval is not None:
         if isinstance(body.approval, ApprovalNumberApproval):
             raise ValidationFailed(
@@ -404,7 +426,7 @@ async def create_inquiry(
             object_id=inquiry.id,
             details={"method": granted.method, "confirmer_id": granted.confirmer_id},
         )
-        _queue(session, ctx, inquiry, actor)
+        claimed = _queue(session, ctx, inquiry, actor)
     remember_idempotency(
         session,
         ctx,
@@ -429,6 +451,7 @@ async def create_inquiry(
         if replay is None and hq_request is not None:
             raise HqRequestAlreadyExecuted("The request was executed by another inquiry")
         return Created(await load_inquiry(session, replay or ""), True)
+    _deliver_after_commit(ctx, claimed, inquiry)
     return Created(inquiry, False)
 
 
@@ -642,7 +665,7 @@ async def submit(
         object_id=inquiry.id,
         details={"method": granted.method, "confirmer_id": granted.confirmer_id},
     )
-    _queue(session, ctx, inquiry, actor)
+    claimed = _queue(session, ctx, inquiry, actor)
     remember_idempotency(
         session,
         ctx,
@@ -653,12 +676,23 @@ async def submit(
         inquiry_id=inquiry.id,
         status_code=200,
     )
-    await commit_or_replay(session, key=idempotency_key)
+    if await commit_or_replay(session, key=idempotency_key):
+        _deliver_after_commit(ctx, claimed, inquiry)
     return inquiry
 
 
 async def wait_for_center(ctx: AppContext, inquiry_id: str) -> Inquiry | None:
     """Wait briefly for the center's answer so an interactive submit usually returns it at once."""
+    started = ctx.deliveries.take_started(inquiry_id)
+    if started is not None:
+        # This request's own delivery: its result is the inquiry as stored, no need to read it again.
+        done, _ = await asyncio.wait({started}, timeout=ctx.policy.interactive_submit_wait_seconds)
+        if done and started.result() is not None:
+            stored: Inquiry = started.result()
+            return stored
+        # Still on its way (it goes on without us), or left for a retry: answer with the state as it is.
+        async with ctx.db.read_session() as session:
+            return await session.get(Inquiry, inquiry_id)
     with ctx.deliveries.watch(inquiry_id) as settled:
         ctx.outbox_kick()
         try:

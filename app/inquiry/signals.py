@@ -11,6 +11,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 # Inquiries settled while nobody was watching yet (the sender can be quicker than the submit's own
 # return path); remembered briefly so the late watcher is woken at once.
@@ -21,6 +22,16 @@ class DeliverySignals:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
+        self._started: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()
+
+    def started(self, inquiry_id: str, task: asyncio.Task[Any]) -> None:
+        """A delivery the submit claimed and started itself, handed to the request that waits for it."""
+        self._started[inquiry_id] = task
+        while len(self._started) > RECENT_LIMIT:
+            self._started.popitem(last=False)
+
+    def take_started(self, inquiry_id: str) -> asyncio.Task[Any] | None:
+        return self._started.pop(inquiry_id, None)
 
     @contextmanager
     def watch(self, inquiry_id: str) -> Iterator[asyncio.Event]:
