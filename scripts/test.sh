@@ -10,4 +10,5 @@ PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/pytest -q "$@"
+# Two workers, one test file each at a time (a file's tests share its fixtures' servers and data).
+.venv/bin/pytest -q -n "${SHOKAI_TEST_WORKERS:-2}" --dist loadfile "$@"
