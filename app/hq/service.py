@@ -38,7 +38,6 @@ from app.errors import (
     Forbidden,
     HqCountMismatch,
     InvalidState,
-    MyNumberForbidden,
     NotFound,
     SelfInquiry,
     TerminalNotAllowed,
@@ -53,11 +52,12 @@ from app.inquiry.sealing import subject_lookup_key
 from app.inquiry.service import (
     check_purpose,
     normalised_subject,
+    refuse_my_number,
     remember_idempotency,
     replayed_inquiry_id,
     request_fingerprint,
 )
-from app.inquiry.subject import contains_my_number, kana_key
+from app.inquiry.subject import kana_key
 
 IDEMPOTENCY_ENDPOINT = "hq_request.create"
 
@@ -179,16 +179,7 @@ async def create_request(
     if replay is not None:
         return CreatedRequest(await _load(session, replay), True)
     actor = principal.actor()
-    if contains_my_number(raw_body):
-        record(
-            session,
-            actor=actor,
-            action="hq_request.refused",
-            outcome="denied",
-            details={"code": "MY_NUMBER_FORBIDDEN"},
-        )
-        await session.commit()
-        raise MyNumberForbidden("Remove the Individual Number: the gateway may not collect it", audited=True)
+    await refuse_my_number(session, actor=actor, raw_body=raw_body, action="hq_request.refused")
     branch_code = principal.terminal_branch_code
     if branch_code is None:
         raise TerminalNotAllowed("HQ requests are entered at a registered terminal")

@@ -218,6 +218,16 @@ def request_fingerprint(payload: Any) -> str:
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+async def refuse_my_number(session: AsyncSession, *, actor: Actor, raw_body: Any, action: str) -> None:
+    """PL-4: an Individual Number anywhere in the request is refused before anything is stored; the
+    refusal itself is recorded (its code only, never the number) and committed before raising."""
+    if not contains_my_number(raw_body):
+        return
+    record(session, actor=actor, action=action, outcome="denied", details={"code": "MY_NUMBER_FORBIDDEN"})
+    await session.commit()
+    raise MyNumberForbidden("Remove the Individual Number: the gateway may not collect it", audited=True)
+
+
 async def replayed_inquiry_id(
     session: AsyncSession, *, key: str | None, principal: Principal, endpoint: str, fingerprint: str
 ) -> str | None:
@@ -295,17 +305,7 @@ async def create_inquiry(
     )
     if replay is not None:
         return Created(await load_inquiry(session, replay), True)
-    if contains_my_number(raw_body):
-        actor = principal.actor()
-        record(
-            session,
-            actor=actor,
-            action="inquiry.refused",
-            outcome="denied",
-            details={"code": "MY_NUMBER_FORBIDDEN"},
-        )
-        await session.commit()
-        raise MyNumberForbidden("Remove the Individual Number: the gateway may not collect it", audited=True)
+    await refuse_my_number(session, actor=principal.actor(), raw_body=raw_body, action="inquiry.refused")
     branch_code = principal.terminal_branch_code
     if branch_code is None:
         raise TerminalNotAllowed("Inquiries are entered at a registered terminal")
