@@ -653,6 +653,17 @@ async def _month(
     )
 
 
+async def _subject_shown(
+    session: AsyncSession, ctx: AppContext, principal: Principal, inquiry: Inquiry, *, page: str
+) -> dict[str, Any] | None:
+    """The inquiry's subject for those allowed to see it; every page that shows it is recorded."""
+    if not inquiry_service.may_see_subject(principal, inquiry):
+        return None
+    subject = open_subject(ctx, inquiry)
+    await _record_view(session, principal, inquiry, page=page)
+    return subject
+
+
 # -- method A: approving a draft --------------------------------------------------------------------------
 
 
@@ -664,9 +675,7 @@ async def inquiry_page(
         inquiry = await inquiry_service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id)
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
-    subject = open_subject(ctx, inquiry) if inquiry_service.may_see_subject(principal, inquiry) else None
-    if subject is not None:
-        await _record_view(session, principal, inquiry, page="inquiry")
+    subject = await _subject_shown(session, ctx, principal, inquiry, page="inquiry")
     return _render(
         request,
         "inquiry.html",
@@ -728,9 +737,7 @@ async def release_page(
         inquiry = await inquiry_service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id)
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
-    subject = open_subject(ctx, inquiry) if inquiry_service.may_see_subject(principal, inquiry) else None
-    if subject is not None:
-        await _record_view(session, principal, inquiry, page="release")
+    subject = await _subject_shown(session, ctx, principal, inquiry, page="release")
     return _render(
         request,
         "release.html",
