@@ -30,7 +30,7 @@ class HqRequest(Base):
     subject_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     subject_kek_id: Mapped[str] = mapped_column(String(40))
     subject_index: Mapped[str] = mapped_column(String(64), index=True)
-    subject_pseudonym: Mapped[str] = mapped_column(String(64))
+    subject_pseudonym: Mapped[str] = mapped_column(String(64), index=True)
     consent_type: Mapped[str] = mapped_column(String(40))
     consent_reference: Mapped[str] = mapped_column(String(80))
     consent_obtained_on: Mapped[date] = mapped_column(Date)

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -26,6 +27,8 @@ class Inquiry(Base):
         UniqueConstraint("number", name="uq_inquiries_number"),
         # One HQ request is executed by at most one inquiry, even when two HQ operators race (HQ-1).
         UniqueConstraint("hq_request_id", name="uq_inquiries_hq_request_id"),
+        # Subject access (AC-6) by pseudonym, and the shared-subject anomaly (LG-3) from the index alone.
+        Index("ix_inquiries_subject_pseudonym", "subject_pseudonym", "business_date", "operator_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
