@@ -27,8 +27,8 @@ class Inquiry(Base):
         UniqueConstraint("number", name="uq_inquiries_number"),
         # One HQ request is executed by at most one inquiry, even when two HQ operators race (HQ-1).
         UniqueConstraint("hq_request_id", name="uq_inquiries_hq_request_id"),
-        # Subject access (AC-6) by pseudonym, and the shared-subject anomaly (LG-3) from the index alone.
-        Index("ix_inquiries_subject_pseudonym", "subject_pseudonym", "business_date", "operator_id"),
+        # Led by the date, it serves every per-day query; the shared-subject anomaly (LG-3) reads it alone.
+        Index("ix_inquiries_business_date_subject", "business_date", "subject_pseudonym", "operator_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -46,7 +46,7 @@ class Inquiry(Base):
     subject_kek_id: Mapped[str] = mapped_column(String(40))
     subject_index: Mapped[str] = mapped_column(String(64), index=True)
     # Keyed pseudonym used in the ledger, never the name.
-    subject_pseudonym: Mapped[str] = mapped_column(String(64))
+    subject_pseudonym: Mapped[str] = mapped_column(String(64), index=True)
     consent_type: Mapped[str] = mapped_column(String(40))
     consent_reference: Mapped[str] = mapped_column(String(80))
     consent_obtained_on: Mapped[date] = mapped_column(Date)
@@ -67,7 +67,7 @@ class Inquiry(Base):
     document_check: Mapped[str | None] = mapped_column(String(16))
     hq_request_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    business_date: Mapped[date] = mapped_column(Date, index=True)
+    business_date: Mapped[date] = mapped_column(Date)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_by: Mapped[str | None] = mapped_column(String(40))
