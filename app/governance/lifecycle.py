@@ -9,7 +9,9 @@ branches or decommissioned terminals — it must show zero.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,24 +58,16 @@ async def close_branch(
         raise InvalidState("The branch is already closed")
     now = ctx.clock.now()
     actor = principal.actor()
-    decision = Decision(
-        requested_by=principal.id,
-        requested_at=now,
-        approved_by=CLOSURE_RULE,
-        approved_at=now,
-        set_by=principal.id,
-        set_at=now,
+    await _revoke_all_under_rule(
+        session,
+        principal=principal,
+        now=now,
+        rule=CLOSURE_RULE,
+        grants=await rights.active_grants(session, branch_code=branch_code, for_update=True),
+        source="branch_closure",
+        source_id=branch_code,
+        reason=reason,
     )
-    for grant in await rights.active_grants(session, branch_code=branch_code, for_update=True):
-        await rights.revoke_right(
-            session,
-            setter=actor,
-            grant=grant,
-            decision=decision,
-            source="branch_closure",
-            source_id=branch_code,
-            reason=reason,
-        )
     terminal_ids = []
     for terminal in await directory.list_terminals(session, branch_code=branch_code):
         terminal_ids.append(terminal.id)
@@ -103,24 +97,16 @@ async def deactivate_user(
         raise InvalidState("The user is already deactivated")
     now = ctx.clock.now()
     actor = principal.actor()
-    decision = Decision(
-        requested_by=principal.id,
-        requested_at=now,
-        approved_by=DEACTIVATION_RULE,
-        approved_at=now,
-        set_by=principal.id,
-        set_at=now,
+    decision = await _revoke_all_under_rule(
+        session,
+        principal=principal,
+        now=now,
+        rule=DEACTIVATION_RULE,
+        grants=await rights.active_grants(session, user_id=user_id, for_update=True),
+        source="deactivation",
+        source_id=user_id,
+        reason=reason,
     )
-    for grant in await rights.active_grants(session, user_id=user_id, for_update=True):
-        await rights.revoke_right(
-            session,
-            setter=actor,
-            grant=grant,
-            decision=decision,
-            source="deactivation",
-            source_id=user_id,
-            reason=reason,
-        )
     previous = user.status
     user.status = "deactivated"
     register.append(
@@ -146,6 +132,42 @@ async def deactivate_user(
     )
     await session.commit()
     return user
+
+
+async def _revoke_all_under_rule(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    now: datetime,
+    rule: str,
+    grants: Sequence[UserRole],
+    source: str,
+    source_id: str,
+    reason: str,
+) -> Decision:
+    """Revoke ``grants`` in the register under a standing rule instead of a second person's approval.
+
+    Closing a branch or ending an account takes rights away only, so the rule stands in for the
+    approver (AC-3); the register records which rule it was and who set the change."""
+    decision = Decision(
+        requested_by=principal.id,
+        requested_at=now,
+        approved_by=rule,
+        approved_at=now,
+        set_by=principal.id,
+        set_at=now,
+    )
+    for grant in grants:
+        await rights.revoke_right(
+            session,
+            setter=principal.actor(),
+            grant=grant,
+            decision=decision,
+            source=source,
+            source_id=source_id,
+            reason=reason,
+        )
+    return decision
 
 
 @dataclass
