@@ -479,6 +479,10 @@ async def _calendar_branches(session: AsyncSession, principal: Principal) -> lis
     return sorted(code for code in principal.branch_codes if may(principal, "lists.read", branch_code=code))
 
 
+# Rows per dashboard table: the oldest first, so what is cut off is the newest work.
+DASHBOARD_ROWS = 100
+
+
 @router.get("/")
 async def dashboard(
     request: Request,
@@ -492,35 +496,46 @@ async def dashboard(
     year, month_no = views.parse_month(month, today)
     drafts: list[Inquiry] = []
     held: list[Inquiry] = []
+    # Which tables hold more than they show: their tiles say "100+" and the table says it is cut.
+    more: set[str] = set()
     if may(principal, "inquiry.approve"):
-        drafts, _ = await inquiry_service.list_inquiries(
+        drafts, after = await inquiry_service.list_inquiries(
             session,
             principal=principal,
             branch_code=None,
             business_date=None,
             status="awaiting_approval",
             operator_id=None,
-            limit=100,
+            limit=DASHBOARD_ROWS,
             cursor=None,
         )
+        if after is not None:
+            more.add("drafts")
     if may(principal, "inquiry.release"):
-        held, _ = await inquiry_service.list_inquiries(
+        held, after = await inquiry_service.list_inquiries(
             session,
             principal=principal,
             branch_code=None,
             business_date=None,
             status="held",
             operator_id=None,
-            limit=100,
+            limit=DASHBOARD_ROWS,
             cursor=None,
         )
+        if after is not None:
+            more.add("held")
     pending: list[DailyList] = []
     overdue: list[DailyList] = []
     weeks: list[Any] = []
     branches: list[str] = []
     if may(principal, "lists.read"):
-        pending = await _search_lists(session, ctx, principal, state="pending")
-        overdue = await _search_lists(session, ctx, principal, state="overdue")
+        # One row more than shown tells whether the table is cut.
+        pending = await _search_lists(session, ctx, principal, state="pending", limit=DASHBOARD_ROWS + 1)
+        overdue = await _search_lists(session, ctx, principal, state="overdue", limit=DASHBOARD_ROWS + 1)
+        for name, rows in (("pending", pending), ("overdue", overdue)):
+            if len(rows) > DASHBOARD_ROWS:
+                more.add(name)
+                del rows[DASHBOARD_ROWS:]
         branches = await _calendar_branches(session, principal)
         weeks = await _month(session, ctx, principal, branches, year=year, month=month_no, today=today)
     notice = _take_notice(request, ctx)
@@ -534,6 +549,8 @@ async def dashboard(
         held=held,
         pending=pending,
         overdue=overdue,
+        more=more,
+        shown=DASHBOARD_ROWS,
         now=now,
         weeks=weeks,
         branches=branches,

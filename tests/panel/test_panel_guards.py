@@ -380,3 +380,36 @@ async def test_approve_and_release_work_with_the_keyboard_only(
     assert [e["actor_id"] for e in ledger(live, "inquiry.released")] == ["cf001"]
     await page.screenshot(path=str(ARTIFACTS / "response-after-keyboard-release.png"), full_page=True)
     terminal.close()
+
+
+async def test_a_dashboard_table_that_holds_more_than_it_shows_says_so_on_its_tile_and_under_it(
+    page: Page,
+    live: LiveServer,
+    demo_logins: DemoCredentials,
+    center_population: Population,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two rows a table: three drafts, a minute apart, are one more than the dashboard shows.
+    monkeypatch.setattr(panel_router, "DASHBOARD_ROWS", 2)
+    terminal = Terminal(live, demo_logins, "op001")
+    drafts = []
+    for n in (0, 1, 2):
+        drafts.append(terminal.create_draft(subject_of(center_population, n)))
+        clock.advance(minutes=1)
+    terminal.close()
+
+    await log_in(page, live, demo_logins, "cf001")
+    await expect(page.locator("#count-drafts")).to_have_text("2+")
+    table = page.locator("#drafts tbody tr")
+    await expect(table).to_have_count(2)
+    # The oldest are shown; the newest waits its turn, and the page says the table is cut.
+    await expect(page.locator("#drafts")).to_contain_text(drafts[0]["number"])
+    await expect(page.locator("#drafts")).not_to_contain_text(drafts[2]["number"])
+    await expect(page.locator("#more-drafts")).to_contain_text("古い順に2件を表示しています")
+    # A table that shows everything it holds says nothing more.
+    await expect(page.locator("#count-held")).to_have_text("0")
+    await expect(page.locator("#more-held")).to_have_count(0)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-more-than-shown.png"), full_page=True)
+    await page.get_by_role("link", name="Switch to English").click()
+    await expect(page.locator("#more-drafts")).to_contain_text("Showing the oldest 2.")
