@@ -77,6 +77,7 @@ def lines_out(
                 check=check.check,
                 checked_by=check.checked_by,
                 checked_at=check.checked_at,
+                check_note=check.note,
             )
         )
     return out

@@ -49,6 +49,9 @@ class ListLineOut(BaseModel):
     check: Literal["matched", "mismatch", "document_missing"] | None
     checked_by: str | None
     checked_at: datetime | None
+    check_note: str | None = Field(
+        default=None, description="What the confirmer wrote with the check (e.g. why a line does not match)"
+    )
 
 
 class TotalsOut(BaseModel):

@@ -137,13 +137,17 @@ async def test_lines_are_checked_by_another_person_and_counts_must_match(
 
     unchecked = await client.post(f"/daily-lists/{subject_list['id']}/confirm", json={}, headers=confirmer)
     assert unchecked.json()["code"] == "LINES_UNCHECKED"
-    for line_no in (1, 2):
+    for line_no, note in ((1, None), (2, "原本と照合済み")):
         checked = await client.post(
             f"/daily-lists/{subject_list['id']}/lines/{line_no}/check",
-            json={"result": "matched"},
+            json={"result": "matched", "note": note},
             headers=confirmer,
         )
         assert checked.status_code == 200 and checked.json()["checked_by"] == "cf001"
+        assert checked.json()["check_note"] == note
+    # The confirmer's notes stay with the lines for whoever reads the list later.
+    detail = (await client.get(f"/daily-lists/{subject_list['id']}", headers=confirmer)).json()
+    assert [line["check_note"] for line in detail["lines"]] == [None, "原本と照合済み"]
     assert (
         await client.post(f"/daily-lists/{subject_list['id']}/confirm", json={}, headers=confirmer)
     ).json()["state"] == "confirmed"

@@ -167,6 +167,8 @@ async def test_a_line_note_is_kept_and_text_over_the_apis_limit_is_refused_on_th
     await page.get_by_label("No.1 のメモ（任意）").fill("申込書原本と照合済み")
     await page.get_by_role("button", name="No.1 を「一致」として記録").click()
     await expect(page.locator("#line-1 .check-cell")).to_have_attribute("data-check", "matched")
+    # The note is shown back with the check, to the confirmer and to whoever reads the list later.
+    await expect(page.locator("#note-text-1")).to_have_text("申込書原本と照合済み")
 
     async def line_note(line_no: int) -> str | None:
         async with live.ctx.db.read_session() as session:
@@ -202,6 +204,11 @@ async def test_a_line_note_is_kept_and_text_over_the_apis_limit_is_refused_on_th
     await page.get_by_role("button", name="No.2 を「一致」として記録").click()
     await expect(page.locator("#line-2 .check-cell")).to_have_attribute("data-check", "matched")
     assert live.run(line_note(2)) == "記" * 400
+    # A long note is folded to its start and opens whole.
+    await expect(page.locator("#line-2 .check-cell summary")).to_have_text("記" * 40 + "…")
+    await page.screenshot(path=str(ARTIFACTS / "list-line-notes.png"), full_page=True)
+    await page.locator("#line-2 .check-cell summary").click()
+    await expect(page.locator("#note-text-2")).to_have_text("記" * 400)
     # What the refusal looks like on the page, for the screenshot.
     await page.goto(f"{live.url}/panel/lists/{subject_list.id}?error=VALIDATION_ERROR&hint=too_long")
     await expect(page.locator("#error-hint")).to_contain_text("400文字以内")
