@@ -588,8 +588,7 @@ async def _search_lists(
     )
 
 
-# Lists read per query for the calendar. A branch has at most one current list per kind and day, so a
-# page always moves on by at least one day; every list of the month is read, however many branches.
+# Lists read per query for the calendar; the pages follow the lists' keyset cursor.
 _MONTH_PAGE = 500
 
 
@@ -602,27 +601,24 @@ async def _month_lists(
     date_from: date,
     date_to: date,
 ) -> list[DailyList]:
-    found: dict[str, DailyList] = {}
-    for code in branches:
-        start = date_from
-        while True:
-            page = await lists_service.search(
-                session,
-                ctx,
-                principal=principal,
-                branch_code=code,
-                date_from=start,
-                date_to=date_to,
-                kind=None,
-                state=None,
-                limit=_MONTH_PAGE,
-            )
-            found.update((daily.id, daily) for daily in page)
-            if len(page) < _MONTH_PAGE:
-                break
-            # Read the last day again on the next page: its lists may have been split across pages.
-            start = page[-1].business_date if page[-1].business_date > start else start + timedelta(days=1)
-    return list(found.values())
+    """Every current list of the period for the calendar's branches, in pages over all of them (one
+    query per page, not one per branch: HQ's calendar covers every branch)."""
+    shown = set(branches)
+    found: list[DailyList] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = await lists_service.search_page(
+            session,
+            ctx,
+            principal=principal,
+            date_from=date_from,
+            date_to=date_to,
+            limit=_MONTH_PAGE,
+            cursor=cursor,
+        )
+        found.extend(daily for daily in page if daily.branch_code in shown)
+        if cursor is None:
+            return found
 
 
 async def _month(
