@@ -28,7 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit.ledger import SYSTEM_ACTOR, record
-from app.center.interface import CenterInquiryRequest, CenterRefused, CenterSubject, CenterUnavailable
+from app.center.interface import (
+    CenterCorrectRequest,
+    CenterInquiryRequest,
+    CenterRefused,
+    CenterSubject,
+    CenterUnavailable,
+)
 from app.context import AppContext
 from app.crypto.envelope import Sealed, seal
 from app.governance.switches import active_suspension
@@ -197,6 +203,17 @@ async def _send(ctx: AppContext, message: OutboxMessage, inquiry: Inquiry) -> tu
                 {"result": answer.result, "record": record_json},
             )
             ctx.deliveries.settled(inquiry.id)
+        elif message.kind == "correct":
+            payload = json.loads(message.payload or "{}")
+            await ctx.center.correct(
+                inquiry.center_inquiry_id or "",
+                CenterCorrectRequest(
+                    reason=payload["reason"],
+                    purpose=payload["purpose"],
+                    idempotency_key=message.idempotency_key,
+                ),
+            )
+            await _mark_cancel_delivered(ctx, message_id, action="center.correction_sent")
         else:
             payload = json.loads(message.payload or "{}")
             await ctx.center.cancel(
@@ -328,7 +345,10 @@ async def _store_refusal(
     return inquiry
 
 
-async def _mark_cancel_delivered(ctx: AppContext, message_id: int) -> None:
+async def _mark_cancel_delivered(
+    ctx: AppContext, message_id: int, *, action: str = "center.cancellation_sent"
+) -> None:
+    """A cancellation (or correction, ``action``) the center has recorded: the row is done."""
     now = ctx.clock.now()
     async with ctx.db.session() as session:
         message = await session.get(OutboxMessage, message_id, with_for_update=True)
@@ -339,7 +359,7 @@ async def _mark_cancel_delivered(ctx: AppContext, message_id: int) -> None:
         record(
             session,
             actor=SYSTEM_ACTOR,
-            action="center.cancellation_sent",
+            action=action,
             object_type="inquiry",
             object_id=message.inquiry_id,
             details={"attempts": message.attempts},
