@@ -38,6 +38,7 @@ from app.center.interface import (
 from app.context import AppContext
 from app.crypto.envelope import Sealed, seal
 from app.governance.switches import active_suspension
+from app.hq import execution as hq_execution
 from app.inquiry.models import Inquiry, OutboxMessage, SealedResponse
 from app.inquiry.sealing import open_subject, response_aad
 
@@ -284,7 +285,10 @@ async def _store_answer(
         inquiry.center_inquiry_id = center_inquiry_id
         inquiry.sent_at = inquiry.sent_at or now
         inquiry.center_result_code = str(content.get("result", "found")).upper()
-        method_b = "B" in ctx.policy.methods_for(inquiry.branch_code)
+        method_b = "B" in ctx.policy.methods_for(inquiry.branch_code) or (
+            inquiry.hq_request_id is not None
+            and await hq_execution.releasing_request(session, ctx=ctx, inquiry=inquiry) is not None
+        )
         # Without method B the response is released on receipt, but every read is still logged.
         inquiry.status = "held" if method_b else "released"
         inquiry.response_state = "held" if method_b else "released"

@@ -27,7 +27,7 @@ from app.audit.forensics import TracedEvent, inquiry_trace_events
 from app.audit.ledger import Actor, record
 from app.audit.models import AuditEvent
 from app.authz.models import LoginThrottle, User
-from app.authz.policy import authorize, ensure_may_confirm, may
+from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
 from app.authz.principal import Principal
 from app.authz.service import count_failed_password, login_key
 from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES
@@ -746,6 +746,32 @@ class Released:
     record: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ReleaseDuty:
+    """Method B for one inquiry: whose confirmer releases its response, and who counts as its operator
+    (may not release it; may read it after release when the policy allows)."""
+
+    branch_code: str
+    operator_ids: tuple[str, ...]
+
+
+async def release_duty(session: AsyncSession, *, ctx: AppContext, inquiry: Inquiry) -> ReleaseDuty:
+    request = await hq_execution.releasing_request(session, ctx=ctx, inquiry=inquiry)
+    if request is None:
+        return ReleaseDuty(inquiry.branch_code, (inquiry.operator_id,))
+    # HQ-2, method B at the requesting branch: that branch's confirmer, neither the operator who asked
+    # nor HQ's operator who ran the inquiry.
+    return ReleaseDuty(request.branch_code, (request.operator_id, inquiry.operator_id))
+
+
+def _ensure_can_see_for(principal: Principal, inquiry: Inquiry, duty: ReleaseDuty) -> str:
+    """The branch (the inquiry's, or the one that releases it) in whose name the caller sees it."""
+    for branch_code in dict.fromkeys((inquiry.branch_code, duty.branch_code)):
+        if may(principal, "inquiry.read", branch_code=branch_code):
+            return branch_code
+    raise NotFound("No such inquiry")
+
+
 async def release(
     session: AsyncSession,
     *,
@@ -761,14 +787,17 @@ async def release(
     # The route's own permission, asked here so the API and the panel run the same check (AU-6).
     authorize(principal, "inquiry.release")
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
-    _ensure_can_see(principal, inquiry)
+    duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
+    _ensure_can_see_for(principal, inquiry, duty)
     actor = principal.actor()
+    for operator_id in duty.operator_ids[1:]:
+        ensure_not_operator(principal.id, operator_id=operator_id)
     ensure_may_confirm(
         confirmer_id=principal.id,
         confirmer_roles=principal.role_branches,
         confirmer_active=True,
-        branch_code=inquiry.branch_code,
-        operator_id=inquiry.operator_id,
+        branch_code=duty.branch_code,
+        operator_id=duty.operator_ids[0],
     )
     if inquiry.status != "held":
         raise InvalidState(f"Only a held response can be released; the inquiry is {inquiry.status}")
@@ -792,7 +821,7 @@ async def release(
         )
         await session.commit()
         raise ReauthFailed("The password is wrong", audited=True)
-    if ctx.policy.totp_required_for(inquiry.branch_code) and not await verify_code(
+    if ctx.policy.totp_required_for(duty.branch_code) and not await verify_code(
         session, ctx=ctx, user_id=principal.id, code=totp
     ):
         # The branch's policy asks confirmers for their second factor at release too (AU-8).
@@ -830,7 +859,8 @@ async def release(
         escalation = Escalation(
             id=str(uuid.uuid4()),
             kind="document_mismatch",
-            branch_code=inquiry.branch_code,
+            # The releasing branch's manager: for HQ's answer released at the requesting branch, theirs.
+            branch_code=duty.branch_code,
             object_type="inquiry",
             object_id=inquiry.id,
             recipients=["branch_manager", "hq_compliance"],
@@ -863,13 +893,13 @@ async def read_response(
 ) -> tuple[Inquiry, SealedResponse, dict[str, Any]]:
     """The releasing confirmer, or the operator when policy allows; never auditors. Every read is logged."""
     inquiry = await load_inquiry(session, inquiry_id)
-    _ensure_can_see(principal, inquiry)
-    authorize(principal, "inquiry.read_response", branch_code=inquiry.branch_code)
+    duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
+    authorize(principal, "inquiry.read_response", branch_code=_ensure_can_see_for(principal, inquiry, duty))
     if inquiry.response_state == "destroyed":
         raise ResponseDestroyed("The response was destroyed at the end of its use period")
     if inquiry.response_state in ("none", "held"):
         raise ResponseHeld("The response is held until a confirmer other than the operator releases it")
-    if principal.id == inquiry.operator_id:
+    if principal.id in duty.operator_ids:
         if not ctx.policy.operator_reads_after_release:
             raise Forbidden("The policy does not let operators read released responses")
         if "suspected_misuse" in inquiry.flags:
@@ -886,7 +916,7 @@ async def read_response(
         object_type="inquiry",
         object_id=inquiry.id,
         details={
-            "reader_role": "operator" if principal.id == inquiry.operator_id else "releasing_confirmer",
+            "reader_role": "operator" if principal.id in duty.operator_ids else "releasing_confirmer",
             "subject_pseudonym": inquiry.subject_pseudonym,
         },
     )
