@@ -176,7 +176,7 @@ async def list_inquiries(
 async def get_inquiry(
     inquiry_id: str, principal: InquiryReader, session: DbSession, ctx: Context
 ) -> InquiryOut:
-    inquiry = await service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id)
+    inquiry = await service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id, ctx=ctx)
     await service.record_subject_views(session, principal=principal, inquiries=[inquiry])
     return inquiry_out(ctx, principal, inquiry)
 

@@ -1170,9 +1170,16 @@ async def correct(
 # -- reading ------------------------------------------------------------------------------------------
 
 
-async def get_inquiry(session: AsyncSession, *, principal: Principal, inquiry_id: str) -> Inquiry:
+async def get_inquiry(
+    session: AsyncSession, *, principal: Principal, inquiry_id: str, ctx: AppContext | None = None
+) -> Inquiry:
+    """The inquiry if the caller may see it; with ``ctx``, HQ's inquiry whose answer the caller's
+    branch releases (HQ-2, method B at the requesting branch) is visible to that branch too."""
     inquiry = await load_inquiry(session, inquiry_id)
-    _ensure_can_see(principal, inquiry)
+    if ctx is not None and inquiry.hq_request_id is not None:
+        _ensure_can_see_for(principal, inquiry, await release_duty(session, ctx=ctx, inquiry=inquiry))
+    else:
+        _ensure_can_see(principal, inquiry)
     return inquiry
 
 

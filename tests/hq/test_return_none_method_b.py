@@ -90,8 +90,14 @@ async def test_hqs_answer_is_held_for_a_confirmer_of_the_requesting_branch(
         release, json=release_body(demo, "op002"), headers=await as_user(client, demo, "op002")
     )
     assert by_requester.status_code == 403
-    # A fresh password, not just the session.
+    # The requesting branch's confirmer sees HQ's inquiry it is to release (metadata only).
     confirmer = await as_user(client, demo, "cf002")
+    seen = await client.get(f"/inquiries/{inquiry['id']}", headers=confirmer)
+    assert seen.status_code == 200 and seen.json()["status"] == "held"
+    assert (
+        await client.get(f"/inquiries/{inquiry['id']}", headers=await as_user(client, demo, "cf001"))
+    ).status_code == 404
+    # A fresh password, not just the session.
     wrong = await client.post(
         release, json={"password": "not-it", "document_check": "match"}, headers=confirmer
     )
