@@ -81,8 +81,9 @@ class InquiryCorrection(Base):
     """A correction of a sent inquiry's record (CC-1): what was wrong, what it is now, who and why.
 
     Made under the same two-person control as a cancellation; one per inquiry (a record wrong again is
-    cancelled and inquired anew). ``changes`` maps each corrected field to ``[before, after]``; only
-    ``purpose`` is held by the center, so ``at_center`` says whether the correction went there too.
+    cancelled and inquired anew). The inquiry row keeps what was sent and approved; ``changes`` maps each
+    corrected field to ``[as recorded, corrected to]``. Only ``purpose`` is held by the center, so
+    ``at_center`` says whether the correction went there too.
     """
 
     __tablename__ = "inquiry_corrections"

@@ -25,7 +25,7 @@ from app.inquiry.deps import (
     ResponseReader,
     TraceReader,
 )
-from app.inquiry.models import Inquiry
+from app.inquiry.models import Inquiry, InquiryCorrection
 from app.inquiry.schemas import (
     ApprovalNumberOut,
     ApprovalNumberRequest,
@@ -103,6 +103,17 @@ def inquiry_out(ctx: AppContext, principal: Principal, inquiry: Inquiry) -> Inqu
     )
 
 
+def correction_out(correction: InquiryCorrection) -> CorrectionOut:
+    return CorrectionOut(
+        corrected_at=correction.corrected_at,
+        corrected_by=correction.corrected_by,
+        confirmer_id=correction.confirmer_id,
+        approval_method=correction.approval_method,
+        at_center=correction.at_center,
+        changes=correction.changes,
+    )
+
+
 async def _raw_json(request: Request) -> Any:
     return await request.json()
 
@@ -177,8 +188,12 @@ async def get_inquiry(
     inquiry_id: str, principal: InquiryReader, session: DbSession, ctx: Context
 ) -> InquiryOut:
     inquiry = await service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id, ctx=ctx)
+    correction = await service.correction_of(session, inquiry.id) if "corrected" in inquiry.flags else None
     await service.record_subject_views(session, principal=principal, inquiries=[inquiry])
-    return inquiry_out(ctx, principal, inquiry)
+    shown = inquiry_out(ctx, principal, inquiry)
+    if correction is not None:
+        shown.correction = correction_out(correction)
+    return shown
 
 
 @router.patch(
@@ -373,15 +388,8 @@ async def correct(
         idempotency_key=idempotency_key,
     )
     return CorrectedInquiryOut(
-        **inquiry_out(ctx, principal, inquiry).model_dump(),
-        correction=CorrectionOut(
-            corrected_at=correction.corrected_at,
-            corrected_by=correction.corrected_by,
-            confirmer_id=correction.confirmer_id,
-            approval_method=correction.approval_method,
-            at_center=correction.at_center,
-            changes=correction.changes,
-        ),
+        **inquiry_out(ctx, principal, inquiry).model_dump(exclude={"correction"}),
+        correction=correction_out(correction),
     )
 
 

@@ -188,10 +188,15 @@ class InquiryOut(BaseModel):
     created_at: datetime
     business_date: date
     expires_at: datetime
+    correction: CorrectionOut | None = Field(
+        default=None,
+        description="CC-1: the correction of this record (flag `corrected`); given by GET /inquiries/{id} "
+        "and the correct call. The fields above stay as sent; `changes` holds what they are corrected to.",
+    )
 
 
 class CorrectedInquiryOut(InquiryOut):
-    """The inquiry as corrected (it now carries the flag ``corrected``) and the correction itself."""
+    """The inquiry with the flag ``corrected`` and the correction itself."""
 
     correction: CorrectionOut
 

@@ -1097,13 +1097,8 @@ async def correct(
         actor=actor,
     )
     now = ctx.clock.now()
-    if "purpose" in changes:
-        inquiry.purpose = changes["purpose"][1]
-    if "consent_document" in changes:
-        document = changes["consent_document"][1]
-        inquiry.consent_type = document["type"]
-        inquiry.consent_reference = document["reference"]
-        inquiry.consent_obtained_on = date.fromisoformat(document["obtained_on"])
+    # The inquiry keeps what was sent and approved (its list lines, checked then, must not change under
+    # their checks); the correction is a record of its own, as the center keeps a correction entry.
     inquiry.flags = sorted({*inquiry.flags, "corrected"})
     inquiry.updated_at = now
     # Only the purpose is on the center's record; the consent document is the gateway's alone.
@@ -1130,7 +1125,7 @@ async def correct(
             ctx=ctx,
             inquiry=inquiry,
             kind="correct",
-            payload={"reason": reason[:200], "purpose": inquiry.purpose},
+            payload={"reason": reason[:200], "purpose": changes["purpose"][1]},
         )
     record(
         session,

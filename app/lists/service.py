@@ -273,8 +273,13 @@ def build_content(
             "response_delivered": response_delivered,
         }
         if line_type == "correction":
-            # Which fields were corrected; the line shows the record as corrected.
-            line["corrected_fields"] = sorted(inquiry.changes)
+            # The line shows the record as corrected, and which fields the correction changed.
+            changes = inquiry.changes
+            line["corrected_fields"] = sorted(changes)
+            if "purpose" in changes:
+                line["purpose"] = changes["purpose"][1]
+            if "consent_document" in changes:
+                line["consent_document"] = changes["consent_document"][1]
         refusal = center_refusal(line_type, inquiry)
         if refusal is not None:
             # Only on refused lines, so lists without refusals keep the content (and hash) they had.

@@ -107,7 +107,9 @@ async def test_a_correction_needs_a_second_persons_approval_of_exactly_that_corr
     )
     assert corrected.status_code == 200, corrected.text
     body = corrected.json()
-    assert body["purpose"] == "guarantor" and body["consent_document"]["reference"] == "LA-2026-000999"
+    # The inquiry stays as it was sent and approved; the correction is a record of its own.
+    assert body["purpose"] == "new_credit" and body["consent_document"]["reference"] == "LA-2026-000123"
+    assert body["correction"]["changes"]["consent_document"][1]["reference"] == "LA-2026-000999"
     assert "corrected" in body["flags"] and body["status"] == "held"
     assert body["correction"]["confirmer_id"] == "cf001" and body["correction"]["at_center"] is True
     assert body["correction"]["changes"]["purpose"] == ["new_credit", "guarantor"]
@@ -211,4 +213,11 @@ async def test_a_consent_document_correction_stays_at_the_gateway_and_a_key_repl
     await asyncio.sleep(0.2)
     assert await corrections_at_center(ctx) == []
     shown = (await client.get(f"/inquiries/{inquiry['id']}", headers=operator)).json()
-    assert shown["consent_document"]["reference"] == "LA-2026-000999" and "corrected" in shown["flags"]
+    assert "corrected" in shown["flags"] and shown["consent_document"]["reference"] == "LA-2026-000123"
+    assert shown["correction"]["changes"] == {
+        "consent_document": [
+            {"type": "loan_application", "reference": "LA-2026-000123", "obtained_on": "2026-11-20"},
+            NEW_DOCUMENT,
+        ]
+    }
+    assert shown["correction"]["corrected_by"] == "op001" and shown["correction"]["confirmer_id"] == "cf001"

@@ -369,6 +369,14 @@ async def test_cancellations_and_corrections_are_lines_of_their_own_and_late_one
         assert supplement["totals"]["inquiries"] == 2
     [line] = [line for line in lists["subject"]["lines"] if line["line_type"] == "correction"]
     assert line["purpose"] == "guarantor" and line["consent_document"]["reference"] == "L-0001"
+    # The inquiry's own line stays as it was sent (and checked): the correction is its own line.
+    [sent_line] = [
+        line
+        for line in lists["subject"]["lines"]
+        if line["line_type"] == "inquiry" and line["inquiry_id"] == corrected["id"]
+    ]
+    assert sent_line["purpose"] == "new_credit"
+    assert sent_line["consent_document"]["reference"] == "LA-2026-000123"
     # The correction's line is checked like any other, by someone other than its operator.
     own = await client.post(
         f"/daily-lists/{lists['subject']['id']}/lines/{line['line_no']}/check",
@@ -389,7 +397,7 @@ async def test_a_correction_on_a_later_day_is_on_that_days_lists(
 ) -> None:
     clock.set(FRIDAY_MORNING)
     [sent] = await send(client, demo, ctx, 1)
-    await generate(client, demo, "2026-11-13")
+    friday = {i["kind"]: i["id"] for i in await generate(client, demo, "2026-11-13")}
     clock.set(FRIDAY_MORNING + timedelta(days=3))  # Monday
     correction = await client.post(
         f"/inquiries/{sent['id']}/correct",
@@ -414,3 +422,6 @@ async def test_a_correction_on_a_later_day_is_on_that_days_lists(
         ("correction", sent["id"])
     ]
     assert monday["totals"]["inquiries"] == 0
+    # Friday's lists, generated again (the schedule re-checks recent days), are unchanged: the inquiry's
+    # line there is what was sent and checked.
+    assert {i["kind"]: i["id"] for i in await generate(client, demo, "2026-11-13")} == friday
