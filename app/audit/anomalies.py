@@ -37,6 +37,7 @@ from app.lists.calendar import BusinessCalendar
 ACTIVITY = {
     "inquiry.created": "inquiries",
     "inquiry.cancelled": "inquiries",
+    "inquiry.corrected": "inquiries",
     "approval_number.issued": "approvals",
     "approval.confirmer_credentials": "approvals",
     "inquiry.released": "releases",

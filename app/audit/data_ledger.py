@@ -76,6 +76,18 @@ CATALOGUE: dict[str, DataSet] = {
         },
         read_actions=("inquiry.read", "inquiry.read_subject"),
     ),
+    "inquiry_corrections": DataSet(
+        "照会記録の訂正 (corrections of inquiry records)",
+        "Who corrected which field of a sent inquiry's record, with whose approval and why (CC-1)",
+        _BUSINESS,
+        "With the inquiry it corrects",
+        personal={
+            "corrected_by": _STAFF,
+            "reason": _FREE_TEXT,
+            "changes": "corrected purpose code and consent document reference (before and after)",
+        },
+        read_actions=("inquiry.read",),
+    ),
     "inquiry_responses": DataSet(
         "回答情報 (center responses)",
         "The center's answer, sealed until a confirmer releases it (method B)",
@@ -287,16 +299,6 @@ CATALOGUE: dict[str, DataSet] = {
             "subject_kek_id": _KEY_MATERIAL,
         },
         read_actions=("inquiry.read",),
-    ),
-    "reconciliation_center_entries": DataSet(
-        "センター照会依頼実績 (center inquiry record entries)",
-        "The center's record of our inquiries, matched against the gateway's (RC-1)",
-        _COMPLIANCE,
-        "With its reconciliation run",
-        personal={
-            "subject_index": "blind index of the subject (never the name)",
-            "operator_ref": "staff reference",
-        },
     ),
     "access_requests": DataSet(
         "アクセス権申請 (access requests)",

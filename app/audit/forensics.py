@@ -37,6 +37,7 @@ INQUIRY_ACCESS_KINDS = {
     "inquiry.draft_changed": "inquired",
     "inquiry.approved": "inquired",
     "inquiry.cancelled": "inquired",
+    "inquiry.corrected": "inquired",
     "approval_number.issued": "approved",
     "approval.confirmer_credentials": "approved",
     "inquiry.released": "released",

@@ -83,6 +83,7 @@ PERMISSIONS = MappingProxyType(
         "inquiry.release": _perm("confirmer", "hq_confirmer"),
         "inquiry.read_response": _perm("operator", "confirmer", "hq_operator", "hq_confirmer"),
         "inquiry.cancel": _perm("operator", "hq_operator"),
+        "inquiry.correct": _perm("operator", "hq_operator"),
         "inquiry.trace": _perm("branch_manager", "auditor"),
         # The confirmer side of methods A and B, checked for the person who confirms (not the caller of A1).
         "inquiry.confirm": _perm("confirmer", "hq_confirmer"),

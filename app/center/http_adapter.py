@@ -43,6 +43,8 @@ from app.center.interface import (
     CenterAnswer,
     CenterCancellation,
     CenterCancelRequest,
+    CenterCorrection,
+    CenterCorrectRequest,
     CenterInquiryRequest,
     CenterLink,
     CenterRecordEntry,
@@ -196,6 +198,10 @@ class HttpCenterLink:
         body = CenterCancelRequest(reason=reason, idempotency_key=idempotency_key).model_dump(mode="json")
         path = f"/inquiries/{quote(center_inquiry_id, safe='')}/cancel"
         return await self._call("POST", path, CenterCancellation, json_body=body)
+
+    async def correct(self, center_inquiry_id: str, request: CenterCorrectRequest) -> CenterCorrection:
+        path = f"/inquiries/{quote(center_inquiry_id, safe='')}/correct"
+        return await self._call("POST", path, CenterCorrection, json_body=request.model_dump(mode="json"))
 
     async def inquiry_record(
         self, member_code: str, date_from: date, date_to: date

@@ -1,7 +1,7 @@
 """The one interface the gateway uses to reach the credit information center (ER-3, RC-1, PL-2, EN-3).
 
-:class:`CenterLink` has three calls — send an inquiry, cancel one, and stream the center's own inquiry
-record for a period — and the models below mirror the HTTP contract of api.md ("The center link")
+:class:`CenterLink` has four calls — send an inquiry, cancel one, correct one, and stream the center's
+own inquiry record for a period — and the models below mirror the HTTP contract of api.md ("The center link")
 field for field, so the httpx adapter (app/center/http_adapter.py), the bundled simulator
 (app/center/simulator/) and a future real-center adapter all speak the same shapes.
 
@@ -176,6 +176,25 @@ class CenterCancellation(_Received):
     cancelled_at: AwareDatetime
 
 
+# -- correction ------------------------------------------------------------------------------------------
+
+
+class CenterCorrectRequest(_Sent):
+    """A correction of what the center recorded for an inquiry (CC-1). The center holds the purpose of
+    an inquiry, not its consent document, so the purpose is what can be corrected there; the subject
+    never (that would be another inquiry)."""
+
+    reason: str = Field(min_length=1, max_length=200)
+    purpose: Purpose
+    idempotency_key: IdempotencyKey
+
+
+class CenterCorrection(_Received):
+    center_inquiry_id: str
+    entry_id: str
+    corrected_at: AwareDatetime
+
+
 # -- the center's inquiry record (照会依頼実績) ---------------------------------------------------------
 
 
@@ -254,6 +273,10 @@ class CenterLink(Protocol):
         """Record a cancellation of an inquiry at the center (CC-1); repeating it changes nothing."""
         ...
 
+    async def correct(self, center_inquiry_id: str, request: CenterCorrectRequest) -> CenterCorrection:
+        """Record a correction of an inquiry at the center (CC-1); a repeated key returns the first one."""
+        ...
+
     def inquiry_record(
         self, member_code: str, date_from: date, date_to: date
     ) -> AsyncIterator[CenterRecordEntry]:
@@ -275,6 +298,9 @@ class DetachedCenterLink:
         raise CenterUnavailable("detached")
 
     async def cancel(self, center_inquiry_id: str, reason: str, idempotency_key: str) -> CenterCancellation:
+        raise CenterUnavailable("detached")
+
+    async def correct(self, center_inquiry_id: str, request: CenterCorrectRequest) -> CenterCorrection:
         raise CenterUnavailable("detached")
 
     async def inquiry_record(

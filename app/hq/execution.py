@@ -1,4 +1,5 @@
-"""HQ executing a branch's request (HQ-1): the rules the inquiry service asks when ``hq_request_id`` is set.
+"""HQ executing a branch's request (HQ-1, HQ-2): the rules the inquiry service asks when ``hq_request_id``
+is set, including who releases HQ's answer.
 
 Kept apart from app/hq/service.py because the inquiry service calls in here while the HQ service
 calls the inquiry service's purpose and subject rules; this module depends on neither.
@@ -135,3 +136,19 @@ def mark_executed(
             "return_option": request.return_option,
         },
     )
+
+
+async def releasing_request(session: AsyncSession, *, ctx: AppContext, inquiry: Inquiry) -> HqRequest | None:
+    """The branch request whose own confirmer releases HQ's answer (HQ-2, method B at the requesting
+    branch), or None when the answer follows the executing branch's methods.
+
+    That is the case when the request's return option was ``none`` (no list goes back to the branch)
+    and the requesting branch uses method B: the answer is held until a confirmer of that branch —
+    not HQ's, not the requesting operator — re-authenticates and checks it against the consent document.
+    """
+    if inquiry.hq_request_id is None:
+        return None
+    request = await session.get(HqRequest, inquiry.hq_request_id)
+    if request is None or request.return_option != "none":
+        return None
+    return request if "B" in ctx.policy.methods_for(request.branch_code) else None

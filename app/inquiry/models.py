@@ -7,6 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     ForeignKey,
     Index,
@@ -76,6 +77,34 @@ class Inquiry(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class InquiryCorrection(Base):
+    """A correction of a sent inquiry's record (CC-1): what was wrong, what it is now, who and why.
+
+    Made under the same two-person control as a cancellation; one per inquiry (a record wrong again is
+    cancelled and inquired anew). The inquiry row keeps what was sent and approved; ``changes`` maps each
+    corrected field to ``[as recorded, corrected to]``. Only ``purpose`` is held by the center, so
+    ``at_center`` says whether the correction went there too.
+    """
+
+    __tablename__ = "inquiry_corrections"
+    __table_args__ = (
+        UniqueConstraint("inquiry_id", name="uq_inquiry_corrections_inquiry_id"),
+        # The daily lists read a branch's corrections of one day.
+        Index("ix_inquiry_corrections_branch_corrected_at", "branch_code", "corrected_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    inquiry_id: Mapped[str] = mapped_column(ForeignKey("inquiries.id"))
+    branch_code: Mapped[str] = mapped_column(String(8))
+    corrected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    corrected_by: Mapped[str] = mapped_column(String(40))
+    confirmer_id: Mapped[str] = mapped_column(String(40))
+    approval_method: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(400))
+    changes: Mapped[dict[str, list[object]]] = mapped_column(JSON)
+    at_center: Mapped[bool] = mapped_column(Boolean)
+
+
 class SealedResponse(Base):
     """The center's answer, encrypted with its own data key; deleting ``wrapped_key`` destroys it (RT-1)."""
 
@@ -112,7 +141,7 @@ class ApprovalNumber(Base):
     issued_terminal_id: Mapped[str | None] = mapped_column(String(40))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     number_hash: Mapped[str] = mapped_column(String(64))
-    # submit (approves sending this draft) | cancel (approves cancelling this inquiry, CC-1)
+    # submit (approves sending this draft) | cancel | correct (approves cancelling or correcting it, CC-1)
     purpose: Mapped[str] = mapped_column(String(16), default="submit")
     draft_hash: Mapped[str] = mapped_column(String(64))
     # outstanding | used | voided | expired
@@ -131,7 +160,7 @@ class OutboxMessage(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     inquiry_id: Mapped[str] = mapped_column(ForeignKey("inquiries.id"), index=True)
-    # inquire | cancel
+    # inquire | cancel | correct
     kind: Mapped[str] = mapped_column(String(16))
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -28,10 +28,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit.ledger import SYSTEM_ACTOR, record
-from app.center.interface import CenterInquiryRequest, CenterRefused, CenterSubject, CenterUnavailable
+from app.center.interface import (
+    CenterCorrectRequest,
+    CenterInquiryRequest,
+    CenterRefused,
+    CenterSubject,
+    CenterUnavailable,
+)
 from app.context import AppContext
 from app.crypto.envelope import Sealed, seal
 from app.governance.switches import active_suspension
+from app.hq import execution as hq_execution
 from app.inquiry.models import Inquiry, OutboxMessage, SealedResponse
 from app.inquiry.sealing import open_subject, response_aad
 
@@ -197,6 +204,17 @@ async def _send(ctx: AppContext, message: OutboxMessage, inquiry: Inquiry) -> tu
                 {"result": answer.result, "record": record_json},
             )
             ctx.deliveries.settled(inquiry.id)
+        elif message.kind == "correct":
+            payload = json.loads(message.payload or "{}")
+            await ctx.center.correct(
+                inquiry.center_inquiry_id or "",
+                CenterCorrectRequest(
+                    reason=payload["reason"],
+                    purpose=payload["purpose"],
+                    idempotency_key=message.idempotency_key,
+                ),
+            )
+            await _mark_cancel_delivered(ctx, message_id, action="center.correction_sent")
         else:
             payload = json.loads(message.payload or "{}")
             await ctx.center.cancel(
@@ -267,7 +285,10 @@ async def _store_answer(
         inquiry.center_inquiry_id = center_inquiry_id
         inquiry.sent_at = inquiry.sent_at or now
         inquiry.center_result_code = str(content.get("result", "found")).upper()
-        method_b = "B" in ctx.policy.methods_for(inquiry.branch_code)
+        method_b = "B" in ctx.policy.methods_for(inquiry.branch_code) or (
+            inquiry.hq_request_id is not None
+            and await hq_execution.releasing_request(session, ctx=ctx, inquiry=inquiry) is not None
+        )
         # Without method B the response is released on receipt, but every read is still logged.
         inquiry.status = "held" if method_b else "released"
         inquiry.response_state = "held" if method_b else "released"
@@ -328,7 +349,10 @@ async def _store_refusal(
     return inquiry
 
 
-async def _mark_cancel_delivered(ctx: AppContext, message_id: int) -> None:
+async def _mark_cancel_delivered(
+    ctx: AppContext, message_id: int, *, action: str = "center.cancellation_sent"
+) -> None:
+    """A cancellation (or correction, ``action``) the center has recorded: the row is done."""
     now = ctx.clock.now()
     async with ctx.db.session() as session:
         message = await session.get(OutboxMessage, message_id, with_for_update=True)
@@ -339,7 +363,7 @@ async def _mark_cancel_delivered(ctx: AppContext, message_id: int) -> None:
         record(
             session,
             actor=SYSTEM_ACTOR,
-            action="center.cancellation_sent",
+            action=action,
             object_type="inquiry",
             object_id=message.inquiry_id,
             details={"attempts": message.attempts},

@@ -3,7 +3,7 @@ each branch's check methods (A/B/C/D), the HQ return option and the operating li
 
 The bundled ``data/policy.json`` is the default; ``SHOKAI_POLICY_FILE`` replaces it. The policy is
 validated when the gateway starts — a branch left with no check method, or an HQ return option of
-``none`` for a branch without A (B alone is not built for HQ's answers), refuses to start — and
+``none`` for a branch with neither A nor B, refuses to start — and
 every new version is recorded in the database and the ledger (app/inquiry/service.py:
 ``register_policy_version``).
 """
@@ -95,21 +95,14 @@ class InquiryPolicy(BaseModel):
         for branch, methods in self.check_methods.branches.items():
             if not methods:
                 raise PolicyError(f"branch {branch} has no check method (VI(1)①: at least one of A-D)")
-        # HQ-2 lets A and/or B cover a branch that gets no list back. Only A is built for it: the
-        # confirmer approves before the request leaves the branch. B at the requesting branch (holding
-        # HQ's answer for that branch's confirmer) is not, and HQ's answer follows HQ's own methods —
-        # so 'none' with B alone would leave the branch unchecked. Refused rather than run unchecked.
+        # HQ-2: a branch that gets no list back is covered by A (a confirmer approves before the request
+        # leaves the branch) and/or B (HQ's answer is held for the branch's own confirmer,
+        # app/hq/execution.py releasing_request). With neither it would go unchecked: refused.
         for branch in {*self.hq_return_option.branches, *self.check_methods.branches}:
-            if self.hq_return_option_for(branch) == "none" and "A" not in self.methods_for(branch):
-                raise PolicyError(
-                    f"branch {branch}: HQ return option 'none' needs method A (HQ-2; B alone does not "
-                    "cover HQ's answer here)"
-                )
-        if self.hq_return_option.default == "none" and "A" not in self.check_methods.default:
-            raise PolicyError(
-                "default HQ return option 'none' needs method A "
-                "(HQ-2; B alone does not cover HQ's answer here)"
-            )
+            if self.hq_return_option_for(branch) == "none" and not {"A", "B"} & self.methods_for(branch):
+                raise PolicyError(f"branch {branch}: HQ return option 'none' needs method A or B (HQ-2)")
+        if self.hq_return_option.default == "none" and not {"A", "B"} & set(self.check_methods.default):
+            raise PolicyError("default HQ return option 'none' needs method A or B (HQ-2)")
         # HQ's inquiries come back to the branch on its own daily list, so that list must exist there.
         for branch in {"*", *self.hq_return_option.branches, *self.check_methods.branches}:
             option = self.hq_return_option_for(branch)

@@ -25,14 +25,18 @@ from app.inquiry.deps import (
     ResponseReader,
     TraceReader,
 )
-from app.inquiry.models import Inquiry
+from app.inquiry.models import Inquiry, InquiryCorrection
 from app.inquiry.schemas import (
     ApprovalNumberOut,
+    ApprovalNumberRequest,
     ApprovalOut,
     ApprovalRegisterOut,
     CancelRequest,
     CenterOut,
     ConsentDocumentOut,
+    CorrectedInquiryOut,
+    CorrectionOut,
+    CorrectRequest,
     InquiryCreate,
     InquiryOut,
     InquiryPage,
@@ -96,6 +100,17 @@ def inquiry_out(ctx: AppContext, principal: Principal, inquiry: Inquiry) -> Inqu
         created_at=inquiry.created_at,
         business_date=inquiry.business_date,
         expires_at=inquiry.expires_at,
+    )
+
+
+def correction_out(correction: InquiryCorrection) -> CorrectionOut:
+    return CorrectionOut(
+        corrected_at=correction.corrected_at,
+        corrected_by=correction.corrected_by,
+        confirmer_id=correction.confirmer_id,
+        approval_method=correction.approval_method,
+        at_center=correction.at_center,
+        changes=correction.changes,
     )
 
 
@@ -172,9 +187,13 @@ async def list_inquiries(
 async def get_inquiry(
     inquiry_id: str, principal: InquiryReader, session: DbSession, ctx: Context
 ) -> InquiryOut:
-    inquiry = await service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id)
+    inquiry = await service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id, ctx=ctx)
+    correction = await service.correction_of(session, inquiry.id) if "corrected" in inquiry.flags else None
     await service.record_subject_views(session, principal=principal, inquiries=[inquiry])
-    return inquiry_out(ctx, principal, inquiry)
+    shown = inquiry_out(ctx, principal, inquiry)
+    if correction is not None:
+        shown.correction = correction_out(correction)
+    return shown
 
 
 @router.patch(
@@ -204,16 +223,25 @@ async def update_draft(
 
 @router.post(
     "/{inquiry_id}/approval-numbers",
-    summary="Issue a one-time approval number for this draft (confirmer ≠ operator)",
+    summary="Issue a one-time approval number for this draft, its cancellation or one correction "
+    "(confirmer ≠ operator)",
     status_code=status.HTTP_201_CREATED,
     response_model=ApprovalNumberOut,
     responses=problem_responses(401, 403, 404, 409),
 )
 async def issue_approval_number(
-    inquiry_id: str, principal: InquiryConfirmer, session: DbSession, ctx: Context
+    inquiry_id: str,
+    principal: InquiryConfirmer,
+    session: DbSession,
+    ctx: Context,
+    body: ApprovalNumberRequest | None = None,
 ) -> ApprovalNumberOut:
     number, expires_at = await service.issue_approval_number(
-        session, ctx=ctx, principal=principal, inquiry_id=inquiry_id
+        session,
+        ctx=ctx,
+        principal=principal,
+        inquiry_id=inquiry_id,
+        correction=body.correction if body is not None else None,
     )
     return ApprovalNumberOut(approval_number=number, expires_at=expires_at)
 
@@ -330,6 +358,39 @@ async def cancel(
         idempotency_key=idempotency_key,
     )
     return inquiry_out(ctx, principal, inquiry)
+
+
+@router.post(
+    "/{inquiry_id}/correct",
+    summary="Correct the purpose or consent document of a sent inquiry's record (two-person control; "
+    "a corrected purpose is corrected at the center too)",
+    response_model=CorrectedInquiryOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def correct(
+    request: Request,
+    inquiry_id: str,
+    body: CorrectRequest,
+    principal: InquiryOperator,
+    session: DbSession,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
+) -> CorrectedInquiryOut:
+    inquiry, correction = await service.correct(
+        session,
+        ctx=ctx,
+        principal=principal,
+        inquiry_id=inquiry_id,
+        reason=body.reason,
+        fields=body.corrections,
+        approval=body.approval,
+        raw_body=await _raw_json(request),
+        idempotency_key=idempotency_key,
+    )
+    return CorrectedInquiryOut(
+        **inquiry_out(ctx, principal, inquiry).model_dump(exclude={"correction"}),
+        correction=correction_out(correction),
+    )
 
 
 @router.get(

@@ -95,6 +95,34 @@ class CancelRequest(BaseModel):
     approval: Approval
 
 
+class CorrectionFields(BaseModel):
+    """What may be corrected in a sent inquiry's record (CC-1): the purpose code and the consent
+    document as entered. Never the subject, the customer status, the branch, operator or terminal: an
+    inquiry about someone else, or on another footing, is a new inquiry (cancel this one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: Purpose | None = None
+    consent_document: ConsentDocumentIn | None = None
+
+
+class CorrectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=400)
+    corrections: CorrectionFields
+    approval: Approval
+
+
+class ApprovalNumberRequest(BaseModel):
+    """Empty to approve sending a draft or cancelling an inquiry; with ``correction`` to approve exactly
+    that correction (the number is bound to it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    correction: CorrectionFields | None = None
+
+
 class SubjectOut(BaseModel):
     name_kana: str
     name_kanji: str | None = None
@@ -129,6 +157,16 @@ class ResponseStateOut(BaseModel):
     document_check: str | None
 
 
+class CorrectionOut(BaseModel):
+    corrected_at: datetime
+    corrected_by: str
+    confirmer_id: str
+    approval_method: str
+    at_center: bool
+    # Each corrected field: [as recorded before, as corrected].
+    changes: dict[str, list[Any]]
+
+
 class InquiryOut(BaseModel):
     id: str
     number: str
@@ -150,6 +188,17 @@ class InquiryOut(BaseModel):
     created_at: datetime
     business_date: date
     expires_at: datetime
+    correction: CorrectionOut | None = Field(
+        default=None,
+        description="CC-1: the correction of this record (flag `corrected`); given by GET /inquiries/{id} "
+        "and the correct call. The fields above stay as sent; `changes` holds what they are corrected to.",
+    )
+
+
+class CorrectedInquiryOut(InquiryOut):
+    """The inquiry with the flag ``corrected`` and the correction itself."""
+
+    correction: CorrectionOut
 
 
 class InquiryPage(BaseModel):

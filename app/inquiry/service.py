@@ -27,9 +27,10 @@ from app.audit.forensics import TracedEvent, inquiry_trace_events
 from app.audit.ledger import Actor, record
 from app.audit.models import AuditEvent
 from app.authz.models import LoginThrottle, User
-from app.authz.policy import authorize, ensure_may_confirm, may
+from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
 from app.authz.principal import Principal
 from app.authz.service import count_failed_password, login_key
+from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES
 from app.clock import business_date_of
 from app.context import AppContext
 from app.errors import (
@@ -58,11 +59,19 @@ from app.inquiry.models import (
     Escalation,
     IdempotencyRecord,
     Inquiry,
+    InquiryCorrection,
     InquiryNumberCounter,
     OutboxMessage,
     SealedResponse,
 )
-from app.inquiry.schemas import Approval, ApprovalNumberApproval, InquiryCreate, InquiryUpdate, SubjectIn
+from app.inquiry.schemas import (
+    Approval,
+    ApprovalNumberApproval,
+    CorrectionFields,
+    InquiryCreate,
+    InquiryUpdate,
+    SubjectIn,
+)
 from app.inquiry.sealing import open_response, open_subject, seal_subject
 from app.inquiry.subject import contains_my_number, is_katakana_name, kana_key, normalise_kana, normalise_text
 
@@ -70,6 +79,8 @@ from app.inquiry.subject import contains_my_number, is_katakana_name, kana_key, 
 CROSS_PROCESS_POLL_SECONDS = 0.5
 
 OPEN_FOR_CANCEL = ("awaiting_approval", "held", "released", "center_error")
+# A record the center holds (it has a center inquiry id) can be corrected once it has answered.
+OPEN_FOR_CORRECT = ("held", "released", "center_error")
 
 
 # -- purpose policy (PL-1, PL-2) ---------------------------------------------------------------------
@@ -533,9 +544,15 @@ async def update_draft(
 
 
 async def issue_approval_number(
-    session: AsyncSession, *, ctx: AppContext, principal: Principal, inquiry_id: str
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    inquiry_id: str,
+    correction: CorrectionFields | None = None,
 ) -> tuple[str, datetime]:
-    """A confirmer ≠ operator issues a one-time number for this draft (or for cancelling it, CC-1)."""
+    """A confirmer ≠ operator issues a one-time number for this draft, for cancelling it, or for
+    exactly the ``correction`` given (CC-1)."""
     # The route's own permission, asked here so the API and the panel run the same check (AU-6).
     authorize(principal, "inquiry.approve")
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
@@ -548,10 +565,17 @@ async def issue_approval_number(
         branch_code=inquiry.branch_code,
         operator_id=inquiry.operator_id,
     )
-    if await _expire_if_stale(session, ctx, inquiry, actor):
+    if correction is not None:
+        # The number approves exactly this correction (CC-1): it is bound to the changes it makes.
+        _ensure_correctable(inquiry)
+        purpose, bound = (
+            "correct",
+            correction_binding(ctx, inquiry, correction_changes(ctx, inquiry, correction)),
+        )
+    elif await _expire_if_stale(session, ctx, inquiry, actor):
         await session.commit()
         raise InvalidState("The draft expired before it was approved")
-    if inquiry.status == "awaiting_approval":
+    elif inquiry.status == "awaiting_approval":
         purpose, bound = "submit", inquiry.draft_hash
     elif inquiry.status in OPEN_FOR_CANCEL:
         purpose, bound = "cancel", cancel_binding(ctx, inquiry)
@@ -722,6 +746,32 @@ class Released:
     record: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ReleaseDuty:
+    """Method B for one inquiry: whose confirmer releases its response, and who counts as its operator
+    (may not release it; may read it after release when the policy allows)."""
+
+    branch_code: str
+    operator_ids: tuple[str, ...]
+
+
+async def release_duty(session: AsyncSession, *, ctx: AppContext, inquiry: Inquiry) -> ReleaseDuty:
+    request = await hq_execution.releasing_request(session, ctx=ctx, inquiry=inquiry)
+    if request is None:
+        return ReleaseDuty(inquiry.branch_code, (inquiry.operator_id,))
+    # HQ-2, method B at the requesting branch: that branch's confirmer, neither the operator who asked
+    # nor HQ's operator who ran the inquiry.
+    return ReleaseDuty(request.branch_code, (request.operator_id, inquiry.operator_id))
+
+
+def _ensure_can_see_for(principal: Principal, inquiry: Inquiry, duty: ReleaseDuty) -> str:
+    """The branch (the inquiry's, or the one that releases it) in whose name the caller sees it."""
+    for branch_code in dict.fromkeys((inquiry.branch_code, duty.branch_code)):
+        if may(principal, "inquiry.read", branch_code=branch_code):
+            return branch_code
+    raise NotFound("No such inquiry")
+
+
 async def release(
     session: AsyncSession,
     *,
@@ -737,14 +787,17 @@ async def release(
     # The route's own permission, asked here so the API and the panel run the same check (AU-6).
     authorize(principal, "inquiry.release")
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
-    _ensure_can_see(principal, inquiry)
+    duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
+    _ensure_can_see_for(principal, inquiry, duty)
     actor = principal.actor()
+    for operator_id in duty.operator_ids[1:]:
+        ensure_not_operator(principal.id, operator_id=operator_id)
     ensure_may_confirm(
         confirmer_id=principal.id,
         confirmer_roles=principal.role_branches,
         confirmer_active=True,
-        branch_code=inquiry.branch_code,
-        operator_id=inquiry.operator_id,
+        branch_code=duty.branch_code,
+        operator_id=duty.operator_ids[0],
     )
     if inquiry.status != "held":
         raise InvalidState(f"Only a held response can be released; the inquiry is {inquiry.status}")
@@ -768,7 +821,7 @@ async def release(
         )
         await session.commit()
         raise ReauthFailed("The password is wrong", audited=True)
-    if ctx.policy.totp_required_for(inquiry.branch_code) and not await verify_code(
+    if ctx.policy.totp_required_for(duty.branch_code) and not await verify_code(
         session, ctx=ctx, user_id=principal.id, code=totp
     ):
         # The branch's policy asks confirmers for their second factor at release too (AU-8).
@@ -806,7 +859,8 @@ async def release(
         escalation = Escalation(
             id=str(uuid.uuid4()),
             kind="document_mismatch",
-            branch_code=inquiry.branch_code,
+            # The releasing branch's manager: for HQ's answer released at the requesting branch, theirs.
+            branch_code=duty.branch_code,
             object_type="inquiry",
             object_id=inquiry.id,
             recipients=["branch_manager", "hq_compliance"],
@@ -839,13 +893,13 @@ async def read_response(
 ) -> tuple[Inquiry, SealedResponse, dict[str, Any]]:
     """The releasing confirmer, or the operator when policy allows; never auditors. Every read is logged."""
     inquiry = await load_inquiry(session, inquiry_id)
-    _ensure_can_see(principal, inquiry)
-    authorize(principal, "inquiry.read_response", branch_code=inquiry.branch_code)
+    duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
+    authorize(principal, "inquiry.read_response", branch_code=_ensure_can_see_for(principal, inquiry, duty))
     if inquiry.response_state == "destroyed":
         raise ResponseDestroyed("The response was destroyed at the end of its use period")
     if inquiry.response_state in ("none", "held"):
         raise ResponseHeld("The response is held until a confirmer other than the operator releases it")
-    if principal.id == inquiry.operator_id:
+    if principal.id in duty.operator_ids:
         if not ctx.policy.operator_reads_after_release:
             raise Forbidden("The policy does not let operators read released responses")
         if "suspected_misuse" in inquiry.flags:
@@ -862,7 +916,7 @@ async def read_response(
         object_type="inquiry",
         object_id=inquiry.id,
         details={
-            "reader_role": "operator" if principal.id == inquiry.operator_id else "releasing_confirmer",
+            "reader_role": "operator" if principal.id in duty.operator_ids else "releasing_confirmer",
             "subject_pseudonym": inquiry.subject_pseudonym,
         },
     )
@@ -941,12 +995,186 @@ async def cancel(
     return inquiry
 
 
+# -- correction (CC-1) --------------------------------------------------------------------------------
+
+
+def _ensure_correctable(inquiry: Inquiry) -> None:
+    if inquiry.status not in OPEN_FOR_CORRECT or inquiry.center_inquiry_id is None:
+        raise InvalidState(
+            f"Only a record the center holds can be corrected; the inquiry is {inquiry.status}"
+        )
+    if "corrected" in inquiry.flags:
+        raise InvalidState("The record was corrected once already: cancel it and inquire anew")
+
+
+def correction_changes(ctx: AppContext, inquiry: Inquiry, fields: CorrectionFields) -> dict[str, list[Any]]:
+    """Each field the correction changes as ``[before, after]``, after the rules a correction must keep.
+
+    The corrected record must still pass the purpose table (PL-2) with the inquiry's customer status.
+    A purpose may only be corrected to one for which the center answers the same part of the record
+    (RECORD_SCOPE_BY_PURPOSE) in the same way (the trade-information purposes): the answer already in
+    hand was cut for the purpose sent, and one that would have seen more or less is another inquiry.
+    Consent must have been obtained by the day of the inquiry.
+    """
+    changes: dict[str, list[Any]] = {}
+    recorded = {
+        "type": inquiry.consent_type,
+        "reference": inquiry.consent_reference,
+        "obtained_on": inquiry.consent_obtained_on.isoformat(),
+    }
+    purpose = fields.purpose if fields.purpose is not None else inquiry.purpose
+    document = recorded
+    if purpose != inquiry.purpose:
+        changes["purpose"] = [inquiry.purpose, purpose]
+    if fields.consent_document is not None:
+        document = fields.consent_document.model_dump(mode="json")
+        if fields.consent_document.obtained_on > inquiry.business_date:
+            raise ValidationFailed("Consent must have been obtained by the day of the inquiry")
+        if document != recorded:
+            changes["consent_document"] = [recorded, document]
+    if not changes:
+        raise ValidationFailed("The correction changes nothing in the record")
+    check_purpose(
+        ctx, purpose=purpose, customer_status=inquiry.customer_status, document_type=document["type"]
+    )
+    if "purpose" in changes and (
+        RECORD_SCOPE_BY_PURPOSE.get(inquiry.purpose) != RECORD_SCOPE_BY_PURPOSE.get(purpose)
+        or (inquiry.purpose in TRADE_INFO_PURPOSES) != (purpose in TRADE_INFO_PURPOSES)
+    ):
+        raise ValidationFailed(
+            "The center answers this purpose differently: cancel the inquiry and inquire anew"
+        )
+    return changes
+
+
+def correction_binding(ctx: AppContext, inquiry: Inquiry, changes: dict[str, list[Any]]) -> str:
+    content = orjson.dumps(changes, option=orjson.OPT_SORT_KEYS).decode()
+    return ctx.keyring.blind_index(f"correct:{inquiry.id}:{inquiry.draft_hash}:{content}", domain="draft")
+
+
+async def correction_of(session: AsyncSession, inquiry_id: str) -> InquiryCorrection | None:
+    return await session.scalar(select(InquiryCorrection).where(InquiryCorrection.inquiry_id == inquiry_id))
+
+
+async def correct(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    inquiry_id: str,
+    reason: str,
+    fields: CorrectionFields,
+    approval: Approval,
+    raw_body: Any,
+    idempotency_key: str | None,
+) -> tuple[Inquiry, InquiryCorrection]:
+    """Correct a sent inquiry's record with the same two-person control as cancelling it; a corrected
+    purpose is corrected at the center too (through the outbox, with its own idempotency key)."""
+    fingerprint = request_fingerprint({"inquiry": inquiry_id, "body": raw_body})
+    replay = await replayed_inquiry_id(
+        session, key=idempotency_key, principal=principal, endpoint="correct", fingerprint=fingerprint
+    )
+    if replay is not None:
+        replayed = await load_inquiry(session, replay)
+        stored = await correction_of(session, replayed.id)
+        assert stored is not None
+        return replayed, stored
+    inquiry = await load_inquiry(session, inquiry_id, for_update=True)
+    _ensure_can_see(principal, inquiry)
+    authorize(principal, "inquiry.correct", branch_code=inquiry.branch_code)
+    if principal.id != inquiry.operator_id:
+        raise Forbidden("Only the operator who entered the inquiry can correct it")
+    _ensure_correctable(inquiry)
+    changes = correction_changes(ctx, inquiry, fields)
+    actor = principal.actor()
+    granted = await approvals.verify_approval(
+        session,
+        ctx=ctx,
+        inquiry=inquiry,
+        approval=approval,
+        purpose="correct",
+        bound_hash=correction_binding(ctx, inquiry, changes),
+        actor=actor,
+    )
+    now = ctx.clock.now()
+    # The inquiry keeps what was sent and approved (its list lines, checked then, must not change under
+    # their checks); the correction is a record of its own, as the center keeps a correction entry.
+    inquiry.flags = sorted({*inquiry.flags, "corrected"})
+    inquiry.updated_at = now
+    # Only the purpose is on the center's record; the consent document is the gateway's alone.
+    at_center = "purpose" in changes
+    correction = InquiryCorrection(
+        id=str(uuid.uuid4()),
+        inquiry_id=inquiry.id,
+        branch_code=inquiry.branch_code,
+        corrected_at=now,
+        corrected_by=principal.id,
+        confirmer_id=granted.confirmer_id,
+        approval_method=granted.method,
+        reason=reason,
+        changes=changes,
+        at_center=at_center,
+    )
+    session.add(correction)
+    await approvals.close_numbers(
+        session, ctx=ctx, inquiry_id=inquiry.id, state="voided", reason="corrected", actor=actor
+    )
+    if at_center:
+        outbox.enqueue(
+            session,
+            ctx=ctx,
+            inquiry=inquiry,
+            kind="correct",
+            payload={"reason": reason[:200], "purpose": changes["purpose"][1]},
+        )
+    record(
+        session,
+        actor=actor,
+        action="inquiry.corrected",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        # Field names only: the consent document number is personal data (see the data ledger).
+        details={
+            "correction_id": correction.id,
+            "fields": sorted(changes),
+            "confirmer_id": granted.confirmer_id,
+            "method": granted.method,
+            "at_center": at_center,
+        },
+    )
+    remember_idempotency(
+        session,
+        ctx,
+        key=idempotency_key,
+        principal=principal,
+        endpoint="correct",
+        fingerprint=fingerprint,
+        inquiry_id=inquiry.id,
+        status_code=200,
+    )
+    if not await commit_or_replay(session, key=idempotency_key):
+        replayed = await load_inquiry(session, inquiry_id)
+        stored = await correction_of(session, replayed.id)
+        assert stored is not None
+        return replayed, stored
+    if at_center:
+        ctx.outbox_kick()
+    return inquiry, correction
+
+
 # -- reading ------------------------------------------------------------------------------------------
 
 
-async def get_inquiry(session: AsyncSession, *, principal: Principal, inquiry_id: str) -> Inquiry:
+async def get_inquiry(
+    session: AsyncSession, *, principal: Principal, inquiry_id: str, ctx: AppContext | None = None
+) -> Inquiry:
+    """The inquiry if the caller may see it; with ``ctx``, HQ's inquiry whose answer the caller's
+    branch releases (HQ-2, method B at the requesting branch) is visible to that branch too."""
     inquiry = await load_inquiry(session, inquiry_id)
-    _ensure_can_see(principal, inquiry)
+    if ctx is not None and inquiry.hq_request_id is not None:
+        _ensure_can_see_for(principal, inquiry, await release_duty(session, ctx=ctx, inquiry=inquiry))
+    else:
+        _ensure_can_see(principal, inquiry)
     return inquiry
 
 

@@ -34,7 +34,7 @@ from app.crypto.envelope import Sealed, open_sealed, seal
 from app.db import lock_or_create
 from app.errors import DomainError, InvalidState, NotFound, ValidationFailed
 from app.hq.models import HqRequest
-from app.inquiry.models import Escalation, Inquiry
+from app.inquiry.models import Escalation, Inquiry, InquiryCorrection
 from app.inquiry.sealing import open_subject
 from app.lists.models import DailyList, DailyListLine, ListSequence
 
@@ -154,13 +154,38 @@ async def _day_cancellations(
     return by_branch
 
 
+# A correction line (CC-1): the corrected inquiry's columns, when and what was corrected.
+_CORRECTION_SOURCE = (*_LINE_SOURCE, InquiryCorrection.corrected_at, InquiryCorrection.changes)
+
+
+async def _day_corrections(
+    session: AsyncSession, *, day: date, branch_code: str | None
+) -> dict[str, list[LineSource]]:
+    """The corrections of inquiry records made on ``day`` (CC-1), per branch, as their own lines."""
+    start, end = _day_bounds(day)
+    query = (
+        select(*_CORRECTION_SOURCE)
+        .join(Inquiry, Inquiry.id == InquiryCorrection.inquiry_id)
+        .where(InquiryCorrection.corrected_at >= start, InquiryCorrection.corrected_at < end)
+    )
+    if branch_code is not None:
+        query = query.where(InquiryCorrection.branch_code == branch_code)
+    by_branch: dict[str, list[LineSource]] = defaultdict(list)
+    for row in await session.execute(
+        query.order_by(InquiryCorrection.branch_code, InquiryCorrection.corrected_at, Inquiry.number)
+    ):
+        by_branch[row.branch_code].append(("correction", row))
+    return by_branch
+
+
 async def _day_lines(session: AsyncSession, *, day: date, branch_code: str) -> list[LineSource]:
     """Every line of one branch's ``day``: its sent inquiries, then the cancellations made that day."""
     lines: list[LineSource] = [
         ("inquiry", row) for row in await session.execute(_sent_query(day, branch_code))
     ]
     cancellations = await _day_cancellations(session, day=day, branch_code=branch_code)
-    return lines + cancellations.get(branch_code, [])
+    corrections = await _day_corrections(session, day=day, branch_code=branch_code)
+    return lines + cancellations.get(branch_code, []) + corrections.get(branch_code, [])
 
 
 # The daily list on which HQ's inquiries for a branch's requests go back to that branch (HQ-2).
@@ -194,6 +219,14 @@ async def _hq_returned_lines(
         )
     )
     lines.extend(("cancellation", row) for row in cancelled)
+    corrected = await session.execute(
+        select(*_CORRECTION_SOURCE)
+        .join(Inquiry, Inquiry.id == InquiryCorrection.inquiry_id)
+        .join(HqRequest, HqRequest.id == Inquiry.hq_request_id)
+        .where(*requests, InquiryCorrection.corrected_at >= start, InquiryCorrection.corrected_at < end)
+        .order_by(InquiryCorrection.corrected_at, Inquiry.number)
+    )
+    lines.extend(("correction", row) for row in corrected)
     return lines
 
 
@@ -214,7 +247,9 @@ def build_content(
     inquiries = 0
     refusals = 0
     for line_no, (line_type, inquiry) in enumerate(rows, start=1):
-        at = inquiry.sent_at if line_type == "inquiry" else inquiry.cancelled_at
+        at = {"inquiry": inquiry.sent_at, "cancellation": inquiry.cancelled_at}.get(line_type)
+        if line_type == "correction":
+            at = inquiry.corrected_at
         assert at is not None
         response_delivered = line_type == "inquiry" and inquiry.response_state in (
             "held",
@@ -237,6 +272,14 @@ def build_content(
             },
             "response_delivered": response_delivered,
         }
+        if line_type == "correction":
+            # The line shows the record as corrected, and which fields the correction changed.
+            changes = inquiry.changes
+            line["corrected_fields"] = sorted(changes)
+            if "purpose" in changes:
+                line["purpose"] = changes["purpose"][1]
+            if "consent_document" in changes:
+                line["consent_document"] = changes["consent_document"][1]
         refusal = center_refusal(line_type, inquiry)
         if refusal is not None:
             # Only on refused lines, so lists without refusals keep the content (and hash) they had.
@@ -487,6 +530,7 @@ async def generate(
         if branch_code is not None and not codes:
             raise NotFound("No such active branch")
         cancellations = await _day_cancellations(session, day=day, branch_code=branch_code)
+        corrections = await _day_corrections(session, day=day, branch_code=branch_code)
         stream = await session.stream(_sent_query(day, branch_code).execution_options(yield_per=2_000))
         rows = aiter(stream)
         ahead = await anext(rows, None)
@@ -498,6 +542,7 @@ async def generate(
                     lines.append(("inquiry", ahead))
                 ahead = await anext(rows, None)
             lines.extend(cancellations.get(code, []))
+            lines.extend(corrections.get(code, []))
             results.extend(
                 await ensure_branch_lists(
                     ctx, branch_code=code, day=day, kinds=kinds_for(ctx, code), rows=lines, actor=actor
@@ -615,7 +660,7 @@ async def search_page(
 async def _days_with_activity(
     session: AsyncSession, *, branch_code: str, date_from: date, date_to: date
 ) -> set[date]:
-    """Days in the period on which the branch sent an inquiry or had one cancelled (Asia/Tokyo)."""
+    """Days in the period on which the branch sent an inquiry or had one cancelled or corrected (Tokyo)."""
     sent = await session.scalars(
         select(Inquiry.business_date)
         .where(
@@ -637,6 +682,14 @@ async def _days_with_activity(
         )
     )
     days |= {business_date_of(at) for at in cancelled.all() if at is not None}
+    corrected = await session.scalars(
+        select(InquiryCorrection.corrected_at).where(
+            InquiryCorrection.branch_code == branch_code,
+            InquiryCorrection.corrected_at >= start,
+            InquiryCorrection.corrected_at < end,
+        )
+    )
+    days |= {business_date_of(at) for at in corrected.all()}
     return days
 
 

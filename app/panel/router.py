@@ -747,7 +747,9 @@ async def release_page(
     request: Request, inquiry_id: str, principal: PanelUser, session: DbSession, ctx: Context
 ) -> HTMLResponse:
     try:
-        inquiry = await inquiry_service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id)
+        inquiry = await inquiry_service.get_inquiry(
+            session, principal=principal, inquiry_id=inquiry_id, ctx=ctx
+        )
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
     subject = await _subject_shown(session, ctx, principal, inquiry, page="release")

@@ -80,32 +80,3 @@ class ReconciliationAlert(Base):
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(80))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class CenterEntryStaging(Base):
-    """The center's record of a run while it is being compared; deleted when the run ends.
-
-    Compared in the database rather than in memory so a month of a million entries stays in bounded
-    memory. Holds a keyed blind index of the subject (the same as ``inquiries.subject_index``), never
-    the name or the birth date.
-    """
-
-    __tablename__ = "reconciliation_center_entries"
-    __table_args__ = (
-        Index("ix_reconciliation_center_entries_key", "run_id", "idempotency_key"),
-        Index("ix_reconciliation_center_entries_cid", "run_id", "center_inquiry_id"),
-    )
-
-    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    entry_id: Mapped[str] = mapped_column(String(40))
-    kind: Mapped[str] = mapped_column(String(16))
-    center_inquiry_id: Mapped[str] = mapped_column(String(64))
-    idempotency_key: Mapped[str | None] = mapped_column(String(128))
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    business_date: Mapped[date] = mapped_column(Date)
-    branch_code: Mapped[str] = mapped_column(String(16))
-    terminal_id: Mapped[str] = mapped_column(String(40))
-    operator_ref: Mapped[str] = mapped_column(String(64))
-    via: Mapped[str] = mapped_column(String(16))
-    subject_index: Mapped[str] = mapped_column(String(64))

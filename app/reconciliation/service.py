@@ -28,12 +28,14 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Date,
     Index,
+    Integer,
     MetaData,
+    String,
     Table,
     and_,
     case,
-    delete,
     exists,
     func,
     insert,
@@ -53,13 +55,13 @@ from app.center.kana import normalise_kana
 from app.center.record_file import RecordFileError
 from app.clock import TOKYO
 from app.context import AppContext
+from app.db import UTCDateTime
 from app.errors import CenterRecordUnavailable, NotFound, RecordFileInvalid, ValidationFailed
 from app.inquiry.approvals import register_balance
-from app.inquiry.models import ApprovalNumber, Inquiry, OutboxMessage
+from app.inquiry.models import ApprovalNumber, Inquiry, InquiryCorrection, OutboxMessage
 from app.lists.models import DailyList, DailyListLine
 from app.monitoring.jobs import output_digest, record_job_run
 from app.reconciliation.models import (
-    CenterEntryStaging,
     ReconciliationAlert,
     ReconciliationFinding,
     ReconciliationRun,
@@ -261,7 +263,6 @@ async def _start_run(
 
 async def _fail(ctx: AppContext, *, run: ReconciliationRun, actor: Actor, reason: str) -> None:
     async with ctx.db.session() as session:
-        await session.execute(delete(CenterEntryStaging).where(CenterEntryStaging.run_id == run.id))
         stored = await session.get(ReconciliationRun, run.id)
         if stored is not None:
             stored.state = "failed"
@@ -288,14 +289,23 @@ async def _fail(ctx: AppContext, *, run: ReconciliationRun, actor: Actor, reason
 # The run's staging table: a TEMP table of the connection the run holds, so each run has its own, it
 # is loaded without indexes, with no write-ahead log and no row-by-row delete at the end, and it
 # disappears with the connection if the process dies. Its indexes are built once, after the load.
+# It holds a keyed blind index of the subject (the same as ``inquiries.subject_index``), never the name
+# or the birth date.
 STAGING = Table(
     "reconciliation_staging",
     MetaData(),
-    *(
-        Column(column.name, column.type)
-        for column in CenterEntryStaging.__table__.columns
-        if column.name != "run_id"
-    ),
+    Column("position", Integer),
+    Column("entry_id", String(40)),
+    Column("kind", String(16)),
+    Column("center_inquiry_id", String(64)),
+    Column("idempotency_key", String(128)),
+    Column("at", UTCDateTime),
+    Column("business_date", Date),
+    Column("branch_code", String(16)),
+    Column("terminal_id", String(40)),
+    Column("operator_ref", String(64)),
+    Column("via", String(16)),
+    Column("subject_index", String(64)),
     prefixes=["TEMPORARY"],
 )
 _STAGING_INDEXES = (
@@ -530,7 +540,8 @@ def _unmatched_gateway(run_id: str, period: Period) -> list[Any]:
 
 
 def _undual_cancellations(run_id: str, period: Period) -> list[Any]:
-    """CC-1: every cancellation or correction at the center went through the gateway with a second person."""
+    """CC-1: every cancellation at the center went through the gateway with a second person (corrections:
+    :func:`_correction_findings`)."""
     s, i = STAGING.c, Inquiry
     no_second_person = or_(i.cancel_confirmer_id.is_(None), i.cancel_confirmer_id == i.cancelled_by)
     reason = case(
@@ -543,7 +554,7 @@ def _undual_cancellations(run_id: str, period: Period) -> list[Any]:
     center_side = (
         select(STAGING)
         .outerjoin(i, i.center_inquiry_id == s.center_inquiry_id)
-        .where(s.kind.in_(("cancellation", "correction")), reason != "")
+        .where(s.kind == "cancellation", reason != "")
     )
     # Cancellations the center has no entry for (drafts never sent, or a delivery still pending).
     gateway_side = select(i).where(
@@ -580,6 +591,86 @@ def _undual_cancellations(run_id: str, period: Period) -> list[Any]:
             gateway_side,
             entry_kind=literal("cancellation"),
             at=i.cancelled_at,
+            **_gateway_columns(),
+        ),
+    ]
+
+
+def _corrected_in(period: Period) -> Any:
+    c = InquiryCorrection
+    return and_(c.corrected_at >= period.start, c.corrected_at < period.end)
+
+
+def _corrected_at_center_in(period: Period) -> Any:
+    """Gateway corrections of the center's record (a corrected purpose) the outbox has delivered."""
+    c, o = InquiryCorrection, OutboxMessage
+    return and_(
+        _corrected_in(period),
+        c.at_center.is_(True),
+        exists().where(o.inquiry_id == c.inquiry_id, o.kind == "correct", o.delivered_at.is_not(None)),
+    )
+
+
+def _correction_findings(run_id: str, period: Period) -> list[Any]:
+    """CC-1 for corrections, matched by the center inquiry id they correct.
+
+    A correction at the center that no gateway correction accounts for (made at the center, or with no
+    gateway record) is reported like a bypass; a gateway correction the center never recorded as
+    missing at the center; a correction approved by no second person like an undual cancellation.
+    """
+    s, i, c = STAGING.c, Inquiry, InquiryCorrection
+    unaccounted = select(STAGING).where(
+        s.kind == "correction",
+        or_(
+            s.via == "direct",
+            ~exists().where(
+                i.center_inquiry_id == s.center_inquiry_id, c.inquiry_id == i.id, c.at_center.is_(True)
+            ),
+        ),
+    )
+    corrected = select(i).join(c, c.inquiry_id == i.id)
+    missing = corrected.where(
+        _corrected_at_center_in(period),
+        ~exists().where(
+            s.kind == "correction", s.via == "gateway", s.center_inquiry_id == i.center_inquiry_id
+        ),
+    )
+    undual = corrected.where(
+        _corrected_in(period),
+        or_(c.confirmer_id.is_(None), c.confirmer_id == c.corrected_by, c.confirmer_id == i.operator_id),
+    )
+    return [
+        _finding_select(
+            run_id,
+            "unmatched_center",
+            case((s.via == "direct", "made_at_center"), else_="no_gateway_correction"),
+            unaccounted,
+            entry_kind=s.kind,
+            entry_id=s.entry_id,
+            center_inquiry_id=s.center_inquiry_id,
+            at=s.at,
+            business_date=s.business_date,
+            branch_code=s.branch_code,
+            terminal_id=s.terminal_id,
+            operator_ref=s.operator_ref,
+            via=s.via,
+        ),
+        _finding_select(
+            run_id,
+            "unmatched_gateway",
+            "correction_missing_at_center",
+            missing,
+            entry_kind=literal("correction"),
+            at=c.corrected_at,
+            **_gateway_columns(),
+        ),
+        _finding_select(
+            run_id,
+            "undual_cancellation",
+            "no_second_person",
+            undual,
+            entry_kind=literal("correction"),
+            at=c.corrected_at,
             **_gateway_columns(),
         ),
     ]
@@ -726,6 +817,7 @@ async def _compare_and_finish(
             _mismatched(run.id),
             *_unmatched_gateway(run.id, period),
             *_undual_cancellations(run.id, period),
+            *_correction_findings(run.id, period),
         ]:
             await session.execute(insert(ReconciliationFinding).from_select(columns, statement))
         counts = {
@@ -740,6 +832,9 @@ async def _compare_and_finish(
         gateway_inquiries = await session.scalar(select(func.count()).select_from(i).where(_sent_in(period)))
         gateway_cancellations = await session.scalar(
             select(func.count()).select_from(i).where(_cancelled_at_center_in(period))
+        )
+        gateway_corrections = await session.scalar(
+            select(func.count()).select_from(InquiryCorrection).where(_corrected_at_center_in(period))
         )
         by_terminal = await _by_terminal(session, period=period)
         by_day = await _by_day(session, period=period, dialect=ctx.db.dialect)
@@ -770,7 +865,9 @@ async def _compare_and_finish(
         stored.state = "completed"
         stored.finished_at = now
         stored.center_entries = center_entries
-        stored.gateway_entries = int(gateway_inquiries or 0) + int(gateway_cancellations or 0)
+        stored.gateway_entries = (
+            int(gateway_inquiries or 0) + int(gateway_cancellations or 0) + int(gateway_corrections or 0)
+        )
         stored.finding_counts = counts
         stored.by_terminal = by_terminal
         stored.by_day = by_day

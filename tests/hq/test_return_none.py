@@ -1,6 +1,7 @@
 """HQ-2 with the return option ``none``: the branch gets no list back, so method A (a confirmer's
-approval before the request leaves the branch) must cover it (B at the requesting branch is not
-built for HQ's answers); a policy without A refuses to start."""
+approval before the request leaves the branch) and/or method B (HQ's answer held for the requesting
+branch's own confirmer) must cover it; a policy with neither refuses to start. B alone is in
+test_return_none_method_b.py."""
 
 from __future__ import annotations
 
@@ -74,10 +75,8 @@ async def test_a_branch_without_a_list_back_needs_a_confirmers_approval_before_a
 @pytest.mark.parametrize(
     ("methods", "option", "message"),
     [
-        (["C", "D"], "none", "needs method A"),
-        # B alone would not cover it: HQ's answer is held for HQ's confirmers, not the branch's.
-        (["B", "C", "D"], "none", "needs method A"),
-        (["B"], "none", "needs method A"),
+        (["C", "D"], "none", "needs method A or B"),
+        (["D"], "none", "needs method A or B"),
         (["A", "B", "D"], "subject_list", "needs method C"),
         (["A", "B", "C"], "count_list", "needs method D"),
     ],

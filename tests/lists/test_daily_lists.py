@@ -310,3 +310,122 @@ async def test_two_generators_at_once_make_one_list_each_with_one_sequence(
     assert {g.daily.id for g in first} == {g.daily.id for g in second}
     assert {g.daily.sequence for g in first + second} == {1}
     assert sum(g.created for g in first + second) == 2
+
+
+async def read(client: httpx.AsyncClient, headers: dict[str, str], list_id: str) -> dict[str, Any]:
+    response = await client.get(f"/daily-lists/{list_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_cancellations_and_corrections_are_lines_of_their_own_and_late_ones_supplement_the_list(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """CC-1: a cancellation and a correction of an inquiry record each appear on the day's lists as their
+    own line type; made after the list was generated, they produce a supplementary version."""
+    clock.set(FRIDAY_MORNING)
+    cancelled, corrected = await send(client, demo, ctx, 2)
+    operator, confirmer = await as_user(client, demo, "op001"), await as_user(client, demo, "cf001")
+    original = {i["kind"]: i for i in await generate(client, demo, "2026-11-13")}
+    shown = await read(client, confirmer, original["subject"]["id"])
+    assert [line["line_type"] for line in shown["lines"]] == ["inquiry", "inquiry"]
+
+    clock.advance(hours=1)
+    operator, confirmer = await as_user(client, demo, "op001"), await as_user(client, demo, "cf001")
+    issued = await client.post(f"/inquiries/{cancelled['id']}/approval-numbers", json={}, headers=confirmer)
+    assert issued.status_code == 201, issued.text
+    number = issued.json()["approval_number"]
+    cancel = await client.post(
+        f"/inquiries/{cancelled['id']}/cancel",
+        json={"reason": "入力誤り", "approval": {"method": "approval_number", "approval_number": number}},
+        headers=operator,
+    )
+    assert cancel.status_code == 200, cancel.text
+    correction = await client.post(
+        f"/inquiries/{corrected['id']}/correct",
+        json={
+            "reason": "目的入力誤り",
+            "corrections": {
+                "purpose": "guarantor",
+                "consent_document": {"type": "ledger", "reference": "L-0001", "obtained_on": "2026-11-12"},
+            },
+            "approval": a1(demo),
+        },
+        headers=operator,
+    )
+    assert correction.status_code == 200, correction.text
+
+    lists = {
+        i["kind"]: await read(client, confirmer, i["id"]) for i in await generate(client, demo, "2026-11-13")
+    }
+    for kind in ("subject", "count"):
+        supplement = lists[kind]
+        assert supplement["version"] == 2 and supplement["supersedes"] == original[kind]["id"]
+        assert supplement["supplement_reason"] == "late_cancellation"
+        lines = {(line["line_type"], line["inquiry_id"]) for line in supplement["lines"]}
+        assert lines == {
+            ("inquiry", cancelled["id"]),
+            ("inquiry", corrected["id"]),
+            ("cancellation", cancelled["id"]),
+            ("correction", corrected["id"]),
+        }
+        # Cancellations and corrections are lines to check, not inquiries to count.
+        assert supplement["totals"]["inquiries"] == 2
+    [line] = [line for line in lists["subject"]["lines"] if line["line_type"] == "correction"]
+    assert line["purpose"] == "guarantor" and line["consent_document"]["reference"] == "L-0001"
+    # The inquiry's own line stays as it was sent (and checked): the correction is its own line.
+    [sent_line] = [
+        line
+        for line in lists["subject"]["lines"]
+        if line["line_type"] == "inquiry" and line["inquiry_id"] == corrected["id"]
+    ]
+    assert sent_line["purpose"] == "new_credit"
+    assert sent_line["consent_document"]["reference"] == "LA-2026-000123"
+    # The correction's line is checked like any other, by someone other than its operator.
+    own = await client.post(
+        f"/daily-lists/{lists['subject']['id']}/lines/{line['line_no']}/check",
+        json={"result": "matched"},
+        headers=operator,
+    )
+    assert own.status_code == 403
+    checked = await client.post(
+        f"/daily-lists/{lists['subject']['id']}/lines/{line['line_no']}/check",
+        json={"result": "matched"},
+        headers=confirmer,
+    )
+    assert checked.status_code == 200, checked.text
+
+
+async def test_a_correction_on_a_later_day_is_on_that_days_lists(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    clock.set(FRIDAY_MORNING)
+    [sent] = await send(client, demo, ctx, 1)
+    friday = {i["kind"]: i["id"] for i in await generate(client, demo, "2026-11-13")}
+    clock.set(FRIDAY_MORNING + timedelta(days=3))  # Monday
+    correction = await client.post(
+        f"/inquiries/{sent['id']}/correct",
+        json={
+            "reason": "書類番号誤り",
+            "corrections": {
+                "consent_document": {
+                    "type": "loan_application",
+                    "reference": "LA-2026-000777",
+                    "obtained_on": "2026-11-12",
+                }
+            },
+            "approval": a1(demo),
+        },
+        headers=await as_user(client, demo, "op001"),
+    )
+    assert correction.status_code == 200, correction.text
+    monday = next(i for i in await generate(client, demo, "2026-11-16") if i["kind"] == "subject")
+    monday = await read(client, await as_user(client, demo, "cf001"), monday["id"])
+    assert monday["version"] == 1 and monday["no_inquiries"] is False
+    assert [(line["line_type"], line["inquiry_id"]) for line in monday["lines"]] == [
+        ("correction", sent["id"])
+    ]
+    assert monday["totals"]["inquiries"] == 0
+    # Friday's lists, generated again (the schedule re-checks recent days), are unchanged: the inquiry's
+    # line there is what was sent and checked.
+    assert {i["kind"]: i["id"] for i in await generate(client, demo, "2026-11-13")} == friday

@@ -18,6 +18,8 @@ from app.center.interface import (
     CenterAnswer,
     CenterCancellation,
     CenterCancelRequest,
+    CenterCorrection,
+    CenterCorrectRequest,
     CenterInquiryRequest,
     CenterRecordEntry,
     CenterRecordPage,
@@ -69,6 +71,18 @@ async def cancel_inquiry(
     center_inquiry_id: str, body: CenterCancelRequest, state: State
 ) -> CenterCancellation:
     return state.center.cancel(center_inquiry_id, idempotency_key=body.idempotency_key)
+
+
+@router.post(
+    "/inquiries/{center_inquiry_id}/correct",
+    summary="Correct an inquiry record (its purpose)",
+    response_model=CenterCorrection,
+    responses=_problems(404, 409, 422, 503),
+)
+async def correct_inquiry(
+    center_inquiry_id: str, body: CenterCorrectRequest, state: State
+) -> CenterCorrection:
+    return state.center.correct(center_inquiry_id, body)
 
 
 @router.get(

@@ -80,6 +80,7 @@ class SimulatorStats(BaseModel):
     duplicates_suppressed: int
     no_trade_info_refusals: int
     cancellations_recorded: int
+    corrections_recorded: int = 0
     direct_entries: int
     entries_total: int
     # Requests to the center's endpoints that reached the application (refused connections never do).

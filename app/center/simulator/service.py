@@ -1,4 +1,4 @@
-"""The simulated center's rules: answers per purpose, idempotency, cancellations, the inquiry record.
+"""The simulated center's rules: answers per purpose, idempotency, cancellations, corrections, the record.
 
 (PL-2, ER-2, ER-3, CC-1, RC-1.) Every method is synchronous and does no I/O. The router awaits nothing
 between calling one and getting its result, so in the single event loop that serves the simulator a
@@ -32,6 +32,8 @@ from app.center.interface import (
     CenterAnswer,
     CenterCancellation,
     CenterCardContract,
+    CenterCorrection,
+    CenterCorrectRequest,
     CenterDelinquency,
     CenterGazetteEntry,
     CenterIdentity,
@@ -156,6 +158,7 @@ class _Counters:
     duplicates_suppressed: int = 0
     no_trade_info_refusals: int = 0
     cancellations_recorded: int = 0
+    corrections_recorded: int = 0
     direct_entries: int = 0
 
 
@@ -170,6 +173,8 @@ class SimulatedCenter:
         self._inquiries: dict[str, _Inquiry] = {}
         self._by_key: dict[tuple[str, str], _Inquiry] = {}
         self._cancel_keys: dict[str, str] = {}
+        # A correction's idempotency key → (the inquiry it corrected, its body's fingerprint, the answer).
+        self._corrections: dict[str, tuple[str, str, CenterCorrection]] = {}
         self._records: dict[str, _MemberRecord] = {}
         self.counters = _Counters()
 
@@ -262,6 +267,46 @@ class SimulatedCenter:
         self.counters.cancellations_recorded += 1
         return inquiry.cancellation
 
+    def correct(self, center_inquiry_id: str, request: CenterCorrectRequest) -> CenterCorrection:
+        """Record a correction of an inquiry's purpose (CC-1); a repeated key returns the first answer."""
+        inquiry = self._inquiries.get(center_inquiry_id)
+        if inquiry is None:
+            raise CenterProblem(404, "NOT_FOUND", "No such inquiry at the center")
+        fingerprint = _fingerprint({"id": center_inquiry_id, **request.model_dump(mode="json")})
+        seen = self._corrections.get(request.idempotency_key)
+        if seen is not None:
+            if seen[1] != fingerprint:
+                raise CenterProblem(
+                    409, "IDEMPOTENCY_KEY_REUSED", "The idempotency key was used for another correction"
+                )
+            self.counters.duplicates_suppressed += 1
+            return seen[2]
+        if inquiry.cancellation is not None:
+            raise CenterProblem(409, "CANCELLED", "A cancelled inquiry cannot be corrected")
+        original = inquiry.entry
+        entry = self._new_entry(
+            kind="correction",
+            center_inquiry_id=center_inquiry_id,
+            at=self._clock.now(),
+            member_code=original.member_code,
+            branch_code=original.branch_code,
+            terminal_id=original.terminal_id,
+            operator_ref=original.operator_ref,
+            # The entry carries the purpose as corrected.
+            purpose=request.purpose,
+            name_kana=original.name_kana,
+            birth_date=original.birth_date,
+            via="gateway",
+            idempotency_key=request.idempotency_key,
+        )
+        correction = CenterCorrection(
+            center_inquiry_id=center_inquiry_id, entry_id=entry.entry_id, corrected_at=entry.at
+        )
+        self._corrections[request.idempotency_key] = (center_inquiry_id, fingerprint, correction)
+        self._record(entry)
+        self.counters.corrections_recorded += 1
+        return correction
+
     def record_direct(self, body: DirectEntryIn) -> CenterRecordEntry:
         """An inquiry (or cancellation, correction) made at the center itself, bypassing the gateway."""
         kana = normalise_kana(body.subject.name_kana)
@@ -351,6 +396,7 @@ class SimulatedCenter:
             duplicates_suppressed=counters.duplicates_suppressed,
             no_trade_info_refusals=counters.no_trade_info_refusals,
             cancellations_recorded=counters.cancellations_recorded,
+            corrections_recorded=counters.corrections_recorded,
             direct_entries=counters.direct_entries,
             entries_total=self._seq,
         )
