@@ -17,6 +17,7 @@ name, and it is dropped when the run ends (or with the connection, if the proces
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import Counter, defaultdict
@@ -72,6 +73,7 @@ log = logging.getLogger("shokai.reconciliation")
 MAX_PERIOD_DAYS = 92
 STAGING_CHUNK = 10_000
 PROGRESS_EVERY = 100_000
+PG_COMPARE_WORK_MEM = "256MB"
 FINDINGS_SHOWN = 1000
 # Center inquiry ids named in the CRITICAL ledger event; the full list is in the stored findings.
 ALERT_SAMPLE = 20
@@ -367,39 +369,55 @@ async def _stage(
     by_terminal, by_day = counts.by_terminal, counts.by_day
     chunk: list[tuple[Any, ...]] = []
     staged = 0
-    async for entry in entries:
-        at = entry.at.astimezone(UTC)
-        # A file may hold other members' entries or more days than asked for: only ours, only the period.
-        if entry.member_code != member_code or not start <= at < end:
-            continue
-        staged += 1
-        day = (at + _TOKYO_OFFSET).date()
-        kind, subject = entry.kind, entry.subject
-        by_terminal[(entry.branch_code, entry.terminal_id, kind, entry.via)] += 1
-        by_day[(day, kind)] += 1
-        chunk.append(
-            (
-                entry.entry_id,
-                kind,
-                entry.center_inquiry_id,
-                entry.idempotency_key,
-                # On SQLite exactly the texts SQLAlchemy stores for DateTime and Date.
-                at.replace(tzinfo=None).isoformat(" ", "microseconds") if as_text else at,
-                day.isoformat() if as_text else day,
-                entry.branch_code,
-                entry.terminal_id,
-                entry.operator_ref,
-                entry.via,
-                subject_index(f"{normalise_kana(subject.name_kana)}|{subject.birth_date.isoformat()}"),
+    # PostgreSQL loads a chunk in its own process while the next one is parsed here: the COPY of the
+    # previous chunk stays in flight (one at a time). Not on SQLite: its inserts run in a thread of this
+    # process and need the GIL for every row, which parsing would hold.
+    overlap = ctx.db.dialect == "postgresql"
+    loading: asyncio.Future[None] | None = None
+    try:
+        async for entry in entries:
+            at = entry.at.astimezone(UTC)
+            # A file may hold other members' entries or more days than asked for: only ours, only the period.
+            if entry.member_code != member_code or not start <= at < end:
+                continue
+            staged += 1
+            day = (at + _TOKYO_OFFSET).date()
+            kind, subject = entry.kind, entry.subject
+            by_terminal[(entry.branch_code, entry.terminal_id, kind, entry.via)] += 1
+            by_day[(day, kind)] += 1
+            chunk.append(
+                (
+                    entry.entry_id,
+                    kind,
+                    entry.center_inquiry_id,
+                    entry.idempotency_key,
+                    # On SQLite exactly the texts SQLAlchemy stores for DateTime and Date.
+                    at.replace(tzinfo=None).isoformat(" ", "microseconds") if as_text else at,
+                    day.isoformat() if as_text else day,
+                    entry.branch_code,
+                    entry.terminal_id,
+                    entry.operator_ref,
+                    entry.via,
+                    subject_index(f"{normalise_kana(subject.name_kana)}|{subject.birth_date.isoformat()}"),
+                )
             )
-        )
-        if len(chunk) >= STAGING_CHUNK:
+            if len(chunk) >= STAGING_CHUNK:
+                if loading is not None:
+                    await loading
+                loading = asyncio.ensure_future(_insert_staging(ctx, connection, chunk))
+                if not overlap:
+                    await loading
+                chunk = []
+            if progress is not None and staged % PROGRESS_EVERY == 0:
+                progress("read", staged)
+        if loading is not None:
+            await loading
+        if chunk:
             await _insert_staging(ctx, connection, chunk)
-            chunk = []
-        if progress is not None and staged % PROGRESS_EVERY == 0:
-            progress("read", staged)
-    if chunk:
-        await _insert_staging(ctx, connection, chunk)
+    finally:
+        if loading is not None and not loading.done():
+            # The file failed while a chunk was loading: let it end before the connection is closed.
+            await asyncio.wait([loading])
     await connection.execute(CreateIndex(_STAGING_BY_CENTER_ID))
     await connection.commit()
     counts.staged = staged
@@ -767,6 +785,9 @@ async def _compare_and_finish(
             # Autovacuum never analyses a TEMP table; without statistics the planner plans the
             # anti-joins as nested loops over a million rows.
             await session.execute(text(f"ANALYZE {STAGING.name}"))
+            # The comparison hashes a month of inquiries (about 140 MB at 1,000,000): with the default
+            # 4 MB per hash it spills to disk in many batches. For this transaction only, on the server.
+            await session.execute(text(f"SET LOCAL work_mem = '{PG_COMPARE_WORK_MEM}'"))
         for statement in [
             _center_side(run.id),
             *_unmatched_gateway(run.id, period),
