@@ -391,8 +391,9 @@ async def _stage(
                     kind,
                     entry.center_inquiry_id,
                     entry.idempotency_key,
-                    # On SQLite exactly the texts SQLAlchemy stores for DateTime and Date.
-                    at.replace(tzinfo=None).isoformat(" ", "microseconds") if as_text else at,
+                    # On SQLite exactly the texts SQLAlchemy stores for DateTime (naive UTC: the UTC
+                    # time's text without its "+00:00", cheaper than a naive copy) and Date.
+                    at.isoformat(" ", "microseconds")[:26] if as_text else at,
                     day.isoformat() if as_text else day,
                     entry.branch_code,
                     entry.terminal_id,
