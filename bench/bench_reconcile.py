@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from bench._support import ROOT, peak_rss_mb, print_machine, results_dir, run_child, save_result
+from bench._support import ROOT, load_average, peak_rss_mb, print_machine, results_dir, run_child, save_result
 
 BUILD_VERSION = "reconcile-v2"
 
@@ -294,8 +294,10 @@ async def load_postgresql(url: str, data_dir: Path, keys_json: str, entries: int
         await conn.copy_records_to_table("inquiries", records=rows, columns=INQUIRY_COLUMNS)
         for _name, sql in indexes:
             await conn.execute(sql)
-        # A table the application has been writing for a month has statistics (autovacuum's ANALYZE).
-        await conn.execute("ANALYZE")
+        # A table the application has been writing for a month has been vacuumed and analysed by
+        # autovacuum (hint bits set, statistics), and its pages written out: not a run's work either.
+        await conn.execute("VACUUM ANALYZE")
+        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
 
@@ -350,7 +352,7 @@ def child_reconcile(url: str, data_dir: str, keys_path: str, record_path: str) -
     return asyncio.run(run())
 
 
-def measure(url: str, data_dir: Path, cached: Path, entries: int) -> dict[str, Any]:
+def measure(backend: str, url: str, data_dir: Path, cached: Path, entries: int) -> dict[str, Any]:
     keys_path = cached / "keys.json"
     record_path = cached / "center-record-2026-11.ndjson"
     result = run_child(
@@ -359,7 +361,8 @@ def measure(url: str, data_dir: Path, cached: Path, entries: int) -> dict[str, A
     expected = {"unmatched_center": BYPASSES, "daily_count": result["findings"].get("daily_count", 0)}
     if result["center_entries"] != entries + BYPASSES or result["findings"] != expected:
         raise SystemExit(f"the run did not find exactly the {BYPASSES} bypasses: {result}")
-    result["entries"] = entries
+    result.update(entries=entries, load_average_after=load_average())
+    report(backend, result)
     return result
 
 
@@ -368,7 +371,7 @@ def report(backend: str, r: dict[str, Any]) -> None:
     ok_rss = "MET" if r["peak_rss_mb"] <= TARGET_RSS_MB else "MISSED"
     print(
         f"\n{backend}: {r['center_entries']:,} center entries against {r['gateway_entries']:,} gateway "
-        f"inquiries; findings {r['findings']}"
+        f"inquiries; findings {r['findings']}; load average after the run {r['load_average_after']}"
     )
     print(
         f"  reconcile    {r['seconds']:7.2f} s  ({r['center_entries'] / r['seconds']:,.0f} entries/s)"
@@ -388,6 +391,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached data set")
+    parser.add_argument("--runs", type=int, default=1, help="runs per backend on the same data")
     parser.add_argument(
         "--child", nargs=4, metavar=("URL", "DATA_DIR", "KEYS", "RECORD"), help=argparse.SUPPRESS
     )
@@ -406,10 +410,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # Each run writes its findings and ledger events: it gets a copy, the cache stays as built.
         shutil.copyfile(cached / "reconcile.db", Path(tmp) / "reconcile.db")
-        results["sqlite"] = measure(
-            f"sqlite+aiosqlite:///{tmp}/reconcile.db", Path(tmp), cached, args.entries
-        )
-        report("SQLite", results["sqlite"])
+        url = f"sqlite+aiosqlite:///{tmp}/reconcile.db"
+        results["sqlite"] = [
+            measure("SQLite", url, Path(tmp), cached, args.entries) for _ in range(args.runs)
+        ]
     if not args.no_pg:
         from app.migrate import upgrade
         from tests.support.pgserver import PostgresServer
@@ -422,8 +426,9 @@ def main() -> None:
             keys_json = (cached / "keys.json").read_text(encoding="utf-8")
             asyncio.run(load_postgresql(url, Path(tmp), keys_json, args.entries))
             print(f"\nPostgreSQL loaded in {time.perf_counter() - started:.1f} s (not measured)", flush=True)
-            results["postgresql"] = measure(url, Path(tmp), cached, args.entries)
-            report("PostgreSQL", results["postgresql"])
+            results["postgresql"] = [
+                measure("PostgreSQL", url, Path(tmp), cached, args.entries) for _ in range(args.runs)
+            ]
     print(f"\nresults: {save_result('bench_reconcile', results)}")
 
 
