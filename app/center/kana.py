@@ -12,12 +12,17 @@ import unicodedata
 
 # Hiragana ぁ (U+3041) … ゖ (U+3096) sit exactly 0x60 below their katakana; ゝゞ map to ヽヾ likewise.
 _HIRAGANA_TO_KATAKANA = {code: code + 0x60 for code in [*range(0x3041, 0x3097), 0x309D, 0x309E]}
+_HIRAGANA = re.compile("[\u3041-\u3096\u309d\u309e]")
 _KATAKANA_NAME = re.compile(r"^[\u30A1-\u30FA\u30FB\u30FC\u30FD\u30FE]+$")
 
 
 def normalise_kana(text: str) -> str:
     """The matching form of a kana name: full-width katakana, no spaces."""
-    folded = unicodedata.normalize("NFKC", text).translate(_HIRAGANA_TO_KATAKANA)
+    folded = unicodedata.normalize("NFKC", text)
+    # str.translate looks every character up in a dict: only names that hold hiragana need it (a
+    # million-entry reconciliation normalises a million names, nearly all katakana already).
+    if _HIRAGANA.search(folded):
+        folded = folded.translate(_HIRAGANA_TO_KATAKANA)
     # str.split() splits on exactly the characters str.isspace() is true for, in C.
     return "".join(folded.split())
 

@@ -163,6 +163,75 @@ async def test_a_gateway_inquiry_the_center_never_recorded_is_reported(
     ]
 
 
+async def test_an_entry_under_another_center_id_is_a_mismatch_not_a_missing_inquiry(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, tmp_path: Path
+) -> None:
+    sent = await sent_inquiry(client, demo, await person(ctx, index=0))
+    async with sim_client(ctx) as sim:
+        export = await sim.get(
+            "/center/v1/inquiry-record.ndjson",
+            params={"member_code": ctx.settings.center_member_code, "from": DAY["from"], "to": DAY["to"]},
+        )
+    # The center's file names the inquiry by its idempotency key but under a center id of its own.
+    (line,) = export.content.splitlines()
+    entry = json.loads(line)
+    assert entry["idempotency_key"] == sent["id"]
+    entry["center_inquiry_id"] = "CI-RENUMBERED-0000000001"
+    record_file = tmp_path / "center-record.ndjson"
+    record_file.write_text(json.dumps(entry, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    run = await service.reconcile_center(
+        ctx,
+        actor=SYSTEM_ACTOR,
+        date_from=datetime(2026, 11, 24).date(),
+        date_to=datetime(2026, 11, 24).date(),
+        entries=read_record_file(record_file),
+        source="file",
+    )
+    view = await service.run_view(ctx, run_id=run.id)
+
+    # Found by its key: not missing at the center, not a bypass, but the differing center id is reported.
+    assert view.findings["unmatched_gateway"] == []
+    assert view.findings["unmatched_center"] == []
+    assert [(f.inquiry_id, f.center_inquiry_id, f.reason) for f in view.findings["mismatched"]] == [
+        (sent["id"], "CI-RENUMBERED-0000000001", "center_id")
+    ]
+    assert run.finding_counts == {"mismatched": 1}
+
+
+async def test_an_entry_about_another_person_than_the_gateway_asked_about_is_a_mismatch(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, tmp_path: Path
+) -> None:
+    sent = await sent_inquiry(client, demo, await person(ctx, index=0))
+    other = await sent_inquiry(client, demo, await person(ctx, index=1))
+    async with sim_client(ctx) as sim:
+        export = await sim.get(
+            "/center/v1/inquiry-record.ndjson",
+            params={"member_code": ctx.settings.center_member_code, "from": DAY["from"], "to": DAY["to"]},
+        )
+    # Same key, same center id, but the center recorded the other inquiry's person for the first one.
+    entries = [json.loads(line) for line in export.content.splitlines()]
+    by_key = {entry["idempotency_key"]: entry for entry in entries}
+    by_key[sent["id"]]["subject"] = by_key[other["id"]]["subject"]
+    record_file = tmp_path / "center-record.ndjson"
+    record_file.write_text(
+        "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries), encoding="utf-8"
+    )
+
+    run = await service.reconcile_center(
+        ctx,
+        actor=SYSTEM_ACTOR,
+        date_from=datetime(2026, 11, 24).date(),
+        date_to=datetime(2026, 11, 24).date(),
+        entries=read_record_file(record_file),
+        source="file",
+    )
+    view = await service.run_view(ctx, run_id=run.id)
+
+    assert [(f.inquiry_id, f.reason) for f in view.findings["mismatched"]] == [(sent["id"], "subject")]
+    assert run.finding_counts == {"mismatched": 1}
+
+
 async def test_a_broken_record_file_is_refused_by_line_number_and_leaves_no_half_run(
     ctx: AppContext, demo: DemoCredentials, tmp_path: Path
 ) -> None:
