@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
 from app.audit.models import AuditEvent
-from app.authz.models import LoginThrottle, User
+from app.authz.models import LoginThrottle, User, UserRole
 from app.authz.policy import ensure_may_confirm
-from app.authz.service import active_roles, count_failed_password, login_key
+from app.authz.service import active_role_join, count_failed_password, login_key, roles_of
 from app.clock import TOKYO, business_date_of, rfc3339
 from app.context import AppContext
 from app.errors import ApprovalInvalid
@@ -38,6 +38,43 @@ class GrantedApproval:
     method: str
     confirmer_id: str
     approved_at: datetime
+
+
+@dataclass(frozen=True)
+class CheckedPassword:
+    """An A1 confirmer's password, verified before the write transaction against the hash read then.
+
+    On SQLite the write transaction holds the database-wide writer lock, and Argon2id is the slowest step
+    of a submit; verifying first keeps the hash out of that lock. The transaction still reads the
+    confirmer, the lock and the hash itself and decides there (:func:`_check_credentials`): this verdict
+    is used only for the very hash it was computed against, and a changed hash is verified again.
+    """
+
+    user_id: str
+    password_hash: str | None
+    valid: bool
+
+
+async def check_password_ahead(ctx: AppContext, *, user_id: str, password: str) -> CheckedPassword | None:
+    """Verify ``password`` against the confirmer's current hash, outside any write transaction.
+
+    None for a locked ID: the transaction refuses it without a check, as it always did. An unknown ID is
+    checked against the decoy, so it costs the same time as a wrong password.
+    """
+    key = login_key(ctx, user_id)
+    async with ctx.db.read_session() as reader:
+        found = (
+            await reader.execute(
+                select(
+                    select(User.password_hash).where(User.id == user_id).scalar_subquery(),
+                    select(LoginThrottle.locked_at).where(LoginThrottle.login_key == key).scalar_subquery(),
+                )
+            )
+        ).one()
+    password_hash, locked_at = found
+    if locked_at is not None:
+        return None
+    return CheckedPassword(user_id, password_hash, await ctx.passwords.verify_async(password_hash, password))
 
 
 def _number_hash(ctx: AppContext, inquiry_id: str, number: str) -> str:
@@ -119,8 +156,11 @@ async def verify_approval(
     purpose: str,
     bound_hash: str,
     actor: Actor,
+    checked: CheckedPassword | None = None,
 ) -> GrantedApproval:
-    """Check an A1 or A2 approval for ``purpose`` (submit | cancel); raise APPROVAL_INVALID and friends."""
+    """Check an A1 or A2 approval for ``purpose`` (submit | cancel); raise APPROVAL_INVALID and friends.
+
+    ``checked`` is the A1 password verified before the transaction (:func:`check_password_ahead`)."""
     if isinstance(approval, ApprovalNumberApproval):
         return await _use_number(
             session,
@@ -139,6 +179,7 @@ async def verify_approval(
         password=approval.confirmer_password,
         totp=approval.confirmer_totp,
         actor=actor,
+        checked=checked,
     )
 
 
@@ -224,27 +265,35 @@ async def _check_credentials(
     password: str,
     actor: Actor,
     totp: str | None = None,
+    checked: CheckedPassword | None = None,
 ) -> GrantedApproval:
     now = ctx.clock.now()
     key = login_key(ctx, user_id)
-    # The confirmer and their lock in one round trip; an unknown ID may still be locked (failures count
-    # against the typed ID), so its lock is read on its own.
-    found = (
+    # The confirmer, their lock and their roles in force in one round trip (a row per role); an unknown
+    # ID may still be locked (failures count against the typed ID), so its lock is read on its own.
+    rows = (
         await session.execute(
-            select(User, LoginThrottle.locked_at)
+            select(User, LoginThrottle.locked_at, UserRole.role, UserRole.branch_code)
+            .select_from(User)
             .outerjoin(LoginThrottle, LoginThrottle.login_key == key)
+            .outerjoin(UserRole, active_role_join(User.id))
             .where(User.id == user_id)
         )
-    ).first()
-    confirmer = found[0] if found is not None else None
-    if found is not None:
-        locked = found[1] is not None
+    ).all()
+    confirmer = rows[0][0] if rows else None
+    if rows:
+        locked = rows[0][1] is not None
     else:
         throttle = await session.get(LoginThrottle, key)
         locked = throttle is not None and throttle.locked_at is not None
-    if locked or not await ctx.passwords.verify_async(
-        confirmer.password_hash if confirmer else None, password
-    ):
+    password_hash = confirmer.password_hash if confirmer else None
+    if locked:
+        valid = False
+    elif checked is not None and checked.user_id == user_id and checked.password_hash == password_hash:
+        valid = checked.valid
+    else:
+        valid = await ctx.passwords.verify_async(password_hash, password)
+    if not valid:
         if not locked:
             await count_failed_password(
                 session, ctx=ctx, user=confirmer, attempted_user_id=user_id, actor=actor
@@ -263,7 +312,7 @@ async def _check_credentials(
     assert confirmer is not None
     ensure_may_confirm(
         confirmer_id=confirmer.id,
-        confirmer_roles=await active_roles(session, confirmer.id),
+        confirmer_roles=roles_of((row[2], row[3]) for row in rows),
         confirmer_active=confirmer.status == "active",
         branch_code=inquiry.branch_code,
         operator_id=inquiry.operator_id,
