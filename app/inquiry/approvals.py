@@ -40,43 +40,6 @@ class GrantedApproval:
     approved_at: datetime
 
 
-@dataclass(frozen=True)
-class CheckedPassword:
-    """An A1 confirmer's password, verified before the write transaction against the hash read then.
-
-    On SQLite the write transaction holds the database-wide writer lock, and Argon2id is the slowest step
-    of a submit; verifying first keeps the hash out of that lock. The transaction still reads the
-    confirmer, the lock and the hash itself and decides there (:func:`_check_credentials`): this verdict
-    is used only for the very hash it was computed against, and a changed hash is verified again.
-    """
-
-    user_id: str
-    password_hash: str | None
-    valid: bool
-
-
-async def check_password_ahead(ctx: AppContext, *, user_id: str, password: str) -> CheckedPassword | None:
-    """Verify ``password`` against the confirmer's current hash, outside any write transaction.
-
-    None for a locked ID: the transaction refuses it without a check, as it always did. An unknown ID is
-    checked against the decoy, so it costs the same time as a wrong password.
-    """
-    key = login_key(ctx, user_id)
-    async with ctx.db.read_session() as reader:
-        found = (
-            await reader.execute(
-                select(
-                    select(User.password_hash).where(User.id == user_id).scalar_subquery(),
-                    select(LoginThrottle.locked_at).where(LoginThrottle.login_key == key).scalar_subquery(),
-                )
-            )
-        ).one()
-    password_hash, locked_at = found
-    if locked_at is not None:
-        return None
-    return CheckedPassword(user_id, password_hash, await ctx.passwords.verify_async(password_hash, password))
-
-
 def _number_hash(ctx: AppContext, inquiry_id: str, number: str) -> str:
     digits = "".join(ch for ch in number if ch.isdigit())
     return ctx.keyring.blind_index(digits, domain=f"approval-number:{inquiry_id}")
@@ -156,11 +119,8 @@ async def verify_approval(
     purpose: str,
     bound_hash: str,
     actor: Actor,
-    checked: CheckedPassword | None = None,
 ) -> GrantedApproval:
-    """Check an A1 or A2 approval for ``purpose`` (submit | cancel); raise APPROVAL_INVALID and friends.
-
-    ``checked`` is the A1 password verified before the transaction (:func:`check_password_ahead`)."""
+    """Check an A1 or A2 approval for ``purpose`` (submit | cancel); raise APPROVAL_INVALID and friends."""
     if isinstance(approval, ApprovalNumberApproval):
         return await _use_number(
             session,
@@ -179,7 +139,6 @@ async def verify_approval(
         password=approval.confirmer_password,
         totp=approval.confirmer_totp,
         actor=actor,
-        checked=checked,
     )
 
 
@@ -265,7 +224,6 @@ async def _check_credentials(
     password: str,
     actor: Actor,
     totp: str | None = None,
-    checked: CheckedPassword | None = None,
 ) -> GrantedApproval:
     now = ctx.clock.now()
     key = login_key(ctx, user_id)
@@ -286,14 +244,9 @@ async def _check_credentials(
     else:
         throttle = await session.get(LoginThrottle, key)
         locked = throttle is not None and throttle.locked_at is not None
-    password_hash = confirmer.password_hash if confirmer else None
-    if locked:
-        valid = False
-    elif checked is not None and checked.user_id == user_id and checked.password_hash == password_hash:
-        valid = checked.valid
-    else:
-        valid = await ctx.passwords.verify_async(password_hash, password)
-    if not valid:
+    if locked or not await ctx.passwords.verify_async(
+        confirmer.password_hash if confirmer else None, password
+    ):
         if not locked:
             await count_failed_password(
                 session, ctx=ctx, user=confirmer, attempted_user_id=user_id, actor=actor

@@ -66,7 +66,6 @@ from app.inquiry.models import (
 from app.inquiry.schemas import (
     Approval,
     ApprovalNumberApproval,
-    ConfirmerCredentialsApproval,
     InquiryCreate,
     InquiryUpdate,
     SubjectIn,
@@ -209,22 +208,6 @@ async def _refuse_if_suspended(session: AsyncSession, principal: Principal, *, b
     return _Operator(name_kana, birth_date)
 
 
-async def _check_password_ahead(
-    ctx: AppContext, body: InquiryCreate, branch_code: str
-) -> approvals.CheckedPassword | None:
-    """An A1 confirmer's password, verified before the write transaction begins (see CheckedPassword)."""
-    approval = body.approval
-    if (
-        not isinstance(approval, ConfirmerCredentialsApproval)
-        or body.hq_request_id is not None
-        or "A" not in ctx.policy.methods_for(branch_code)
-    ):
-        return None
-    return await approvals.check_password_ahead(
-        ctx, user_id=approval.confirmer_user_id, password=approval.confirmer_password
-    )
-
-
 def _approve(inquiry: Inquiry, granted: approvals.GrantedApproval, terminal_id: str | None) -> None:
     inquiry.approval_method = granted.method
     inquiry.approval_confirmer_id = granted.confirmer_id
@@ -354,7 +337,6 @@ async def create_inquiry(
     if branch_code is None:
         raise TerminalNotAllowed("Inquiries are entered at a registered terminal")
     authorize(principal, "inquiry.create", branch_code=branch_code)
-    checked = await _check_password_ahead(ctx, body, branch_code)
     operator = await _refuse_if_suspended(session, principal, branch_code=branch_code)
     check_purpose(
         ctx,
@@ -464,7 +446,6 @@ async def create_inquiry(
                 purpose="submit",
                 bound_hash=inquiry.draft_hash,
                 actor=actor,
-                checked=checked,
             )
         _approve(inquiry, granted, principal.terminal_id)
         record(
