@@ -12,7 +12,9 @@ from app.authz.service import RequestOrigin
 from app.context import AppContext
 
 
-def get_context(request: Request) -> AppContext:
+# The dependencies are ``async def`` although they never await: FastAPI runs a plain ``def`` dependency in
+# its thread pool, a thread hand-off on every request for what is an attribute read.
+async def get_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -41,7 +43,7 @@ def client_address(request: Request, ctx: AppContext) -> str | None:
     return request.client.host if request.client else None
 
 
-def get_origin(request: Request, ctx: Context) -> RequestOrigin:
+async def get_origin(request: Request, ctx: Context) -> RequestOrigin:
     return RequestOrigin(
         address=client_address(request, ctx), request_id=getattr(request.state, "request_id", None)
     )

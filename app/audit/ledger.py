@@ -36,6 +36,8 @@ from app.errors import LedgerUnavailable
 
 PENDING_KEY = "shokai.pending_audit"
 CONTEXT_KEY = "shokai.ledger"
+# The head this transaction wrote, handed to the context's ChainHeadCache once the commit has succeeded.
+WRITTEN_HEAD_KEY = "shokai.written_head"
 
 # Details are free-form but must never carry personal data or secrets (requirements LG-2, AU-7).
 FORBIDDEN_DETAIL_KEYS = frozenset(
@@ -76,11 +78,42 @@ SYSTEM_ACTOR = Actor(id="system", roles=("system",))
 
 
 @dataclass(frozen=True)
+class _HeadState:
+    seq: int
+    hash: str
+    last_checkpoint_seq: int
+    last_checkpoint_at: str | None
+
+
+class ChainHeadCache:
+    """The chain head as this process last committed it, so an append can skip reading the head.
+
+    Only a guess: the append writes the new head with a compare-and-set on all four columns
+    (``UPDATE … WHERE seq = :seq AND hash = :hash …``), which succeeds only when the row is exactly what
+    the events were chained from. Another process's append, a checkpoint, a rollback after the guess was
+    taken or a tampered head all make it miss, and the append then locks and reads the head as before.
+    """
+
+    def __init__(self) -> None:
+        self._known: _HeadState | None = None
+
+    @property
+    def known(self) -> _HeadState | None:
+        return self._known
+
+    def committed(self, head: _HeadState) -> None:
+        # Commits of one process can finish out of order; never step back to an older head.
+        if self._known is None or head.seq >= self._known.seq:
+            self._known = head
+
+
+@dataclass(frozen=True)
 class LedgerContext:
     keyring: Keyring
     clock: Clock
     checkpoint_every_events: int = 1000
     checkpoint_every_seconds: int = 300
+    head: ChainHeadCache = field(default_factory=ChainHeadCache, compare=False, repr=False)
 
 
 @dataclass
@@ -191,12 +224,12 @@ _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 _CHECKPOINTS: Table = AuditCheckpoint.__table__  # type: ignore[assignment]
 
 
-def _lock_head(session: Session) -> Any:
+def _lock_head(session: Session) -> _HeadState:
     """The chain head row, locked until commit (PostgreSQL row lock; SQLite already holds its writer lock).
 
     Core statements, not the ORM: this runs while every other appender waits, so it must be cheap.
     """
-    return (
+    row = (
         session.connection()
         .execute(
             select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.last_checkpoint_seq, _HEAD.c.last_checkpoint_at)
@@ -205,9 +238,10 @@ def _lock_head(session: Session) -> Any:
         )
         .one()
     )
+    return _HeadState(row.seq, row.hash, row.last_checkpoint_seq, row.last_checkpoint_at)
 
 
-def _checkpoint_due(context: LedgerContext, head: Any, now: datetime) -> bool:
+def _checkpoint_due(context: LedgerContext, head: _HeadState, now: datetime) -> bool:
     if head.seq <= head.last_checkpoint_seq:
         return False
     if head.seq - head.last_checkpoint_seq >= context.checkpoint_every_events:
@@ -231,9 +265,15 @@ def _append_pending(session: Session) -> None:
         raise LedgerUnavailable() from exc
 
 
-def _chain_and_insert(session: Session, pending: list[_PendingEvent]) -> None:
-    context: LedgerContext = session.info[CONTEXT_KEY]
-    head = _lock_head(session)
+@dataclass(frozen=True)
+class _Chained:
+    rows: list[dict[str, Any]]
+    head: _HeadState
+    checkpoint: dict[str, Any] | None
+
+
+def _chain(context: LedgerContext, head: _HeadState, pending: list[_PendingEvent]) -> _Chained:
+    """The events' rows chained onto ``head``, the head after them and the checkpoint if one is due."""
     seq = head.seq
     prev = bytes.fromhex(head.hash)
     rows: list[dict[str, Any]] = []
@@ -274,32 +314,74 @@ def _chain_and_insert(session: Session, pending: list[_PendingEvent]) -> None:
             }
         )
         prev = digest
-    connection = session.connection()
-    connection.execute(_EVENTS.insert(), rows)
-    new_head: dict[str, Any] = {"seq": seq, "hash": prev.hex()}
+    new_head = _HeadState(seq, prev.hex(), head.last_checkpoint_seq, head.last_checkpoint_at)
     now = context.clock.now()
-    if _checkpoint_due(context, _HeadState(seq, head.last_checkpoint_seq, head.last_checkpoint_at), now):
-        checkpoint = _sign_checkpoint(context, seq, new_head["hash"], rfc3339(now))
-        connection.execute(_CHECKPOINTS.insert(), [checkpoint])
-        new_head["last_checkpoint_seq"] = seq
-        new_head["last_checkpoint_at"] = checkpoint["at"]
-    connection.execute(update(_HEAD).where(_HEAD.c.id == 1).values(**new_head))
+    if not _checkpoint_due(context, new_head, now):
+        return _Chained(rows, new_head, None)
+    checkpoint = _sign_checkpoint(context, seq, new_head.hash, rfc3339(now))
+    return _Chained(rows, _HeadState(seq, new_head.hash, seq, checkpoint["at"]), checkpoint)
 
 
-@dataclass(frozen=True)
-class _HeadState:
-    seq: int
-    last_checkpoint_seq: int
-    last_checkpoint_at: str | None
+def _head_values(head: _HeadState) -> dict[str, Any]:
+    return {
+        "seq": head.seq,
+        "hash": head.hash,
+        "last_checkpoint_seq": head.last_checkpoint_seq,
+        "last_checkpoint_at": head.last_checkpoint_at,
+    }
+
+
+def _chain_and_insert(session: Session, pending: list[_PendingEvent]) -> None:
+    context: LedgerContext = session.info[CONTEXT_KEY]
+    connection = session.connection()
+    chained: _Chained | None = None
+    known = context.head.known
+    if known is not None:
+        # Chain onto the head this process last committed and write the new head only if the row is
+        # still exactly that one: the UPDATE is the head lock (PostgreSQL row lock) and the check in
+        # one statement, which saves the locking SELECT whenever this process appended last.
+        chained = _chain(context, known, pending)
+        swapped = connection.execute(
+            update(_HEAD)
+            .where(
+                _HEAD.c.id == 1,
+                _HEAD.c.seq == known.seq,
+                _HEAD.c.hash == known.hash,
+                _HEAD.c.last_checkpoint_seq == known.last_checkpoint_seq,
+                _HEAD.c.last_checkpoint_at.is_(None)
+                if known.last_checkpoint_at is None
+                else _HEAD.c.last_checkpoint_at == known.last_checkpoint_at,
+            )
+            .values(**_head_values(chained.head))
+        )
+        if swapped.rowcount != 1:
+            chained = None
+    if chained is None:
+        # Someone else appended (or checkpointed) since: lock and read the head, as without the cache.
+        chained = _chain(context, _lock_head(session), pending)
+        connection.execute(update(_HEAD).where(_HEAD.c.id == 1).values(**_head_values(chained.head)))
+    connection.execute(_EVENTS.insert(), chained.rows)
+    if chained.checkpoint is not None:
+        connection.execute(_CHECKPOINTS.insert(), [chained.checkpoint])
+    session.info[WRITTEN_HEAD_KEY] = chained.head
+
+
+def _head_committed(session: Session) -> None:
+    head: _HeadState | None = session.info.pop(WRITTEN_HEAD_KEY, None)
+    if head is not None:
+        context: LedgerContext = session.info[CONTEXT_KEY]
+        context.head.committed(head)
 
 
 def _discard_pending(session: Session, *_args: Any) -> None:
     session.info.pop(PENDING_KEY, None)
+    session.info.pop(WRITTEN_HEAD_KEY, None)
 
 
 def install_ledger_hooks(session_class: type[Session]) -> None:
     """Chain queued events just before commit; forget them on rollback."""
     event.listen(session_class, "before_commit", _append_pending)
+    event.listen(session_class, "after_commit", _head_committed)
     event.listen(session_class, "after_rollback", _discard_pending)
 
 
@@ -319,6 +401,7 @@ async def checkpoint_now(session: AsyncSession) -> dict[str, Any] | None:
             .where(_HEAD.c.id == 1)
             .values(last_checkpoint_seq=head.seq, last_checkpoint_at=checkpoint["at"])
         )
+        sync_session.info[WRITTEN_HEAD_KEY] = _HeadState(head.seq, head.hash, head.seq, checkpoint["at"])
         return checkpoint
 
     result = await session.run_sync(_do)

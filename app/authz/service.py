@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
@@ -47,7 +49,8 @@ from app.errors import (
     TerminalNotRegistered,
     TotpRequired,
 )
-from app.governance.switches import active_suspension
+from app.governance.models import EmergencySuspension
+from app.governance.switches import active_suspension, suspension_query
 from app.governance.totp import confirmed_enrolment, verify_code
 
 TOKEN_OUTLIVES_SESSION = timedelta(minutes=2)
@@ -99,18 +102,26 @@ def login_key(ctx: AppContext, user_id: str) -> str:
     return ctx.keyring.pseudonym(user_id.strip().casefold(), domain="login")
 
 
-async def active_roles(session: AsyncSession, user_id: str) -> dict[str, frozenset[str]]:
-    rows = await session.execute(
-        select(UserRole.role, UserRole.branch_code).where(
-            UserRole.user_id == user_id, UserRole.revoked_at.is_(None)
-        )
-    )
+def active_role_join(user_id: Any) -> Any:
+    """The join condition to a user's roles in force, for a query that reads them with the user."""
+    return and_(UserRole.user_id == user_id, UserRole.revoked_at.is_(None))
+
+
+def roles_of(rows: Iterable[tuple[str | None, str | None]]) -> dict[str, frozenset[str]]:
+    """(role, branch_code) rows as role -> branches; a row without a role (an outer join) adds nothing."""
     by_role: dict[str, set[str]] = defaultdict(set)
     for role, branch_code in rows:
+        if role is None:
+            continue
         by_role[role]  # a bank-wide role is present with no branches
         if branch_code is not None:
             by_role[role].add(branch_code)
     return {role: frozenset(codes) for role, codes in by_role.items()}
+
+
+async def active_roles(session: AsyncSession, user_id: str) -> dict[str, frozenset[str]]:
+    rows = await session.execute(select(UserRole.role, UserRole.branch_code).where(active_role_join(user_id)))
+    return roles_of((role, branch_code) for role, branch_code in rows)
 
 
 def password_expires_at(ctx: AppContext, user: User) -> datetime:
@@ -504,21 +515,40 @@ async def _check_session(
     user: User | None = None
     throttle_locked_at: datetime | None = None
     session_terminal: Terminal | None = None
+    suspension_id: str | None = None
+    role_rows: list[tuple[str | None, str | None]] = []
     if claims.kind == "user":
-        # One round trip for the session, its user, the user's lock and the session's terminal: this runs
-        # before every call, and each statement is a turn through the driver.
+        # One round trip for the session, its user, the user's lock, the session's terminal, the emergency
+        # switch on any of them and the user's roles in force (a row per role): this runs before every
+        # call, and each statement is a turn through the driver. What is read here is only used in the
+        # order of the checks below.
+        switch = suspension_query(
+            user_id=claims.subject, terminal_id=AuthSession.terminal_id, branch_code=Terminal.branch_code
+        )
+        assert switch is not None
         joined = (
             await reader.execute(
-                select(AuthSession, User, LoginThrottle.locked_at, Terminal)
+                select(
+                    AuthSession,
+                    User,
+                    LoginThrottle.locked_at,
+                    Terminal,
+                    switch.with_only_columns(EmergencySuspension.id).scalar_subquery(),
+                    UserRole.role,
+                    UserRole.branch_code,
+                )
+                .select_from(AuthSession)
                 .outerjoin(User, User.id == AuthSession.principal_id)
                 .outerjoin(LoginThrottle, LoginThrottle.login_key == login_key(ctx, claims.subject))
                 .outerjoin(Terminal, Terminal.id == AuthSession.terminal_id)
+                .outerjoin(UserRole, active_role_join(User.id))
                 .where(AuthSession.id == claims.session_id)
             )
-        ).first()
-        auth_session = joined[0] if joined is not None else None
-        if joined is not None:
-            user, throttle_locked_at, session_terminal = joined[1], joined[2], joined[3]
+        ).all()
+        auth_session = joined[0][0] if joined else None
+        if joined:
+            user, throttle_locked_at, session_terminal, suspension_id = joined[0][1:5]
+            role_rows = [(row[5], row[6]) for row in joined]
     else:
         auth_session = await reader.get(AuthSession, claims.session_id)
     if (
@@ -554,12 +584,7 @@ async def _check_session(
             reason = "locked"
         if reason is None and session_terminal is not None and session_terminal.status != "active":
             reason = "terminal_inactive"
-        if reason is None and await active_suspension(
-            reader,
-            user_id=claims.subject,
-            terminal_id=auth_session.terminal_id,
-            branch_code=session_terminal.branch_code if session_terminal else None,
-        ):
+        if reason is None and suspension_id is not None:
             # The emergency switch reaches live sessions on their next request (IR-1).
             reason = "emergency_suspension"
     else:
@@ -598,7 +623,7 @@ async def _check_session(
         last_seen = now
     if claims.kind == "user":
         assert user is not None
-        roles = await active_roles(reader, user.id)
+        roles = roles_of(role_rows)
         terminal_branch = session_terminal.branch_code if session_terminal else None
         return Principal(
             kind="user",

@@ -8,21 +8,26 @@ switch was thrown still cannot send an inquiry. Nothing here imports the authent
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from app.governance.models import EmergencySuspension
 
 
-async def active_suspension(
-    session: AsyncSession,
+def suspension_query(
     *,
-    user_id: str | None = None,
-    terminal_id: str | None = None,
-    branch_code: str | None = None,
+    user_id: str | QueryableAttribute[Any] | None = None,
+    terminal_id: str | QueryableAttribute[Any] | None = None,
+    branch_code: str | QueryableAttribute[Any] | None = None,
     include_all: bool = False,
-) -> EmergencySuspension | None:
-    """The first active switch that covers any of the given scopes, or None."""
+) -> Select[EmergencySuspension] | None:
+    """The first active switch that covers any of the given scopes, as a query (None: no scope given).
+
+    For callers that read it together with something else in one statement; a scope may then be a column
+    of that statement (a NULL one matches no switch, as a scope left out)."""
     conditions = []
     if user_id is not None:
         conditions.append(and_(EmergencySuspension.scope == "user", EmergencySuspension.target == user_id))
@@ -38,9 +43,24 @@ async def active_suspension(
         conditions.append(EmergencySuspension.scope == "all")
     if not conditions:
         return None
-    return await session.scalar(
+    return (
         select(EmergencySuspension)
         .where(EmergencySuspension.status == "active", or_(*conditions))
         .order_by(EmergencySuspension.imposed_at)
         .limit(1)
     )
+
+
+async def active_suspension(
+    session: AsyncSession,
+    *,
+    user_id: str | None = None,
+    terminal_id: str | None = None,
+    branch_code: str | None = None,
+    include_all: bool = False,
+) -> EmergencySuspension | None:
+    """The first active switch that covers any of the given scopes, or None."""
+    query = suspension_query(
+        user_id=user_id, terminal_id=terminal_id, branch_code=branch_code, include_all=include_all
+    )
+    return None if query is None else await session.scalar(query)

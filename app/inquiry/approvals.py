@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
 from app.audit.models import AuditEvent
-from app.authz.models import LoginThrottle, User
+from app.authz.models import LoginThrottle, User, UserRole
 from app.authz.policy import ensure_may_confirm
-from app.authz.service import active_roles, count_failed_password, login_key
+from app.authz.service import active_role_join, count_failed_password, login_key, roles_of
 from app.clock import TOKYO, business_date_of, rfc3339
 from app.context import AppContext
 from app.errors import ApprovalInvalid
@@ -227,18 +227,20 @@ async def _check_credentials(
 ) -> GrantedApproval:
     now = ctx.clock.now()
     key = login_key(ctx, user_id)
-    # The confirmer and their lock in one round trip; an unknown ID may still be locked (failures count
-    # against the typed ID), so its lock is read on its own.
-    found = (
+    # The confirmer, their lock and their roles in force in one round trip (a row per role); an unknown
+    # ID may still be locked (failures count against the typed ID), so its lock is read on its own.
+    rows = (
         await session.execute(
-            select(User, LoginThrottle.locked_at)
+            select(User, LoginThrottle.locked_at, UserRole.role, UserRole.branch_code)
+            .select_from(User)
             .outerjoin(LoginThrottle, LoginThrottle.login_key == key)
+            .outerjoin(UserRole, active_role_join(User.id))
             .where(User.id == user_id)
         )
-    ).first()
-    confirmer = found[0] if found is not None else None
-    if found is not None:
-        locked = found[1] is not None
+    ).all()
+    confirmer = rows[0][0] if rows else None
+    if rows:
+        locked = rows[0][1] is not None
     else:
         throttle = await session.get(LoginThrottle, key)
         locked = throttle is not None and throttle.locked_at is not None
@@ -263,7 +265,7 @@ async def _check_credentials(
     assert confirmer is not None
     ensure_may_confirm(
         confirmer_id=confirmer.id,
-        confirmer_roles=await active_roles(session, confirmer.id),
+        confirmer_roles=roles_of((row[2], row[3]) for row in rows),
         confirmer_active=confirmer.status == "active",
         branch_code=inquiry.branch_code,
         operator_id=inquiry.operator_id,

@@ -51,7 +51,8 @@ from app.errors import (
     TerminalNotAllowed,
     ValidationFailed,
 )
-from app.governance.switches import active_suspension
+from app.governance.models import EmergencySuspension
+from app.governance.switches import suspension_query
 from app.governance.totp import verify_code
 from app.hq import execution as hq_execution
 from app.inquiry import approvals, outbox
@@ -179,17 +180,37 @@ async def _expire_if_stale(session: AsyncSession, ctx: AppContext, inquiry: Inqu
     return False
 
 
-async def _refuse_if_suspended(session: AsyncSession, principal: Principal, *, branch_code: str) -> None:
+@dataclass(frozen=True)
+class _Operator:
+    """What the self-inquiry check needs of the operator."""
+
+    name_kana: str | None
+    birth_date: date | None
+
+
+async def _refuse_if_suspended(session: AsyncSession, principal: Principal, *, branch_code: str) -> _Operator:
     """Emergency switches (IR-1), asked again inside this transaction: one thrown after this request was
-    authenticated still stops the inquiry, and the bank-wide switch stops every inquiry."""
-    if await active_suspension(
-        session,
-        user_id=principal.id,
-        terminal_id=principal.terminal_id,
-        branch_code=branch_code,
-        include_all=True,
-    ):
+    authenticated still stops the inquiry, and the bank-wide switch stops every inquiry.
+
+    The operator's name and birth date come in the same statement (scalar subqueries, so the switch is
+    read even if the operator's row were gone): the self-inquiry check needs them, and each statement is a
+    turn through the driver while the writer lock is held."""
+    switch = suspension_query(
+        user_id=principal.id, terminal_id=principal.terminal_id, branch_code=branch_code, include_all=True
+    )
+    assert switch is not None
+    suspension_id, name_kana, birth_date = (
+        await session.execute(
+            select(
+                switch.with_only_columns(EmergencySuspension.id).scalar_subquery(),
+                select(User.name_kana).where(User.id == principal.id).scalar_subquery(),
+                select(User.birth_date).where(User.id == principal.id).scalar_subquery(),
+            )
+        )
+    ).one()
+    if suspension_id is not None:
         raise Suspended("Inquiries are suspended by an emergency control")
+    return _Operator(name_kana, birth_date)
 
 
 def _approve(inquiry: Inquiry, granted: approvals.GrantedApproval, terminal_id: str | None) -> None:
@@ -321,7 +342,7 @@ async def create_inquiry(
     if branch_code is None:
         raise TerminalNotAllowed("Inquiries are entered at a registered terminal")
     authorize(principal, "inquiry.create", branch_code=branch_code)
-    await _refuse_if_suspended(session, principal, branch_code=branch_code)
+    operator = await _refuse_if_suspended(session, principal, branch_code=branch_code)
     check_purpose(
         ctx,
         purpose=body.purpose,
@@ -353,7 +374,7 @@ async def create_inquiry(
     now = ctx.clock.now()
     actor = principal.actor()
     flags: list[str] = []
-    if await _is_self_inquiry(session, principal.id, subject):
+    if _is_self_inquiry(operator, subject):
         if ctx.policy.self_inquiry == "refuse":
             record(
                 session,
@@ -390,8 +411,9 @@ async def create_inquiry(
     )
     seal_subject(ctx, inquiry, subject)
     inquiry.draft_hash = draft_hash(ctx, inquiry, subject)
+    # Not flushed here: the draft is written once, with the state it ends in (queued and approved, for
+    # an A1 submit), instead of an INSERT followed by an UPDATE.
     session.add(inquiry)
-    await session.flush()
     record(
         session,
         actor=actor,
@@ -419,15 +441,17 @@ async def create_inquiry(
             raise ValidationFailed(
                 "An approval number is issued for an existing draft; submit it with /submit"
             )
-        granted = await approvals.verify_approval(
-            session,
-            ctx=ctx,
-            inquiry=inquiry,
-            approval=body.approval,
-            purpose="submit",
-            bound_hash=inquiry.draft_hash,
-            actor=actor,
-        )
+        # The confirmer check's reads would otherwise flush the draft before the approval is on it.
+        with session.no_autoflush:
+            granted = await approvals.verify_approval(
+                session,
+                ctx=ctx,
+                inquiry=inquiry,
+                approval=body.approval,
+                purpose="submit",
+                bound_hash=inquiry.draft_hash,
+                actor=actor,
+            )
         _approve(inquiry, granted, principal.terminal_id)
         record(
             session,
@@ -473,9 +497,8 @@ def _draft_expiry(ctx: AppContext, business_date: date, branch_code: str) -> dat
     return ctx.calendar.end_of_next_business_day(day, branch_code)
 
 
-async def _is_self_inquiry(session: AsyncSession, operator_id: str, subject: dict[str, Any]) -> bool:
-    operator = await session.get(User, operator_id)
-    if operator is None or operator.name_kana is None or operator.birth_date is None:
+def _is_self_inquiry(operator: _Operator, subject: dict[str, Any]) -> bool:
+    if operator.name_kana is None or operator.birth_date is None:
         return False
     return (
         kana_key(operator.name_kana) == kana_key(subject["name_kana"])
