@@ -145,6 +145,7 @@ def child_generate(url: str, data_dir: str, keys_path: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from app.audit.ledger import SYSTEM_ACTOR
+    from app.center.interface import DetachedCenterLink
     from app.clock import ManualClock
     from app.crypto.keyring import Keyring
     from app.inquiry.models import Inquiry
@@ -154,8 +155,13 @@ def child_generate(url: str, data_dir: str, keys_path: str) -> dict[str, Any]:
     from app.main import build_context
 
     keyring = Keyring(json.loads(Path(keys_path).read_text(encoding="utf-8")))
+    # Without a center, as `shokai lists generate` builds it: generation never calls the center, and
+    # the in-process simulator's population (about 1 s and its memory) is not part of a list's cost.
     ctx = build_context(
-        _settings(url, Path(data_dir)), keyring=keyring, clock=ManualClock(AT + timedelta(days=1))
+        _settings(url, Path(data_dir)),
+        keyring=keyring,
+        clock=ManualClock(AT + timedelta(days=1)),
+        center=DetachedCenterLink(),
     )
     rss_before = peak_rss_mb()
 

@@ -96,8 +96,13 @@ def _rfc3339(at: datetime) -> str:
     return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+def canonical_content(content: dict[str, Any]) -> bytes:
+    """The canonical bytes of a list's content (orjson, sorted keys): what is hashed, and what is sealed."""
+    return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+
+
 def content_digest(content: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(canonical_content(content)).hexdigest()
 
 
 def list_aad(list_id: str) -> bytes:
@@ -386,6 +391,7 @@ class _BranchDay:
     rows: list[LineSource]
     shared: SharedLines
     contents: dict[str, dict[str, Any]]
+    canonical: dict[str, bytes]
     digests: dict[str, str]
 
 
@@ -397,13 +403,15 @@ def _prepare(
         kind: build_content(ctx, branch_code=branch_code, day=day, kind=kind, rows=rows, shared=shared)
         for kind in kinds
     }
+    canonical = {kind: canonical_content(content) for kind, content in contents.items()}
     return _BranchDay(
         branch_code=branch_code,
         kinds=kinds,
         rows=rows,
         shared=shared,
         contents=contents,
-        digests={kind: content_digest(content) for kind, content in contents.items()},
+        canonical=canonical,
+        digests={kind: hashlib.sha256(text).hexdigest() for kind, text in canonical.items()},
     )
 
 
@@ -438,18 +446,20 @@ async def _ensure_kind(
     rows = [*branch.rows, *returned]
     if latest is None and not rows and not ctx.calendar.is_business_day(day, branch_code):
         return None
-    content, digest = branch.contents[kind], branch.digests[kind]
+    content, canonical, digest = branch.contents[kind], branch.canonical[kind], branch.digests[kind]
     if returned:
         content = build_content(
             ctx, branch_code=branch_code, day=day, kind=kind, rows=rows, shared=branch.shared
         )
-        digest = content_digest(content)
+        canonical = canonical_content(content)
+        digest = hashlib.sha256(canonical).hexdigest()
     if latest is not None and latest.content_sha256 != digest:
         # The day was read before the lock: another generator may have listed newer lines meanwhile.
         # Read the branch again under the lock before deciding that a supplementary version is due.
         rows = [*await _day_lines(session, day=day, branch_code=branch_code), *returned]
         content = build_content(ctx, branch_code=branch_code, day=day, kind=kind, rows=rows)
-        digest = content_digest(content)
+        canonical = canonical_content(content)
+        digest = hashlib.sha256(canonical).hexdigest()
     if latest is not None and latest.content_sha256 == digest:
         return GeneratedList(latest, False)
     previous_checks: dict[tuple[str, str], DailyListLine] = {}
@@ -491,8 +501,8 @@ async def _ensure_kind(
         late=False,
         attested_no_inquiries=False,
     )
-    # What is sealed is the content as JSON (the hash is over its canonical form, content_digest).
-    sealed = seal(ctx.keyring, orjson.dumps(content), associated_data=list_aad(daily.id))
+    # Sealed as the very bytes the hash is over: opened, they hash to content_sha256 as they are.
+    sealed = seal(ctx.keyring, canonical, associated_data=list_aad(daily.id))
     daily.content_sealed, daily.content_nonce = sealed.ciphertext, sealed.nonce
     daily.content_wrapped_key, daily.content_kek_id = sealed.wrapped_key, sealed.kek_id
     session.add(daily)
