@@ -616,6 +616,11 @@ async def _ensure_lists(
                     ],
                 )
             await session.commit()
+            # The results outlive the session; a day's sealed contents (some 70 MB for 1,000 lists) need
+            # not: no caller of generate reads them, and open_content loads a list afresh.
+            for generated in results:
+                if generated.created:
+                    session.expire(generated.daily, [column.key for column in _LIST_CONTENT])
         except IntegrityError:
             # Another worker generated the same version at the same moment: theirs stands.
             await session.rollback()

@@ -341,8 +341,10 @@ async def test_a_day_generated_in_batches_numbers_seals_and_records_every_list_a
     assert all(g.created for g in first)
     assert {(d.sequence, d.version) for d in made.values()} == {(1, 1)}
     assert made[("001", "subject")].inquiries_total == 2 and made[("003", "count")].no_inquiries
-    for daily in made.values():  # the sealed content is the content the hash names
-        assert service.content_digest(service.open_content(ctx, daily)) == daily.content_sha256
+    async with ctx.db.read_session() as session:
+        for daily in made.values():  # the sealed content is the content the hash names
+            stored = await service.load_list(session, daily.id)
+            assert service.content_digest(service.open_content(ctx, stored)) == daily.content_sha256
     generated = await ledger_events(ctx, action="daily_list.generated")
     assert sorted(e.object_id for e in generated[events_before:]) == sorted(d.id for d in made.values())
     assert (await verify_ledger(ctx.db, ctx.keyring)).ok
