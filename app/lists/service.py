@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -664,9 +664,16 @@ async def _sent_by_branch(
 
 
 async def generate(
-    ctx: AppContext, *, day: date, actor: Actor, branch_code: str | None = None
+    ctx: AppContext,
+    *,
+    day: date,
+    actor: Actor,
+    branch_code: str | None = None,
+    on_branch: Callable[[str, list[GeneratedList]], None] | None = None,
 ) -> list[GeneratedList]:
-    """All lists for ``day`` (idempotent): every active branch and every enabled kind (C, D).
+    """All lists for ``day`` (idempotent): every active branch and every enabled kind (C, D), in branch
+    order. ``on_branch`` is told each branch's lists, in that order, as soon as they are settled (the
+    CLI's progress).
 
     The day's inquiries are read once, streamed in branch order, with only a batch of branches' rows in
     memory. A branch whose lists already have exactly the content the day gives is passed over without a
@@ -677,18 +684,44 @@ async def generate(
         # Today's list may be made (and supplemented later); a day that has not begun has no record yet.
         raise BusinessDateNotBegun(f"{day.isoformat()} has not begun yet")
     results: list[GeneratedList] = []
+    # Branches read but not yet reported; a branch passed over is settled at once, a written one when its
+    # batch commits, and both are reported (and returned) in branch order.
+    unreported: deque[str] = deque()
+    settled: dict[str, list[GeneratedList]] = {}
+
+    def settle(branch_results: dict[str, list[GeneratedList]]) -> None:
+        settled.update(branch_results)
+        while unreported and unreported[0] in settled:
+            code = unreported.popleft()
+            lists = settled.pop(code)
+            results.extend(lists)
+            if on_branch is not None:
+                on_branch(code, lists)
+
     pending: list[_BranchDay] = []
     pending_lines = 0
     # One batch is written while the next is read and built: the database (SQLite's thread, or the
     # PostgreSQL server) works on one while this process prepares the other. Batches are still written
     # one after another, in branch order.
     writing: asyncio.Task[list[GeneratedList]] | None = None
+    written: list[_BranchDay] = []
 
-    async def write(branches: list[_BranchDay]) -> None:
+    async def written_settled() -> None:
         nonlocal writing
         if writing is not None:
-            results.extend(await writing)
-        writing = asyncio.create_task(_ensure_lists(ctx, day=day, branches=branches, actor=actor))
+            by_branch: dict[str, list[GeneratedList]] = {b.branch_code: [] for b in written}
+            for generated in await writing:
+                by_branch[generated.daily.branch_code].append(generated)
+            writing = None
+            settle(by_branch)
+
+    async def write(branches: list[_BranchDay]) -> None:
+        nonlocal writing, written
+        await written_settled()
+        writing, written = (
+            asyncio.create_task(_ensure_lists(ctx, day=day, branches=branches, actor=actor)),
+            branches,
+        )
 
     try:
         async with ctx.db.read_session() as session:
@@ -713,12 +746,13 @@ async def generate(
                 # Let the batch being written take its next step: its transaction (on SQLite, the writer
                 # lock) would otherwise stay open while this loop builds branch after branch.
                 await asyncio.sleep(0)
+                unreported.append(code)
                 unchanged = [seen.get((code, kind)) for kind in branch.kinds]
                 if code not in returned_to and all(
                     daily is not None and daily.content_sha256 == branch.digests[daily.kind]
                     for daily in unchanged
                 ):
-                    results.extend(GeneratedList(daily, False) for daily in unchanged if daily is not None)
+                    settle({code: [GeneratedList(daily, False) for daily in unchanged if daily is not None]})
                     continue
                 pending.append(branch)
                 pending_lines += len(lines) * len(branch.kinds)
@@ -728,9 +762,7 @@ async def generate(
             await stream.close()
         if pending:
             await write(pending)
-        if writing is not None:
-            results.extend(await writing)
-            writing = None
+        await written_settled()
     finally:
         if writing is not None and not writing.done():
             # Reading failed: the batch being written is abandoned (its transaction rolls back) and the

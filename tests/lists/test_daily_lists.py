@@ -333,12 +333,17 @@ async def test_a_day_generated_in_batches_numbers_seals_and_records_every_list_a
     day = FRIDAY_MORNING.date()
     events_before = len(await ledger_events(ctx, action="daily_list.generated"))
 
-    first = await service.generate(ctx, day=day, actor=SYSTEM_ACTOR)
+    reported: list[str] = []
+    first = await service.generate(
+        ctx, day=day, actor=SYSTEM_ACTOR, on_branch=lambda code, lists: reported.append(code)
+    )
     async with ctx.db.read_session() as session:
         active = set((await session.scalars(select(Branch.code).where(Branch.status == "active"))).all())
     made = {(g.daily.branch_code, g.daily.kind): g.daily for g in first}
     assert set(made) == {(code, kind) for code in active for kind in service.kinds_for(ctx, code)}
     assert all(g.created for g in first)
+    assert reported == sorted(active)  # each branch reported once, in branch order, as are the results
+    assert [g.daily.branch_code for g in first] == sorted(g.daily.branch_code for g in first)
     assert {(d.sequence, d.version) for d in made.values()} == {(1, 1)}
     assert made[("001", "subject")].inquiries_total == 2 and made[("003", "count")].no_inquiries
     async with ctx.db.read_session() as session:
@@ -357,6 +362,8 @@ async def test_a_day_generated_in_batches_numbers_seals_and_records_every_list_a
     clock.advance(hours=2)
     await send(client, demo, ctx, 1)  # a late inquiry at branch 001 only
     supplemented = await service.generate(ctx, day=day, actor=SYSTEM_ACTOR)
+    # 001 is written, the others passed over unchanged: still returned in branch order.
+    assert [g.daily.branch_code for g in supplemented] == sorted(g.daily.branch_code for g in supplemented)
     changed = {(g.daily.branch_code, g.daily.kind): g.daily for g in supplemented if g.created}
     assert set(changed) == {("001", kind) for kind in service.kinds_for(ctx, "001")}
     for (code, kind), daily in changed.items():
