@@ -13,7 +13,8 @@ the day over every branch — the same call the schedule, ``shokai lists generat
 ``POST /daily-lists/generate`` make — producing a subject list (C) and a count list (D) per branch.
 Baseline, same child, same engine, after generation: one scan of the day's inquiries through the ORM,
 opening every sealed subject, which is the input generation cannot avoid reading. Printed: seconds,
-lists/s, the ratio generation/baseline and peak RSS.
+lists/s, the ratio generation/baseline, the CPU time of both (this process, all its threads) and peak
+RSS. The child has no center (as ``shokai lists generate``): generation never calls it.
 
 Target: ≤ 10 s and peak RSS ≤ 300 MB on SQLite and on PostgreSQL.
 """
