@@ -200,15 +200,20 @@ def lists_generate(
                     )
             else:
                 codes = [branch]
-            lines = []
-            for index, code in enumerate(codes, start=1):
-                results = await list_service.generate(
-                    ctx, day=business_date, actor=_cli_actor(), branch_code=code
-                )
+            lines: list[str] = []
+            reported: list[str] = []
+
+            def progress(code: str, results: list[list_service.GeneratedList]) -> None:
+                reported.append(code)
                 created = sum(1 for r in results if r.created)
-                progress = f"[{index}/{len(codes)}] branch {code}: {len(results)} list(s), {created} created"
-                typer.echo(progress, err=True)
-                lines += [_list_line(r.daily, r.created) for r in results]
+                where = f"[{len(reported)}/{len(codes)}] branch {code}"
+                typer.echo(f"{where}: {len(results)} list(s), {created} created", err=True)
+                lines.extend(_list_line(r.daily, r.created) for r in results)
+
+            # One generation for the day (its branches in batches), reporting each branch as it is done.
+            await list_service.generate(
+                ctx, day=business_date, actor=_cli_actor(), branch_code=branch, on_branch=progress
+            )
             return lines
         finally:
             await ctx.db.dispose()

@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Row, Table, event, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -64,6 +64,33 @@ async def lock_or_create(
         row = await session.get(model, key, with_for_update=True, populate_existing=True)
         assert row is not None
     return row
+
+
+async def lock_or_create_many(
+    session: AsyncSession, model: type[Base], keys: Sequence[dict[str, Any]], defaults: dict[str, Any]
+) -> list[Row[Any]]:
+    """Several rows of one table by primary key, each inserted with ``defaults`` if absent, then all locked
+    for update; returned as Core rows in primary-key order.
+
+    The batch form of :func:`lock_or_create` for callers that lock many counters in one transaction (a
+    day's lists, two per branch). Every missing row is inserted first (ON CONFLICT DO NOTHING: existing
+    rows are neither changed nor locked by it) and only then are all of them locked with one ``SELECT ...
+    ORDER BY primary key FOR UPDATE``, which PostgreSQL locks in that order. Two such callers therefore
+    take their locks in the same order whatever their batches hold, and cannot deadlock; a single-row
+    caller of ``lock_or_create`` is the batch of one. Two statements, whatever the number of rows.
+    """
+    if not keys:
+        return []
+    table: Table = model.__table__  # type: ignore[assignment]
+    primary_key = list(table.primary_key.columns)
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    ordered = sorted(keys, key=lambda key: tuple(key[column.name] for column in primary_key))
+    await session.execute(insert(table).on_conflict_do_nothing(), [{**key, **defaults} for key in ordered])
+    wanted = [tuple(key[column.name] for column in primary_key) for key in ordered]
+    result = await session.execute(
+        select(table).where(tuple_(*primary_key).in_(wanted)).order_by(*primary_key).with_for_update()
+    )
+    return list(result.all())
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
 from app.errors import ResponseDestroyed
@@ -45,7 +47,9 @@ def open_subject(ctx: AppContext, inquiry: Inquiry) -> dict[str, Any]:
     sealed = Sealed(
         inquiry.subject_sealed, inquiry.subject_nonce, inquiry.subject_wrapped_key, inquiry.subject_kek_id
     )
-    return dict(json.loads(open_sealed(ctx.keyring, sealed, associated_data=subject_aad(inquiry.id))))
+    # orjson, not json: the subject is only strings and nulls, which both read alike, and json.loads of
+    # its Japanese text cost as much as the decryption (a day's lists open 100,000 subjects).
+    return dict(orjson.loads(open_sealed(ctx.keyring, sealed, associated_data=subject_aad(inquiry.id))))
 
 
 def open_response(ctx: AppContext, response: SealedResponse) -> dict[str, Any]:

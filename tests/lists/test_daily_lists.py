@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from app.audit.ledger import SYSTEM_ACTOR
+from app.audit.service import verify_ledger
+from app.authz.models import Branch
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
@@ -429,3 +432,67 @@ async def test_a_correction_on_a_later_day_is_on_that_days_lists(
     # Friday's lists, generated again (the schedule re-checks recent days), are unchanged: the inquiry's
     # line there is what was sent and checked.
     assert {i["kind"]: i["id"] for i in await generate(client, demo, "2026-11-13")} == friday
+
+
+async def test_a_day_generated_in_batches_numbers_seals_and_records_every_list_and_reruns_write_nothing(
+    client: httpx.AsyncClient,
+    demo: DemoCredentials,
+    ctx: AppContext,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The whole-day generation writes several branches per transaction; two branches a transaction here,
+    # so the day of five branches spans three transactions and the HQ-returned and supplement paths
+    # meet the batch boundaries.
+    monkeypatch.setattr(service, "BATCH_BRANCHES", 2)
+    clock.set(FRIDAY_MORNING)
+    async with ctx.db.session() as session:
+        session.add_all(
+            Branch(code=code, name=f"支店{code}", is_hq=False, status="active", created_at=clock.now())
+            for code in ("003", "004")
+        )
+        await session.commit()
+    await send(client, demo, ctx, 2)  # branch 001
+    day = FRIDAY_MORNING.date()
+    events_before = len(await ledger_events(ctx, action="daily_list.generated"))
+
+    reported: list[str] = []
+    first = await service.generate(
+        ctx, day=day, actor=SYSTEM_ACTOR, on_branch=lambda code, lists: reported.append(code)
+    )
+    async with ctx.db.read_session() as session:
+        active = set((await session.scalars(select(Branch.code).where(Branch.status == "active"))).all())
+    made = {(g.daily.branch_code, g.daily.kind): g.daily for g in first}
+    assert set(made) == {(code, kind) for code in active for kind in service.kinds_for(ctx, code)}
+    assert all(g.created for g in first)
+    assert reported == sorted(active)  # each branch reported once, in branch order, as are the results
+    assert [g.daily.branch_code for g in first] == sorted(g.daily.branch_code for g in first)
+    assert {(d.sequence, d.version) for d in made.values()} == {(1, 1)}
+    assert made[("001", "subject")].inquiries_total == 2 and made[("003", "count")].no_inquiries
+    async with ctx.db.read_session() as session:
+        for daily in made.values():  # the sealed content is the content the hash names
+            stored = await service.load_list(session, daily.id)
+            assert service.content_digest(service.open_content(ctx, stored)) == daily.content_sha256
+    generated = await ledger_events(ctx, action="daily_list.generated")
+    assert sorted(e.object_id for e in generated[events_before:]) == sorted(d.id for d in made.values())
+    assert (await verify_ledger(ctx.db, ctx.keyring)).ok
+
+    again = await service.generate(ctx, day=day, actor=SYSTEM_ACTOR)
+    assert not any(g.created for g in again)
+    assert {g.daily.id for g in again} == {d.id for d in made.values()}
+    assert len(await ledger_events(ctx, action="daily_list.generated")) == len(generated)
+
+    clock.advance(hours=2)
+    await send(client, demo, ctx, 1)  # a late inquiry at branch 001 only
+    supplemented = await service.generate(ctx, day=day, actor=SYSTEM_ACTOR)
+    # 001 is written, the others passed over unchanged: still returned in branch order.
+    assert [g.daily.branch_code for g in supplemented] == sorted(g.daily.branch_code for g in supplemented)
+    changed = {(g.daily.branch_code, g.daily.kind): g.daily for g in supplemented if g.created}
+    assert set(changed) == {("001", kind) for kind in service.kinds_for(ctx, "001")}
+    for (code, kind), daily in changed.items():
+        assert (daily.sequence, daily.version) == (1, 2)
+        assert daily.supersedes == made[(code, kind)].id and daily.supplement_reason == "late_inquiry"
+    assert (await verify_ledger(ctx.db, ctx.keyring)).ok
+    # Each branch's next list takes the next number, whichever transaction of the batch made the first.
+    day_before = await service.generate(ctx, day=day - timedelta(days=1), actor=SYSTEM_ACTOR)
+    assert {g.daily.sequence for g in day_before} == {2}
