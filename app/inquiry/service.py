@@ -55,6 +55,7 @@ from app.governance.models import EmergencySuspension
 from app.governance.switches import suspension_query
 from app.governance.totp import verify_code
 from app.hq import execution as hq_execution
+from app.hq.models import HqRequest
 from app.inquiry import approvals, outbox
 from app.inquiry.models import (
     Escalation,
@@ -1236,6 +1237,58 @@ async def list_inquiries(
         rows = rows[:limit]
         next_cursor = f"{rows[-1].created_at.isoformat()}|{rows[-1].id}"
     return rows, next_cursor
+
+
+async def awaiting_release(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, limit: int
+) -> tuple[list[Inquiry], bool]:
+    """Held responses waiting for method B where this confirmer works, oldest first, and whether there
+    are more than ``limit``: their branches' own, less HQ's answers that a requesting branch releases
+    (HQ-2), plus HQ's answers held for release at one of their branches."""
+    own, after = await list_inquiries(
+        session,
+        principal=principal,
+        branch_code=None,
+        business_date=None,
+        status="held",
+        operator_id=None,
+        limit=limit,
+        cursor=None,
+    )
+    releasing = sorted(
+        code
+        for code in principal.branch_codes
+        if may(principal, "inquiry.release", branch_code=code) and "B" in ctx.policy.methods_for(code)
+    )
+    for_branch: list[Inquiry] = []
+    if releasing:
+        for_branch = list(
+            (
+                await session.scalars(
+                    select(Inquiry)
+                    .join(HqRequest, HqRequest.id == Inquiry.hq_request_id)
+                    .where(
+                        Inquiry.status == "held",
+                        HqRequest.return_option == "none",
+                        HqRequest.branch_code.in_(releasing),
+                    )
+                    .order_by(Inquiry.created_at, Inquiry.id)
+                    .limit(limit + 1)
+                )
+            ).all()
+        )
+    more = after is not None or len(for_branch) > limit
+    shown: list[Inquiry] = []
+    for inquiry in sorted(
+        {i.id: i for i in (*own, *for_branch)}.values(), key=lambda i: (i.created_at, i.id)
+    ):
+        if inquiry.hq_request_id is not None:
+            # Only HQ's inquiries can be released elsewhere than at their own branch.
+            duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
+            if not may(principal, "inquiry.release", branch_code=duty.branch_code):
+                continue
+        shown.append(inquiry)
+    return shown[:limit], more or len(shown) > limit
 
 
 def may_see_subject(principal: Principal, inquiry: Inquiry) -> bool:

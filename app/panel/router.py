@@ -512,17 +512,10 @@ async def dashboard(
         if after is not None:
             more.add("drafts")
     if may(principal, "inquiry.release"):
-        held, after = await inquiry_service.list_inquiries(
-            session,
-            principal=principal,
-            branch_code=None,
-            business_date=None,
-            status="held",
-            operator_id=None,
-            limit=DASHBOARD_ROWS,
-            cursor=None,
+        held, cut = await inquiry_service.awaiting_release(
+            session, ctx=ctx, principal=principal, limit=DASHBOARD_ROWS
         )
-        if after is not None:
+        if cut:
             more.add("held")
     pending: list[DailyList] = []
     overdue: list[DailyList] = []
@@ -759,7 +752,10 @@ async def release_page(
         principal=principal,
         inquiry=inquiry,
         subject=subject,
-        totp_required=ctx.policy.totp_required_for(inquiry.branch_code),
+        # The releasing branch's policy: for HQ's answer released at the requesting branch, that branch's.
+        totp_required=ctx.policy.totp_required_for(
+            (await inquiry_service.release_duty(session, ctx=ctx, inquiry=inquiry)).branch_code
+        ),
     )
 
 
