@@ -51,10 +51,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from app.audit.ledger import Actor, record
+from app.audit.models import AuditEvent
 from app.center.interface import CenterLinkError, CenterRecordEntry
 from app.center.kana import normalise_kana
 from app.center.record_file import RecordFileError
-from app.clock import TOKYO
+from app.clock import TOKYO, rfc3339
 from app.context import AppContext
 from app.db import UTCDateTime
 from app.errors import CenterRecordUnavailable, NotFound, RecordFileInvalid, ValidationFailed
@@ -861,22 +862,39 @@ async def _by_day(
 async def _approval_registers(session: AsyncSession, *, period: Period) -> list[dict[str, Any]]:
     """The A2 register balance (issued = used + voided + expired + outstanding) of every active day."""
     registers = []
-    pairs = await session.execute(
+    in_register = await session.execute(
         select(ApprovalNumber.branch_code, ApprovalNumber.business_date)
         .where(
             ApprovalNumber.business_date >= period.date_from,
             ApprovalNumber.business_date <= period.date_to,
         )
         .group_by(ApprovalNumber.branch_code, ApprovalNumber.business_date)
-        .order_by(ApprovalNumber.business_date, ApprovalNumber.branch_code)
     )
-    for branch_code, day in pairs.all():
-        counts = await register_balance(session, branch_code=branch_code, business_date=_as_date(day))
+    pairs = {(str(branch_code), _as_date(day)) for branch_code, day in in_register}
+    # The days the ledger says numbers were issued as well: a day whose every number was lost from the
+    # register still has its issues in the ledger, and must show as unbalanced, not be left out. Grouped
+    # by UTC date and whether the hour is 15:00 or later (the next day in Tokyo): the same SQL on both
+    # backends, and a few rows per branch and day.
+    utc_day, tokyo_next = func.substr(AuditEvent.at, 1, 10), func.substr(AuditEvent.at, 12, 2) >= "15"
+    issued = await session.execute(
+        select(Inquiry.branch_code, utc_day, tokyo_next)
+        .join(Inquiry, Inquiry.id == AuditEvent.object_id)
+        .where(
+            AuditEvent.action == "approval_number.issued",
+            AuditEvent.at >= rfc3339(period.start),
+            AuditEvent.at < rfc3339(period.end),
+        )
+        .group_by(Inquiry.branch_code, utc_day, tokyo_next)
+    )
+    for branch_code, day_text, next_day in issued:
+        pairs.add((str(branch_code), date.fromisoformat(day_text) + timedelta(days=1 if next_day else 0)))
+    for branch_code, day in sorted(pairs, key=lambda pair: (pair[1], pair[0])):
+        counts = await register_balance(session, branch_code=branch_code, business_date=day)
         closed = counts["used"] + counts["voided"] + counts["expired"] + counts["outstanding"]
         registers.append(
             {
                 "branch_code": branch_code,
-                "business_date": _as_date(day).isoformat(),
+                "business_date": day.isoformat(),
                 **counts,
                 "balanced": counts["issued"] == closed,
             }

@@ -86,3 +86,27 @@ async def test_an_approval_number_lost_from_the_register_is_reported(
         ("001", 2, False)
     ]
     assert ("high", "APPROVAL_REGISTER_IMBALANCE") in alerts(run)
+
+
+async def test_a_day_whose_every_approval_number_was_lost_from_the_register_is_still_reported(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator, confirmer = await as_user(client, demo, "op001"), await as_user(client, demo, "cf001")
+    draft = (await client.post("/inquiries", json=draft_body(await person(ctx)), headers=operator)).json()
+    issued = await client.post(f"/inquiries/{draft['id']}/approval-numbers", json={}, headers=confirmer)
+    assert issued.status_code == 201
+    assert [(r["issued"], r["balanced"]) for r in (await reconcile(client, demo))["approval_registers"]] == [
+        (1, True)
+    ]
+    # The register loses the day's only row: the ledger still says a number was issued that day.
+    async with ctx.db.session() as session:
+        await session.execute(delete(ApprovalNumber).where(ApprovalNumber.inquiry_id == draft["id"]))
+        await session.commit()
+
+    run = await reconcile(client, demo)
+
+    assert [
+        (r["branch_code"], r["business_date"], r["issued"], r["outstanding"], r["balanced"])
+        for r in run["approval_registers"]
+    ] == [("001", DAY["from"], 1, 0, False)]
+    assert ("high", "APPROVAL_REGISTER_IMBALANCE") in alerts(run)
