@@ -563,6 +563,22 @@ def _cancelled_at_center_in(period: Period) -> Any:
     )
 
 
+def _center_columns() -> dict[str, Any]:
+    """A finding's columns taken from the staged center entry it is about."""
+    s = STAGING.c
+    return {
+        "entry_kind": s.kind,
+        "entry_id": s.entry_id,
+        "center_inquiry_id": s.center_inquiry_id,
+        "at": s.at,
+        "business_date": s.business_date,
+        "branch_code": s.branch_code,
+        "terminal_id": s.terminal_id,
+        "operator_ref": s.operator_ref,
+        "via": s.via,
+    }
+
+
 def _gateway_columns() -> dict[str, Any]:
     i = Inquiry
     return {
@@ -655,16 +671,8 @@ def _undual_cancellations(run_id: str, period: Period) -> list[Any]:
             "undual_cancellation",
             reason,
             center_side,
-            entry_kind=s.kind,
-            entry_id=s.entry_id,
-            center_inquiry_id=s.center_inquiry_id,
             inquiry_id=i.id,
-            at=s.at,
-            business_date=s.business_date,
-            branch_code=s.branch_code,
-            terminal_id=s.terminal_id,
-            operator_ref=s.operator_ref,
-            via=s.via,
+            **_center_columns(),
         ),
         _finding_select(
             run_id,
@@ -727,15 +735,7 @@ def _correction_findings(run_id: str, period: Period) -> list[Any]:
             "unmatched_center",
             case((s.via == "direct", "made_at_center"), else_="no_gateway_correction"),
             unaccounted,
-            entry_kind=s.kind,
-            entry_id=s.entry_id,
-            center_inquiry_id=s.center_inquiry_id,
-            at=s.at,
-            business_date=s.business_date,
-            branch_code=s.branch_code,
-            terminal_id=s.terminal_id,
-            operator_ref=s.operator_ref,
-            via=s.via,
+            **_center_columns(),
         ),
         _finding_select(
             run_id,

@@ -243,21 +243,7 @@ class SimulatedCenter:
         if inquiry.cancellation is not None:
             self.counters.duplicates_suppressed += 1
             return inquiry.cancellation
-        original = inquiry.entry
-        entry = self._new_entry(
-            kind="cancellation",
-            center_inquiry_id=center_inquiry_id,
-            at=self._clock.now(),
-            member_code=original.member_code,
-            branch_code=original.branch_code,
-            terminal_id=original.terminal_id,
-            operator_ref=original.operator_ref,
-            purpose=original.purpose,
-            name_kana=original.name_kana,
-            birth_date=original.birth_date,
-            via="gateway",
-            idempotency_key=idempotency_key,
-        )
+        entry = self._follow_up_entry(inquiry.entry, kind="cancellation", idempotency_key=idempotency_key)
         inquiry.cancellation = CenterCancellation(
             center_inquiry_id=center_inquiry_id, entry_id=entry.entry_id, cancelled_at=entry.at
         )
@@ -283,21 +269,9 @@ class SimulatedCenter:
             return seen[2]
         if inquiry.cancellation is not None:
             raise CenterProblem(409, "CANCELLED", "A cancelled inquiry cannot be corrected")
-        original = inquiry.entry
-        entry = self._new_entry(
-            kind="correction",
-            center_inquiry_id=center_inquiry_id,
-            at=self._clock.now(),
-            member_code=original.member_code,
-            branch_code=original.branch_code,
-            terminal_id=original.terminal_id,
-            operator_ref=original.operator_ref,
-            # The entry carries the purpose as corrected.
-            purpose=request.purpose,
-            name_kana=original.name_kana,
-            birth_date=original.birth_date,
-            via="gateway",
-            idempotency_key=request.idempotency_key,
+        # The entry carries the purpose as corrected.
+        entry = self._follow_up_entry(
+            inquiry.entry, kind="correction", idempotency_key=request.idempotency_key, purpose=request.purpose
         )
         correction = CenterCorrection(
             center_inquiry_id=center_inquiry_id, entry_id=entry.entry_id, corrected_at=entry.at
@@ -405,6 +379,25 @@ class SimulatedCenter:
 
     def _new_inquiry_id(self) -> str:
         return f"CI-{self._run_tag}-{self._seq + 1:010d}"
+
+    def _follow_up_entry(
+        self, original: RecordEntry, *, kind: str, idempotency_key: str | None, purpose: str | None = None
+    ) -> RecordEntry:
+        """A cancellation or correction entry about ``original``, made now through the gateway."""
+        return self._new_entry(
+            kind=kind,
+            center_inquiry_id=original.center_inquiry_id,
+            at=self._clock.now(),
+            member_code=original.member_code,
+            branch_code=original.branch_code,
+            terminal_id=original.terminal_id,
+            operator_ref=original.operator_ref,
+            purpose=original.purpose if purpose is None else purpose,
+            name_kana=original.name_kana,
+            birth_date=original.birth_date,
+            via="gateway",
+            idempotency_key=idempotency_key,
+        )
 
     def _new_entry(self, **fields: Any) -> RecordEntry:
         self._seq += 1
