@@ -270,11 +270,14 @@ SharedLines = dict[tuple[int, str, str], dict[str, Any]]
 
 
 def _common_line(line_no: int, line_type: str, inquiry: Any) -> dict[str, Any]:
-    at = {
-        "inquiry": inquiry.sent_at,
-        "cancellation": inquiry.cancelled_at,
-        "correction": getattr(inquiry, "corrected_at", None),
-    }[line_type]
+    # Only a correction's row has ``corrected_at``: asking a row for a column it lacks costs more than
+    # building the whole line.
+    if line_type == "inquiry":
+        at = inquiry.sent_at
+    elif line_type == "cancellation":
+        at = inquiry.cancelled_at
+    else:
+        at = inquiry.corrected_at
     assert at is not None
     line: dict[str, Any] = {
         "line_no": line_no,
