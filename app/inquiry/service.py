@@ -251,10 +251,32 @@ def request_fingerprint(payload: Any) -> str:
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+# Identifiers the gateway issued itself, which a request may quote back (HQ executing a branch request).
+ISSUED_ID_FIELDS = ("hq_request_id",)
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def without_issued_ids(raw_body: Any) -> Any:
+    """The request as a person typed it: the gateway's own identifiers left out of the PL-4 scan.
+
+    A UUID's hex groups read as a valid 12-digit Individual Number in about 1 in 370 UUIDs, which made
+    HQ unable to execute that share of branch requests. Only a canonical UUID is passed over, so the
+    field cannot carry a number past the scan."""
+    if not isinstance(raw_body, dict):
+        return raw_body
+    return {k: v for k, v in raw_body.items() if not (k in ISSUED_ID_FIELDS and _is_uuid(v))}
+
+
 async def refuse_my_number(session: AsyncSession, *, actor: Actor, raw_body: Any, action: str) -> None:
     """PL-4: an Individual Number anywhere in the request is refused before anything is stored; the
     refusal itself is recorded (its code only, never the number) and committed before raising."""
-    if not contains_my_number(raw_body):
+    if not contains_my_number(without_issued_ids(raw_body)):
         return
     record(session, actor=actor, action=action, outcome="denied", details={"code": "MY_NUMBER_FORBIDDEN"})
     await session.commit()

@@ -269,3 +269,27 @@ async def test_a_repeated_request_with_the_same_idempotency_key_is_one_request(
     other = await client.post("/hq-requests", json={**body, "purpose": "gazette_check"}, headers=headers)
     assert other.status_code == 409 and other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
     assert len((await client.get("/hq-requests", headers=op001)).json()["items"]) == 1
+
+
+async def test_hq_executes_a_request_whose_id_happens_to_read_as_an_individual_number(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """PL-4 scans what people typed: the request's own UUID (about 1 in 370 read as a valid 12-digit
+    number across its groups) is not refused, while the same field carrying a real number is."""
+    from app.inquiry.subject import contains_my_number
+    from tests.inquiry.test_inquiry_refusals import my_number
+
+    unlucky = "3f933587-4429-45fa-aa5d-0b4bdf3c49ba"
+    assert contains_my_number(unlucky)
+    op001, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
+    subject = await person(ctx)
+    request = await branch_request(client, op001, subject)
+    async with ctx.db.session() as session:
+        await session.execute(update(HqRequest).where(HqRequest.id == request["id"]).values(id=unlucky))
+        await session.commit()
+
+    smuggled = await execute(client, hq, my_number(), subject)
+    assert smuggled.status_code == 422 and smuggled.json()["code"] == "MY_NUMBER_FORBIDDEN"
+    executed = await execute(client, hq, unlucky, subject)
+    assert executed.status_code == 201, executed.text
+    assert executed.json()["hq_request_id"] == unlucky
