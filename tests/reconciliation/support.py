@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from app.audit.ledger import SYSTEM_ACTOR
+from app.center.record_file import read_record_file
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.reconciliation import service
 from tests.inquiry.support import as_user, center_record, draft_body, password_of, sim_client
 
 DAY = {"from": "2026-11-24", "to": "2026-11-24"}
@@ -95,3 +99,18 @@ async def reconcile(
     response = await client.post("/reconciliation/center", json=period, headers=headers)
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def reconcile_file(ctx: AppContext, record_file: Path) -> tuple[Any, Any]:
+    """Reconcile the test day against a center record file (``shokai reconcile center --file``): the run
+    and its view with the findings."""
+    day = date.fromisoformat(DAY["from"])
+    run = await service.reconcile_center(
+        ctx,
+        actor=SYSTEM_ACTOR,
+        date_from=day,
+        date_to=day,
+        entries=read_record_file(record_file),
+        source="file",
+    )
+    return run, await service.run_view(ctx, run_id=run.id)

@@ -10,14 +10,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from app.audit.ledger import SYSTEM_ACTOR
-from app.center.record_file import read_record_file
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.errors import RecordFileInvalid
 from app.inquiry.models import Inquiry
-from app.reconciliation import scheduler, service
+from app.reconciliation import scheduler
 from app.reconciliation.models import ReconciliationRun
 from tests.helpers import ledger_events
 from tests.inquiry.support import as_user, person, sim_client
@@ -26,6 +24,7 @@ from tests.reconciliation.support import (
     cancel_with_approval_number,
     direct_entry,
     reconcile,
+    reconcile_file,
     sent_inquiry,
 )
 
@@ -141,15 +140,7 @@ async def test_a_gateway_inquiry_the_center_never_recorded_is_reported(
     record_file = tmp_path / "center-record.ndjson"
     record_file.write_bytes(b"\n".join(line for line in lines if lost["id"].encode() not in line) + b"\n")
 
-    run = await service.reconcile_center(
-        ctx,
-        actor=SYSTEM_ACTOR,
-        date_from=datetime(2026, 11, 24).date(),
-        date_to=datetime(2026, 11, 24).date(),
-        entries=read_record_file(record_file),
-        source="file",
-    )
-    view = await service.run_view(ctx, run_id=run.id)
+    run, view = await reconcile_file(ctx, record_file)
 
     assert (run.center_entries, run.gateway_entries, run.clean) == (1, 2, False)
     assert [(f.inquiry_id, f.reason) for f in view.findings["unmatched_gateway"]] == [
@@ -180,15 +171,7 @@ async def test_an_entry_under_another_center_id_is_a_mismatch_not_a_missing_inqu
     record_file = tmp_path / "center-record.ndjson"
     record_file.write_text(json.dumps(entry, ensure_ascii=False) + "\n", encoding="utf-8")
 
-    run = await service.reconcile_center(
-        ctx,
-        actor=SYSTEM_ACTOR,
-        date_from=datetime(2026, 11, 24).date(),
-        date_to=datetime(2026, 11, 24).date(),
-        entries=read_record_file(record_file),
-        source="file",
-    )
-    view = await service.run_view(ctx, run_id=run.id)
+    run, view = await reconcile_file(ctx, record_file)
 
     # Found by its key: not missing at the center, not a bypass, but the differing center id is reported.
     assert view.findings["unmatched_gateway"] == []
@@ -218,15 +201,7 @@ async def test_an_entry_about_another_person_than_the_gateway_asked_about_is_a_m
         "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries), encoding="utf-8"
     )
 
-    run = await service.reconcile_center(
-        ctx,
-        actor=SYSTEM_ACTOR,
-        date_from=datetime(2026, 11, 24).date(),
-        date_to=datetime(2026, 11, 24).date(),
-        entries=read_record_file(record_file),
-        source="file",
-    )
-    view = await service.run_view(ctx, run_id=run.id)
+    run, view = await reconcile_file(ctx, record_file)
 
     assert [(f.inquiry_id, f.reason) for f in view.findings["mismatched"]] == [(sent["id"], "subject")]
     assert run.finding_counts == {"mismatched": 1}
@@ -240,14 +215,7 @@ async def test_a_broken_record_file_is_refused_by_line_number_and_leaves_no_half
         '{"entry_id": "E1", "kind": "inquiry", "subject": {"name_kana": "ヤマダタロウ"}}\n', encoding="utf-8"
     )
     with pytest.raises(RecordFileInvalid) as refusal:
-        await service.reconcile_center(
-            ctx,
-            actor=SYSTEM_ACTOR,
-            date_from=datetime(2026, 11, 24).date(),
-            date_to=datetime(2026, 11, 24).date(),
-            entries=read_record_file(record_file),
-            source="file",
-        )
+        await reconcile_file(ctx, record_file)
     assert refusal.value.code == "RECORD_FILE_INVALID"
     assert "ヤマダ" not in str(refusal.value)
     async with ctx.db.read_session() as session:

@@ -5,22 +5,18 @@ like an undual cancellation; one the center never recorded as missing there."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import update
 
-from app.audit.ledger import SYSTEM_ACTOR
-from app.center.record_file import read_record_file
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import InquiryCorrection
-from app.reconciliation import service
 from tests.inquiry.support import as_user, center_record, person, sim_client
-from tests.reconciliation.support import DAY, a1, direct_entry, reconcile, sent_inquiry
+from tests.reconciliation.support import DAY, a1, direct_entry, reconcile, reconcile_file, sent_inquiry
 
 GUARANTOR = {
     "purpose": "guarantor",
@@ -124,15 +120,7 @@ async def test_a_gateway_correction_the_center_never_recorded_is_reported(
     record_file = tmp_path / "center-record.ndjson"
     record_file.write_bytes(b"\n".join(lines) + b"\n")
 
-    run = await service.reconcile_center(
-        ctx,
-        actor=SYSTEM_ACTOR,
-        date_from=date(2026, 11, 24),
-        date_to=date(2026, 11, 24),
-        entries=read_record_file(record_file),
-        source="file",
-    )
-    view = await service.run_view(ctx, run_id=run.id)
+    _run, view = await reconcile_file(ctx, record_file)
 
     assert [(f.inquiry_id, f.entry_kind, f.reason) for f in view.findings["unmatched_gateway"]] == [
         (inquiry["id"], "correction", "correction_missing_at_center")
