@@ -19,6 +19,8 @@ latency, a fresh database migrated by ``app.migrate.upgrade`` and seeded with ``
     ``POST`` that inserts the request body as one row and commits. The two sides alternate in
     phases (baseline, inquiry, inquiry, baseline) so a busy neighbour affects both alike.
     Target: inquiry throughput / baseline throughput >= 0.30.
+    Printed beside it for reference: ``GET /inquiries/{id}`` (authentication and one read, no write)
+    against the same baseline — the cheapest authenticated call, which no submit can undercut.
 
 (b) The whole life, 5 calls: create a draft (operator), issue an approval number (confirmer),
     submit with it (operator; waits for the center), release with re-authentication (a second
@@ -261,6 +263,17 @@ async def measure_throughput(
         real.append(await run_phase(half, concurrency, submit, warmup))
         real.append(await run_phase(half, concurrency, submit, warmup + half))
         base.append(await run_phase(half, concurrency, insert, warmup + half))
+        # A reference, not the target: the cheapest authenticated call there is (authentication and one
+        # primary-key read), against the same baseline, so the figure above can be read against it.
+        sample = await gw.http.post("/inquiries", json=inquiry_body(gw.subjects[0], a1), headers=operator)
+        sample_id = sample.json()["id"]
+
+        async def read(i: int) -> None:
+            response = await gw.http.get(f"/inquiries/{sample_id}", headers=operator)
+            if response.status_code != 200:
+                raise BenchFailure(f"read failed: {response.status_code} {response.text}")
+
+        reads = merge([await run_phase(half, concurrency, read, 0)])
     inquiry, baseline = merge(real), merge(base)
     return {
         "concurrency": concurrency,
@@ -269,6 +282,8 @@ async def measure_throughput(
         "baseline": baseline,
         "ratio": inquiry["per_s"] / baseline["per_s"],
         "answer_states": states,
+        "authenticated_read": reads,
+        "read_ratio": reads["per_s"] / baseline["per_s"],
     }
 
 
@@ -472,6 +487,11 @@ def report(backend: str, results: dict[str, Any]) -> None:
     )
     verdict = "MET" if a["ratio"] >= TARGET_RATIO else "MISSED"
     print(f"  ratio inquiry/baseline = {a['ratio']:.3f}  (target >= {TARGET_RATIO:.2f}: {verdict})")
+    reads = a["authenticated_read"]
+    print(
+        f"  reference: GET /inquiries/{{id}} {reads['per_s']:7.1f} /s   p50 {reads['p50_ms']:7.1f} ms"
+        f"   ratio to the baseline {a['read_ratio']:.3f} (authentication + one read, no writes)"
+    )
     if "life" not in results:
         return
     b = results["life"]

@@ -19,12 +19,13 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Table, event, select, update
+from sqlalchemy import Table, bindparam, event, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -331,6 +332,29 @@ def _head_values(head: _HeadState) -> dict[str, Any]:
     }
 
 
+@cache
+def _swap_head_statement(*, checkpointed: bool) -> Any:
+    """The head's compare-and-set, built once: it runs in every transaction that records an event."""
+    return (
+        update(_HEAD)
+        .where(
+            _HEAD.c.id == 1,
+            _HEAD.c.seq == bindparam("known_seq"),
+            _HEAD.c.hash == bindparam("known_hash"),
+            _HEAD.c.last_checkpoint_seq == bindparam("known_checkpoint_seq"),
+            _HEAD.c.last_checkpoint_at == bindparam("known_checkpoint_at")
+            if checkpointed
+            else _HEAD.c.last_checkpoint_at.is_(None),
+        )
+        .values(
+            seq=bindparam("new_seq"),
+            hash=bindparam("new_hash"),
+            last_checkpoint_seq=bindparam("new_last_checkpoint_seq"),
+            last_checkpoint_at=bindparam("new_last_checkpoint_at"),
+        )
+    )
+
+
 def _chain_and_insert(session: Session, pending: list[_PendingEvent]) -> None:
     context: LedgerContext = session.info[CONTEXT_KEY]
     connection = session.connection()
@@ -346,17 +370,14 @@ def _chain_and_insert(session: Session, pending: list[_PendingEvent]) -> None:
         # one statement, which saves the locking SELECT whenever this process appended last.
         chained = _chain(context, known, pending)
         swapped = connection.execute(
-            update(_HEAD)
-            .where(
-                _HEAD.c.id == 1,
-                _HEAD.c.seq == known.seq,
-                _HEAD.c.hash == known.hash,
-                _HEAD.c.last_checkpoint_seq == known.last_checkpoint_seq,
-                _HEAD.c.last_checkpoint_at.is_(None)
-                if known.last_checkpoint_at is None
-                else _HEAD.c.last_checkpoint_at == known.last_checkpoint_at,
-            )
-            .values(**_head_values(chained.head))
+            _swap_head_statement(checkpointed=known.last_checkpoint_at is not None),
+            {
+                "known_seq": known.seq,
+                "known_hash": known.hash,
+                "known_checkpoint_seq": known.last_checkpoint_seq,
+                "known_checkpoint_at": known.last_checkpoint_at,
+                **{f"new_{name}": value for name, value in _head_values(chained.head).items()},
+            },
         )
         if swapped.rowcount != 1:
             chained = None

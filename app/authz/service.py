@@ -15,9 +15,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Select, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
@@ -502,6 +503,37 @@ async def authenticate(
         )
 
 
+@cache
+def _session_check_statement() -> Select[Any]:
+    """One round trip for the session, its user, the user's lock, the session's terminal, the emergency
+    switch on any of them and the user's roles in force (a row per role).
+
+    This runs before every call, and each statement is a turn through the driver; it is built once, as
+    building it (and its cache key) cost more than running it. What is read is only used in the order of
+    the checks in :func:`_check_session`."""
+    switch = suspension_query(
+        user_id=bindparam("subject"), terminal_id=AuthSession.terminal_id, branch_code=Terminal.branch_code
+    )
+    assert switch is not None
+    return (
+        select(
+            AuthSession,
+            User,
+            LoginThrottle.locked_at,
+            Terminal,
+            switch.with_only_columns(EmergencySuspension.id).scalar_subquery(),
+            UserRole.role,
+            UserRole.branch_code,
+        )
+        .select_from(AuthSession)
+        .outerjoin(User, User.id == AuthSession.principal_id)
+        .outerjoin(LoginThrottle, LoginThrottle.login_key == bindparam("throttle_key"))
+        .outerjoin(Terminal, Terminal.id == AuthSession.terminal_id)
+        .outerjoin(UserRole, active_role_join(User.id))
+        .where(AuthSession.id == bindparam("session_id"))
+    )
+
+
 async def _check_session(
     session: AsyncSession,
     reader: AsyncSession,
@@ -518,31 +550,14 @@ async def _check_session(
     suspension_id: str | None = None
     role_rows: list[tuple[str | None, str | None]] = []
     if claims.kind == "user":
-        # One round trip for the session, its user, the user's lock, the session's terminal, the emergency
-        # switch on any of them and the user's roles in force (a row per role): this runs before every
-        # call, and each statement is a turn through the driver. What is read here is only used in the
-        # order of the checks below.
-        switch = suspension_query(
-            user_id=claims.subject, terminal_id=AuthSession.terminal_id, branch_code=Terminal.branch_code
-        )
-        assert switch is not None
         joined = (
             await reader.execute(
-                select(
-                    AuthSession,
-                    User,
-                    LoginThrottle.locked_at,
-                    Terminal,
-                    switch.with_only_columns(EmergencySuspension.id).scalar_subquery(),
-                    UserRole.role,
-                    UserRole.branch_code,
-                )
-                .select_from(AuthSession)
-                .outerjoin(User, User.id == AuthSession.principal_id)
-                .outerjoin(LoginThrottle, LoginThrottle.login_key == login_key(ctx, claims.subject))
-                .outerjoin(Terminal, Terminal.id == AuthSession.terminal_id)
-                .outerjoin(UserRole, active_role_join(User.id))
-                .where(AuthSession.id == claims.session_id)
+                _session_check_statement(),
+                {
+                    "session_id": claims.session_id,
+                    "subject": claims.subject,
+                    "throttle_key": login_key(ctx, claims.subject),
+                },
             )
         ).all()
         auth_session = joined[0][0] if joined else None

@@ -159,6 +159,10 @@ class Keyring:
                 raise KeyringError(f"key family {family!r} is missing or has no current key")
         self._document = document
         self._provider = provider
+        # A key id names one secret for good (rotation adds a new id), so what is derived from a secret
+        # is kept per id: these run on every request (token check, pseudonyms, sealing).
+        self._decoded: dict[tuple[str, str], bytes] = {}
+        self._verification_keys: dict[str, Ed25519PublicKey] = {}
 
     @classmethod
     def open(cls, provider: KeyProvider, *, clock: Clock, create: bool = False) -> Keyring:
@@ -175,10 +179,13 @@ class Keyring:
     def _secret(self, family: str, key_id: str | None = None) -> tuple[str, bytes]:
         fam = self._document[family]
         kid = key_id or fam["current"]
-        entry = fam["keys"].get(kid)
-        if entry is None:
-            raise KeyringError(f"unknown {family} key id")
-        return kid, _unb64(entry["secret"])
+        secret = self._decoded.get((family, kid))
+        if secret is None:
+            entry = fam["keys"].get(kid)
+            if entry is None:
+                raise KeyringError(f"unknown {family} key id")
+            secret = self._decoded[(family, kid)] = _unb64(entry["secret"])
+        return kid, secret
 
     def current_key_id(self, family: str) -> str:
         return str(self._document[family]["current"])
@@ -203,7 +210,11 @@ class Keyring:
         retired_at = entry.get("retired_at")
         if retired_at is not None and datetime.fromisoformat(retired_at.replace("Z", "+00:00")) + grace < now:
             return None
-        return Ed25519PrivateKey.from_private_bytes(_unb64(entry["secret"])).public_key()
+        key = self._verification_keys.get(key_id)
+        if key is None:
+            key = Ed25519PrivateKey.from_private_bytes(_unb64(entry["secret"])).public_key()
+            self._verification_keys[key_id] = key
+        return key
 
     def checkpoint_signing_key(self) -> SigningKey:
         kid, seed = self._secret("checkpoint_signing")

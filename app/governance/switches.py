@@ -8,26 +8,29 @@ switch was thrown still cannot send an inquiry. Nothing here imports the authent
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from app.governance.models import EmergencySuspension
 
+Scope = str | QueryableAttribute[Any] | ColumnElement[Any]
+
 
 def suspension_query(
     *,
-    user_id: str | QueryableAttribute[Any] | None = None,
-    terminal_id: str | QueryableAttribute[Any] | None = None,
-    branch_code: str | QueryableAttribute[Any] | None = None,
+    user_id: Scope | None = None,
+    terminal_id: Scope | None = None,
+    branch_code: Scope | None = None,
     include_all: bool = False,
 ) -> Select[EmergencySuspension] | None:
     """The first active switch that covers any of the given scopes, as a query (None: no scope given).
 
     For callers that read it together with something else in one statement; a scope may then be a column
-    of that statement (a NULL one matches no switch, as a scope left out)."""
+    of that statement or a bound parameter (a NULL one matches no switch, as a scope left out)."""
     conditions = []
     if user_id is not None:
         conditions.append(and_(EmergencySuspension.scope == "user", EmergencySuspension.target == user_id))
@@ -60,7 +63,27 @@ async def active_suspension(
     include_all: bool = False,
 ) -> EmergencySuspension | None:
     """The first active switch that covers any of the given scopes, or None."""
-    query = suspension_query(
-        user_id=user_id, terminal_id=terminal_id, branch_code=branch_code, include_all=include_all
+    if user_id is None and terminal_id is None and branch_code is None and not include_all:
+        return None
+    return await session.scalar(
+        _switch_statement(include_all=include_all),
+        {SWITCH_USER: user_id, SWITCH_TERMINAL: terminal_id, SWITCH_BRANCH: branch_code},
     )
-    return None if query is None else await session.scalar(query)
+
+
+# The bound parameters of a switch query built with them; a scope given as None matches no switch.
+SWITCH_USER, SWITCH_TERMINAL, SWITCH_BRANCH = "switch_user_id", "switch_terminal_id", "switch_branch_code"
+
+
+@cache
+def _switch_statement(*, include_all: bool) -> Select[EmergencySuspension]:
+    # Built once: asked on every inquiry and delivery, and building the statement (and its cache key)
+    # cost more than running it.
+    query = suspension_query(
+        user_id=bindparam(SWITCH_USER),
+        terminal_id=bindparam(SWITCH_TERMINAL),
+        branch_code=bindparam(SWITCH_BRANCH),
+        include_all=include_all,
+    )
+    assert query is not None
+    return query

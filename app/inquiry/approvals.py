@@ -16,8 +16,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cache
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
@@ -215,6 +216,18 @@ async def _use_number(
     )
 
 
+@cache
+def _confirmer_statement() -> Select[User, datetime | None, str, str | None]:
+    # Built once: every A1 approval runs it, and building it cost more than running it.
+    return (
+        select(User, LoginThrottle.locked_at, UserRole.role, UserRole.branch_code)
+        .select_from(User)
+        .outerjoin(LoginThrottle, LoginThrottle.login_key == bindparam("throttle_key"))
+        .outerjoin(UserRole, active_role_join(User.id))
+        .where(User.id == bindparam("user_id"))
+    )
+
+
 async def _check_credentials(
     session: AsyncSession,
     *,
@@ -229,15 +242,7 @@ async def _check_credentials(
     key = login_key(ctx, user_id)
     # The confirmer, their lock and their roles in force in one round trip (a row per role); an unknown
     # ID may still be locked (failures count against the typed ID), so its lock is read on its own.
-    rows = (
-        await session.execute(
-            select(User, LoginThrottle.locked_at, UserRole.role, UserRole.branch_code)
-            .select_from(User)
-            .outerjoin(LoginThrottle, LoginThrottle.login_key == key)
-            .outerjoin(UserRole, active_role_join(User.id))
-            .where(User.id == user_id)
-        )
-    ).all()
+    rows = (await session.execute(_confirmer_statement(), {"user_id": user_id, "throttle_key": key})).all()
     confirmer = rows[0][0] if rows else None
     if rows:
         locked = rows[0][1] is not None

@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, inspect, or_, select, update
+from sqlalchemy import Table, bindparam, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -131,6 +131,15 @@ async def _attach_queued(session: AsyncSession, sent: Inquiry) -> Inquiry:
     for key in unloaded:
         set_committed_value(inquiry, key, None)
     return inquiry
+
+
+# Built once: it runs for every answer stored.
+_MARK_DELIVERED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("message_id"), _OUTBOX.c.delivered_at.is_(None))
+    .values(delivered_at=bindparam("stored_at"), claimed_until=None)
+    .returning(_OUTBOX.c.attempts)
+)
 
 
 def _claim_lease(ctx: AppContext) -> timedelta:
@@ -255,12 +264,7 @@ async def _store_answer(
         # Marking the row delivered comes first and is the guard (on PostgreSQL also the row lock): a
         # second sender whose lease overlapped finds it delivered and stores nothing. One Core statement
         # instead of reading the row and the inquiry back.
-        attempts = await session.scalar(
-            update(_OUTBOX)
-            .where(_OUTBOX.c.id == message_id, _OUTBOX.c.delivered_at.is_(None))
-            .values(delivered_at=now, claimed_until=None)
-            .returning(_OUTBOX.c.attempts)
-        )
+        attempts = await session.scalar(_MARK_DELIVERED, {"message_id": message_id, "stored_at": now})
         if attempts is None:
             await session.rollback()
             return None

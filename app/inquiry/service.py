@@ -14,10 +14,11 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, select
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -52,7 +53,7 @@ from app.errors import (
     ValidationFailed,
 )
 from app.governance.models import EmergencySuspension
-from app.governance.switches import suspension_query
+from app.governance.switches import SWITCH_BRANCH, SWITCH_TERMINAL, SWITCH_USER, suspension_query
 from app.governance.totp import verify_code
 from app.hq import execution as hq_execution
 from app.hq.models import HqRequest
@@ -140,18 +141,27 @@ def cancel_binding(ctx: AppContext, inquiry: Inquiry) -> str:
 # -- helpers ------------------------------------------------------------------------------------------
 
 
+@cache
+def _count_up_statement(dialect: str) -> Any:
+    # Built once per dialect (it runs for every draft, under the writer lock on SQLite).
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    table: Table = InquiryNumberCounter.__table__  # type: ignore[assignment]
+    statement = insert(table).values(
+        branch_code=bindparam("counter_branch"), business_date=bindparam("counter_day"), last_value=1
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.branch_code, table.c.business_date],
+        set_={"last_value": table.c.last_value + 1},
+    ).returning(table.c.last_value)
+
+
 async def _next_number(session: AsyncSession, *, branch_code: str, business_date: date) -> str:
     """The branch's next number of the day, in one statement: INSERT ... ON CONFLICT DO UPDATE ...
     RETURNING creates the day's counter or counts it up under the row's lock (PostgreSQL; SQLite's
     writer lock), so the day's first drafts racing each other still get 1, 2, 3 without a gap."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table: Table = InquiryNumberCounter.__table__  # type: ignore[assignment]
-    statement = insert(table).values(branch_code=branch_code, business_date=business_date, last_value=1)
     value = await session.scalar(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.branch_code, table.c.business_date],
-            set_={"last_value": table.c.last_value + 1},
-        ).returning(table.c.last_value)
+        _count_up_statement(session.get_bind().dialect.name),
+        {"counter_branch": branch_code, "counter_day": business_date},
     )
     return f"{branch_code}-{business_date:%Y%m%d}-{value:04d}"
 
@@ -189,6 +199,23 @@ class _Operator:
     birth_date: date | None
 
 
+@cache
+def _switch_and_operator_statement() -> Select[Any]:
+    # Built once (it runs in every inquiry's transaction): building it cost more than running it.
+    switch = suspension_query(
+        user_id=bindparam(SWITCH_USER),
+        terminal_id=bindparam(SWITCH_TERMINAL),
+        branch_code=bindparam(SWITCH_BRANCH),
+        include_all=True,
+    )
+    assert switch is not None
+    return select(
+        switch.with_only_columns(EmergencySuspension.id).scalar_subquery(),
+        select(User.name_kana).where(User.id == bindparam(SWITCH_USER)).scalar_subquery(),
+        select(User.birth_date).where(User.id == bindparam(SWITCH_USER)).scalar_subquery(),
+    )
+
+
 async def _refuse_if_suspended(session: AsyncSession, principal: Principal, *, branch_code: str) -> _Operator:
     """Emergency switches (IR-1), asked again inside this transaction: one thrown after this request was
     authenticated still stops the inquiry, and the bank-wide switch stops every inquiry.
@@ -196,17 +223,14 @@ async def _refuse_if_suspended(session: AsyncSession, principal: Principal, *, b
     The operator's name and birth date come in the same statement (scalar subqueries, so the switch is
     read even if the operator's row were gone): the self-inquiry check needs them, and each statement is a
     turn through the driver while the writer lock is held."""
-    switch = suspension_query(
-        user_id=principal.id, terminal_id=principal.terminal_id, branch_code=branch_code, include_all=True
-    )
-    assert switch is not None
     suspension_id, name_kana, birth_date = (
         await session.execute(
-            select(
-                switch.with_only_columns(EmergencySuspension.id).scalar_subquery(),
-                select(User.name_kana).where(User.id == principal.id).scalar_subquery(),
-                select(User.birth_date).where(User.id == principal.id).scalar_subquery(),
-            )
+            _switch_and_operator_statement(),
+            {
+                SWITCH_USER: principal.id,
+                SWITCH_TERMINAL: principal.terminal_id,
+                SWITCH_BRANCH: branch_code,
+            },
         )
     ).one()
     if suspension_id is not None:
