@@ -225,20 +225,31 @@ _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 _CHECKPOINTS: Table = AuditCheckpoint.__table__  # type: ignore[assignment]
 
 
+# The statements of an append, built once: they run in every transaction that records an event, some of
+# them while every other appender waits, and building a statement (and its cache key) cost more than
+# running it.
+_LOCK_HEAD = (
+    select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.last_checkpoint_seq, _HEAD.c.last_checkpoint_at)
+    .where(_HEAD.c.id == 1)
+    .with_for_update()
+)
+_HEAD_AFTER: dict[str, Any] = {
+    "seq": bindparam("new_seq"),
+    "hash": bindparam("new_hash"),
+    "last_checkpoint_seq": bindparam("new_last_checkpoint_seq"),
+    "last_checkpoint_at": bindparam("new_last_checkpoint_at"),
+}
+_SET_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(**_HEAD_AFTER)
+_INSERT_EVENTS = _EVENTS.insert()
+_INSERT_CHECKPOINTS = _CHECKPOINTS.insert()
+
+
 def _lock_head(session: Session) -> _HeadState:
     """The chain head row, locked until commit (PostgreSQL row lock; SQLite already holds its writer lock).
 
     Core statements, not the ORM: this runs while every other appender waits, so it must be cheap.
     """
-    row = (
-        session.connection()
-        .execute(
-            select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.last_checkpoint_seq, _HEAD.c.last_checkpoint_at)
-            .where(_HEAD.c.id == 1)
-            .with_for_update()
-        )
-        .one()
-    )
+    row = session.connection().execute(_LOCK_HEAD).one()
     return _HeadState(row.seq, row.hash, row.last_checkpoint_seq, row.last_checkpoint_at)
 
 
@@ -323,18 +334,19 @@ def _chain(context: LedgerContext, head: _HeadState, pending: list[_PendingEvent
     return _Chained(rows, _HeadState(seq, new_head.hash, seq, checkpoint["at"]), checkpoint)
 
 
-def _head_values(head: _HeadState) -> dict[str, Any]:
+def _head_after(head: _HeadState) -> dict[str, Any]:
+    """The parameters of ``_HEAD_AFTER`` for ``head``."""
     return {
-        "seq": head.seq,
-        "hash": head.hash,
-        "last_checkpoint_seq": head.last_checkpoint_seq,
-        "last_checkpoint_at": head.last_checkpoint_at,
+        "new_seq": head.seq,
+        "new_hash": head.hash,
+        "new_last_checkpoint_seq": head.last_checkpoint_seq,
+        "new_last_checkpoint_at": head.last_checkpoint_at,
     }
 
 
 @cache
 def _swap_head_statement(*, checkpointed: bool) -> Any:
-    """The head's compare-and-set, built once: it runs in every transaction that records an event."""
+    """The head's compare-and-set (SQLite's cached head), built once as the statements above."""
     return (
         update(_HEAD)
         .where(
@@ -346,12 +358,7 @@ def _swap_head_statement(*, checkpointed: bool) -> Any:
             if checkpointed
             else _HEAD.c.last_checkpoint_at.is_(None),
         )
-        .values(
-            seq=bindparam("new_seq"),
-            hash=bindparam("new_hash"),
-            last_checkpoint_seq=bindparam("new_last_checkpoint_seq"),
-            last_checkpoint_at=bindparam("new_last_checkpoint_at"),
-        )
+        .values(**_HEAD_AFTER)
     )
 
 
@@ -376,7 +383,7 @@ def _chain_and_insert(session: Session, pending: list[_PendingEvent]) -> None:
                 "known_hash": known.hash,
                 "known_checkpoint_seq": known.last_checkpoint_seq,
                 "known_checkpoint_at": known.last_checkpoint_at,
-                **{f"new_{name}": value for name, value in _head_values(chained.head).items()},
+                **_head_after(chained.head),
             },
         )
         if swapped.rowcount != 1:
@@ -384,10 +391,10 @@ def _chain_and_insert(session: Session, pending: list[_PendingEvent]) -> None:
     if chained is None:
         # Someone else appended (or checkpointed) since: lock and read the head, as without the cache.
         chained = _chain(context, _lock_head(session), pending)
-        connection.execute(update(_HEAD).where(_HEAD.c.id == 1).values(**_head_values(chained.head)))
-    connection.execute(_EVENTS.insert(), chained.rows)
+        connection.execute(_SET_HEAD, _head_after(chained.head))
+    connection.execute(_INSERT_EVENTS, chained.rows)
     if chained.checkpoint is not None:
-        connection.execute(_CHECKPOINTS.insert(), [chained.checkpoint])
+        connection.execute(_INSERT_CHECKPOINTS, [chained.checkpoint])
     session.info[WRITTEN_HEAD_KEY] = chained.head
 
 
@@ -420,7 +427,7 @@ async def checkpoint_now(session: AsyncSession) -> dict[str, Any] | None:
             return None
         checkpoint = _sign_checkpoint(context, head.seq, head.hash, rfc3339(context.clock.now()))
         connection = sync_session.connection()
-        connection.execute(_CHECKPOINTS.insert(), [checkpoint])
+        connection.execute(_INSERT_CHECKPOINTS, [checkpoint])
         connection.execute(
             update(_HEAD)
             .where(_HEAD.c.id == 1)
