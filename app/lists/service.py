@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, bindparam, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession
 from sqlalchemy.orm import defer
@@ -928,93 +928,106 @@ async def search_page(
 
 
 async def _days_with_activity(
-    session: AsyncSession, *, branch_code: str, date_from: date, date_to: date
-) -> set[date]:
-    """Days in the period on which the branch sent an inquiry or had one cancelled or corrected (Tokyo)."""
-    sent = await session.scalars(
-        select(Inquiry.business_date)
+    session: AsyncSession, *, branch_code: str | None, date_from: date, date_to: date
+) -> dict[str, set[date]]:
+    """Per branch, the days in the period on which it sent an inquiry or had one cancelled or corrected
+    (Tokyo); every branch's at once when ``branch_code`` is None."""
+    sent_query = (
+        select(Inquiry.branch_code, Inquiry.business_date)
         .where(
-            Inquiry.branch_code == branch_code,
             Inquiry.business_date >= date_from,
             Inquiry.business_date <= date_to,
             Inquiry.sent_at.is_not(None),
         )
         .distinct()
     )
-    days = set(sent.all())
     start, end = _day_bounds(date_from)[0], _day_bounds(date_to)[1]
-    cancelled = await session.scalars(
-        select(Inquiry.cancelled_at).where(
-            Inquiry.branch_code == branch_code,
-            Inquiry.cancelled_at >= start,
-            Inquiry.cancelled_at < end,
-            Inquiry.sent_at.is_not(None),
-        )
+    cancelled_query = select(Inquiry.branch_code, Inquiry.cancelled_at).where(
+        Inquiry.cancelled_at >= start, Inquiry.cancelled_at < end, Inquiry.sent_at.is_not(None)
     )
-    days |= {business_date_of(at) for at in cancelled.all() if at is not None}
-    corrected = await session.scalars(
-        select(InquiryCorrection.corrected_at).where(
-            InquiryCorrection.branch_code == branch_code,
-            InquiryCorrection.corrected_at >= start,
-            InquiryCorrection.corrected_at < end,
-        )
+    corrected_query = select(InquiryCorrection.branch_code, InquiryCorrection.corrected_at).where(
+        InquiryCorrection.corrected_at >= start, InquiryCorrection.corrected_at < end
     )
-    days |= {business_date_of(at) for at in corrected.all()}
+    if branch_code is not None:
+        sent_query = sent_query.where(Inquiry.branch_code == branch_code)
+        cancelled_query = cancelled_query.where(Inquiry.branch_code == branch_code)
+        corrected_query = corrected_query.where(InquiryCorrection.branch_code == branch_code)
+    days: dict[str, set[date]] = defaultdict(set)
+    for code, day in (await session.execute(sent_query)).all():
+        days[code].add(day)
+    for query in (cancelled_query, corrected_query):
+        for code, at in (await session.execute(query)).all():
+            if at is not None:
+                days[code].add(business_date_of(at))
     return days
 
 
 async def gaps(
     session: AsyncSession, ctx: AppContext, *, date_from: date, date_to: date, branch_code: str | None
 ) -> dict[str, Any]:
-    """Business days and branches with no list, and holes in the per-branch sequence numbers (DL-1)."""
+    """Business days and branches with no list, and holes in the per-branch sequence numbers (DL-1).
+
+    A handful of statements for all branches together (HQ's batch job and the HQ calendar ask for
+    hundreds of branches), not a round of queries per branch."""
     if date_to < date_from:
         raise ValidationFailed("'to' is before 'from'")
     if (date_to - date_from).days + 1 > GAPS_MAX_DAYS:
         raise PeriodTooLong(f"Ask for at most {GAPS_MAX_DAYS} days at a time")
     query = select(Branch.code).where(Branch.status == "active").order_by(Branch.code)
+    present_query = select(DailyList.branch_code, DailyList.kind, DailyList.business_date).where(
+        DailyList.business_date >= date_from, DailyList.business_date <= date_to
+    )
+    # Sequences start at 1, so a (branch, kind) without a hole has as many distinct numbers as its
+    # highest: one pass over the unique index, and the numbers themselves only where that differs.
+    counted = select(
+        DailyList.branch_code,
+        DailyList.kind,
+        func.count(DailyList.sequence.distinct()),
+        func.max(DailyList.sequence),
+    ).group_by(DailyList.branch_code, DailyList.kind)
     if branch_code is not None:
         query = query.where(Branch.code == branch_code)
+        present_query = present_query.where(DailyList.branch_code == branch_code)
+        counted = counted.where(DailyList.branch_code == branch_code)
     codes = list((await session.scalars(query)).all())
+    activity = await _days_with_activity(
+        session, branch_code=branch_code, date_from=date_from, date_to=date_to
+    )
+    present = {(code, kind, day) for code, kind, day in (await session.execute(present_query)).all()}
+    holes: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for code, kind, distinct, highest in (await session.execute(counted)).all():
+        if distinct == highest:
+            continue
+        numbers = await session.scalars(
+            select(DailyList.sequence)
+            .where(DailyList.branch_code == code, DailyList.kind == kind)
+            .distinct()
+            .order_by(DailyList.sequence)
+        )
+        expected = 1
+        for number in numbers.all():
+            if number != expected:
+                holes[(code, kind)].append((expected, number - 1))
+            expected = number + 1
     missing: list[dict[str, str]] = []
     sequence_gaps: list[dict[str, Any]] = []
     for code in codes:
         # DL-1: a non-business day on which the branch inquired (or cancelled) needs its lists too.
         due = set(ctx.calendar.business_days(date_from, date_to, code))
-        due |= await _days_with_activity(session, branch_code=code, date_from=date_from, date_to=date_to)
+        due |= activity.get(code, set())
         for kind in kinds_for(ctx, code):
-            present = set(
-                (
-                    await session.scalars(
-                        select(DailyList.business_date).where(
-                            DailyList.branch_code == code,
-                            DailyList.kind == kind,
-                            DailyList.business_date >= date_from,
-                            DailyList.business_date <= date_to,
-                        )
-                    )
-                ).all()
-            )
             for day in sorted(due):
-                if day not in present:
+                if (code, kind, day) not in present:
                     missing.append({"branch_code": code, "kind": kind, "business_date": day.isoformat()})
-            sequences = sorted(
-                set(
-                    (
-                        await session.scalars(
-                            select(DailyList.sequence).where(
-                                DailyList.branch_code == code, DailyList.kind == kind
-                            )
-                        )
-                    ).all()
+            for missing_from, missing_to in holes.get((code, kind), ()):
+                sequence_gaps.append(
+                    {
+                        "branch_code": code,
+                        "kind": kind,
+                        "missing_from": missing_from,
+                        "missing_to": missing_to,
+                    }
                 )
-            )
-            expected = 1
-            for seq in sequences:
-                if seq != expected:
-                    sequence_gaps.append(
-                        {"branch_code": code, "kind": kind, "missing_from": expected, "missing_to": seq - 1}
-                    )
-                expected = seq + 1
     return {
         "from": date_from.isoformat(),
         "to": date_to.isoformat(),

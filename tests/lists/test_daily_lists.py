@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.audit.ledger import SYSTEM_ACTOR
 from app.audit.service import verify_ledger
@@ -18,6 +18,7 @@ from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import Escalation
 from app.lists import service
+from app.lists.models import DailyList, DailyListLine
 from tests.helpers import ledger_events
 from tests.inquiry.support import as_user, draft_body, password_of, person
 
@@ -114,6 +115,53 @@ async def test_gaps_name_a_business_day_without_a_list(
         ("subject", "2026-11-17"),
         ("count", "2026-11-17"),
     }
+
+
+async def test_gaps_name_a_hole_in_one_branchs_sequence_and_each_branchs_missing_days(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    for day in range(16, 21):  # Mon 16 .. Fri 20 November 2026
+        await generate(client, demo, f"2026-11-{day:02d}")
+    for day in (16, 17):
+        await generate(client, demo, f"2026-11-{day:02d}", branch="002")
+    # Lists are never deleted by the gateway; two removed in the database itself must show as a hole.
+    async with ctx.db.session() as session:
+        removed = select(DailyList.id).where(
+            DailyList.branch_code == "001",
+            DailyList.kind == "subject",
+            DailyList.business_date.in_([date(2026, 11, 17), date(2026, 11, 18)]),
+        )
+        await session.execute(delete(DailyListLine).where(DailyListLine.list_id.in_(removed)))
+        await session.execute(delete(DailyList).where(DailyList.id.in_(removed)))
+        await session.commit()
+    auditor = await as_user(client, demo, "auditor")
+    every_branch = (
+        await client.get(
+            "/daily-lists/gaps", params={"from": "2026-11-16", "to": "2026-11-20"}, headers=auditor
+        )
+    ).json()
+    assert every_branch["sequence_gaps"] == [
+        {"branch_code": "001", "kind": "subject", "missing_from": 2, "missing_to": 3}
+    ]
+    missing = {
+        (g["branch_code"], g["kind"], g["business_date"])
+        for g in every_branch["missing_lists"]
+        if g["branch_code"] != "000"
+    }
+    assert missing == {("001", "subject", "2026-11-17"), ("001", "subject", "2026-11-18")} | {
+        ("002", kind, f"2026-11-{day}") for kind in ("subject", "count") for day in (18, 19, 20)
+    }
+    one_branch = (
+        await client.get(
+            "/daily-lists/gaps",
+            params={"branch_code": "002", "from": "2026-11-16", "to": "2026-11-20"},
+            headers=auditor,
+        )
+    ).json()
+    assert one_branch["sequence_gaps"] == []
+    assert {g["branch_code"] for g in one_branch["missing_lists"]} == {"002"}
+    assert len(one_branch["missing_lists"]) == 6
 
 
 async def test_lines_are_checked_by_another_person_and_counts_must_match(
