@@ -1337,8 +1337,12 @@ async def awaiting_release(
     return shown[:limit], more or len(shown) > limit
 
 
-def may_see_subject(principal: Principal, inquiry: Inquiry) -> bool:
-    return may(principal, "inquiry.read_subject", branch_code=inquiry.branch_code)
+def may_see_subject(principal: Principal, inquiry: Inquiry, *, releasing_branch: str | None = None) -> bool:
+    """Whether the caller may see the inquiry's subject: in its own branch's name, or in the name of the
+    branch that releases it (HQ's answer released at the requesting branch, HQ-2 — that branch's
+    confirmer checks the answer against the document, so must see whom it is about)."""
+    branches = dict.fromkeys(code for code in (inquiry.branch_code, releasing_branch) if code is not None)
+    return any(may(principal, "inquiry.read_subject", branch_code=code) for code in branches)
 
 
 async def record_subject_views(

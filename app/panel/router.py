@@ -669,10 +669,16 @@ async def _month(
 
 
 async def _subject_shown(
-    session: AsyncSession, ctx: AppContext, principal: Principal, inquiry: Inquiry, *, page: str
+    session: AsyncSession,
+    ctx: AppContext,
+    principal: Principal,
+    inquiry: Inquiry,
+    *,
+    page: str,
+    releasing_branch: str | None = None,
 ) -> dict[str, Any] | None:
     """The inquiry's subject for those allowed to see it; every page that shows it is recorded."""
-    if not inquiry_service.may_see_subject(principal, inquiry):
+    if not inquiry_service.may_see_subject(principal, inquiry, releasing_branch=releasing_branch):
         return None
     subject = open_subject(ctx, inquiry)
     await _record_view(session, principal, inquiry, page=page)
@@ -754,17 +760,19 @@ async def release_page(
         )
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
-    subject = await _subject_shown(session, ctx, principal, inquiry, page="release")
+    # For HQ's answer released at the requesting branch (HQ-2), that branch's confirmer compares it with
+    # the document: the subject is shown in that branch's name, and the second factor is its policy's.
+    duty = await inquiry_service.release_duty(session, ctx=ctx, inquiry=inquiry)
+    subject = await _subject_shown(
+        session, ctx, principal, inquiry, page="release", releasing_branch=duty.branch_code
+    )
     return _render(
         request,
         "release.html",
         principal=principal,
         inquiry=inquiry,
         subject=subject,
-        # The releasing branch's policy: for HQ's answer released at the requesting branch, that branch's.
-        totp_required=ctx.policy.totp_required_for(
-            (await inquiry_service.release_duty(session, ctx=ctx, inquiry=inquiry)).branch_code
-        ),
+        totp_required=ctx.policy.totp_required_for(duty.branch_code),
     )
 
 

@@ -69,6 +69,10 @@ async def test_hqs_answer_waits_on_the_requesting_branchs_dashboard_and_is_relea
     await log_in(page, live, demo_logins, "cf002")
     await expect(page.locator("#count-held")).to_have_text("1")
     await page.locator("#held").get_by_role("link", name=f"回答を開示する {inquiry['number']}").click()
+    # The branch's confirmer compares the answer with the branch's document: whom it is about is shown.
+    asked_about = subject_of(center_population, 4)
+    await expect(page.locator("#subject-kana")).to_have_text(asked_about["name_kana"])
+    await expect(page.locator("#subject-birth")).to_contain_text(asked_about["birth_date"][:4])
     # The second factor is asked for where the releasing branch's policy says so, not HQ's.
     await expect(page.locator("#release-totp")).to_have_count(0)
     live.ctx.policy = live.ctx.policy.model_copy(update={"confirmer_totp_branches": ["002"]})
