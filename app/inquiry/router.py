@@ -56,10 +56,11 @@ router = APIRouter(prefix="/inquiries", tags=["inquiries"])
 register_router = APIRouter(prefix="/approval-numbers", tags=["inquiries"])
 
 
-def inquiry_out(ctx: AppContext, principal: Principal, inquiry: Inquiry) -> InquiryOut:
-    subject = (
-        SubjectOut(**open_subject(ctx, inquiry)) if service.may_see_subject(principal, inquiry) else None
-    )
+def inquiry_out(
+    ctx: AppContext, principal: Principal, inquiry: Inquiry, *, releasing_branch: str | None = None
+) -> InquiryOut:
+    shows_subject = service.may_see_subject(principal, inquiry, releasing_branch=releasing_branch)
+    subject = SubjectOut(**open_subject(ctx, inquiry)) if shows_subject else None
     return InquiryOut(
         id=inquiry.id,
         number=inquiry.number,
@@ -189,8 +190,12 @@ async def get_inquiry(
 ) -> InquiryOut:
     inquiry = await service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id, ctx=ctx)
     correction = await service.correction_of(session, inquiry.id) if "corrected" in inquiry.flags else None
-    await service.record_subject_views(session, principal=principal, inquiries=[inquiry])
-    shown = inquiry_out(ctx, principal, inquiry)
+    # HQ's answer released at the requesting branch: that branch's confirmer sees whom it is about.
+    releasing = await service.releasing_branch(session, ctx=ctx, inquiry=inquiry)
+    await service.record_subject_views(
+        session, principal=principal, inquiries=[inquiry], releasing_branch=releasing
+    )
+    shown = inquiry_out(ctx, principal, inquiry, releasing_branch=releasing)
     if correction is not None:
         shown.correction = correction_out(correction)
     return shown

@@ -1345,13 +1345,30 @@ def may_see_subject(principal: Principal, inquiry: Inquiry, *, releasing_branch:
     return any(may(principal, "inquiry.read_subject", branch_code=code) for code in branches)
 
 
+async def releasing_branch(session: AsyncSession, *, ctx: AppContext, inquiry: Inquiry) -> str | None:
+    """The branch, other than the inquiry's own, that releases its answer (HQ's answer released at the
+    requesting branch, HQ-2), or None."""
+    if inquiry.hq_request_id is None:
+        return None
+    duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
+    return duty.branch_code if duty.branch_code != inquiry.branch_code else None
+
+
 async def record_subject_views(
-    session: AsyncSession, *, principal: Principal, inquiries: list[Inquiry]
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    inquiries: list[Inquiry],
+    releasing_branch: str | None = None,
 ) -> None:
     """The API is about to show these inquiries: each one whose subject the caller may see is a view of
     that person (AC-6), recorded under the pseudonym before anything is returned. A failed write
-    raises, so nothing is shown without its record."""
-    shown = [inquiry for inquiry in inquiries if may_see_subject(principal, inquiry)]
+    raises, so nothing is shown without its record. ``releasing_branch``: see :func:`may_see_subject`."""
+    shown = [
+        inquiry
+        for inquiry in inquiries
+        if may_see_subject(principal, inquiry, releasing_branch=releasing_branch)
+    ]
     for inquiry in shown:
         record(
             session,

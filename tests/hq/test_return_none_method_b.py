@@ -90,10 +90,14 @@ async def test_hqs_answer_is_held_for_a_confirmer_of_the_requesting_branch(
         release, json=release_body(demo, "op002"), headers=await as_user(client, demo, "op002")
     )
     assert by_requester.status_code == 403
-    # The requesting branch's confirmer sees HQ's inquiry it is to release (metadata only).
+    # The requesting branch's confirmer sees HQ's inquiry it is to release, and whom it is about (to
+    # compare the answer with the branch's document) — a view recorded like any other.
     confirmer = await as_user(client, demo, "cf002")
     seen = await client.get(f"/inquiries/{inquiry['id']}", headers=confirmer)
     assert seen.status_code == 200 and seen.json()["status"] == "held"
+    assert seen.json()["subject"]["name_kana"] == request["subject"]["name_kana"]
+    views = await ledger_events(ctx, action="inquiry.subject_viewed")
+    assert "cf002" in [e.actor_id for e in views if e.object_id == inquiry["id"]]
     assert (
         await client.get(f"/inquiries/{inquiry['id']}", headers=await as_user(client, demo, "cf001"))
     ).status_code == 404
