@@ -157,7 +157,15 @@ def make_engine(
     url: str, *, sqlite_busy_timeout_ms: int = 30_000, sqlite_begin: str = "BEGIN IMMEDIATE", **kwargs: Any
 ) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": sqlite_busy_timeout_ms / 1000}, **kwargs)
+        # The pool's rollback on return is replaced by :func:`_rollback_if_open`: after a COMMIT or
+        # ROLLBACK it was one more trip through aiosqlite's thread for nothing, on every transaction.
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": sqlite_busy_timeout_ms / 1000},
+            pool_reset_on_return=None,
+            **kwargs,
+        )
+        _rollback_if_open(engine)
         writers = _WriterQueue(sqlite_busy_timeout_ms / 1000) if sqlite_begin == "BEGIN IMMEDIATE" else None
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -191,6 +199,18 @@ def make_engine(
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def _rollback_if_open(engine: AsyncEngine) -> None:
+    """A connection returned to the pool inside a transaction is rolled back, as the pool's own reset
+    would; one whose transaction already ended (the usual case) is returned as it is."""
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
+        if state.terminate_only or not state.asyncio_safe:
+            return  # being discarded, or not from a greenlet: the pool closes it instead
+        if dbapi_connection._connection.in_transaction:
+            engine.sync_engine.dialect.do_rollback(dbapi_connection)
 
 
 def _release_writer_after_transaction(engine: AsyncEngine, writers: _WriterQueue) -> None:

@@ -79,3 +79,27 @@ async def test_a_second_write_transaction_in_the_same_task_fails_after_the_busy_
         writers = list(await session.scalars(text("SELECT writer FROM t ORDER BY writer")))
     await db.dispose()
     assert writers == [1, 3]
+
+
+async def test_a_connection_returned_inside_a_transaction_is_rolled_back(tmp_path: Path) -> None:
+    """The pool no longer rolls back every connection it takes back (app/db.py::_rollback_if_open): one
+    that comes back with a transaction open must still lose it, or the next user would write into it and
+    the file would stay locked for other processes."""
+    db = await _database(tmp_path)
+    async with db.engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.execute("BEGIN IMMEDIATE")
+        await raw.execute("INSERT INTO t (writer) VALUES (1)")
+    # Another process can write at once: the returned connection's lock is gone.
+    other = sqlite3.connect(tmp_path / "queue.db", timeout=0)
+    other.execute("INSERT INTO t (writer) VALUES (2)")
+    other.commit()
+    other.close()
+    async with db.session() as session:
+        await session.execute(text("INSERT INTO t (writer) VALUES (3)"))
+        await session.commit()
+    async with db.read_session() as session:
+        writers = (await session.scalars(text("SELECT writer FROM t ORDER BY writer"))).all()
+    await db.dispose()
+    assert writers == [2, 3]  # the uncommitted row of the returned connection is gone
