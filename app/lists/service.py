@@ -32,7 +32,7 @@ from app.authz.principal import Principal
 from app.clock import TOKYO, business_date_of
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
-from app.db import lock_or_create_many
+from app.db import insert_many, lock_or_create_many
 from app.errors import DomainError, InvalidState, NotFound, ValidationFailed
 from app.hq.models import HqRequest
 from app.inquiry.models import Escalation, Inquiry, InquiryCorrection
@@ -646,10 +646,9 @@ async def _ensure_lists(
                     if generated is not None:
                         results.append(generated)
             await session.flush()  # the lists, before the lines that refer to them
-            # Core executemany for the batch, not ORM objects (a day has 200,000 lines).
+            # One bulk insert for the batch's lines, not ORM objects (a day has 200,000 lines).
             for lines in (batch.lines, batch.carried_lines):
-                if lines:
-                    await session.execute(_LINES.insert(), lines)
+                await insert_many(session, _LINES, lines)
             if batch.advanced:
                 await session.execute(
                     update(_SEQUENCES)
@@ -788,7 +787,10 @@ async def generate(
             returned_to = {code for code, _ in await _hq_return_options(session, branch_codes=codes)}
             cancellations = await _day_cancellations(session, day=day, branch_code=branch_code)
             corrections = await _day_corrections(session, day=day, branch_code=branch_code)
-            stream = await session.stream(_sent_query(day, branch_code).execution_options(yield_per=2_000))
+            # Through the session's connection (Core), not the ORM: an ORM select of columns builds every
+            # row a second time (one getter call per column), 0.6 s of CPU for 100,000 rows on PostgreSQL.
+            connection = await session.connection()
+            stream = await connection.stream(_sent_query(day, branch_code).execution_options(yield_per=2_000))
             async for code, lines in _sent_by_branch(stream, codes):
                 lines.extend(cancellations.get(code, []))
                 lines.extend(corrections.get(code, []))
