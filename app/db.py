@@ -19,13 +19,15 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, MetaData, Row, Table, event, select, tuple_
+import asyncpg
+from sqlalchemy import DateTime, MetaData, Row, Table, event, insert, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
@@ -91,6 +93,46 @@ async def lock_or_create_many(
         select(table).where(tuple_(*primary_key).in_(wanted)).order_by(*primary_key).with_for_update()
     )
     return list(result.all())
+
+
+async def insert_many(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` into ``table`` in the session's transaction; every row names the same columns.
+
+    On PostgreSQL through ``COPY ... FROM STDIN`` (binary): an executemany makes the server bind and
+    execute one INSERT per row and the driver encode each row's parameters in the event loop. For the
+    200,000 lines of a day's lists COPY took about 1.5 s of the server's CPU and most of the driver's
+    work away. Elsewhere (SQLite) an executemany, which is already a loop inside the driver.
+    Constraint violations are raised as SQLAlchemy's ``IntegrityError`` on either path.
+    """
+    if not rows:
+        return
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        await session.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    # COPY bypasses SQLAlchemy's parameter processing: apply the columns' own (UTCDateTime's, say).
+    processors = [
+        (name, table.c[name].type.dialect_impl(bind.dialect).bind_processor(bind.dialect)) for name in names
+    ]
+    if any(processor is not None for _, processor in processors):
+        records = [
+            tuple(row[name] if processor is None else processor(row[name]) for name, processor in processors)
+            for row in rows
+        ]
+    elif len(names) > 1:
+        # A fifth of the time of building each row's tuple in Python (itemgetter of several keys: a tuple).
+        records = list(map(itemgetter(*names), rows))
+    else:
+        records = [(row[names[0]],) for row in rows]
+    driver = (await (await session.connection()).get_raw_connection()).driver_connection
+    assert driver is not None  # an asyncpg connection, inside this session's transaction
+    try:
+        await driver.copy_records_to_table(
+            table.name, schema_name=table.schema, columns=names, records=records
+        )
+    except asyncpg.IntegrityConstraintViolationError as error:
+        raise IntegrityError(f"COPY {table.name}", None, error) from error
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -9,13 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 
 from app.audit.ledger import Actor
 from app.authz import directory
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
-from tests.hq.support import TODAY, branch_request, execute
+from app.lists import service
+from tests.hq.support import TODAY, a1, branch_request, execute
 from tests.inquiry.support import as_user, draft_body, person
 
 
@@ -81,3 +83,35 @@ async def test_hq_sign_off_is_not_for_someone_who_ran_the_days_inquiries(
     hqcf = await as_user(client, demo, "hqcf")
     refused = await client.post(f"/reconciliation/hq/{TODAY}/sign-off", headers=hqcf)
     assert refused.status_code == 403 and refused.json()["code"] == "SAME_PERSON"
+
+
+async def test_a_request_hq_took_up_after_the_day_was_read_is_on_the_list_with_the_branchs_own_lines(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Generation reads the day before it locks anything; a branch that had not asked HQ for anything
+    then is decided under the lock, where HQ's inquiry for it is found: the list has both the branch's
+    own inquiry and HQ's, as it would have had HQ's request been there from the start."""
+    op001, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
+    own_subject, for_001 = await person(ctx, index=0), await person(ctx, index=1)
+    own = await client.post(
+        "/inquiries", json=draft_body(own_subject, approval=a1(demo, "cf001")), headers=op001
+    )
+    assert own.status_code == 201, own.text
+    request = await branch_request(client, op001, for_001)
+    from_hq = (await execute(client, hq, request["id"], for_001)).json()
+
+    read_before_the_lock = service._hq_return_options
+    calls = 0
+
+    async def nothing_asked_yet(session: Any, *, branch_codes: list[str]) -> set[tuple[str, str]]:
+        nonlocal calls
+        calls += 1
+        return set() if calls == 1 else await read_before_the_lock(session, branch_codes=branch_codes)
+
+    monkeypatch.setattr(service, "_hq_return_options", nothing_asked_yet)
+    lists_001 = await _lists(client, hq, "001")
+    assert calls == 2  # before the lock (nothing yet), then under it
+    cf001 = await as_user(client, demo, "cf001")
+    subject_list = (await client.get(f"/daily-lists/{lists_001['subject']['id']}", headers=cf001)).json()
+    assert [line["inquiry_id"] for line in subject_list["lines"]] == [own.json()["id"], from_hq["id"]]
+    assert subject_list["totals"]["inquiries"] == 2

@@ -310,6 +310,41 @@ async def test_a_late_inquiry_makes_a_supplementary_version_and_the_original_is_
     assert all(line["subject"] is None for line in kept["lines"])  # auditors see no names
 
 
+async def test_a_supplementary_version_keeps_the_checks_made_on_the_version_before(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """A confirmer who checked lines before a late inquiry arrived need not check them again: the
+    supplement carries each line's check (result, who, when, note); only its new line is unchecked."""
+    clock.set(FRIDAY_MORNING)
+    sent = await send(client, demo, ctx, 2)
+    original = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    clock.advance(minutes=30)
+    confirmer = await as_user(client, demo, "cf001")
+    checked = await client.post(
+        f"/daily-lists/{original['id']}/lines/2/check",
+        json={"result": "mismatch", "note": "同意書の日付が違う"},
+        headers=confirmer,
+    )
+    assert checked.status_code == 200, checked.text
+    checked_at = checked.json()["checked_at"]
+
+    clock.advance(hours=1)
+    [late] = await send(client, demo, ctx, 1)
+    supplement = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    assert supplement["version"] == 2 and supplement["supersedes"] == original["id"]
+    confirmer = await as_user(client, demo, "cf001")
+    lines = (await client.get(f"/daily-lists/{supplement['id']}", headers=confirmer)).json()["lines"]
+    checks = {
+        line["inquiry_id"]: (line["check"], line["checked_by"], line["checked_at"], line["check_note"])
+        for line in lines
+    }
+    assert checks == {
+        sent[0]["id"]: (None, None, None, None),
+        sent[1]["id"]: ("mismatch", "cf001", checked_at, "同意書の日付が違う"),
+        late["id"]: (None, None, None, None),
+    }
+
+
 async def test_views_downloads_and_prints_are_logged_and_files_are_served(
     client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock, ctx: AppContext
 ) -> None:
