@@ -500,7 +500,7 @@ class _Batch:
     counters: dict[tuple[str, str], int]
     advanced: set[tuple[str, str]]
     # New lines, unchecked; and the lines of supplements that carry the check of the version before.
-    # Apart because an executemany's rows all name the same columns: four fewer per row for nearly all.
+    # Apart because one bulk insert's rows all name the same columns: four fewer per row for nearly all.
     lines: list[dict[str, Any]]
     carried_lines: list[dict[str, Any]]
 
