@@ -253,6 +253,7 @@ def _rollback_if_open(engine: AsyncEngine) -> None:
     def _reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
         if state.terminate_only or not state.asyncio_safe:
             return  # being discarded, or not from a greenlet: the pool closes it instead
+        # SQLAlchemy's adapter holds the aiosqlite connection, whose in_transaction is sqlite3's own.
         if dbapi_connection._connection.in_transaction:
             engine.sync_engine.dialect.do_rollback(dbapi_connection)
 

@@ -66,19 +66,27 @@ async def active_suspension(
     if user_id is None and terminal_id is None and branch_code is None and not include_all:
         return None
     return await session.scalar(
-        _switch_statement(include_all=include_all),
-        {SWITCH_USER: user_id, SWITCH_TERMINAL: terminal_id, SWITCH_BRANCH: branch_code},
+        switch_statement(include_all=include_all),
+        switch_parameters(user_id=user_id, terminal_id=terminal_id, branch_code=branch_code),
     )
 
 
-# The bound parameters of a switch query built with them; a scope given as None matches no switch.
+# The bound parameters of :func:`switch_statement`; a scope given as None matches no switch.
 SWITCH_USER, SWITCH_TERMINAL, SWITCH_BRANCH = "switch_user_id", "switch_terminal_id", "switch_branch_code"
 
 
+def switch_parameters(
+    *, user_id: str | None, terminal_id: str | None, branch_code: str | None
+) -> dict[str, str | None]:
+    return {SWITCH_USER: user_id, SWITCH_TERMINAL: terminal_id, SWITCH_BRANCH: branch_code}
+
+
 @cache
-def _switch_statement(*, include_all: bool) -> Select[EmergencySuspension]:
-    # Built once: asked on every inquiry and delivery, and building the statement (and its cache key)
-    # cost more than running it.
+def switch_statement(*, include_all: bool) -> Select[EmergencySuspension]:
+    """:func:`suspension_query` over all three scopes as bound parameters (:func:`switch_parameters`).
+
+    Built once: asked on every inquiry and delivery, and building the statement (and its cache key)
+    cost more than running it."""
     query = suspension_query(
         user_id=bindparam(SWITCH_USER),
         terminal_id=bindparam(SWITCH_TERMINAL),

@@ -188,14 +188,15 @@ async def list_inquiries(
 async def get_inquiry(
     inquiry_id: str, principal: InquiryReader, session: DbSession, ctx: Context
 ) -> InquiryOut:
-    inquiry = await service.get_inquiry(session, principal=principal, inquiry_id=inquiry_id, ctx=ctx)
+    inquiry, duty = await service.get_inquiry_and_duty(
+        session, ctx=ctx, principal=principal, inquiry_id=inquiry_id
+    )
     correction = await service.correction_of(session, inquiry.id) if "corrected" in inquiry.flags else None
     # HQ's answer released at the requesting branch: that branch's confirmer sees whom it is about.
-    releasing = await service.releasing_branch(session, ctx=ctx, inquiry=inquiry)
     await service.record_subject_views(
-        session, principal=principal, inquiries=[inquiry], releasing_branch=releasing
+        session, principal=principal, inquiries=[inquiry], releasing_branch=duty.branch_code
     )
-    shown = inquiry_out(ctx, principal, inquiry, releasing_branch=releasing)
+    shown = inquiry_out(ctx, principal, inquiry, releasing_branch=duty.branch_code)
     if correction is not None:
         shown.correction = correction_out(correction)
     return shown

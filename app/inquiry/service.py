@@ -53,7 +53,7 @@ from app.errors import (
     ValidationFailed,
 )
 from app.governance.models import EmergencySuspension
-from app.governance.switches import SWITCH_BRANCH, SWITCH_TERMINAL, SWITCH_USER, suspension_query
+from app.governance.switches import SWITCH_USER, switch_parameters, switch_statement
 from app.governance.totp import verify_code
 from app.hq import execution as hq_execution
 from app.hq.models import HqRequest
@@ -202,15 +202,8 @@ class _Operator:
 @cache
 def _switch_and_operator_statement() -> Select[Any]:
     # Built once (it runs in every inquiry's transaction): building it cost more than running it.
-    switch = suspension_query(
-        user_id=bindparam(SWITCH_USER),
-        terminal_id=bindparam(SWITCH_TERMINAL),
-        branch_code=bindparam(SWITCH_BRANCH),
-        include_all=True,
-    )
-    assert switch is not None
     return select(
-        switch.with_only_columns(EmergencySuspension.id).scalar_subquery(),
+        switch_statement(include_all=True).with_only_columns(EmergencySuspension.id).scalar_subquery(),
         select(User.name_kana).where(User.id == bindparam(SWITCH_USER)).scalar_subquery(),
         select(User.birth_date).where(User.id == bindparam(SWITCH_USER)).scalar_subquery(),
     )
@@ -226,11 +219,9 @@ async def _refuse_if_suspended(session: AsyncSession, principal: Principal, *, b
     suspension_id, name_kana, birth_date = (
         await session.execute(
             _switch_and_operator_statement(),
-            {
-                SWITCH_USER: principal.id,
-                SWITCH_TERMINAL: principal.terminal_id,
-                SWITCH_BRANCH: branch_code,
-            },
+            switch_parameters(
+                user_id=principal.id, terminal_id=principal.terminal_id, branch_code=branch_code
+            ),
         )
     ).one()
     if suspension_id is not None:
@@ -1235,17 +1226,22 @@ async def correct(
 # -- reading ------------------------------------------------------------------------------------------
 
 
-async def get_inquiry(
-    session: AsyncSession, *, principal: Principal, inquiry_id: str, ctx: AppContext | None = None
-) -> Inquiry:
-    """The inquiry if the caller may see it; with ``ctx``, HQ's inquiry whose answer the caller's
-    branch releases (HQ-2, method B at the requesting branch) is visible to that branch too."""
+async def get_inquiry(session: AsyncSession, *, principal: Principal, inquiry_id: str) -> Inquiry:
+    """The inquiry if the caller may see it in the name of its own branch."""
     inquiry = await load_inquiry(session, inquiry_id)
-    if ctx is not None and inquiry.hq_request_id is not None:
-        _ensure_can_see_for(principal, inquiry, await release_duty(session, ctx=ctx, inquiry=inquiry))
-    else:
-        _ensure_can_see(principal, inquiry)
+    _ensure_can_see(principal, inquiry)
     return inquiry
+
+
+async def get_inquiry_and_duty(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, inquiry_id: str
+) -> tuple[Inquiry, ReleaseDuty]:
+    """The inquiry and who releases its answer, if the caller may see it: HQ's inquiry whose answer the
+    caller's branch releases (HQ-2, method B at the requesting branch) is visible to that branch too."""
+    inquiry = await load_inquiry(session, inquiry_id)
+    duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
+    _ensure_can_see_for(principal, inquiry, duty)
+    return inquiry, duty
 
 
 async def list_inquiries(
@@ -1343,15 +1339,6 @@ def may_see_subject(principal: Principal, inquiry: Inquiry, *, releasing_branch:
     confirmer checks the answer against the document, so must see whom it is about)."""
     branches = dict.fromkeys(code for code in (inquiry.branch_code, releasing_branch) if code is not None)
     return any(may(principal, "inquiry.read_subject", branch_code=code) for code in branches)
-
-
-async def releasing_branch(session: AsyncSession, *, ctx: AppContext, inquiry: Inquiry) -> str | None:
-    """The branch, other than the inquiry's own, that releases its answer (HQ's answer released at the
-    requesting branch, HQ-2), or None."""
-    if inquiry.hq_request_id is None:
-        return None
-    duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
-    return duty.branch_code if duty.branch_code != inquiry.branch_code else None
 
 
 async def record_subject_views(

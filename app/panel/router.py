@@ -755,14 +755,13 @@ async def release_page(
     request: Request, inquiry_id: str, principal: PanelUser, session: DbSession, ctx: Context
 ) -> HTMLResponse:
     try:
-        inquiry = await inquiry_service.get_inquiry(
-            session, principal=principal, inquiry_id=inquiry_id, ctx=ctx
+        inquiry, duty = await inquiry_service.get_inquiry_and_duty(
+            session, ctx=ctx, principal=principal, inquiry_id=inquiry_id
         )
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
     # For HQ's answer released at the requesting branch (HQ-2), that branch's confirmer compares it with
     # the document: the subject is shown in that branch's name, and the second factor is its policy's.
-    duty = await inquiry_service.release_duty(session, ctx=ctx, inquiry=inquiry)
     subject = await _subject_shown(
         session, ctx, principal, inquiry, page="release", releasing_branch=duty.branch_code
     )
