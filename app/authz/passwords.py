@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -40,6 +41,28 @@ class PasswordHashing:
 
     def needs_rehash(self, stored_hash: str) -> bool:
         return self._hasher.check_needs_rehash(stored_hash)
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A password checked against the hash stored before the caller's write transaction began.
+
+    Argon2id costs tens of milliseconds by design. Checked inside a write transaction it would hold the
+    transaction's locks that long: on SQLite the one writer lock, so every branch's writes would wait
+    behind each login, A1 approval and release. So the caller checks first, then opens its transaction,
+    reads the hash again and asks :meth:`matches`. The earlier answer is reused only for the very hash it
+    was computed on (the string carries its salt: the same string is the same password); a hash changed
+    in between is checked again, inside.
+    """
+
+    checked_hash: str | None
+    result: bool
+    password: str = field(repr=False)
+
+    async def matches(self, passwords: PasswordHashing, stored_hash: str | None) -> bool:
+        if stored_hash == self.checked_hash:
+            return self.result
+        return await passwords.verify_async(stored_hash, self.password)
 
 
 async def new_password_violations(

@@ -33,7 +33,7 @@ from app.authz.models import (
     UserRole,
 )
 from app.authz.password_policy import PasswordOwner, PasswordPolicy
-from app.authz.passwords import machine_secret_matches, new_password_violations
+from app.authz.passwords import PasswordCheck, machine_secret_matches, new_password_violations
 from app.authz.principal import Principal
 from app.authz.roles import ROLES
 from app.authz.tokens import TokenClaims, decode_token, issue_token
@@ -146,6 +146,17 @@ async def _check_terminal(
     return terminal
 
 
+async def check_password_first(ctx: AppContext, user_id: str, password: str) -> PasswordCheck:
+    """Check ``user_id``'s password before any write transaction (see :class:`PasswordCheck`).
+
+    Call it before the caller's session runs its first statement. The hash is read on the read engine,
+    which on SQLite never takes the writer lock; an unknown ID is checked against the decoy, as before.
+    """
+    async with ctx.db.read_session() as reader:
+        stored = await reader.scalar(select(User.password_hash).where(User.id == user_id))
+    return PasswordCheck(stored, await ctx.passwords.verify_async(stored, password), password)
+
+
 async def login(
     session: AsyncSession,
     *,
@@ -164,7 +175,10 @@ async def login(
 
     terminal: Terminal | None = None
     if terminal_id is not None or terminal_key is not None:
-        terminal = await _check_terminal(session, terminal_id=terminal_id, terminal_key=terminal_key)
+        # Read outside the write transaction like the password below, and first: an unknown terminal is
+        # refused without costing an Argon2id check.
+        async with ctx.db.read_session() as reader:
+            terminal = await _check_terminal(reader, terminal_id=terminal_id, terminal_key=terminal_key)
         if terminal is None:
             record(
                 session,
@@ -178,6 +192,8 @@ async def login(
             await session.commit()
             ctx.metrics.logins.labels("terminal_not_registered").inc()
             raise TerminalNotRegistered(audited=True)
+    # Before the transaction: the throttle row read next takes the write lock.
+    checked = await check_password_first(ctx, user_id, password)
 
     throttle = await session.get(LoginThrottle, attempt_ref, with_for_update=True)
     if throttle is not None and throttle.locked_at is not None:
@@ -195,7 +211,7 @@ async def login(
         raise AccountLocked(audited=True)
 
     user = await session.get(User, user_id)
-    if not await ctx.passwords.verify_async(user.password_hash if user else None, password):
+    if not await checked.matches(ctx.passwords, user.password_hash if user else None):
         await count_failed_password(session, ctx=ctx, user=user, attempted_user_id=user_id, actor=anonymous)
         await session.commit()
         ctx.metrics.logins.labels("invalid_credentials").inc()
@@ -682,37 +698,82 @@ async def logout(session: AsyncSession, *, ctx: AppContext, principal: Principal
     await session.commit()
 
 
+@dataclass(frozen=True)
+class _PasswordChangeCheck:
+    """The Argon2id work of a password change, done on one stored hash (``checked_hash``)."""
+
+    checked_hash: str
+    current_ok: bool
+    violations: list[str]
+    new_hash: str | None
+
+
+async def _check_password_change(
+    ctx: AppContext,
+    user: User,
+    history: list[str],
+    *,
+    current_password: str,
+    new_password: str,
+) -> _PasswordChangeCheck:
+    current_ok = await ctx.passwords.verify_async(user.password_hash, current_password)
+    violations = (
+        await new_password_violations(
+            ctx.passwords,
+            new_password=new_password,
+            owner=password_owner(user),
+            policy=password_policy(ctx),
+            current_password=current_password,
+            recent_hashes=history or [user.password_hash],
+        )
+        if current_ok
+        else []
+    )
+    new_hash = await ctx.passwords.hash_async(new_password) if current_ok and not violations else None
+    return _PasswordChangeCheck(user.password_hash, current_ok, violations, new_hash)
+
+
+def _history_query(ctx: AppContext, user_id: str) -> Select[Any]:
+    return (
+        select(PasswordHistory.password_hash)
+        .where(PasswordHistory.user_id == user_id)
+        .order_by(PasswordHistory.set_at.desc(), PasswordHistory.id.desc())
+        .limit(ctx.settings.password_history_depth)
+    )
+
+
 async def change_password(
     session: AsyncSession, *, ctx: AppContext, principal: Principal, current_password: str, new_password: str
 ) -> None:
-    """AU-4/AU-7: the current password re-authenticates; the new one must pass every rule."""
+    """AU-4/AU-7: the current password re-authenticates; the new one must pass every rule.
+
+    Up to ``password_history_depth`` + 2 Argon2id runs: all of them before the write transaction, on the
+    hash read first, as with :class:`PasswordCheck`; done again inside only if the hash changed meanwhile.
+    """
+    async with ctx.db.read_session() as reader:
+        seen = await reader.get(User, principal.id)
+        history = list((await reader.scalars(_history_query(ctx, principal.id))).all())
+    if seen is None:
+        raise NotFound("No such user")
+    checked = await _check_password_change(
+        ctx, seen, history, current_password=current_password, new_password=new_password
+    )
     now = ctx.clock.now()
     user = await session.get(User, principal.id)
     if user is None:
         raise NotFound("No such user")
-    if not await ctx.passwords.verify_async(user.password_hash, current_password):
+    if user.password_hash != checked.checked_hash:
+        history = list((await session.scalars(_history_query(ctx, user.id))).all())
+        checked = await _check_password_change(
+            ctx, user, history, current_password=current_password, new_password=new_password
+        )
+    if not checked.current_ok:
         await count_failed_password(
             session, ctx=ctx, user=user, attempted_user_id=user.id, actor=principal.actor()
         )
         await session.commit()
         raise InvalidCredentials("The current password is wrong", audited=True)
-    history = (
-        await session.scalars(
-            select(PasswordHistory.password_hash)
-            .where(PasswordHistory.user_id == user.id)
-            .order_by(PasswordHistory.set_at.desc(), PasswordHistory.id.desc())
-            .limit(ctx.settings.password_history_depth)
-        )
-    ).all()
-    violations = await new_password_violations(
-        ctx.passwords,
-        new_password=new_password,
-        owner=password_owner(user),
-        policy=password_policy(ctx),
-        current_password=current_password,
-        recent_hashes=list(history) or [user.password_hash],
-    )
-    if violations:
+    if checked.violations:
         record(
             session,
             actor=principal.actor(),
@@ -720,17 +781,17 @@ async def change_password(
             object_type="user",
             object_id=user.id,
             outcome="denied",
-            details={"violations": violations},
+            details={"violations": checked.violations},
         )
         await session.commit()
         raise PasswordPolicyViolated(
-            "The new password breaks the password policy", audited=True, violations=violations
+            "The new password breaks the password policy", audited=True, violations=checked.violations
         )
-    new_hash = await ctx.passwords.hash_async(new_password)
-    user.password_hash = new_hash
+    assert checked.new_hash is not None
+    user.password_hash = checked.new_hash
     user.password_changed_at = now
     user.must_change_password = False
-    session.add(PasswordHistory(user_id=user.id, password_hash=new_hash, set_at=now))
+    session.add(PasswordHistory(user_id=user.id, password_hash=checked.new_hash, set_at=now))
     # Other sessions opened with the old password end; the one that made the change goes on.
     await session.execute(
         update(AuthSession)

@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
 from app.authz.models import Branch, LoginThrottle, User
+from app.authz.passwords import PasswordCheck
 from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
 from app.authz.principal import Principal
-from app.authz.service import active_roles, count_failed_password, login_key
+from app.authz.service import active_roles, check_password_first, count_failed_password, login_key
 from app.clock import business_date_of
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
@@ -105,6 +106,7 @@ async def _confirmer_approval(
     *,
     ctx: AppContext,
     approval: ConfirmerCredentialsApproval,
+    checked: PasswordCheck,
     branch_code: str,
     operator_id: str,
     actor: Actor,
@@ -113,9 +115,7 @@ async def _confirmer_approval(
     confirmer = await session.get(User, approval.confirmer_user_id)
     throttle = await session.get(LoginThrottle, login_key(ctx, approval.confirmer_user_id))
     locked = throttle is not None and throttle.locked_at is not None
-    if locked or not await ctx.passwords.verify_async(
-        confirmer.password_hash if confirmer else None, approval.confirmer_password
-    ):
+    if locked or not await checked.matches(ctx.passwords, confirmer.password_hash if confirmer else None):
         if not locked:
             await count_failed_password(
                 session, ctx=ctx, user=confirmer, attempted_user_id=approval.confirmer_user_id, actor=actor
@@ -168,6 +168,12 @@ async def create_request(
 ) -> CreatedRequest:
     """A branch operator asks HQ to inquire; A1 approval is required when the return option is ``none``
     and the branch uses method A (HQ-2)."""
+    # Before the first statement, so no write transaction waits on Argon2id (PasswordCheck).
+    checked = (
+        await check_password_first(ctx, body.approval.confirmer_user_id, body.approval.confirmer_password)
+        if isinstance(body.approval, ConfirmerCredentialsApproval)
+        else None
+    )
     fingerprint = request_fingerprint(raw_body)
     replay = await replayed_inquiry_id(
         session,
@@ -208,12 +214,13 @@ async def create_request(
     approval_required = return_option == "none" and "A" in ctx.policy.methods_for(branch_code)
     approved: Approved | None = None
     if body.approval is not None:
-        if not isinstance(body.approval, ConfirmerCredentialsApproval):
+        if not isinstance(body.approval, ConfirmerCredentialsApproval) or checked is None:
             raise ValidationFailed("Approve a request with the confirmer's credentials (method A1)")
         approved = await _confirmer_approval(
             session,
             ctx=ctx,
             approval=body.approval,
+            checked=checked,
             branch_code=branch_code,
             operator_id=principal.id,
             actor=actor,

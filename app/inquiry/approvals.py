@@ -24,8 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.ledger import Actor, record
 from app.audit.models import AuditEvent
 from app.authz.models import LoginThrottle, User, UserRole
+from app.authz.passwords import PasswordCheck
 from app.authz.policy import ensure_may_confirm
-from app.authz.service import active_role_join, count_failed_password, login_key, roles_of
+from app.authz.service import (
+    active_role_join,
+    check_password_first,
+    count_failed_password,
+    login_key,
+    roles_of,
+)
 from app.clock import TOKYO, business_date_of, rfc3339
 from app.context import AppContext
 from app.errors import ApprovalInvalid
@@ -111,17 +118,28 @@ async def close_numbers(
     return count
 
 
+async def check_confirmer_first(ctx: AppContext, approval: Approval) -> PasswordCheck | None:
+    """An A1 approval's password, checked before the caller's write transaction (``PasswordCheck``)."""
+    if isinstance(approval, ApprovalNumberApproval):
+        return None
+    return await check_password_first(ctx, approval.confirmer_user_id, approval.confirmer_password)
+
+
 async def verify_approval(
     session: AsyncSession,
     *,
     ctx: AppContext,
     inquiry: Inquiry,
     approval: Approval,
+    checked: PasswordCheck | None,
     purpose: str,
     bound_hash: str,
     actor: Actor,
 ) -> GrantedApproval:
-    """Check an A1 or A2 approval for ``purpose`` (submit | cancel); raise APPROVAL_INVALID and friends."""
+    """Check an A1 or A2 approval for ``purpose`` (submit | cancel); raise APPROVAL_INVALID and friends.
+
+    ``checked`` is :func:`check_confirmer_first`'s answer for this approval, taken before the transaction.
+    """
     if isinstance(approval, ApprovalNumberApproval):
         return await _use_number(
             session,
@@ -132,12 +150,14 @@ async def verify_approval(
             bound_hash=bound_hash,
             actor=actor,
         )
+    if checked is None:
+        checked = await check_password_first(ctx, approval.confirmer_user_id, approval.confirmer_password)
     return await _check_credentials(
         session,
         ctx=ctx,
         inquiry=inquiry,
         user_id=approval.confirmer_user_id,
-        password=approval.confirmer_password,
+        checked=checked,
         totp=approval.confirmer_totp,
         actor=actor,
     )
@@ -234,7 +254,7 @@ async def _check_credentials(
     ctx: AppContext,
     inquiry: Inquiry,
     user_id: str,
-    password: str,
+    checked: PasswordCheck,
     actor: Actor,
     totp: str | None = None,
 ) -> GrantedApproval:
@@ -249,9 +269,7 @@ async def _check_credentials(
     else:
         throttle = await session.get(LoginThrottle, key)
         locked = throttle is not None and throttle.locked_at is not None
-    if locked or not await ctx.passwords.verify_async(
-        confirmer.password_hash if confirmer else None, password
-    ):
+    if locked or not await checked.matches(ctx.passwords, confirmer.password_hash if confirmer else None):
         if not locked:
             await count_failed_password(
                 session, ctx=ctx, user=confirmer, attempted_user_id=user_id, actor=actor

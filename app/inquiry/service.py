@@ -30,7 +30,7 @@ from app.audit.models import AuditEvent
 from app.authz.models import LoginThrottle, User
 from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
 from app.authz.principal import Principal
-from app.authz.service import count_failed_password, login_key
+from app.authz.service import check_password_first, count_failed_password, login_key
 from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES
 from app.clock import business_date_of
 from app.context import AppContext
@@ -369,6 +369,8 @@ async def create_inquiry(
     idempotency_key: str | None,
 ) -> Created:
     """Create an inquiry from a terminal; send it at once with A1 approval or when method A is off."""
+    # Before the first statement, so no write transaction waits on Argon2id (PasswordCheck).
+    checked = await approvals.check_confirmer_first(ctx, body.approval) if body.approval else None
     fingerprint = request_fingerprint(raw_body)
     replay = await replayed_inquiry_id(
         session, key=idempotency_key, principal=principal, endpoint="create", fingerprint=fingerprint
@@ -486,6 +488,7 @@ async def create_inquiry(
                 ctx=ctx,
                 inquiry=inquiry,
                 approval=body.approval,
+                checked=checked,
                 purpose="submit",
                 bound_hash=inquiry.draft_hash,
                 actor=actor,
@@ -714,6 +717,7 @@ async def submit(
     idempotency_key: str | None,
 ) -> Inquiry:
     """The operator sends an approved draft: it is queued for the center in the same transaction."""
+    checked = await approvals.check_confirmer_first(ctx, approval)
     fingerprint = request_fingerprint({"inquiry": inquiry_id, "body": raw_body})
     replay = await replayed_inquiry_id(
         session, key=idempotency_key, principal=principal, endpoint="submit", fingerprint=fingerprint
@@ -737,6 +741,7 @@ async def submit(
         ctx=ctx,
         inquiry=inquiry,
         approval=approval,
+        checked=checked,
         purpose="submit",
         bound_hash=inquiry.draft_hash,
         actor=actor,
@@ -847,6 +852,8 @@ async def release(
     """A confirmer ≠ operator re-authenticates, checks the response against the document and releases it."""
     # The route's own permission, asked here so the API and the panel run the same check (AU-6).
     authorize(principal, "inquiry.release")
+    # The re-authentication's Argon2id runs before the transaction and its row lock (PasswordCheck).
+    checked = await check_password_first(ctx, principal.id, password)
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
     duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
     _ensure_can_see_for(principal, inquiry, duty)
@@ -865,9 +872,7 @@ async def release(
     confirmer = await session.get(User, principal.id)
     throttle = await session.get(LoginThrottle, login_key(ctx, principal.id))
     fresh = confirmer is not None and (throttle is None or throttle.locked_at is None)
-    if not fresh or not await ctx.passwords.verify_async(
-        confirmer.password_hash if confirmer else None, password
-    ):
+    if not fresh or not await checked.matches(ctx.passwords, confirmer.password_hash if confirmer else None):
         await count_failed_password(
             session, ctx=ctx, user=confirmer, attempted_user_id=principal.id, actor=actor
         )
@@ -1000,6 +1005,7 @@ async def cancel(
     idempotency_key: str | None,
 ) -> Inquiry:
     """Cancel with the same two-person control as sending; a sent inquiry is cancelled at the center too."""
+    checked = await approvals.check_confirmer_first(ctx, approval)
     fingerprint = request_fingerprint({"inquiry": inquiry_id, "body": raw_body})
     replay = await replayed_inquiry_id(
         session, key=idempotency_key, principal=principal, endpoint="cancel", fingerprint=fingerprint
@@ -1017,7 +1023,14 @@ async def cancel(
     bound = inquiry.draft_hash if inquiry.status == "awaiting_approval" else cancel_binding(ctx, inquiry)
     purpose = "submit" if inquiry.status == "awaiting_approval" else "cancel"
     granted = await approvals.verify_approval(
-        session, ctx=ctx, inquiry=inquiry, approval=approval, purpose=purpose, bound_hash=bound, actor=actor
+        session,
+        ctx=ctx,
+        inquiry=inquiry,
+        approval=approval,
+        checked=checked,
+        purpose=purpose,
+        bound_hash=bound,
+        actor=actor,
     )
     now = ctx.clock.now()
     sent = inquiry.center_inquiry_id is not None
@@ -1131,6 +1144,7 @@ async def correct(
 ) -> tuple[Inquiry, InquiryCorrection]:
     """Correct a sent inquiry's record with the same two-person control as cancelling it; a corrected
     purpose is corrected at the center too (through the outbox, with its own idempotency key)."""
+    checked = await approvals.check_confirmer_first(ctx, approval)
     fingerprint = request_fingerprint({"inquiry": inquiry_id, "body": raw_body})
     replay = await replayed_inquiry_id(
         session, key=idempotency_key, principal=principal, endpoint="correct", fingerprint=fingerprint
@@ -1153,6 +1167,7 @@ async def correct(
         ctx=ctx,
         inquiry=inquiry,
         approval=approval,
+        checked=checked,
         purpose="correct",
         bound_hash=correction_binding(ctx, inquiry, changes),
         actor=actor,
