@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Row, Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
@@ -31,11 +32,13 @@ from app.authz.service import (
     check_password_first,
     count_failed_password,
     login_key,
+    password_change_required,
     roles_of,
 )
 from app.clock import TOKYO, business_date_of, rfc3339
 from app.context import AppContext
-from app.errors import ApprovalInvalid
+from app.errors import ApprovalInvalid, DomainError, NotAConfirmer, Suspended
+from app.governance.switches import active_suspension
 from app.governance.totp import verify_code
 from app.inquiry.models import ApprovalNumber, Inquiry
 from app.inquiry.schemas import Approval, ApprovalNumberApproval
@@ -198,6 +201,31 @@ async def _use_number(
     wanted = _number_hash(ctx, inquiry.id, number)
     match = next((row for row in live if secrets.compare_digest(row.number_hash, wanted)), None)
     if match is not None and match.draft_hash == bound_hash:
+        refusal = await _confirmer_not_in_force(
+            session, ctx=ctx, confirmer_id=match.issued_by, inquiry=inquiry
+        )
+        if refusal is not None:
+            # The number was the issuer's approval; it ends with their right to give one.
+            match.state, match.closed_at, match.void_reason = "voided", now, "confirmer_not_in_force"
+            record(
+                session,
+                actor=actor,
+                action="approval_number.voided",
+                object_type="inquiry",
+                object_id=inquiry.id,
+                details={"approval_number_id": match.id, "reason": "confirmer_not_in_force"},
+            )
+            record(
+                session,
+                actor=actor,
+                action="approval.refused",
+                object_type="inquiry",
+                object_id=inquiry.id,
+                outcome="denied",
+                details={"method": "approval_number", "purpose": purpose, "code": refusal.code},
+            )
+            await session.commit()
+            raise ApprovalInvalid("The confirmer who issued this number can no longer approve", audited=True)
         match.state, match.closed_at = "used", now
         record(
             session,
@@ -248,6 +276,44 @@ def _confirmer_statement() -> Select[User, datetime | None, str, str | None]:
     )
 
 
+def _ensure_may_confirm(
+    confirmer: User, rows: Sequence[Row[User, datetime | None, str, str | None]], inquiry: Inquiry
+) -> None:
+    """:func:`ensure_may_confirm` on a confirmer read with :func:`_confirmer_statement` (a row per role)."""
+    ensure_may_confirm(
+        confirmer_id=confirmer.id,
+        confirmer_roles=roles_of((row[2], row[3]) for row in rows),
+        confirmer_active=confirmer.status == "active" and rows[0][1] is None,
+        branch_code=inquiry.branch_code,
+        operator_id=inquiry.operator_id,
+    )
+
+
+async def _confirmer_not_in_force(
+    session: AsyncSession, *, ctx: AppContext, confirmer_id: str, inquiry: Inquiry
+) -> DomainError | None:
+    """Why the issuer of an approval number may not approve now, or None.
+
+    A number carries its issuer's approval to the moment it is used, so their right is judged then as an
+    A1 confirmer's would be: roles and branch in force, account active and not locked, no emergency
+    switch on them (IR-1). A suspension, a revoked role or a switch after the issue stops the number too.
+    """
+    rows = (
+        await session.execute(
+            _confirmer_statement(), {"user_id": confirmer_id, "throttle_key": login_key(ctx, confirmer_id)}
+        )
+    ).all()
+    if not rows:
+        return NotAConfirmer("The issuer of this number is no longer a user")
+    try:
+        _ensure_may_confirm(rows[0][0], rows, inquiry)
+    except (NotAConfirmer, Suspended) as refusal:
+        return refusal
+    if await active_suspension(session, user_id=confirmer_id) is not None:
+        return Suspended("The confirmer is stopped by an emergency control")
+    return None
+
+
 async def _check_credentials(
     session: AsyncSession,
     *,
@@ -286,13 +352,22 @@ async def _check_credentials(
         await session.commit()
         raise ApprovalInvalid("The confirmer's credentials are not valid", audited=True)
     assert confirmer is not None
-    ensure_may_confirm(
-        confirmer_id=confirmer.id,
-        confirmer_roles=roles_of((row[2], row[3]) for row in rows),
-        confirmer_active=confirmer.status == "active",
-        branch_code=inquiry.branch_code,
-        operator_id=inquiry.operator_id,
-    )
+    _ensure_may_confirm(confirmer, rows, inquiry)
+    if await active_suspension(session, user_id=confirmer.id) is not None:
+        raise Suspended("The confirmer is stopped by an emergency control")
+    if password_change_required(ctx, confirmer):
+        # As at login (AU-4): an expired password opens nothing but the change of itself.
+        record(
+            session,
+            actor=actor,
+            action="approval.refused",
+            object_type="inquiry",
+            object_id=inquiry.id,
+            outcome="denied",
+            details={"method": "confirmer_credentials", "confirmer_id": user_id, "code": "PASSWORD_EXPIRED"},
+        )
+        await session.commit()
+        raise ApprovalInvalid("The confirmer's password has expired and must be changed first", audited=True)
     if ctx.policy.totp_required_for(inquiry.branch_code) and not await verify_code(
         session, ctx=ctx, user_id=confirmer.id, code=totp
     ):

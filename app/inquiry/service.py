@@ -277,15 +277,28 @@ def _is_uuid(value: Any) -> bool:
         return False
 
 
+# Checked and dropped, never stored or sent (passwords are compared with their Argon2id hash, numbers with
+# their keyed hash): a password that happens to hold twelve digits with a valid check digit must not leave
+# its owner unable to approve or release.
+SECRET_FIELDS = frozenset({"password", "confirmer_password", "confirmer_totp", "totp", "approval_number"})
+
+
 def without_issued_ids(raw_body: Any) -> Any:
-    """The request as a person typed it: the gateway's own identifiers left out of the PL-4 scan.
+    """The request as a person typed it and the gateway keeps it: the gateway's own identifiers and the
+    secrets (``SECRET_FIELDS``, at any depth) left out of the PL-4 scan.
 
     A UUID's hex groups read as a valid 12-digit Individual Number in about 1 in 370 UUIDs, which made
     HQ unable to execute that share of branch requests. Only a canonical UUID is passed over, so the
     field cannot carry a number past the scan."""
+    if isinstance(raw_body, list):
+        return [without_issued_ids(item) for item in raw_body]
     if not isinstance(raw_body, dict):
         return raw_body
-    return {k: v for k, v in raw_body.items() if not (k in ISSUED_ID_FIELDS and _is_uuid(v))}
+    return {
+        k: without_issued_ids(v)
+        for k, v in raw_body.items()
+        if not (k in ISSUED_ID_FIELDS and _is_uuid(v)) and not (k in SECRET_FIELDS and isinstance(v, str))
+    }
 
 
 async def refuse_my_number(session: AsyncSession, *, actor: Actor, raw_body: Any, action: str) -> None:
@@ -429,7 +442,6 @@ async def create_inquiry(
     business_date = business_date_of(now)
     inquiry = Inquiry(
         id=str(uuid.uuid4()),
-        number=await _next_number(session, branch_code=branch_code, business_date=business_date),
         branch_code=branch_code,
         terminal_id=principal.terminal_id,
         operator_id=principal.id,
@@ -451,6 +463,26 @@ async def create_inquiry(
     )
     seal_subject(ctx, inquiry, subject)
     inquiry.draft_hash = draft_hash(ctx, inquiry, subject)
+    methods = ctx.policy.methods_for(branch_code)
+    granted: approvals.GrantedApproval | None = None
+    if hq_request is None and "A" in methods and body.approval is not None:
+        if isinstance(body.approval, ApprovalNumberApproval):
+            raise ValidationFailed(
+                "An approval number is issued for an existing draft; submit it with /submit"
+            )
+        # Before the draft, its number and its event are in the session: a refusal commits its own
+        # record (and the failure toward the confirmer's lockout), never a draft the caller was refused.
+        granted = await approvals.verify_approval(
+            session,
+            ctx=ctx,
+            inquiry=inquiry,
+            approval=body.approval,
+            checked=checked,
+            purpose="submit",
+            bound_hash=inquiry.draft_hash,
+            actor=actor,
+        )
+    inquiry.number = await _next_number(session, branch_code=branch_code, business_date=business_date)
     # Not flushed here: the draft is written once, with the state it ends in (queued and approved, for
     # an A1 submit), instead of an INSERT followed by an UPDATE.
     session.add(inquiry)
@@ -469,30 +501,13 @@ async def create_inquiry(
             "flags": flags,
         },
     )
-    methods = ctx.policy.methods_for(branch_code)
     claimed: OutboxMessage | None = None
     if hq_request is not None:
         hq_execution.mark_executed(session, ctx=ctx, request=hq_request, inquiry=inquiry, actor=actor)
         claimed = _queue(session, ctx, inquiry, actor)
     elif "A" not in methods:
         claimed = _queue(session, ctx, inquiry, actor)
-    elif body.approval is not None:
-        if isinstance(body.approval, ApprovalNumberApproval):
-            raise ValidationFailed(
-                "An approval number is issued for an existing draft; submit it with /submit"
-            )
-        # The confirmer check's reads would otherwise flush the draft before the approval is on it.
-        with session.no_autoflush:
-            granted = await approvals.verify_approval(
-                session,
-                ctx=ctx,
-                inquiry=inquiry,
-                approval=body.approval,
-                checked=checked,
-                purpose="submit",
-                bound_hash=inquiry.draft_hash,
-                actor=actor,
-            )
+    elif granted is not None:
         _approve(inquiry, granted, principal.terminal_id)
         record(
             session,
@@ -854,6 +869,10 @@ async def release(
     authorize(principal, "inquiry.release")
     # The re-authentication's Argon2id runs before the transaction and its row lock (PasswordCheck).
     checked = await check_password_first(ctx, principal.id, password)
+    # A mismatch's note is stored with the escalation (PL-4).
+    await refuse_my_number(
+        session, actor=principal.actor(), raw_body={"note": note}, action="inquiry.refused"
+    )
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
     duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
     _ensure_can_see_for(principal, inquiry, duty)
@@ -1012,14 +1031,20 @@ async def cancel(
     )
     if replay is not None:
         return await load_inquiry(session, replay)
+    # The reason is stored and sent to the center with the cancellation (PL-4).
+    await refuse_my_number(session, actor=principal.actor(), raw_body=raw_body, action="inquiry.refused")
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
     _ensure_can_see(principal, inquiry)
     authorize(principal, "inquiry.cancel", branch_code=inquiry.branch_code)
     if principal.id != inquiry.operator_id:
         raise Forbidden("Only the operator who entered the inquiry can cancel it")
+    actor = principal.actor()
+    # A draft past its lifetime has already ended as expired (api.md), whoever looks at it first.
+    if await _expire_if_stale(session, ctx, inquiry, actor):
+        await session.commit()
+        raise InvalidState("The draft expired before it was approved; there is nothing to cancel")
     if inquiry.status not in OPEN_FOR_CANCEL:
         raise InvalidState(f"An inquiry that is {inquiry.status} cannot be cancelled")
-    actor = principal.actor()
     bound = inquiry.draft_hash if inquiry.status == "awaiting_approval" else cancel_binding(ctx, inquiry)
     purpose = "submit" if inquiry.status == "awaiting_approval" else "cancel"
     granted = await approvals.verify_approval(
@@ -1154,6 +1179,8 @@ async def correct(
         stored = await correction_of(session, replayed.id)
         assert stored is not None
         return replayed, stored
+    # The reason and the corrected fields are stored, and a corrected purpose goes to the center (PL-4).
+    await refuse_my_number(session, actor=principal.actor(), raw_body=raw_body, action="inquiry.refused")
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
     _ensure_can_see(principal, inquiry)
     authorize(principal, "inquiry.correct", branch_code=inquiry.branch_code)

@@ -470,3 +470,70 @@ async def test_draft_expires_after_the_next_business_day(
     assert _code(response) == (409, "INVALID_STATE")
     operator = await as_user(client, demo, "op001")
     assert (await client.get(f"/inquiries/{draft['id']}", headers=operator)).json()["status"] == "expired"
+
+
+def _a1(demo: DemoCredentials, confirmer_id: str = "cf001") -> dict[str, Any]:
+    return {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": confirmer_id,
+        "confirmer_password": password_of(demo, confirmer_id),
+    }
+
+
+@pytest.mark.parametrize("step", ["cancel", "release_note", "correction_reason", "corrected_reference"])
+async def test_my_number_is_refused_in_every_later_step_too(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, step: str
+) -> None:
+    """PL-4 holds for everything the gateway keeps or sends, not only the draft: the cancellation reason
+    (sent to the center), a mismatch note, a correction's reason and corrected fields."""
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx), approval=_a1(demo))
+    held = (await client.post("/inquiries", json=body, headers=operator)).json()
+    assert held["status"] == "held"
+    url = f"/inquiries/{held['id']}"
+    number = my_number()
+    if step == "cancel":
+        refused = await client.post(
+            f"{url}/cancel", json={"reason": f"誤入力 {number}", "approval": _a1(demo)}, headers=operator
+        )
+    elif step == "release_note":
+        releaser = await as_user(client, demo, "cf001b")
+        release = {"password": password_of(demo, "cf001b"), "document_check": "mismatch", "note": number}
+        refused = await client.post(f"{url}/release", json=release, headers=releaser)
+    else:
+        document = {"type": "ledger", "reference": "LA-2026-000123", "obtained_on": "2026-11-20"}
+        reason = "目的入力誤り"
+        if step == "correction_reason":
+            reason = f"{reason} {number}"
+        else:
+            document["reference"] = number
+        correction = {"reason": reason, "corrections": {"consent_document": document}, "approval": _a1(demo)}
+        refused = await client.post(f"{url}/correct", json=correction, headers=operator)
+
+    assert _code(refused) == (422, "MY_NUMBER_FORBIDDEN")
+    assert number not in refused.text
+    state = (await client.get(url, headers=operator)).json()
+    assert (state["status"], state["response"]["state"]) == ("held", "held")
+    assert [entry["kind"] for entry in await center_record(ctx)] == ["inquiry"]
+
+
+async def test_a_password_that_reads_as_an_individual_number_still_approves(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """Secrets are compared with their hash and never kept, so they are not part of the PL-4 scan: a
+    confirmer whose password holds twelve digits with a valid check digit can still approve."""
+    password = f"Kakunin-{my_number()}"
+    async with ctx.db.session() as session:
+        user = await session.get(User, "cf001")
+        assert user is not None
+        user.password_hash = ctx.passwords.hash(password)
+        await session.commit()
+    operator = await as_user(client, demo, "op001")
+    approval = {**_a1(demo), "confirmer_password": password}
+
+    sent = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
+    )
+
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["approval"]["confirmer_id"] == "cf001"

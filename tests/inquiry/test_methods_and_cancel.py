@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import Escalation
@@ -205,3 +207,26 @@ async def test_trace_shows_the_whole_life_in_order(
     text = trace.text
     subject = (await client.get(f"/inquiries/{inquiry['id']}", headers=operator)).json()["subject"]
     assert subject["name_kana"] not in text and subject["birth_date"] not in text
+
+
+async def test_a_draft_past_its_lifetime_expires_instead_of_being_cancelled(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """api.md: a draft never approved within its lifetime ends ``expired``; a late cancellation does
+    not turn it into ``cancelled`` (nor ask a confirmer to approve something already over)."""
+    operator = await as_user(client, demo, "op001")
+    draft = (await client.post("/inquiries", json=draft_body(await person(ctx)), headers=operator)).json()
+    clock.set(datetime.fromisoformat(draft["expires_at"]) + timedelta(hours=1))
+    operator = await as_user(client, demo, "op001")  # the first session ran out with the clock
+
+    late = await client.post(
+        f"/inquiries/{draft['id']}/cancel",
+        json={"reason": "入力誤り", "approval": a1(demo)},
+        headers=operator,
+    )
+
+    assert late.status_code == 409, late.text
+    assert late.json()["code"] == "INVALID_STATE"
+    assert (await client.get(f"/inquiries/{draft['id']}", headers=operator)).json()["status"] == "expired"
+    assert [e.object_id for e in await ledger_events(ctx, action="inquiry.expired")] == [draft["id"]]
+    assert await ledger_events(ctx, action="inquiry.cancelled") == []
