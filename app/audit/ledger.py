@@ -26,7 +26,7 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Table, bindparam, event, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -271,6 +271,13 @@ def _append_pending(session: Session) -> None:
     try:
         # Write the action's own rows before taking the head lock, so the lock is held only for the chain.
         session.flush()
+    except IntegrityError:
+        # The action's own conflict, which its caller may answer: a concurrent request that took the same
+        # Idempotency-Key first is a replay, not a ledger outage.
+        raise
+    except SQLAlchemyError as exc:
+        raise LedgerUnavailable() from exc
+    try:
         _chain_and_insert(session, pending)
     except SQLAlchemyError as exc:
         # Fail closed (LG-1): the commit is abandoned, so the action this event records never happens.

@@ -174,7 +174,7 @@ async def create_request(
         if isinstance(body.approval, ConfirmerCredentialsApproval)
         else None
     )
-    fingerprint = request_fingerprint(raw_body)
+    fingerprint = request_fingerprint(ctx, raw_body)
     replay = await replayed_inquiry_id(
         session,
         key=idempotency_key,

@@ -394,20 +394,26 @@ async def _check_credentials(
     return GrantedApproval("confirmer_credentials", confirmer.id, now)
 
 
-async def register_balance(session: AsyncSession, *, branch_code: str, business_date: date) -> dict[str, int]:
-    """The approval-number register for one branch and day.
+async def register_balance(
+    session: AsyncSession, *, branch_code: str, business_date: date, now: datetime
+) -> dict[str, int]:
+    """The approval-number register for one branch and day, as it stands at ``now``.
 
     ``issued`` is counted from the ledger (numbers issued that day for the branch's inquiries) and the
     other figures from the register's rows, so a number lost from the register shows as an imbalance.
+    A number still outstanding past its lifetime counts as expired: it can no longer be used, whether or
+    not anyone tried it (its row is closed the next time its draft is touched).
     """
+    overdue = ApprovalNumber.expires_at <= now
     rows = await session.execute(
-        select(ApprovalNumber.state, func.count())
+        select(ApprovalNumber.state, overdue, func.count())
         .where(ApprovalNumber.branch_code == branch_code, ApprovalNumber.business_date == business_date)
-        .group_by(ApprovalNumber.state)
+        .group_by(ApprovalNumber.state, overdue)
     )
     counts = {"used": 0, "voided": 0, "expired": 0, "outstanding": 0}
-    for state, count in rows:
-        counts[str(state)] = int(count)
+    for state, past_lifetime, count in rows:
+        closed_as = "expired" if state == "outstanding" and past_lifetime else str(state)
+        counts[closed_as] += int(count)
     start = datetime.combine(business_date, time(0, 0), tzinfo=TOKYO)
     issued = await session.scalar(
         select(func.count())

@@ -437,11 +437,14 @@ async def trace(inquiry_id: str, principal: TraceReader, session: DbSession) -> 
 async def approval_register(
     principal: RegisterReader,
     session: DbSession,
+    ctx: Context,
     branch_code: Annotated[str, Query(max_length=8)],
     business_date: date,
 ) -> ApprovalRegisterOut:
     authorize(principal, "approval_register.read", branch_code=branch_code)
-    counts = await approvals.register_balance(session, branch_code=branch_code, business_date=business_date)
+    counts = await approvals.register_balance(
+        session, branch_code=branch_code, business_date=business_date, now=ctx.clock.now()
+    )
     return ApprovalRegisterOut(
         branch_code=branch_code,
         business_date=business_date,

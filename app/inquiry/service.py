@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -262,8 +261,15 @@ def _deliver_after_commit(ctx: AppContext, message: OutboxMessage | None, inquir
 # -- idempotency (ER-2) -------------------------------------------------------------------------------
 
 
-def request_fingerprint(payload: Any) -> str:
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+def request_fingerprint(ctx: AppContext, payload: Any) -> str:
+    """What an Idempotency-Key's request said, to tell a retry from a different request.
+
+    Keyed (the blind-index HMAC), not a bare SHA-256: the body may hold a confirmer's password or an
+    approval number, and a plain hash of an otherwise known body would let anyone with a copy of the
+    database test guesses of them offline (AU-9)."""
+    return ctx.keyring.blind_index(
+        orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode(), domain="idempotency-request"
+    )
 
 
 # Identifiers the gateway issued itself, which a request may quote back (HQ executing a branch request).
@@ -351,6 +357,30 @@ def remember_idempotency(
     )
 
 
+async def _locked_or_replayed(
+    session: AsyncSession,
+    inquiry_id: str,
+    *,
+    key: str | None,
+    principal: Principal,
+    endpoint: str,
+    fingerprint: str,
+) -> tuple[Inquiry, bool]:
+    """The inquiry, row-locked, and whether this request is a replay of one already done with ``key``.
+
+    The lock comes before the key's lookup: a retry sent while the first request is still running waits
+    for it to commit and then finds its record, instead of meeting a state it cannot act on (409). On
+    PostgreSQL that is the row lock; on SQLite the writer lock serialises the two anyway.
+    """
+    inquiry = await load_inquiry(session, inquiry_id, for_update=True)
+    replay = await replayed_inquiry_id(
+        session, key=key, principal=principal, endpoint=endpoint, fingerprint=fingerprint
+    )
+    if replay is None:
+        return inquiry, False
+    return (inquiry if replay == inquiry.id else await load_inquiry(session, replay)), True
+
+
 async def commit_or_replay(session: AsyncSession, *, key: str | None) -> bool:
     """Commit; when a concurrent request with the same Idempotency-Key won the race, roll back and say so."""
     try:
@@ -384,7 +414,7 @@ async def create_inquiry(
     """Create an inquiry from a terminal; send it at once with A1 approval or when method A is off."""
     # Before the first statement, so no write transaction waits on Argon2id (PasswordCheck).
     checked = await approvals.check_confirmer_first(ctx, body.approval) if body.approval else None
-    fingerprint = request_fingerprint(raw_body)
+    fingerprint = request_fingerprint(ctx, raw_body)
     replay = await replayed_inquiry_id(
         session, key=idempotency_key, principal=principal, endpoint="create", fingerprint=fingerprint
     )
@@ -733,13 +763,17 @@ async def submit(
 ) -> Inquiry:
     """The operator sends an approved draft: it is queued for the center in the same transaction."""
     checked = await approvals.check_confirmer_first(ctx, approval)
-    fingerprint = request_fingerprint({"inquiry": inquiry_id, "body": raw_body})
-    replay = await replayed_inquiry_id(
-        session, key=idempotency_key, principal=principal, endpoint="submit", fingerprint=fingerprint
+    fingerprint = request_fingerprint(ctx, {"inquiry": inquiry_id, "body": raw_body})
+    inquiry, is_replay = await _locked_or_replayed(
+        session,
+        inquiry_id,
+        key=idempotency_key,
+        principal=principal,
+        endpoint="submit",
+        fingerprint=fingerprint,
     )
-    if replay is not None:
-        return await load_inquiry(session, replay)
-    inquiry = await load_inquiry(session, inquiry_id, for_update=True)
+    if is_replay:
+        return inquiry
     _ensure_can_see(principal, inquiry)
     authorize(principal, "inquiry.submit", branch_code=inquiry.branch_code)
     await _refuse_if_suspended(session, principal, branch_code=inquiry.branch_code)
@@ -760,6 +794,10 @@ async def submit(
         purpose="submit",
         bound_hash=inquiry.draft_hash,
         actor=actor,
+    )
+    # Every number ends in exactly one state: a spare one issued for this draft can no longer be used.
+    await approvals.close_numbers(
+        session, ctx=ctx, inquiry_id=inquiry.id, state="voided", reason="draft_sent", actor=actor
     )
     _approve(inquiry, granted, principal.terminal_id)
     record(
@@ -1025,15 +1063,19 @@ async def cancel(
 ) -> Inquiry:
     """Cancel with the same two-person control as sending; a sent inquiry is cancelled at the center too."""
     checked = await approvals.check_confirmer_first(ctx, approval)
-    fingerprint = request_fingerprint({"inquiry": inquiry_id, "body": raw_body})
-    replay = await replayed_inquiry_id(
-        session, key=idempotency_key, principal=principal, endpoint="cancel", fingerprint=fingerprint
+    fingerprint = request_fingerprint(ctx, {"inquiry": inquiry_id, "body": raw_body})
+    inquiry, is_replay = await _locked_or_replayed(
+        session,
+        inquiry_id,
+        key=idempotency_key,
+        principal=principal,
+        endpoint="cancel",
+        fingerprint=fingerprint,
     )
-    if replay is not None:
-        return await load_inquiry(session, replay)
+    if is_replay:
+        return inquiry
     # The reason is stored and sent to the center with the cancellation (PL-4).
     await refuse_my_number(session, actor=principal.actor(), raw_body=raw_body, action="inquiry.refused")
-    inquiry = await load_inquiry(session, inquiry_id, for_update=True)
     _ensure_can_see(principal, inquiry)
     authorize(principal, "inquiry.cancel", branch_code=inquiry.branch_code)
     if principal.id != inquiry.operator_id:
@@ -1170,18 +1212,21 @@ async def correct(
     """Correct a sent inquiry's record with the same two-person control as cancelling it; a corrected
     purpose is corrected at the center too (through the outbox, with its own idempotency key)."""
     checked = await approvals.check_confirmer_first(ctx, approval)
-    fingerprint = request_fingerprint({"inquiry": inquiry_id, "body": raw_body})
-    replay = await replayed_inquiry_id(
-        session, key=idempotency_key, principal=principal, endpoint="correct", fingerprint=fingerprint
+    fingerprint = request_fingerprint(ctx, {"inquiry": inquiry_id, "body": raw_body})
+    inquiry, is_replay = await _locked_or_replayed(
+        session,
+        inquiry_id,
+        key=idempotency_key,
+        principal=principal,
+        endpoint="correct",
+        fingerprint=fingerprint,
     )
-    if replay is not None:
-        replayed = await load_inquiry(session, replay)
-        stored = await correction_of(session, replayed.id)
+    if is_replay:
+        stored = await correction_of(session, inquiry.id)
         assert stored is not None
-        return replayed, stored
+        return inquiry, stored
     # The reason and the corrected fields are stored, and a corrected purpose goes to the center (PL-4).
     await refuse_my_number(session, actor=principal.actor(), raw_body=raw_body, action="inquiry.refused")
-    inquiry = await load_inquiry(session, inquiry_id, for_update=True)
     _ensure_can_see(principal, inquiry)
     authorize(principal, "inquiry.correct", branch_code=inquiry.branch_code)
     if principal.id != inquiry.operator_id:

@@ -859,7 +859,9 @@ async def _by_day(
     return days
 
 
-async def _approval_registers(session: AsyncSession, *, period: Period) -> list[dict[str, Any]]:
+async def _approval_registers(
+    session: AsyncSession, *, period: Period, now: datetime
+) -> list[dict[str, Any]]:
     """The A2 register balance (issued = used + voided + expired + outstanding) of every active day."""
     registers = []
     in_register = await session.execute(
@@ -889,7 +891,7 @@ async def _approval_registers(session: AsyncSession, *, period: Period) -> list[
     for branch_code, day_text, next_day in issued:
         pairs.add((str(branch_code), date.fromisoformat(day_text) + timedelta(days=1 if next_day else 0)))
     for branch_code, day in sorted(pairs, key=lambda pair: (pair[1], pair[0])):
-        counts = await register_balance(session, branch_code=branch_code, business_date=day)
+        counts = await register_balance(session, branch_code=branch_code, business_date=day, now=now)
         closed = counts["used"] + counts["voided"] + counts["expired"] + counts["outstanding"]
         registers.append(
             {
@@ -956,7 +958,7 @@ async def _compare_and_finish(
         )
         by_terminal = _by_terminal(center, gateway)
         by_day = await _by_day(session, period=period, center=center, gateway=gateway)
-        registers = await _approval_registers(session, period=period)
+        registers = await _approval_registers(session, period=period, now=ctx.clock.now())
         bypass_sample = list(
             (
                 await session.scalars(

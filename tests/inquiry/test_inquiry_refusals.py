@@ -537,3 +537,49 @@ async def test_a_password_that_reads_as_an_individual_number_still_approves(
 
     assert sent.status_code == 201, sent.text
     assert sent.json()["approval"]["confirmer_id"] == "cf001"
+
+
+async def test_every_number_ends_in_one_state_even_if_nobody_enters_it(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """A2: issued = used + voided + expired + outstanding, and nothing stays outstanding for ever — a spare
+    number dies when its draft is sent (by another number or by A1), an unused one when its 30 minutes end."""
+    operator = await as_user(client, demo, "op001")
+    confirmer = await as_user(client, demo, "cf001")
+
+    async def issue(inquiry_id: str) -> str:
+        issued = await client.post(f"/inquiries/{inquiry_id}/approval-numbers", json={}, headers=confirmer)
+        assert issued.status_code == 201, issued.text
+        return str(issued.json()["approval_number"])
+
+    by_number, by_a1, untouched = [await _draft(client, ctx, operator) for _ in range(3)]
+    number = await issue(by_number["id"])
+    await issue(by_number["id"])  # a spare, e.g. issued again after a phone call broke off
+    await issue(by_a1["id"])
+    await issue(untouched["id"])
+    sent = await client.post(
+        f"/inquiries/{by_number['id']}/submit",
+        json={"approval": {"method": "approval_number", "approval_number": number}},
+        headers=operator,
+    )
+    assert sent.status_code == 200, sent.text
+    sent = await client.post(
+        f"/inquiries/{by_a1['id']}/submit", json={"approval": _a1(demo, "cf001b")}, headers=operator
+    )
+    assert sent.status_code == 200, sent.text
+
+    async def register() -> dict[str, Any]:
+        reader = await as_user(client, demo, "cf001")
+        params = {"branch_code": "001", "business_date": "2026-11-24"}
+        response = await client.get("/approval-numbers/register", headers=reader, params=params)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    during = await register()
+    clock.advance(minutes=31)
+    after = await register()
+
+    assert (during["issued"], during["used"], during["voided"], during["outstanding"]) == (4, 1, 2, 1)
+    assert during["balanced"] is True
+    assert (after["used"], after["voided"], after["expired"], after["outstanding"]) == (1, 2, 1, 0)
+    assert after["balanced"] is True
