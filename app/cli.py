@@ -629,7 +629,7 @@ def keys_rotate(
 @keys_cli.command("rewrap")
 def keys_rewrap(data_dir: DataDir = Path(".shokai")) -> None:
     """Re-wrap every data key under the current key-encryption key (after `keys rotate --family kek`)."""
-    from app.inquiry.rewrap import rewrap_all
+    from app.crypto.rewrap import rewrap_all
     from app.main import build_context
 
     ctx = build_context(_settings(data_dir), center=DetachedCenterLink())

@@ -12,10 +12,10 @@ from app.audit.ledger import Actor
 from app.clock import ManualClock
 from app.context import AppContext
 from app.crypto.keyring import FileKeyProvider, Keyring
+from app.crypto.rewrap import rewrap_all
 from app.demo import DemoCredentials
 from app.hq.models import HqRequest
 from app.inquiry.models import Inquiry
-from app.inquiry.rewrap import rewrap_all
 from app.inquiry.subject import normalise_kana
 from tests.hq.support import branch_request, execute
 from tests.inquiry.support import as_user, person
