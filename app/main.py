@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -144,7 +145,11 @@ def build_context(
 ) -> AppContext:
     clock = clock or SystemClock()
     keyring = keyring or open_keyring(
-        key_file=settings.resolved_key_file(), env_keys=settings.keys, clock=clock, create=create_keys
+        key_file=settings.resolved_key_file(),
+        env_keys=settings.keys,
+        clock=clock,
+        create=create_keys,
+        check_every=timedelta(seconds=settings.key_file_check_seconds),
     )
     ledger = LedgerContext(
         keyring=keyring,

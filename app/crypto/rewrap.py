@@ -7,12 +7,19 @@ for anything that looks like key material off that convention.
 
 Ciphertexts are not touched, so this runs while the gateway serves; rows are re-wrapped in small
 batches, each its own transaction, and a row read with the old key id keeps working until then.
+
+It runs in another process than the gateways (`shokai keys rewrap`). A gateway opens a row moved to a
+KEK it does not hold yet by re-reading the key file, but it seals under the KEK it holds until its next
+look at the file (``key_file_check_seconds``). So the rewrap refuses to start until every gateway has
+had two such intervals since the rotation (one to look, one for a seal begun before the look to commit),
+and a last pass over every table picks up what was still sealed under a retired KEK meanwhile.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import Column, Table, bindparam, select, update
 
@@ -47,11 +54,36 @@ def wrapped_key_columns() -> Iterator[WrappedKeyColumns]:
             yield WrappedKeyColumns(table, column, kek_id)
 
 
+class RewrapTooEarly(Exception):
+    """Running gateways may still seal under the retired KEK: a rewrap now could leave rows behind."""
+
+    def __init__(self, kek_id: str, ready_at: datetime) -> None:
+        super().__init__(f"gateways may still seal under the KEK before {kek_id} until {ready_at}")
+        self.kek_id = kek_id
+        self.ready_at = ready_at
+
+
+def rewrap_ready_at(ctx: AppContext) -> datetime:
+    """From when every running gateway seals under the current KEK (see the module docstring)."""
+    return ctx.keyring.created_at("kek") + 2 * timedelta(seconds=ctx.settings.key_file_check_seconds)
+
+
 async def rewrap_all(ctx: AppContext, *, actor: Actor, progress: Callable[[int], None] | None = None) -> int:
     """Re-wrap every data key not yet under the current KEK; returns how many changed."""
+    ready_at = rewrap_ready_at(ctx)
+    if ctx.clock.now() < ready_at:
+        raise RewrapTooEarly(ctx.keyring.current_key_id("kek"), ready_at)
     changed = 0
-    for columns in wrapped_key_columns():
-        changed += await _rewrap_table(ctx, columns, actor=actor, done_before=changed, progress=progress)
+    # The second pass finds only what a gateway sealed under the retired KEK while the first one ran.
+    for _ in range(2):
+        found = 0
+        for columns in wrapped_key_columns():
+            found += await _rewrap_table(
+                ctx, columns, actor=actor, done_before=changed + found, progress=progress
+            )
+        changed += found
+        if found == 0:
+            break
     return changed
 
 

@@ -13,7 +13,7 @@ from app.audit.ledger import Actor
 from app.clock import ManualClock
 from app.context import AppContext
 from app.crypto.keyring import FileKeyProvider, Keyring
-from app.crypto.rewrap import rewrap_all
+from app.crypto.rewrap import rewrap_all, rewrap_ready_at
 from app.demo import DemoCredentials
 from app.governance.models import TotpEnrolment
 from app.governance.totp import open_secret
@@ -30,7 +30,7 @@ def keyring(clock: ManualClock, tmp_path: Path) -> Keyring:
 
 
 async def test_rotate_then_rewrap_keeps_everything_readable(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
     operator = await as_user(client, demo, "op001")
     approval = {
@@ -58,6 +58,7 @@ async def test_rotate_then_rewrap_keeps_everything_readable(
     still = await client.get(f"/inquiries/{inquiry['id']}/response", headers=operator)
     assert still.status_code == 200 and still.json()["record"] == before["record"]
 
+    clock.set(rewrap_ready_at(ctx))  # once every gateway seals under the new KEK
     changed = await rewrap_all(ctx, actor=Actor(id="cli:test"))
     assert changed == 2  # the subject's data key and the response's data key
     async with ctx.db.read_session() as session:
@@ -112,6 +113,7 @@ async def test_after_rewrap_the_retired_kek_can_be_destroyed_and_every_sealed_va
 
     old_kek = ctx.keyring.current_key_id("kek")
     new_kek = ctx.keyring.rotate("kek", now=clock.now())
+    clock.set(rewrap_ready_at(ctx))
     await rewrap_all(ctx, actor=Actor(id="cli:test"))
 
     # The operator destroys the retired KEK once the rewrap is done ...
