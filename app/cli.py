@@ -122,8 +122,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes (PostgreSQL only)")] = 1,
 ) -> None:
     """Serve an instance (SQLite in DATA_DIR, or SHOKAI_DATABASE_URL)."""
-    import uvicorn
-
+    from app import serving
     from app.migrate import upgrade
     from app.panel.security import loopback_demo_settings
 
@@ -140,7 +139,7 @@ def serve(
     typer.echo(f"Confirmer panel: http://{host}:{port}/panel/  (demo users and terminals: `shokai logins`)")
     if workers > 1:
         os.environ["SHOKAI_DATA_DIR"] = str(data_dir)
-        uvicorn.run(
+        serving.run(
             "app.main:app_from_environment",
             factory=True,
             host=host,
@@ -151,7 +150,29 @@ def serve(
     else:
         from app.main import create_app
 
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        serving.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@cli.command()
+def gateway(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "0.0.0.0",  # noqa: S104
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(envvar="WEB_CONCURRENCY", help="uvicorn worker processes")] = 1,
+) -> None:
+    """The production server (the image's command): settings from SHOKAI_*, migrations run separately.
+
+    Behind the TLS proxy: forwarded headers are honoured (uvicorn's FORWARDED_ALLOW_IPS says from whom).
+    """
+    from app import serving
+
+    serving.run(
+        "app.main:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+    )
 
 
 def _list_line(daily: DailyList, created: bool) -> str:
