@@ -18,5 +18,8 @@ ENV SHOKAI_DATA_DIR=/srv/shokai/data WEB_CONCURRENCY=4
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
 
-# Migrations run once per release (`shokai db upgrade`), not in every worker.
-CMD ["sh", "-c", "exec uvicorn --factory app.main:app_from_environment --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY} --proxy-headers --no-server-header"]
+# Migrations run once per release (`shokai db upgrade`), not in every worker. `shokai gateway` starts
+# uvicorn with the project's options (app/serving.py): no uvicorn access log, whose lines carry query
+# strings and so names and birth dates (GET /audit/subject-access); JSON log lines; no server header.
+# Do not replace it with a plain `uvicorn` command line.
+CMD ["sh", "-c", "exec shokai gateway --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY}"]

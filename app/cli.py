@@ -122,8 +122,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes (PostgreSQL only)")] = 1,
 ) -> None:
     """Serve an instance (SQLite in DATA_DIR, or SHOKAI_DATABASE_URL)."""
-    import uvicorn
-
+    from app import serving
     from app.migrate import upgrade
     from app.panel.security import loopback_demo_settings
 
@@ -140,7 +139,7 @@ def serve(
     typer.echo(f"Confirmer panel: http://{host}:{port}/panel/  (demo users and terminals: `shokai logins`)")
     if workers > 1:
         os.environ["SHOKAI_DATA_DIR"] = str(data_dir)
-        uvicorn.run(
+        serving.run(
             "app.main:app_from_environment",
             factory=True,
             host=host,
@@ -151,7 +150,29 @@ def serve(
     else:
         from app.main import create_app
 
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        serving.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@cli.command()
+def gateway(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "0.0.0.0",  # noqa: S104
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(envvar="WEB_CONCURRENCY", help="uvicorn worker processes")] = 1,
+) -> None:
+    """The production server (the image's command): settings from SHOKAI_*, migrations run separately.
+
+    Behind the TLS proxy: forwarded headers are honoured (uvicorn's FORWARDED_ALLOW_IPS says from whom).
+    """
+    from app import serving
+
+    serving.run(
+        "app.main:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+    )
 
 
 def _list_line(daily: DailyList, created: bool) -> str:
@@ -623,26 +644,55 @@ def keys_rotate(
         finally:
             await ctx.db.dispose()
 
-    typer.echo(f"{family}: new current key {asyncio.run(_rotate())}; restart the gateway to use it")
+    new_id = asyncio.run(_rotate())
+    typer.echo(
+        f"{family}: new current key {new_id}; running gateways take it up within "
+        f"{ctx.settings.key_file_check_seconds:g} s"
+    )
 
 
 @keys_cli.command("rewrap")
-def keys_rewrap(data_dir: DataDir = Path(".shokai")) -> None:
+def keys_rewrap(
+    data_dir: DataDir = Path(".shokai"),
+    wait: Annotated[
+        bool, typer.Option("--wait", help="If the rotation is too recent, wait until gateways use it")
+    ] = False,
+) -> None:
     """Re-wrap every data key under the current key-encryption key (after `keys rotate --family kek`)."""
-    from app.inquiry.rewrap import rewrap_all
+    from app.crypto.rewrap import RewrapTooEarly, rewrap_all, rewrap_ready_at
     from app.main import build_context
 
     ctx = build_context(_settings(data_dir), center=DetachedCenterLink())
+    if not ctx.keyring.follows_rotations:
+        typer.echo(
+            "keys come from SHOKAI_KEYS: gateways take a new KEK only when restarted with it; "
+            "restart every gateway before this rewrap, or they cannot open what it moves",
+            err=True,
+        )
 
     async def _rewrap() -> int:
         try:
+            if wait:
+                pause = (rewrap_ready_at(ctx) - ctx.clock.now()).total_seconds()
+                if pause > 0:
+                    typer.echo(f"waiting {pause:.1f} s for running gateways to take up the new KEK")
+                    await asyncio.sleep(pause)
             return await rewrap_all(
                 ctx, actor=_cli_actor(), progress=lambda n: typer.echo(f"  re-wrapped {n}")
             )
         finally:
             await ctx.db.dispose()
 
-    typer.echo(f"re-wrapped {asyncio.run(_rewrap())} data keys under {ctx.keyring.current_key_id('kek')}")
+    try:
+        changed = asyncio.run(_rewrap())
+    except RewrapTooEarly as exc:
+        typer.echo(
+            f"{exc.kek_id} is too new: running gateways may still seal under the retired KEK until "
+            f"{exc.ready_at.isoformat()}; run again then (or with --wait)",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
+    typer.echo(f"re-wrapped {changed} data keys under {ctx.keyring.current_key_id('kek')}")
 
 
 @keys_cli.command("public")

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     # Key material: a key file path, or the key file's JSON content in the environment (SHOKAI_KEYS).
     key_file: Path | None = None
     keys: str | None = None
+    # A running gateway looks at the key file this often (a stat) before it uses a current key, so a
+    # rotation by `shokai keys rotate` in another process is in use everywhere within this time (EN-2).
+    key_file_check_seconds: float = Field(default=5.0, gt=0)
 
     # Sessions and tokens (AU-6, AU-9).
     session_idle_minutes: int = 10

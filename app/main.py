@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -57,6 +58,7 @@ from app.reconciliation import scheduler as reconciliation_schedule
 from app.reconciliation.router import router as center_reconciliation_router
 
 API_PREFIX = "/api/v1"
+access_log = logging.getLogger("shokai.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -100,8 +102,13 @@ class RequestContext:
         try:
             await self._app(scope, receive, send_with_headers)
         finally:
-            REQUEST_ID.reset(request_id_token)
             template = getattr(scope.get("route"), "path", "unmatched")
+            # The access log (uvicorn's is off, app/serving.py): the route template, never the URL, whose
+            # query string can name a person (GET /audit/subject-access).
+            access_log.info(
+                "%s %s %s", scope["method"], template, status, extra={"route": template, "status": status}
+            )
+            REQUEST_ID.reset(request_id_token)
             metrics = self._ctx.metrics
             metrics.http_requests.labels(scope["method"], template, str(status)).inc()
             metrics.http_latency.labels(scope["method"], template).observe(time.perf_counter() - started)
@@ -144,7 +151,11 @@ def build_context(
 ) -> AppContext:
     clock = clock or SystemClock()
     keyring = keyring or open_keyring(
-        key_file=settings.resolved_key_file(), env_keys=settings.keys, clock=clock, create=create_keys
+        key_file=settings.resolved_key_file(),
+        env_keys=settings.keys,
+        clock=clock,
+        create=create_keys,
+        check_every=timedelta(seconds=settings.key_file_check_seconds),
     )
     ledger = LedgerContext(
         keyring=keyring,

@@ -17,6 +17,11 @@ place: a new version would change every pseudonym, so rotation there is a migrat
 
 A :class:`KeyProvider` loads and stores this document; an external KMS/HSM plugs in by
 implementing the same protocol.
+
+A running gateway picks up a rotation made by `shokai keys` in another process without a restart: it
+re-reads the document when it meets a key id it does not hold (a row re-wrapped, a token signed, under
+the new key), and, before it uses a current key of a family rotated in place, when the provider's
+``stamp()`` has changed — checked at most every ``check_every``, so sealing costs no file access.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -50,6 +56,12 @@ _PREFIX = {
 }
 
 
+# Families whose current key changes by `shokai keys rotate`; only these are checked for a new current key.
+ROTATED_IN_PLACE = ("kek", "token_signing", "checkpoint_signing")
+
+log = logging.getLogger("shokai.keys")
+
+
 class KeyringError(Exception):
     """Key material is missing, malformed or cannot be changed here."""
 
@@ -58,6 +70,10 @@ class KeyProvider(Protocol):
     def load(self) -> dict[str, Any] | None: ...
 
     def store(self, document: dict[str, Any]) -> None: ...
+
+    def stamp(self) -> Hashable | None:
+        """Something that changes whenever the stored document does (cheap); None if it never changes."""
+        ...
 
     @property
     def writable(self) -> bool: ...
@@ -80,6 +96,14 @@ class FileKeyProvider:
         if mode & 0o077:
             raise KeyringError(f"key file {self.path} is readable by others (mode {mode:o}); chmod 600 it")
         return dict(json.loads(self.path.read_text(encoding="utf-8")))
+
+    def stamp(self) -> Hashable | None:
+        # store() replaces the file, so the inode changes even where mtime is coarse.
+        try:
+            status = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (status.st_ino, status.st_mtime_ns, status.st_size)
 
     def store(self, document: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +133,9 @@ class EnvironmentKeyProvider:
 
     def load(self) -> dict[str, Any] | None:
         return dict(json.loads(self._content))
+
+    def stamp(self) -> Hashable | None:
+        return None  # the environment of a running process does not change: restart to take new keys
 
     def store(self, document: dict[str, Any]) -> None:
         raise KeyringError("keys from the environment are read-only; rotate them where they are kept")
@@ -153,12 +180,23 @@ def public_key_pem(key: Ed25519PublicKey) -> str:
 class Keyring:
     """Read access to the current key material plus the rotations the CLI performs."""
 
-    def __init__(self, document: dict[str, Any], *, provider: KeyProvider | None = None) -> None:
-        for family in FAMILIES:
-            if family not in document or document[family]["current"] not in document[family]["keys"]:
-                raise KeyringError(f"key family {family!r} is missing or has no current key")
+    def __init__(
+        self,
+        document: dict[str, Any],
+        *,
+        provider: KeyProvider | None = None,
+        stamp: Hashable | None = None,
+        clock: Clock | None = None,
+        check_every: timedelta | None = None,
+    ) -> None:
+        _check_document(document)
         self._document = document
         self._provider = provider
+        # The provider's stamp of ``_document``, and when it was last compared (see the module docstring).
+        self._stamp = stamp
+        self._clock = clock
+        self._check_every = check_every
+        self._checked_at = clock.now() if clock is not None else None
         # Decoded secrets by their base64 text: opening a subject asks for its KEK, and a day's lists open
         # 100,000 of them (decoding each time was 1 µs of 6). Keyed by the text, so a rotation that
         # replaces the document can never be answered with a key it no longer holds.
@@ -167,21 +205,73 @@ class Keyring:
         self._verification_keys: dict[bytes, Ed25519PublicKey] = {}
 
     @classmethod
-    def open(cls, provider: KeyProvider, *, clock: Clock, create: bool = False) -> Keyring:
+    def open(
+        cls,
+        provider: KeyProvider,
+        *,
+        clock: Clock,
+        create: bool = False,
+        check_every: timedelta | None = None,
+    ) -> Keyring:
+        # Stamp before loading: a file replaced in between is then read again at the next check.
+        stamp = provider.stamp()
         document = provider.load()
         if document is None:
             if not create:
                 raise KeyringError("no key material found; run `shokai demo` or provide SHOKAI_KEYS")
             document = new_key_document(clock.now())
             provider.store(document)
-        return cls(document, provider=provider)
+            stamp = provider.stamp()
+        return cls(document, provider=provider, stamp=stamp, clock=clock, check_every=check_every)
+
+    # -- picking up rotations made elsewhere ----------------------------------------------------------
+
+    @property
+    def follows_rotations(self) -> bool:
+        """Whether this keyring sees a rotation stored by another process (a key file; not SHOKAI_KEYS)."""
+        return self._provider is not None and self._provider.stamp() is not None
+
+    def _reload_if_changed(self) -> None:
+        if self._provider is None:
+            return
+        try:
+            stamp = self._provider.stamp()
+            if stamp is None or stamp == self._stamp:
+                return
+            document = self._provider.load()
+            if document is None:
+                return
+            _check_document(document)
+        except (OSError, ValueError, KeyError, TypeError, KeyringError) as exc:
+            # Keep serving with the keys in hand; the next check tries again.
+            log.warning(
+                "the key file could not be re-read; the keys in use stay",
+                extra={"outcome": type(exc).__name__},
+            )
+            return
+        self._document, self._stamp = document, stamp
+
+    def _check_when_due(self) -> None:
+        if self._clock is None or self._check_every is None or self._checked_at is None:
+            return
+        now = self._clock.now()
+        if self._checked_at <= now < self._checked_at + self._check_every:
+            return
+        self._checked_at = now
+        self._reload_if_changed()
 
     # -- lookup -------------------------------------------------------------------------------------
 
     def _secret(self, family: str, key_id: str | None = None) -> tuple[str, bytes]:
+        if key_id is None and family in ROTATED_IN_PLACE:
+            self._check_when_due()
         fam = self._document[family]
         kid = key_id or fam["current"]
         entry = fam["keys"].get(kid)
+        if entry is None:
+            # Made by a rotation in another process (rewrap, a token signed by another worker)?
+            self._reload_if_changed()
+            entry = self._document[family]["keys"].get(kid)
         if entry is None:
             raise KeyringError(f"unknown {family} key id")
         text = entry["secret"]
@@ -192,6 +282,11 @@ class Keyring:
 
     def current_key_id(self, family: str) -> str:
         return str(self._document[family]["current"])
+
+    def created_at(self, family: str, key_id: str | None = None) -> datetime:
+        fam = self._document[family]
+        text = fam["keys"][key_id or fam["current"]]["created_at"]
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
 
     def key_ids(self, family: str) -> list[str]:
         return list(self._document[family]["keys"])
@@ -209,6 +304,9 @@ class Keyring:
         """The public key for ``key_id`` if it may still verify tokens at ``now``; None otherwise."""
         entry = self._document["token_signing"]["keys"].get(key_id)
         if entry is None:
+            self._reload_if_changed()  # signed by a worker that has already seen a rotation
+            entry = self._document["token_signing"]["keys"].get(key_id)
+        if entry is None:
             return None
         retired_at = entry.get("retired_at")
         if retired_at is not None and datetime.fromisoformat(retired_at.replace("Z", "+00:00")) + grace < now:
@@ -224,6 +322,7 @@ class Keyring:
         return SigningKey(kid, Ed25519PrivateKey.from_private_bytes(seed))
 
     def checkpoint_public_keys(self) -> dict[str, Ed25519PublicKey]:
+        self._reload_if_changed()  # checkpoints signed by another process under a key rotated there
         return {
             kid: Ed25519PrivateKey.from_private_bytes(_unb64(entry["secret"])).public_key()
             for kid, entry in self._document["checkpoint_signing"]["keys"].items()
@@ -272,8 +371,10 @@ class Keyring:
             raise KeyringError(f"{family} keys are not rotated in place")
         if self._provider is None or not self._provider.writable:
             raise KeyringError("this key source is read-only")
-        # Change a copy and store it first: if writing fails, the running keyring is unchanged.
-        document = json.loads(json.dumps(self._document))
+        # Change a copy of what is stored now (another process may have rotated since this one read it)
+        # and store it first: if writing fails, the running keyring is unchanged.
+        document = json.loads(json.dumps(self._provider.load() or self._document))
+        _check_document(document)
         fam = document[family]
         old = fam["current"]
         numbers = [int(k.rsplit("-", 1)[1]) for k in fam["keys"]]
@@ -282,10 +383,18 @@ class Keyring:
         fam["keys"][new_id] = _new_entry(family, now)
         fam["current"] = new_id
         self._provider.store(document)
-        self._document = document
+        self._document, self._stamp = document, self._provider.stamp()
         return new_id
 
 
-def open_keyring(*, key_file: Path, env_keys: str | None, clock: Clock, create: bool) -> Keyring:
+def _check_document(document: dict[str, Any]) -> None:
+    for family in FAMILIES:
+        if family not in document or document[family]["current"] not in document[family]["keys"]:
+            raise KeyringError(f"key family {family!r} is missing or has no current key")
+
+
+def open_keyring(
+    *, key_file: Path, env_keys: str | None, clock: Clock, create: bool, check_every: timedelta | None = None
+) -> Keyring:
     provider: KeyProvider = EnvironmentKeyProvider(env_keys) if env_keys else FileKeyProvider(key_file)
-    return Keyring.open(provider, clock=clock, create=create)
+    return Keyring.open(provider, clock=clock, create=create, check_every=check_every)

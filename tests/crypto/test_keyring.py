@@ -265,3 +265,55 @@ def test_checkpoint_public_keys_include_retired_ones(key_file: Path, clock: Manu
         keys[newest_id].verify(old_signature, b"checkpoint 1000")
     with pytest.raises(InvalidSignature):
         keys[old.key_id].verify(old_signature, b"checkpoint 1001")
+
+
+# -- a rotation made by another process (`shokai keys rotate` beside running gateways) --------------------
+
+
+def test_a_kek_rotated_by_another_process_is_used_without_a_restart(
+    key_file: Path, clock: ManualClock
+) -> None:
+    every = timedelta(seconds=5)
+    gateway = open_keyring(key_file=key_file, env_keys=None, clock=clock, create=True, check_every=every)
+    old_kek_id, _ = gateway.kek()
+    cli = open_keyring(key_file=key_file, env_keys=None, clock=clock, create=False)
+
+    new_kek_id = cli.rotate("kek", now=clock.now())
+    # A data key the other process wrapped under the new KEK opens at once: the file is read again ...
+    assert gateway.kek(new_kek_id) == cli.kek(new_kek_id)
+    # ... and new seals use the new KEK from the next look at the file (at most `every` later).
+    cli.rotate("kek", now=clock.now())
+    newest = cli.current_key_id("kek")
+    clock.advance(seconds=4)
+    assert gateway.kek()[0] == new_kek_id
+    clock.advance(seconds=1)
+    assert gateway.kek()[0] == newest
+    assert gateway.kek(old_kek_id)[0] == old_kek_id  # retired KEKs keep unwrapping until the rewrap
+
+    # The other process rotates from what is stored, not from its own stale copy: nothing is lost.
+    gateway.rotate("token_signing", now=clock.now())
+    cli.rotate("checkpoint_signing", now=clock.now())
+    stored = json.loads(key_file.read_text(encoding="utf-8"))
+    assert len(stored["token_signing"]["keys"]) == 2 and len(stored["checkpoint_signing"]["keys"]) == 2
+    assert len(stored["kek"]["keys"]) == 3
+
+
+def test_a_key_file_that_cannot_be_read_again_keeps_the_keys_in_use(
+    key_file: Path, clock: ManualClock
+) -> None:
+    gateway = open_keyring(
+        key_file=key_file, env_keys=None, clock=clock, create=True, check_every=timedelta(seconds=5)
+    )
+    kek_id, kek = gateway.kek()
+    key_file.write_text("{not json", encoding="utf-8")
+    key_file.chmod(0o600)
+    clock.advance(seconds=5)
+    assert gateway.kek() == (kek_id, kek)
+    with pytest.raises(KeyringError):
+        gateway.kek("kek-99")
+
+
+def test_environment_keys_do_not_follow_rotations(key_file: Path, clock: ManualClock) -> None:
+    document = json.dumps(new_key_document(clock.now()))
+    assert not open_keyring(key_file=key_file, env_keys=document, clock=clock, create=False).follows_rotations
+    assert file_keyring(key_file, clock).follows_rotations

@@ -12,10 +12,10 @@ from app.audit.ledger import Actor
 from app.clock import ManualClock
 from app.context import AppContext
 from app.crypto.keyring import FileKeyProvider, Keyring
+from app.crypto.rewrap import rewrap_all, rewrap_ready_at
 from app.demo import DemoCredentials
 from app.hq.models import HqRequest
 from app.inquiry.models import Inquiry
-from app.inquiry.rewrap import rewrap_all
 from app.inquiry.subject import normalise_kana
 from tests.hq.support import branch_request, execute
 from tests.inquiry.support import as_user, person
@@ -27,7 +27,7 @@ def keyring(clock: ManualClock, tmp_path: Path) -> Keyring:
 
 
 async def test_a_requested_subject_is_sealed_shares_the_index_and_survives_rotation(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
     op001, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
     subject = await person(ctx)
@@ -46,7 +46,8 @@ async def test_a_requested_subject_is_sealed_shares_the_index_and_survives_rotat
             executed.subject_pseudonym,
         )
 
-    new_kek = ctx.keyring.rotate("kek", now=ctx.clock.now())
+    new_kek = ctx.keyring.rotate("kek", now=clock.now())
+    clock.set(rewrap_ready_at(ctx))  # once every gateway seals under the new KEK
     await rewrap_all(ctx, actor=Actor(id="cli:test"))
     async with ctx.db.read_session() as session:
         rewrapped = await session.get(HqRequest, request["id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -12,9 +13,12 @@ from app.audit.ledger import Actor
 from app.clock import ManualClock
 from app.context import AppContext
 from app.crypto.keyring import FileKeyProvider, Keyring
+from app.crypto.rewrap import rewrap_all, rewrap_ready_at
 from app.demo import DemoCredentials
+from app.governance.models import TotpEnrolment
+from app.governance.totp import open_secret
 from app.inquiry.models import Inquiry, SealedResponse
-from app.inquiry.rewrap import rewrap_all
+from tests.governance.support import enrol_totp, privileged_headers, request_apply
 from tests.helpers import ledger_events
 from tests.inquiry.support import as_user, draft_body, password_of, person
 
@@ -26,7 +30,7 @@ def keyring(clock: ManualClock, tmp_path: Path) -> Keyring:
 
 
 async def test_rotate_then_rewrap_keeps_everything_readable(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
     operator = await as_user(client, demo, "op001")
     approval = {
@@ -54,6 +58,7 @@ async def test_rotate_then_rewrap_keeps_everything_readable(
     still = await client.get(f"/inquiries/{inquiry['id']}/response", headers=operator)
     assert still.status_code == 200 and still.json()["record"] == before["record"]
 
+    clock.set(rewrap_ready_at(ctx))  # once every gateway seals under the new KEK
     changed = await rewrap_all(ctx, actor=Actor(id="cli:test"))
     assert changed == 2  # the subject's data key and the response's data key
     async with ctx.db.read_session() as session:
@@ -66,3 +71,64 @@ async def test_rotate_then_rewrap_keeps_everything_readable(
     assert (await client.get(f"/inquiries/{inquiry['id']}", headers=operator)).json()["subject"] is not None
     assert await rewrap_all(ctx, actor=Actor(id="cli:test")) == 0
     assert len(await ledger_events(ctx, action="keys.rewrapped")) == 2
+
+
+async def test_after_rewrap_the_retired_kek_can_be_destroyed_and_every_sealed_value_still_opens(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Every kind of sealed value, not only inquiries: daily lists, TOTP secrets, reset-password halves."""
+    operator = await as_user(client, demo, "op001")
+    approval = {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": "cf001",
+        "confirmer_password": password_of(demo, "cf001"),
+    }
+    inquiry = (
+        await client.post(
+            "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
+        )
+    ).json()
+    hq = await as_user(client, demo, "hqop")
+    generated = await client.post(
+        "/daily-lists/generate", json={"business_date": inquiry["business_date"]}, headers=hq
+    )
+    assert generated.status_code == 200, generated.text
+    confirmer = await as_user(client, demo, "cf001")
+    [subject_list] = [
+        item
+        for item in generated.json()["items"]
+        if item["branch_code"] == "001" and item["kind"] == "subject"
+    ]
+    list_before = (await client.get(f"/daily-lists/{subject_list['id']}", headers=confirmer)).json()
+    totp_secret = await enrol_totp(client, confirmer, clock)
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    reset = await request_apply(
+        client,
+        requester=admin,
+        approver=approver,
+        setter=admin,
+        body={"user_id": "op002", "action": "reset_password", "reason": "パスワード失念"},
+    )
+
+    old_kek = ctx.keyring.current_key_id("kek")
+    new_kek = ctx.keyring.rotate("kek", now=clock.now())
+    clock.set(rewrap_ready_at(ctx))
+    await rewrap_all(ctx, actor=Actor(id="cli:test"))
+
+    # The operator destroys the retired KEK once the rewrap is done ...
+    document = json.loads((tmp_path / "keys.json").read_text(encoding="utf-8"))
+    del document["kek"]["keys"][old_kek]
+    ctx.keyring = Keyring(document)
+    assert ctx.keyring.key_ids("kek") == [new_kek]
+
+    # ... and every sealed value opens under the new one alone.
+    assert (await client.get(f"/inquiries/{inquiry['id']}", headers=operator)).json()["subject"] is not None
+    listed = await client.get(f"/daily-lists/{subject_list['id']}", headers=confirmer)
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["lines"] == list_before["lines"]
+    async with ctx.db.read_session() as session:
+        enrolment = await session.get(TotpEnrolment, "cf001")
+        assert enrolment is not None and open_secret(ctx, enrolment) == totp_secret
+    half = await client.post(f"/access-requests/{reset['id']}/password-half", headers=approver)
+    assert half.status_code == 200, half.text
