@@ -38,7 +38,8 @@ from app.authz.service import (
 from app.clock import TOKYO, business_date_of, rfc3339
 from app.context import AppContext
 from app.errors import ApprovalInvalid, DomainError, NotAConfirmer, Suspended
-from app.governance.switches import active_suspension
+from app.governance.models import EmergencySuspension
+from app.governance.switches import suspension_query
 from app.governance.totp import verify_code
 from app.inquiry.models import ApprovalNumber, Inquiry
 from app.inquiry.schemas import Approval, ApprovalNumberApproval
@@ -265,10 +266,19 @@ async def _use_number(
 
 
 @cache
-def _confirmer_statement() -> Select[User, datetime | None, str, str | None]:
-    # Built once: every A1 approval runs it, and building it cost more than running it.
+def _confirmer_statement() -> Select[User, datetime | None, str, str | None, str | None]:
+    # Built once: every A1 approval runs it, and building it cost more than running it. The last column is
+    # an emergency switch on the confirmer (IR-1), read in the same turn through the driver.
+    switched = suspension_query(user_id=User.id)
+    assert switched is not None
     return (
-        select(User, LoginThrottle.locked_at, UserRole.role, UserRole.branch_code)
+        select(
+            User,
+            LoginThrottle.locked_at,
+            UserRole.role,
+            UserRole.branch_code,
+            switched.with_only_columns(EmergencySuspension.id).scalar_subquery(),
+        )
         .select_from(User)
         .outerjoin(LoginThrottle, LoginThrottle.login_key == bindparam("throttle_key"))
         .outerjoin(UserRole, active_role_join(User.id))
@@ -277,7 +287,9 @@ def _confirmer_statement() -> Select[User, datetime | None, str, str | None]:
 
 
 def _ensure_may_confirm(
-    confirmer: User, rows: Sequence[Row[User, datetime | None, str, str | None]], inquiry: Inquiry
+    confirmer: User,
+    rows: Sequence[Row[User, datetime | None, str, str | None, str | None]],
+    inquiry: Inquiry,
 ) -> None:
     """:func:`ensure_may_confirm` on a confirmer read with :func:`_confirmer_statement` (a row per role)."""
     ensure_may_confirm(
@@ -309,7 +321,7 @@ async def _confirmer_not_in_force(
         _ensure_may_confirm(rows[0][0], rows, inquiry)
     except (NotAConfirmer, Suspended) as refusal:
         return refusal
-    if await active_suspension(session, user_id=confirmer_id) is not None:
+    if rows[0][4] is not None:
         return Suspended("The confirmer is stopped by an emergency control")
     return None
 
@@ -353,7 +365,7 @@ async def _check_credentials(
         raise ApprovalInvalid("The confirmer's credentials are not valid", audited=True)
     assert confirmer is not None
     _ensure_may_confirm(confirmer, rows, inquiry)
-    if await active_suspension(session, user_id=confirmer.id) is not None:
+    if rows[0][4] is not None:
         raise Suspended("The confirmer is stopped by an emergency control")
     if password_change_required(ctx, confirmer):
         # As at login (AU-4): an expired password opens nothing but the change of itself.
