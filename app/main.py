@@ -55,6 +55,7 @@ from app.panel.router import install_panel
 from app.problems import install_error_handlers
 from app.reconciliation import scheduler as reconciliation_schedule
 from app.reconciliation.router import router as center_reconciliation_router
+from app.request_guard import RefuseUnstorableText
 
 API_PREFIX = "/api/v1"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -266,6 +267,8 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
 
+    # Inside RequestContext (added after it is outermost), so a refusal still carries the request id.
+    app.add_middleware(RefuseUnstorableText)
     app.add_middleware(RequestContext, ctx=ctx)
 
     for router in (

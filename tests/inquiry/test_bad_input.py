@@ -1,0 +1,97 @@
+"""Bad input at the inquiry endpoints (ER-1): 422 with a stable code, nothing written, no record stuck."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from sqlalchemy import func, select
+
+from app.audit.models import AuditEvent
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.inquiry.models import IdempotencyRecord, Inquiry, OutboxMessage
+from tests.inquiry.support import as_user, center_record, draft_body, password_of, person
+
+
+def _a1(demo: DemoCredentials, confirmer: str = "cf001") -> dict[str, str]:
+    return {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": confirmer,
+        "confirmer_password": password_of(demo, confirmer),
+    }
+
+
+def _refused(response: httpx.Response) -> None:
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "VALIDATION_ERROR"
+
+
+async def _written(ctx: AppContext) -> dict[str, int]:
+    """Rows an inquiry request could leave behind, and what the center recorded."""
+    counts: dict[str, int] = {}
+    async with ctx.db.read_session() as session:
+        for model in (Inquiry, OutboxMessage, IdempotencyRecord, AuditEvent):
+            counts[model.__name__] = int(await session.scalar(select(func.count()).select_from(model)) or 0)
+    counts["center"] = len(await center_record(ctx))
+    return counts
+
+
+# -- NUL and lone surrogates: text no column can hold -------------------------------------------------
+
+
+async def test_a_nul_anywhere_in_a_request_is_refused_and_nothing_is_written(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    confirmer = await as_user(client, demo, "cf001b")
+    held = await client.post(
+        "/inquiries", json=draft_body(await person(ctx, index=1), approval=_a1(demo)), headers=operator
+    )
+    assert held.json()["status"] == "held"
+    held_id = held.json()["id"]
+    before = await _written(ctx)
+
+    subject = await person(ctx)
+    with_reference = draft_body(subject)
+    with_reference["consent_document"]["reference"] = "LA-\x00-1"
+    _refused(await client.post("/inquiries", json=with_reference, headers=operator))
+    confirmer_id = dict(_a1(demo), confirmer_user_id="cf\x00")
+    _refused(
+        await client.post("/inquiries", json=draft_body(subject, approval=confirmer_id), headers=operator)
+    )
+    lone_surrogate = draft_body(subject)
+    lone_surrogate["subject"]["address"] = "東京都\ud800"
+    # Only as an escape: a lone surrogate has no UTF-8 form.
+    as_json = {**operator, "Content-Type": "application/json"}
+    _refused(await client.post("/inquiries", content=json.dumps(lone_surrogate), headers=as_json))
+    keyed = {**operator, "Idempotency-Key": "terminal-T001-\x00"}
+    _refused(await client.post("/inquiries", json=draft_body(subject), headers=keyed))
+    _refused(
+        await client.post(
+            f"/inquiries/{held_id}/cancel", json={"reason": "a\x00b", "approval": _a1(demo)}, headers=operator
+        )
+    )
+    release = {"password": password_of(demo, "cf001b"), "document_check": "mismatch", "note": "n\x00"}
+    _refused(await client.post(f"/inquiries/{held_id}/release", json=release, headers=confirmer))
+    _refused(await client.post("/inquiries/%00/submit", json={"approval": _a1(demo)}, headers=operator))
+    _refused(await client.get("/inquiries/%00", headers=operator))
+    _refused(await client.get("/inquiries?status=%00", headers=operator))
+    _refused(await client.get("/inquiries", params={"operator_id": "op\x00"}, headers=operator))
+
+    assert await _written(ctx) == before
+    still = await client.get(f"/inquiries/{held_id}", headers=operator)
+    assert still.json()["status"] == "held"
+
+
+async def test_text_that_only_looks_like_a_nul_is_accepted(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """A backslash typed before "u0000" is text, not a NUL: the guard decodes before it refuses."""
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx))
+    body["consent_document"]["reference"] = "LA\\u0000-100%00"
+    created = await client.post("/inquiries", json=body, headers=operator)
+    assert created.status_code == 201, created.text
+    assert created.json()["consent_document"]["reference"] == "LA\\u0000-100%00"
