@@ -1259,6 +1259,19 @@ async def get_inquiry_and_duty(
     return inquiry, duty
 
 
+def _list_position(cursor: str) -> tuple[datetime, str]:
+    """The ``created_at|id`` a page ended at, as next_cursor wrote it. The cursor comes back from the
+    client, so anything else — a date alone, a time without its zone — is refused, never a 500."""
+    created, separator, last_id = cursor.partition("|")
+    try:
+        after = datetime.fromisoformat(created)
+    except ValueError:
+        after = None
+    if not separator or not last_id or after is None or after.tzinfo is None:
+        raise ValidationFailed("The cursor is not valid: pass next_cursor as it was returned")
+    return after, last_id
+
+
 async def list_inquiries(
     session: AsyncSession,
     *,
@@ -1283,8 +1296,7 @@ async def list_inquiries(
     if operator_id is not None:
         query = query.where(Inquiry.operator_id == operator_id)
     if cursor:
-        created, _, last_id = cursor.partition("|")
-        after = datetime.fromisoformat(created)
+        after, last_id = _list_position(cursor)
         query = query.where(
             (Inquiry.created_at > after) | ((Inquiry.created_at == after) & (Inquiry.id > last_id))
         )

@@ -95,3 +95,26 @@ async def test_text_that_only_looks_like_a_nul_is_accepted(
     created = await client.post("/inquiries", json=body, headers=operator)
     assert created.status_code == 201, created.text
     assert created.json()["consent_document"]["reference"] == "LA\\u0000-100%00"
+
+
+# -- list cursors -------------------------------------------------------------------------------------
+
+
+async def test_a_malformed_list_cursor_is_refused_and_a_real_one_pages_on(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    for index in range(3):
+        created = await client.post(
+            "/inquiries", json=draft_body(await person(ctx, index=index)), headers=operator
+        )
+        assert created.status_code == 201, created.text
+    for cursor in ("garbage", "2026-01-01", "2026-11-24T01:00:00|x", "|", "2026-11-24T01:00:00+00:00"):
+        _refused(await client.get("/inquiries", params={"cursor": cursor}, headers=operator))
+    first = (await client.get("/inquiries", params={"limit": 2}, headers=operator)).json()
+    rest = await client.get(
+        "/inquiries", params={"limit": 2, "cursor": first["next_cursor"]}, headers=operator
+    )
+    assert rest.status_code == 200, rest.text
+    seen = [item["id"] for item in first["items"] + rest.json()["items"]]
+    assert len(seen) == len(set(seen)) == 3
