@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 import orjson
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -31,7 +32,7 @@ from app.authz.models import LoginThrottle, User
 from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
 from app.authz.principal import Principal
 from app.authz.service import check_password_first, count_failed_password, login_key
-from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES
+from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES, CenterSubject
 from app.clock import business_date_of
 from app.context import AppContext
 from app.errors import (
@@ -104,7 +105,7 @@ def normalised_subject(subject: SubjectIn) -> dict[str, Any]:
     name_kana = normalise_kana(subject.name_kana)
     if not is_katakana_name(name_kana):
         raise ValidationFailed("name_kana must be written in kana")
-    return {
+    normalised = {
         "name_kana": name_kana,
         "name_kanji": normalise_text(subject.name_kanji),
         "birth_date": subject.birth_date.isoformat(),
@@ -112,6 +113,24 @@ def normalised_subject(subject: SubjectIn) -> dict[str, Any]:
         "postal_code": normalise_text(subject.postal_code),
         "address": normalise_text(subject.address),
     }
+    # The center's limits hold for what is sent, and NFKC can lengthen text within SubjectIn's limits
+    # ('㍿' is '株式会社'): checked here, where every subject (inquiry, draft change, HQ request) is
+    # normalised, so an accepted subject can always be sent.
+    try:
+        CenterSubject.model_validate(normalised)
+    except PydanticValidationError as invalid:
+        raise ValidationFailed(
+            "The subject is longer than the center accepts once normalised (NFKC)",
+            errors=[
+                {
+                    "loc": ["body", "subject", *map(str, error["loc"])],
+                    "type": error["type"],
+                    "msg": error["msg"],
+                }
+                for error in invalid.errors(include_input=False)
+            ],
+        ) from None
+    return normalised
 
 
 def draft_hash(ctx: AppContext, inquiry: Inquiry, subject: dict[str, Any]) -> str:

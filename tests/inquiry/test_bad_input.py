@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from app.audit.models import AuditEvent
 from app.context import AppContext
@@ -32,8 +32,13 @@ async def _written(ctx: AppContext) -> dict[str, int]:
     """Rows an inquiry request could leave behind, and what the center recorded."""
     counts: dict[str, int] = {}
     async with ctx.db.read_session() as session:
-        for model in (Inquiry, OutboxMessage, IdempotencyRecord, AuditEvent):
+        for model in (Inquiry, OutboxMessage, IdempotencyRecord):
             counts[model.__name__] = int(await session.scalar(select(func.count()).select_from(model)) or 0)
+        # The ledger's inquiry events; the background jobs write their own meanwhile.
+        inquiry_events = or_(AuditEvent.action.like("inquiry.%"), AuditEvent.action.like("center.%"))
+        counts["events"] = int(
+            await session.scalar(select(func.count()).select_from(AuditEvent).where(inquiry_events)) or 0
+        )
     counts["center"] = len(await center_record(ctx))
     return counts
 
@@ -118,3 +123,40 @@ async def test_a_malformed_list_cursor_is_refused_and_a_real_one_pages_on(
     assert rest.status_code == 200, rest.text
     seen = [item["id"] for item in first["items"] + rest.json()["items"]]
     assert len(seen) == len(set(seen)) == 3
+
+
+# -- text that NFKC lengthens past the center's limits --------------------------------------------------
+
+
+def _fields(response: httpx.Response) -> list[list[str]]:
+    return [error["loc"] for error in response.json()["errors"]]
+
+
+async def test_a_subject_that_normalisation_lengthens_past_the_centers_limits_is_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """'㌀' is one character as typed and 'アパート' once normalised (NFKC), '㍿' is '株式会社': within
+    the limits as typed, past the center's after. Refused at entry, so no inquiry waits for ever."""
+    operator = await as_user(client, demo, "op001")
+    subject = await person(ctx)
+    draft = await client.post("/inquiries", json=draft_body(subject), headers=operator)
+    before = await _written(ctx)
+
+    long_kana = draft_body(subject, approval=_a1(demo))
+    long_kana["subject"]["name_kana"] = "㌀" * 30
+    refused = await client.post("/inquiries", json=long_kana, headers=operator)
+    _refused(refused)
+    assert _fields(refused) == [["body", "subject", "name_kana"]]
+    assert "㌀" not in refused.text
+    long_address = draft_body(subject, approval=_a1(demo))
+    long_address["subject"]["address"] = "東京都千代田区丸の内1-1 " + "㍿" * 60
+    _refused(await client.post("/inquiries", json=long_address, headers=operator))
+    changed = await client.patch(
+        f"/inquiries/{draft.json()['id']}", json={"subject": long_address["subject"]}, headers=operator
+    )
+    _refused(changed)
+    assert _fields(changed) == [["body", "subject", "address"]]
+
+    assert await _written(ctx) == before
+    kept = await client.get(f"/inquiries/{draft.json()['id']}", headers=operator)
+    assert kept.json()["subject"]["address"] == subject["address"]
