@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 import httpx
 from sqlalchemy import func, or_, select
@@ -10,7 +12,10 @@ from sqlalchemy import func, or_, select
 from app.audit.models import AuditEvent
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.inquiry import outbox
 from app.inquiry.models import IdempotencyRecord, Inquiry, OutboxMessage
+from app.inquiry.sealing import open_subject, seal_subject
+from tests.helpers import ledger_events
 from tests.inquiry.support import as_user, center_record, draft_body, password_of, person
 
 
@@ -160,3 +165,85 @@ async def test_a_subject_that_normalisation_lengthens_past_the_centers_limits_is
     assert await _written(ctx) == before
     kept = await client.get(f"/inquiries/{draft.json()['id']}", headers=operator)
     assert kept.json()["subject"]["address"] == subject["address"]
+
+
+async def _settled(client: httpx.AsyncClient, headers: dict[str, str], inquiry_id: str) -> dict[str, Any]:
+    for _ in range(100):
+        shown = (await client.get(f"/inquiries/{inquiry_id}", headers=headers)).json()
+        if shown["status"] != "queued":
+            return dict(shown)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the inquiry is still queued")
+
+
+async def test_an_inquiry_stuck_before_the_entry_check_ends_in_center_error_and_can_be_cancelled(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """A queued inquiry whose stored subject the center's contract cannot carry — accepted before the
+    entry check, its deliveries failing since — is settled at its next attempt: center_error with a
+    stable code, audited, never retried again, and then cancellable."""
+    operator = await as_user(client, demo, "op001")
+    subject = await person(ctx)
+    draft = (await client.post("/inquiries", json=draft_body(subject), headers=operator)).json()
+    async with ctx.db.session() as session:
+        inquiry = await session.get(Inquiry, draft["id"])
+        assert inquiry is not None
+        stored = open_subject(ctx, inquiry)
+        seal_subject(ctx, inquiry, dict(stored, address="株式会社" * 60))  # as the old entry stored it
+        inquiry.status = "queued"
+        message = outbox.enqueue(session, ctx=ctx, inquiry=inquiry, kind="inquire")
+        message.attempts, message.last_error = 7, "ValidationError"
+        await session.commit()
+    ctx.outbox_kick()
+
+    settled = await _settled(client, operator, draft["id"])
+    assert settled["status"] == "center_error"
+    assert settled["center"] == {"inquiry_id": None, "sent_at": None, "result_code": "GATEWAY_NOT_SENDABLE"}
+    assert await center_record(ctx) == []
+    [event] = await ledger_events(ctx, action="center.not_sendable")
+    assert event.object_id == draft["id"] and event.outcome == "failure"
+    assert json.loads(event.details) == {
+        "code": "GATEWAY_NOT_SENDABLE",
+        "fields": ["subject.address"],
+        "kind": "inquire",
+        "operator_id": "op001",
+    }
+    async with ctx.db.read_session() as session:
+        row = await session.scalar(select(OutboxMessage).where(OutboxMessage.inquiry_id == draft["id"]))
+        assert row is not None and row.delivered_at is not None
+    assert await outbox.due_messages(ctx) == []
+
+    cancelled = await client.post(
+        f"/inquiries/{draft['id']}/cancel",
+        json={"reason": "送れない", "approval": _a1(demo)},
+        headers=operator,
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+
+
+async def test_a_cancel_reason_longer_than_the_center_holds_still_reaches_the_center(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """The gateway takes 400 characters of reason, the center 200: the center gets the first 200 and
+    the inquiry keeps the whole reason, instead of a cancellation retried for ever."""
+    operator = await as_user(client, demo, "op001")
+    held = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=_a1(demo)), headers=operator
+    )
+    reason = "取引不成立のため照会を取り消す。" * 20  # 320 characters
+    cancelled = await client.post(
+        f"/inquiries/{held.json()['id']}/cancel",
+        json={"reason": reason, "approval": _a1(demo)},
+        headers=operator,
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    for _ in range(100):
+        kinds = [entry["kind"] for entry in await center_record(ctx)]
+        if "cancellation" in kinds:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(kinds) == ["cancellation", "inquiry"]
+    async with ctx.db.read_session() as session:
+        inquiry = await session.get(Inquiry, held.json()["id"])
+        assert inquiry is not None and inquiry.cancel_reason == reason
