@@ -56,6 +56,7 @@ from app.panel.router import install_panel
 from app.problems import install_error_handlers
 from app.reconciliation import scheduler as reconciliation_schedule
 from app.reconciliation.router import router as center_reconciliation_router
+from app.request_guard import RefuseUnstorableText
 
 API_PREFIX = "/api/v1"
 access_log = logging.getLogger("shokai.access")
@@ -277,6 +278,8 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
 
+    # Inside RequestContext (added after it is outermost), so a refusal still carries the request id.
+    app.add_middleware(RefuseUnstorableText)
     app.add_middleware(RequestContext, ctx=ctx)
 
     for router in (

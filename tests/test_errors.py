@@ -116,3 +116,31 @@ async def test_random_login_bodies_never_give_500(client: httpx.AsyncClient, bod
     )
     assert response.status_code in (401, 403, 422), response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_nul_is_refused_before_any_route_runs(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx
+) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL cannot store U+0000: every router, the panel's forms included, answers 422 and writes
+    nothing (no failed-login count, no denied-request event), on SQLite exactly as on PostgreSQL."""
+    events_before = len(await ledger_events(ctx))
+    login = {"user_id": "op001\x00", "password": "x"}
+    assert_problem(
+        await client.post("/auth/login", json=login, headers=terminal_headers(terminal(demo, "001"))),
+        422,
+        "VALIDATION_ERROR",
+    )
+    assert_problem(await client.get("/audit/events?action=%00"), 422, "VALIDATION_ERROR")
+    assert_problem(await client.get("/lists/%00"), 422, "VALIDATION_ERROR")
+    assert_problem(await client.post("/hq-requests", json={"purpose": "\x00"}), 422, "VALIDATION_ERROR")
+    assert_problem(await client.get("/me", headers={"X-Terminal-Id": "T\x00"}), 422, "VALIDATION_ERROR")
+    panel_form = await client.post(
+        "http://testserver/panel/login",
+        content=b"user_id=op001%00&password=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    body = assert_problem(panel_form, 422, "VALIDATION_ERROR")
+    assert body["errors"] == [
+        {"loc": ["body"], "type": "unstorable_character", "msg": "NUL or a lone surrogate"}
+    ]
+    assert len(await ledger_events(ctx)) == events_before

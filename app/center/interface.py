@@ -50,6 +50,8 @@ RECORD_SCOPE_BY_PURPOSE: dict[str, RecordScope] = {
     "relocation_check": "address",
 }
 
+# The longest reason the center records with a cancellation or a correction (the gateway keeps more).
+CENTER_REASON_MAX_LENGTH = 200
 CenterCode = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 EntryKind = Literal["inquiry", "cancellation", "correction"]
@@ -166,7 +168,7 @@ class CenterAnswer(_Received):
 
 
 class CenterCancelRequest(_Sent):
-    reason: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=CENTER_REASON_MAX_LENGTH)
     idempotency_key: IdempotencyKey | None = None
 
 
@@ -184,7 +186,7 @@ class CenterCorrectRequest(_Sent):
     an inquiry, not its consent document, so the purpose is what can be corrected there; the subject
     never (that would be another inquiry)."""
 
-    reason: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=CENTER_REASON_MAX_LENGTH)
     purpose: Purpose
     idempotency_key: IdempotencyKey
 

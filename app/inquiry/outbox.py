@@ -23,16 +23,18 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Table, bindparam, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit.ledger import SYSTEM_ACTOR, record
 from app.center.interface import (
+    CENTER_REASON_MAX_LENGTH,
+    CenterCancelRequest,
     CenterCorrectRequest,
     CenterInquiryRequest,
     CenterRefused,
-    CenterSubject,
     CenterUnavailable,
 )
 from app.context import AppContext
@@ -45,6 +47,10 @@ from app.inquiry.sealing import open_subject, response_aad
 log = logging.getLogger("shokai.outbox")
 
 MAX_BACKOFF = timedelta(minutes=5)
+# The result code of an inquiry the center's contract cannot carry (a stored field past the center's
+# limits, from before the entry check): never sent, so no center answer (no CENTER_ prefix, no sent_at),
+# and settled instead of retried, since every retry would fail the same way.
+NOT_SENDABLE = "GATEWAY_NOT_SENDABLE"
 
 
 def enqueue(
@@ -187,22 +193,19 @@ async def _send(ctx: AppContext, message: OutboxMessage, inquiry: Inquiry) -> tu
     # submit and the call still keeps the inquiry from the center (IR-1).
     if message.kind == "inquire" and await _held_by_switch(ctx, message_id, inquiry):
         return "held", None
-    stored: Inquiry | None = None
+    try:
+        request = _center_request(ctx, message, inquiry)
+    except ValidationError as invalid:
+        ctx.metrics.center_errors.labels(message.kind, NOT_SENDABLE).inc()
+        stored = await _store_not_sendable(ctx, message_id, invalid)
+        ctx.deliveries.settled(inquiry.id)
+        ctx.metrics.center_calls.labels(message.kind, "refused").inc()
+        return "refused", stored
+    stored = None
     started = time.perf_counter()
     try:
-        if message.kind == "inquire":
-            subject = open_subject(ctx, inquiry)
-            answer = await ctx.center.inquire(
-                CenterInquiryRequest(
-                    member_code=ctx.settings.center_member_code,
-                    branch_code=inquiry.branch_code,
-                    terminal_id=inquiry.terminal_id or "-",
-                    operator_ref=inquiry.operator_id,
-                    purpose=inquiry.purpose,
-                    subject=CenterSubject.model_validate(subject),
-                    idempotency_key=message.idempotency_key,
-                )
-            )
+        if isinstance(request, CenterInquiryRequest):
+            answer = await ctx.center.inquire(request)
             record_json = answer.record.model_dump(mode="json") if answer.record is not None else None
             stored = await _store_answer(
                 ctx,
@@ -213,21 +216,12 @@ async def _send(ctx: AppContext, message: OutboxMessage, inquiry: Inquiry) -> tu
                 {"result": answer.result, "record": record_json},
             )
             ctx.deliveries.settled(inquiry.id)
-        elif message.kind == "correct":
-            payload = json.loads(message.payload or "{}")
-            await ctx.center.correct(
-                inquiry.center_inquiry_id or "",
-                CenterCorrectRequest(
-                    reason=payload["reason"],
-                    purpose=payload["purpose"],
-                    idempotency_key=message.idempotency_key,
-                ),
-            )
+        elif isinstance(request, CenterCorrectRequest):
+            await ctx.center.correct(inquiry.center_inquiry_id or "", request)
             await _mark_cancel_delivered(ctx, message_id, action="center.correction_sent")
         else:
-            payload = json.loads(message.payload or "{}")
             await ctx.center.cancel(
-                inquiry.center_inquiry_id or "", payload.get("reason", ""), message.idempotency_key
+                inquiry.center_inquiry_id or "", request.reason, request.idempotency_key or ""
             )
             await _mark_cancel_delivered(ctx, message_id)
         ctx.metrics.center_calls.labels(message.kind, "delivered").inc()
@@ -248,6 +242,35 @@ async def _send(ctx: AppContext, message: OutboxMessage, inquiry: Inquiry) -> tu
     finally:
         # Includes storing the answer; the center's own share is the bulk of it.
         ctx.metrics.center_latency.labels(message.kind).observe(time.perf_counter() - started)
+
+
+def _center_request(
+    ctx: AppContext, message: OutboxMessage, inquiry: Inquiry
+) -> CenterInquiryRequest | CenterCorrectRequest | CenterCancelRequest:
+    """The center's request for a row, checked against the center's contract before any call: a
+    ValidationError here is the gateway's (what it stored), never the center's answer."""
+    if message.kind == "inquire":
+        # Validated as one document, so a field at fault is named from the request (subject.address).
+        return CenterInquiryRequest.model_validate(
+            {
+                "member_code": ctx.settings.center_member_code,
+                "branch_code": inquiry.branch_code,
+                "terminal_id": inquiry.terminal_id or "-",
+                "operator_ref": inquiry.operator_id,
+                "purpose": inquiry.purpose,
+                "subject": open_subject(ctx, inquiry),
+                "idempotency_key": message.idempotency_key,
+            }
+        )
+    payload = json.loads(message.payload or "{}")
+    if message.kind == "correct":
+        return CenterCorrectRequest(
+            reason=payload["reason"], purpose=payload["purpose"], idempotency_key=message.idempotency_key
+        )
+    # The inquiry keeps the whole reason (up to 400 characters); the center records the first part.
+    return CenterCancelRequest(
+        reason=payload.get("reason", "")[:CENTER_REASON_MAX_LENGTH], idempotency_key=message.idempotency_key
+    )
 
 
 async def _store_answer(
@@ -319,9 +342,28 @@ async def _store_answer(
     return inquiry
 
 
+async def _store_not_sendable(ctx: AppContext, message_id: int, invalid: ValidationError) -> Inquiry | None:
+    """Settle a row whose request the center's contract cannot carry: the inquiry goes to center_error
+    with NOT_SENDABLE and the ledger names the fields at fault (never their values)."""
+    fields = sorted({".".join(map(str, error["loc"])) for error in invalid.errors(include_input=False)})
+    return await _store_refusal(
+        ctx, message_id, NOT_SENDABLE, None, sent=False, action="center.not_sendable", fields=fields
+    )
+
+
 async def _store_refusal(
-    ctx: AppContext, message_id: int, code: str, center_inquiry_id: str | None
+    ctx: AppContext,
+    message_id: int,
+    code: str,
+    center_inquiry_id: str | None,
+    *,
+    sent: bool = True,
+    action: str = "center.refused",
+    fields: list[str] | None = None,
 ) -> Inquiry | None:
+    """Settle a row the center refused (``code`` as the center gave it) or, ``sent`` false, one that was
+    never sent (``code`` as it stands)."""
+    result_code = f"CENTER_{code}" if sent else code
     now = ctx.clock.now()
     async with ctx.db.session() as session:
         message = await session.get(OutboxMessage, message_id, with_for_update=True)
@@ -334,20 +376,28 @@ async def _store_refusal(
         message.last_error = code
         if message.kind == "inquire":
             inquiry.status = "center_error"
-            inquiry.center_result_code = f"CENTER_{code}"
+            inquiry.center_result_code = result_code
             # The center records a refused inquiry too (NO_TRADE_INFO); keep its id for reconciliation.
             inquiry.center_inquiry_id = center_inquiry_id or inquiry.center_inquiry_id
-            inquiry.sent_at = inquiry.sent_at or now
+            if sent:
+                inquiry.sent_at = inquiry.sent_at or now
             inquiry.updated_at = now
         # The operator is named so repeated NO_TRADE_INFO per operator can be counted (PL-2: probing).
+        details: dict[str, object] = {
+            "code": result_code,
+            "kind": message.kind,
+            "operator_id": inquiry.operator_id,
+        }
+        if fields is not None:
+            details["fields"] = fields
         record(
             session,
             actor=SYSTEM_ACTOR,
-            action="center.refused",
+            action=action,
             object_type="inquiry",
             object_id=inquiry.id,
             outcome="failure",
-            details={"code": f"CENTER_{code}", "kind": message.kind, "operator_id": inquiry.operator_id},
+            details=details,
         )
         await session.commit()
     return inquiry

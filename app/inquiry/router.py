@@ -89,7 +89,8 @@ def inquiry_out(
             sent_at=inquiry.sent_at,
             result_code=inquiry.center_result_code,
         )
-        if inquiry.sent_at or inquiry.center_inquiry_id
+        # Also for an inquiry never sent that ended in center_error: its result code says why.
+        if inquiry.sent_at or inquiry.center_inquiry_id or inquiry.center_result_code
         else None,
         response=ResponseStateOut(
             state=inquiry.response_state,

@@ -18,7 +18,8 @@ class SubjectIn(BaseModel):
     name_kana: str = Field(min_length=1, max_length=100)
     name_kanji: str | None = Field(default=None, max_length=100)
     birth_date: date
-    # The center's limits (app/center/interface.py CenterSubject), so an accepted draft can always be sent.
+    # The center's limits (app/center/interface.py CenterSubject) on the text as typed; normalisation can
+    # lengthen it, so service.normalised_subject checks them again on what is sent.
     phone: str | None = Field(default=None, max_length=20)
     postal_code: str | None = Field(default=None, max_length=10)
     address: str | None = Field(default=None, max_length=200)

@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 
 import orjson
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -30,7 +31,7 @@ from app.authz.models import LoginThrottle, User
 from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
 from app.authz.principal import Principal
 from app.authz.service import check_password_first, count_failed_password, login_key
-from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES
+from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES, CenterSubject
 from app.clock import business_date_of
 from app.context import AppContext
 from app.errors import (
@@ -103,7 +104,7 @@ def normalised_subject(subject: SubjectIn) -> dict[str, Any]:
     name_kana = normalise_kana(subject.name_kana)
     if not is_katakana_name(name_kana):
         raise ValidationFailed("name_kana must be written in kana")
-    return {
+    normalised = {
         "name_kana": name_kana,
         "name_kanji": normalise_text(subject.name_kanji),
         "birth_date": subject.birth_date.isoformat(),
@@ -111,6 +112,24 @@ def normalised_subject(subject: SubjectIn) -> dict[str, Any]:
         "postal_code": normalise_text(subject.postal_code),
         "address": normalise_text(subject.address),
     }
+    # The center's limits hold for what is sent, and NFKC can lengthen text within SubjectIn's limits
+    # ('㍿' is '株式会社'): checked here, where every subject (inquiry, draft change, HQ request) is
+    # normalised, so an accepted subject can always be sent.
+    try:
+        CenterSubject.model_validate(normalised)
+    except PydanticValidationError as invalid:
+        raise ValidationFailed(
+            "The subject is longer than the center accepts once normalised (NFKC)",
+            errors=[
+                {
+                    "loc": ["body", "subject", *map(str, error["loc"])],
+                    "type": error["type"],
+                    "msg": error["msg"],
+                }
+                for error in invalid.errors(include_input=False)
+            ],
+        ) from None
+    return normalised
 
 
 def draft_hash(ctx: AppContext, inquiry: Inquiry, subject: dict[str, Any]) -> str:
@@ -1331,6 +1350,19 @@ async def get_inquiry_and_duty(
     return inquiry, duty
 
 
+def _list_position(cursor: str) -> tuple[datetime, str]:
+    """The ``created_at|id`` a page ended at, as next_cursor wrote it. The cursor comes back from the
+    client, so anything else — a date alone, a time without its zone — is refused, never a 500."""
+    created, separator, last_id = cursor.partition("|")
+    try:
+        after = datetime.fromisoformat(created)
+    except ValueError:
+        after = None
+    if not separator or not last_id or after is None or after.tzinfo is None:
+        raise ValidationFailed("The cursor is not valid: pass next_cursor as it was returned")
+    return after, last_id
+
+
 async def list_inquiries(
     session: AsyncSession,
     *,
@@ -1355,8 +1387,7 @@ async def list_inquiries(
     if operator_id is not None:
         query = query.where(Inquiry.operator_id == operator_id)
     if cursor:
-        created, _, last_id = cursor.partition("|")
-        after = datetime.fromisoformat(created)
+        after, last_id = _list_position(cursor)
         query = query.where(
             (Inquiry.created_at > after) | ((Inquiry.created_at == after) & (Inquiry.id > last_id))
         )

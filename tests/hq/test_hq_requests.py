@@ -293,3 +293,16 @@ async def test_hq_executes_a_request_whose_id_happens_to_read_as_an_individual_n
     executed = await execute(client, hq, unlucky, subject)
     assert executed.status_code == 201, executed.text
     assert executed.json()["hq_request_id"] == unlucky
+
+
+async def test_a_request_whose_subject_normalisation_lengthens_past_the_centers_limits_is_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """The same entry rule as an inquiry: HQ could never send it, so the branch cannot file it."""
+    op001 = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx))
+    body["subject"]["address"] = "㍿" * 60  # 60 characters as typed, 240 once normalised (center: 200)
+    refused = await client.post("/hq-requests", json=body, headers=op001)
+    assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR", refused.text
+    assert [e["loc"] for e in refused.json()["errors"]] == [["body", "subject", "address"]]
+    assert await ledger_events(ctx, action="hq_request.created") == []

@@ -1,0 +1,133 @@
+"""Text no database column can hold is refused at the edge, for every route (ER-1).
+
+PostgreSQL ``text`` cannot store U+0000, and neither backend's driver can encode a lone UTF-16
+surrogate. Both are valid JSON (``\\u0000``, ``\\ud800``) and NUL is a valid URL escape (``%00``), so
+without this guard such a value passes every schema and fails at the first statement that carries it:
+500, or 503 ``LEDGER_UNAVAILABLE`` when it fails inside the ledger's commit hook — which tells the
+client to retry a request that can never succeed. SQLite would store NUL, and the two backends would
+disagree. Refusing the request before any route runs answers 422 ``VALIDATION_ERROR`` on both backends
+and writes nothing, whichever field, path, query parameter, header or form carries it.
+
+Plain ASGI, like ``RequestContext``: the body is read once, checked, and replayed to the app unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import PROBLEM_MEDIA_TYPE, ValidationFailed, problem_body
+
+# A JSON escape that may decode to NUL or to a surrogate; the body is then decoded to see whether it does
+# (an escaped backslash before it, or a surrogate that is half of a valid pair, is harmless).
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _unstorable(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return True
+    return False
+
+
+def _json_unstorable(value: Any) -> bool:
+    if isinstance(value, str):
+        return _unstorable(value)
+    if isinstance(value, dict):
+        return any(_unstorable(key) or _json_unstorable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_json_unstorable(item) for item in value)
+    return False
+
+
+def _body_unstorable(body: bytes, content_type: str) -> bool:
+    if b"\x00" in body:
+        return True
+    if content_type == _FORM:
+        # In a urlencoded form every "%00" decodes to NUL (a literal "%" is sent as "%25").
+        return b"%00" in body
+    if _SUSPECT_ESCAPE.search(body) is None:
+        return False
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return False  # not JSON: the route's own parsing refuses it
+    return _json_unstorable(decoded)
+
+
+def unstorable_part(scope: Scope, body: bytes) -> str | None:
+    """Where the request carries text that cannot be stored (``path``, ``query``, ``header``, ``body``)."""
+    if "\x00" in scope.get("path", "") or b"%00" in scope.get("raw_path", b""):
+        return "path"
+    query: bytes = scope.get("query_string", b"")
+    if b"\x00" in query or b"%00" in query:
+        return "query"
+    content_type = ""
+    for name, value in scope.get("headers", ()):
+        if b"\x00" in name or b"\x00" in value:
+            return "header"
+        if name == b"content-type":
+            content_type = value.decode("latin-1").split(";")[0].strip().lower()
+    if body and _body_unstorable(body, content_type):
+        return "body"
+    return None
+
+
+class RefuseUnstorableText:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        part = unstorable_part(scope, body)
+        if part is not None:
+            await self._refuse(scope, send, part)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self._app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, part: str) -> None:
+        error = ValidationFailed(
+            "The request contains a character that cannot be stored (NUL or a lone surrogate)"
+        )
+        # The same shape as the handler's validation errors; the value itself is never echoed.
+        content = problem_body(
+            status=error.status,
+            code=error.code,
+            title=error.title,
+            detail=error.detail,
+            request_id=scope.get("state", {}).get("request_id"),
+            errors=[{"loc": [part], "type": "unstorable_character", "msg": "NUL or a lone surrogate"}],
+        )
+        payload = json.dumps(content).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": error.status,
+                "headers": [
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})

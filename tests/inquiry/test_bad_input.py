@@ -1,0 +1,249 @@
+"""Bad input at the inquiry endpoints (ER-1): 422 with a stable code, nothing written, no record stuck."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+from sqlalchemy import func, or_, select
+
+from app.audit.models import AuditEvent
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.inquiry import outbox
+from app.inquiry.models import IdempotencyRecord, Inquiry, OutboxMessage
+from app.inquiry.sealing import open_subject, seal_subject
+from tests.helpers import ledger_events
+from tests.inquiry.support import as_user, center_record, draft_body, password_of, person
+
+
+def _a1(demo: DemoCredentials, confirmer: str = "cf001") -> dict[str, str]:
+    return {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": confirmer,
+        "confirmer_password": password_of(demo, confirmer),
+    }
+
+
+def _refused(response: httpx.Response) -> None:
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "VALIDATION_ERROR"
+
+
+async def _written(ctx: AppContext) -> dict[str, int]:
+    """Rows an inquiry request could leave behind, and what the center recorded."""
+    counts: dict[str, int] = {}
+    async with ctx.db.read_session() as session:
+        for model in (Inquiry, OutboxMessage, IdempotencyRecord):
+            counts[model.__name__] = int(await session.scalar(select(func.count()).select_from(model)) or 0)
+        # The ledger's inquiry events; the background jobs write their own meanwhile.
+        inquiry_events = or_(AuditEvent.action.like("inquiry.%"), AuditEvent.action.like("center.%"))
+        counts["events"] = int(
+            await session.scalar(select(func.count()).select_from(AuditEvent).where(inquiry_events)) or 0
+        )
+    counts["center"] = len(await center_record(ctx))
+    return counts
+
+
+# -- NUL and lone surrogates: text no column can hold -------------------------------------------------
+
+
+async def test_a_nul_anywhere_in_a_request_is_refused_and_nothing_is_written(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    confirmer = await as_user(client, demo, "cf001b")
+    held = await client.post(
+        "/inquiries", json=draft_body(await person(ctx, index=1), approval=_a1(demo)), headers=operator
+    )
+    assert held.json()["status"] == "held"
+    held_id = held.json()["id"]
+    before = await _written(ctx)
+
+    subject = await person(ctx)
+    with_reference = draft_body(subject)
+    with_reference["consent_document"]["reference"] = "LA-\x00-1"
+    _refused(await client.post("/inquiries", json=with_reference, headers=operator))
+    confirmer_id = dict(_a1(demo), confirmer_user_id="cf\x00")
+    _refused(
+        await client.post("/inquiries", json=draft_body(subject, approval=confirmer_id), headers=operator)
+    )
+    lone_surrogate = draft_body(subject)
+    lone_surrogate["subject"]["address"] = "東京都\ud800"
+    # Only as an escape: a lone surrogate has no UTF-8 form.
+    as_json = {**operator, "Content-Type": "application/json"}
+    _refused(await client.post("/inquiries", content=json.dumps(lone_surrogate), headers=as_json))
+    keyed = {**operator, "Idempotency-Key": "terminal-T001-\x00"}
+    _refused(await client.post("/inquiries", json=draft_body(subject), headers=keyed))
+    _refused(
+        await client.post(
+            f"/inquiries/{held_id}/cancel", json={"reason": "a\x00b", "approval": _a1(demo)}, headers=operator
+        )
+    )
+    release = {"password": password_of(demo, "cf001b"), "document_check": "mismatch", "note": "n\x00"}
+    _refused(await client.post(f"/inquiries/{held_id}/release", json=release, headers=confirmer))
+    _refused(await client.post("/inquiries/%00/submit", json={"approval": _a1(demo)}, headers=operator))
+    _refused(await client.get("/inquiries/%00", headers=operator))
+    _refused(await client.get("/inquiries?status=%00", headers=operator))
+    _refused(await client.get("/inquiries", params={"operator_id": "op\x00"}, headers=operator))
+
+    assert await _written(ctx) == before
+    still = await client.get(f"/inquiries/{held_id}", headers=operator)
+    assert still.json()["status"] == "held"
+
+
+async def test_text_that_only_looks_like_a_nul_is_accepted(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """A backslash typed before "u0000" is text, not a NUL: the guard decodes before it refuses."""
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx))
+    body["consent_document"]["reference"] = "LA\\u0000-100%00"
+    created = await client.post("/inquiries", json=body, headers=operator)
+    assert created.status_code == 201, created.text
+    assert created.json()["consent_document"]["reference"] == "LA\\u0000-100%00"
+
+
+# -- list cursors -------------------------------------------------------------------------------------
+
+
+async def test_a_malformed_list_cursor_is_refused_and_a_real_one_pages_on(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    for index in range(3):
+        created = await client.post(
+            "/inquiries", json=draft_body(await person(ctx, index=index)), headers=operator
+        )
+        assert created.status_code == 201, created.text
+    for cursor in ("garbage", "2026-01-01", "2026-11-24T01:00:00|x", "|", "2026-11-24T01:00:00+00:00"):
+        _refused(await client.get("/inquiries", params={"cursor": cursor}, headers=operator))
+    first = (await client.get("/inquiries", params={"limit": 2}, headers=operator)).json()
+    rest = await client.get(
+        "/inquiries", params={"limit": 2, "cursor": first["next_cursor"]}, headers=operator
+    )
+    assert rest.status_code == 200, rest.text
+    seen = [item["id"] for item in first["items"] + rest.json()["items"]]
+    assert len(seen) == len(set(seen)) == 3
+
+
+# -- text that NFKC lengthens past the center's limits --------------------------------------------------
+
+
+def _fields(response: httpx.Response) -> list[list[str]]:
+    return [error["loc"] for error in response.json()["errors"]]
+
+
+async def test_a_subject_that_normalisation_lengthens_past_the_centers_limits_is_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """'㌀' is one character as typed and 'アパート' once normalised (NFKC), '㍿' is '株式会社': within
+    the limits as typed, past the center's after. Refused at entry, so no inquiry waits for ever."""
+    operator = await as_user(client, demo, "op001")
+    subject = await person(ctx)
+    draft = await client.post("/inquiries", json=draft_body(subject), headers=operator)
+    before = await _written(ctx)
+
+    long_kana = draft_body(subject, approval=_a1(demo))
+    long_kana["subject"]["name_kana"] = "㌀" * 30
+    refused = await client.post("/inquiries", json=long_kana, headers=operator)
+    _refused(refused)
+    assert _fields(refused) == [["body", "subject", "name_kana"]]
+    assert "㌀" not in refused.text
+    long_address = draft_body(subject, approval=_a1(demo))
+    long_address["subject"]["address"] = "東京都千代田区丸の内1-1 " + "㍿" * 60
+    _refused(await client.post("/inquiries", json=long_address, headers=operator))
+    changed = await client.patch(
+        f"/inquiries/{draft.json()['id']}", json={"subject": long_address["subject"]}, headers=operator
+    )
+    _refused(changed)
+    assert _fields(changed) == [["body", "subject", "address"]]
+
+    assert await _written(ctx) == before
+    kept = await client.get(f"/inquiries/{draft.json()['id']}", headers=operator)
+    assert kept.json()["subject"]["address"] == subject["address"]
+
+
+async def _settled(client: httpx.AsyncClient, headers: dict[str, str], inquiry_id: str) -> dict[str, Any]:
+    for _ in range(100):
+        shown = (await client.get(f"/inquiries/{inquiry_id}", headers=headers)).json()
+        if shown["status"] != "queued":
+            return dict(shown)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the inquiry is still queued")
+
+
+async def test_an_inquiry_stuck_before_the_entry_check_ends_in_center_error_and_can_be_cancelled(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """A queued inquiry whose stored subject the center's contract cannot carry — accepted before the
+    entry check, its deliveries failing since — is settled at its next attempt: center_error with a
+    stable code, audited, never retried again, and then cancellable."""
+    operator = await as_user(client, demo, "op001")
+    subject = await person(ctx)
+    draft = (await client.post("/inquiries", json=draft_body(subject), headers=operator)).json()
+    async with ctx.db.session() as session:
+        inquiry = await session.get(Inquiry, draft["id"])
+        assert inquiry is not None
+        stored = open_subject(ctx, inquiry)
+        seal_subject(ctx, inquiry, dict(stored, address="株式会社" * 60))  # as the old entry stored it
+        inquiry.status = "queued"
+        message = outbox.enqueue(session, ctx=ctx, inquiry=inquiry, kind="inquire")
+        message.attempts, message.last_error = 7, "ValidationError"
+        await session.commit()
+    ctx.outbox_kick()
+
+    settled = await _settled(client, operator, draft["id"])
+    assert settled["status"] == "center_error"
+    assert settled["center"] == {"inquiry_id": None, "sent_at": None, "result_code": "GATEWAY_NOT_SENDABLE"}
+    assert await center_record(ctx) == []
+    [event] = await ledger_events(ctx, action="center.not_sendable")
+    assert event.object_id == draft["id"] and event.outcome == "failure"
+    assert json.loads(event.details) == {
+        "code": "GATEWAY_NOT_SENDABLE",
+        "fields": ["subject.address"],
+        "kind": "inquire",
+        "operator_id": "op001",
+    }
+    async with ctx.db.read_session() as session:
+        row = await session.scalar(select(OutboxMessage).where(OutboxMessage.inquiry_id == draft["id"]))
+        assert row is not None and row.delivered_at is not None
+    assert await outbox.due_messages(ctx) == []
+
+    cancelled = await client.post(
+        f"/inquiries/{draft['id']}/cancel",
+        json={"reason": "送れない", "approval": _a1(demo)},
+        headers=operator,
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+
+
+async def test_a_cancel_reason_longer_than_the_center_holds_still_reaches_the_center(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """The gateway takes 400 characters of reason, the center 200: the center gets the first 200 and
+    the inquiry keeps the whole reason, instead of a cancellation retried for ever."""
+    operator = await as_user(client, demo, "op001")
+    held = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=_a1(demo)), headers=operator
+    )
+    reason = "取引不成立のため照会を取り消す。" * 20  # 320 characters
+    cancelled = await client.post(
+        f"/inquiries/{held.json()['id']}/cancel",
+        json={"reason": reason, "approval": _a1(demo)},
+        headers=operator,
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    for _ in range(100):
+        kinds = [entry["kind"] for entry in await center_record(ctx)]
+        if "cancellation" in kinds:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(kinds) == ["cancellation", "inquiry"]
+    async with ctx.db.read_session() as session:
+        inquiry = await session.get(Inquiry, held.json()["id"])
+        assert inquiry is not None and inquiry.cancel_reason == reason
