@@ -6,11 +6,12 @@ Business dates are in Asia/Tokyo.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -75,4 +76,19 @@ def check_business_date(value: date) -> date:
     return value
 
 
-BusinessDate = Annotated[date, AfterValidator(check_business_date)]
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def check_date_text(value: object) -> object:
+    """api.md: dates are YYYY-MM-DD. Pydantic alone also reads a number as seconds since 1970 and a
+    datetime at midnight as its date, so 0 would be a birth date of 1 January 1970."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value  # built by our own code, not sent by a client
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value
+    raise ValueError("a date is written YYYY-MM-DD")
+
+
+# Every date the service accepts from outside (bodies, query and path parameters).
+IsoDate = Annotated[date, BeforeValidator(check_date_text)]
+BusinessDate = Annotated[IsoDate, AfterValidator(check_business_date)]

@@ -51,6 +51,7 @@ from app.inquiry.models import Escalation, Inquiry
 from app.inquiry.schemas import ConfirmerCredentialsApproval
 from app.inquiry.sealing import subject_lookup_key
 from app.inquiry.service import (
+    check_consent_obtained,
     check_purpose,
     normalised_subject,
     refuse_my_number,
@@ -199,7 +200,9 @@ async def create_request(
         customer_status=body.customer_status,
         document_type=body.consent_document.type,
     )
-    subject = normalised_subject(body.subject)
+    today = business_date_of(ctx.clock.now())
+    check_consent_obtained(body.consent_document.obtained_on, business_date=today)
+    subject = normalised_subject(body.subject, today=today)
     if await _is_self_request(session, principal.id, subject) and ctx.policy.self_inquiry == "refuse":
         record(
             session,

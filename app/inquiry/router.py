@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -10,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.authz.policy import authorize
 from app.authz.principal import Principal
+from app.clock import BusinessDate
 from app.context import AppContext
 from app.deps import Context, DbSession
 from app.errors import problem_responses
@@ -160,7 +160,7 @@ async def list_inquiries(
     session: DbSession,
     ctx: Context,
     branch_code: Annotated[str | None, Query(max_length=8)] = None,
-    business_date: date | None = None,
+    business_date: BusinessDate | None = None,
     status_filter: Annotated[str | None, Query(alias="status", max_length=24)] = None,
     operator_id: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -440,7 +440,7 @@ async def approval_register(
     session: DbSession,
     ctx: Context,
     branch_code: Annotated[str, Query(max_length=8)],
-    business_date: date,
+    business_date: BusinessDate,
 ) -> ApprovalRegisterOut:
     authorize(principal, "approval_register.read", branch_code=branch_code)
     counts = await approvals.register_balance(

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.clock import IsoDate
+
 Purpose = Annotated[
     str, Field(min_length=1, max_length=40, description="A purpose code from the policy table")
 ]
@@ -17,7 +19,8 @@ class SubjectIn(BaseModel):
 
     name_kana: str = Field(min_length=1, max_length=100)
     name_kanji: str | None = Field(default=None, max_length=100)
-    birth_date: date
+    # Not after today and not before EARLIEST_BIRTH_DATE: service.normalised_subject (a schema has no clock).
+    birth_date: IsoDate
     # The center's limits (app/center/interface.py CenterSubject) on the text as typed; normalisation can
     # lengthen it, so service.normalised_subject checks them again on what is sent.
     phone: str | None = Field(default=None, max_length=20)
@@ -30,7 +33,8 @@ class ConsentDocumentIn(BaseModel):
 
     type: str = Field(min_length=1, max_length=40)
     reference: str = Field(min_length=1, max_length=80)
-    obtained_on: date
+    # By the day of the inquiry: service.check_consent_obtained.
+    obtained_on: IsoDate
 
 
 class ApprovalNumberApproval(BaseModel):

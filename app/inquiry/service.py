@@ -100,7 +100,22 @@ def check_purpose(ctx: AppContext, *, purpose: str, customer_status: str, docume
         raise DocumentNotAllowedForPurpose(f"{purpose} ({customer_status}) accepts: {', '.join(allowed)}")
 
 
-def normalised_subject(subject: SubjectIn) -> dict[str, Any]:
+# No one inquired about was born earlier; it also keeps age arithmetic away from date.min.
+EARLIEST_BIRTH_DATE = date(1900, 1, 1)
+
+
+def check_consent_obtained(obtained_on: date, *, business_date: date) -> None:
+    """Consent must have been obtained by the inquiry's business date: consent given after the inquiry is
+    no consent, and a day not yet begun is no day anything was obtained on. Entry, draft change and
+    correction alike."""
+    if obtained_on > business_date:
+        raise ValidationFailed("Consent must have been obtained by the day of the inquiry")
+
+
+def normalised_subject(subject: SubjectIn, *, today: date) -> dict[str, Any]:
+    """The subject as it is sealed, hashed and sent; refused unless the center can carry it."""
+    if not EARLIEST_BIRTH_DATE <= subject.birth_date <= today:
+        raise ValidationFailed(f"birth_date must lie between {EARLIEST_BIRTH_DATE} and today")
     name_kana = normalise_kana(subject.name_kana)
     if not is_katakana_name(name_kana):
         raise ValidationFailed("name_kana must be written in kana")
@@ -451,7 +466,9 @@ async def create_inquiry(
         customer_status=body.customer_status,
         document_type=body.consent_document.type,
     )
-    subject = normalised_subject(body.subject)
+    today = business_date_of(ctx.clock.now())
+    check_consent_obtained(body.consent_document.obtained_on, business_date=today)
+    subject = normalised_subject(body.subject, today=today)
     hq_request = None
     if body.hq_request_id is not None:
         # HQ executing a branch's request (HQ-1); its checks are the requesting branch's (HQ-2).
@@ -633,10 +650,14 @@ async def update_draft(
         raise InvalidState("The draft expired before it was approved")
     if inquiry.status != "awaiting_approval":
         raise InvalidState("Only a draft awaiting approval can be changed")
-    subject = open_subject(ctx, inquiry) if body.subject is None else normalised_subject(body.subject)
+    today = business_date_of(ctx.clock.now())
+    subject = (
+        open_subject(ctx, inquiry) if body.subject is None else normalised_subject(body.subject, today=today)
+    )
     inquiry.purpose = body.purpose or inquiry.purpose
     inquiry.customer_status = body.customer_status or inquiry.customer_status
     if body.consent_document is not None:
+        check_consent_obtained(body.consent_document.obtained_on, business_date=inquiry.business_date)
         inquiry.consent_type = body.consent_document.type
         inquiry.consent_reference = body.consent_document.reference
         inquiry.consent_obtained_on = body.consent_document.obtained_on
@@ -1188,8 +1209,7 @@ def correction_changes(ctx: AppContext, inquiry: Inquiry, fields: CorrectionFiel
         changes["purpose"] = [inquiry.purpose, purpose]
     if fields.consent_document is not None:
         document = fields.consent_document.model_dump(mode="json")
-        if fields.consent_document.obtained_on > inquiry.business_date:
-            raise ValidationFailed("Consent must have been obtained by the day of the inquiry")
+        check_consent_obtained(fields.consent_document.obtained_on, business_date=inquiry.business_date)
         if document != recorded:
             changes["consent_document"] = [recorded, document]
     if not changes:

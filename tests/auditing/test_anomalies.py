@@ -25,7 +25,7 @@ TUESDAY = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # 10:00 JST
 NO_TRADE = {
     "purpose": "credit_review",
     "customer_status": "existing",
-    "consent_document": {"type": "ledger", "reference": "LEDGER-0042", "obtained_on": "2026-11-20"},
+    "consent_document": {"type": "ledger", "reference": "LEDGER-0042", "obtained_on": "2026-11-10"},
 }
 
 

@@ -59,7 +59,7 @@ def draft_body(subject: dict[str, Any], **overrides: Any) -> dict[str, Any]:
         "consent_document": {
             "type": "loan_application",
             "reference": "LA-2026-000123",
-            "obtained_on": "2026-11-20",
+            "obtained_on": "2026-11-10",
         },
     }
     body.update(overrides)

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, or_, select
 
 from app.audit.models import AuditEvent
@@ -247,3 +248,62 @@ async def test_a_cancel_reason_longer_than_the_center_holds_still_reaches_the_ce
     async with ctx.db.read_session() as session:
         inquiry = await session.get(Inquiry, held.json()["id"])
         assert inquiry is not None and inquiry.cancel_reason == reason
+
+
+# -- dates ---------------------------------------------------------------------------------------------
+
+# The ManualClock stands at 2026-11-24 10:00 JST: today's business date.
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subject.birth_date", "2999-01-01"),
+        ("subject.birth_date", "2026-11-25"),  # tomorrow
+        ("subject.birth_date", "1899-12-31"),
+        ("subject.birth_date", 0),  # a number Pydantic alone reads as seconds since 1970
+        ("subject.birth_date", "1990-01-01T00:00:00"),
+        ("subject.birth_date", "19900101"),
+        ("consent_document.obtained_on", "2099-01-01"),
+        ("consent_document.obtained_on", "2026-11-25"),
+        ("consent_document.obtained_on", 1_700_000_000),
+    ],
+)
+async def test_an_impossible_or_ill_written_date_is_refused_and_nothing_is_sent(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, field: str, value: object
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx), approval=_a1(demo))
+    part, name = field.split(".")
+    body[part][name] = value
+    before = await _written(ctx)
+    _refused(await client.post("/inquiries", json=body, headers=operator))
+    assert await _written(ctx) == before
+
+
+async def test_dates_up_to_today_are_taken_and_the_same_rules_hold_for_drafts_and_hq_requests(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx))
+    body["consent_document"]["obtained_on"] = "2026-11-24"
+    draft = await client.post("/inquiries", json=body, headers=operator)
+    assert draft.status_code == 201, draft.text
+    future_consent = dict(body["consent_document"], obtained_on="2026-11-25")
+    _refused(
+        await client.patch(
+            f"/inquiries/{draft.json()['id']}", json={"consent_document": future_consent}, headers=operator
+        )
+    )
+    unborn = dict(body["subject"], birth_date="2027-01-01")
+    _refused(
+        await client.patch(f"/inquiries/{draft.json()['id']}", json={"subject": unborn}, headers=operator)
+    )
+    _refused(await client.post("/hq-requests", json=dict(body, subject=unborn), headers=operator))
+    _refused(
+        await client.post("/hq-requests", json=dict(body, consent_document=future_consent), headers=operator)
+    )
+    _refused(await client.get("/inquiries", params={"business_date": "1700000000"}, headers=operator))
+    kept = await client.get(f"/inquiries/{draft.json()['id']}", headers=operator)
+    assert kept.json()["consent_document"]["obtained_on"] == "2026-11-24"
+    assert kept.json()["subject"]["birth_date"] == body["subject"]["birth_date"]

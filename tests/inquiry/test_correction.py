@@ -216,7 +216,7 @@ async def test_a_consent_document_correction_stays_at_the_gateway_and_a_key_repl
     assert "corrected" in shown["flags"] and shown["consent_document"]["reference"] == "LA-2026-000123"
     assert shown["correction"]["changes"] == {
         "consent_document": [
-            {"type": "loan_application", "reference": "LA-2026-000123", "obtained_on": "2026-11-20"},
+            {"type": "loan_application", "reference": "LA-2026-000123", "obtained_on": "2026-11-10"},
             NEW_DOCUMENT,
         ]
     }
