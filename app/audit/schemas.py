@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.clock import IsoDate
+
 
 class ChainHeadOut(BaseModel):
     seq: int
@@ -42,7 +44,7 @@ class CheckpointPage(BaseModel):
 
 class SubjectAccessQuery(BaseModel):
     name_kana: str = Field(min_length=1, max_length=100)
-    birth_date: date
+    birth_date: IsoDate
 
 
 class SubjectInquiryOut(BaseModel):

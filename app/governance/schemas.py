@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from app.clock import IsoDate
+
 Reason = Field(min_length=1, max_length=400)
 
 
@@ -19,7 +21,7 @@ class AccessRequestIn(BaseModel):
     role: str | None = Field(default=None, max_length=32)
     branch_code: str | None = Field(default=None, max_length=8)
     reason: str = Reason
-    effective_from: date | None = None
+    effective_from: IsoDate | None = None
     expires_at: datetime | None = None
 
 
@@ -93,7 +95,7 @@ class HrEventIn(BaseModel):
 
     user_id: str = Field(min_length=1, max_length=40)
     kind: Literal["transfer", "leave", "resignation", "return"]
-    effective_on: date
+    effective_on: IsoDate
     to_branch_code: str | None = Field(default=None, max_length=8)
 
 
@@ -243,7 +245,7 @@ class UserIn(BaseModel):
     id: str = Field(pattern=r"^[0-9A-Za-z_.-]{3,40}$")
     name: str = Field(min_length=1, max_length=100)
     name_kana: str | None = Field(default=None, max_length=100)
-    birth_date: date | None = None
+    birth_date: IsoDate | None = None
     phone: str | None = Field(default=None, max_length=32)
 
 
@@ -255,7 +257,7 @@ class UserPatchIn(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     name_kana: str | None = Field(default=None, max_length=100)
     name_latin: str | None = Field(default=None, max_length=100)
-    birth_date: date | None = None
+    birth_date: IsoDate | None = None
     phone: str | None = Field(default=None, max_length=32)
 
 

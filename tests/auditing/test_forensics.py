@@ -162,6 +162,19 @@ async def test_nobody_touched_a_person_never_inquired_about(
     assert (found.json()["users"], found.json()["inquiries"]) == ([], [])
 
 
+async def test_a_birth_date_not_written_yyyy_mm_dd_is_refused_not_misread(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """api.md: dates are YYYY-MM-DD. Read leniently, 0 would ask about people born on 1 January 1970 and
+    answer "nobody touched them" for a person the auditor never named."""
+    auditor = await login_at(client, demo, "auditor")
+    for birth_date in (0, "1960-01-01T00:00:00", "1960/01/01"):
+        query = {"name_kana": "ダレモ シラナイ", "birth_date": birth_date}
+        refused = await client.post("/audit/subject-access", json=query, headers=auditor)
+        assert refused.status_code == 422, (birth_date, refused.text)
+        assert refused.json()["code"] == "VALIDATION_ERROR"
+
+
 async def test_access_holders_at_t_follow_the_role_history(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
