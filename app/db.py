@@ -157,6 +157,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+async def _acquire_within(lock: asyncio.Lock, seconds: float) -> None:
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that arrives as the lock
+    # is granted, so a background job cancelled at shutdown ran on into its next sleep and the lifespan's
+    # shutdown waited for it for ever (a hang seen in the test suite's teardowns).
+    async with asyncio.timeout(seconds):
+        await lock.acquire()
+
+
 class _WriterQueue:
     """One process's SQLite writers, in turn: taken before ``BEGIN IMMEDIATE``, freed once the transaction
     has ended (after COMMIT or ROLLBACK has returned, so the next writer never meets the busy handler).
@@ -183,7 +191,7 @@ class _WriterQueue:
         if lock is None:
             lock = self._locks[loop] = asyncio.Lock()
         try:
-            await_only(asyncio.wait_for(lock.acquire(), self._timeout_s))
+            await_only(_acquire_within(lock, self._timeout_s))
         except TimeoutError:
             # As SQLite's busy handler would have failed it, so callers see the error they always saw.
             raise OperationalError(

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from app.db import Database
+from app.db import Database, _acquire_within
 
 
 async def _database(tmp_path: Path, *, busy_timeout_ms: int = 30_000) -> Database:
@@ -103,3 +103,21 @@ async def test_a_connection_returned_inside_a_transaction_is_rolled_back(tmp_pat
         writers = (await session.scalars(text("SELECT writer FROM t ORDER BY writer"))).all()
     await db.dispose()
     assert writers == [2, 3]  # the uncommitted row of the returned connection is gone
+
+
+async def test_a_shutdown_that_cancels_a_writer_as_it_is_let_in_is_not_lost() -> None:
+    """A background job cancelled at shutdown in the same turn as the writer lock is granted to it must
+    stop, and leave the lock free. With ``asyncio.wait_for`` (Python 3.11) the cancellation was lost: the
+    job ran on into its next sleep and the lifespan's shutdown waited for it for ever."""
+    lock = asyncio.Lock()
+    await lock.acquire()
+    writer = asyncio.create_task(_acquire_within(lock, 30))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the writer is queued on the lock
+
+    lock.release()  # its turn comes...
+    writer.cancel()  # ...as the shutdown cancels it
+
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    assert not lock.locked()

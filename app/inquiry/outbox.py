@@ -15,6 +15,7 @@ No database transaction is open while the center is being called.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -561,10 +562,10 @@ class OutboxSender:
                     self._start(await due_messages(self._ctx))
                 except Exception:
                     log.exception("outbox sweep failed")
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle)
-                except TimeoutError:
-                    pass
+                # asyncio.timeout, not wait_for, which on Python 3.11 can lose the shutdown's cancellation.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._idle):
+                        await self._wake.wait()
         finally:
             for task in list(self._in_flight.values()):
                 task.cancel()

@@ -883,7 +883,9 @@ async def wait_for_center(ctx: AppContext, inquiry_id: str) -> Inquiry | None:
                 while True:
                     # The signal comes from this process's sender; the timeout catches another's.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(settled.wait(), timeout=CROSS_PROCESS_POLL_SECONDS)
+                        # asyncio.timeout, not wait_for (which on 3.11 can lose a cancellation).
+                        async with asyncio.timeout(CROSS_PROCESS_POLL_SECONDS):
+                            await settled.wait()
                     settled.clear()
                     async with ctx.db.read_session() as session:
                         inquiry = await session.get(Inquiry, inquiry_id)
