@@ -210,6 +210,26 @@ async def _record_system_event(ctx: AppContext, action: str) -> None:
         await session.commit()
 
 
+async def _stop(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel the background jobs and wait until every one has ended.
+
+    Asked again each second while one runs on: a library can lose a cancellation (``asyncio.wait_for`` on
+    Python 3.11 does when the awaited thing completes at the same moment), and a job that lost it would
+    otherwise go on into its next sleep and hold the shutdown for ever.
+    """
+    for task in tasks:
+        task.cancel()
+    pending = [task for task in tasks if not task.done()]
+    while pending:
+        await asyncio.wait(pending, timeout=1.0)
+        pending = [task for task in pending if not task.done()]
+        for task in pending:
+            task.cancel()
+    for task in tasks:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("a background job had stopped with an error", exc_info=error)
+
+
 def create_app(
     settings: Settings | None = None, *, context: AppContext | None = None, background_tasks: bool = True
 ) -> FastAPI:
@@ -258,10 +278,7 @@ def create_app(
             yield
         finally:
             ctx.outbox_deliver_claimed = None
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _stop(tasks)
             with contextlib.suppress(Exception):
                 await _record_system_event(ctx, "system.stopped")
             await ctx.db.dispose()
