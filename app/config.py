@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     recertification_deadline_days: int = Field(default=14, ge=1, le=90)
     governance_sweep_interval_seconds: float = Field(default=300.0, gt=0)
 
+    # The largest request body any route accepts. The biggest real one (a purpose-policy table, a form)
+    # is a few kilobytes; without a bound one request could make the gateway hold gigabytes in memory.
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+
     log_level: str = "INFO"
     request_id_header: str = "X-Request-Id"
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=1000)

@@ -29,6 +29,12 @@ class ValidationFailed(DomainError):
     title = "The request is not valid"
 
 
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+    title = "The request body is too large"
+
+
 class PasswordPolicyViolated(DomainError):
     status = 422
     code = "PASSWORD_POLICY"

@@ -56,7 +56,7 @@ from app.panel.router import install_panel
 from app.problems import install_error_handlers
 from app.reconciliation import scheduler as reconciliation_schedule
 from app.reconciliation.router import router as center_reconciliation_router
-from app.request_guard import RefuseUnstorableText
+from app.request_guard import RequestGuard
 
 API_PREFIX = "/api/v1"
 access_log = logging.getLogger("shokai.access")
@@ -296,7 +296,7 @@ def create_app(
     install_error_handlers(app)
 
     # Inside RequestContext (added after it is outermost), so a refusal still carries the request id.
-    app.add_middleware(RefuseUnstorableText)
+    app.add_middleware(RequestGuard, max_body_bytes=ctx.settings.max_request_body_bytes)
     app.add_middleware(RequestContext, ctx=ctx)
 
     for router in (

@@ -1,4 +1,9 @@
-"""Text no database column can hold is refused at the edge, for every route (ER-1).
+"""Bodies too large to hold and text no database column can store are refused at the edge, for every
+route (ER-1).
+
+Without a bound on the body one request could make the gateway read gigabytes into memory before any
+schema looks at it; the bound (``max_request_body_bytes``) is checked on ``Content-Length`` before
+anything is read, and on the bytes received for a chunked body or one longer than it said.
 
 PostgreSQL ``text`` cannot store U+0000, and neither backend's driver can encode a lone UTF-16
 surrogate. Both are valid JSON (``\\u0000``, ``\\ud800``) and NUL is a valid URL escape (``%00``), so
@@ -9,6 +14,7 @@ disagree. Refusing the request before any route runs answers 422 ``VALIDATION_ER
 and writes nothing, whichever field, path, query parameter, header or form carries it.
 
 Plain ASGI, like ``RequestContext``: the body is read once, checked, and replayed to the app unchanged.
+Both refusals write nothing and are answered as problem+json with the request id.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PROBLEM_MEDIA_TYPE, ValidationFailed, problem_body
+from app.errors import PROBLEM_MEDIA_TYPE, DomainError, PayloadTooLarge, ValidationFailed, problem_body
 
 # A JSON escape that may decode to NUL or to a surrogate; the body is then decoded to see whether it does
 # (an escaped backslash before it, or a surrogate that is half of a valid pair, is harmless).
@@ -82,24 +88,47 @@ def unstorable_part(scope: Scope, body: bytes) -> str | None:
     return None
 
 
-class RefuseUnstorableText:
-    def __init__(self, app: ASGIApp) -> None:
+class RequestGuard:
+    """Refuses, before any route runs, a body larger than ``max_body_bytes`` (413 ``PAYLOAD_TOO_LARGE``)
+    and text no column can store (422 ``VALIDATION_ERROR``)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self._app = app
+        self._max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        if self._declared_length(scope) > self._max_body_bytes:
+            # Refused on the header alone: nothing of the body is read.
+            await self._refuse(scope, send, self._too_large())
+            return
         messages: list[Message] = []
+        size = 0
         while True:
             message = await receive()
             messages.append(message)
+            size += len(message.get("body", b""))
+            if size > self._max_body_bytes:
+                # A chunked body, or one longer than its Content-Length said: stop reading at the bound.
+                await self._refuse(scope, send, self._too_large())
+                return
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
         part = unstorable_part(scope, body)
         if part is not None:
-            await self._refuse(scope, send, part)
+            error = ValidationFailed(
+                "The request contains a character that cannot be stored (NUL or a lone surrogate)"
+            )
+            # The same shape as the handler's validation errors; the value itself is never echoed.
+            await self._refuse(
+                scope,
+                send,
+                error,
+                errors=[{"loc": [part], "type": "unstorable_character", "msg": "NUL or a lone surrogate"}],
+            )
             return
 
         async def replay() -> Message:
@@ -108,18 +137,27 @@ class RefuseUnstorableText:
         await self._app(scope, replay, send)
 
     @staticmethod
-    async def _refuse(scope: Scope, send: Send, part: str) -> None:
-        error = ValidationFailed(
-            "The request contains a character that cannot be stored (NUL or a lone surrogate)"
-        )
-        # The same shape as the handler's validation errors; the value itself is never echoed.
+    def _declared_length(scope: Scope) -> int:
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return 0  # the server refuses a malformed length before the app is called
+        return 0
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body may be at most {self._max_body_bytes} bytes")
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, error: DomainError, **extra: Any) -> None:
         content = problem_body(
             status=error.status,
             code=error.code,
             title=error.title,
             detail=error.detail,
             request_id=scope.get("state", {}).get("request_id"),
-            errors=[{"loc": [part], "type": "unstorable_character", "msg": "NUL or a lone surrogate"}],
+            **extra,
         )
         payload = json.dumps(content).encode()
         await send(
