@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -71,6 +72,14 @@ class KeyProvider(Protocol):
 
     def store(self, document: dict[str, Any]) -> None: ...
 
+    def update(
+        self, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> tuple[dict[str, Any], Hashable | None]:
+        """Read, ``change`` and store the document with no other process's update in between; ``change``
+        returning None stores nothing. Returns the document as it now is and its stamp, taken before any
+        other process can change it again."""
+        ...
+
     def stamp(self) -> Hashable | None:
         """Something that changes whenever the stored document does (cheap); None if it never changes."""
         ...
@@ -80,10 +89,17 @@ class KeyProvider(Protocol):
 
 
 class FileKeyProvider:
-    """A JSON key file, created with mode 0600 and replaced atomically."""
+    """A JSON key file, created with mode 0600 and replaced atomically.
+
+    Changes are made under an exclusive ``flock`` on a lock file beside it: without it two rotations at
+    once both read the same document and the second store drops the first one's new key (kek-5 issued
+    twice with different secrets, and whatever was sealed under the lost one unreadable), and workers
+    starting together on an empty data directory each created their own document.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
 
     @property
     def writable(self) -> bool:
@@ -104,6 +120,25 @@ class FileKeyProvider:
         except FileNotFoundError:
             return None
         return (status.st_ino, status.st_mtime_ns, status.st_size)
+
+    def update(
+        self, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> tuple[dict[str, Any], Hashable | None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the descriptor is closed
+            current = self.load()
+            document = change(current)
+            if document is not None:
+                self.store(document)
+            elif current is None:
+                raise KeyringError("no key material found; run `shokai demo` or provide SHOKAI_KEYS")
+            else:
+                document = current
+            return document, self.stamp()
+        finally:
+            os.close(lock)
 
     def store(self, document: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +173,11 @@ class EnvironmentKeyProvider:
         return None  # the environment of a running process does not change: restart to take new keys
 
     def store(self, document: dict[str, Any]) -> None:
+        raise KeyringError("keys from the environment are read-only; rotate them where they are kept")
+
+    def update(
+        self, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> tuple[dict[str, Any], Hashable | None]:
         raise KeyringError("keys from the environment are read-only; rotate them where they are kept")
 
 
@@ -219,9 +259,11 @@ class Keyring:
         if document is None:
             if not create:
                 raise KeyringError("no key material found; run `shokai demo` or provide SHOKAI_KEYS")
-            document = new_key_document(clock.now())
-            provider.store(document)
-            stamp = provider.stamp()
+            # Created under the provider's lock, and only if still missing: of several processes starting
+            # at once on an empty data directory, one creates the keys and the others read them.
+            document, stamp = provider.update(
+                lambda stored: new_key_document(clock.now()) if stored is None else None
+            )
         return cls(document, provider=provider, stamp=stamp, clock=clock, check_every=check_every)
 
     # -- picking up rotations made elsewhere ----------------------------------------------------------
@@ -371,20 +413,25 @@ class Keyring:
             raise KeyringError(f"{family} keys are not rotated in place")
         if self._provider is None or not self._provider.writable:
             raise KeyringError("this key source is read-only")
-        # Change a copy of what is stored now (another process may have rotated since this one read it)
-        # and store it first: if writing fails, the running keyring is unchanged.
-        document = json.loads(json.dumps(self._provider.load() or self._document))
-        _check_document(document)
-        fam = document[family]
-        old = fam["current"]
-        numbers = [int(k.rsplit("-", 1)[1]) for k in fam["keys"]]
-        new_id = f"{_PREFIX[family]}-{max(numbers) + 1}"
-        fam["keys"][old]["retired_at"] = rfc3339(now)
-        fam["keys"][new_id] = _new_entry(family, now)
-        fam["current"] = new_id
-        self._provider.store(document)
-        self._document, self._stamp = document, self._provider.stamp()
-        return new_id
+        new_ids: list[str] = []
+
+        def add_key(stored: dict[str, Any] | None) -> dict[str, Any]:
+            # Change a copy of what is stored now, read under the provider's lock (another process may
+            # have rotated since this one read it), and store it first: if writing fails, the running
+            # keyring is unchanged.
+            document = json.loads(json.dumps(stored or self._document))
+            _check_document(document)
+            fam = document[family]
+            old = fam["current"]
+            numbers = [int(k.rsplit("-", 1)[1]) for k in fam["keys"]]
+            new_ids.append(f"{_PREFIX[family]}-{max(numbers) + 1}")
+            fam["keys"][old]["retired_at"] = rfc3339(now)
+            fam["keys"][new_ids[-1]] = _new_entry(family, now)
+            fam["current"] = new_ids[-1]
+            return dict(document)
+
+        self._document, self._stamp = self._provider.update(add_key)
+        return new_ids[-1]
 
 
 def _check_document(document: dict[str, Any]) -> None:

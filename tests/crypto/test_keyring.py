@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import multiprocessing
 import os
 import stat
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -56,8 +59,11 @@ def test_key_file_is_created_owner_only(key_file: Path, clock: ManualClock, perm
     document = json.loads(key_file.read_text(encoding="utf-8"))
     for family in ("kek", "token_signing", "checkpoint_signing", "pseudonym", "blind_index"):
         assert document[family]["current"] == keyring.current_key_id(family)
-    # No stray temporary files are left next to it.
-    assert [p.name for p in key_file.parent.iterdir()] == ["keys.json"]
+    # No stray temporary files are left next to it; only the (empty, owner-only) lock file that
+    # serialises changes by several processes.
+    assert sorted(p.name for p in key_file.parent.iterdir()) == ["keys.json", "keys.json.lock"]
+    lock = key_file.with_name("keys.json.lock")
+    assert mode_of(lock) == 0o600 and lock.stat().st_size == 0
 
 
 def test_reopening_reads_the_same_keys_and_does_not_regenerate(key_file: Path, clock: ManualClock) -> None:
@@ -317,3 +323,48 @@ def test_environment_keys_do_not_follow_rotations(key_file: Path, clock: ManualC
     document = json.dumps(new_key_document(clock.now()))
     assert not open_keyring(key_file=key_file, env_keys=document, clock=clock, create=False).follows_rotations
     assert file_keyring(key_file, clock).follows_rotations
+
+
+def _rotate_kek_times(key_file: str, times: int, start: Any) -> list[str]:
+    """One process of the race below: wait for the others, then rotate the KEK ``times`` times."""
+    clock = ManualClock()
+    keyring = open_keyring(key_file=Path(key_file), env_keys=None, clock=clock, create=False)
+    start.wait()
+    return [keyring.rotate("kek", now=clock.now()) for _ in range(times)]
+
+
+def _open_creating(key_file: str, start: Any) -> str:
+    start.wait()
+    keyring = open_keyring(key_file=Path(key_file), env_keys=None, clock=ManualClock(), create=True)
+    return keyring.kek()[1].hex()
+
+
+def test_rotations_by_processes_at_the_same_time_are_all_kept(key_file: Path, clock: ManualClock) -> None:
+    """Two operators (or a cron job and an operator) rotating at once: every rotation ends in the file,
+    none overwrites another's new key — a KEK lost that way would leave whatever it sealed unreadable."""
+    file_keyring(key_file, clock)
+    processes, times = 4, 15
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        start = manager.Barrier(processes)
+        with context.Pool(processes) as pool:
+            results = pool.starmap(_rotate_kek_times, [(str(key_file), times, start)] * processes)
+    issued = [key_id for one in results for key_id in one]
+    assert len(set(issued)) == processes * times
+    stored = json.loads(key_file.read_text())["kek"]
+    assert set(issued) | {"kek-1"} == set(stored["keys"])
+    assert stored["current"] == f"kek-{processes * times + 1}"
+    assert mode_of(key_file) == 0o600
+
+
+def test_processes_starting_at_once_on_a_fresh_data_dir_share_one_key_document(key_file: Path) -> None:
+    """Workers started together on an empty data directory: one creates the keys, the others use them,
+    so no worker seals data under a key the file does not keep."""
+    processes = 4
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        start = manager.Barrier(processes)
+        with context.Pool(processes) as pool:
+            keks = pool.starmap(_open_creating, [(str(key_file), start)] * processes)
+    stored = json.loads(key_file.read_text())["kek"]
+    assert set(keks) == {base64.b64decode(stored["keys"][stored["current"]]["secret"]).hex()}
