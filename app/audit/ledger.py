@@ -149,14 +149,19 @@ def record(
     object_id: str | None = None,
     outcome: str = "success",
     details: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> None:
-    """Queue an audit event; it is chained and written when (and only if) this transaction commits."""
+    """Queue an audit event; it is chained and written when (and only if) this transaction commits.
+
+    ``at`` is for an event that must carry the very instant the action read for its own record (so the
+    two cannot fall on either side of a midnight); by default the clock is read now.
+    """
     context: LedgerContext = session.info[CONTEXT_KEY]
     payload = dict(details or {})
     _check_details(payload)
     session.info.setdefault(PENDING_KEY, []).append(
         _PendingEvent(
-            at=rfc3339(context.clock.now()),
+            at=rfc3339(at if at is not None else context.clock.now()),
             actor=actor,
             action=action,
             object_type=object_type,

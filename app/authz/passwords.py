@@ -28,7 +28,7 @@ class PasswordHashing:
         return self._hasher.hash(password)
 
     async def hash_async(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await asyncio.to_thread(self.hash, password)
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
         try:
@@ -58,11 +58,24 @@ class PasswordCheck:
     checked_hash: str | None
     result: bool
     password: str = field(repr=False)
+    # A new hash at today's cost parameters, made with the check when the stored one was made at older
+    # ones (login only): hashing is as slow as verifying, so it is done before the transaction too.
+    rehashed: str | None = field(default=None, repr=False)
 
     async def matches(self, passwords: PasswordHashing, stored_hash: str | None) -> bool:
         if stored_hash == self.checked_hash:
             return self.result
         return await passwords.verify_async(stored_hash, self.password)
+
+    async def upgraded_hash(self, passwords: PasswordHashing, stored_hash: str) -> str | None:
+        """What to store in place of ``stored_hash`` (which this password matched) when it was made at
+        other cost parameters; None when it needs no change. Hashes inside only if the stored hash is
+        not the one checked before the transaction (changed in between: rare)."""
+        if not passwords.needs_rehash(stored_hash):
+            return None
+        if stored_hash == self.checked_hash and self.rehashed is not None:
+            return self.rehashed
+        return await passwords.hash_async(self.password)
 
 
 async def new_password_violations(

@@ -146,15 +146,22 @@ async def _check_terminal(
     return terminal
 
 
-async def check_password_first(ctx: AppContext, user_id: str, password: str) -> PasswordCheck:
+async def check_password_first(
+    ctx: AppContext, user_id: str, password: str, *, rehash: bool = False
+) -> PasswordCheck:
     """Check ``user_id``'s password before any write transaction (see :class:`PasswordCheck`).
 
     Call it before the caller's session runs its first statement. The hash is read on the read engine,
     which on SQLite never takes the writer lock; an unknown ID is checked against the decoy, as before.
+    With ``rehash`` (login), a matching hash made at older cost parameters is also hashed anew here.
     """
     async with ctx.db.read_session() as reader:
         stored = await reader.scalar(select(User.password_hash).where(User.id == user_id))
-    return PasswordCheck(stored, await ctx.passwords.verify_async(stored, password), password)
+    result = await ctx.passwords.verify_async(stored, password)
+    rehashed = None
+    if rehash and result and stored is not None and ctx.passwords.needs_rehash(stored):
+        rehashed = await ctx.passwords.hash_async(password)
+    return PasswordCheck(stored, result, password, rehashed)
 
 
 async def login(
@@ -193,7 +200,7 @@ async def login(
             ctx.metrics.logins.labels("terminal_not_registered").inc()
             raise TerminalNotRegistered(audited=True)
     # Before the transaction: the throttle row read next takes the write lock.
-    checked = await check_password_first(ctx, user_id, password)
+    checked = await check_password_first(ctx, user_id, password, rehash=True)
 
     throttle = await session.get(LoginThrottle, attempt_ref, with_for_update=True)
     if throttle is not None and throttle.locked_at is not None:
@@ -299,8 +306,9 @@ async def login(
     user.last_login_at = now
     user.last_login_terminal_id = terminal_id
     user.last_login_address = origin.address
-    if ctx.passwords.needs_rehash(user.password_hash):
-        user.password_hash = await ctx.passwords.hash_async(password)
+    upgraded = await checked.upgraded_hash(ctx.passwords, user.password_hash)
+    if upgraded is not None:
+        user.password_hash = upgraded
 
     auth_session = AuthSession(
         id=secrets.token_urlsafe(32),

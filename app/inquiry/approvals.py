@@ -96,6 +96,9 @@ async def issue_number(
         object_type="inquiry",
         object_id=inquiry.id,
         details={"approval_number_id": row.id, "purpose": purpose, "expires_at": row.expires_at.isoformat()},
+        # The register counts issued numbers from these events by their day and the rest from the rows'
+        # business date: both from one clock read, or a number issued at midnight unbalances two days.
+        at=now,
     )
     return number, row
 
@@ -155,7 +158,10 @@ async def verify_approval(
             actor=actor,
         )
     if checked is None:
-        checked = await check_password_first(ctx, approval.confirmer_user_id, approval.confirmer_password)
+        # Every caller checks an A1 password before its write transaction (check_confirmer_first), so
+        # that Argon2id never runs under SQLite's writer lock. Checking it here instead would hide a
+        # caller that forgot, so that is refused as the programming error it is.
+        raise AssertionError("an A1 approval reached the transaction without check_confirmer_first")
     return await _check_credentials(
         session,
         ctx=ctx,

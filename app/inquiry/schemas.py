@@ -17,15 +17,17 @@ Purpose = Annotated[
 class SubjectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name_kana: str = Field(min_length=1, max_length=100)
-    name_kanji: str | None = Field(default=None, max_length=100)
+    # The center's limits (app/center/interface.py CenterSubject) hold for the text once normalised, and
+    # service.normalised_subject checks them there: NFKC lengthens some text ('㍿' is '株式会社') and
+    # shortens other (half-width 'ｶﾞ' is one 'ガ', runs of spaces become one). As typed, up to twice the
+    # center's limit is taken, so a half-width name that fits once folded is not refused for its form.
+    name_kana: str = Field(min_length=1, max_length=200)
+    name_kanji: str | None = Field(default=None, max_length=200)
     # Not after today and not before EARLIEST_BIRTH_DATE: service.normalised_subject (a schema has no clock).
     birth_date: IsoDate
-    # The center's limits (app/center/interface.py CenterSubject) on the text as typed; normalisation can
-    # lengthen it, so service.normalised_subject checks them again on what is sent.
-    phone: str | None = Field(default=None, max_length=20)
-    postal_code: str | None = Field(default=None, max_length=10)
-    address: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    postal_code: str | None = Field(default=None, max_length=20)
+    address: str | None = Field(default=None, max_length=400)
 
 
 class ConsentDocumentIn(BaseModel):

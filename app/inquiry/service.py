@@ -12,7 +12,7 @@ import contextlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
@@ -1372,10 +1372,20 @@ async def get_inquiry_and_duty(
     return inquiry, duty
 
 
+def _list_cursor(last: Inquiry) -> str:
+    """Where the next page starts, in characters a client may put into a query string as they are: the
+    time in UTC with "Z" (an offset's "+" would arrive as a space), then the id."""
+    at = last.created_at.astimezone(UTC).isoformat().removesuffix("+00:00")
+    return f"{at}Z|{last.id}"
+
+
 def _list_position(cursor: str) -> tuple[datetime, str]:
     """The ``created_at|id`` a page ended at, as next_cursor wrote it. The cursor comes back from the
     client, so anything else — a date alone, a time without its zone — is refused, never a 500."""
     created, separator, last_id = cursor.partition("|")
+    # Cursors before 2026-12-03 ended the time in "+00:00"; a client that put one into a URL unencoded
+    # sent "+" as a space. An ISO time never holds a space, so reading it back as "+" is unambiguous.
+    created = created.replace(" ", "+")
     try:
         after = datetime.fromisoformat(created)
     except ValueError:
@@ -1417,7 +1427,7 @@ async def list_inquiries(
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = f"{rows[-1].created_at.isoformat()}|{rows[-1].id}"
+        next_cursor = _list_cursor(rows[-1])
     return rows, next_cursor
 
 

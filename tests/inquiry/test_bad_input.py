@@ -131,6 +131,34 @@ async def test_a_malformed_list_cursor_is_refused_and_a_real_one_pages_on(
     assert len(seen) == len(set(seen)) == 3
 
 
+async def test_a_list_cursor_survives_a_url_built_by_hand_and_old_cursors_still_page_on(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    for index in range(3):
+        created = await client.post(
+            "/inquiries", json=draft_body(await person(ctx, index=index)), headers=operator
+        )
+        assert created.status_code == 201, created.text
+    everything = (await client.get("/inquiries", headers=operator)).json()["items"]
+    first = (await client.get("/inquiries", params={"limit": 1}, headers=operator)).json()
+    cursor = first["next_cursor"]
+    # A terminal that pastes the cursor into the query string without encoding it.
+    assert "+" not in cursor and " " not in cursor and "&" not in cursor and "#" not in cursor
+    pasted = await client.get(f"/inquiries?limit=1&cursor={cursor}", headers=operator)
+    assert pasted.status_code == 200, pasted.text
+    assert [item["id"] for item in pasted.json()["items"]] == [everything[1]["id"]]
+    # A cursor as written before (offset "+00:00"), encoded properly and pasted raw ("+" read as space).
+    at, _, last_id = cursor.partition("|")
+    old_style = at.removesuffix("Z") + "+00:00|" + last_id
+    for response in (
+        await client.get("/inquiries", params={"limit": 1, "cursor": old_style}, headers=operator),
+        await client.get(f"/inquiries?limit=1&cursor={old_style}", headers=operator),
+    ):
+        assert response.status_code == 200, response.text
+        assert [item["id"] for item in response.json()["items"]] == [everything[1]["id"]]
+
+
 # -- text that NFKC lengthens past the center's limits --------------------------------------------------
 
 
@@ -166,6 +194,27 @@ async def test_a_subject_that_normalisation_lengthens_past_the_centers_limits_is
     assert await _written(ctx) == before
     kept = await client.get(f"/inquiries/{draft.json()['id']}", headers=operator)
     assert kept.json()["subject"]["address"] == subject["address"]
+
+
+async def test_a_half_width_kana_name_is_judged_by_its_length_once_folded(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """A terminal keying half-width kana sends 'ｶﾞ' as two characters for the one 'ガ' the center gets:
+    a name of 100 letters once folded is taken however it was typed, and one of 101 is refused."""
+    operator = await as_user(client, demo, "op001")
+    subject = await person(ctx)
+    fits = draft_body(subject)
+    fits["subject"]["name_kana"] = "ｶﾞ" * 100  # 200 characters as typed, 100 once normalised
+    taken = await client.post("/inquiries", json=fits, headers=operator)
+    assert taken.status_code == 201, taken.text
+    assert taken.json()["subject"]["name_kana"] == "ガ" * 100
+    before = await _written(ctx)
+    too_long = draft_body(subject)
+    too_long["subject"]["name_kana"] = "ｶﾞ" * 100 + "ｱ"
+    refused = await client.post("/inquiries", json=too_long, headers=operator)
+    _refused(refused)
+    assert _fields(refused) == [["body", "subject", "name_kana"]]
+    assert await _written(ctx) == before
 
 
 async def _settled(client: httpx.AsyncClient, headers: dict[str, str], inquiry_id: str) -> dict[str, Any]:

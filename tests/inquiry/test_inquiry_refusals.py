@@ -10,7 +10,7 @@ import pytest
 from app.audit.ledger import Actor
 from app.authz import directory
 from app.authz.models import User
-from app.clock import ManualClock
+from app.clock import TOKYO, ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.subject import my_number_check_digit
@@ -583,3 +583,54 @@ async def test_every_number_ends_in_one_state_even_if_nobody_enters_it(
     assert during["balanced"] is True
     assert (after["used"], after["voided"], after["expired"], after["outstanding"]) == (1, 2, 1, 0)
     assert after["balanced"] is True
+
+
+async def test_a_number_issued_as_the_day_turns_balances_the_register_of_its_own_day(
+    client: httpx.AsyncClient,
+    demo: DemoCredentials,
+    ctx: AppContext,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The register counts issued numbers from the ledger's events by their day and the other states
+    from the register's rows by their business date: one number must land on the same day in both,
+    even when the clock passes Tokyo midnight while it is being issued."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from app.inquiry import approvals
+    from app.inquiry.service import load_inquiry
+
+    operator = await as_user(client, demo, "op001")
+    draft = await _draft(client, ctx, operator)
+    last_instant_of_the_24th = datetime(2026, 11, 24, 14, 59, 59, 999999, tzinfo=UTC)  # 23:59:59.999999 JST
+    reads: list[datetime] = []
+
+    def ticking() -> datetime:  # every read of the clock a microsecond after the one before
+        reads.append(last_instant_of_the_24th + timedelta(microseconds=len(reads)))
+        return reads[-1]
+
+    async with ctx.db.session() as session:
+        inquiry = await load_inquiry(session, draft["id"], for_update=True)
+        monkeypatch.setattr(clock, "now", ticking)  # from the issue's first look at the clock
+        await approvals.issue_number(
+            session,
+            ctx=ctx,
+            inquiry=inquiry,
+            confirmer=Actor(id="cf001", roles=("confirmer",)),
+            purpose="submit",
+            bound_hash=inquiry.draft_hash,
+        )
+        await session.commit()
+    assert reads[0].astimezone(TOKYO).date() == date(2026, 11, 24)
+    assert reads[-1].astimezone(TOKYO).date() == date(2026, 11, 25)  # the day turned during the issue
+
+    issued_on = {}
+    async with ctx.db.read_session() as session:
+        for day in (date(2026, 11, 24), date(2026, 11, 25)):
+            balance = await approvals.register_balance(
+                session, branch_code="001", business_date=day, now=reads[-1]
+            )
+            accounted = balance["used"] + balance["voided"] + balance["expired"] + balance["outstanding"]
+            assert balance["issued"] == accounted, (day, balance)
+            issued_on[day] = balance["issued"]
+    assert issued_on == {date(2026, 11, 24): 1, date(2026, 11, 25): 0}

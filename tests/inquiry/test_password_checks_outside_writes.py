@@ -17,9 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.authz.models import User
+from app.authz.passwords import PasswordHashing
 from app.context import AppContext
 from app.demo import DemoCredentials
 from tests.helpers import login
@@ -88,6 +89,37 @@ async def test_writes_go_on_while_a_login_checks_its_password(
     assert not logging_in.done()
     held.finish()
     assert (await logging_in).status_code == 200
+
+
+async def test_writes_go_on_while_a_login_upgrades_an_old_hash(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the cost parameters change, each user's first login stores a new hash: a second Argon2id
+    run, which must not hold the write lock either. The new hash is at today's parameters and works."""
+    password = password_of(demo, "cf001")
+    older = PasswordHashing(memory_kib=2048, time_cost=1, parallelism=1).hash(password)
+    assert ctx.passwords.needs_rehash(older)
+    async with ctx.db.session() as session:
+        await session.execute(update(User).where(User.id == "cf001").values(password_hash=older))
+        await session.commit()
+    operator = await as_user(client, demo, "op002")
+    held = HeldPasswordCheck(lambda _unused, typed: ctx.passwords._hasher.hash(typed), password)
+    monkeypatch.setattr(ctx.passwords, "hash", lambda typed: held(None, typed))
+    logging_in = asyncio.create_task(login(client, demo, "cf001"))
+    await held.started()
+
+    draft = await another_terminals_draft(client, ctx, operator, 7)
+
+    assert draft.status_code == 201, draft.text
+    assert not logging_in.done()
+    held.finish()
+    assert (await logging_in).status_code == 200
+    async with ctx.db.read_session() as session:
+        stored = await session.scalar(select(User.password_hash).where(User.id == "cf001"))
+    assert stored is not None and stored != older
+    assert not ctx.passwords.needs_rehash(stored)
+    assert ctx.passwords.verify(stored, password)
+    assert (await login(client, demo, "cf001")).status_code == 200
 
 
 async def test_writes_go_on_while_an_a1_confirmer_is_checked(
