@@ -389,7 +389,12 @@ async def _check_credentials(
     if ctx.policy.totp_required_for(inquiry.branch_code) and not await verify_code(
         session, ctx=ctx, user_id=confirmer.id, code=totp
     ):
-        # The branch's policy asks confirmers for their second factor too (AU-8).
+        # The branch's policy asks confirmers for their second factor too (AU-8). A wrong code counts
+        # toward the confirmer's lockout as at login (AU-5); a missing one is no guess and is only refused.
+        if totp:
+            await count_failed_password(
+                session, ctx=ctx, user=confirmer, attempted_user_id=user_id, actor=actor
+            )
         record(
             session,
             actor=actor,

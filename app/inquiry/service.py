@@ -427,6 +427,21 @@ async def commit_or_replay(session: AsyncSession, *, key: str | None) -> bool:
     return True
 
 
+async def replay_after_lost_race(
+    session: AsyncSession, *, key: str | None, principal: Principal, endpoint: str, fingerprint: str
+) -> Inquiry:
+    """After :func:`commit_or_replay` rolled back: the inquiry of the concurrent request with this
+    Idempotency-Key that committed first (409 if its body differed). The caller's own objects were
+    rolled back with the transaction, so they must not be answered with."""
+    replay = await replayed_inquiry_id(
+        session, key=key, principal=principal, endpoint=endpoint, fingerprint=fingerprint
+    )
+    if replay is None:
+        # The commit failed on something other than the key; the rollback wrote nothing.
+        raise InvalidState("The inquiry was changed by another request at the same moment: reload it")
+    return await load_inquiry(session, replay)
+
+
 # -- creating and changing drafts ---------------------------------------------------------------------
 
 
@@ -859,8 +874,11 @@ async def submit(
         inquiry_id=inquiry.id,
         status_code=200,
     )
-    if await commit_or_replay(session, key=idempotency_key):
-        _deliver_after_commit(ctx, claimed, inquiry)
+    if not await commit_or_replay(session, key=idempotency_key):
+        return await replay_after_lost_race(
+            session, key=idempotency_key, principal=principal, endpoint="submit", fingerprint=fingerprint
+        )
+    _deliver_after_commit(ctx, claimed, inquiry)
     return inquiry
 
 
@@ -989,7 +1007,13 @@ async def release(
     if ctx.policy.totp_required_for(duty.branch_code) and not await verify_code(
         session, ctx=ctx, user_id=principal.id, code=totp
     ):
-        # The branch's policy asks confirmers for their second factor at release too (AU-8).
+        # The branch's policy asks confirmers for their second factor at release too (AU-8). A wrong
+        # code counts toward the lockout as at login (AU-5), or a held session and password would allow
+        # guessing the six digits without end; a missing one is no guess and is only refused.
+        if totp:
+            await count_failed_password(
+                session, ctx=ctx, user=confirmer, attempted_user_id=principal.id, actor=actor
+            )
         record(
             session,
             actor=actor,
@@ -1172,7 +1196,10 @@ async def cancel(
         inquiry_id=inquiry.id,
         status_code=200,
     )
-    await commit_or_replay(session, key=idempotency_key)
+    if not await commit_or_replay(session, key=idempotency_key):
+        return await replay_after_lost_race(
+            session, key=idempotency_key, principal=principal, endpoint="cancel", fingerprint=fingerprint
+        )
     if sent:
         ctx.outbox_kick()
     return inquiry
@@ -1342,7 +1369,9 @@ async def correct(
         status_code=200,
     )
     if not await commit_or_replay(session, key=idempotency_key):
-        replayed = await load_inquiry(session, inquiry_id)
+        replayed = await replay_after_lost_race(
+            session, key=idempotency_key, principal=principal, endpoint="correct", fingerprint=fingerprint
+        )
         stored = await correction_of(session, replayed.id)
         assert stored is not None
         return replayed, stored
@@ -1387,8 +1416,12 @@ def _list_position(cursor: str) -> tuple[datetime, str]:
     # sent "+" as a space. An ISO time never holds a space, so reading it back as "+" is unambiguous.
     created = created.replace(" ", "+")
     try:
-        after = datetime.fromisoformat(created)
-    except ValueError:
+        after: datetime | None = datetime.fromisoformat(created)
+        if after is not None and after.tzinfo is not None:
+            # In UTC here, where a time that has none (an offset pushing year 1 or 9999 past the edge)
+            # is refused, not later when the database driver converts it (a 500).
+            after = after.astimezone(UTC)
+    except (ValueError, OverflowError):
         after = None
     if not separator or not last_id or after is None or after.tzinfo is None:
         raise ValidationFailed("The cursor is not valid: pass next_cursor as it was returned")

@@ -120,7 +120,15 @@ async def test_a_malformed_list_cursor_is_refused_and_a_real_one_pages_on(
             "/inquiries", json=draft_body(await person(ctx, index=index)), headers=operator
         )
         assert created.status_code == 201, created.text
-    for cursor in ("garbage", "2026-01-01", "2026-11-24T01:00:00|x", "|", "2026-11-24T01:00:00+00:00"):
+    for cursor in (
+        "garbage",
+        "2026-01-01",
+        "2026-11-24T01:00:00|x",
+        "|",
+        "2026-11-24T01:00:00+00:00",
+        "0001-01-01T00:00:00+01:00|x",  # before year 1 in UTC
+        "9999-12-31T23:59:59-01:00|x",  # after year 9999 in UTC
+    ):
         _refused(await client.get("/inquiries", params={"cursor": cursor}, headers=operator))
     first = (await client.get("/inquiries", params={"limit": 2}, headers=operator)).json()
     rest = await client.get(

@@ -87,6 +87,59 @@ async def test_retries_of_a_cancel_sent_together_all_get_the_cancelled_inquiry(
     assert {r.json()["status"] for r in sent} == {"cancelled"}
 
 
+async def test_one_key_sent_for_two_drafts_at_once_sends_one_and_refuses_the_other(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """A terminal that reuses a key for another inquiry while the first is in flight: on PostgreSQL both
+    run side by side and the loser meets the key's row at commit. It is told the key was reused (409),
+    never answered with the inquiry its rolled-back transaction had changed (that was a 500)."""
+    plain = await as_user(client, demo, "op001")
+    drafts = [
+        (await client.post("/inquiries", json=draft_body(await person(ctx, index=i)), headers=plain)).json()
+        for i in range(2)
+    ]
+    operator = {**plain, "Idempotency-Key": "T001-submit-reused-1"}
+
+    sent = await asyncio.gather(
+        *(
+            client.post(f"/inquiries/{draft['id']}/submit", json={"approval": a1(demo)}, headers=operator)
+            for draft in drafts
+        )
+    )
+
+    assert sorted(answers(sent), key=lambda a: a[0])[1] == (409, "IDEMPOTENCY_KEY_REUSED"), answers(sent)
+    assert sorted(r.status_code for r in sent) == [200, 409]
+    winner = next(r.json() for r in sent if r.status_code == 200)
+    assert [entry["idempotency_key"] for entry in await center_record(ctx)] == [winner["id"]]
+    loser = next(d for d in drafts if d["id"] != winner["id"])
+    shown = await client.get(f"/inquiries/{loser['id']}", headers=plain)
+    assert shown.json()["status"] == "awaiting_approval"  # nothing of the refused submit was kept
+
+
+async def test_one_key_sent_to_cancel_two_inquiries_at_once_cancels_one(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    plain = await as_user(client, demo, "op001")
+    held = [
+        (
+            await client.post(
+                "/inquiries", json=draft_body(await person(ctx, index=i), approval=a1(demo)), headers=plain
+            )
+        ).json()
+        for i in range(2)
+    ]
+    operator = {**plain, "Idempotency-Key": "T001-cancel-reused-1"}
+    cancellation = {"reason": "入力誤り", "approval": a1(demo)}
+
+    sent = await asyncio.gather(
+        *(client.post(f"/inquiries/{h['id']}/cancel", json=cancellation, headers=operator) for h in held)
+    )
+
+    assert sorted(answers(sent), key=lambda a: a[0])[1] == (409, "IDEMPOTENCY_KEY_REUSED"), answers(sent)
+    statuses = [(await client.get(f"/inquiries/{h['id']}", headers=plain)).json()["status"] for h in held]
+    assert sorted(statuses) == ["cancelled", "held"]
+
+
 async def test_the_stored_fingerprint_reveals_nothing_of_the_confirmers_password(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
