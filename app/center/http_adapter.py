@@ -40,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.center.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from app.center.interface import (
+    CENTER_ANSWER_CODES,
     CenterAnswer,
     CenterCancellation,
     CenterCancelRequest,
@@ -300,7 +301,10 @@ class HttpCenterLink:
         if status >= 500 or status in _TRANSIENT_STATUSES:
             raise _Transient(f"http_{status}", status)
         if status >= 400:
-            raise _refusal(response)
+            refusal = _refusal(response)
+            if refusal.code not in CENTER_ANSWER_CODES:
+                raise _Transient(f"http_{status}", status)
+            raise refusal
         try:
             return model.model_validate_json(response.content)
         except ValidationError:

@@ -37,6 +37,14 @@ PURPOSES: tuple[str, ...] = get_args(Purpose)
 # PL-2: for these purposes the center answers NO_TRADE_INFO when it holds no transaction for the subject.
 TRADE_INFO_PURPOSES: frozenset[str] = frozenset({"credit_review", "relocation_check"})
 NO_TRADE_INFO = "NO_TRADE_INFO"
+# The codes with which the center's contract answers an error (api.md, "The center link"): only these
+# make a 4xx a definitive refusal of the request. A 4xx without one came from something in between —
+# a proxy, a TLS terminator refusing an expired client certificate, a wrong path — and says nothing of
+# the inquiry: it is a link failure, retried with the same key and counted by the circuit breaker, so a
+# misconfigured link leaves inquiries queued instead of settling every one of them as refused.
+CENTER_ANSWER_CODES: frozenset[str] = frozenset(
+    {NO_TRADE_INFO, "VALIDATION", "NOT_FOUND", "CANCELLED", "IDEMPOTENCY_KEY_REUSED"}
+)
 
 # What part of the credit record each purpose may see (PL-2: the purpose limits the answer, not only
 # the question).

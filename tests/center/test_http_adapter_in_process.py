@@ -122,22 +122,44 @@ def _scripted(status: int, body: Any = None, content: bytes | None = None) -> ht
     return httpx.MockTransport(answer)
 
 
-async def test_refusal_codes_are_passed_on_only_when_well_formed(
+async def test_only_the_centers_own_codes_make_a_4xx_a_refusal(
     population: Population, clock: ManualClock
 ) -> None:
-    cases = [
+    refusals = [
         (422, {"code": "NO_TRADE_INFO", "center_inquiry_id": "CI-1"}, "NO_TRADE_INFO"),
-        (422, {"code": "ヤマダ タロウ is unknown"}, "HTTP_422"),
-        (400, None, "HTTP_400"),
-        (403, {"detail": "certificate not registered"}, "HTTP_403"),
+        (422, {"code": "VALIDATION"}, "VALIDATION"),
+        (409, {"code": "IDEMPOTENCY_KEY_REUSED"}, "IDEMPOTENCY_KEY_REUSED"),
     ]
-    for status, body, expected in cases:
+    for status, body, expected in refusals:
         async with HttpCenterLink(_settings(), clock=clock, transport=_scripted(status, body)) as link:
             with pytest.raises(CenterRefused) as refused:
                 await link.inquire(inquiry_request(population[0]))
-        assert refused.value.code == expected and refused.value.status == status
-        assert "ヤマダ" not in str(refused.value)
-    assert link.state.value == "closed", "a refusal is an answer: the center is up"
+            assert refused.value.code == expected and refused.value.status == status
+            assert link.state.value == "closed", "a refusal is an answer: the center is up"
+
+
+async def test_a_4xx_from_something_in_between_is_a_link_failure_not_an_answer(
+    population: Population, clock: ManualClock
+) -> None:
+    """A TLS terminator refusing an expired client certificate, a proxy's 401, a wrong base path: none of
+    them is the center's answer to the inquiry. Taken for refusals they settled every queued inquiry as
+    center_error (each to be entered again under a fresh two-person approval); they are failures of the
+    link, retried with the same key, and they open the circuit."""
+    in_between = [
+        (422, {"code": "ヤマダ タロウ is unknown"}, "http_422"),  # not a well-formed code: never passed on
+        (400, None, "http_400"),
+        (401, {"detail": "authentication required"}, "http_401"),
+        (403, {"detail": "certificate not registered"}, "http_403"),
+        (404, {"code": "UNKNOWN_PATH"}, "http_404"),
+    ]
+    for status, body, reason in in_between:
+        settings = _settings(max_attempts=2, backoff_initial_seconds=0.001, breaker_failure_threshold=2)
+        async with HttpCenterLink(settings, clock=clock, transport=_scripted(status, body)) as link:
+            with pytest.raises(CenterUnavailable) as unavailable:
+                await link.inquire(inquiry_request(population[0]))
+            assert unavailable.value.reason == reason and unavailable.value.attempts == 2
+            assert "ヤマダ" not in str(unavailable.value)
+            assert link.state.value == "open", "the link is failing: the breaker must see it"
 
 
 async def test_transient_statuses_and_unreadable_answers_are_center_unavailable(

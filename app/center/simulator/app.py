@@ -29,7 +29,9 @@ from app.center.simulator.state import SimulatorState
 from app.clock import Clock, SystemClock
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
+# A path the center does not serve is not the contract's NOT_FOUND (no such inquiry): the gateway must
+# not take a wrong base URL for an answer (CENTER_ANSWER_CODES).
+_HTTP_CODES = {404: "UNKNOWN_PATH", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
 
 
 def create_simulator_app(
