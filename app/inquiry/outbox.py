@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Table, bindparam, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit.ledger import SYSTEM_ACTOR, record
@@ -85,6 +86,22 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds * (0.75 + random.random() / 2))  # noqa: S311 - jitter, not security
 
 
+def _first_open_of_its_inquiry() -> Any:
+    """No older message of the same inquiry is still undelivered. An inquiry's messages go to the center
+    in the order they were written: a cancellation queued while a correction waits for its retry must not
+    overtake it (the center refuses to correct a cancelled inquiry, and the correction is lost)."""
+    earlier = aliased(OutboxMessage)
+    return ~(
+        select(earlier.id)
+        .where(
+            earlier.inquiry_id == OutboxMessage.inquiry_id,
+            earlier.id < OutboxMessage.id,
+            earlier.delivered_at.is_(None),
+        )
+        .exists()
+    )
+
+
 async def due_messages(ctx: AppContext, *, limit: int = 50) -> list[int]:
     now = ctx.clock.now()
     async with ctx.db.read_session() as session:
@@ -94,6 +111,7 @@ async def due_messages(ctx: AppContext, *, limit: int = 50) -> list[int]:
                 OutboxMessage.delivered_at.is_(None),
                 OutboxMessage.next_attempt_at <= now,
                 or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+                _first_open_of_its_inquiry(),
             )
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)
@@ -163,6 +181,7 @@ async def _claim(ctx: AppContext, message_id: int) -> tuple[OutboxMessage, Inqui
                 OutboxMessage.id == message_id,
                 OutboxMessage.delivered_at.is_(None),
                 or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+                _first_open_of_its_inquiry(),
             )
             .values(claimed_until=now + _claim_lease(ctx), attempts=OutboxMessage.attempts + 1)
         )

@@ -9,11 +9,14 @@ import json
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.inquiry.models import OutboxMessage
 from tests.helpers import ledger_events
-from tests.inquiry.support import as_user, center_record, draft_body, password_of, person
+from tests.inquiry.support import as_user, center_record, draft_body, password_of, person, sim_client
 
 NEW_DOCUMENT = {"type": "loan_application", "reference": "LA-2026-000999", "obtained_on": "2026-11-20"}
 
@@ -221,3 +224,64 @@ async def test_a_consent_document_correction_stays_at_the_gateway_and_a_key_repl
         ]
     }
     assert shown["correction"]["corrected_by"] == "op001" and shown["correction"]["confirmer_id"] == "cf001"
+
+
+async def test_a_cancellation_never_overtakes_a_correction_still_waiting_for_the_center(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """An inquiry's messages reach the center in the order they were written. A correction that met a
+    center outage waits for its retry; a cancellation approved meanwhile must wait behind it — sent
+    first, the center would refuse to correct a cancelled inquiry and the correction would be lost."""
+    inquiry = await held_inquiry(client, demo, ctx)
+    operator = await as_user(client, demo, "op001")
+    async with sim_client(ctx) as sim:
+        assert (await sim.post("/center/v1/_sim/faults", json={"error_rate": 1.0})).status_code == 200
+    corrected = await client.post(
+        f"/inquiries/{inquiry['id']}/correct",
+        json={
+            "reason": "目的入力誤り",
+            "corrections": {"purpose": "guarantor", "consent_document": {**NEW_DOCUMENT, "type": "ledger"}},
+            "approval": a1(demo),
+        },
+        headers=operator,
+    )
+    assert corrected.status_code == 200, corrected.text
+    for _ in range(200):  # the background sender has tried and put the correction back for later
+        async with ctx.db.read_session() as session:
+            waiting = await session.scalar(
+                select(OutboxMessage).where(
+                    OutboxMessage.inquiry_id == inquiry["id"], OutboxMessage.kind == "correct"
+                )
+            )
+        if waiting is not None and waiting.last_error is not None:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the correction was never tried")
+    async with sim_client(ctx) as sim:
+        assert (await sim.delete("/center/v1/_sim/faults")).status_code == 204
+
+    cancelled = await client.post(
+        f"/inquiries/{inquiry['id']}/cancel",
+        json={"reason": "入力誤り", "approval": a1(demo)},
+        headers=operator,
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    await asyncio.sleep(0.3)  # the sender was kicked by the cancellation: it must not send it yet
+    assert [e["kind"] for e in await center_record(ctx)] == ["inquiry"]
+
+    clock.advance(minutes=10)  # the correction's retry is due
+    ctx.outbox_kick()
+    for _ in range(200):
+        kinds = [e["kind"] for e in await center_record(ctx)]
+        if len(kinds) == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert kinds == ["inquiry", "correction", "cancellation"]
+    async with ctx.db.read_session() as session:
+        messages = (
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.inquiry_id == inquiry["id"]))
+        ).all()
+    assert all(m.delivered_at is not None for m in messages)
+    last_errors = {m.kind: m.last_error for m in messages}
+    assert "unavailable" in (last_errors["correct"] or "") and last_errors["cancel"] is None
