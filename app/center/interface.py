@@ -297,12 +297,22 @@ class CenterLink(Protocol):
         """
         ...
 
+    @property
+    def state(self) -> str:
+        """The link's health for ``/readyz``: ``closed`` (calls go through), ``open`` (failing: calls
+        are refused until a cool-down ends) or ``half_open`` (one trial call let through)."""
+        ...
+
 
 class DetachedCenterLink:
     """A center link for processes that must not reach the center (CLI maintenance commands).
 
     Building the in-process simulator costs a second; commands such as ``audit verify`` never need it.
     """
+
+    @property
+    def state(self) -> str:
+        return "open"  # every call is refused
 
     async def inquire(self, request: CenterInquiryRequest) -> CenterAnswer:
         raise CenterUnavailable("detached")

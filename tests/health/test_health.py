@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.center.http_adapter import HttpCenterLink
 from app.context import AppContext
 from app.demo import DemoCredentials
 from tests.helpers import auth_headers, login, user
@@ -50,3 +51,20 @@ async def test_metrics_count_logins_and_hold_no_personal_data(
         assert entry["name"] not in text
         assert f'"{entry["id"]}"' not in text
     assert user(demo, "op001")["id"] not in text
+
+
+async def test_readyz_reports_a_failing_center_link_without_taking_the_gateway_out_of_service(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    """With the center down the gateway still takes drafts and queues inquiries (the outbox), so it
+    stays ready; the link's state is reported for monitoring to alert on."""
+    assert (await client.get("/readyz")).json() == {"status": "ok", "database": "ok", "center_link": "closed"}
+    link = ctx.center
+    assert isinstance(link, HttpCenterLink)
+    for _ in range(link.settings.breaker_failure_threshold):
+        link.breaker.record_failure()
+
+    response = await client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "degraded", "database": "ok", "center_link": "open"}
