@@ -1557,8 +1557,12 @@ async def trace(
 ) -> tuple[Inquiry, list[TracedEvent]]:
     """Every ledger event about this inquiry and the list lines it is on, in order (LG-5).
     Reading the trace is itself recorded."""
+    # The role first (403 whether or not the inquiry exists), then the branch: an inquiry of a branch the
+    # caller may not trace is reported as absent, as GET /inquiries/{id} does, since its existence is data.
+    authorize(principal, "inquiry.trace")
     inquiry = await load_inquiry(session, inquiry_id)
-    authorize(principal, "inquiry.trace", branch_code=inquiry.branch_code)
+    if not may(principal, "inquiry.trace", branch_code=inquiry.branch_code):
+        raise NotFound("No such inquiry")
     events = await inquiry_trace_events(session, inquiry_id=inquiry.id)
     record(
         session,

@@ -204,6 +204,12 @@ async def test_trace_shows_the_whole_life_in_order(
     ]
     assert actions.count("inquiry.response_read") == 2
     assert (await client.get(f"/inquiries/{inquiry['id']}/trace", headers=operator)).status_code == 403
+    # Another branch's manager cannot tell this inquiry from one that does not exist.
+    other_manager = await as_user(client, demo, "bm002")
+    elsewhere = await client.get(f"/inquiries/{inquiry['id']}/trace", headers=other_manager)
+    nowhere = await client.get("/inquiries/00000000-0000-4000-8000-000000000000/trace", headers=other_manager)
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (nowhere.status_code, nowhere.json()["code"])
+    assert elsewhere.status_code == 404
     text = trace.text
     subject = (await client.get(f"/inquiries/{inquiry['id']}", headers=operator)).json()["subject"]
     assert subject["name_kana"] not in text and subject["birth_date"] not in text
