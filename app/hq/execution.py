@@ -59,18 +59,28 @@ def request_content_hash(
     return ctx.keyring.blind_index(content, domain="hq_request")
 
 
-async def claim_pending_request(
-    session: AsyncSession, *, principal: Principal, request_id: str, content_hash: str
-) -> HqRequest:
-    """Lock the pending request an HQ operator executes; refuse a second execution or other content."""
+async def lock_request(session: AsyncSession, *, principal: Principal, request_id: str) -> HqRequest | None:
+    """The request an HQ operator is about to execute, row-locked (None if there is none).
+
+    The lock makes a concurrent second execution wait until the first has committed. The caller looks up
+    its Idempotency-Key again after it: a retry of the very execution that held the lock then gets that
+    execution's inquiry instead of being refused (and recorded) as a second execution.
+    """
     branch_code = principal.terminal_branch_code
     authorize(principal, "hq_request.execute", branch_code=branch_code)
     branch = await session.get(Branch, branch_code) if branch_code else None
     if branch is None or not branch.is_hq:
         raise Forbidden("Branch requests are executed at an HQ terminal")
+    return await session.get(HqRequest, request_id, with_for_update=True)
+
+
+async def claim_pending_request(
+    session: AsyncSession, *, principal: Principal, request_id: str, content_hash: str
+) -> HqRequest:
+    """Lock the pending request an HQ operator executes; refuse a second execution or other content."""
     # The row lock makes a concurrent second execution wait and then see ``executed``; the unique
     # constraint on inquiries.hq_request_id stops it even if the lock were bypassed.
-    request = await session.get(HqRequest, request_id, with_for_update=True)
+    request = await lock_request(session, principal=principal, request_id=request_id)
     if request is None:
         raise ValidationFailed("No HQ request with this id exists")
     if request.status == "executed":

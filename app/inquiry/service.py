@@ -491,6 +491,15 @@ async def create_inquiry(
             raise ValidationFailed(
                 "A branch's HQ request carries the branch's controls; send it without approval"
             )
+        # A retry sent while the first execution runs waits here for its lock (PostgreSQL) and must then
+        # get the first one's inquiry, not a refusal as a second execution: look the key up again.
+        await hq_execution.lock_request(session, principal=principal, request_id=body.hq_request_id)
+        replay = await replayed_inquiry_id(
+            session, key=idempotency_key, principal=principal, endpoint="create", fingerprint=fingerprint
+        )
+        if replay is not None:
+            await session.rollback()  # let the request's row go
+            return Created(await load_inquiry(session, replay), True)
         hq_request = await hq_execution.claim_pending_request(
             session,
             principal=principal,

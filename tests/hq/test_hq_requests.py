@@ -306,3 +306,22 @@ async def test_a_request_whose_subject_normalisation_lengthens_past_the_centers_
     assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR", refused.text
     assert [e["loc"] for e in refused.json()["errors"]] == [["body", "subject", "address"]]
     assert await ledger_events(ctx, action="hq_request.created") == []
+
+
+async def test_retries_of_an_hq_execution_sent_together_all_get_its_inquiry(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """An HQ terminal that times out sends the execution again at once. On PostgreSQL the retry waits on
+    the request's row lock while the first runs; it must then get the first one's inquiry, not 409
+    HQ_REQUEST_ALREADY_EXECUTED and a refusal in the ledger for an execution that never was a second."""
+    subject = await person(ctx)
+    request = await branch_request(client, await as_user(client, demo, "op001"), subject)
+    hq = {**await as_user(client, demo, "hqop"), "Idempotency-Key": "HQ01-execute-000001"}
+    body = draft_body(subject, hq_request_id=request["id"])
+
+    sent = await asyncio.gather(*(client.post("/inquiries", json=body, headers=hq) for _ in range(3)))
+
+    assert [r.status_code for r in sent] == [201] * 3, [r.text for r in sent]
+    assert len({r.json()["id"] for r in sent}) == 1
+    assert await ledger_events(ctx, action="hq_request.execution_refused") == []
+    assert len(await center_record(ctx)) == 1
