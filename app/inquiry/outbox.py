@@ -196,6 +196,39 @@ async def _claim(ctx: AppContext, message_id: int) -> tuple[OutboxMessage, Inqui
     return message, inquiry
 
 
+async def _keep_claim(ctx: AppContext, message: OutboxMessage) -> bool:
+    """Whether a row the submit wrote claimed is still this process's to send, renewing its lease first
+    if the task has waited for a sender slot for half of it or more.
+
+    Without this, a task that waited out the lease (many submits at once, a slow center) sent a row
+    another worker had meanwhile claimed as due: two senders with one idempotency key at once, which only
+    a center that deduplicates concurrent requests keeps from harm. The renewal is conditional on the
+    lease being the one the submit wrote; when another sender has taken the row, this one leaves it.
+    """
+    lease = _claim_lease(ctx)
+    now = ctx.clock.now()
+    written = message.claimed_until
+    if written is None or now < written - lease / 2:
+        return True  # the usual case: no wait worth a transaction
+    async with ctx.db.session() as session:
+        result = await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message.id,
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.claimed_until == written,
+            )
+            .values(claimed_until=now + lease)
+        )
+        if not getattr(result, "rowcount", 0):
+            await session.rollback()
+            log.warning("outbox row taken over while it waited for a slot", extra={"outbox_id": message.id})
+            return False
+        await session.commit()
+    set_committed_value(message, "claimed_until", now + lease)
+    return True
+
+
 async def deliver(ctx: AppContext, message_id: int) -> str:
     """Deliver one outbox message; returns what happened (delivered, refused, retry, held, skipped)."""
     claimed = await _claim(ctx, message_id)
@@ -540,6 +573,8 @@ class OutboxSender:
         # The same slots as the sender's own deliveries: ``concurrency`` still bounds the center calls.
         try:
             async with self._slots:
+                if not await _keep_claim(self._ctx, message):
+                    return None
                 _, stored = await _send(self._ctx, message, inquiry)
             return stored
         except Exception:
