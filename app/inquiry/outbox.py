@@ -288,7 +288,11 @@ async def _send(ctx: AppContext, message: OutboxMessage, inquiry: Inquiry) -> tu
     except CenterUnavailable as failure:
         ctx.metrics.center_errors.labels(message.kind, "unavailable").inc()
         await _schedule_retry(
-            ctx, message_id, type(failure).__name__ if not str(failure) else str(failure)[:200]
+            ctx,
+            message_id,
+            type(failure).__name__ if not str(failure) else str(failure)[:200],
+            sent=failure.attempts > 0,
+            retry_after=failure.retry_after,
         )
         ctx.metrics.center_calls.labels(message.kind, "retry").inc()
         return "retry", None
@@ -478,7 +482,19 @@ async def _mark_cancel_delivered(
         await session.commit()
 
 
-async def _schedule_retry(ctx: AppContext, message_id: int, error: str) -> None:
+# When the circuit breaker refused a call, the row is due again once the breaker lets a trial call
+# through, spread over this much so a queue of rows does not meet the recovering center all at once, and
+# never sooner than the floor, so rows refused while the trial call is out do not spin the sender.
+CIRCUIT_RETRY_FLOOR = timedelta(seconds=1)
+CIRCUIT_RETRY_SPREAD_SECONDS = 5.0
+
+
+async def _schedule_retry(
+    ctx: AppContext, message_id: int, error: str, *, sent: bool = True, retry_after: float | None = None
+) -> None:
+    """Put a row back for later. ``sent`` false: the circuit breaker refused the call before anything
+    went out — not an attempt, so it neither counts nor grows the backoff, and the row is due when the
+    breaker opens again (``retry_after``) instead of minutes after the center is back."""
     now = ctx.clock.now()
     async with ctx.db.session() as session:
         message = await session.get(OutboxMessage, message_id, with_for_update=True)
@@ -486,7 +502,13 @@ async def _schedule_retry(ctx: AppContext, message_id: int, error: str) -> None:
             return
         message.claimed_until = None
         message.last_error = error
-        message.next_attempt_at = now + _backoff(message.attempts)
+        if sent:
+            message.next_attempt_at = now + _backoff(message.attempts)
+        else:
+            message.attempts = max(0, message.attempts - 1)
+            spread = random.uniform(0, CIRCUIT_RETRY_SPREAD_SECONDS)  # noqa: S311 - jitter, not security
+            wait = max(CIRCUIT_RETRY_FLOOR, timedelta(seconds=(retry_after or 0) + spread))
+            message.next_attempt_at = now + wait
         await session.commit()
 
 

@@ -1,4 +1,6 @@
-"""A row the submit wrote claimed is sent by its own task only while the claim is still its own.
+"""When an outbox row goes out: a row the submit wrote claimed is sent by its own task only while the
+claim is still its own; a row the circuit breaker kept back is due again when the breaker lets calls
+through, not after a backoff grown by refusals that sent nothing.
 
 The submitting request's delivery takes one of the sender's slots. With many submits at once, or a slow
 center, the task can wait for a slot longer than the row's lease; another worker (PostgreSQL runs
@@ -10,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from app.center.http_adapter import HttpCenterLink
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
@@ -99,3 +103,40 @@ async def test_a_submit_whose_task_waited_long_but_kept_its_row_still_sends_it_o
     async with ctx.db.read_session() as session:
         message = await session.scalar(select(OutboxMessage))
     assert message is not None and message.delivered_at is not None and message.attempts == 1
+
+
+async def test_a_call_the_circuit_breaker_refused_is_no_attempt_and_goes_out_when_it_lets_calls_through(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    link = ctx.center
+    assert isinstance(link, HttpCenterLink)
+    for _ in range(link.settings.breaker_failure_threshold):
+        link.breaker.record_failure()  # the center has been failing: the circuit is open
+    worker = OutboxSender(ctx)
+    ctx.outbox_deliver_claimed = worker.deliver_claimed
+    operator = await as_user(client, demo, "op001")
+    approval = {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": "cf001",
+        "confirmer_password": password_of(demo, "cf001"),
+    }
+    submitted = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
+    )
+    assert submitted.json()["status"] == "queued"
+    async with ctx.db.read_session() as session:
+        row = await session.scalar(select(OutboxMessage))
+    assert row is not None and row.attempts == 0  # nothing was sent
+    cool_down = link.settings.breaker_cool_down_seconds
+    assert row.next_attempt_at >= clock.now() + timedelta(seconds=cool_down * 0.9)
+
+    clock.advance(seconds=cool_down / 2)
+    assert await worker.deliver_due() == 0  # not hammered against the open circuit meanwhile
+
+    clock.advance(seconds=cool_down / 2 + 6)  # the breaker lets a trial call through
+    assert await worker.deliver_due() == 1
+    async with ctx.db.read_session() as session:
+        row = await session.scalar(select(OutboxMessage))
+    assert row is not None and row.delivered_at is not None and row.attempts == 1
+    shown = await client.get(f"/inquiries/{submitted.json()['id']}", headers=operator)
+    assert shown.json()["status"] == "held"
