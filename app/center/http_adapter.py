@@ -297,6 +297,11 @@ class HttpCenterLink:
             # Dropped connections, protocol errors, a failed TLS handshake: the request may or may not
             # have reached the center, which is exactly what the idempotency key is for.
             raise _Transient(f"transport_{type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            # The rest of httpx's errors (an answer whose content encoding cannot be decoded, say) are no
+            # answer either: transient like the above, so the row is put back at once instead of waiting
+            # out its lease, and the breaker counts it.
+            raise _Transient(f"http_error_{type(exc).__name__}") from None
         status = response.status_code
         if status >= 500 or status in _TRANSIENT_STATUSES:
             raise _Transient(f"http_{status}", status)

@@ -14,6 +14,13 @@ Purpose = Annotated[
 ]
 
 
+# The states of api.md's inquiry state machine, for filtering: a state not in it is a typing error the
+# caller should hear about (422), not an empty page that reads as "none today".
+InquiryStatus = Literal[
+    "awaiting_approval", "queued", "held", "released", "center_error", "cancelled", "expired"
+]
+
+
 class SubjectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -113,10 +113,12 @@ async def test_a_large_record_streams_in_bounded_pages(
     assert seen == 5_000 and record_pages == 5
 
 
-def _scripted(status: int, body: Any = None, content: bytes | None = None) -> httpx.MockTransport:
+def _scripted(
+    status: int, body: Any = None, content: bytes | None = None, headers: dict[str, str] | None = None
+) -> httpx.MockTransport:
     def answer(request: httpx.Request) -> httpx.Response:
         if content is not None:
-            return httpx.Response(status, content=content)
+            return httpx.Response(status, content=content, headers=headers)
         return httpx.Response(status, json=body)
 
     return httpx.MockTransport(answer)
@@ -166,6 +168,11 @@ async def test_transient_statuses_and_unreadable_answers_are_center_unavailable(
     population: Population, clock: ManualClock
 ) -> None:
     cases = [
+        # An answer whose declared content encoding does not decode.
+        (
+            _scripted(200, content=b"not gzip at all", headers={"content-encoding": "gzip"}),
+            "http_error_DecodingError",
+        ),
         (_scripted(503, {"code": "CENTER_UNAVAILABLE"}), "http_503"),
         (_scripted(429, {}), "http_429"),
         (_scripted(200, content=b"<html>maintenance</html>"), "malformed_answer"),

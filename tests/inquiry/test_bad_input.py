@@ -139,6 +139,19 @@ async def test_a_malformed_list_cursor_is_refused_and_a_real_one_pages_on(
     assert len(seen) == len(set(seen)) == 3
 
 
+async def test_a_status_filter_outside_the_state_machine_is_refused_not_answered_empty(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    created = await client.post("/inquiries", json=draft_body(await person(ctx)), headers=operator)
+    assert created.status_code == 201, created.text
+    _refused(await client.get("/inquiries", params={"status": "awaiting"}, headers=operator))
+    waiting = await client.get("/inquiries", params={"status": "awaiting_approval"}, headers=operator)
+    assert [item["id"] for item in waiting.json()["items"]] == [created.json()["id"]]
+    held = await client.get("/inquiries", params={"status": "held"}, headers=operator)
+    assert held.status_code == 200 and held.json()["items"] == []
+
+
 async def test_a_list_cursor_survives_a_url_built_by_hand_and_old_cursors_still_page_on(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
