@@ -324,4 +324,9 @@ async def test_retries_of_an_hq_execution_sent_together_all_get_its_inquiry(
     assert [r.status_code for r in sent] == [201] * 3, [r.text for r in sent]
     assert len({r.json()["id"] for r in sent}) == 1
     assert await ledger_events(ctx, action="hq_request.execution_refused") == []
-    assert len(await center_record(ctx)) == 1
+    for _ in range(100):  # on a loaded machine the answer may come after the interactive wait
+        recorded = await center_record(ctx)
+        if recorded:
+            break
+        await asyncio.sleep(0.05)
+    assert [entry["idempotency_key"] for entry in recorded] == [sent[0].json()["id"]]
