@@ -17,7 +17,7 @@ from app.inquiry.models import Escalation, Inquiry
 from app.inquiry.subject import normalise_kana
 from tests.helpers import ledger_events
 from tests.hq.support import TODAY, a1, balance, branch_request, execute
-from tests.inquiry.support import as_user, center_record, draft_body, person
+from tests.inquiry.support import as_user, center_record, center_record_once_sent, draft_body, person
 
 
 async def test_three_branch_requests_and_one_own_inquiry_balance_and_hq_signs_off(
@@ -324,9 +324,5 @@ async def test_retries_of_an_hq_execution_sent_together_all_get_its_inquiry(
     assert [r.status_code for r in sent] == [201] * 3, [r.text for r in sent]
     assert len({r.json()["id"] for r in sent}) == 1
     assert await ledger_events(ctx, action="hq_request.execution_refused") == []
-    for _ in range(100):  # on a loaded machine the answer may come after the interactive wait
-        recorded = await center_record(ctx)
-        if recorded:
-            break
-        await asyncio.sleep(0.05)
+    recorded = await center_record_once_sent(ctx)
     assert [entry["idempotency_key"] for entry in recorded] == [sent[0].json()["id"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -44,6 +45,17 @@ async def center_record(ctx: AppContext) -> list[dict[str, Any]]:
             cursor = page.get("next_cursor")
             if not cursor:
                 return entries
+
+
+async def center_record_once_sent(ctx: AppContext) -> list[dict[str, Any]]:
+    """The center's record once something is in it: on a loaded machine the answer, and so the entry,
+    can come after the submit's interactive wait has returned ``queued``."""
+    for _ in range(100):
+        recorded = await center_record(ctx)
+        if recorded:
+            return recorded
+        await asyncio.sleep(0.05)
+    return []
 
 
 def draft_body(subject: dict[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -19,7 +19,14 @@ from sqlalchemy import select
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import IdempotencyRecord
-from tests.inquiry.support import as_user, center_record, draft_body, password_of, person
+from tests.inquiry.support import (
+    as_user,
+    center_record,
+    center_record_once_sent,
+    draft_body,
+    password_of,
+    person,
+)
 
 RETRIES = 3
 
@@ -110,11 +117,7 @@ async def test_one_key_sent_for_two_drafts_at_once_sends_one_and_refuses_the_oth
     assert sorted(answers(sent), key=lambda a: a[0])[1] == (409, "IDEMPOTENCY_KEY_REUSED"), answers(sent)
     assert sorted(r.status_code for r in sent) == [200, 409]
     winner = next(r.json() for r in sent if r.status_code == 200)
-    for _ in range(100):  # on a loaded machine the answer may come after the interactive wait
-        recorded = await center_record(ctx)
-        if recorded:
-            break
-        await asyncio.sleep(0.05)
+    recorded = await center_record_once_sent(ctx)
     assert [entry["idempotency_key"] for entry in recorded] == [winner["id"]]
     loser = next(d for d in drafts if d["id"] != winner["id"])
     shown = await client.get(f"/inquiries/{loser['id']}", headers=plain)

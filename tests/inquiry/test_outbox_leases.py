@@ -42,13 +42,10 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
-async def test_a_submit_whose_task_waited_out_its_lease_leaves_the_row_to_the_worker_that_took_it(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
-) -> None:
-    worker_a, worker_b = OutboxSender(ctx, concurrency=1), OutboxSender(ctx)
-    ctx.outbox_deliver_claimed = worker_a.deliver_claimed  # this gateway's submits go to worker A
-    ctx.policy = ctx.policy.model_copy(update={"interactive_submit_wait_seconds": 0.2})
-    await worker_a._slots.acquire()  # worker A's one slot is busy with a slow delivery
+async def submit_with_a1(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> tuple[dict[str, str], httpx.Response]:
+    """op001 enters an inquiry approved at once by cf001's credentials: the operator and the answer."""
     operator = await as_user(client, demo, "op001")
     approval = {
         "method": "confirmer_credentials",
@@ -58,6 +55,17 @@ async def test_a_submit_whose_task_waited_out_its_lease_leaves_the_row_to_the_wo
     submitted = await client.post(
         "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
     )
+    return operator, submitted
+
+
+async def test_a_submit_whose_task_waited_out_its_lease_leaves_the_row_to_the_worker_that_took_it(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    worker_a, worker_b = OutboxSender(ctx, concurrency=1), OutboxSender(ctx)
+    ctx.outbox_deliver_claimed = worker_a.deliver_claimed  # this gateway's submits go to worker A
+    ctx.policy = ctx.policy.model_copy(update={"interactive_submit_wait_seconds": 0.2})
+    await worker_a._slots.acquire()  # worker A's one slot is busy with a slow delivery
+    operator, submitted = await submit_with_a1(client, demo, ctx)
     assert submitted.status_code == 201, submitted.text
     assert submitted.json()["status"] == "queued"  # still waiting for worker A's slot
 
@@ -84,15 +92,7 @@ async def test_a_submit_whose_task_waited_long_but_kept_its_row_still_sends_it_o
     ctx.outbox_deliver_claimed = worker_a.deliver_claimed
     ctx.policy = ctx.policy.model_copy(update={"interactive_submit_wait_seconds": 0.2})
     await worker_a._slots.acquire()
-    operator = await as_user(client, demo, "op001")
-    approval = {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": "cf001",
-        "confirmer_password": password_of(demo, "cf001"),
-    }
-    submitted = await client.post(
-        "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
-    )
+    _, submitted = await submit_with_a1(client, demo, ctx)
     assert submitted.json()["status"] == "queued"
 
     clock.advance(seconds=ctx.settings.outbox_claim_lease_seconds * 0.9)  # nobody else took the row
@@ -114,15 +114,7 @@ async def test_a_call_the_circuit_breaker_refused_is_no_attempt_and_goes_out_whe
         link.breaker.record_failure()  # the center has been failing: the circuit is open
     worker = OutboxSender(ctx)
     ctx.outbox_deliver_claimed = worker.deliver_claimed
-    operator = await as_user(client, demo, "op001")
-    approval = {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": "cf001",
-        "confirmer_password": password_of(demo, "cf001"),
-    }
-    submitted = await client.post(
-        "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
-    )
+    operator, submitted = await submit_with_a1(client, demo, ctx)
     assert submitted.json()["status"] == "queued"
     async with ctx.db.read_session() as session:
         row = await session.scalar(select(OutboxMessage))
