@@ -57,16 +57,21 @@ class Settings(BaseSettings):
     center_member_code: str = "M0001"
     center_connect_timeout_seconds: float = 3.0
     center_read_timeout_seconds: float = 10.0
+    center_write_timeout_seconds: float = 5.0
     center_max_attempts: int = 3
     center_breaker_threshold: int = 5
     center_breaker_cooldown_seconds: float = 30.0
     center_tls_client_cert: Path | None = None
     center_tls_client_key: Path | None = None
     center_tls_ca_bundle: Path | None = None
+    # EN-3: a center off this machine is reached over mutual TLS; switch off only where the center
+    # prescribes another method (a dedicated line, its own VPN). https:// is required either way.
+    center_mutual_tls_required: bool = True
     # Background sender of the outbox; tests drive it by hand.
     outbox_idle_seconds: float = 1.0
     # How long a sender owns a claimed outbox row. After a crash mid-delivery the row is retried once this
-    # has passed, so keep it longer than the slowest center call (attempts × timeouts + backoff).
+    # has passed. It must be longer than the slowest center call (attempts × timeouts + backoff), or a
+    # second sender could take a row whose call is still running: the gateway refuses to start otherwise.
     outbox_claim_lease_seconds: float = Field(default=60.0, gt=0)
 
     # Daily lists (DL-1): when the in-service schedule generates the previous day's lists (JST), and how

@@ -26,7 +26,7 @@ from app.audit.router import router as audit_router
 from app.authz.passwords import PasswordHashing
 from app.authz.router import directory_router
 from app.authz.router import router as auth_router
-from app.center.http_adapter import CenterLinkSettings, HttpCenterLink
+from app.center.http_adapter import CenterLinkSettings, HttpCenterLink, check_transport_security
 from app.center.interface import CenterLink
 from app.center.simulator import create_simulator_app, simulator_transport
 from app.center.simulator.population import Population
@@ -51,6 +51,7 @@ from app.lists.calendar import BusinessCalendar, Closure
 from app.lists.router import router as lists_router
 from app.metrics import Metrics
 from app.monitoring import scheduler as monitoring_schedule
+from app.monitoring.center_link import CenterLinkWatch
 from app.monitoring.logs import REQUEST_ID, configure_logging
 from app.panel.router import install_panel
 from app.problems import install_error_handlers
@@ -127,6 +128,7 @@ def build_center_link(
         member_code=settings.center_member_code,
         connect_timeout_seconds=settings.center_connect_timeout_seconds,
         read_timeout_seconds=settings.center_read_timeout_seconds,
+        write_timeout_seconds=settings.center_write_timeout_seconds,
         max_attempts=settings.center_max_attempts,
         breaker_failure_threshold=settings.center_breaker_threshold,
         breaker_cool_down_seconds=settings.center_breaker_cooldown_seconds,
@@ -134,7 +136,16 @@ def build_center_link(
         tls_client_key=settings.center_tls_client_key,
         tls_ca_bundle=settings.center_tls_ca_bundle,
     )
+    if link_settings.slowest_call_seconds >= settings.outbox_claim_lease_seconds:
+        # A row whose call outlives its lease is taken by another sender while the first call still runs:
+        # the center deduplicates the key, but two calls at once for one inquiry is what the lease prevents.
+        raise ValueError(
+            f"SHOKAI_OUTBOX_CLAIM_LEASE_SECONDS ({settings.outbox_claim_lease_seconds:g}) must be longer than"
+            f" the slowest center call ({link_settings.slowest_call_seconds:g} s: attempts × timeouts"
+            " + backoff)"
+        )
     if settings.center_url:
+        check_transport_security(link_settings, mutual_tls_required=settings.center_mutual_tls_required)
         return HttpCenterLink(link_settings, clock=clock), None
     simulator = create_simulator_app(clock=clock, population=population)
     client = httpx.AsyncClient(transport=simulator_transport(simulator), base_url=link_settings.base_url)
@@ -242,12 +253,16 @@ def create_app(
         await register_policy_version(ctx)
         await _record_system_event(ctx, "system.started")
         tasks = []
+        link_watch: CenterLinkWatch | None = None
         if background_tasks:
+            link_watch = CenterLinkWatch(ctx)
+            ctx.center.watch_state(link_watch.state_changed)
             sender = OutboxSender(ctx, idle_seconds=settings.outbox_idle_seconds)
             ctx.outbox_kick = sender.kick
             ctx.outbox_deliver_claimed = sender.deliver_claimed
             tasks = [
                 asyncio.create_task(_checkpoint_loop(ctx)),
+                asyncio.create_task(link_watch.run_forever()),
                 asyncio.create_task(sender.run_forever()),
                 asyncio.create_task(
                     list_schedule.run_forever(ctx, interval_seconds=settings.lists_schedule_interval_seconds)
@@ -279,6 +294,9 @@ def create_app(
         finally:
             ctx.outbox_deliver_claimed = None
             await _stop(tasks)
+            if link_watch is not None:
+                with contextlib.suppress(Exception):
+                    await link_watch.flush()  # the link's last changes, before the stop that follows them
             with contextlib.suppress(Exception):
                 await _record_system_event(ctx, "system.stopped")
             await ctx.db.dispose()

@@ -54,7 +54,7 @@ class CircuitBreaker:
         self._threshold = failure_threshold
         self._cool_down = cool_down
         self._clock = clock
-        self._on_state_change = on_state_change
+        self._listeners: list[StateListener] = [on_state_change] if on_state_change is not None else []
         self._failures = 0
         self._opened_at: datetime | None = None
         # When the half-open probe was let out; a probe that never reports back (its task was
@@ -73,6 +73,10 @@ class CircuitBreaker:
     @property
     def consecutive_failures(self) -> int:
         return self._failures
+
+    def add_listener(self, listener: StateListener) -> None:
+        """Also tell ``listener(previous, current)`` of every state change (called synchronously)."""
+        self._listeners.append(listener)
 
     def before_call(self) -> None:
         """Ask to make a call; raises :class:`CircuitOpen` when the breaker says no."""
@@ -110,5 +114,5 @@ class CircuitBreaker:
         if state is self._reported:
             return
         previous, self._reported = self._reported, state
-        if self._on_state_change is not None:
-            self._on_state_change(previous, state)
+        for listener in self._listeners:
+            listener(previous, state)

@@ -108,6 +108,44 @@ class CenterLinkSettings:
     def attempt_deadline_seconds(self) -> float:
         return self.connect_timeout_seconds + self.write_timeout_seconds + self.read_timeout_seconds
 
+    @property
+    def slowest_call_seconds(self) -> float:
+        """The longest one call can take: every attempt to its deadline, with the longest backoffs between."""
+        backoffs = sum(
+            min(self.backoff_max_seconds, self.backoff_initial_seconds * 2 ** (attempt - 1))
+            for attempt in range(1, self.max_attempts)
+        )
+        return self.max_attempts * self.attempt_deadline_seconds + backoffs
+
+
+class InsecureCenterLink(ValueError):
+    """The configured center link would carry inquiries without the protection EN-3 requires."""
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def check_transport_security(settings: CenterLinkSettings, *, mutual_tls_required: bool) -> None:
+    """Refuse a center link over the network that is not mutual TLS (EN-3); raises InsecureCenterLink.
+
+    A center on this machine (the simulator as its own process, a loopback tunnel) may be plain HTTP:
+    nothing leaves the host. Anywhere else the subject's identity would cross the network, so the URL
+    must be https and, unless the center prescribes another method (``mutual_tls_required`` off), the
+    gateway must present a client certificate.
+    """
+    url = httpx.URL(settings.base_url)
+    if url.host in _LOOPBACK_HOSTS or url.host.startswith("127."):
+        return
+    if url.scheme != "https":
+        raise InsecureCenterLink(
+            f"the center link to {url.host} is {url.scheme}://, not https:// (EN-3: TLS in production)"
+        )
+    if mutual_tls_required and settings.tls_client_cert is None:
+        raise InsecureCenterLink(
+            "the center link needs a client certificate for mutual TLS (SHOKAI_CENTER_TLS_CLIENT_CERT "
+            "and _KEY), or SHOKAI_CENTER_MUTUAL_TLS_REQUIRED=false where the center prescribes otherwise"
+        )
+
 
 def tls_context(settings: CenterLinkSettings) -> ssl.SSLContext | None:
     """The client-side TLS context for mutual TLS, or None to use httpx's default verification."""
@@ -185,6 +223,9 @@ class HttpCenterLink:
     def state(self) -> CircuitState:
         """The link's health as the breaker sees it (for /readyz and the LG-4 status events)."""
         return self.breaker.state
+
+    def watch_state(self, listener: Callable[[str, str], None]) -> None:
+        self.breaker.add_listener(listener)
 
     # -- the interface --------------------------------------------------------------------------------
 

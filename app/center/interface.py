@@ -23,7 +23,7 @@ not recorded. The record's ``subject.name_kana`` is the matching form of app/cen
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date
 from typing import Annotated, Literal, Protocol, get_args
 
@@ -303,6 +303,11 @@ class CenterLink(Protocol):
         are refused until a cool-down ends) or ``half_open`` (one trial call let through)."""
         ...
 
+    def watch_state(self, listener: Callable[[str, str], None]) -> None:
+        """Have ``listener(previous, current)`` called, synchronously, whenever ``state`` changes (LG-4:
+        app/monitoring/center_link.py records the link going down and coming back)."""
+        ...
+
 
 class DetachedCenterLink:
     """A center link for processes that must not reach the center (CLI maintenance commands).
@@ -313,6 +318,9 @@ class DetachedCenterLink:
     @property
     def state(self) -> str:
         return "open"  # every call is refused
+
+    def watch_state(self, listener: Callable[[str, str], None]) -> None:
+        return None  # the state never changes
 
     async def inquire(self, request: CenterInquiryRequest) -> CenterAnswer:
         raise CenterUnavailable("detached")

@@ -21,6 +21,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,7 +44,7 @@ from app.context import AppContext
 from app.crypto.envelope import Sealed, seal
 from app.governance.switches import active_suspension
 from app.hq import execution as hq_execution
-from app.inquiry.models import Inquiry, OutboxMessage, SealedResponse
+from app.inquiry.models import Escalation, Inquiry, OutboxMessage, SealedResponse
 from app.inquiry.sealing import open_subject, response_aad
 
 log = logging.getLogger("shokai.outbox")
@@ -53,6 +54,8 @@ MAX_BACKOFF = timedelta(minutes=5)
 # limits, from before the entry check): never sent, so no center answer (no CENTER_ prefix, no sent_at),
 # and settled instead of retried, since every retry would fail the same way.
 NOT_SENDABLE = "GATEWAY_NOT_SENDABLE"
+# A cancellation or correction the center refused leaves the two records apart (CC-1): escalated.
+FOLLOW_UP_ESCALATIONS = {"cancel": "center_refused_cancellation", "correct": "center_refused_correction"}
 
 
 def enqueue(
@@ -447,6 +450,21 @@ async def _store_refusal(
         }
         if fields is not None:
             details["fields"] = fields
+        if message.kind in FOLLOW_UP_ESCALATIONS:
+            # The gateway already shows the inquiry cancelled (or corrected) while the center's record
+            # does not: the branch must take it up with the center now, not at the month's reconciliation.
+            escalation = Escalation(
+                id=str(uuid.uuid4()),
+                kind=FOLLOW_UP_ESCALATIONS[message.kind],
+                branch_code=inquiry.branch_code,
+                object_type="inquiry",
+                object_id=inquiry.id,
+                recipients=["branch_manager", "hq_compliance"],
+                created_at=now,
+                note=result_code,
+            )
+            session.add(escalation)
+            details["escalation_id"] = escalation.id
         record(
             session,
             actor=SYSTEM_ACTOR,

@@ -2,8 +2,9 @@
 each branch's check methods (A/B/C/D), the HQ return option and the operating limits.
 
 The bundled ``data/policy.json`` is the default; ``SHOKAI_POLICY_FILE`` replaces it. The policy is
-validated when the gateway starts — a branch left with no check method, or an HQ return option of
-``none`` for a branch with neither A nor B, refuses to start — and
+validated when the gateway starts — a branch left with no check method, an HQ return option of
+``none`` for a branch with neither A nor B, or operators barred from reading released responses where
+a branch has no method B (nobody could read them), refuses to start — and
 every new version is recorded in the database and the ledger (app/inquiry/service.py:
 ``register_policy_version``).
 """
@@ -103,6 +104,17 @@ class InquiryPolicy(BaseModel):
                 raise PolicyError(f"branch {branch}: HQ return option 'none' needs method A or B (HQ-2)")
         if self.hq_return_option.default == "none" and not {"A", "B"} & set(self.check_methods.default):
             raise PolicyError("default HQ return option 'none' needs method A or B (HQ-2)")
+        # Without B a response is released at receipt and has no releasing confirmer (requirements.md,
+        # method B): the operator is then its only reader, so barring operators would leave answers
+        # nobody may see — refused here instead of discovered at the first inquiry.
+        if not self.operator_reads_after_release:
+            for branch in {"*", *self.check_methods.branches}:
+                if "B" not in self.methods_for(branch):
+                    where = "the default check methods" if branch == "*" else f"branch {branch}"
+                    raise PolicyError(
+                        f"{where} omit method B, so nobody could read a response: "
+                        "operator_reads_after_release must be true"
+                    )
         # HQ's inquiries come back to the branch on its own daily list, so that list must exist there.
         for branch in {"*", *self.hq_return_option.branches, *self.check_methods.branches}:
             option = self.hq_return_option_for(branch)

@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from app.center.simulator import simulator_state
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
-from app.inquiry.models import OutboxMessage
+from app.inquiry.models import Escalation, OutboxMessage
 from tests.helpers import ledger_events
 from tests.inquiry.support import as_user, center_record, draft_body, password_of, person, sim_client
 
@@ -290,3 +291,43 @@ async def test_a_cancellation_never_overtakes_a_correction_still_waiting_for_the
         raise AssertionError("a message was never marked delivered")
     last_errors = {m.kind: m.last_error for m in messages}
     assert "unavailable" in (last_errors["correct"] or "") and last_errors["cancel"] is None
+
+
+async def test_a_correction_the_center_refuses_is_escalated_to_the_branch_manager_and_hq(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    inquiry = await held_inquiry(client, demo, ctx)
+    # Cancelled at the center's own desk meanwhile: the center will not correct a cancelled record.
+    simulator_state(ctx.center_simulator).center.cancel(inquiry["center"]["inquiry_id"], idempotency_key=None)
+    operator = await as_user(client, demo, "op001")
+    wanted = {"purpose": "guarantor", "consent_document": {**NEW_DOCUMENT, "type": "ledger"}}
+    number = await number_for(client, demo, inquiry["id"], {"correction": wanted})
+    corrected = await client.post(
+        f"/inquiries/{inquiry['id']}/correct",
+        json={"reason": "目的入力誤り", "corrections": wanted, "approval": by_number(number)},
+        headers=operator,
+    )
+    assert corrected.status_code == 200, corrected.text
+
+    for _ in range(100):
+        refused = await ledger_events(ctx, action="center.refused")
+        if refused:
+            break
+        await asyncio.sleep(0.05)
+    [event] = refused
+    details = json.loads(event.details)
+    assert (event.object_id, details["kind"]) == (inquiry["id"], "correct")
+    assert details["code"] == "CENTER_CANCELLED"
+    async with ctx.db.read_session() as session:
+        escalations = list((await session.scalars(select(Escalation))).all())
+    assert [(e.kind, e.branch_code, e.object_id, e.recipients, e.note) for e in escalations] == [
+        (
+            "center_refused_correction",
+            "001",
+            inquiry["id"],
+            ["branch_manager", "hq_compliance"],
+            "CENTER_CANCELLED",
+        )
+    ]
+    assert details["escalation_id"] == escalations[0].id
+    assert await corrections_at_center(ctx) == []  # the center's record has no correction

@@ -59,6 +59,21 @@ def test_bundled_policy_is_the_guideline_table() -> None:
             "unknown documents",
         ),
         (lambda d: d.update({"self_inquiry": "ignore"}), "not valid"),
+        # Without B nobody releases, so the operator is the only possible reader of the answer.
+        (
+            lambda d: (
+                d.update({"operator_reads_after_release": False}),
+                d["check_methods"]["branches"].update({"002": ["A", "C", "D"]}),
+            ),
+            "branch 002 omit method B, so nobody could read",
+        ),
+        (
+            lambda d: (
+                d.update({"operator_reads_after_release": False}),
+                d["check_methods"].update({"default": ["A", "C"]}),
+            ),
+            "the default check methods omit method B",
+        ),
     ],
 )
 def test_unacceptable_policies_refuse_to_start(tmp_path: Path, change: Any, message: str) -> None:

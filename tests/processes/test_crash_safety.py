@@ -43,7 +43,15 @@ FIRST_WAVE = 30
 FIRST_DAY_RUSH = 12
 CENTER_LATENCY_MS = 300
 # A delivery cut off by the kill stays claimed for this long, then is retried (production default: 60 s).
-CLAIM_LEASE_SECONDS = 8
+# The gateway only starts with a lease longer than its slowest center call, so the call's limits are
+# cut down with it: 2 attempts × (1 + 1 + 3 s) + 0.2 s backoff = 10.2 s.
+CLAIM_LEASE_SECONDS = 11
+CENTER_LIMITS = {
+    "SHOKAI_CENTER_CONNECT_TIMEOUT_SECONDS": "1",
+    "SHOKAI_CENTER_WRITE_TIMEOUT_SECONDS": "1",
+    "SHOKAI_CENTER_READ_TIMEOUT_SECONDS": "3",
+    "SHOKAI_CENTER_MAX_ATTEMPTS": "2",
+}
 FINAL_STATES = {"held", "center_error"}
 
 
@@ -118,6 +126,7 @@ async def test_kill_9_with_submits_in_flight_loses_nothing_and_duplicates_nothin
     env = process_env(
         SHOKAI_CENTER_URL=simulator.url,
         SHOKAI_OUTBOX_CLAIM_LEASE_SECONDS=str(CLAIM_LEASE_SECONDS),
+        **CENTER_LIMITS,
         **gateway_db.env,
     )
     gateway = Gateway(gateway_db.gateway_root, env=env)

@@ -1,0 +1,64 @@
+"""``operator_reads_after_release: false``: after release only the releasing confirmer reads the response.
+
+The policy is only accepted where every branch has method B (tests/inquiry/test_policy.py): without B
+nobody releases, and barring the operator would leave nobody allowed to read.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.context import AppContext
+from app.demo import DemoCredentials
+from tests.helpers import ledger_events
+from tests.inquiry.support import as_user, draft_body, password_of, person
+
+
+@pytest.fixture
+def settings(settings: Any, tmp_path: Path) -> Any:  # type: ignore[override]
+    document = json.loads(
+        resources.files("app.inquiry.data").joinpath("policy.json").read_text(encoding="utf-8")
+    )
+    document["operator_reads_after_release"] = False
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return settings.model_copy(update={"policy_file": path})
+
+
+async def test_only_the_releasing_confirmer_reads_when_operators_may_not(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    approval = {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": "cf001",
+        "confirmer_password": password_of(demo, "cf001"),
+    }
+    created = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
+    )
+    assert created.status_code == 201, created.text
+    inquiry_id = created.json()["id"]
+    releaser = await as_user(client, demo, "cf001b")
+    released = await client.post(
+        f"/inquiries/{inquiry_id}/release",
+        headers=releaser,
+        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
+    )
+    assert released.status_code == 200, released.text
+
+    refused = await client.get(f"/inquiries/{inquiry_id}/response", headers=operator)
+    assert refused.status_code == 403
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["code"] == "FORBIDDEN"
+    again = await client.get(f"/inquiries/{inquiry_id}/response", headers=releaser)
+    assert again.status_code == 200
+    reads = await ledger_events(ctx, action="inquiry.response_read")
+    # The release itself is the confirmer's first read; the operator's refused attempt is no read.
+    assert [e.actor_id for e in reads if e.object_id == inquiry_id] == ["cf001b", "cf001b"]
