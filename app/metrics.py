@@ -91,6 +91,20 @@ class Metrics:
         self.overdue_lists = Gauge(
             "shokai_overdue_lists", "Daily lists past their deadline and unconfirmed", registry=self.registry
         )
+        # ER-3: what waits for the center. An inquiry the center keeps failing to answer stays queued
+        # (it is never given up on: the center may have recorded it); its age is what to alert on.
+        self.outbox_pending = Gauge(
+            "shokai_outbox_pending",
+            "Center messages not yet delivered, by kind (inquire, cancel, correct)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.outbox_oldest_pending = Gauge(
+            "shokai_outbox_oldest_pending_seconds",
+            "Age of the oldest undelivered center message, by kind (0 when none waits)",
+            ["kind"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from app.audit import reports
+from app.center.simulator import simulator_state
+from app.center.simulator.schemas import FaultSettings
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
@@ -149,7 +151,26 @@ async def test_metrics_show_inquiries_by_state_approvals_and_the_ledger(
     assert "shokai_overdue_lists" in text
     assert "shokai_audit_ledger_head_seq" in text and "shokai_audit_checkpoint_age_seconds" in text
     assert 'shokai_center_call_seconds_count{kind="inquire"}' in text
+    assert 'shokai_outbox_pending{kind="inquire"} 0.0' in text  # everything sent was answered
+    assert 'shokai_outbox_oldest_pending_seconds{kind="inquire"} 0.0' in text
     assert person["name_kana"] not in text
+
+
+async def test_metrics_show_how_long_the_oldest_message_has_waited_for_the_center(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """An inquiry the center keeps failing stays queued (never given up on: the center may have it);
+    the age of the oldest undelivered message is what operations alert on (docs/operations.md)."""
+    (person,) = await subjects(ctx, 1)
+    simulator_state(ctx.center_simulator).faults.apply(FaultSettings(error_rate=1.0))
+    op001 = await login_at(client, demo, "op001")
+    queued = await inquire_with_credentials(client, demo, op001, "cf001", person)
+    assert queued["status"] == "queued"
+    clock.advance(seconds=600)
+    text = (await client.get("/metrics")).text
+    assert 'shokai_outbox_pending{kind="inquire"} 1.0' in text
+    assert 'shokai_outbox_oldest_pending_seconds{kind="inquire"} 600.0' in text
+    assert 'shokai_outbox_pending{kind="cancel"} 0.0' in text
 
 
 def test_json_log_lines_carry_the_request_id_and_no_exception_message() -> None:
