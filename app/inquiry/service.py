@@ -1095,6 +1095,10 @@ async def read_response(
     authorize(principal, "inquiry.read_response", branch_code=_ensure_can_see_for(principal, inquiry, duty))
     if inquiry.response_state == "destroyed":
         raise ResponseDestroyed("The response was destroyed at the end of its use period")
+    if inquiry.status == "cancelled":
+        # CC-1: the inquiry was made in error and is void at the center too; its answer has no purpose
+        # left to serve, so nobody reads it any more (a held one was never released: release refuses).
+        raise Forbidden("The inquiry was cancelled: its response may no longer be read")
     if inquiry.response_state in ("none", "held"):
         raise ResponseHeld("The response is held until a confirmer other than the operator releases it")
     if principal.id in duty.operator_ids:

@@ -166,6 +166,39 @@ async def test_cancellation_needs_a_second_person_and_reaches_the_center(
     assert again.json()["code"] == "INVALID_STATE"
 
 
+async def test_a_released_response_is_no_longer_read_once_the_inquiry_is_cancelled(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    inquiry = (
+        await client.post(
+            "/inquiries", json=draft_body(await person(ctx), approval=a1(demo)), headers=operator
+        )
+    ).json()
+    releaser = await as_user(client, demo, "cf001b")
+    released = await client.post(
+        f"/inquiries/{inquiry['id']}/release",
+        headers=releaser,
+        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
+    )
+    assert released.status_code == 200, released.text
+    url = f"/inquiries/{inquiry['id']}/response"
+    assert (await client.get(url, headers=operator)).status_code == 200
+    cancelled = await client.post(
+        f"/inquiries/{inquiry['id']}/cancel",
+        headers=operator,
+        json={"reason": "別人を照会", "approval": a1(demo)},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    reads_before = len(await ledger_events(ctx, action="inquiry.response_read"))
+    for reader in (operator, releaser):
+        refused = await client.get(url, headers=reader)
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "FORBIDDEN"
+        assert "cancelled" in refused.json()["detail"]
+    assert len(await ledger_events(ctx, action="inquiry.response_read")) == reads_before
+
+
 async def test_trace_shows_the_whole_life_in_order(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
