@@ -17,4 +17,6 @@ InquiryOperator = Annotated[Principal, Depends(require("inquiry.submit"))]
 ResponseReader = Annotated[Principal, Depends(require("inquiry.read_response"))]
 TraceReader = Annotated[Principal, Depends(require("inquiry.trace"))]
 RegisterReader = Annotated[Principal, Depends(require("approval_register.read"))]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=8, max_length=200)]
+# api.md sets no minimum length: keys are the caller's own (looked up per caller and endpoint), so a short
+# one can only collide with the same caller's earlier request, which the body fingerprint then refuses.
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]

@@ -168,3 +168,17 @@ async def test_the_stored_fingerprint_reveals_nothing_of_the_confirmers_password
     assert (await client.post("/inquiries", json=other, headers=operator)).json()["code"] == (
         "IDEMPOTENCY_KEY_REUSED"
     )
+
+
+async def test_any_non_empty_key_is_taken_and_an_empty_one_is_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    # api.md sets no length: a terminal numbering its requests "1", "2", ... is served.
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx))
+    first = await client.post("/inquiries", json=body, headers={**operator, "Idempotency-Key": "7"})
+    again = await client.post("/inquiries", json=body, headers={**operator, "Idempotency-Key": "7"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["id"] == first.json()["id"]
+    empty = await client.post("/inquiries", json=body, headers={**operator, "Idempotency-Key": ""})
+    assert empty.status_code == 422 and empty.json()["code"] == "VALIDATION_ERROR"
