@@ -8,6 +8,11 @@ terminal wait for its own timeout. The breaker fails those calls at once instead
 * ``half_open`` — one probe call is let through; its success closes the breaker, its failure opens it
   for another cool-down. Other calls are refused while the probe is out.
 
+Each opening starts a new epoch, and ``before_call`` hands the caller the epoch its call starts in. A
+failure reported with an epoch the breaker has already left is old news about an outage it has acted
+on — calls that were in flight when it opened, timing out one by one — and changes nothing: otherwise
+each of them pushed the cool-down further out, or shut a half-open breaker on its probe.
+
 Time comes from the injected clock (design.md: no ``datetime.now()``), so tests move it by hand. The
 class does no I/O and never awaits, so in one event loop its state changes cannot interleave.
 """
@@ -60,6 +65,7 @@ class CircuitBreaker:
         # When the half-open probe was let out; a probe that never reports back (its task was
         # cancelled) must not wedge the breaker, so the permit lapses after one cool-down.
         self._probe_started_at: datetime | None = None
+        self._epoch = 0
         self._reported = CircuitState.CLOSED
 
     @property
@@ -78,18 +84,19 @@ class CircuitBreaker:
         """Also tell ``listener(previous, current)`` of every state change (called synchronously)."""
         self._listeners.append(listener)
 
-    def before_call(self) -> None:
-        """Ask to make a call; raises :class:`CircuitOpen` when the breaker says no."""
+    def before_call(self) -> int:
+        """Ask to make a call; raises :class:`CircuitOpen` when the breaker says no. Returns the epoch
+        the call starts in, for :meth:`record_failure`."""
         now = self._clock.now()
         state = self.state
         self._notify(state)
         if state is CircuitState.CLOSED:
-            return
+            return self._epoch
         if state is CircuitState.HALF_OPEN:
             probe_out = self._probe_started_at is not None and now - self._probe_started_at < self._cool_down
             if not probe_out:
                 self._probe_started_at = now
-                return
+                return self._epoch
             raise CircuitOpen(self._cool_down.total_seconds())
         assert self._opened_at is not None
         raise CircuitOpen((self._opened_at + self._cool_down - now).total_seconds())
@@ -101,13 +108,17 @@ class CircuitBreaker:
         self._probe_started_at = None
         self._notify(CircuitState.CLOSED)
 
-    def record_failure(self) -> None:
-        """A transient failure: a timeout, a refused connection, a 5xx."""
+    def record_failure(self, epoch: int | None = None) -> None:
+        """A transient failure: a timeout, a refused connection, a 5xx. ``epoch`` is what
+        :meth:`before_call` returned for the call; a failure from before the latest opening is ignored."""
+        if epoch is not None and epoch != self._epoch:
+            return
         self._failures += 1
         was_probe = self._probe_started_at is not None
         if was_probe or self._failures >= self._threshold:
             self._opened_at = self._clock.now()
             self._probe_started_at = None
+            self._epoch += 1
         self._notify(self.state)
 
     def _notify(self, state: CircuitState) -> None:

@@ -280,7 +280,7 @@ class HttpCenterLink:
         last: _Transient | None = None
         for attempt in range(1, self.settings.max_attempts + 1):
             try:
-                self.breaker.before_call()
+                epoch = self.breaker.before_call()
             except CircuitOpen as exc:
                 raise CenterUnavailable(
                     "circuit_open", attempts=attempts, retry_after=exc.retry_after
@@ -289,7 +289,7 @@ class HttpCenterLink:
             try:
                 result = await self._attempt(method, path, model, json_body=json_body, params=params)
             except _Transient as failure:
-                self.breaker.record_failure()
+                self.breaker.record_failure(epoch)
                 last = failure
                 log.warning(
                     "center call %s %s failed (attempt %d/%d): %s",

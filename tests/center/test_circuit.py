@@ -90,6 +90,48 @@ def test_a_probe_that_never_reports_back_does_not_wedge_it(
     assert breaker.state is CircuitState.CLOSED
 
 
+def test_calls_in_flight_failing_late_do_not_push_the_cool_down_out(
+    breaker: CircuitBreaker, clock: ManualClock, transitions: list[tuple[str, str]]
+) -> None:
+    in_flight = [breaker.before_call() for _ in range(6)]  # six calls out when the center goes away
+    for epoch in in_flight[:3]:
+        breaker.record_failure(epoch)
+    assert breaker.state is CircuitState.OPEN
+    clock.advance(seconds=20)
+    for epoch in in_flight[3:]:
+        breaker.record_failure(epoch)  # the rest time out later: the same outage
+    clock.advance(seconds=10)
+    assert breaker.state is CircuitState.HALF_OPEN  # 30 s from the opening, not from the last failure
+    assert transitions == [("closed", "open")]
+
+
+def test_a_late_failure_from_before_the_opening_does_not_shut_the_probe(
+    breaker: CircuitBreaker, clock: ManualClock
+) -> None:
+    in_flight = [breaker.before_call() for _ in range(4)]
+    for epoch in in_flight[:3]:
+        breaker.record_failure(epoch)
+    clock.advance(seconds=30)
+    probe = breaker.before_call()
+    breaker.record_failure(in_flight[3])  # an old call gives up while the probe is out
+    assert breaker.state is CircuitState.HALF_OPEN
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()  # still the one probe
+    assert probe != in_flight[3]
+    breaker.record_success()  # the probe's answer decides
+    assert breaker.state is CircuitState.CLOSED
+    breaker.record_failure(in_flight[0])  # and news from the old outage changes nothing now either
+    assert breaker.consecutive_failures == 0
+
+
+def test_a_failed_probe_still_reopens_it(breaker: CircuitBreaker, clock: ManualClock) -> None:
+    _fail(breaker, 3)
+    clock.advance(seconds=30)
+    probe = breaker.before_call()
+    breaker.record_failure(probe)
+    assert breaker.state is CircuitState.OPEN
+
+
 def test_it_refuses_nonsense_settings(clock: ManualClock) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker(failure_threshold=0, cool_down=timedelta(seconds=1), clock=clock)
