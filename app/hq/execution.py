@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 import orjson
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
@@ -146,6 +147,13 @@ def mark_executed(
             "return_option": request.return_option,
         },
     )
+
+
+async def requesting_branch(session: AsyncSession, *, inquiry: Inquiry) -> str | None:
+    """The branch whose request an HQ inquiry executes, or None for any other inquiry."""
+    if inquiry.hq_request_id is None:
+        return None
+    return await session.scalar(select(HqRequest.branch_code).where(HqRequest.id == inquiry.hq_request_id))
 
 
 async def releasing_request(session: AsyncSession, *, ctx: AppContext, inquiry: Inquiry) -> HqRequest | None:

@@ -1575,7 +1575,11 @@ async def trace(
     authorize(principal, "inquiry.trace")
     inquiry = await load_inquiry(session, inquiry_id)
     if not may(principal, "inquiry.trace", branch_code=inquiry.branch_code):
-        raise NotFound("No such inquiry")
+        # HQ's inquiry run on a branch's request is that branch's inquiry too (HQ-1, HQ-2): its manager
+        # follows what became of the request; a branch that did not ask still sees nothing.
+        requesting_branch = await hq_execution.requesting_branch(session, inquiry=inquiry)
+        if requesting_branch is None or not may(principal, "inquiry.trace", branch_code=requesting_branch):
+            raise NotFound("No such inquiry")
     events = await inquiry_trace_events(session, inquiry_id=inquiry.id)
     record(
         session,

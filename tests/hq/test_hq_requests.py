@@ -326,3 +326,23 @@ async def test_retries_of_an_hq_execution_sent_together_all_get_its_inquiry(
     assert await ledger_events(ctx, action="hq_request.execution_refused") == []
     recorded = await center_record_once_sent(ctx)
     assert [entry["idempotency_key"] for entry in recorded] == [sent[0].json()["id"]]
+
+
+async def test_the_requesting_branchs_manager_traces_the_hq_inquiry_and_another_branch_cannot(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """LG-5 for HQ-1: HQ's inquiry on branch 001's request is traced by 001's manager, not by 002's."""
+    op001, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
+    subject = await person(ctx)
+    request = await branch_request(client, op001, subject)
+    executed = await execute(client, hq, request["id"], subject)
+    assert executed.status_code == 201, executed.text
+    inquiry_id = executed.json()["id"]
+
+    traced = await client.get(f"/inquiries/{inquiry_id}/trace", headers=await as_user(client, demo, "bm001"))
+    assert traced.status_code == 200, traced.text
+    assert "inquiry.created" in [event["action"] for event in traced.json()["events"]]
+    other = await client.get(f"/inquiries/{inquiry_id}/trace", headers=await as_user(client, demo, "bm002"))
+    assert other.status_code == 404 and other.json()["code"] == "NOT_FOUND"
+    reads = await ledger_events(ctx, action="inquiry.trace_read")
+    assert [(e.actor_id, e.object_id) for e in reads] == [("bm001", inquiry_id)]
