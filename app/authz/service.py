@@ -288,8 +288,11 @@ async def login(
     if await confirmed_enrolment(session, user.id) is not None and not await verify_code(
         session, ctx=ctx, user_id=user.id, code=totp
     ):
-        # A second factor, once enrolled, is part of every login (AU-8, AC-5); a wrong code is a failure.
-        await count_failed_password(session, ctx=ctx, user=user, attempted_user_id=user_id, actor=actor)
+        # A second factor, once enrolled, is part of every login (AU-8, AC-5). A wrong code is a failure
+        # toward the lockout (AU-5); a missing one is no guess — a client asking for the code only once
+        # told it is needed — and is refused without counting, as at A1 and release (approvals.py).
+        if totp:
+            await count_failed_password(session, ctx=ctx, user=user, attempted_user_id=user_id, actor=actor)
         await session.commit()
         ctx.metrics.logins.labels("totp_required").inc()
         raise TotpRequired("Enter the current code of your second factor", audited=True)
