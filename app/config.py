@@ -70,9 +70,10 @@ class Settings(BaseSettings):
     # Background sender of the outbox; tests drive it by hand.
     outbox_idle_seconds: float = 1.0
     # How long a sender owns a claimed outbox row. After a crash mid-delivery the row is retried once this
-    # has passed. It must be longer than the slowest center call (attempts × timeouts + backoff), or a
-    # second sender could take a row whose call is still running: the gateway refuses to start otherwise.
-    outbox_claim_lease_seconds: float = Field(default=60.0, gt=0)
+    # has passed. It must be at least twice the slowest center call (attempts × timeouts + backoff: 54.6 s
+    # with the defaults), or a second sender could take a row whose call is still running; the gateway
+    # refuses to start otherwise (app/inquiry/outbox.py::check_claim_lease).
+    outbox_claim_lease_seconds: float = Field(default=120.0, gt=0)
 
     # Daily lists (DL-1): when the in-service schedule generates the previous day's lists (JST), and how
     # many earlier days it re-checks so late inquiries and cancellations get supplementary versions.

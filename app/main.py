@@ -8,7 +8,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -41,7 +41,7 @@ from app.governance.router import router as governance_router
 from app.health.router import router as health_router
 from app.hq.router import reconciliation_router as hq_reconciliation_router
 from app.hq.router import router as hq_router
-from app.inquiry.outbox import OutboxSender
+from app.inquiry.outbox import OutboxSender, check_claim_lease
 from app.inquiry.policy import load_policy
 from app.inquiry.router import register_router
 from app.inquiry.router import router as inquiry_router
@@ -136,14 +136,7 @@ def build_center_link(
         tls_client_key=settings.center_tls_client_key,
         tls_ca_bundle=settings.center_tls_ca_bundle,
     )
-    if link_settings.slowest_call_seconds >= settings.outbox_claim_lease_seconds:
-        # A row whose call outlives its lease is taken by another sender while the first call still runs:
-        # the center deduplicates the key, but two calls at once for one inquiry is what the lease prevents.
-        raise ValueError(
-            f"SHOKAI_OUTBOX_CLAIM_LEASE_SECONDS ({settings.outbox_claim_lease_seconds:g}) must be longer than"
-            f" the slowest center call ({link_settings.slowest_call_seconds:g} s: attempts × timeouts"
-            " + backoff)"
-        )
+    check_claim_lease(settings.outbox_claim_lease_seconds, link_settings.slowest_call_seconds)
     if settings.center_url:
         check_transport_security(link_settings, mutual_tls_required=settings.center_mutual_tls_required)
         return HttpCenterLink(link_settings, clock=clock), None
@@ -253,16 +246,17 @@ def create_app(
         await register_policy_version(ctx)
         await _record_system_event(ctx, "system.started")
         tasks = []
-        link_watch: CenterLinkWatch | None = None
+        # LG-4: the center link's outages, written by a task of their own (app/monitoring/center_link.py).
+        link_watch: tuple[CenterLinkWatch, Callable[[], None], asyncio.Task[None]] | None = None
         if background_tasks:
-            link_watch = CenterLinkWatch(ctx)
-            ctx.center.watch_state(link_watch.state_changed)
+            watch = CenterLinkWatch(ctx)
+            stop_watching = ctx.center.watch_state(watch.state_changed)
+            link_watch = (watch, stop_watching, asyncio.create_task(watch.run_forever()))
             sender = OutboxSender(ctx, idle_seconds=settings.outbox_idle_seconds)
             ctx.outbox_kick = sender.kick
             ctx.outbox_deliver_claimed = sender.deliver_claimed
             tasks = [
                 asyncio.create_task(_checkpoint_loop(ctx)),
-                asyncio.create_task(link_watch.run_forever()),
                 asyncio.create_task(sender.run_forever()),
                 asyncio.create_task(
                     list_schedule.run_forever(ctx, interval_seconds=settings.lists_schedule_interval_seconds)
@@ -295,8 +289,10 @@ def create_app(
             ctx.outbox_deliver_claimed = None
             await _stop(tasks)
             if link_watch is not None:
-                with contextlib.suppress(Exception):
-                    await link_watch.flush()  # the link's last changes, before the stop that follows them
+                watch, stop_watching, writer = link_watch
+                stop_watching()
+                # Not cancelled with the others: it writes the link's last changes, then stops.
+                await watch.close(writer)
             with contextlib.suppress(Exception):
                 await _record_system_event(ctx, "system.stopped")
             await ctx.db.dispose()

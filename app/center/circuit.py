@@ -19,11 +19,15 @@ class does no I/O and never awaits, so in one event loop its state changes canno
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from app.clock import Clock
+
+log = logging.getLogger("shokai.center")
 
 
 class CircuitState(StrEnum):
@@ -80,9 +84,16 @@ class CircuitBreaker:
     def consecutive_failures(self) -> int:
         return self._failures
 
-    def add_listener(self, listener: StateListener) -> None:
-        """Also tell ``listener(previous, current)`` of every state change (called synchronously)."""
+    def add_listener(self, listener: StateListener) -> Callable[[], None]:
+        """Also tell ``listener(previous, current)`` of every state change (called synchronously);
+        returns the call that removes it again."""
         self._listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return remove
 
     def before_call(self) -> int:
         """Ask to make a call; raises :class:`CircuitOpen` when the breaker says no. Returns the epoch
@@ -125,5 +136,9 @@ class CircuitBreaker:
         if state is self._reported:
             return
         previous, self._reported = self._reported, state
-        for listener in self._listeners:
-            listener(previous, state)
+        for listener in list(self._listeners):
+            try:
+                listener(previous, state)
+            except Exception:
+                # A listener runs inside a center call: its bug must not cost the call (or its answer).
+                log.exception("a circuit breaker listener failed")

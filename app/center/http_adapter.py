@@ -22,6 +22,7 @@ in-process (``httpx.ASGITransport`` or app.center.simulator.simulator_transport)
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import random
@@ -122,7 +123,14 @@ class InsecureCenterLink(ValueError):
     """The configured center link would carry inquiries without the protection EN-3 requires."""
 
 
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+def _is_loopback(host: str) -> bool:
+    """Only ``localhost`` and loopback addresses: a name like ``127.example.com`` can point anywhere."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_transport_security(settings: CenterLinkSettings, *, mutual_tls_required: bool) -> None:
@@ -134,7 +142,7 @@ def check_transport_security(settings: CenterLinkSettings, *, mutual_tls_require
     gateway must present a client certificate.
     """
     url = httpx.URL(settings.base_url)
-    if url.host in _LOOPBACK_HOSTS or url.host.startswith("127."):
+    if _is_loopback(url.host):
         return
     if url.scheme != "https":
         raise InsecureCenterLink(
@@ -224,8 +232,8 @@ class HttpCenterLink:
         """The link's health as the breaker sees it (for /readyz and the LG-4 status events)."""
         return self.breaker.state
 
-    def watch_state(self, listener: Callable[[str, str], None]) -> None:
-        self.breaker.add_listener(listener)
+    def watch_state(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
+        return self.breaker.add_listener(listener)
 
     # -- the interface --------------------------------------------------------------------------------
 

@@ -303,9 +303,10 @@ class CenterLink(Protocol):
         are refused until a cool-down ends) or ``half_open`` (one trial call let through)."""
         ...
 
-    def watch_state(self, listener: Callable[[str, str], None]) -> None:
+    def watch_state(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
         """Have ``listener(previous, current)`` called, synchronously, whenever ``state`` changes (LG-4:
-        app/monitoring/center_link.py records the link going down and coming back)."""
+        app/monitoring/center_link.py records the link going down and coming back); returns the call
+        that stops it."""
         ...
 
 
@@ -319,8 +320,8 @@ class DetachedCenterLink:
     def state(self) -> str:
         return "open"  # every call is refused
 
-    def watch_state(self, listener: Callable[[str, str], None]) -> None:
-        return None  # the state never changes
+    def watch_state(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
+        return lambda: None  # the state never changes
 
     async def inquire(self, request: CenterInquiryRequest) -> CenterAnswer:
         raise CenterUnavailable("detached")

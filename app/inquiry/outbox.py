@@ -199,6 +199,22 @@ async def _claim(ctx: AppContext, message_id: int) -> tuple[OutboxMessage, Inqui
     return message, inquiry
 
 
+# A delivery renews its row's lease once it has waited for half of it (``_keep_claim``), so a call can
+# start with half the lease left; the lease must therefore cover the slowest call twice over.
+LEASE_PER_SLOWEST_CALL = 2
+
+
+def check_claim_lease(lease_seconds: float, slowest_call_seconds: float) -> None:
+    """Refuse (ValueError, at start-up) a lease a center call could outlive: another sender would take
+    the row while its call still runs — two calls at once for one inquiry, which the lease prevents."""
+    needed = LEASE_PER_SLOWEST_CALL * slowest_call_seconds
+    if lease_seconds < needed:
+        raise ValueError(
+            f"SHOKAI_OUTBOX_CLAIM_LEASE_SECONDS ({lease_seconds:g}) must be at least {needed:g}: twice the"
+            f" slowest center call ({slowest_call_seconds:g} s: attempts × timeouts + backoff)"
+        )
+
+
 async def _keep_claim(ctx: AppContext, message: OutboxMessage) -> bool:
     """Whether a row the submit wrote claimed is still this process's to send, renewing its lease first
     if the task has waited for a sender slot for half of it or more.
@@ -211,7 +227,7 @@ async def _keep_claim(ctx: AppContext, message: OutboxMessage) -> bool:
     lease = _claim_lease(ctx)
     now = ctx.clock.now()
     written = message.claimed_until
-    if written is None or now < written - lease / 2:
+    if written is None or now < written - lease / LEASE_PER_SLOWEST_CALL:
         return True  # the usual case: no wait worth a transaction
     async with ctx.db.session() as session:
         result = await session.execute(

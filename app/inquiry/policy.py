@@ -108,7 +108,7 @@ class InquiryPolicy(BaseModel):
         # method B): the operator is then its only reader, so barring operators would leave answers
         # nobody may see — refused here instead of discovered at the first inquiry.
         if not self.operator_reads_after_release:
-            for branch in {"*", *self.check_methods.branches}:
+            for branch in sorted({"*", *self.check_methods.branches}):
                 if "B" not in self.methods_for(branch):
                     where = "the default check methods" if branch == "*" else f"branch {branch}"
                     raise PolicyError(

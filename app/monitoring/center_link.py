@@ -8,18 +8,23 @@ cool-down while the center stays away) are counted, not recorded one by one: a c
 all night would otherwise write thousands of events that say nothing new.
 
 The breaker tells the watch synchronously, in the middle of a center call, where no database write
-belongs; the change is queued with its time and written by ``run_forever`` in its own transaction,
-and whatever is still queued at shutdown by ``flush``. Each worker process has its own breaker and
-records its own view. The events name no subject and no inquiry.
+belongs; the change is queued with its time and written by ``run_forever`` in its own transaction.
+At shutdown ``close`` lets the writer finish what is queued and stop — not a cancellation, which could
+land between a write's commit and its removal from the queue and have the change written twice. Each
+worker process has its own breaker and records its own view. The events name no subject and no inquiry.
 
     watch = CenterLinkWatch(ctx)
-    ctx.center.watch_state(watch.state_changed)
-    task = asyncio.create_task(watch.run_forever())
+    stop_watching = ctx.center.watch_state(watch.state_changed)
+    writer = asyncio.create_task(watch.run_forever())
+    ...
+    stop_watching()
+    await watch.close(writer)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -51,6 +56,7 @@ class CenterLinkWatch:
         self._ctx = ctx
         self._queued: deque[LinkChange] = deque()
         self._wake = asyncio.Event()
+        self._closing = False
         self._down_since: datetime | None = None
         self._failed_trials = 0
 
@@ -98,18 +104,38 @@ class CenterLinkWatch:
                     details={**change.details, "changed_at": rfc3339(change.at)},
                 )
                 await session.commit()
-            self._queued.popleft()
+                # At once after the commit: nothing may come between the two that leaves it queued.
+                self._queued.popleft()
             written += 1
         return written
 
     async def run_forever(self) -> None:
+        """Write changes as they come, until ``close``: then what is queued, and stop."""
         while True:
             await self._wake.wait()
             self._wake.clear()
             try:
                 await self.flush()
             except Exception:
+                if self._closing:
+                    log.error(
+                        "%d center link status changes not recorded before the stop (the oldest of %s)",
+                        len(self._queued),
+                        rfc3339(self._queued[0].at) if self._queued else "-",
+                    )
+                    return
                 # The database may be away along with the center; the changes stay queued for later.
                 log.exception("center link status changes could not be recorded; retrying")
-                await asyncio.sleep(RETRY_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RETRY_SECONDS):
+                        await self._wake.wait()  # a close (or a new change) tries again at once
                 self._wake.set()
+                continue
+            if self._closing:
+                return
+
+    async def close(self, writer: asyncio.Task[None]) -> None:
+        """Stop ``writer`` (the task running ``run_forever``) once it has written what is queued."""
+        self._closing = True
+        self._wake.set()
+        await writer

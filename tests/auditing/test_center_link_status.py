@@ -6,6 +6,7 @@ through again. The trial calls in between are counted on the up, not recorded on
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -113,3 +114,20 @@ async def test_the_running_gateway_records_its_link_status_and_flushes_it_before
     assert actions == ["system.started", "center_link.down", "center_link.up", "system.stopped"]
     up = next(e for e in events if e.action == "center_link.up")
     assert _details(up)["down_seconds"] == ctx.settings.center_breaker_cooldown_seconds
+
+
+async def test_close_writes_what_is_queued_once_and_stops_the_writer(
+    ctx: AppContext, clock: ManualClock
+) -> None:
+    watch = CenterLinkWatch(ctx)
+    writer = asyncio.create_task(watch.run_forever())
+    watch.state_changed("closed", "open")
+    clock.advance(seconds=12)
+    watch.state_changed("open", "half_open")
+    watch.state_changed("half_open", "open")
+    watch.state_changed("open", "closed")
+    await watch.close(writer)
+    assert writer.done() and watch.queued == 0
+    events = await _link_events(ctx)
+    assert [action for action, _ in events] == ["center_link.down", "center_link.up"]
+    assert events[1][1]["down_seconds"] == 12 and events[1][1]["failed_trials"] == 1

@@ -132,6 +132,26 @@ def test_a_failed_probe_still_reopens_it(breaker: CircuitBreaker, clock: ManualC
     assert breaker.state is CircuitState.OPEN
 
 
+def test_a_failing_listener_neither_breaks_the_call_nor_silences_the_others(clock: ManualClock) -> None:
+    def broken(_before: CircuitState, _after: CircuitState) -> None:
+        raise RuntimeError("a bug in a listener")
+
+    seen: list[tuple[str, str]] = []
+    breaker = CircuitBreaker(
+        failure_threshold=1, cool_down=timedelta(seconds=30), clock=clock, on_state_change=broken
+    )
+    stop = breaker.add_listener(lambda before, after: seen.append((before.value, after.value)))
+    breaker.record_failure(breaker.before_call())  # raises nothing
+    assert breaker.state is CircuitState.OPEN
+    assert seen == [("closed", "open")]
+    stop()
+    clock.advance(seconds=30)
+    breaker.before_call()
+    breaker.record_success()
+    assert breaker.state is CircuitState.CLOSED
+    assert seen == [("closed", "open")]  # a removed listener hears nothing more
+
+
 def test_it_refuses_nonsense_settings(clock: ManualClock) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker(failure_threshold=0, cool_down=timedelta(seconds=1), clock=clock)

@@ -27,6 +27,10 @@ def settings_for(tmp_path: Path, **values: object) -> Settings:
     [
         ("http://center.example.jp", "is http://, not https://"),
         ("http://10.0.0.8:8443", "is http://, not https://"),
+        # Names that only look local can point anywhere.
+        ("http://127.example.com", "is http://, not https://"),
+        ("http://127.0.0.1.nip.io.example.net", "is http://, not https://"),
+        ("http://localhost.example.com", "is http://, not https://"),
         ("https://center.example.jp", "needs a client certificate for mutual TLS"),
     ],
 )
@@ -45,6 +49,7 @@ def test_the_gateway_does_not_start_on_a_plain_http_center(tmp_path: Path) -> No
     [
         # The simulator as its own process, or a tunnel on this host: nothing crosses the network.
         ("http://127.0.0.1:8100", {}),
+        ("http://127.8.9.10:8100", {}),
         ("http://localhost:8100", {}),
         ("http://[::1]:8100", {}),
         # A center that prescribes another method than client certificates: TLS is still required.
@@ -72,13 +77,15 @@ async def test_mutual_tls_with_the_client_certificate_is_accepted(tmp_path: Path
     await link.aclose()
 
 
-async def test_a_lease_shorter_than_the_slowest_call_refuses_to_start(tmp_path: Path) -> None:
-    # 3 attempts × (3 + 5 + 10 s) + 0.2 + 0.4 s of backoff = 54.6 s: the 60 s default is long enough.
+async def test_a_lease_shorter_than_twice_the_slowest_call_refuses_to_start(tmp_path: Path) -> None:
+    # 3 attempts × (3 + 5 + 10 s) + 0.2 + 0.4 s of backoff = 54.6 s; a delivery may start with half its
+    # lease left (it renews the lease only then), so the 120 s default covers it.
     link, _ = build_center_link(settings_for(tmp_path), SystemClock())
     assert isinstance(link, HttpCenterLink)
     assert link.settings.slowest_call_seconds == pytest.approx(54.6)
     await link.aclose()
-    with pytest.raises(ValueError, match=r"LEASE_SECONDS \(50\) must be longer than the slowest center call"):
-        build_center_link(settings_for(tmp_path, outbox_claim_lease_seconds=50), SystemClock())
+    with pytest.raises(ValueError, match=r"LEASE_SECONDS \(100\) must be at least 109.2: twice the slowest"):
+        build_center_link(settings_for(tmp_path, outbox_claim_lease_seconds=100), SystemClock())
+    # 4 attempts × 18 s + 0.2 + 0.4 + 0.8 s = 73.4 s: 120 s is not twice that.
     with pytest.raises(ValueError, match="slowest center call"):
         build_center_link(settings_for(tmp_path, center_max_attempts=4), SystemClock())

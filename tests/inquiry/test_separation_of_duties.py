@@ -424,6 +424,8 @@ async def _run_step(client: httpx.AsyncClient, ctx: AppContext, world: World, st
             expected = refusal
         elif inquiry.response_state == "destroyed":
             expected = (410, "RESPONSE_DESTROYED")
+        elif inquiry.status == "cancelled":
+            expected = (403, "FORBIDDEN")  # CC-1: nobody reads a cancelled inquiry's response
         elif inquiry.response_state in ("none", "held"):
             expected = (423, "RESPONSE_HELD")
             sod = actor.id not in (inquiry.operator_id, inquiry.released_by)

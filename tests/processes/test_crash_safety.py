@@ -42,14 +42,14 @@ SUBMITS = 130
 FIRST_WAVE = 30
 FIRST_DAY_RUSH = 12
 CENTER_LATENCY_MS = 300
-# A delivery cut off by the kill stays claimed for this long, then is retried (production default: 60 s).
-# The gateway only starts with a lease longer than its slowest center call, so the call's limits are
-# cut down with it: 2 attempts × (1 + 1 + 3 s) + 0.2 s backoff = 10.2 s.
-CLAIM_LEASE_SECONDS = 11
+# A delivery cut off by the kill stays claimed for this long, then is retried (production default: 120 s).
+# The gateway only starts with a lease of at least twice its slowest center call, so the call's limits
+# are cut down with it: 2 attempts × (1 + 1 + 2 s) + 0.2 s backoff = 8.2 s, twice that 16.4 s.
+CLAIM_LEASE_SECONDS = 17
 CENTER_LIMITS = {
     "SHOKAI_CENTER_CONNECT_TIMEOUT_SECONDS": "1",
     "SHOKAI_CENTER_WRITE_TIMEOUT_SECONDS": "1",
-    "SHOKAI_CENTER_READ_TIMEOUT_SECONDS": "3",
+    "SHOKAI_CENTER_READ_TIMEOUT_SECONDS": "2",
     "SHOKAI_CENTER_MAX_ATTEMPTS": "2",
 }
 FINAL_STATES = {"held", "center_error"}
