@@ -200,7 +200,15 @@ class HttpCenterLink:
         self._owns_client = client is None
         if client is None:
             verify: ssl.SSLContext | bool = tls_context(settings) or True
-            client = httpx.AsyncClient(verify=verify, transport=transport, timeout=settings.timeout)
+            # A center on this machine is reached directly: an HTTP_PROXY in the environment would
+            # otherwise carry its plain-http traffic off the machine (check_transport_security allows
+            # plain http only because nothing leaves the host). A remote center honours the proxy.
+            client = httpx.AsyncClient(
+                verify=verify,
+                transport=transport,
+                timeout=settings.timeout,
+                trust_env=not _is_loopback(httpx.URL(settings.base_url).host),
+            )
         self._client = client
         self.breaker = breaker or CircuitBreaker(
             failure_threshold=settings.breaker_failure_threshold,

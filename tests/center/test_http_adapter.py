@@ -268,6 +268,21 @@ async def test_inquiry_record_streams_every_entry_page_by_page(
     assert sum(e.via == "direct" for e in entries) == 5
 
 
+async def test_a_center_on_this_machine_is_reached_directly_whatever_proxy_the_environment_names(
+    simulator_url: str, member: str, population: Population, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Plain http is allowed only to this machine; a proxy would carry it off the machine (EN-3).
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://192.0.2.1:3128")  # a proxy that does not answer
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    settings = _settings(simulator_url, member, max_attempts=1)
+    async with HttpCenterLink(settings, clock=SystemClock()) as link:
+        customer = person(population, with_transactions)
+        answer = await link.inquire(inquiry_request(customer, member_code=member))
+    assert answer.result == "found"
+
+
 async def test_mutual_tls_to_the_center(tmp_path: Path, population: Population) -> None:
     pki = make_pki(tmp_path)
     tls_args = (
