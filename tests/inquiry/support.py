@@ -6,9 +6,11 @@ import asyncio
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.inquiry.models import OutboxMessage
 from tests.helpers import auth_headers, user
 
 
@@ -45,6 +47,21 @@ async def center_record(ctx: AppContext) -> list[dict[str, Any]]:
             cursor = page.get("next_cursor")
             if not cursor:
                 return entries
+
+
+async def center_record_when_nothing_waits(ctx: AppContext) -> list[dict[str, Any]]:
+    """The center's record once the outbox has nothing left to deliver: after a refusal, whatever it had
+    wrongly queued (an inquiry, a cancellation) would have reached the center and be in it."""
+    for _ in range(200):
+        async with ctx.db.read_session() as session:
+            waiting = await session.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.delivered_at.is_(None))
+            )
+        if not waiting:
+            return await center_record(ctx)
+        ctx.outbox_kick()
+        await asyncio.sleep(0.05)
+    raise AssertionError("the outbox still had messages to deliver")
 
 
 async def center_record_once_sent(ctx: AppContext) -> list[dict[str, Any]]:

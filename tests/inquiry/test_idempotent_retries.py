@@ -23,6 +23,7 @@ from tests.inquiry.support import (
     as_user,
     center_record,
     center_record_once_sent,
+    center_record_when_nothing_waits,
     draft_body,
     password_of,
     person,
@@ -146,6 +147,12 @@ async def test_one_key_sent_to_cancel_two_inquiries_at_once_cancels_one(
     assert sorted(answers(sent), key=lambda a: a[0])[1] == (409, "IDEMPOTENCY_KEY_REUSED"), answers(sent)
     statuses = [(await client.get(f"/inquiries/{h['id']}", headers=plain)).json()["status"] for h in held]
     assert sorted(statuses) == ["cancelled", "held"]
+    # The center cancelled the one the gateway shows cancelled, and nothing else.
+    cancelled = next(h for h, status in zip(held, statuses, strict=True) if status == "cancelled")
+    recorded = await center_record_when_nothing_waits(ctx)
+    assert [e["center_inquiry_id"] for e in recorded if e["kind"] == "cancellation"] == [
+        cancelled["center"]["inquiry_id"]
+    ]
 
 
 async def test_the_stored_fingerprint_reveals_nothing_of_the_confirmers_password(

@@ -13,9 +13,17 @@ from app.authz.models import User
 from app.clock import TOKYO, ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.inquiry.models import Inquiry, SealedResponse
 from app.inquiry.subject import my_number_check_digit
-from tests.helpers import terminal, terminal_headers
-from tests.inquiry.support import as_user, center_record, draft_body, password_of, person
+from tests.helpers import ledger_events, terminal, terminal_headers
+from tests.inquiry.support import (
+    as_user,
+    center_record,
+    center_record_when_nothing_waits,
+    draft_body,
+    password_of,
+    person,
+)
 
 
 def my_number() -> str:
@@ -74,11 +82,11 @@ async def test_purpose_table_refusals(
     expected: tuple[int, str],
 ) -> None:
     operator = await as_user(client, demo, "op001")
-    response = await client.post(
-        "/inquiries", json=draft_body(await person(ctx), **overrides), headers=operator
-    )
+    # With A1 approval an accepted inquiry would go to the center at once: the record shows it did not.
+    body = draft_body(await person(ctx), approval=_a1(demo), **overrides)
+    response = await client.post("/inquiries", json=body, headers=operator)
     assert _code(response) == expected
-    assert await center_record(ctx) == []
+    assert await center_record_when_nothing_waits(ctx) == []
 
 
 @pytest.mark.parametrize("where", ["address", "reference", "extra_digits_in_name"])
@@ -87,7 +95,7 @@ async def test_my_number_anywhere_is_refused(
 ) -> None:
     operator = await as_user(client, demo, "op001")
     subject = await person(ctx)
-    body = draft_body(subject)
+    body = draft_body(subject, approval=_a1(demo))  # accepted, it would be sent at once
     number = my_number()
     spaced = f"{number[:4]} {number[4:8]} {number[8:]}"
     if where == "address":
@@ -99,7 +107,7 @@ async def test_my_number_anywhere_is_refused(
     response = await client.post("/inquiries", json=body, headers=operator)
     assert _code(response) == (422, "MY_NUMBER_FORBIDDEN")
     assert number not in response.text
-    assert await center_record(ctx) == []
+    assert await center_record_when_nothing_waits(ctx) == []
 
 
 async def test_a_twelve_digit_number_without_a_valid_check_digit_is_accepted(
@@ -131,9 +139,9 @@ async def test_self_inquiry_is_refused(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
     operator = await as_user(client, demo, "op001")
-    body = draft_body({"name_kana": "さとう　はなこ", "birth_date": "1990-04-12"})
+    body = draft_body({"name_kana": "さとう　はなこ", "birth_date": "1990-04-12"}, approval=_a1(demo))
     assert _code(await client.post("/inquiries", json=body, headers=operator)) == (403, "SELF_INQUIRY")
-    assert await center_record(ctx) == []
+    assert await center_record_when_nothing_waits(ctx) == []
 
 
 async def test_only_operators_enter_inquiries(
@@ -205,7 +213,27 @@ async def test_same_person_cannot_operate_and_confirm(
         ),
     )
     assert _code(a1) == (403, "SAME_PERSON")
-    assert await center_record(ctx) == []
+    own_credentials = {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": dual,
+        "confirmer_password": "Dual-Role-Passw0rd",
+    }
+    submitted = await client.post(
+        f"/inquiries/{own['id']}/submit", json={"approval": own_credentials}, headers=headers
+    )
+    assert _code(submitted) == (403, "SAME_PERSON")
+    assert await center_record_when_nothing_waits(ctx) == []
+
+    # Sent with another confirmer's approval, then cancelled on the operator's own say-so: refused.
+    sent = await client.post(f"/inquiries/{own['id']}/submit", json={"approval": _a1(demo)}, headers=headers)
+    assert sent.status_code == 200, sent.text
+    cancelled = await client.post(
+        f"/inquiries/{own['id']}/cancel",
+        json={"reason": "入力誤り", "approval": own_credentials},
+        headers=headers,
+    )
+    assert _code(cancelled) == (403, "SAME_PERSON")
+    assert [entry["kind"] for entry in await center_record_when_nothing_waits(ctx)] == ["inquiry"]
 
 
 async def test_confirmer_of_another_branch_or_a_suspended_one_cannot_approve(
@@ -514,7 +542,7 @@ async def test_my_number_is_refused_in_every_later_step_too(
     assert number not in refused.text
     state = (await client.get(url, headers=operator)).json()
     assert (state["status"], state["response"]["state"]) == ("held", "held")
-    assert [entry["kind"] for entry in await center_record(ctx)] == ["inquiry"]
+    assert [entry["kind"] for entry in await center_record_when_nothing_waits(ctx)] == ["inquiry"]
 
 
 async def test_a_password_that_reads_as_an_individual_number_still_approves(
@@ -634,3 +662,39 @@ async def test_a_number_issued_as_the_day_turns_balances_the_register_of_its_own
             assert balance["issued"] == accounted, (day, balance)
             issued_on[day] = balance["issued"]
     assert issued_on == {date(2026, 11, 24): 1, date(2026, 11, 25): 0}
+
+
+@pytest.mark.parametrize("destroyed_by", ["the_use_period_ending", "a_restore_reapplying_the_deletion"])
+async def test_a_destroyed_response_is_gone_for_everyone(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, destroyed_by: str
+) -> None:
+    """410 RESPONSE_DESTROYED once the response's data key is deleted (RT-1 crypto-shred). The purge
+    itself is not built yet: the test leaves the stored response as the purge would — the wrapped key
+    deleted, and the state ``destroyed``; or only the key gone, as after a restore that re-applies the
+    deletion record (RT-2) onto a row backed up before it."""
+    operator = await as_user(client, demo, "op001")
+    held = (
+        await client.post(
+            "/inquiries", json=draft_body(await person(ctx), approval=_a1(demo)), headers=operator
+        )
+    ).json()
+    releaser = await as_user(client, demo, "cf001b")
+    released = await client.post(
+        f"/inquiries/{held['id']}/release",
+        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
+        headers=releaser,
+    )
+    assert released.status_code == 200, released.text
+    async with ctx.db.session() as session:
+        response = await session.get(SealedResponse, held["id"])
+        inquiry = await session.get(Inquiry, held["id"])
+        assert response is not None and inquiry is not None
+        response.wrapped_key = None
+        if destroyed_by == "the_use_period_ending":
+            inquiry.response_state = "destroyed"
+        await session.commit()
+    reads_before = len(await ledger_events(ctx, action="inquiry.response_read"))
+    for reader in (operator, releaser):
+        gone = await client.get(f"/inquiries/{held['id']}/response", headers=reader)
+        assert _code(gone) == (410, "RESPONSE_DESTROYED")
+    assert len(await ledger_events(ctx, action="inquiry.response_read")) == reads_before

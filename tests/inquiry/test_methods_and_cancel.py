@@ -17,7 +17,14 @@ from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import Escalation
 from tests.helpers import ledger_events
-from tests.inquiry.support import as_user, center_record, draft_body, password_of, person
+from tests.inquiry.support import (
+    as_user,
+    center_record,
+    center_record_when_nothing_waits,
+    draft_body,
+    password_of,
+    person,
+)
 
 
 def a1(demo: DemoCredentials, confirmer: str = "cf001") -> dict[str, str]:
@@ -164,6 +171,8 @@ async def test_cancellation_needs_a_second_person_and_reaches_the_center(
         json={"reason": "入力誤り", "approval": {"method": "approval_number", "approval_number": number}},
     )
     assert again.json()["code"] == "INVALID_STATE"
+    recorded = await center_record_when_nothing_waits(ctx)
+    assert sorted(e["kind"] for e in recorded) == ["cancellation", "inquiry"]
 
 
 async def test_a_released_response_is_no_longer_read_once_the_inquiry_is_cancelled(
@@ -269,3 +278,4 @@ async def test_a_draft_past_its_lifetime_expires_instead_of_being_cancelled(
     assert (await client.get(f"/inquiries/{draft['id']}", headers=operator)).json()["status"] == "expired"
     assert [e.object_id for e in await ledger_events(ctx, action="inquiry.expired")] == [draft["id"]]
     assert await ledger_events(ctx, action="inquiry.cancelled") == []
+    assert await center_record_when_nothing_waits(ctx) == []
