@@ -48,6 +48,7 @@ from app.hq.execution import request_content_hash
 from app.hq.models import HqDailySignOff, HqRequest
 from app.hq.schemas import HqRequestCreate
 from app.inquiry.models import Escalation, Inquiry
+from app.inquiry.outbox import NOT_SENDABLE
 from app.inquiry.schemas import ConfirmerCredentialsApproval
 from app.inquiry.sealing import subject_lookup_key
 from app.inquiry.service import (
@@ -403,11 +404,17 @@ async def compute_balance(session: AsyncSession, *, business_date: date) -> HqBa
     a request marked executed without its inquiry (or the reverse) shows as a difference."""
     hq_code = await _hq_branch_code(session)
     # Executed = handed to the center: queued in the outbox, or sent (held, released, refused by the
-    # center, or cancelled after sending). Drafts awaiting approval, expired or cancelled unsent are not.
+    # center, or cancelled after sending), or settled unsent because what it stored cannot be carried to
+    # the center (NOT_SENDABLE: HQ did act on the request, marked executed with it). Drafts awaiting
+    # approval, expired or cancelled unsent are not.
     executed = (
         Inquiry.branch_code == hq_code,
         Inquiry.business_date == business_date,
-        or_(Inquiry.status == "queued", Inquiry.sent_at.is_not(None)),
+        or_(
+            Inquiry.status == "queued",
+            Inquiry.sent_at.is_not(None),
+            Inquiry.center_result_code == NOT_SENDABLE,
+        ),
     )
     hq_executed = await session.scalar(select(func.count()).select_from(Inquiry).where(*executed))
     own = await session.scalar(

@@ -346,3 +346,27 @@ async def test_the_requesting_branchs_manager_traces_the_hq_inquiry_and_another_
     assert other.status_code == 404 and other.json()["code"] == "NOT_FOUND"
     reads = await ledger_events(ctx, action="inquiry.trace_read")
     assert [(e.actor_id, e.object_id) for e in reads] == [("bm001", inquiry_id)]
+
+
+async def test_an_hq_inquiry_settled_unsendable_still_balances_its_executed_request(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """An inquiry whose stored entry the center's contract cannot carry is settled center_error with
+    GATEWAY_NOT_SENDABLE and never sent (tests/inquiry/test_bad_input.py). For HQ it still executed the
+    branch's request, which is marked executed with it: the day balances, with no false HQ alert."""
+    op001, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
+    subject = await person(ctx)
+    request = await branch_request(client, op001, subject)
+    executed = await execute(client, hq, request["id"], subject)
+    assert executed.status_code == 201, executed.text
+    async with ctx.db.session() as session:
+        # As the outbox settles such a row (outbox._store_not_sendable): unsent, center_error.
+        await session.execute(
+            update(Inquiry)
+            .where(Inquiry.id == executed.json()["id"])
+            .values(status="center_error", sent_at=None, center_result_code="GATEWAY_NOT_SENDABLE")
+        )
+        await session.commit()
+    day = await balance(client, await as_user(client, demo, "hqcf"))
+    assert (day["hq_executed"], day["branch_requests_executed"], day["balanced"]) == (1, 1, True)
+    assert await ledger_events(ctx, action="hq_reconciliation.mismatch") == []
