@@ -246,12 +246,8 @@ def create_app(
         await register_policy_version(ctx)
         await _record_system_event(ctx, "system.started")
         tasks = []
-        # LG-4: the center link's outages, written by a task of their own (app/monitoring/center_link.py).
         link_watch: tuple[CenterLinkWatch, Callable[[], None], asyncio.Task[None]] | None = None
         if background_tasks:
-            watch = CenterLinkWatch(ctx)
-            stop_watching = ctx.center.watch_state(watch.state_changed)
-            link_watch = (watch, stop_watching, asyncio.create_task(watch.run_forever()))
             sender = OutboxSender(ctx, idle_seconds=settings.outbox_idle_seconds)
             ctx.outbox_kick = sender.kick
             ctx.outbox_deliver_claimed = sender.deliver_claimed
@@ -283,6 +279,10 @@ def create_app(
                     else []
                 ),
             ]
+            # LG-4: the center link's outages, written by a task of their own (monitoring/center_link.py).
+            watch = CenterLinkWatch(ctx)
+            stop_watching = ctx.center.watch_state(watch.state_changed)
+            link_watch = (watch, stop_watching, asyncio.create_task(watch.run_forever()))
         try:
             yield
         finally:

@@ -443,23 +443,23 @@ class TracedEvent:
     via: str
 
 
-async def inquiry_trace_events(session: AsyncSession, *, inquiry_id: str) -> list[TracedEvent]:
+async def inquiry_trace_events(
+    session: AsyncSession, *, inquiry_id: str, lists_of_branch: str | None = None
+) -> list[TracedEvent]:
     """Every ledger event of one inquiry in seq order: request, checks, approval, center, hold, release,
     every read, then each list line it appears on, the line's check, the list's confirmation, every
-    view/print of those lists, and destruction of the response (LG-5)."""
+    view/print of those lists, and destruction of the response (LG-5). ``lists_of_branch`` keeps only
+    the lists of that branch (a branch tracing HQ's inquiry for it sees its own lists, not HQ's)."""
     own = await session.scalars(
         select(AuditEvent).where(AuditEvent.object_id == inquiry_id).order_by(AuditEvent.seq)
     )
     traced = [TracedEvent(event, "inquiry") for event in own]
-    list_ids = sorted(
-        set(
-            (
-                await session.scalars(
-                    select(DailyListLine.list_id).where(DailyListLine.inquiry_id == inquiry_id)
-                )
-            ).all()
+    lines = select(DailyListLine.list_id).where(DailyListLine.inquiry_id == inquiry_id)
+    if lists_of_branch is not None:
+        lines = lines.join(DailyList, DailyList.id == DailyListLine.list_id).where(
+            DailyList.branch_code == lists_of_branch
         )
-    )
+    list_ids = sorted(set((await session.scalars(lines)).all()))
     if list_ids:
         list_events = await session.scalars(
             select(AuditEvent)

@@ -293,6 +293,16 @@ async def login(
         # told it is needed — and is refused without counting, as at A1 and release (approvals.py).
         if totp:
             await count_failed_password(session, ctx=ctx, user=user, attempted_user_id=user_id, actor=actor)
+        else:
+            record(
+                session,
+                actor=actor,
+                action="auth.login_denied",
+                object_type="user",
+                object_id=user.id,
+                outcome="denied",
+                details={"code": "TOTP_REQUIRED"},
+            )
         await session.commit()
         ctx.metrics.logins.labels("totp_required").inc()
         raise TotpRequired("Enter the current code of your second factor", audited=True)

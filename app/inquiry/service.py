@@ -1574,13 +1574,15 @@ async def trace(
     # caller may not trace is reported as absent, as GET /inquiries/{id} does, since its existence is data.
     authorize(principal, "inquiry.trace")
     inquiry = await load_inquiry(session, inquiry_id)
+    lists_of_branch = None
     if not may(principal, "inquiry.trace", branch_code=inquiry.branch_code):
         # HQ's inquiry run on a branch's request is that branch's inquiry too (HQ-1, HQ-2): its manager
-        # follows what became of the request; a branch that did not ask still sees nothing.
-        requesting_branch = await hq_execution.requesting_branch(session, inquiry=inquiry)
-        if requesting_branch is None or not may(principal, "inquiry.trace", branch_code=requesting_branch):
+        # follows what became of the request, on the branch's own lists; a branch that did not ask
+        # still sees nothing.
+        lists_of_branch = await hq_execution.requesting_branch(session, inquiry=inquiry)
+        if lists_of_branch is None or not may(principal, "inquiry.trace", branch_code=lists_of_branch):
             raise NotFound("No such inquiry")
-    events = await inquiry_trace_events(session, inquiry_id=inquiry.id)
+    events = await inquiry_trace_events(session, inquiry_id=inquiry.id, lists_of_branch=lists_of_branch)
     record(
         session,
         actor=principal.actor(),

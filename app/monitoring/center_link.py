@@ -42,6 +42,7 @@ log = logging.getLogger("shokai.monitoring")
 # away for a long time as well, and then the oldest are dropped (and said so in the log).
 MAX_QUEUED = 1000
 RETRY_SECONDS = 5.0
+CLOSE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,7 @@ class CenterLinkWatch:
                 await self.flush()
             except Exception:
                 if self._closing:
-                    log.error(
-                        "%d center link status changes not recorded before the stop (the oldest of %s)",
-                        len(self._queued),
-                        rfc3339(self._queued[0].at) if self._queued else "-",
-                    )
-                    return
+                    return  # close reports what is left
                 # The database may be away along with the center; the changes stay queued for later.
                 log.exception("center link status changes could not be recorded; retrying")
                 with contextlib.suppress(TimeoutError):
@@ -134,8 +130,23 @@ class CenterLinkWatch:
             if self._closing:
                 return
 
-    async def close(self, writer: asyncio.Task[None]) -> None:
-        """Stop ``writer`` (the task running ``run_forever``) once it has written what is queued."""
+    async def close(self, writer: asyncio.Task[None], *, within: float = CLOSE_SECONDS) -> None:
+        """Stop ``writer`` (the task running ``run_forever``) once it has written what is queued, waiting
+        at most ``within`` seconds: a database that stopped answering must not hold the shutdown."""
         self._closing = True
         self._wake.set()
-        await writer
+        # asyncio.wait neither raises the writer's error nor cancels it when the shutdown itself is
+        # cancelled, so a write is not cut in half between its commit and its removal from the queue.
+        if not writer.done():
+            await asyncio.wait({writer}, timeout=within)
+        if not writer.done():
+            writer.cancel()
+            await asyncio.wait({writer}, timeout=1.0)
+        if writer.done() and not writer.cancelled() and (error := writer.exception()) is not None:
+            log.error("the center link status writer had stopped with an error", exc_info=error)
+        if self._queued:
+            log.error(
+                "%d center link status changes not recorded at the stop (the oldest of %s)",
+                len(self._queued),
+                rfc3339(self._queued[0].at),
+            )

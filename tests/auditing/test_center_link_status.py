@@ -131,3 +131,33 @@ async def test_close_writes_what_is_queued_once_and_stops_the_writer(
     events = await _link_events(ctx)
     assert [action for action, _ in events] == ["center_link.down", "center_link.up"]
     assert events[1][1]["down_seconds"] == 12 and events[1][1]["failed_trials"] == 1
+
+
+async def test_a_database_that_does_not_answer_does_not_hold_the_shutdown(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    watch = CenterLinkWatch(ctx)
+
+    async def never_answers() -> int:
+        await asyncio.Event().wait()
+        return 0
+
+    monkeypatch.setattr(watch, "flush", never_answers)
+    writer = asyncio.create_task(watch.run_forever())
+    watch.state_changed("closed", "open")
+    await asyncio.sleep(0)
+    started = asyncio.get_running_loop().time()
+    await watch.close(writer, within=0.2)
+    assert asyncio.get_running_loop().time() - started < 2
+    assert writer.cancelled()
+    assert "1 center link status changes not recorded at the stop" in caplog.text
+
+
+async def test_close_after_the_writer_already_ended_does_not_break_the_shutdown(ctx: AppContext) -> None:
+    watch = CenterLinkWatch(ctx)
+    writer = asyncio.create_task(watch.run_forever())
+    await asyncio.sleep(0)
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    await watch.close(writer)  # returns, raises nothing

@@ -136,8 +136,12 @@ async def test_second_factor_is_required_at_login_once_enrolled(
     code = code_at(secret, clock.now())
     logged_in = await attempt(code)
     assert logged_in.status_code == 200
-    # The wrong code was a failed attempt and is shown as one at this login; the missing ones are not.
+    # The wrong code was a failed attempt and is shown as one at this login; the missing ones are not,
+    # but each is in the ledger as a refused login.
     assert logged_in.json()["failed_attempts_since_previous_login"] == 1
+    denied = [e for e in await ledger_events(ctx, action="auth.login_denied") if e.object_id == "cf001"]
+    assert len(denied) == 1 + ctx.settings.lockout_threshold
+    assert all("TOTP_REQUIRED" in e.details for e in denied)
     # The same code is good once.
     assert (await attempt(code)).status_code == 401
 

@@ -339,9 +339,22 @@ async def test_the_requesting_branchs_manager_traces_the_hq_inquiry_and_another_
     assert executed.status_code == 201, executed.text
     inquiry_id = executed.json()["id"]
 
+    # The day's lists: HQ's own carries the inquiry, and so does 001's (its return option).
+    lists = {}
+    for branch in ("000", "001"):
+        generated = await client.post(
+            "/daily-lists/generate", json={"business_date": TODAY, "branch_code": branch}, headers=hq
+        )
+        assert generated.status_code == 200, generated.text
+        lists[branch] = {item["id"] for item in generated.json()["items"]}
+
     traced = await client.get(f"/inquiries/{inquiry_id}/trace", headers=await as_user(client, demo, "bm001"))
     assert traced.status_code == 200, traced.text
-    assert "inquiry.created" in [event["action"] for event in traced.json()["events"]]
+    events = traced.json()["events"]
+    assert "inquiry.created" in [event["action"] for event in events]
+    # Its own lists' events, none of HQ's lists.
+    shown_lists = {e["object_id"] for e in events if e["action"].startswith("daily_list.")}
+    assert shown_lists and shown_lists <= lists["001"]
     other = await client.get(f"/inquiries/{inquiry_id}/trace", headers=await as_user(client, demo, "bm002"))
     assert other.status_code == 404 and other.json()["code"] == "NOT_FOUND"
     reads = await ledger_events(ctx, action="inquiry.trace_read")
