@@ -162,6 +162,8 @@ def _render(
         flash_error=error_message(language, error) if _CODE.match(error) else None,
         flash_error_code=error if _CODE.match(error) else None,
         flash_hint=t(_HINTS[hint], limit=400) if _CODE.match(error) and hint in _HINTS else None,
+        # Staff see at once why their inquiries stay queued (ER-3) instead of finding out one by one.
+        center_link_down=principal is not None and ctx.center.state != "closed",
         **values,
     )
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)

@@ -420,3 +420,37 @@ async def test_a_dashboard_table_that_holds_more_than_it_shows_says_so_on_its_ti
     await page.screenshot(path=str(ARTIFACTS / "dashboard-more-than-shown.png"), full_page=True)
     await page.get_by_role("link", name="Switch to English").click()
     await expect(page.locator("#more-drafts")).to_contain_text("Showing the oldest 2.")
+
+
+async def test_every_page_says_when_the_center_cannot_be_reached_and_stops_once_it_is_back(
+    page: Page, live: LiveServer, demo_logins: DemoCredentials, clock: ManualClock
+) -> None:
+    """ER-3 for the staff: with the link down their inquiries stay queued; the panel says so, on every
+    page, until a call gets through again."""
+    await log_in(page, live, demo_logins, "op001")
+    banner = page.locator("#center-link-down")
+    assert await banner.count() == 0  # the link is up: no notice
+
+    link = live.ctx.center
+    threshold = live.ctx.settings.center_breaker_threshold
+
+    async def center_fails() -> None:
+        for _ in range(threshold):
+            link.breaker.record_failure(link.breaker.before_call())
+
+    live.run(center_fails())
+    for path in ("/panel/password", "/panel/"):
+        await page.goto(f"{live.url}{path}")
+        await expect(banner).to_contain_text("信用情報センターに接続できません")
+        await expect(banner).to_contain_text("接続が回復すると自動的に送信されます")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-center-link-down.png"), full_page=True)
+
+    async def center_answers() -> None:
+        clock.advance(seconds=live.ctx.settings.center_breaker_cooldown_seconds)
+        link.breaker.before_call()
+        link.breaker.record_success()
+
+    live.run(center_answers())
+    await page.goto(f"{live.url}/panel/")
+    assert await banner.count() == 0
