@@ -164,6 +164,19 @@ async def check_password_first(
     return PasswordCheck(stored, result, password, rehashed)
 
 
+def _record_login_denied(session: AsyncSession, actor: Actor, user_id: str, details: dict[str, Any]) -> None:
+    """A login refused for a known user after the password was right (suspended, no second factor)."""
+    record(
+        session,
+        actor=actor,
+        action="auth.login_denied",
+        object_type="user",
+        object_id=user_id,
+        outcome="denied",
+        details=details,
+    )
+
+
 async def login(
     session: AsyncSession,
     *,
@@ -235,15 +248,7 @@ async def login(
     )
 
     if user.status != "active":
-        record(
-            session,
-            actor=actor,
-            action="auth.login_denied",
-            object_type="user",
-            object_id=user.id,
-            outcome="denied",
-            details={"code": "SUSPENDED", "user_status": user.status},
-        )
+        _record_login_denied(session, actor, user.id, {"code": "SUSPENDED", "user_status": user.status})
         await session.commit()
         ctx.metrics.logins.labels("suspended").inc()
         raise Suspended("This account is suspended", audited=True)
@@ -272,14 +277,8 @@ async def login(
     )
     if suspension is not None:
         # An emergency switch (IR-1) refuses the login at once, like a suspended account.
-        record(
-            session,
-            actor=actor,
-            action="auth.login_denied",
-            object_type="user",
-            object_id=user.id,
-            outcome="denied",
-            details={"code": "SUSPENDED", "emergency_suspension_id": suspension.id},
+        _record_login_denied(
+            session, actor, user.id, {"code": "SUSPENDED", "emergency_suspension_id": suspension.id}
         )
         await session.commit()
         ctx.metrics.logins.labels("suspended").inc()
@@ -294,15 +293,7 @@ async def login(
         if totp:
             await count_failed_password(session, ctx=ctx, user=user, attempted_user_id=user_id, actor=actor)
         else:
-            record(
-                session,
-                actor=actor,
-                action="auth.login_denied",
-                object_type="user",
-                object_id=user.id,
-                outcome="denied",
-                details={"code": "TOTP_REQUIRED"},
-            )
+            _record_login_denied(session, actor, user.id, {"code": "TOTP_REQUIRED"})
         await session.commit()
         ctx.metrics.logins.labels("totp_required").inc()
         raise TotpRequired("Enter the current code of your second factor", audited=True)

@@ -1,7 +1,7 @@
 """Gauges of the operating status (LG-4), read from the database at each ``/metrics`` scrape: inquiries by
 state, approvals, releases, overdue lists, what waits in the outbox and for how long, the ledger head and
-the age of the newest checkpoint. Counts
-only; no label ever carries a person, a user id or a branch's subject."""
+the age of the newest checkpoint. Counts only; no label ever carries a person, a user id or a branch's
+subject."""
 
 from __future__ import annotations
 

@@ -101,3 +101,29 @@ async def as_user(client: httpx.AsyncClient, demo: DemoCredentials, user_id: str
 
 def password_of(demo: DemoCredentials, user_id: str) -> str:
     return str(user(demo, user_id)["password"])
+
+
+async def released_inquiry(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """op001's inquiry, approved at once with cf001's credentials (A1) and released by cf001b after a
+    matching document check: its id, and the operator's and the releasing confirmer's headers."""
+    operator = await as_user(client, demo, "op001")
+    approval = {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": "cf001",
+        "confirmer_password": password_of(demo, "cf001"),
+    }
+    created = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
+    )
+    assert created.status_code == 201, created.text
+    inquiry_id = str(created.json()["id"])
+    releaser = await as_user(client, demo, "cf001b")
+    released = await client.post(
+        f"/inquiries/{inquiry_id}/release",
+        headers=releaser,
+        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
+    )
+    assert released.status_code == 200, released.text
+    return inquiry_id, operator, releaser

@@ -23,6 +23,7 @@ from tests.inquiry.support import (
     draft_body,
     password_of,
     person,
+    released_inquiry,
 )
 
 
@@ -672,22 +673,10 @@ async def test_a_destroyed_response_is_gone_for_everyone(
     itself is not built yet: the test leaves the stored response as the purge would — the wrapped key
     deleted, and the state ``destroyed``; or only the key gone, as after a restore that re-applies the
     deletion record (RT-2) onto a row backed up before it."""
-    operator = await as_user(client, demo, "op001")
-    held = (
-        await client.post(
-            "/inquiries", json=draft_body(await person(ctx), approval=_a1(demo)), headers=operator
-        )
-    ).json()
-    releaser = await as_user(client, demo, "cf001b")
-    released = await client.post(
-        f"/inquiries/{held['id']}/release",
-        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
-        headers=releaser,
-    )
-    assert released.status_code == 200, released.text
+    inquiry_id, operator, releaser = await released_inquiry(client, demo, ctx)
     async with ctx.db.session() as session:
-        response = await session.get(SealedResponse, held["id"])
-        inquiry = await session.get(Inquiry, held["id"])
+        response = await session.get(SealedResponse, inquiry_id)
+        inquiry = await session.get(Inquiry, inquiry_id)
         assert response is not None and inquiry is not None
         response.wrapped_key = None
         if destroyed_by == "the_use_period_ending":
@@ -695,6 +684,6 @@ async def test_a_destroyed_response_is_gone_for_everyone(
         await session.commit()
     reads_before = len(await ledger_events(ctx, action="inquiry.response_read"))
     for reader in (operator, releaser):
-        gone = await client.get(f"/inquiries/{held['id']}/response", headers=reader)
+        gone = await client.get(f"/inquiries/{inquiry_id}/response", headers=reader)
         assert _code(gone) == (410, "RESPONSE_DESTROYED")
     assert len(await ledger_events(ctx, action="inquiry.response_read")) == reads_before

@@ -24,6 +24,7 @@ from tests.inquiry.support import (
     draft_body,
     password_of,
     person,
+    released_inquiry,
 )
 
 
@@ -178,23 +179,11 @@ async def test_cancellation_needs_a_second_person_and_reaches_the_center(
 async def test_a_released_response_is_no_longer_read_once_the_inquiry_is_cancelled(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
-    operator = await as_user(client, demo, "op001")
-    inquiry = (
-        await client.post(
-            "/inquiries", json=draft_body(await person(ctx), approval=a1(demo)), headers=operator
-        )
-    ).json()
-    releaser = await as_user(client, demo, "cf001b")
-    released = await client.post(
-        f"/inquiries/{inquiry['id']}/release",
-        headers=releaser,
-        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
-    )
-    assert released.status_code == 200, released.text
-    url = f"/inquiries/{inquiry['id']}/response"
+    inquiry_id, operator, releaser = await released_inquiry(client, demo, ctx)
+    url = f"/inquiries/{inquiry_id}/response"
     assert (await client.get(url, headers=operator)).status_code == 200
     cancelled = await client.post(
-        f"/inquiries/{inquiry['id']}/cancel",
+        f"/inquiries/{inquiry_id}/cancel",
         headers=operator,
         json={"reason": "別人を照会", "approval": a1(demo)},
     )

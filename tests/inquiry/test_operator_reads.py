@@ -17,7 +17,7 @@ import pytest
 from app.context import AppContext
 from app.demo import DemoCredentials
 from tests.helpers import ledger_events
-from tests.inquiry.support import as_user, draft_body, password_of, person
+from tests.inquiry.support import released_inquiry
 
 
 @pytest.fixture
@@ -34,24 +34,7 @@ def settings(settings: Any, tmp_path: Path) -> Any:  # type: ignore[override]
 async def test_only_the_releasing_confirmer_reads_when_operators_may_not(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
-    operator = await as_user(client, demo, "op001")
-    approval = {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": "cf001",
-        "confirmer_password": password_of(demo, "cf001"),
-    }
-    created = await client.post(
-        "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
-    )
-    assert created.status_code == 201, created.text
-    inquiry_id = created.json()["id"]
-    releaser = await as_user(client, demo, "cf001b")
-    released = await client.post(
-        f"/inquiries/{inquiry_id}/release",
-        headers=releaser,
-        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
-    )
-    assert released.status_code == 200, released.text
+    inquiry_id, operator, releaser = await released_inquiry(client, demo, ctx)
 
     refused = await client.get(f"/inquiries/{inquiry_id}/response", headers=operator)
     assert refused.status_code == 403
