@@ -103,20 +103,28 @@ def password_of(demo: DemoCredentials, user_id: str) -> str:
     return str(user(demo, user_id)["password"])
 
 
-async def released_inquiry(
+async def submit_with_a1(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
-) -> tuple[str, dict[str, str], dict[str, str]]:
-    """op001's inquiry, approved at once with cf001's credentials (A1) and released by cf001b after a
-    matching document check: its id, and the operator's and the releasing confirmer's headers."""
+) -> tuple[dict[str, str], httpx.Response]:
+    """op001 enters an inquiry approved at once by cf001's credentials: the operator and the answer."""
     operator = await as_user(client, demo, "op001")
     approval = {
         "method": "confirmer_credentials",
         "confirmer_user_id": "cf001",
         "confirmer_password": password_of(demo, "cf001"),
     }
-    created = await client.post(
+    submitted = await client.post(
         "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
     )
+    return operator, submitted
+
+
+async def released_inquiry(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """op001's inquiry, approved at once with cf001's credentials (A1) and released by cf001b after a
+    matching document check: its id, and the operator's and the releasing confirmer's headers."""
+    operator, created = await submit_with_a1(client, demo, ctx)
     assert created.status_code == 201, created.text
     inquiry_id = str(created.json()["id"])
     releaser = await as_user(client, demo, "cf001b")

@@ -26,7 +26,11 @@ from app.demo import DemoCredentials
 from app.inquiry.models import OutboxMessage
 from app.inquiry.outbox import OutboxSender
 from app.main import create_app
-from tests.inquiry.support import as_user, center_record, draft_body, password_of, person, sim_client
+from tests.inquiry.support import (
+    center_record,
+    sim_client,
+    submit_with_a1,
+)
 
 
 @pytest.fixture
@@ -40,22 +44,6 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver/api/v1") as http:
             yield http
-
-
-async def submit_with_a1(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
-) -> tuple[dict[str, str], httpx.Response]:
-    """op001 enters an inquiry approved at once by cf001's credentials: the operator and the answer."""
-    operator = await as_user(client, demo, "op001")
-    approval = {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": "cf001",
-        "confirmer_password": password_of(demo, "cf001"),
-    }
-    submitted = await client.post(
-        "/inquiries", json=draft_body(await person(ctx), approval=approval), headers=operator
-    )
-    return operator, submitted
 
 
 async def test_a_submit_whose_task_waited_out_its_lease_leaves_the_row_to_the_worker_that_took_it(
