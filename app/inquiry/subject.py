@@ -16,8 +16,15 @@ from typing import Any
 _HIRAGANA = re.compile(r"[\u3041-\u3096]")
 _KATAKANA_NAME = re.compile(r"^[\u30a1-\u30fa\u30fc\u30fb ]+$")
 _SPACES = re.compile(r"[\s\u3000]+")
-# Twelve digits, optionally grouped by single spaces or hyphens, not part of a longer number.
-_DIGIT_RUN = re.compile(r"(?<![0-9])(?:[0-9][ \-]?){11}[0-9](?![0-9])")
+# What people put between the groups of a number (after NFKC, which folds full-width digits, the
+# full-width hyphen and the ideographic space): a space, a hyphen, any Unicode dash or minus sign, or
+# the long-vowel mark a Japanese IME gives for "-" in kana mode (ー, and its half-width ｰ, which NFKC
+# folds into it). One such character between two digits; a dot, slash or comma is not taken as a
+# separator, so dates, amounts and lists of short numbers are not read as one number.
+_GROUP_SEPARATOR = "[ \\-\u2010-\u2015\u2212\u30fc\ufe58\ufe63]"
+# Twelve digits, optionally grouped by single separators, not part of a longer number.
+_DIGIT_RUN = re.compile(rf"(?<![0-9])(?:[0-9]{_GROUP_SEPARATOR}?){{11}}[0-9](?![0-9])")
+_SEPARATORS = re.compile(_GROUP_SEPARATOR)
 
 
 def normalise_kana(value: str) -> str:
@@ -79,6 +86,6 @@ def contains_my_number(payload: Any) -> bool:
     for text in _strings(payload):
         folded = unicodedata.normalize("NFKC", text)
         for match in _DIGIT_RUN.finditer(folded):
-            if is_my_number(re.sub(r"[ \-]", "", match.group(0))):
+            if is_my_number(_SEPARATORS.sub("", match.group(0))):
                 return True
     return False

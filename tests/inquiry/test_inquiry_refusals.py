@@ -14,7 +14,7 @@ from app.clock import TOKYO, ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import Inquiry, SealedResponse
-from app.inquiry.subject import my_number_check_digit
+from app.inquiry.subject import contains_my_number, my_number_check_digit
 from tests.helpers import ledger_events, terminal, terminal_headers
 from tests.inquiry.support import (
     as_user,
@@ -90,7 +90,7 @@ async def test_purpose_table_refusals(
     assert await center_record_when_nothing_waits(ctx) == []
 
 
-@pytest.mark.parametrize("where", ["address", "reference", "extra_digits_in_name"])
+@pytest.mark.parametrize("where", ["address", "reference", "extra_digits_in_name", "typed_with_an_ime"])
 async def test_my_number_anywhere_is_refused(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, where: str
 ) -> None:
@@ -103,8 +103,14 @@ async def test_my_number_anywhere_is_refused(
         body["subject"]["address"] = f"{subject['address']} 個人番号{spaced}"
     elif where == "reference":
         body["consent_document"]["reference"] = number
-    else:
+    elif where == "extra_digits_in_name":
         body["subject"]["name_kanji"] = f"{subject['name_kanji']}{number}"
+    else:
+        # Full-width digits grouped by the long-vowel mark, as a Japanese IME in kana mode types "-".
+        full_width = number.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+        body["subject"]["address"] = (
+            f"{subject['address']}（番号 {full_width[:4]}ー{full_width[4:8]}ー{full_width[8:]}）"
+        )
     response = await client.post("/inquiries", json=body, headers=operator)
     assert _code(response) == (422, "MY_NUMBER_FORBIDDEN")
     assert number not in response.text
@@ -120,6 +126,28 @@ async def test_a_twelve_digit_number_without_a_valid_check_digit_is_accepted(
     body = draft_body(await person(ctx))
     body["consent_document"]["reference"] = wrong
     assert (await client.post("/inquiries", json=body, headers=operator)).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        ("{a} {b} {c}", True),
+        ("{a}-{b}-{c}", True),
+        ("{a}－{b}－{c}", True),  # full-width hyphen
+        ("{a}‐{b}‐{c}", True),  # U+2010 hyphen
+        ("{a}−{b}−{c}", True),  # minus sign
+        ("{a}—{b}—{c}", True),  # em dash
+        ("{a}ー{b}ー{c}", True),  # long-vowel mark (IME kana mode)
+        ("{a}ｰ{b}ｰ{c}", True),  # half-width long-vowel mark
+        ("{a}　{b}　{c}", True),  # ideographic space
+        ("{a}.{b}.{c}", False),  # a dot does not group a number
+        ("{a}/{b}/{c}", False),
+        ("{a}{b}{c}9", False),  # thirteen digits: another kind of number
+    ],
+)
+def test_the_number_is_found_however_its_groups_are_separated(text: str, refused: bool) -> None:
+    number = my_number()
+    assert contains_my_number({"note": text.format(a=number[:4], b=number[4:8], c=number[8:])}) is refused
 
 
 async def test_kana_is_normalised_and_non_kana_refused(
