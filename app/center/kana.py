@@ -16,15 +16,20 @@ _HIRAGANA = re.compile("[\u3041-\u3096\u309d\u309e]")
 _KATAKANA_NAME = re.compile(r"^[\u30A1-\u30FA\u30FB\u30FC\u30FD\u30FE]+$")
 
 
-def normalise_kana(text: str) -> str:
-    """The matching form of a kana name: full-width katakana, no spaces."""
+def fold_kana(text: str) -> str:
+    """NFKC (half-width → full-width katakana) and hiragana → katakana; spaces as they were."""
     folded = unicodedata.normalize("NFKC", text)
     # str.translate looks every character up in a dict: only names that hold hiragana need it (a
     # million-entry reconciliation normalises a million names, nearly all katakana already).
     if _HIRAGANA.search(folded):
         folded = folded.translate(_HIRAGANA_TO_KATAKANA)
+    return folded
+
+
+def normalise_kana(text: str) -> str:
+    """The matching form of a kana name: full-width katakana, no spaces."""
     # str.split() splits on exactly the characters str.isspace() is true for, in C.
-    return "".join(folded.split())
+    return "".join(fold_kana(text).split())
 
 
 def is_katakana_name(normalised: str) -> bool:

@@ -13,8 +13,10 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
-_HIRAGANA = re.compile(r"[\u3041-\u3096]")
-_KATAKANA_NAME = re.compile(r"^[\u30a1-\u30fa\u30fc\u30fb ]+$")
+from app.center.kana import fold_kana
+from app.center.kana import is_katakana_name as is_katakana_key
+from app.center.kana import normalise_kana as center_matching_form
+
 _SPACES = re.compile(r"[\s\u3000]+")
 # What people put between the groups of a number (after NFKC, which folds full-width digits, the
 # full-width hyphen and the ideographic space): a space, a hyphen, any Unicode dash or minus sign, or
@@ -28,19 +30,19 @@ _SEPARATORS = re.compile(_GROUP_SEPARATOR)
 
 
 def normalise_kana(value: str) -> str:
-    """Full-width katakana, single spaces between name parts."""
-    text = unicodedata.normalize("NFKC", value)
-    text = _HIRAGANA.sub(lambda m: chr(ord(m.group(0)) + 0x60), text)
-    return _SPACES.sub(" ", text).strip()
+    """Full-width katakana, single spaces between name parts (the form stored and shown)."""
+    return _SPACES.sub(" ", fold_kana(value)).strip()
 
 
 def is_katakana_name(value: str) -> bool:
-    return bool(_KATAKANA_NAME.match(value))
+    """True when a name normalised by :func:`normalise_kana` is katakana only, apart from its spaces."""
+    return is_katakana_key(value.replace(" ", ""))
 
 
 def kana_key(value: str) -> str:
-    """The comparison key: normalised kana without spaces."""
-    return normalise_kana(value).replace(" ", "")
+    """The comparison key: the center's matching form, so the blind index, the self-inquiry check and
+    reconciliation against the center's record fold a name the same way."""
+    return center_matching_form(value)
 
 
 def normalise_text(value: str | None) -> str | None:

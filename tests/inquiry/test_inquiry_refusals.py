@@ -164,6 +164,26 @@ async def test_kana_is_normalised_and_non_kana_refused(
     assert _code(await client.post("/inquiries", json=body, headers=operator)) == (422, "VALIDATION_ERROR")
 
 
+async def test_a_name_written_with_kana_iteration_marks_is_one_person_however_it_is_typed(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    # みすゞ / ミスヾ: iteration marks are part of real kana names; the gateway refused them as not kana.
+    operator = await as_user(client, demo, "op001")
+    body = draft_body({"name_kana": "みすゞ　はるこ", "birth_date": "1961-02-03"})
+    created = await client.post("/inquiries", json=body, headers=operator)
+    assert created.status_code == 201, created.text
+    assert created.json()["subject"]["name_kana"] == "ミスヾ ハルコ"
+    # The auditor finds that inquiry by the katakana form, typed without the space.
+    auditor = await as_user(client, demo, "auditor")
+    found = await client.post(
+        "/audit/subject-access",
+        json={"name_kana": "ミスヾハルコ", "birth_date": "1961-02-03"},
+        headers=auditor,
+    )
+    assert found.status_code == 200, found.text
+    assert [i["id"] for i in found.json()["inquiries"]] == [created.json()["id"]]
+
+
 async def test_self_inquiry_is_refused(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
