@@ -415,6 +415,20 @@ async def _locked_or_replayed(
     return (inquiry if replay == inquiry.id else await load_inquiry(session, replay)), True
 
 
+async def end_replay(session: AsyncSession, *answered: object) -> None:
+    """End the transaction a replay read its answer in, keeping ``answered`` readable.
+
+    A replay writes nothing, but its reads ran in the request's write transaction: on SQLite that is the
+    database-wide writer lock, on PostgreSQL the inquiry's row lock. Held while the router waits for the
+    center (up to the interactive wait) it kept the delivery from storing the very answer the retry was
+    waiting for, and every other writer of the process with it. Rolling back would expire the objects, so
+    they leave the session first; nothing on the answer's path loads more of them."""
+    for obj in answered:
+        if obj in session:
+            session.expunge(obj)
+    await session.rollback()
+
+
 async def commit_or_replay(session: AsyncSession, *, key: str | None) -> bool:
     """Commit; when a concurrent request with the same Idempotency-Key won the race, roll back and say so."""
     try:
@@ -439,7 +453,9 @@ async def replay_after_lost_race(
     if replay is None:
         # The commit failed on something other than the key; the rollback wrote nothing.
         raise InvalidState("The inquiry was changed by another request at the same moment: reload it")
-    return await load_inquiry(session, replay)
+    replayed = await load_inquiry(session, replay)
+    await end_replay(session, replayed)
+    return replayed
 
 
 # -- creating and changing drafts ---------------------------------------------------------------------
@@ -468,7 +484,9 @@ async def create_inquiry(
         session, key=idempotency_key, principal=principal, endpoint="create", fingerprint=fingerprint
     )
     if replay is not None:
-        return Created(await load_inquiry(session, replay), True)
+        replayed = await load_inquiry(session, replay)
+        await end_replay(session, replayed)
+        return Created(replayed, True)
     await refuse_my_number(session, actor=principal.actor(), raw_body=raw_body, action="inquiry.refused")
     branch_code = principal.terminal_branch_code
     if branch_code is None:
@@ -499,7 +517,9 @@ async def create_inquiry(
         )
         if replay is not None:
             await session.rollback()  # let the request's row go
-            return Created(await load_inquiry(session, replay), True)
+            replayed = await load_inquiry(session, replay)
+            await end_replay(session, replayed)
+            return Created(replayed, True)
         hq_request = await hq_execution.claim_pending_request(
             session,
             principal=principal,
@@ -631,7 +651,9 @@ async def create_inquiry(
         )
         if replay is None and hq_request is not None:
             raise HqRequestAlreadyExecuted("The request was executed by another inquiry")
-        return Created(await load_inquiry(session, replay or ""), True)
+        replayed = await load_inquiry(session, replay or "")
+        await end_replay(session, replayed)
+        return Created(replayed, True)
     _deliver_after_commit(ctx, claimed, inquiry)
     return Created(inquiry, False)
 
@@ -837,6 +859,7 @@ async def submit(
         fingerprint=fingerprint,
     )
     if is_replay:
+        await end_replay(session, inquiry)
         return inquiry
     _ensure_can_see(principal, inquiry)
     authorize(principal, "inquiry.submit", branch_code=inquiry.branch_code)
@@ -1152,6 +1175,7 @@ async def cancel(
         fingerprint=fingerprint,
     )
     if is_replay:
+        await end_replay(session, inquiry)
         return inquiry
     # The reason is stored and sent to the center with the cancellation (PL-4).
     await refuse_my_number(session, actor=principal.actor(), raw_body=raw_body, action="inquiry.refused")
@@ -1305,6 +1329,7 @@ async def correct(
     if is_replay:
         stored = await correction_of(session, inquiry.id)
         assert stored is not None
+        await end_replay(session, inquiry, stored)
         return inquiry, stored
     # The reason and the corrected fields are stored, and a corrected purpose goes to the center (PL-4).
     await refuse_my_number(session, actor=principal.actor(), raw_body=raw_body, action="inquiry.refused")
@@ -1387,6 +1412,7 @@ async def correct(
         )
         stored = await correction_of(session, replayed.id)
         assert stored is not None
+        await end_replay(session, replayed, stored)
         return replayed, stored
     if at_center:
         ctx.outbox_kick()
