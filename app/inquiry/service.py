@@ -536,19 +536,7 @@ async def create_inquiry(
         )
     now = ctx.clock.now()
     actor = principal.actor()
-    flags: list[str] = []
-    if _is_self_inquiry(operator, subject):
-        if ctx.policy.self_inquiry == "refuse":
-            record(
-                session,
-                actor=actor,
-                action="inquiry.refused",
-                outcome="denied",
-                details={"code": "SELF_INQUIRY"},
-            )
-            await session.commit()
-            raise SelfInquiry("You cannot inquire about yourself", audited=True)
-        flags.append("self_inquiry")
+    flags = ["self_inquiry"] if await _self_inquiry_checked(session, ctx, actor, operator, subject) else []
     business_date = business_date_of(now)
     inquiry = Inquiry(
         id=str(uuid.uuid4()),
@@ -665,6 +653,23 @@ def _draft_expiry(ctx: AppContext, business_date: date, branch_code: str) -> dat
     return ctx.calendar.end_of_next_business_day(day, branch_code)
 
 
+async def _self_inquiry_checked(
+    session: AsyncSession, ctx: AppContext, actor: Actor, operator: _Operator, subject: dict[str, Any]
+) -> bool:
+    """PL-5, for a new draft and for every change of one: an inquiry about the operator themself is
+    refused (the refusal recorded and committed) or, where the policy says ``flag``, goes on flagged.
+    True when it is to be flagged."""
+    if not _is_self_inquiry(operator, subject):
+        return False
+    if ctx.policy.self_inquiry == "refuse":
+        record(
+            session, actor=actor, action="inquiry.refused", outcome="denied", details={"code": "SELF_INQUIRY"}
+        )
+        await session.commit()
+        raise SelfInquiry("You cannot inquire about yourself", audited=True)
+    return True
+
+
 def _is_self_inquiry(operator: _Operator, subject: dict[str, Any]) -> bool:
     if operator.name_kana is None or operator.birth_date is None:
         return False
@@ -688,9 +693,8 @@ async def update_draft(
     _ensure_can_see(principal, inquiry)
     if principal.id != inquiry.operator_id:
         raise Forbidden("Only the operator who entered the draft can change it")
-    if contains_my_number(raw_body):
-        raise MyNumberForbidden("Remove the Individual Number: the gateway may not collect it")
     actor = principal.actor()
+    await refuse_my_number(session, actor=actor, raw_body=raw_body, action="inquiry.refused")
     if await _expire_if_stale(session, ctx, inquiry, actor):
         await session.commit()
         raise InvalidState("The draft expired before it was approved")
@@ -699,6 +703,14 @@ async def update_draft(
     today = business_date_of(ctx.clock.now())
     subject = (
         open_subject(ctx, inquiry) if body.subject is None else normalised_subject(body.subject, today=today)
+    )
+    # The changed subject is checked as a new one is, before anything of the draft changes (a refusal
+    # commits its record): a draft about someone else must not become one about the operator. IR-1's
+    # switches are asked again in the same statement.
+    operator = await _refuse_if_suspended(session, principal, branch_code=inquiry.branch_code)
+    flagged = await _self_inquiry_checked(session, ctx, actor, operator, subject)
+    inquiry.flags = [flag for flag in inquiry.flags if flag != "self_inquiry"] + (
+        ["self_inquiry"] if flagged else []
     )
     inquiry.purpose = body.purpose or inquiry.purpose
     inquiry.customer_status = body.customer_status or inquiry.customer_status

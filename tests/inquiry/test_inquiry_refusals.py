@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -193,6 +194,60 @@ async def test_self_inquiry_is_refused(
     assert await center_record_when_nothing_waits(ctx) == []
 
 
+async def test_a_draft_cannot_be_changed_into_one_about_the_operator(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """PL-5 holds for a change too: a draft about someone else, changed to the operator's own name and
+    birth date, is refused and recorded, and the draft stays as it was."""
+    operator = await as_user(client, demo, "op001")
+    someone = await person(ctx)
+    draft = await _draft(client, ctx, operator)
+    refusals_before = len(await ledger_events(ctx, action="inquiry.refused"))
+
+    changed = await client.patch(
+        f"/inquiries/{draft['id']}",
+        json={
+            "subject": {"name_kana": "サトウ ハナコ", "birth_date": "1990-04-12"},
+            "consent_document": {
+                "type": "loan_application",
+                "reference": "LA-9",
+                "obtained_on": "2026-11-21",
+            },
+        },
+        headers=operator,
+    )
+
+    assert _code(changed) == (403, "SELF_INQUIRY")
+    refusals = await ledger_events(ctx, action="inquiry.refused")
+    assert [json.loads(e.details)["code"] for e in refusals[refusals_before:]] == ["SELF_INQUIRY"]
+    kept = (await client.get(f"/inquiries/{draft['id']}", headers=operator)).json()
+    assert (kept["subject"]["birth_date"], kept["consent_document"]["reference"]) == (
+        someone["birth_date"],
+        draft["consent_document"]["reference"],
+    )
+    assert kept["flags"] == []
+
+
+async def test_with_the_flag_policy_a_self_inquiry_goes_on_flagged_also_after_a_change(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    ctx.policy = ctx.policy.model_copy(update={"self_inquiry": "flag"})
+    operator = await as_user(client, demo, "op001")
+    own = {"name_kana": "さとう　はなこ", "birth_date": "1990-04-12"}
+    flagged = await client.post("/inquiries", json=draft_body(own), headers=operator)
+    assert flagged.status_code == 201, flagged.text
+    assert flagged.json()["flags"] == ["self_inquiry"]
+
+    # Changed to someone else, the flag goes; changed back, it returns.
+    url = f"/inquiries/{flagged.json()['id']}"
+    someone = await person(ctx)
+    other = {"name_kana": someone["name_kana"], "birth_date": someone["birth_date"]}
+    assert (await client.patch(url, json={"subject": other}, headers=operator)).json()["flags"] == []
+    assert (await client.patch(url, json={"subject": own}, headers=operator)).json()["flags"] == [
+        "self_inquiry"
+    ]
+
+
 async def test_only_operators_enter_inquiries(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
@@ -327,7 +382,7 @@ async def test_confirmer_of_another_branch_or_a_suspended_one_cannot_approve(
         f"/inquiries/{draft['id']}/approval-numbers", json={}, headers=confirmer_elsewhere
     )
     assert issued.status_code == 404  # another branch's draft does not exist for them
-    assert await center_record(ctx) == []
+    assert await center_record_when_nothing_waits(ctx) == []
 
 
 async def test_wrong_confirmer_password_is_refused_and_counts_toward_lockout(
@@ -354,7 +409,7 @@ async def test_wrong_confirmer_password_is_refused_and_counts_toward_lockout(
         headers=terminal_headers(terminal(demo, "001")),
     )
     assert locked.json()["code"] == "ACCOUNT_LOCKED"
-    assert await center_record(ctx) == []
+    assert await center_record_when_nothing_waits(ctx) == []
 
 
 async def test_approval_number_rules(
@@ -557,7 +612,9 @@ def _a1(demo: DemoCredentials, confirmer_id: str = "cf001") -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("step", ["cancel", "release_note", "correction_reason", "corrected_reference"])
+@pytest.mark.parametrize(
+    "step", ["draft_change", "cancel", "release_note", "correction_reason", "corrected_reference"]
+)
 async def test_my_number_is_refused_in_every_later_step_too(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, step: str
 ) -> None:
@@ -569,7 +626,16 @@ async def test_my_number_is_refused_in_every_later_step_too(
     assert held["status"] == "held"
     url = f"/inquiries/{held['id']}"
     number = my_number()
-    if step == "cancel":
+    refusals_before = len(await ledger_events(ctx, action="inquiry.refused"))
+    if step == "draft_change":
+        draft = await _draft(client, ctx, operator)
+        subject = {**draft["subject"], "address": f"東京都千代田区一番町1 {number}"}
+        refused = await client.patch(f"/inquiries/{draft['id']}", json={"subject": subject}, headers=operator)
+        assert _code(refused) == (422, "MY_NUMBER_FORBIDDEN")
+        assert (await client.get(f"/inquiries/{draft['id']}", headers=operator)).json()["subject"] == draft[
+            "subject"
+        ]
+    elif step == "cancel":
         refused = await client.post(
             f"{url}/cancel", json={"reason": f"誤入力 {number}", "approval": _a1(demo)}, headers=operator
         )
@@ -589,6 +655,8 @@ async def test_my_number_is_refused_in_every_later_step_too(
 
     assert _code(refused) == (422, "MY_NUMBER_FORBIDDEN")
     assert number not in refused.text
+    refusals = await ledger_events(ctx, action="inquiry.refused")
+    assert [json.loads(e.details)["code"] for e in refusals[refusals_before:]] == ["MY_NUMBER_FORBIDDEN"]
     state = (await client.get(url, headers=operator)).json()
     assert (state["status"], state["response"]["state"]) == ("held", "held")
     assert [entry["kind"] for entry in await center_record_when_nothing_waits(ctx)] == ["inquiry"]
