@@ -59,7 +59,9 @@ async def lock_or_create(
     unique violation — a 500. INSERT ... ON CONFLICT DO NOTHING lets one win; the others then wait on the
     winner's row lock. (On SQLite the writer lock already serialises them.)
     """
-    row = await session.get(model, key, with_for_update=True)
+    # populate_existing: a row this session read before without the lock comes back as the database has
+    # it now, not as the identity map kept it (a counter incremented on a stale copy loses updates).
+    row = await session.get(model, key, with_for_update=True, populate_existing=True)
     if row is None:
         insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         await session.execute(insert(model).values(**key, **defaults).on_conflict_do_nothing())

@@ -38,6 +38,7 @@ from app.authz.principal import Principal
 from app.authz.roles import ROLES
 from app.authz.tokens import TokenClaims, decode_token, issue_token
 from app.context import AppContext
+from app.db import lock_or_create
 from app.errors import (
     AccountLocked,
     InvalidCredentials,
@@ -215,8 +216,10 @@ async def login(
     # Before the transaction: the throttle row read next takes the write lock.
     checked = await check_password_first(ctx, user_id, password, rehash=True)
 
-    throttle = await session.get(LoginThrottle, attempt_ref, with_for_update=True)
-    if throttle is not None and throttle.locked_at is not None:
+    # Locked (created if absent) before the lock state is judged, so parallel attempts at one user id
+    # take turns: none judges a state another is about to change.
+    throttle = await lock_throttle(session, ctx, user_id)
+    if throttle.locked_at is not None:
         record(
             session,
             actor=anonymous,
@@ -304,8 +307,7 @@ async def login(
         else None
     )
     failed_since = user.failed_since_last_login
-    if throttle is not None:
-        throttle.consecutive_failures = 0
+    throttle.consecutive_failures = 0
     user.failed_since_last_login = 0
     user.last_login_at = now
     user.last_login_terminal_id = terminal_id
@@ -368,6 +370,15 @@ def _session_ref(session_id: str) -> str:
     return "s-" + hashlib.sha256(session_id.encode()).hexdigest()[:20]
 
 
+async def lock_throttle(session: AsyncSession, ctx: AppContext, attempted_user_id: str) -> LoginThrottle:
+    """The lockout counter of a typed user id, locked for this transaction and read fresh (created at zero
+    if absent). Parallel first failures must not collide on its INSERT (a 500 on PostgreSQL), nor count
+    on a copy another failure has already changed (lost updates would let guesses past the threshold)."""
+    return await lock_or_create(
+        session, LoginThrottle, {"login_key": login_key(ctx, attempted_user_id)}, {"consecutive_failures": 0}
+    )
+
+
 async def count_failed_password(
     session: AsyncSession,
     *,
@@ -383,13 +394,13 @@ async def count_failed_password(
     """
     now = ctx.clock.now()
     attempt_ref = login_key(ctx, attempted_user_id)
-    throttle = await session.get(LoginThrottle, attempt_ref, with_for_update=True)
-    if throttle is None:
-        throttle = LoginThrottle(login_key=attempt_ref, consecutive_failures=0)
-        session.add(throttle)
+    throttle = await lock_throttle(session, ctx, attempted_user_id)
     throttle.consecutive_failures += 1
     throttle.last_failure_at = now
     if user is not None:
+        # Other failures for this user id wait on the throttle's lock: count on from what they committed,
+        # not from the copy read before it.
+        await session.refresh(user, attribute_names=["failed_since_last_login"])
         user.failed_since_last_login += 1
     subject = Actor(
         id=user.id if user else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import timedelta
 
 import httpx
@@ -109,6 +111,48 @@ async def test_five_failures_lock_and_the_correct_password_is_then_refused(
     assert locked.status_code == 403
     assert locked.json()["code"] == "ACCOUNT_LOCKED"
     assert len(await ledger_events(ctx, action="auth.account_locked")) == 1
+
+
+async def test_wrong_passwords_sent_at_once_are_all_counted_and_lock_the_account(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """Guesses sent in parallel must not get past the threshold: on PostgreSQL they run side by side,
+    and the first failures of a user id collided on the counter's INSERT (500s, uncounted) or counted
+    on a stale copy of it. Each is refused as a guess, and the right password is refused afterwards."""
+    headers = terminal_headers(terminal(demo, "001"))
+    for user_id in ("op001", "no-such-user"):
+        sent = await asyncio.gather(
+            *(
+                client.post(
+                    "/auth/login",
+                    json={"user_id": user_id, "password": f"wrong-password-{i}"},
+                    headers=headers,
+                )
+                for i in range(7)
+            )
+        )
+        codes = sorted(r.json()["code"] for r in sent)
+        assert [r.status_code for r in sent if r.status_code not in (401, 403)] == [], codes
+        # Five counted failures lock it; an attempt that came after the fifth meets the lock.
+        assert codes.count("INVALID_CREDENTIALS") == 5 and set(codes) == {
+            "INVALID_CREDENTIALS",
+            "ACCOUNT_LOCKED",
+        }
+    assert (await login(client, demo, "op001")).json()["code"] == "ACCOUNT_LOCKED"
+    assert len(await ledger_events(ctx, action="auth.account_locked")) == 2
+    failed = await ledger_events(ctx, action="auth.login_failed")
+    assert sorted(json.loads(e.details)["consecutive_failures"] for e in failed) == [
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+        4,
+        4,
+        5,
+        5,
+    ]
 
 
 async def test_unknown_user_id_behaves_exactly_like_a_known_one(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -25,6 +26,7 @@ from tests.inquiry.support import (
     password_of,
     person,
     released_inquiry,
+    submit_with_a1,
 )
 
 
@@ -501,6 +503,39 @@ async def test_numbers_are_never_stored_in_plain_text(
         rows = (await session.execute(text("SELECT * FROM approval_numbers"))).all()
     dump = repr(rows)
     assert number not in dump and number.replace("-", "") not in dump
+
+
+async def test_wrong_release_passwords_sent_at_once_lock_the_confirmer(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """Parallel re-authentications on different inquiries each count: on PostgreSQL they counted on a
+    stale copy of the confirmer's lockout counter, and 1 + 4 wrong passwords left it at 2, unlocked."""
+    held = []
+    for _ in range(6):
+        _, created = await submit_with_a1(client, demo, ctx)
+        assert created.json()["status"] == "held", created.text
+        held.append(created.json()["id"])
+    confirmer = await as_user(client, demo, "cf001b")
+    wrong = {"password": "not-my-password", "document_check": "match"}
+    first = await client.post(f"/inquiries/{held[0]}/release", headers=confirmer, json=wrong)
+    assert _code(first) == (401, "REAUTH_FAILED")
+
+    sent = await asyncio.gather(
+        *(client.post(f"/inquiries/{i}/release", headers=confirmer, json=wrong) for i in held[1:5])
+    )
+
+    assert [_code(r) for r in sent] == [(401, "REAUTH_FAILED")] * 4
+    assert len(await ledger_events(ctx, action="auth.account_locked")) == 1
+    # Locked: the right password no longer releases, and the response stays held.
+    right = {"password": password_of(demo, "cf001b"), "document_check": "match"}
+    assert (
+        await client.post(f"/inquiries/{held[5]}/release", headers=confirmer, json=right)
+    ).status_code == 401
+    operator = await as_user(client, demo, "op001")
+    assert _code(await client.get(f"/inquiries/{held[5]}/response", headers=operator)) == (
+        423,
+        "RESPONSE_HELD",
+    )
 
 
 async def test_release_refusals(client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext) -> None:
