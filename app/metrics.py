@@ -32,6 +32,11 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.sealed_values_unreadable = Counter(
+            "shokai_sealed_values_unreadable",
+            "Requests that met a sealed value failing its integrity check (a row altered or moved)",
+            registry=self.registry,
+        )
         self.ledger_head_seq = Gauge(
             "shokai_audit_ledger_head_seq", "Sequence number of the ledger head", registry=self.registry
         )

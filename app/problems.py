@@ -17,9 +17,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.audit.ledger import Actor, record
 from app.authz.principal import Principal
 from app.context import AppContext
+from app.crypto.envelope import SealError
 from app.errors import PROBLEM_MEDIA_TYPE, DomainError, problem_body
 
 log = logging.getLogger("shokai.errors")
+
+SEALED_UNREADABLE = "SEALED_VALUE_UNREADABLE"
 
 _HTTP_CODES = {
     400: "BAD_REQUEST",
@@ -42,8 +45,10 @@ def _problem(request: Request, status: int, code: str, title: str, detail: str, 
     )
 
 
-async def record_denial(request: Request, status: int, code: str) -> None:
-    """Write the LG-1 ``request.denied`` event for a 401/403 (the API's handler and the panel's pages)."""
+async def _record_request_event(
+    request: Request, *, action: str, outcome: str, status: int, code: str
+) -> None:
+    """One ledger event about this request, in its own transaction: who, from where, which endpoint."""
     ctx: AppContext = request.app.state.ctx
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is not None:
@@ -60,19 +65,22 @@ async def record_denial(request: Request, status: int, code: str) -> None:
             record(
                 session,
                 actor=actor,
-                action="request.denied",
+                action=action,
                 object_type="endpoint",
                 # The path, never the query string: queries may carry search terms about a person.
                 object_id=request.url.path[:80],
-                outcome="denied",
+                outcome=outcome,
                 details={"status": status, "code": code, "method": request.method},
             )
             await session.commit()
-    except (
-        Exception
-    ):  # the refusal stands even if its record cannot be written; operators are alerted by logs
-        log.exception("could not record a denied request", extra={"code": code})
-    ctx.metrics.denied_requests.labels(code).inc()
+    except Exception:  # the answer stands even if its record cannot be written; operators are alerted by logs
+        log.exception("could not record %s", action, extra={"code": code})
+
+
+async def record_denial(request: Request, status: int, code: str) -> None:
+    """Write the LG-1 ``request.denied`` event for a 401/403 (the API's handler and the panel's pages)."""
+    await _record_request_event(request, action="request.denied", outcome="denied", status=status, code=code)
+    request.app.state.ctx.metrics.denied_requests.labels(code).inc()
 
 
 async def record_refusal(request: Request, exc: DomainError) -> None:
@@ -113,6 +121,29 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     return _problem(request, exc.status_code, code, str(exc.detail), str(exc.detail))
 
 
+async def handle_sealed_value_unreadable(request: Request, exc: Exception) -> JSONResponse:
+    """A sealed subject or response failed its AES-GCM check: the row was altered, or copied from another
+    inquiry (the associated data binds each to its own), or its key is gone. Nothing is shown; it is
+    recorded in the ledger as a possible tampering and counted for the alert (EN-1)."""
+    assert isinstance(exc, SealError)
+    log.error("sealed value unreadable on %s %s", request.method, request.url.path)
+    await _record_request_event(
+        request,
+        action="system.sealed_value_unreadable",
+        outcome="failure",
+        status=500,
+        code=SEALED_UNREADABLE,
+    )
+    request.app.state.ctx.metrics.sealed_values_unreadable.inc()
+    return _problem(
+        request,
+        500,
+        SEALED_UNREADABLE,
+        "Stored data failed its integrity check",
+        "The stored value cannot be opened and is not shown; the event is recorded for the security officer",
+    )
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Only the type goes to the log: an exception message may quote input.
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
@@ -123,4 +154,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(SealError, handle_sealed_value_unreadable)
     app.add_exception_handler(Exception, handle_unexpected)
