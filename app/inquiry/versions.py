@@ -1,42 +1,53 @@
-"""Policy versions (PL-3): each policy the gateway starts with is stored and its first use recorded."""
+"""Policy versions (PL-3): each policy the gateway starts with is stored, and every change of the policy
+in force is recorded — also a return to one that ran before.
+
+The ledger's ``policy.changed`` events are the history of what was in force when; ``policy_versions``
+keeps each version's content once, under its hash, for an auditor to read what a hash meant.
+"""
 
 from __future__ import annotations
+
+import json
 
 from sqlalchemy import select
 
 from app.audit.ledger import SYSTEM_ACTOR, record
+from app.audit.models import AuditEvent
 from app.context import AppContext
+from app.db import lock_or_create
 from app.inquiry.models import PolicyVersion
+
+POLICY_CHANGED = "policy.changed"
 
 
 async def register_policy_version(ctx: AppContext) -> bool:
-    """Store the running policy if it is new; returns True when this start changed the policy."""
+    """Record the running policy if it is not the one last in force; True when this start changed it."""
     policy = ctx.policy
     async with ctx.db.session() as session:
-        if await session.get(PolicyVersion, policy.sha256) is not None:
+        # The version's row, locked (created if new): gateways starting together with one policy take
+        # turns here, so the change is recorded once.
+        await lock_or_create(
+            session,
+            PolicyVersion,
+            {"sha256": policy.sha256},
+            {"version": policy.version, "loaded_at": ctx.clock.now(), "content": policy.canonical_json()},
+        )
+        last = await session.scalar(
+            select(AuditEvent.details)
+            .where(AuditEvent.action == POLICY_CHANGED)
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        )
+        previous_sha256 = json.loads(last)["sha256"] if last else None
+        if previous_sha256 == policy.sha256:
             return False
-        previous = await session.scalar(
-            select(PolicyVersion).order_by(PolicyVersion.loaded_at.desc()).limit(1)
-        )
-        session.add(
-            PolicyVersion(
-                sha256=policy.sha256,
-                version=policy.version,
-                loaded_at=ctx.clock.now(),
-                content=policy.canonical_json(),
-            )
-        )
         record(
             session,
             actor=SYSTEM_ACTOR,
-            action="policy.changed",
+            action=POLICY_CHANGED,
             object_type="inquiry_policy",
             object_id=policy.sha256[:32],
-            details={
-                "version": policy.version,
-                "sha256": policy.sha256,
-                "previous_sha256": previous.sha256 if previous else None,
-            },
+            details={"version": policy.version, "sha256": policy.sha256, "previous_sha256": previous_sha256},
         )
         await session.commit()
         return True

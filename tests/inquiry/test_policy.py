@@ -97,8 +97,13 @@ async def test_each_new_policy_version_is_recorded_once(ctx: AppContext, tmp_pat
     )
     try:
         assert await register_policy_version(changed) is True
+        assert await register_policy_version(changed) is False
     finally:
         await changed.db.dispose()
+    # Back to the first policy: a change like any other, though its content is already stored.
+    assert await register_policy_version(ctx) is True
     events = await ledger_events(ctx, action="policy.changed")
-    assert [json.loads(e.details)["version"] for e in events] == ["2026-11-01", "2026-12-01"]
+    assert [json.loads(e.details)["version"] for e in events] == ["2026-11-01", "2026-12-01", "2026-11-01"]
     assert json.loads(events[1].details)["previous_sha256"] == json.loads(events[0].details)["sha256"]
+    assert json.loads(events[2].details)["previous_sha256"] == json.loads(events[1].details)["sha256"]
+    assert json.loads(events[2].details)["sha256"] == ctx.policy.sha256
