@@ -338,17 +338,32 @@ def reconcile_center(
 @cli.command("center-sim")
 def center_sim(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8100,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic population")] = 20261124,
-    population: Annotated[int, typer.Option(help="Number of synthetic people")] = 12000,
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one, printed at start)")] = 8100,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the synthetic population [default: the bundled one]")
+    ] = None,
+    population: Annotated[
+        int | None, typer.Option(help="Number of synthetic people [default: 12000]")
+    ] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Server certificate (PEM); enables TLS")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM)")] = None,
+    tls_client_ca: Annotated[
+        Path | None, typer.Option(help="CA of client certificates; enables mutual TLS (EN-3)")
+    ] = None,
 ) -> None:
     """Run the bundled center simulator as its own process (point SHOKAI_CENTER_URL at it)."""
     from app.center.simulator import run_simulator
+    from app.center.simulator.population import DEFAULT_POPULATION_SIZE, DEFAULT_SEED
 
-    typer.echo(
-        f"center simulator on http://{host}:{port}/center/v1 (seed {seed}, {population} synthetic people)"
+    run_simulator(
+        host,
+        port,
+        DEFAULT_SEED if seed is None else seed,
+        DEFAULT_POPULATION_SIZE if population is None else population,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
     )
-    run_simulator(host=host, port=port, seed=seed, population=population)
 
 
 @db_cli.command("upgrade")

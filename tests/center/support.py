@@ -83,10 +83,10 @@ def free_port() -> int:
 
 @contextmanager
 def simulator_process(*extra_args: str, scheme: str = "http", verify: Any = True) -> Iterator[str]:
-    """``python -m app.center.simulator`` on a free port; yields its base URL and always kills it."""
+    """``shokai center-sim`` on a free port; yields its base URL and always kills it."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.center.simulator", "--port", str(port), *extra_args],
+        [sys.executable, "-m", "app.cli", "center-sim", "--port", str(port), *extra_args],
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,

@@ -1,7 +1,7 @@
 """Real processes for the process tests: the center simulator, a gateway, and a terminal talking HTTP.
 
-The simulator runs as ``python -m app.center.simulator`` and the gateway as ``shokai demo`` then
-``shokai serve`` (``python -m app.cli``), each its own process on a free loopback port, exactly as an
+The simulator runs as ``shokai center-sim`` and the gateway as ``shokai demo`` then ``shokai serve``
+(all through ``python -m app.cli``), each its own process on a free loopback port, exactly as an
 operator would start them. Their output goes to files, never to an unread pipe (a full pipe would
 stall a busy server). Every process is killed in ``finally``: no test leaves one behind.
 """
@@ -101,7 +101,7 @@ async def wait_for_async(
 
 
 class Simulator:
-    """``python -m app.center.simulator`` as its own process, and its control endpoints."""
+    """``shokai center-sim`` as its own process, and its control endpoints."""
 
     def __init__(self, log_dir: Path) -> None:
         self.port = free_port()
@@ -112,7 +112,7 @@ class Simulator:
     def start(self) -> None:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.center.simulator", "--port", str(self.port)],
+                [sys.executable, "-m", "app.cli", "center-sim", "--port", str(self.port)],
                 cwd=REPO_ROOT,
                 env=process_env(),
                 stdout=log,

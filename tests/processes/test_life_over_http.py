@@ -1,7 +1,7 @@
 """The guarded inquiry's whole life over real HTTP, gateway and center as separate processes.
 
 VI(1)① A and B, ER-3: ``shokai demo`` + ``shokai serve`` on SQLite and PostgreSQL, pointed at
-``python -m app.center.simulator`` through SHOKAI_CENTER_URL. A branch's staff walk three inquiries:
+``shokai center-sim`` through SHOKAI_CENTER_URL. A branch's staff walk three inquiries:
 
 (a) method A2 — draft, approval number from a confirmer, submit; the operator meets 423 until a second
     confirmer re-authenticates and releases the response, then reads it;
