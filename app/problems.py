@@ -19,6 +19,7 @@ from app.authz.principal import Principal
 from app.context import AppContext
 from app.crypto.envelope import SealError
 from app.errors import PROBLEM_MEDIA_TYPE, DomainError, problem_body
+from app.inquiry.subject import unless_my_number
 
 log = logging.getLogger("shokai.errors")
 
@@ -56,10 +57,12 @@ async def _record_request_event(
     else:
         actor = Actor(
             id=None,
-            terminal_id=request.headers.get("x-terminal-id", "")[:40] or None,
+            terminal_id=unless_my_number(request.headers.get("x-terminal-id", "")[:40] or None),
             address=request.client.host if request.client else None,
             request_id=getattr(request.state, "request_id", None),
         )
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
     try:
         async with ctx.db.session() as session:
             record(
@@ -67,8 +70,9 @@ async def _record_request_event(
                 actor=actor,
                 action=action,
                 object_type="endpoint",
-                # The path, never the query string: queries may carry search terms about a person.
-                object_id=request.url.path[:80],
+                # The path, never the query string: queries may carry search terms about a person. A path
+                # with an Individual Number typed into it is kept as its route's template.
+                object_id=unless_my_number(request.url.path[:80], instead=template or "(withheld)"),
                 outcome=outcome,
                 details={"status": status, "code": code, "method": request.method},
             )

@@ -54,6 +54,7 @@ from app.errors import (
 from app.governance.models import EmergencySuspension
 from app.governance.switches import active_suspension, suspension_query
 from app.governance.totp import confirmed_enrolment, verify_code
+from app.inquiry.subject import unless_my_number
 
 TOKEN_OUTLIVES_SESSION = timedelta(minutes=2)
 # A request moves the session's idle clock at most this often: touching it on every call would make
@@ -191,7 +192,14 @@ async def login(
 ) -> LoginResult:
     """Authenticate a person from a terminal and open a server-side session."""
     now = ctx.clock.now()
-    anonymous = Actor(id=None, terminal_id=terminal_id, address=origin.address, request_id=origin.request_id)
+    # The terminal ID as typed is recorded with every refusal below; an Individual Number typed there is
+    # withheld (PL-4).
+    anonymous = Actor(
+        id=None,
+        terminal_id=unless_my_number(terminal_id),
+        address=origin.address,
+        request_id=origin.request_id,
+    )
     attempt_ref = login_key(ctx, user_id)
 
     terminal: Terminal | None = None
@@ -206,7 +214,7 @@ async def login(
                 actor=anonymous,
                 action="auth.login_denied",
                 object_type="terminal",
-                object_id=terminal_id,
+                object_id=anonymous.terminal_id,
                 outcome="denied",
                 details={"code": "TERMINAL_NOT_REGISTERED"},
             )

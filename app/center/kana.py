@@ -2,7 +2,8 @@
 
 The center matches a subject on the kana name and the birth date. Terminals send kana in every shape
 (half-width, hiragana, with or without the space between surname and given name), so both sides fold
-them to one key: NFKC (half-width → full-width katakana), hiragana → katakana, whitespace removed.
+them to one key: NFKC (half-width → full-width katakana), hiragana → katakana, whitespace and the
+middle dot removed.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ def fold_kana(text: str) -> str:
 
 
 def normalise_kana(text: str) -> str:
-    """The matching form of a kana name: full-width katakana, no spaces."""
+    """The matching form of a kana name: full-width katakana, no spaces, no middle dot.
+
+    The middle dot (・, half-width ･) is what many terminals put between surname and given name instead
+    of a space; as a separator it says nothing of who the person is."""
     # str.split() splits on exactly the characters str.isspace() is true for, in C.
-    return "".join(fold_kana(text).split())
+    return "".join(fold_kana(text).split()).replace("・", "")
 
 
 def is_katakana_name(normalised: str) -> bool:

@@ -8,6 +8,8 @@ from fastapi import Depends, Header
 
 from app.authz.deps import require
 from app.authz.principal import Principal
+from app.errors import MyNumberForbidden
+from app.inquiry.subject import contains_my_number
 
 InquiryCreator = Annotated[Principal, Depends(require("inquiry.create"))]
 InquiryReader = Annotated[Principal, Depends(require("inquiry.read"))]
@@ -19,4 +21,15 @@ TraceReader = Annotated[Principal, Depends(require("inquiry.trace"))]
 RegisterReader = Annotated[Principal, Depends(require("approval_register.read"))]
 # api.md sets no minimum length: keys are the caller's own (looked up per caller and endpoint), so a short
 # one can only collide with the same caller's earlier request, which the body fingerprint then refuses.
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
+TypedIdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
+
+
+async def idempotency_key(key: TypedIdempotencyKey = None) -> str | None:
+    """The caller's key, which is stored as sent: an Individual Number in it is refused like one in the
+    body (PL-4), before anything is read or written."""
+    if key is not None and contains_my_number(key):
+        raise MyNumberForbidden("Remove the Individual Number from the Idempotency-Key")
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]

@@ -873,6 +873,8 @@ async def submit(
     if is_replay:
         await end_replay(session, inquiry)
         return inquiry
+    # The typed confirmer ID is kept with a refused approval (PL-4).
+    await refuse_my_number(session, actor=principal.actor(), raw_body=raw_body, action="inquiry.refused")
     _ensure_can_see(principal, inquiry)
     authorize(principal, "inquiry.submit", branch_code=inquiry.branch_code)
     await _refuse_if_suspended(session, principal, branch_code=inquiry.branch_code)
@@ -884,6 +886,14 @@ async def submit(
         raise InvalidState("The draft expired before it was approved")
     if inquiry.status != "awaiting_approval":
         raise InvalidState(f"The inquiry is already {inquiry.status}")
+    # Checked against the policy in force now, not only the one the draft was entered under: after a
+    # restart with a stricter table a waiting draft must not reach the center (PL-1, PL-2).
+    check_purpose(
+        ctx,
+        purpose=inquiry.purpose,
+        customer_status=inquiry.customer_status,
+        document_type=inquiry.consent_type,
+    )
     granted = await approvals.verify_approval(
         session,
         ctx=ctx,

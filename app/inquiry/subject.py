@@ -18,14 +18,16 @@ from app.center.kana import is_katakana_name as is_katakana_key
 from app.center.kana import normalise_kana as center_matching_form
 
 _SPACES = re.compile(r"[\s\u3000]+")
-# What people put between the groups of a number (after NFKC, which folds full-width digits, the
-# full-width hyphen and the ideographic space): a space, a hyphen, any Unicode dash or minus sign, or
-# the long-vowel mark a Japanese IME gives for "-" in kana mode (ー, and its half-width ｰ, which NFKC
-# folds into it). One such character between two digits; a dot, slash or comma is not taken as a
-# separator, so dates, amounts and lists of short numbers are not read as one number.
-_GROUP_SEPARATOR = "[ \\-\u2010-\u2015\u2212\u30fc\ufe58\ufe63]"
-# Twelve digits, optionally grouped by single separators, not part of a longer number.
-_DIGIT_RUN = re.compile(rf"(?<![0-9])(?:[0-9]{_GROUP_SEPARATOR}?){{11}}[0-9](?![0-9])")
+# What people put between the groups of a number (after NFKC, which folds full-width digits, hyphen,
+# tilde and low line, and the ideographic space): whitespace of any kind (a line break or a tab too, and
+# runs of it — the stored text collapses them to one space), a hyphen, any Unicode dash or minus sign,
+# the wave dash, the long-vowel mark a Japanese IME gives for "-" in kana mode (ー; half-width ｰ folds
+# into it), the katakana middle dot, a tilde or a low line. Up to three of them between two digits. A
+# dot, slash, colon or comma is not taken as a separator, so dates, times and amounts are not read as
+# one number.
+_GROUP_SEPARATOR = "[\\s\\-_~\u2010-\u2015\u2212\u2053\u301c\u3030\u30a0\u30fb\u30fc\ufe58\ufe63]"
+# Twelve digits, optionally grouped so, not part of a longer number.
+_DIGIT_RUN = re.compile(rf"(?<![0-9])(?:[0-9]{_GROUP_SEPARATOR}{{0,3}}){{11}}[0-9](?![0-9])")
 _SEPARATORS = re.compile(_GROUP_SEPARATOR)
 
 
@@ -83,11 +85,27 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
+def _without_format_characters(text: str) -> str:
+    """Invisible format characters (Unicode Cf: zero-width space and joiners, direction marks) removed:
+    a number with them between its digits reads the same to a person."""
+    if text.isascii():
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
 def contains_my_number(payload: Any) -> bool:
     """True when any string or number anywhere in ``payload`` holds a valid 12-digit Individual Number."""
     for text in _strings(payload):
-        folded = unicodedata.normalize("NFKC", text)
+        folded = unicodedata.normalize("NFKC", _without_format_characters(text))
         for match in _DIGIT_RUN.finditer(folded):
             if is_my_number(_SEPARATORS.sub("", match.group(0))):
                 return True
     return False
+
+
+def unless_my_number(typed: str | None, *, instead: str | None = None) -> str | None:
+    """``typed`` to be kept as it came (a path, a header), or ``instead`` where it holds an Individual
+    Number: the ledger is append-only, so what it records can never be taken out again (PL-4)."""
+    if typed is None or not contains_my_number(typed):
+        return typed
+    return instead

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from app.audit.ledger import Actor
 from app.authz import directory
@@ -15,7 +16,7 @@ from app.authz.models import User
 from app.clock import TOKYO, ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
-from app.inquiry.models import Inquiry, SealedResponse
+from app.inquiry.models import IdempotencyRecord, Inquiry, SealedResponse
 from app.inquiry.subject import contains_my_number, my_number_check_digit
 from tests.helpers import ledger_events, terminal, terminal_headers
 from tests.inquiry.support import (
@@ -143,6 +144,12 @@ async def test_a_twelve_digit_number_without_a_valid_check_digit_is_accepted(
         ("{a}ー{b}ー{c}", True),  # long-vowel mark (IME kana mode)
         ("{a}ｰ{b}ｰ{c}", True),  # half-width long-vowel mark
         ("{a}　{b}　{c}", True),  # ideographic space
+        ("{a}  {b}  {c}", True),  # two spaces (the stored text collapses them to one)
+        ("{a}\t{b}\n{c}", True),  # a tab, a line break
+        ("{a} - {b} - {c}", True),
+        ("{a}_{b}~{c}", True),
+        ("{a}〜{b}・{c}", True),  # wave dash, middle dot
+        ("{a}\u200b{b}\u200b{c}", True),  # zero-width spaces between the groups
         ("{a}.{b}.{c}", False),  # a dot does not group a number
         ("{a}/{b}/{c}", False),
         ("{a}{b}{c}9", False),  # thirteen digits: another kind of number
@@ -187,11 +194,12 @@ async def test_a_name_written_with_kana_iteration_marks_is_one_person_however_it
     assert [i["id"] for i in found.json()["inquiries"]] == [created.json()["id"]]
 
 
+@pytest.mark.parametrize("typed", ["さとう　はなこ", "ｻﾄｳ･ﾊﾅｺ", "サトウ・ハナコ", "サトウハナコ"])
 async def test_self_inquiry_is_refused(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, typed: str
 ) -> None:
     operator = await as_user(client, demo, "op001")
-    body = draft_body({"name_kana": "さとう　はなこ", "birth_date": "1990-04-12"}, approval=_a1(demo))
+    body = draft_body({"name_kana": typed, "birth_date": "1990-04-12"}, approval=_a1(demo))
     assert _code(await client.post("/inquiries", json=body, headers=operator)) == (403, "SELF_INQUIRY")
     assert await center_record_when_nothing_waits(ctx) == []
 
@@ -412,6 +420,80 @@ async def test_wrong_confirmer_password_is_refused_and_counts_toward_lockout(
     )
     assert locked.json()["code"] == "ACCOUNT_LOCKED"
     assert await center_record_when_nothing_waits(ctx) == []
+
+
+async def test_a_waiting_draft_is_sent_only_if_the_policy_in_force_still_allows_it(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """A draft entered under one purpose table and submitted after a restart with a stricter one (here
+    new_credit no longer for new customers) is refused like a new draft would be, and never sent."""
+    operator = await as_user(client, demo, "op001")
+    draft = await _draft(client, ctx, operator)
+    confirmer = await as_user(client, demo, "cf001")
+    issued = await client.post(f"/inquiries/{draft['id']}/approval-numbers", json={}, headers=confirmer)
+    assert issued.status_code == 201, issued.text
+    rule = ctx.policy.purposes["new_credit"]
+    stricter = rule.model_copy(update={"documents": {k: v for k, v in rule.documents.items() if k != "new"}})
+    ctx.policy = ctx.policy.model_copy(update={"purposes": {**ctx.policy.purposes, "new_credit": stricter}})
+
+    sent = await client.post(
+        f"/inquiries/{draft['id']}/submit",
+        json={"approval": {"method": "approval_number", "approval_number": issued.json()["approval_number"]}},
+        headers=operator,
+    )
+
+    assert _code(sent) == (422, "CUSTOMER_STATUS_NOT_ALLOWED")
+    assert (await client.get(f"/inquiries/{draft['id']}", headers=operator)).json()[
+        "status"
+    ] == "awaiting_approval"
+    assert await center_record_when_nothing_waits(ctx) == []
+
+
+async def test_an_individual_number_in_a_submit_or_an_idempotency_key_is_refused_and_not_kept(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    draft = await _draft(client, ctx, operator)
+    number = my_number()
+    # Typed into the confirmer's ID field: a refused approval would keep the typed ID in the ledger.
+    typed = {"method": "confirmer_credentials", "confirmer_user_id": number, "confirmer_password": "x"}
+    submitted = await client.post(
+        f"/inquiries/{draft['id']}/submit", json={"approval": typed}, headers=operator
+    )
+    assert _code(submitted) == (422, "MY_NUMBER_FORBIDDEN")
+    # As the Idempotency-Key, which is stored as sent.
+    keyed = {**operator, "Idempotency-Key": f"{number[:4]}-{number[4:8]}-{number[8:]}"}
+    created = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=_a1(demo)), headers=keyed
+    )
+    assert _code(created) == (422, "MY_NUMBER_FORBIDDEN")
+    async with ctx.db.read_session() as session:
+        kept = [e.details for e in await ledger_events(ctx)] + [
+            str(r.key) for r in (await session.scalars(select(IdempotencyRecord))).all()
+        ]
+    assert not any(contains_my_number(text) for text in kept)
+    assert await center_record_when_nothing_waits(ctx) == []
+
+
+async def test_an_individual_number_in_a_path_or_terminal_header_stays_out_of_the_ledger(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """Refused requests are recorded (LG-1) with the path and the terminal ID as sent; the ledger can
+    never drop an event, so a number typed there is withheld, and the refusals are still recorded."""
+    number = my_number()
+    denied = await client.get(f"/inquiries/{number}", headers={"X-Terminal-Id": number})
+    assert denied.status_code == 401
+    login = await client.post(
+        "/auth/login",
+        json={"user_id": "op001", "password": password_of(demo, "op001")},
+        headers={"X-Terminal-Id": number, "X-Terminal-Key": "k"},
+    )
+    assert _code(login) == (403, "TERMINAL_NOT_REGISTERED")
+    events = await ledger_events(ctx)
+    recorded = [(e.action, e.object_id, e.terminal_id) for e in events]
+    assert ("request.denied", "/inquiries/{inquiry_id}", None) in recorded
+    assert ("auth.login_denied", None, None) in recorded
+    assert not any(contains_my_number(f"{e.object_id} {e.terminal_id} {e.details}") for e in events)
 
 
 async def test_approval_number_rules(
