@@ -21,6 +21,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.center.interface import PURPOSES as CENTER_PURPOSES
+from app.center.interface import TRADE_INFO_PURPOSES
+
 CheckMethod = Literal["A", "B", "C", "D"]
 CustomerStatus = Literal["new", "existing"]
 HqReturnOption = Literal["subject_list", "count_list", "none"]
@@ -35,7 +38,7 @@ class PolicyError(ValueError):
 class PurposeRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    label_ja: str
+    label_ja: str = Field(min_length=1, max_length=100)
     # customer status -> the consent documents this purpose accepts for it; a missing status is not allowed.
     documents: dict[CustomerStatus, list[str]]
     center_may_answer_no_trade_info: bool = False
@@ -68,7 +71,7 @@ class ClosureRule(BaseModel):
 class InquiryPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str
+    version: str = Field(min_length=1, max_length=40)  # policy_versions.version
     documents: dict[str, str]
     purposes: dict[str, PurposeRule]
     check_methods: CheckMethods
@@ -84,7 +87,18 @@ class InquiryPolicy(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> InquiryPolicy:
+        # A purpose the center does not know would be accepted at the terminal and then never be sendable.
+        unknown_to_center = set(self.purposes) - set(CENTER_PURPOSES)
+        if unknown_to_center:
+            raise PolicyError(f"purposes {sorted(unknown_to_center)} are not in the center's interface")
         for code, rule in self.purposes.items():
+            # What the center may answer is the center's contract (app/center/interface.py); the policy
+            # states it for the reader and must not state it otherwise.
+            if rule.center_may_answer_no_trade_info != (code in TRADE_INFO_PURPOSES):
+                raise PolicyError(
+                    f"purpose {code}: center_may_answer_no_trade_info must be "
+                    f"{str(code in TRADE_INFO_PURPOSES).lower()}, as the center's interface says"
+                )
             if not rule.documents or not any(rule.documents.values()):
                 raise PolicyError(f"purpose {code} accepts no consent document")
             for docs in rule.documents.values():
@@ -143,6 +157,14 @@ class InquiryPolicy(BaseModel):
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
 
+def _without_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise PolicyError(f"the inquiry policy names {repeated} more than once in one object")
+    return dict(pairs)
+
+
 def load_policy(path: Path | None = None) -> InquiryPolicy:
     """The policy from ``path`` or the bundled default; raises PolicyError when it is not acceptable."""
     if path is not None:
@@ -150,7 +172,9 @@ def load_policy(path: Path | None = None) -> InquiryPolicy:
     else:
         text = resources.files("app.inquiry.data").joinpath("policy.json").read_text(encoding="utf-8")
     try:
-        return InquiryPolicy.model_validate_json(text)
+        # Duplicate keys are refused: with json's last-one-wins a second entry for a purpose or a branch
+        # would silently replace the first, and the file would not say what runs.
+        return InquiryPolicy.model_validate(json.loads(text, object_pairs_hook=_without_duplicate_keys))
     except PolicyError:
         raise
     except ValueError as exc:

@@ -16,6 +16,7 @@ from app.audit.models import AuditEvent
 from app.context import AppContext
 from app.db import lock_or_create
 from app.inquiry.models import PolicyVersion
+from app.inquiry.policy import PolicyError
 
 POLICY_CHANGED = "policy.changed"
 
@@ -24,6 +25,18 @@ async def register_policy_version(ctx: AppContext) -> bool:
     """Record the running policy if it is not the one last in force; True when this start changed it."""
     policy = ctx.policy
     async with ctx.db.session() as session:
+        # A version label names one content: an edited file that kept its label would make two different
+        # policies indistinguishable in every report that quotes the version.
+        clash = await session.scalar(
+            select(PolicyVersion.sha256).where(
+                PolicyVersion.version == policy.version, PolicyVersion.sha256 != policy.sha256
+            )
+        )
+        if clash is not None:
+            raise PolicyError(
+                f"policy version {policy.version!r} already ran with other content (sha256 {clash[:12]}…): "
+                "give the changed policy a new version"
+            )
         # The version's row, locked (created if new): gateways starting together with one policy take
         # turns here, so the change is recorded once.
         await lock_or_create(

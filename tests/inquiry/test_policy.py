@@ -83,6 +83,46 @@ def test_unacceptable_policies_refuse_to_start(tmp_path: Path, change: Any, mess
         load_policy(write(tmp_path, document))
 
 
+def test_a_policy_file_naming_a_purpose_twice_or_one_the_center_lacks_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    text = json.dumps(bundled(), ensure_ascii=False)
+    twice = text.replace(
+        '"purposes": {', '"purposes": {"new_credit": {"label_ja": "x", "documents": {}}, ', 1
+    )
+    (tmp_path / "twice.json").write_text(twice, encoding="utf-8")
+    with pytest.raises(PolicyError, match="more than once"):
+        load_policy(tmp_path / "twice.json")
+    document = bundled()
+    document["purposes"]["marketing"] = document["purposes"]["new_credit"]
+    with pytest.raises(PolicyError, match="not in the center's interface"):
+        load_policy(write(tmp_path, document))
+    document = bundled()
+    document["purposes"]["new_credit"]["center_may_answer_no_trade_info"] = True
+    with pytest.raises(PolicyError, match="center_may_answer_no_trade_info must be false"):
+        load_policy(write(tmp_path, document))
+
+
+async def test_a_changed_policy_that_kept_its_version_label_refuses_to_start(
+    ctx: AppContext, tmp_path: Path
+) -> None:
+    assert await register_policy_version(ctx) is True
+    document = bundled()  # the same version label as the bundled policy, other content
+    document["check_methods"]["branches"] = {"002": ["B", "C", "D"]}
+    edited = build_context(
+        ctx.settings.model_copy(update={"policy_file": write(tmp_path, document)}),
+        clock=ctx.clock,
+        keyring=ctx.keyring,
+        center=ctx.center,
+    )
+    try:
+        with pytest.raises(PolicyError, match="already ran with other content"):
+            await register_policy_version(edited)
+    finally:
+        await edited.db.dispose()
+    assert len(await ledger_events(ctx, action="policy.changed")) == 1
+
+
 async def test_each_new_policy_version_is_recorded_once(ctx: AppContext, tmp_path: Path) -> None:
     assert await register_policy_version(ctx) is True
     assert await register_policy_version(ctx) is False
