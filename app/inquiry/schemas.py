@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.clock import IsoDate
 
@@ -21,6 +22,26 @@ InquiryStatus = Literal[
 ]
 
 
+def _printable(value: str) -> str:
+    """Control characters (a bell, an escape sequence, a line break) and invisible format characters (a
+    right-to-left override, zero-width characters) would be stored, sent to the center and printed on the
+    daily lists as they are, where they can hide or reorder what a confirmer reads: refused."""
+    if not value.isascii() or not value.isprintable():
+        if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+            raise ValueError("control and invisible format characters are not allowed")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_printable)]
+NonBlankText = Annotated[str, AfterValidator(_printable), AfterValidator(_not_blank)]
+
+
 class SubjectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -28,20 +49,20 @@ class SubjectIn(BaseModel):
     # service.normalised_subject checks them there: NFKC lengthens some text ('㍿' is '株式会社') and
     # shortens other (half-width 'ｶﾞ' is one 'ガ', runs of spaces become one). As typed, up to twice the
     # center's limit is taken, so a half-width name that fits once folded is not refused for its form.
-    name_kana: str = Field(min_length=1, max_length=200)
-    name_kanji: str | None = Field(default=None, max_length=200)
+    name_kana: NonBlankText = Field(min_length=1, max_length=200)
+    name_kanji: Text | None = Field(default=None, max_length=200)
     # Not after today and not before EARLIEST_BIRTH_DATE: service.normalised_subject (a schema has no clock).
     birth_date: IsoDate
-    phone: str | None = Field(default=None, max_length=40)
-    postal_code: str | None = Field(default=None, max_length=20)
-    address: str | None = Field(default=None, max_length=400)
+    phone: Text | None = Field(default=None, max_length=40)
+    postal_code: Text | None = Field(default=None, max_length=20)
+    address: Text | None = Field(default=None, max_length=400)
 
 
 class ConsentDocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str = Field(min_length=1, max_length=40)
-    reference: str = Field(min_length=1, max_length=80)
+    reference: NonBlankText = Field(min_length=1, max_length=80)
     # By the day of the inquiry: service.check_consent_obtained.
     obtained_on: IsoDate
 

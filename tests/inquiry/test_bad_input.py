@@ -377,3 +377,44 @@ async def test_dates_up_to_today_are_taken_and_the_same_rules_hold_for_drafts_an
     kept = await client.get(f"/inquiries/{draft.json()['id']}", headers=operator)
     assert kept.json()["consent_document"]["obtained_on"] == "2026-11-24"
     assert kept.json()["subject"]["birth_date"] == body["subject"]["birth_date"]
+
+
+# -- text that would print otherwise than it reads --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subject.name_kanji", "小山\x1b[31m敏子"),  # a terminal escape sequence
+        ("subject.address", "東京都千代田区\x07一番町"),
+        ("subject.address", "東京都\u202e区田代千"),  # right-to-left override: reads otherwise on a list
+        ("subject.name_kana", "コヤマ\u200bトシコ"),  # zero-width space
+        ("consent_document.reference", "LA-\u2066001"),
+        ("consent_document.reference", "   "),  # a reference that says nothing
+        ("subject.name_kana", "　"),
+    ],
+)
+async def test_control_invisible_or_blank_text_is_refused_and_nothing_is_sent(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, field: str, value: str
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx), approval=_a1(demo))
+    part, name = field.split(".")
+    body[part][name] = value
+    before = await _written(ctx)
+    refused = await client.post("/inquiries", json=body, headers=operator)
+    _refused(refused)
+    assert value not in refused.text
+    assert await _written(ctx) == before
+
+
+async def test_ordinary_japanese_text_with_ideographic_spaces_and_marks_is_taken(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx))
+    body["subject"]["name_kanji"] = "髙橋　𠮷男"  # a variant kanji and one outside the BMP
+    body["subject"]["address"] = "東京都千代田区一番町１－２－３　〒１０２－００８２"
+    body["consent_document"]["reference"] = "申込書 No.〇〇一"
+    created = await client.post("/inquiries", json=body, headers=operator)
+    assert created.status_code == 201, created.text
