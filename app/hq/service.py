@@ -54,13 +54,13 @@ from app.inquiry.sealing import subject_lookup_key
 from app.inquiry.service import (
     check_consent_obtained,
     check_purpose,
+    is_about_user,
     normalised_subject,
     refuse_my_number,
     remember_idempotency,
     replayed_inquiry_id,
     request_fingerprint,
 )
-from app.inquiry.subject import kana_key
 
 IDEMPOTENCY_ENDPOINT = "hq_request.create"
 
@@ -143,16 +143,6 @@ async def _confirmer_approval(
     return Approved("confirmer_credentials", confirmer.id, ctx.clock.now())
 
 
-async def _is_self_request(session: AsyncSession, operator_id: str, subject: dict[str, Any]) -> bool:
-    operator = await session.get(User, operator_id)
-    if operator is None or operator.name_kana is None or operator.birth_date is None:
-        return False
-    return (
-        kana_key(operator.name_kana) == kana_key(subject["name_kana"])
-        and operator.birth_date.isoformat() == subject["birth_date"]
-    )
-
-
 @dataclass(frozen=True)
 class CreatedRequest:
     request: HqRequest
@@ -204,7 +194,7 @@ async def create_request(
     today = business_date_of(ctx.clock.now())
     check_consent_obtained(body.consent_document.obtained_on, business_date=today)
     subject = normalised_subject(body.subject, today=today)
-    if await _is_self_request(session, principal.id, subject) and ctx.policy.self_inquiry == "refuse":
+    if ctx.policy.self_inquiry == "refuse" and await is_about_user(session, principal.id, subject):
         record(
             session,
             actor=actor,

@@ -383,3 +383,29 @@ async def test_an_hq_inquiry_settled_unsendable_still_balances_its_executed_requ
     day = await balance(client, await as_user(client, demo, "hqcf"))
     assert (day["hq_executed"], day["branch_requests_executed"], day["balanced"]) == (1, 1, True)
     assert await ledger_events(ctx, action="hq_reconciliation.mismatch") == []
+
+
+async def test_a_branch_operators_request_about_themself_is_refused_or_carried_flagged(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """PL-5 through HQ: refused at the branch under the default policy; under the flag policy the request
+    goes on, and the inquiry HQ runs on it carries the flag a direct inquiry would."""
+    operator = await as_user(client, demo, "op001")
+    own = {"name_kana": "ｻﾄｳ ﾊﾅｺ", "birth_date": "1990-04-12"}
+    refused = await client.post("/hq-requests", json=draft_body(own), headers=operator)
+    assert (refused.status_code, refused.json()["code"]) == (403, "SELF_INQUIRY")
+
+    ctx.policy = ctx.policy.model_copy(update={"self_inquiry": "flag"})
+    request = await branch_request(client, operator, own)
+    executed = await execute(client, await as_user(client, demo, "hqop"), request["id"], own)
+    assert executed.status_code == 201, executed.text
+    assert executed.json()["flags"] == ["self_inquiry"]
+    # Someone else's request executed under the same policy carries no flag.
+    someone = await person(ctx)
+    other = await execute(
+        client,
+        await as_user(client, demo, "hqop"),
+        (await branch_request(client, operator, someone))["id"],
+        someone,
+    )
+    assert other.json()["flags"] == []
