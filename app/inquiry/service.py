@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.forensics import TracedEvent, inquiry_trace_events
 from app.audit.ledger import Actor, record
 from app.audit.models import AuditEvent
-from app.authz.models import LoginThrottle, User
+from app.authz.models import User
 from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
 from app.authz.principal import Principal
-from app.authz.service import check_password_first, count_failed_password, login_key
+from app.authz.service import check_password_first, count_failed_password, lock_throttle
 from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES, CenterSubject
 from app.clock import business_date_of
 from app.context import AppContext
@@ -1051,8 +1051,10 @@ async def release(
     if inquiry.status != "held":
         raise InvalidState(f"Only a held response can be released; the inquiry is {inquiry.status}")
     confirmer = await session.get(User, principal.id)
-    throttle = await session.get(LoginThrottle, login_key(ctx, principal.id))
-    fresh = confirmer is not None and (throttle is None or throttle.locked_at is None)
+    # Locked before it is judged: parallel re-authentications take turns, so none releases on a lock
+    # state another wrong password is about to change (AU-5).
+    throttle = await lock_throttle(session, ctx, principal.id)
+    fresh = confirmer is not None and throttle.locked_at is None
     if not fresh or not await checked.matches(ctx.passwords, confirmer.password_hash if confirmer else None):
         await count_failed_password(
             session, ctx=ctx, user=confirmer, attempted_user_id=principal.id, actor=actor
