@@ -46,6 +46,11 @@ def _problem(request: Request, status: int, code: str, title: str, detail: str, 
     )
 
 
+def _route_of(request: Request) -> str:
+    """The route's template (``/inquiries/{inquiry_id}``) for the log: what was typed in a path stays out."""
+    return str(getattr(request.scope.get("route"), "path", None) or "(no route)")
+
+
 async def _record_request_event(
     request: Request, *, action: str, outcome: str, status: int, code: str
 ) -> None:
@@ -130,7 +135,7 @@ async def handle_sealed_value_unreadable(request: Request, exc: Exception) -> JS
     inquiry (the associated data binds each to its own), or its key is gone. Nothing is shown; it is
     recorded in the ledger as a possible tampering and counted for the alert (EN-1)."""
     assert isinstance(exc, SealError)
-    log.error("sealed value unreadable on %s %s", request.method, request.url.path)
+    log.error("sealed value unreadable on %s %s", request.method, _route_of(request))
     await _record_request_event(
         request,
         action="system.sealed_value_unreadable",
@@ -149,8 +154,8 @@ async def handle_sealed_value_unreadable(request: Request, exc: Exception) -> JS
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Only the type goes to the log: an exception message may quote input.
-    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    # Only the type goes to the log: an exception message may quote input (and a path may, too).
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, _route_of(request))
     return _problem(request, 500, "INTERNAL_ERROR", "Internal error", "The request could not be completed")
 
 

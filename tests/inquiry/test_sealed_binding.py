@@ -9,6 +9,7 @@ of either value, and the ledger records the failure for the security officer.
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from app.context import AppContext
 from app.demo import DemoCredentials
@@ -24,7 +25,7 @@ def _unreadable(response: httpx.Response) -> None:
 
 
 async def test_a_response_copied_onto_another_inquiry_does_not_open(
-    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, _, _ = await released_inquiry(client, demo, ctx)
     second, operator, _ = await released_inquiry(client, demo, ctx)
@@ -40,6 +41,9 @@ async def test_a_response_copied_onto_another_inquiry_does_not_open(
 
     _unreadable(read)
     assert "record" not in read.json()
+    # The log names the route, not the path as sent (what was typed into a path stays out of logs).
+    logged = [r.getMessage() for r in caplog.records if "sealed value unreadable" in r.getMessage()]
+    assert logged == ["sealed value unreadable on GET /inquiries/{inquiry_id}/response"]
     [event] = await ledger_events(ctx, action="system.sealed_value_unreadable")
     assert (event.actor_id, event.object_id) == ("op001", f"/api/v1/inquiries/{second}/response")
     # The untouched inquiry still reads.
