@@ -26,8 +26,11 @@ _SPACES = re.compile(r"[\s\u3000]+")
 # dot, slash, colon or comma is not taken as a separator, so dates, times and amounts are not read as
 # one number.
 _GROUP_SEPARATOR = "[\\s\\-_~\u2010-\u2015\u2212\u2053\u301c\u3030\u30a0\u30fb\u30fc\ufe58\ufe63]"
-# Twelve digits, optionally grouped so, not part of a longer number.
-_DIGIT_RUN = re.compile(rf"(?<![0-9])(?:[0-9]{_GROUP_SEPARATOR}{{0,3}}){{11}}[0-9](?![0-9])")
+# Twelve digits, optionally grouped so, not part of a longer number. The run is captured inside a
+# lookahead so that every group boundary starts a candidate: in "03 1234 5678 9876 5432 1018" the
+# number is the last three groups, and a plain match of the first twelve digits would have stepped
+# over it.
+_DIGIT_RUN = re.compile(rf"(?<![0-9])(?=((?:[0-9]{_GROUP_SEPARATOR}{{0,3}}){{11}}[0-9])(?![0-9]))")
 _SEPARATORS = re.compile(_GROUP_SEPARATOR)
 
 
@@ -85,20 +88,26 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def _without_format_characters(text: str) -> str:
-    """Invisible format characters (Unicode Cf: zero-width space and joiners, direction marks) removed:
-    a number with them between its digits reads the same to a person."""
+def _as_a_person_reads_it(text: str) -> str:
+    """NFKC (full-width and circled digits, full-width hyphen and space), invisible format characters
+    (Unicode Cf: zero-width space and joiners, direction marks) removed and the decimal digits of
+    other scripts (Arabic-Indic, Devanagari, …) read as 0–9: a number written so reads the same to a
+    person."""
     if text.isascii():
         return text
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(
+        str(unicodedata.decimal(ch)) if ch.isdecimal() and not ch.isascii() else ch
+        for ch in folded
+        if unicodedata.category(ch) != "Cf"
+    )
 
 
 def contains_my_number(payload: Any) -> bool:
     """True when any string or number anywhere in ``payload`` holds a valid 12-digit Individual Number."""
     for text in _strings(payload):
-        folded = unicodedata.normalize("NFKC", _without_format_characters(text))
-        for match in _DIGIT_RUN.finditer(folded):
-            if is_my_number(_SEPARATORS.sub("", match.group(0))):
+        for match in _DIGIT_RUN.finditer(_as_a_person_reads_it(text)):
+            if is_my_number(_SEPARATORS.sub("", match.group(1))):
                 return True
     return False
 

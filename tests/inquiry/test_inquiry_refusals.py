@@ -17,7 +17,7 @@ from app.clock import TOKYO, ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import IdempotencyRecord, Inquiry, SealedResponse
-from app.inquiry.subject import contains_my_number, my_number_check_digit
+from app.inquiry.subject import contains_my_number, is_my_number, my_number_check_digit
 from tests.helpers import ledger_events, terminal, terminal_headers
 from tests.inquiry.support import (
     as_user,
@@ -150,6 +150,9 @@ async def test_a_twelve_digit_number_without_a_valid_check_digit_is_accepted(
         ("{a}_{b}~{c}", True),
         ("{a}〜{b}・{c}", True),  # wave dash, middle dot
         ("{a}\u200b{b}\u200b{c}", True),  # zero-width spaces between the groups
+        ("{a}\u200d{b}{c}", True),  # a zero-width joiner inside the number
+        ("tel 03 1234 5678 {a} {b} {c}", True),  # the number is the last three of six groups
+        ("0120-{a}-{b}-{c}", True),
         ("{a}.{b}.{c}", False),  # a dot does not group a number
         ("{a}/{b}/{c}", False),
         ("{a}{b}{c}9", False),  # thirteen digits: another kind of number
@@ -158,6 +161,20 @@ async def test_a_twelve_digit_number_without_a_valid_check_digit_is_accepted(
 def test_the_number_is_found_however_its_groups_are_separated(text: str, refused: bool) -> None:
     number = my_number()
     assert contains_my_number({"note": text.format(a=number[:4], b=number[4:8], c=number[8:])}) is refused
+
+
+def test_the_number_is_found_in_the_digits_of_another_script() -> None:
+    # Arabic-Indic and Devanagari digits read as 0-9 to a person; NFKC alone leaves them as they are.
+    number = my_number()
+    for zero in ("\u0660", "\u0966"):
+        written = "".join(chr(ord(zero) + int(digit)) for digit in number)
+        assert contains_my_number({"address": f"番号 {written}"})
+
+
+def test_no_other_twelve_digits_of_a_long_grouped_number_are_taken_for_one() -> None:
+    # The windows the lookahead now tries must still need a valid check digit: none of these is one.
+    assert not any(is_my_number(window) for window in ("031234567898", "123456789876", "567898765432"))
+    assert not contains_my_number({"phone": "03 1234 5678 9876 5432"})
 
 
 async def test_kana_is_normalised_and_non_kana_refused(
