@@ -192,8 +192,10 @@ async def create_request(
         document_type=body.consent_document.type,
     )
     today = business_date_of(ctx.clock.now())
-    check_consent_obtained(body.consent_document.obtained_on, business_date=today)
     subject = normalised_subject(body.subject, today=today)
+    check_consent_obtained(
+        body.consent_document.obtained_on, business_date=today, born_on=subject["birth_date"]
+    )
     if ctx.policy.self_inquiry == "refuse" and await is_about_user(session, principal.id, subject):
         record(
             session,

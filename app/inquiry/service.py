@@ -104,12 +104,15 @@ def check_purpose(ctx: AppContext, *, purpose: str, customer_status: str, docume
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
 
 
-def check_consent_obtained(obtained_on: date, *, business_date: date) -> None:
-    """Consent must have been obtained by the inquiry's business date: consent given after the inquiry is
-    no consent, and a day not yet begun is no day anything was obtained on. Entry, draft change and
-    correction alike."""
+def check_consent_obtained(obtained_on: date, *, business_date: date, born_on: date | str) -> None:
+    """Consent must have been obtained by the inquiry's business date, and not before the subject was
+    born: consent given after the inquiry is no consent, a day not yet begun is no day anything was
+    obtained on, and a date before the birth date is a mistyped year, not consent. Entry, draft change
+    and correction alike."""
     if obtained_on > business_date:
         raise ValidationFailed("Consent must have been obtained by the day of the inquiry")
+    if obtained_on < (born_on if isinstance(born_on, date) else date.fromisoformat(born_on)):
+        raise ValidationFailed("Consent cannot have been obtained before the subject's birth date")
 
 
 def normalised_subject(subject: SubjectIn, *, today: date) -> dict[str, Any]:
@@ -500,8 +503,10 @@ async def create_inquiry(
         document_type=body.consent_document.type,
     )
     today = business_date_of(ctx.clock.now())
-    check_consent_obtained(body.consent_document.obtained_on, business_date=today)
     subject = normalised_subject(body.subject, today=today)
+    check_consent_obtained(
+        body.consent_document.obtained_on, business_date=today, born_on=subject["birth_date"]
+    )
     hq_request = None
     if body.hq_request_id is not None:
         # HQ executing a branch's request (HQ-1); its checks are the requesting branch's (HQ-2).
@@ -718,6 +723,14 @@ async def update_draft(
     # commits its record): a draft about someone else must not become one about the operator. IR-1's
     # switches are asked again in the same statement.
     operator = await _refuse_if_suspended(session, principal, branch_code=inquiry.branch_code)
+    # Checked whichever of the two changed: a new birth date can make the recorded consent date wrong.
+    check_consent_obtained(
+        body.consent_document.obtained_on
+        if body.consent_document is not None
+        else inquiry.consent_obtained_on,
+        business_date=inquiry.business_date,
+        born_on=subject["birth_date"],
+    )
     flagged = await _self_inquiry_checked(session, ctx, actor, operator, subject)
     inquiry.flags = [flag for flag in inquiry.flags if flag != "self_inquiry"] + (
         ["self_inquiry"] if flagged else []
@@ -725,7 +738,6 @@ async def update_draft(
     inquiry.purpose = body.purpose or inquiry.purpose
     inquiry.customer_status = body.customer_status or inquiry.customer_status
     if body.consent_document is not None:
-        check_consent_obtained(body.consent_document.obtained_on, business_date=inquiry.business_date)
         inquiry.consent_type = body.consent_document.type
         inquiry.consent_reference = body.consent_document.reference
         inquiry.consent_obtained_on = body.consent_document.obtained_on
@@ -1309,7 +1321,11 @@ def correction_changes(ctx: AppContext, inquiry: Inquiry, fields: CorrectionFiel
         changes["purpose"] = [inquiry.purpose, purpose]
     if fields.consent_document is not None:
         document = fields.consent_document.model_dump(mode="json")
-        check_consent_obtained(fields.consent_document.obtained_on, business_date=inquiry.business_date)
+        check_consent_obtained(
+            fields.consent_document.obtained_on,
+            business_date=inquiry.business_date,
+            born_on=open_subject(ctx, inquiry)["birth_date"],
+        )
         if document != recorded:
             changes["consent_document"] = [recorded, document]
     if not changes:

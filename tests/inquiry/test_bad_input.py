@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -377,6 +378,61 @@ async def test_dates_up_to_today_are_taken_and_the_same_rules_hold_for_drafts_an
     kept = await client.get(f"/inquiries/{draft.json()['id']}", headers=operator)
     assert kept.json()["consent_document"]["obtained_on"] == "2026-11-24"
     assert kept.json()["subject"]["birth_date"] == body["subject"]["birth_date"]
+
+
+async def test_consent_dated_before_the_subject_was_born_is_refused_everywhere_it_is_entered(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """A consent date before the birth date is a mistyped year, not consent: entry, HQ request, draft
+    change (of either date) and correction alike; the birth date itself is still a day of consent."""
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx))
+    born = date.fromisoformat(body["subject"]["birth_date"])
+    before_birth = dict(body["consent_document"], obtained_on=(born - timedelta(days=1)).isoformat())
+    before = await _written(ctx)
+    _refused(
+        await client.post("/inquiries", json=dict(body, consent_document=before_birth), headers=operator)
+    )
+    _refused(
+        await client.post("/hq-requests", json=dict(body, consent_document=before_birth), headers=operator)
+    )
+    assert await _written(ctx) == before
+
+    on_birth = dict(body["consent_document"], obtained_on=born.isoformat())
+    draft = await client.post("/inquiries", json=dict(body, consent_document=on_birth), headers=operator)
+    assert draft.status_code == 201, draft.text
+    later_born = dict(body["subject"], birth_date=(born + timedelta(days=1)).isoformat())
+    _refused(
+        await client.patch(f"/inquiries/{draft.json()['id']}", json={"subject": later_born}, headers=operator)
+    )
+    _refused(
+        await client.patch(
+            f"/inquiries/{draft.json()['id']}", json={"consent_document": before_birth}, headers=operator
+        )
+    )
+    kept = (await client.get(f"/inquiries/{draft.json()['id']}", headers=operator)).json()
+    assert kept["subject"]["birth_date"] == born.isoformat()
+    assert kept["consent_document"]["obtained_on"] == born.isoformat()
+
+    held = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=_a1(demo)), headers=operator
+    )
+    assert held.json()["status"] == "held", held.text
+    held_born = date.fromisoformat(held.json()["subject"]["birth_date"])
+    correction = {
+        "reason": "書類の日付誤り",
+        "corrections": {
+            "consent_document": dict(
+                held.json()["consent_document"], obtained_on=(held_born - timedelta(days=1)).isoformat()
+            )
+        },
+        "approval": _a1(demo),
+    }
+    _refused(await client.post(f"/inquiries/{held.json()['id']}/correct", json=correction, headers=operator))
+    assert (
+        "corrected"
+        not in (await client.get(f"/inquiries/{held.json()['id']}", headers=operator)).json()["flags"]
+    )
 
 
 # -- text that would print otherwise than it reads --------------------------------------------------
