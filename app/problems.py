@@ -18,8 +18,8 @@ from app.audit.ledger import Actor, record
 from app.authz.principal import Principal
 from app.context import AppContext
 from app.crypto.envelope import SealError
-from app.errors import PROBLEM_MEDIA_TYPE, DomainError, problem_body
-from app.inquiry.subject import unless_my_number
+from app.errors import PROBLEM_MEDIA_TYPE, DomainError, MyNumberForbidden, problem_body
+from app.inquiry.subject import MY_NUMBER_ERROR, unless_my_number
 
 log = logging.getLogger("shokai.errors")
 
@@ -93,11 +93,16 @@ async def record_denial(request: Request, status: int, code: str) -> None:
 
 
 async def record_refusal(request: Request, exc: DomainError) -> None:
-    """A 401/403 refusal is recorded (LG-1) unless its service already did; every one is counted."""
+    """A 401/403 refusal is recorded (LG-1) unless its service already did; every one is counted. So is an
+    Individual Number refused in free text (PL-4): an attempt to collect one is for the auditor to see."""
     if exc.status in (401, 403) and not exc.audited:
         await record_denial(request, exc.status, exc.code)
     elif exc.status in (401, 403):
         request.app.state.ctx.metrics.denied_requests.labels(exc.code).inc()
+    elif isinstance(exc, MyNumberForbidden) and not exc.audited:
+        await _record_request_event(
+            request, action="request.refused", outcome="denied", status=422, code=exc.code
+        )
 
 
 async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -119,6 +124,12 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
         }
         for error in exc.errors()
     ]
+    if any(error["type"] == MY_NUMBER_ERROR for error in errors):
+        # PL-4 before any other fault of the body: what the caller must hear is that the number may not be
+        # entered at all. The refusal is recorded (its code, never the text).
+        refusal = MyNumberForbidden("Remove the Individual Number: the gateway may not collect it")
+        await record_refusal(request, refusal)
+        return _problem(request, refusal.status, refusal.code, refusal.title, refusal.detail, errors=errors)
     return _problem(request, 422, "VALIDATION_ERROR", "The request is not valid", "See errors", errors=errors)
 
 

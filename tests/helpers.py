@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.audit.models import AuditEvent
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.inquiry.subject import my_number_check_digit
 
 
 def user(demo: DemoCredentials, user_id: str) -> dict[str, Any]:
@@ -60,3 +61,25 @@ async def ledger_events(ctx: AppContext, *, action: str | None = None) -> list[A
         if action is not None:
             query = query.where(AuditEvent.action == action)
         return list((await session.scalars(query)).all())
+
+
+# A synthetic Individual Number (valid check digit), grouped as people write it (PL-4 tests).
+_ELEVEN = "12345678901"
+MY_NUMBER = _ELEVEN + str(my_number_check_digit(_ELEVEN))
+MY_NUMBER_GROUPED = f"{MY_NUMBER[:4]}-{MY_NUMBER[4:8]}-{MY_NUMBER[8:]}"
+
+
+async def ledger_text(ctx: AppContext) -> str:
+    """Every event's details and object ID as one text, to search for what must never be recorded."""
+    async with ctx.db.read_session() as session:
+        rows = (await session.execute(select(AuditEvent.details, AuditEvent.object_id))).all()
+    return repr([tuple(row) for row in rows])
+
+
+def my_number_forbidden(response: httpx.Response) -> dict[str, Any]:
+    """The PL-4 refusal, with the number not echoed; its problem body."""
+    assert response.status_code == 422, response.text
+    body: dict[str, Any] = response.json()
+    assert body["code"] == "MY_NUMBER_FORBIDDEN"
+    assert MY_NUMBER[:4] not in response.text
+    return body

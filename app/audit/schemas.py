@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from app.clock import IsoDate
+from app.inquiry.subject import OptionalFreeText
 
 
 class ChainHeadOut(BaseModel):
@@ -181,7 +182,7 @@ class ReportPage(BaseModel):
 
 
 class AcknowledgeRequest(BaseModel):
-    note: str | None = Field(default=None, max_length=400)
+    note: OptionalFreeText = Field(default=None, max_length=400)
 
 
 class DataLedgerItem(BaseModel):

@@ -7,6 +7,8 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.inquiry.subject import FreeText
+
 T = TypeVar("T")
 
 
@@ -81,7 +83,7 @@ class BranchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(pattern=r"^[0-9A-Z]{3,8}$")
-    name: str = Field(min_length=1, max_length=100)
+    name: FreeText = Field(min_length=1, max_length=100)
 
 
 class BranchOut(BaseModel):
@@ -96,7 +98,7 @@ class BranchOut(BaseModel):
 class BranchPatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: FreeText = Field(min_length=1, max_length=100)
 
 
 class TerminalIn(BaseModel):
@@ -104,7 +106,7 @@ class TerminalIn(BaseModel):
 
     id: str = Field(pattern=r"^[0-9A-Za-z_-]{3,40}$")
     branch_code: str = Field(min_length=1, max_length=8)
-    description: str = Field(default="", max_length=200)
+    description: FreeText = Field(default="", max_length=200)
 
 
 class TerminalOut(BaseModel):

@@ -17,8 +17,17 @@ _HIRAGANA = re.compile("[\u3041-\u3096\u309d\u309e]")
 _KATAKANA_NAME = re.compile(r"^[\u30A1-\u30FA\u30FB\u30FC\u30FD\u30FE]+$")
 
 
+# The spacing voiced and semi-voiced marks (゛゜), which older IMEs and hand-keyed forms put after a kana,
+# as their combining forms: NFKC then composes "カ゛" into "ガ" as it does half-width "ｶﾞ". (NFKC alone
+# turns ゛ into a space and a combining mark, and the name would be refused as not kana.) A mark after a
+# kana that has no voiced form stays a combining mark, and the name is still refused.
+_SPACING_MARKS = str.maketrans({"\u309b": "\u3099", "\u309c": "\u309a"})
+
+
 def fold_kana(text: str) -> str:
     """NFKC (half-width → full-width katakana) and hiragana → katakana; spaces as they were."""
+    if "\u309b" in text or "\u309c" in text:
+        text = text.translate(_SPACING_MARKS)
     folded = unicodedata.normalize("NFKC", text)
     # str.translate looks every character up in a dict: only names that hold hiragana need it (a
     # million-entry reconciliation normalises a million names, nearly all katakana already).

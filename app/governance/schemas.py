@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from app.clock import IsoDate
+from app.inquiry.subject import FreeText, OptionalFreeText
 
 Reason = Field(min_length=1, max_length=400)
 
@@ -20,7 +21,7 @@ class AccessRequestIn(BaseModel):
     action: Literal["grant", "revoke", "unlock", "reset_password", "reactivate"]
     role: str | None = Field(default=None, max_length=32)
     branch_code: str | None = Field(default=None, max_length=8)
-    reason: str = Reason
+    reason: FreeText = Reason
     effective_from: IsoDate | None = None
     expires_at: datetime | None = None
 
@@ -28,7 +29,7 @@ class AccessRequestIn(BaseModel):
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(default=None, max_length=400)
+    note: OptionalFreeText = Field(default=None, max_length=400)
 
 
 class AccessRequestOut(BaseModel):
@@ -130,14 +131,14 @@ class ReviewTaskOut(BaseModel):
 class ReviewCloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    outcome: str = Reason
+    outcome: FreeText = Reason
 
 
 class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Literal["on_demand", "release"] = "on_demand"
-    note: str | None = Field(default=None, max_length=400)
+    note: OptionalFreeText = Field(default=None, max_length=400)
     deadline_at: datetime | None = None
 
 
@@ -171,7 +172,7 @@ class AttestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["attest", "revoke"]
-    reason: str | None = Field(default=None, max_length=400)
+    reason: OptionalFreeText = Field(default=None, max_length=400)
 
 
 class TotpEnrolmentOut(BaseModel):
@@ -188,7 +189,7 @@ class TotpCodeIn(BaseModel):
 class PrivilegedSessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Reason
+    reason: FreeText = Reason
     totp: str = Field(min_length=6, max_length=12)
 
 
@@ -207,7 +208,7 @@ class PrivilegedSessionOut(BaseModel):
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: str = Reason
+    note: FreeText = Reason
 
 
 class SuspensionIn(BaseModel):
@@ -215,13 +216,13 @@ class SuspensionIn(BaseModel):
 
     scope: Literal["user", "terminal", "branch", "all"]
     target: str | None = Field(default=None, max_length=40)
-    reason: str = Reason
+    reason: FreeText = Reason
 
 
 class LiftIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Reason
+    reason: FreeText = Reason
 
 
 class SuspensionOut(BaseModel):
@@ -243,10 +244,10 @@ class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[0-9A-Za-z_.-]{3,40}$")
-    name: str = Field(min_length=1, max_length=100)
-    name_kana: str | None = Field(default=None, max_length=100)
+    name: FreeText = Field(min_length=1, max_length=100)
+    name_kana: OptionalFreeText = Field(default=None, max_length=100)
     birth_date: IsoDate | None = None
-    phone: str | None = Field(default=None, max_length=32)
+    phone: OptionalFreeText = Field(default=None, max_length=32)
 
 
 class UserPatchIn(BaseModel):
@@ -254,17 +255,17 @@ class UserPatchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    name_kana: str | None = Field(default=None, max_length=100)
-    name_latin: str | None = Field(default=None, max_length=100)
+    name: OptionalFreeText = Field(default=None, min_length=1, max_length=100)
+    name_kana: OptionalFreeText = Field(default=None, max_length=100)
+    name_latin: OptionalFreeText = Field(default=None, max_length=100)
     birth_date: IsoDate | None = None
-    phone: str | None = Field(default=None, max_length=32)
+    phone: OptionalFreeText = Field(default=None, max_length=32)
 
 
 class UserDeactivateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Reason
+    reason: FreeText = Reason
 
 
 class UserOut(BaseModel):
@@ -280,7 +281,7 @@ class UserOut(BaseModel):
 class BranchCloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Reason
+    reason: FreeText = Reason
 
 
 class LifecycleCheckOut(BaseModel):
@@ -293,7 +294,7 @@ class LifecycleCheckOut(BaseModel):
 class IncidentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
+    title: FreeText = Field(min_length=1, max_length=200)
     severity: Literal["low", "medium", "high", "critical"]
     branch_code: str | None = Field(default=None, max_length=8)
     window_from: datetime | None = None
@@ -304,15 +305,15 @@ class IncidentIn(BaseModel):
 class IncidentEntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=4000)
+    text: FreeText = Field(min_length=1, max_length=4000)
     checklist_item: Literal["supervisor_ppc", "individuals", "center", "publication"] | None = None
 
 
 class IncidentCloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cause: str | None = Field(default=None, max_length=4000)
-    recurrence_prevention: str | None = Field(default=None, max_length=4000)
+    cause: OptionalFreeText = Field(default=None, max_length=4000)
+    recurrence_prevention: OptionalFreeText = Field(default=None, max_length=4000)
 
 
 class IncidentEntryOut(BaseModel):

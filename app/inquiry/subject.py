@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from app.center.kana import fold_kana
 from app.center.kana import is_katakana_name as is_katakana_key
@@ -118,3 +121,25 @@ def unless_my_number(typed: str | None, *, instead: str | None = None) -> str | 
     if typed is None or not contains_my_number(typed):
         return typed
     return instead
+
+
+# The validation error type of a free-text field holding an Individual Number; the error handler answers
+# it as MY_NUMBER_FORBIDDEN (app/problems.py) and the panel as the same refusal.
+MY_NUMBER_ERROR = "my_number_forbidden"
+
+
+def _no_individual_number(value: str | None) -> str | None:
+    if value is not None and contains_my_number(value):
+        raise PydanticCustomError(MY_NUMBER_ERROR, "An Individual Number may not be entered here")
+    return value
+
+
+# Free text outside an inquiry's own body — a governance reason, a list-check note, an incident entry, a
+# user's or branch's name — ends up in the append-only ledger or a register that is never rewritten, so
+# an Individual Number typed into it could never be taken out again (番号利用法: it may not be collected
+# at all). The inquiry endpoints scan their whole body in the service instead, where the refusal is
+# recorded as the inquiry's own event.
+# The optional form validates the whole union, so that a field's own length limit is still checked on the
+# string first (``string_too_long``, which the panel explains) and the scan sees only text within it.
+FreeText = Annotated[str, AfterValidator(_no_individual_number)]
+OptionalFreeText = Annotated[str | None, AfterValidator(_no_individual_number)]

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.clock import BusinessDate
+from app.inquiry.subject import OptionalFreeText
 
 
 class GenerateRequest(BaseModel):
@@ -108,7 +109,7 @@ class CheckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     result: Literal["matched", "mismatch", "document_missing"]
-    note: str | None = Field(default=None, max_length=400)
+    note: OptionalFreeText = Field(default=None, max_length=400)
 
 
 class ConfirmRequest(BaseModel):
@@ -116,7 +117,7 @@ class ConfirmRequest(BaseModel):
 
     responses_in_hand: int | None = Field(default=None, ge=0, le=1_000_000)
     attest_no_inquiries: bool = False
-    late_reason: str | None = Field(default=None, max_length=400)
+    late_reason: OptionalFreeText = Field(default=None, max_length=400)
 
 
 class GapOut(BaseModel):

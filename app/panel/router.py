@@ -31,13 +31,14 @@ from app.authz.service import password_policy
 from app.clock import business_date_of
 from app.context import AppContext
 from app.deps import Context, DbSession, Origin
-from app.errors import DomainError, PasswordPolicyViolated, ValidationFailed
+from app.errors import DomainError, MyNumberForbidden, PasswordPolicyViolated, ValidationFailed
 from app.hq import service as hq_service
 from app.hq.models import HqRequest
 from app.inquiry import service as inquiry_service
 from app.inquiry.models import Inquiry
 from app.inquiry.schemas import ReleaseRequest
 from app.inquiry.sealing import open_subject
+from app.inquiry.subject import MY_NUMBER_ERROR
 from app.lists import service as lists_service
 from app.lists.formats import render_csv, render_pdf
 from app.lists.models import DailyList
@@ -879,6 +880,8 @@ def _checked_form(schema: type[_Form], **values: Any) -> _Form:
     try:
         return schema(**values)
     except PydanticValidationError as exc:
+        if any(error["type"] == MY_NUMBER_ERROR for error in exc.errors()):
+            raise MyNumberForbidden("Remove the Individual Number: the gateway may not collect it") from None
         too_long = any(error["type"] == "string_too_long" for error in exc.errors())
         raise ValidationFailed(
             "Keep the text within 400 characters" if too_long else "Check what you entered",

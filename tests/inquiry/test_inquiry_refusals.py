@@ -191,6 +191,27 @@ async def test_kana_is_normalised_and_non_kana_refused(
     assert _code(await client.post("/inquiries", json=body, headers=operator)) == (422, "VALIDATION_ERROR")
 
 
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("カ゛トウ　ハ゜ク", "ガトウ パク"),  # spacing voiced and semi-voiced marks, as older IMEs type them
+        ("か゛とう はなこ", "ガトウ ハナコ"),
+        ("ｶﾞﾄｳ ﾊﾅｺ", "ガトウ ハナコ"),
+    ],
+)
+async def test_a_voiced_mark_typed_after_its_kana_is_the_same_name(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, typed: str, stored: str
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    body = draft_body({"name_kana": typed, "birth_date": "1961-02-03"})
+    created = await client.post("/inquiries", json=body, headers=operator)
+    assert created.status_code == 201, created.text
+    assert created.json()["subject"]["name_kana"] == stored
+    # A mark after a kana that has no voiced form is not a name.
+    body["subject"]["name_kana"] = "ア゛イ"
+    assert _code(await client.post("/inquiries", json=body, headers=operator)) == (422, "VALIDATION_ERROR")
+
+
 async def test_a_name_written_with_kana_iteration_marks_is_one_person_however_it_is_typed(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:

@@ -11,6 +11,7 @@ import httpx
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from tests.helpers import MY_NUMBER, MY_NUMBER_GROUPED, ledger_text, my_number_forbidden
 from tests.inquiry.support import as_user, draft_body, person
 from tests.lists.test_daily_lists import FRIDAY_MORNING, a1, generate, send
 from tests.lists.test_formats import pdf_text
@@ -307,3 +308,32 @@ async def test_service_accounts_generate_and_read_lists_only_with_their_scopes(
     assert (
         await client.post(f"/daily-lists/{one}/confirm", json={"attest_no_inquiries": True}, headers=batch)
     ).status_code == 403
+
+
+async def test_a_check_note_or_late_reason_with_an_individual_number_is_refused_and_nothing_is_kept(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """PL-4: the note is kept with the line and in the ledger, where the number could never be removed."""
+    clock.set(FRIDAY_MORNING)
+    await send(client, demo, ctx, 1)
+    clock.set(FRIDAY_MORNING + timedelta(days=1))
+    subject_list = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    confirmer = await as_user(client, demo, "cf001")
+    check = f"/daily-lists/{subject_list['id']}/lines/1/check"
+    note = f"書類に番号{MY_NUMBER_GROUPED}の記載"
+    my_number_forbidden(
+        await client.post(check, json={"result": "mismatch", "note": note}, headers=confirmer)
+    )
+    line = (await client.get(f"/daily-lists/{subject_list['id']}", headers=confirmer)).json()["lines"][0]
+    assert line["check"] is None and line["check_note"] is None
+    checked = await client.post(check, json={"result": "matched", "note": "書類と一致"}, headers=confirmer)
+    assert checked.status_code == 200, checked.text
+    my_number_forbidden(
+        await client.post(
+            f"/daily-lists/{subject_list['id']}/confirm", json={"late_reason": MY_NUMBER}, headers=confirmer
+        )
+    )
+    assert (await client.get(f"/daily-lists/{subject_list['id']}", headers=confirmer)).json()[
+        "state"
+    ] == "pending"
+    assert MY_NUMBER not in await ledger_text(ctx) and MY_NUMBER_GROUPED not in await ledger_text(ctx)

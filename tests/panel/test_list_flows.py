@@ -11,6 +11,7 @@ from app.center.simulator.population import Population
 from app.clock import ManualClock
 from app.demo import DemoCredentials
 from app.lists.models import DailyList
+from tests.helpers import MY_NUMBER_GROUPED
 from tests.panel.conftest import ARTIFACTS, LiveServer
 from tests.panel.support import Terminal, generate_lists, ledger, list_state, log_in, subject_of, tab_to
 
@@ -60,6 +61,14 @@ async def test_subject_list_lines_are_checked_and_the_list_confirmed_with_files_
 
     await page.get_by_role("button", name="リストを確認する").click()
     await expect(page.locator("#error-code")).to_have_text("LINES_UNCHECKED")
+    # PL-4: an Individual Number typed into a note is refused in plain Japanese and the line stays open.
+    await page.locator("#note-1").fill(f"書類に個人番号 {MY_NUMBER_GROUPED} の記載あり")
+    await page.get_by_role("button", name="No.1 を「不一致」として記録").click()
+    await expect(page.locator("#error-code")).to_have_text("MY_NUMBER_FORBIDDEN")
+    await expect(page.get_by_role("alert")).to_contain_text("個人番号（マイナンバー）は入力できません")
+    await expect(page.locator("#line-1 .check-cell")).to_have_attribute("data-check", "none")
+    await page.screenshot(path=str(ARTIFACTS / "list-note-with-my-number-refused.png"), full_page=True)
+    assert [e["details"]["code"] for e in ledger(live, "request.refused")] == ["MY_NUMBER_FORBIDDEN"]
     await page.get_by_role("button", name="No.1 を「一致」として記録").click()
     await expect(page.locator("#line-1 .check-cell")).to_have_attribute("data-check", "matched")
     await page.get_by_role("button", name="No.2 を「一致」として記録").click()

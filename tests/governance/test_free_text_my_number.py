@@ -1,0 +1,77 @@
+"""PL-4 outside an inquiry's own body: an Individual Number typed into governance free text — an
+emergency switch's reason, a user's name or phone — is refused with MY_NUMBER_FORBIDDEN before anything
+is written, the attempt is recorded by who made it (its code, never the text), and no trace of the
+number reaches the ledger, which could never give it back up."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from app.clock import ManualClock
+from app.context import AppContext
+from app.demo import DemoCredentials
+from tests.governance.support import privileged_headers
+from tests.helpers import (
+    MY_NUMBER,
+    MY_NUMBER_GROUPED,
+    auth_headers,
+    ledger_events,
+    ledger_text,
+    my_number_forbidden,
+)
+
+
+async def test_an_emergency_switch_with_a_number_in_its_reason_is_not_thrown_and_the_attempt_is_recorded(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    refused = my_number_forbidden(
+        await client.post(
+            "/emergency/suspensions",
+            json={"scope": "user", "target": "cf002", "reason": f"顧客の個人番号 {MY_NUMBER_GROUPED} を使用"},
+            headers=officer,
+        )
+    )
+    assert [error["loc"] for error in refused["errors"]] == [["body", "reason"]]
+    # Not thrown: the confirmer still logs in.
+    assert (await auth_headers(client, demo, "cf002"))["Authorization"]
+    attempts = await ledger_events(ctx, action="request.refused")
+    assert [(e.actor_id, e.outcome, json.loads(e.details)["code"]) for e in attempts] == [
+        ("secoff", "denied", "MY_NUMBER_FORBIDDEN")
+    ]
+    text = await ledger_text(ctx)
+    assert MY_NUMBER not in text and MY_NUMBER_GROUPED not in text
+
+    # The number is named even when the body has another fault too; twelve digits that are not an
+    # Individual Number (wrong check digit) are ordinary text.
+    both = await client.post(
+        "/emergency/suspensions", json={"scope": "planet", "reason": MY_NUMBER}, headers=officer
+    )
+    assert {tuple(error["loc"]) for error in my_number_forbidden(both)["errors"]} == {
+        ("body", "scope"),
+        ("body", "reason"),
+    }
+    wrong_digit = MY_NUMBER[:11] + str((int(MY_NUMBER[11]) + 1) % 10)
+    thrown = await client.post(
+        "/emergency/suspensions",
+        json={"scope": "user", "target": "cf002", "reason": f"照会 {wrong_digit} の件"},
+        headers=officer,
+    )
+    assert thrown.status_code == 201, thrown.text
+
+
+async def test_a_user_cannot_be_created_with_a_number_in_a_name_or_phone(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    for field, value in (("name", f"試験 太郎 {MY_NUMBER}"), ("phone", MY_NUMBER_GROUPED)):
+        body = {"id": "newuser01", "name": "試験 太郎", field: value}
+        my_number_forbidden(await client.post("/users", json=body, headers=admin))
+    assert MY_NUMBER not in await ledger_text(ctx)
+    # Nothing of the refused attempts was kept: the same ID is still free.
+    created = await client.post(
+        "/users", json={"id": "newuser01", "name": "試験 太郎", "phone": "03-1234-5678"}, headers=admin
+    )
+    assert created.status_code == 201, created.text
