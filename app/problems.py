@@ -19,7 +19,7 @@ from app.authz.principal import Principal
 from app.context import AppContext
 from app.crypto.envelope import SealError
 from app.errors import PROBLEM_MEDIA_TYPE, DomainError, MyNumberForbidden, problem_body
-from app.inquiry.subject import MY_NUMBER_ERROR, unless_my_number
+from app.inquiry.subject import MY_NUMBER_ERROR, typed_an_individual_number, unless_my_number
 
 log = logging.getLogger("shokai.errors")
 
@@ -118,13 +118,20 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
-            "loc": [str(part) for part in error.get("loc", ())],
+            # A field's name is what the caller sent as a key, and may itself be a typed number.
+            "loc": [unless_my_number(str(part), instead="(withheld)") for part in error.get("loc", ())],
             "type": error.get("type"),
             "msg": error.get("msg"),
         }
         for error in exc.errors()
     ]
-    if any(error["type"] == MY_NUMBER_ERROR for error in errors):
+    typed_one = any(error["type"] == MY_NUMBER_ERROR for error in errors) or (
+        # A body that is not valid never reaches the inquiry service's whole-body scan; one that holds a
+        # number (in a field the schema does not know, say) is told so all the same. Only a parsed body
+        # is read: raw text could be a password's.
+        isinstance(exc.body, dict | list) and typed_an_individual_number(exc.body)
+    )
+    if typed_one:
         # PL-4 before any other fault of the body: what the caller must hear is that the number may not be
         # entered at all. The refusal is recorded (its code, never the text).
         refusal = MyNumberForbidden("Remove the Individual Number: the gateway may not collect it")

@@ -33,7 +33,7 @@ from app.audit.schemas import (
     VerifyOut,
 )
 from app.authz.deps import AuditReader
-from app.crypto.keyring import public_key_pem
+from app.crypto.keyring import PSEUDONYM_PATTERN, public_key_pem
 from app.deps import Context, DbSession
 from app.errors import ValidationFailed, problem_responses
 from app.models_registry import metadata
@@ -172,7 +172,7 @@ async def subject_access(
     ctx: Context,
     name_kana: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     birth_date: date | None = None,
-    subject_pseudonym: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    subject_pseudonym: Annotated[str | None, Query(pattern=PSEUDONYM_PATTERN)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> SubjectAccessOut:

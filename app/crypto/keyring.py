@@ -63,6 +63,12 @@ ROTATED_IN_PLACE = ("kek", "token_signing", "checkpoint_signing")
 log = logging.getLogger("shokai.keys")
 
 
+# What :meth:`Keyring.pseudonym` gives: a key id and 32 hex digits. A request that names a person by
+# pseudonym (an incident's affected subjects, the subject-access query) is held to it, so a name or an
+# Individual Number typed there instead is refused rather than kept in a register or the ledger.
+PSEUDONYM_PATTERN = r"^[0-9A-Za-z_.-]{1,32}:[0-9a-f]{32}$"
+
+
 class KeyringError(Exception):
     """Key material is missing, malformed or cannot be changed here."""
 

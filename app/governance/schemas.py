@@ -4,11 +4,12 @@ controls")."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from app.clock import IsoDate
+from app.crypto.keyring import PSEUDONYM_PATTERN
 from app.inquiry.subject import FreeText, OptionalFreeText
 
 Reason = Field(min_length=1, max_length=400)
@@ -299,7 +300,9 @@ class IncidentIn(BaseModel):
     branch_code: str | None = Field(default=None, max_length=8)
     window_from: datetime | None = None
     window_to: datetime | None = None
-    affected_subjects: list[str] = Field(default_factory=list, max_length=1000)
+    affected_subjects: list[Annotated[str, Field(pattern=PSEUDONYM_PATTERN)]] = Field(
+        default_factory=list, max_length=1000
+    )
 
 
 class IncidentEntryIn(BaseModel):

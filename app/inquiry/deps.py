@@ -36,7 +36,7 @@ async def idempotency_key(key: TypedIdempotencyKey = None) -> str | None:
     """The caller's key, which is stored as sent: an Individual Number in it is refused like one in the
     body (PL-4), before anything is read or written."""
     # A canonical UUID, the usual key, is passed over: its hex groups read as a valid number in about 1 in
-    # 400 keys (as for hq_request_id in inquiry.service.without_issued_ids).
+    # 400 keys (as for hq_request_id in inquiry.subject.without_issued_ids).
     if key is not None and not _is_canonical_uuid(key) and contains_my_number(key):
         raise MyNumberForbidden("Remove the Individual Number from the Idempotency-Key")
     return key

@@ -76,7 +76,13 @@ from app.inquiry.schemas import (
     SubjectIn,
 )
 from app.inquiry.sealing import open_response, open_subject, seal_subject
-from app.inquiry.subject import contains_my_number, is_katakana_name, kana_key, normalise_kana, normalise_text
+from app.inquiry.subject import (
+    is_katakana_name,
+    kana_key,
+    normalise_kana,
+    normalise_text,
+    typed_an_individual_number,
+)
 
 # How often a waiting submit re-reads the inquiry in case another gateway process stored the answer.
 CROSS_PROCESS_POLL_SECONDS = 0.5
@@ -309,45 +315,10 @@ def request_fingerprint(ctx: AppContext, payload: Any) -> str:
     )
 
 
-# Identifiers the gateway issued itself, which a request may quote back (HQ executing a branch request).
-ISSUED_ID_FIELDS = ("hq_request_id",)
-
-
-def _is_uuid(value: Any) -> bool:
-    try:
-        return isinstance(value, str) and str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
-
-
-# Checked and dropped, never stored or sent (passwords are compared with their Argon2id hash, numbers with
-# their keyed hash): a password that happens to hold twelve digits with a valid check digit must not leave
-# its owner unable to approve or release.
-SECRET_FIELDS = frozenset({"password", "confirmer_password", "confirmer_totp", "totp", "approval_number"})
-
-
-def without_issued_ids(raw_body: Any) -> Any:
-    """The request as a person typed it and the gateway keeps it: the gateway's own identifiers and the
-    secrets (``SECRET_FIELDS``, at any depth) left out of the PL-4 scan.
-
-    A UUID's hex groups read as a valid 12-digit Individual Number in about 1 in 370 UUIDs, which made
-    HQ unable to execute that share of branch requests. Only a canonical UUID is passed over, so the
-    field cannot carry a number past the scan."""
-    if isinstance(raw_body, list):
-        return [without_issued_ids(item) for item in raw_body]
-    if not isinstance(raw_body, dict):
-        return raw_body
-    return {
-        k: without_issued_ids(v)
-        for k, v in raw_body.items()
-        if not (k in ISSUED_ID_FIELDS and _is_uuid(v)) and not (k in SECRET_FIELDS and isinstance(v, str))
-    }
-
-
 async def refuse_my_number(session: AsyncSession, *, actor: Actor, raw_body: Any, action: str) -> None:
     """PL-4: an Individual Number anywhere in the request is refused before anything is stored; the
     refusal itself is recorded (its code only, never the number) and committed before raising."""
-    if not contains_my_number(without_issued_ids(raw_body)):
+    if not typed_an_individual_number(raw_body):
         return
     record(session, actor=actor, action=action, outcome="denied", details={"code": "MY_NUMBER_FORBIDDEN"})
     await session.commit()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -32,8 +33,13 @@ _GROUP_SEPARATOR = "[\\s\\-_~\u2010-\u2015\u2212\u2053\u301c\u3030\u30a0\u30fb\u
 # Twelve digits, optionally grouped so, not part of a longer number. The run is captured inside a
 # lookahead so that every group boundary starts a candidate: in "03 1234 5678 9876 5432 1018" the
 # number is the last three groups, and a plain match of the first twelve digits would have stepped
-# over it.
-_DIGIT_RUN = re.compile(rf"(?<![0-9])(?=((?:[0-9]{_GROUP_SEPARATOR}{{0,3}}){{11}}[0-9])(?![0-9]))")
+# over it. A run that is "+", a country code of one to three digits and a separator is a telephone
+# number in international form (+81 90-1234-5678 has twelve digits, and one in ten of them would carry
+# a valid check digit); an Individual Number is never written so. A bare "+" before the digits is not
+# enough: "+123456789018" is still read as the number it holds.
+_INTERNATIONAL_PHONE = rf"(?<=\+)[0-9]{{1,3}}{_GROUP_SEPARATOR}"
+_TWELVE_DIGITS = rf"(?:[0-9]{_GROUP_SEPARATOR}{{0,3}}){{11}}[0-9]"
+_DIGIT_RUN = re.compile(rf"(?<![0-9])(?!{_INTERNATIONAL_PHONE})(?=({_TWELVE_DIGITS})(?![0-9]))")
 _SEPARATORS = re.compile(_GROUP_SEPARATOR)
 
 
@@ -113,6 +119,58 @@ def contains_my_number(payload: Any) -> bool:
             if is_my_number(_SEPARATORS.sub("", match.group(1))):
                 return True
     return False
+
+
+# Identifiers the gateway issued itself, which a request may quote back (HQ executing a branch request).
+ISSUED_ID_FIELDS = ("hq_request_id",)
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+# Checked and dropped, never stored or sent, in any request's body (passwords are compared with their
+# Argon2id hash, numbers with their keyed hash): a password that happens to hold twelve digits with a valid
+# check digit must not leave its owner unable to approve, release or log in.
+SECRET_FIELDS = frozenset(
+    {
+        "password",
+        "confirmer_password",
+        "confirmer_totp",
+        "totp",
+        "approval_number",
+        "current_password",
+        "new_password",
+        "client_secret",
+    }
+)
+
+
+def without_issued_ids(raw_body: Any) -> Any:
+    """The request as a person typed it and the gateway keeps it: the gateway's own identifiers and the
+    secrets (``SECRET_FIELDS``, at any depth) left out of the PL-4 scan.
+
+    A UUID's hex groups read as a valid 12-digit Individual Number in about 1 in 370 UUIDs, which made
+    HQ unable to execute that share of branch requests. Only a canonical UUID is passed over, so the
+    field cannot carry a number past the scan."""
+    if isinstance(raw_body, list):
+        return [without_issued_ids(item) for item in raw_body]
+    if not isinstance(raw_body, dict):
+        return raw_body
+    return {
+        k: without_issued_ids(v)
+        for k, v in raw_body.items()
+        if not (k in ISSUED_ID_FIELDS and _is_uuid(v)) and not (k in SECRET_FIELDS and isinstance(v, str))
+    }
+
+
+def typed_an_individual_number(raw_body: Any) -> bool:
+    """PL-4 over a request's body as it came: what a person typed, neither the gateway's own identifiers
+    nor the secrets."""
+    return contains_my_number(without_issued_ids(raw_body))
 
 
 def unless_my_number(typed: str | None, *, instead: str | None = None) -> str | None:

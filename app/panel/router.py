@@ -38,7 +38,7 @@ from app.inquiry import service as inquiry_service
 from app.inquiry.models import Inquiry
 from app.inquiry.schemas import ReleaseRequest
 from app.inquiry.sealing import open_subject
-from app.inquiry.subject import MY_NUMBER_ERROR
+from app.inquiry.subject import typed_an_individual_number
 from app.lists import service as lists_service
 from app.lists.formats import render_csv, render_pdf
 from app.lists.models import DailyList
@@ -880,7 +880,9 @@ def _checked_form(schema: type[_Form], **values: Any) -> _Form:
     try:
         return schema(**values)
     except PydanticValidationError as exc:
-        if any(error["type"] == MY_NUMBER_ERROR for error in exc.errors()):
+        # Read over the whole form, not only the validator's errors: a number in text that is also too
+        # long is still named as what it is, as the API does.
+        if typed_an_individual_number(values):
             raise MyNumberForbidden("Remove the Individual Number: the gateway may not collect it") from None
         too_long = any(error["type"] == "string_too_long" for error in exc.errors())
         raise ValidationFailed(

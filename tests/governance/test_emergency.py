@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import httpx
 import pytest
 from sqlalchemy import select
 
+from app.audit.forensics import subject_pseudonym
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
@@ -119,7 +122,9 @@ async def test_incident_is_restricted_and_closes_only_with_cause_and_prevention(
             "severity": "high",
             "branch_code": "001",
             "window_from": "2026-11-20T00:00:00Z",
-            "affected_subjects": ["p-0123456789abcdef"],
+            "affected_subjects": [
+                subject_pseudonym(ctx, name_kana="シケン ジロウ", birth_date=date(1970, 4, 1))
+            ],
         },
         headers=officer,
     )

@@ -6,9 +6,11 @@ number reaches the ledger, which could never give it back up."""
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import httpx
 
+from app.audit.forensics import subject_pseudonym
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
@@ -75,3 +77,38 @@ async def test_a_user_cannot_be_created_with_a_number_in_a_name_or_phone(
         "/users", json={"id": "newuser01", "name": "試験 太郎", "phone": "03-1234-5678"}, headers=admin
     )
     assert created.status_code == 201, created.text
+
+
+async def test_a_person_is_named_to_an_incident_or_the_access_query_only_by_pseudonym(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """An incident's affected subjects are kept in its register and a subject-access query's pseudonym in
+    the ledger (AC-6): a name or an Individual Number typed there instead is refused and kept nowhere."""
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    pseudonym = subject_pseudonym(ctx, name_kana="シケン ハナコ", birth_date=date(1985, 6, 7))
+    incident = {"title": "目的外照会の疑い", "severity": "high", "affected_subjects": [pseudonym]}
+    my_number_forbidden(
+        await client.post("/incidents", json={**incident, "affected_subjects": [MY_NUMBER]}, headers=officer)
+    )
+    named = await client.post(
+        "/incidents", json={**incident, "affected_subjects": ["シケン ハナコ"]}, headers=officer
+    )
+    assert named.status_code == 422 and named.json()["code"] == "VALIDATION_ERROR"
+    assert "シケン" not in named.text
+    opened = await client.post("/incidents", json=incident, headers=officer)
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["affected_subjects"] == [pseudonym]
+    assert len((await client.get("/incidents", headers=officer)).json()["items"]) == 1
+
+    auditor = await auth_headers(client, demo, "auditor")
+    for typed in (MY_NUMBER, "シケン ハナコ"):
+        query = await client.get(
+            "/audit/subject-access", params={"subject_pseudonym": typed}, headers=auditor
+        )
+        assert query.status_code == 422 and query.json()["code"] == "VALIDATION_ERROR"
+    answered = await client.get(
+        "/audit/subject-access", params={"subject_pseudonym": pseudonym}, headers=auditor
+    )
+    assert answered.status_code == 200, answered.text
+    text = await ledger_text(ctx)
+    assert MY_NUMBER not in text and "シケン" not in text and pseudonym in text

@@ -121,6 +121,63 @@ async def test_my_number_anywhere_is_refused(
     assert await center_record_when_nothing_waits(ctx) == []
 
 
+async def test_a_number_in_a_body_that_is_not_valid_is_named_as_one_and_the_attempt_recorded(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """The schema refuses a faulty body before the inquiry service scans it; a number in it (in a field
+    the schema does not know, as a field's name, next to a wrong birth date, in an HQ request) is still
+    what the caller is told about, and the attempt is in the ledger without it."""
+    operator = await as_user(client, demo, "op001")
+    number = my_number()
+    subject = await person(ctx)
+    unknown_field = {**draft_body(subject, approval=_a1(demo)), "memo": f"個人番号 {number}"}
+    as_a_key = {**draft_body(subject), number: "x"}
+    with_a_bad_date = draft_body({**subject, "birth_date": "1961-02-30", "address": number})
+    for body in (unknown_field, as_a_key, with_a_bad_date):
+        refused = await client.post("/inquiries", json=body, headers=operator)
+        assert _code(refused) == (422, "MY_NUMBER_FORBIDDEN"), refused.text
+        assert number not in refused.text
+    hq_request = {**draft_body(subject), "customer_status": "walk-in", "memo": number}
+    refused = await client.post("/hq-requests", json=hq_request, headers=operator)
+    assert _code(refused) == (422, "MY_NUMBER_FORBIDDEN")
+    attempts = await ledger_events(ctx, action="request.refused")
+    assert [(e.actor_id, json.loads(e.details)["code"]) for e in attempts] == [
+        ("op001", "MY_NUMBER_FORBIDDEN")
+    ] * 4
+    assert not any(contains_my_number(e.details) for e in await ledger_events(ctx))
+    async with ctx.db.read_session() as session:
+        assert (await session.scalars(select(Inquiry))).all() == []
+    assert await center_record_when_nothing_waits(ctx) == []
+    # A secret is not read for it: a faulty password change whose new password happens to read as a
+    # number is the ordinary fault it is.
+    faulty = await client.post("/auth/password", json={"new_password": number}, headers=operator)
+    assert _code(faulty) == (422, "VALIDATION_ERROR")
+
+
+async def test_a_telephone_number_in_international_form_is_not_taken_for_an_individual_number(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """+81 90-1234-5673 has twelve digits with a valid check digit; it is the customer's mobile number,
+    as a bank's staff write it in international form. The same digits written any other way are refused."""
+    operator = await as_user(client, demo, "op001")
+    digits = "81901234567" + str(my_number_check_digit("81901234567"))
+    assert is_my_number(digits)
+    body = draft_body(await person(ctx))
+    for phone in (f"+81 90-1234-{digits[-4:]}", f"＋81-{digits[2:]}"):
+        body["subject"]["phone"] = phone
+        created = await client.post("/inquiries", json=body, headers=operator)
+        assert created.status_code == 201, created.text
+    # Without the country code's form the same digits are an Individual Number: a "+" alone hides nothing.
+    grouped = f"{digits[:4]}-{digits[4:8]}-{digits[8:]}"
+    for typed in (f"81 90-1234-{digits[-4:]}", f"+{digits}", f"番号＋{grouped}"):
+        body["subject"]["phone"] = typed
+        refused = await client.post("/inquiries", json=body, headers=operator)
+        assert _code(refused) == (422, "MY_NUMBER_FORBIDDEN"), typed
+    # A number typed after a telephone number is still found.
+    body["subject"]["phone"] = f"+81 90-1234-5678 {my_number()}"
+    assert _code(await client.post("/inquiries", json=body, headers=operator)) == (422, "MY_NUMBER_FORBIDDEN")
+
+
 async def test_a_twelve_digit_number_without_a_valid_check_digit_is_accepted(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:

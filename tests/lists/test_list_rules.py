@@ -324,6 +324,10 @@ async def test_a_check_note_or_late_reason_with_an_individual_number_is_refused_
     my_number_forbidden(
         await client.post(check, json={"result": "mismatch", "note": note}, headers=confirmer)
     )
+    # Also when the note is over its length limit as well: the number is what the caller is told about.
+    my_number_forbidden(
+        await client.post(check, json={"result": "mismatch", "note": note + "長" * 400}, headers=confirmer)
+    )
     line = (await client.get(f"/daily-lists/{subject_list['id']}", headers=confirmer)).json()["lines"][0]
     assert line["check"] is None and line["check_note"] is None
     checked = await client.post(check, json={"result": "matched", "note": "書類と一致"}, headers=confirmer)

@@ -17,7 +17,7 @@ from app.hq.models import HqRequest
 from app.lists.models import DailyListLine
 from app.panel import router as panel_router
 from tests.governance.support import secret_bytes
-from tests.helpers import home_terminal, user
+from tests.helpers import MY_NUMBER_GROUPED, home_terminal, user
 from tests.panel.conftest import ARTIFACTS, LiveServer
 from tests.panel.support import (
     Terminal,
@@ -198,6 +198,14 @@ async def test_a_line_note_is_kept_and_text_over_the_apis_limit_is_refused_on_th
     )
     assert 'id="error-code">VALIDATION_ERROR<' in await confirmed.text()
     assert list_state(live, subject_list.id).state == "pending"
+    # Over the limit and holding an Individual Number: what the confirmer must hear is the number (PL-4).
+    with_a_number = await page.request.post(
+        f"{live.url}/panel/lists/{subject_list.id}/lines/2/check",
+        form={"csrf_token": csrf, "result": "mismatch", "note": f"番号 {MY_NUMBER_GROUPED} " + too_long},
+    )
+    assert 'id="error-code">MY_NUMBER_FORBIDDEN<' in await with_a_number.text()
+    assert MY_NUMBER_GROUPED not in await with_a_number.text()
+    assert live.run(line_note(2)) is None
     # Exactly 400 is accepted, kept whole (never silently cut).
     await page.goto(f"{live.url}/panel/lists/{subject_list.id}")
     await page.get_by_label("No.2 のメモ（任意）").fill("記" * 400)
