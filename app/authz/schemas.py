@@ -104,7 +104,8 @@ class BranchPatchIn(BaseModel):
 class TerminalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=r"^[0-9A-Za-z_-]{3,40}$")
+    # The ID is recorded with every request from the terminal: it may not be an Individual Number.
+    id: FreeText = Field(pattern=r"^[0-9A-Za-z_-]{3,40}$")
     branch_code: str = Field(min_length=1, max_length=8)
     description: FreeText = Field(default="", max_length=200)
 

@@ -244,7 +244,8 @@ class SuspensionOut(BaseModel):
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=r"^[0-9A-Za-z_.-]{3,40}$")
+    # The ID is in every ledger event the user causes (actor_id): it may not be an Individual Number.
+    id: FreeText = Field(pattern=r"^[0-9A-Za-z_.-]{3,40}$")
     name: FreeText = Field(min_length=1, max_length=100)
     name_kana: OptionalFreeText = Field(default=None, max_length=100)
     birth_date: IsoDate | None = None

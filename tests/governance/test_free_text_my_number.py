@@ -68,9 +68,12 @@ async def test_a_user_cannot_be_created_with_a_number_in_a_name_or_phone(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
     admin = await privileged_headers(client, demo, clock, "accadmin")
-    for field, value in (("name", f"試験 太郎 {MY_NUMBER}"), ("phone", MY_NUMBER_GROUPED)):
+    for field, value in (("name", f"試験 太郎 {MY_NUMBER}"), ("phone", MY_NUMBER_GROUPED), ("id", MY_NUMBER)):
         body = {"id": "newuser01", "name": "試験 太郎", field: value}
         my_number_forbidden(await client.post("/users", json=body, headers=admin))
+    # A terminal's ID is recorded with every request from it, so it may not be one either.
+    terminal = {"id": MY_NUMBER_GROUPED, "branch_code": "001"}
+    my_number_forbidden(await client.post("/terminals", json=terminal, headers=admin))
     assert MY_NUMBER not in await ledger_text(ctx)
     # Nothing of the refused attempts was kept: the same ID is still free.
     created = await client.post(
