@@ -24,16 +24,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
-from app.authz.models import Branch, LoginThrottle, User
+from app.authz.models import Branch
 from app.authz.passwords import PasswordCheck
-from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
+from app.authz.policy import authorize, ensure_not_operator, may
 from app.authz.principal import Principal
-from app.authz.service import active_roles, check_password_first, count_failed_password, login_key
+from app.authz.service import check_password_first
 from app.clock import business_date_of
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
 from app.errors import (
-    ApprovalInvalid,
     ApprovalRequired,
     DomainError,
     Forbidden,
@@ -47,6 +46,7 @@ from app.errors import (
 from app.hq.execution import request_content_hash
 from app.hq.models import HqDailySignOff, HqRequest
 from app.hq.schemas import HqRequestCreate
+from app.inquiry.approvals import ApprovalTarget, GrantedApproval, check_confirmer_credentials
 from app.inquiry.models import Escalation, Inquiry
 from app.inquiry.outbox import NOT_SENDABLE
 from app.inquiry.schemas import ConfirmerCredentialsApproval
@@ -96,13 +96,6 @@ def open_request_subject(ctx: AppContext, request: HqRequest) -> dict[str, Any]:
 # -- the branch's request (HQ-1, HQ-2) ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Approved:
-    method: str
-    confirmer_id: str
-    approved_at: datetime
-
-
 async def _confirmer_approval(
     session: AsyncSession,
     *,
@@ -112,35 +105,26 @@ async def _confirmer_approval(
     branch_code: str,
     operator_id: str,
     actor: Actor,
-) -> Approved:
-    """Method A1 for a request: the confirmer's own credentials, counted toward their lockout."""
-    confirmer = await session.get(User, approval.confirmer_user_id)
-    throttle = await session.get(LoginThrottle, login_key(ctx, approval.confirmer_user_id))
-    locked = throttle is not None and throttle.locked_at is not None
-    if locked or not await checked.matches(ctx.passwords, confirmer.password_hash if confirmer else None):
-        if not locked:
-            await count_failed_password(
-                session, ctx=ctx, user=confirmer, attempted_user_id=approval.confirmer_user_id, actor=actor
-            )
-        record(
-            session,
-            actor=actor,
-            action="hq_request.approval_refused",
+) -> GrantedApproval:
+    """Method A1 for a request: judged exactly as an inquiry's A1 approval is (lock, second factor,
+    expired password, roles in force, emergency switches), with the refusal recorded on the request."""
+    now = ctx.clock.now()
+    confirmer = await check_confirmer_credentials(
+        session,
+        ctx=ctx,
+        target=ApprovalTarget(
+            branch_code=branch_code,
+            operator_id=operator_id,
             object_type="hq_request",
-            outcome="denied",
-            details={"method": "confirmer_credentials", "confirmer_id": approval.confirmer_user_id},
-        )
-        await session.commit()
-        raise ApprovalInvalid("The confirmer's credentials are not valid", audited=True)
-    assert confirmer is not None
-    ensure_may_confirm(
-        confirmer_id=confirmer.id,
-        confirmer_roles=await active_roles(session, confirmer.id),
-        confirmer_active=confirmer.status == "active",
-        branch_code=branch_code,
-        operator_id=operator_id,
+            object_id=None,
+            refused_action="hq_request.approval_refused",
+        ),
+        user_id=approval.confirmer_user_id,
+        checked=checked,
+        totp=approval.confirmer_totp,
+        actor=actor,
     )
-    return Approved("confirmer_credentials", confirmer.id, ctx.clock.now())
+    return GrantedApproval("confirmer_credentials", confirmer.id, now)
 
 
 @dataclass(frozen=True)
@@ -208,7 +192,7 @@ async def create_request(
         raise SelfInquiry("You cannot request an inquiry about yourself", audited=True)
     return_option = ctx.policy.hq_return_option_for(branch_code)
     approval_required = return_option == "none" and "A" in ctx.policy.methods_for(branch_code)
-    approved: Approved | None = None
+    approved: GrantedApproval | None = None
     if body.approval is not None:
         if not isinstance(body.approval, ConfirmerCredentialsApproval) or checked is None:
             raise ValidationFailed("Approve a request with the confirmer's credentials (method A1)")

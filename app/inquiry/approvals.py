@@ -31,6 +31,7 @@ from app.authz.service import (
     active_role_join,
     check_password_first,
     count_failed_password,
+    lock_throttle,
     login_key,
     password_change_required,
     roles_of,
@@ -295,15 +296,17 @@ def _confirmer_statement() -> Select[User, datetime | None, str, str | None, str
 def _ensure_may_confirm(
     confirmer: User,
     rows: Sequence[Row[User, datetime | None, str, str | None, str | None]],
-    inquiry: Inquiry,
+    *,
+    branch_code: str,
+    operator_id: str,
 ) -> None:
     """:func:`ensure_may_confirm` on a confirmer read with :func:`_confirmer_statement` (a row per role)."""
     ensure_may_confirm(
         confirmer_id=confirmer.id,
         confirmer_roles=roles_of((row[2], row[3]) for row in rows),
         confirmer_active=confirmer.status == "active" and rows[0][1] is None,
-        branch_code=inquiry.branch_code,
-        operator_id=inquiry.operator_id,
+        branch_code=branch_code,
+        operator_id=operator_id,
     )
 
 
@@ -324,12 +327,130 @@ async def _confirmer_not_in_force(
     if not rows:
         return NotAConfirmer("The issuer of this number is no longer a user")
     try:
-        _ensure_may_confirm(rows[0][0], rows, inquiry)
+        _ensure_may_confirm(
+            rows[0][0], rows, branch_code=inquiry.branch_code, operator_id=inquiry.operator_id
+        )
     except (NotAConfirmer, Suspended) as refusal:
         return refusal
     if rows[0][4] is not None:
         return Suspended("The confirmer is stopped by an emergency control")
     return None
+
+
+@dataclass(frozen=True)
+class ApprovalTarget:
+    """What a confirmer's credentials approve (an inquiry, or a branch's request to HQ): whose branch and
+    whose work it is, and where a refusal is recorded."""
+
+    branch_code: str
+    operator_id: str
+    object_type: str
+    object_id: str | None
+    refused_action: str
+
+
+async def _locked_out(
+    session: AsyncSession, *, ctx: AppContext, user_id: str, read: bool, may_count: bool
+) -> bool:
+    """Whether the typed ID is locked out, judged so that no parallel attempt at it changes that meanwhile.
+
+    ``read`` is the lock state as this transaction's first read saw it. On SQLite that read is final:
+    the writer lock taken at ``BEGIN IMMEDIATE`` orders this whole transaction after every other write.
+    On PostgreSQL it is a snapshot, and the right password sent while the fifth wrong one is still being
+    counted would pass; so were a hundred guesses sent at once, every one would be judged (AU-5). There
+    the counter is locked first: for update when this attempt may count a failure (a wrong password, or
+    a second factor still to check), as login does; otherwise shared, so the confirmer's approvals do not
+    queue behind one another but do wait for a failure being counted and then see its lock. Each attempt
+    takes one mode only: two that both held it shared and then both asked for update would deadlock.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return read
+    if may_count:
+        return (await lock_throttle(session, ctx, user_id)).locked_at is not None
+    locked_at = await session.scalar(
+        select(LoginThrottle.locked_at)
+        .where(LoginThrottle.login_key == login_key(ctx, user_id))
+        .with_for_update(read=True)
+    )
+    # No counter row: no failure has been committed for this ID, so nothing has locked it.
+    return locked_at is not None
+
+
+async def check_confirmer_credentials(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    target: ApprovalTarget,
+    user_id: str,
+    checked: PasswordCheck,
+    actor: Actor,
+    totp: str | None = None,
+) -> User:
+    """Method A1: the confirmer's own password (checked before the transaction) and, where the branch asks
+    for it, their second factor; their lock, account, roles in force and emergency switches. A wrong
+    password or code counts toward the confirmer's lockout as at login. Returns the confirmer; a refusal
+    is recorded and committed, then raised."""
+    # The confirmer, their lock and their roles in force in one round trip (a row per role); an unknown
+    # ID may still be locked (failures count against the typed ID), so its lock is read on its own.
+    rows = (
+        await session.execute(
+            _confirmer_statement(), {"user_id": user_id, "throttle_key": login_key(ctx, user_id)}
+        )
+    ).all()
+    confirmer = rows[0][0] if rows else None
+    if rows:
+        read = rows[0][1] is not None
+    else:
+        throttle = await session.get(LoginThrottle, login_key(ctx, user_id))
+        read = throttle is not None and throttle.locked_at is not None
+    matched = await checked.matches(ctx.passwords, confirmer.password_hash if confirmer else None)
+    totp_required = ctx.policy.totp_required_for(target.branch_code)
+    locked = await _locked_out(
+        session, ctx=ctx, user_id=user_id, read=read, may_count=not matched or totp_required
+    )
+
+    def refuse(code: str | None) -> None:
+        details: dict[str, str] = {"method": "confirmer_credentials", "confirmer_id": user_id}
+        if code:
+            details["code"] = code
+        record(
+            session,
+            actor=actor,
+            action=target.refused_action,
+            object_type=target.object_type,
+            object_id=target.object_id,
+            outcome="denied",
+            details=details,
+        )
+
+    if locked or not matched:
+        if not locked:
+            await count_failed_password(
+                session, ctx=ctx, user=confirmer, attempted_user_id=user_id, actor=actor
+            )
+        refuse(None)
+        await session.commit()
+        raise ApprovalInvalid("The confirmer's credentials are not valid", audited=True)
+    assert confirmer is not None
+    _ensure_may_confirm(confirmer, rows, branch_code=target.branch_code, operator_id=target.operator_id)
+    if rows[0][4] is not None:
+        raise Suspended("The confirmer is stopped by an emergency control")
+    if password_change_required(ctx, confirmer):
+        # As at login (AU-4): an expired password opens nothing but the change of itself.
+        refuse("PASSWORD_EXPIRED")
+        await session.commit()
+        raise ApprovalInvalid("The confirmer's password has expired and must be changed first", audited=True)
+    if totp_required and not await verify_code(session, ctx=ctx, user_id=confirmer.id, code=totp):
+        # The branch's policy asks confirmers for their second factor too (AU-8). A wrong code counts
+        # toward the confirmer's lockout as at login (AU-5); a missing one is no guess and is only refused.
+        if totp:
+            await count_failed_password(
+                session, ctx=ctx, user=confirmer, attempted_user_id=user_id, actor=actor
+            )
+        refuse("TOTP_REQUIRED")
+        await session.commit()
+        raise ApprovalInvalid("The confirmer's second-factor code is missing or wrong", audited=True)
+    return confirmer
 
 
 async def _check_credentials(
@@ -343,69 +464,21 @@ async def _check_credentials(
     totp: str | None = None,
 ) -> GrantedApproval:
     now = ctx.clock.now()
-    key = login_key(ctx, user_id)
-    # The confirmer, their lock and their roles in force in one round trip (a row per role); an unknown
-    # ID may still be locked (failures count against the typed ID), so its lock is read on its own.
-    rows = (await session.execute(_confirmer_statement(), {"user_id": user_id, "throttle_key": key})).all()
-    confirmer = rows[0][0] if rows else None
-    if rows:
-        locked = rows[0][1] is not None
-    else:
-        throttle = await session.get(LoginThrottle, key)
-        locked = throttle is not None and throttle.locked_at is not None
-    if locked or not await checked.matches(ctx.passwords, confirmer.password_hash if confirmer else None):
-        if not locked:
-            await count_failed_password(
-                session, ctx=ctx, user=confirmer, attempted_user_id=user_id, actor=actor
-            )
-        record(
-            session,
-            actor=actor,
-            action="approval.refused",
+    confirmer = await check_confirmer_credentials(
+        session,
+        ctx=ctx,
+        target=ApprovalTarget(
+            branch_code=inquiry.branch_code,
+            operator_id=inquiry.operator_id,
             object_type="inquiry",
             object_id=inquiry.id,
-            outcome="denied",
-            details={"method": "confirmer_credentials", "confirmer_id": user_id},
-        )
-        await session.commit()
-        raise ApprovalInvalid("The confirmer's credentials are not valid", audited=True)
-    assert confirmer is not None
-    _ensure_may_confirm(confirmer, rows, inquiry)
-    if rows[0][4] is not None:
-        raise Suspended("The confirmer is stopped by an emergency control")
-    if password_change_required(ctx, confirmer):
-        # As at login (AU-4): an expired password opens nothing but the change of itself.
-        record(
-            session,
-            actor=actor,
-            action="approval.refused",
-            object_type="inquiry",
-            object_id=inquiry.id,
-            outcome="denied",
-            details={"method": "confirmer_credentials", "confirmer_id": user_id, "code": "PASSWORD_EXPIRED"},
-        )
-        await session.commit()
-        raise ApprovalInvalid("The confirmer's password has expired and must be changed first", audited=True)
-    if ctx.policy.totp_required_for(inquiry.branch_code) and not await verify_code(
-        session, ctx=ctx, user_id=confirmer.id, code=totp
-    ):
-        # The branch's policy asks confirmers for their second factor too (AU-8). A wrong code counts
-        # toward the confirmer's lockout as at login (AU-5); a missing one is no guess and is only refused.
-        if totp:
-            await count_failed_password(
-                session, ctx=ctx, user=confirmer, attempted_user_id=user_id, actor=actor
-            )
-        record(
-            session,
-            actor=actor,
-            action="approval.refused",
-            object_type="inquiry",
-            object_id=inquiry.id,
-            outcome="denied",
-            details={"method": "confirmer_credentials", "confirmer_id": user_id, "code": "TOTP_REQUIRED"},
-        )
-        await session.commit()
-        raise ApprovalInvalid("The confirmer's second-factor code is missing or wrong", audited=True)
+            refused_action="approval.refused",
+        ),
+        user_id=user_id,
+        checked=checked,
+        totp=totp,
+        actor=actor,
+    )
     record(
         session,
         actor=actor,

@@ -16,8 +16,8 @@ from app.inquiry.models import Inquiry, OutboxMessage
 from app.inquiry.outbox import OutboxSender
 from tests.governance.support import add_person, privileged_headers
 from tests.helpers import auth_headers, ledger_events, login
-from tests.hq.support import a1, branch_request, execute
-from tests.inquiry.support import center_record, draft_body, person
+from tests.hq.support import branch_request, execute
+from tests.inquiry.support import a1, center_record, draft_body, person
 
 
 async def test_branch_suspension_is_immediate_and_lifting_takes_a_second_officer(

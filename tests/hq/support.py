@@ -6,19 +6,10 @@ from typing import Any
 
 import httpx
 
-from app.demo import DemoCredentials
-from tests.inquiry.support import draft_body, password_of
+from tests.inquiry.support import draft_body
 
 # The ManualClock starts at 2026-11-24 10:00 JST (a Tuesday): every test's business day.
 TODAY = "2026-11-24"
-
-
-def a1(demo: DemoCredentials, confirmer: str) -> dict[str, str]:
-    return {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": confirmer,
-        "confirmer_password": password_of(demo, confirmer),
-    }
 
 
 def request_body(subject: dict[str, Any], **overrides: Any) -> dict[str, Any]:

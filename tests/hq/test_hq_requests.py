@@ -16,8 +16,8 @@ from app.hq.models import HqRequest
 from app.inquiry.models import Escalation, Inquiry
 from app.inquiry.subject import normalise_kana
 from tests.helpers import ledger_events
-from tests.hq.support import TODAY, a1, balance, branch_request, execute
-from tests.inquiry.support import as_user, center_record, center_record_once_sent, draft_body, person
+from tests.hq.support import TODAY, balance, branch_request, execute
+from tests.inquiry.support import a1, as_user, center_record, center_record_once_sent, draft_body, person
 
 
 async def test_three_branch_requests_and_one_own_inquiry_balance_and_hq_signs_off(

@@ -20,8 +20,8 @@ from app.crypto.keyring import Keyring
 from app.demo import DemoCredentials
 from app.inquiry.policy import PolicyError
 from app.main import build_context
-from tests.hq.support import TODAY, a1, execute
-from tests.inquiry.support import as_user, draft_body, person
+from tests.hq.support import TODAY, execute
+from tests.inquiry.support import a1, as_user, draft_body, person
 
 
 def bundled_policy() -> dict[str, Any]:

@@ -17,8 +17,8 @@ from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.lists import service
-from tests.hq.support import TODAY, a1, branch_request, execute
-from tests.inquiry.support import as_user, draft_body, person
+from tests.hq.support import TODAY, branch_request, execute
+from tests.inquiry.support import a1, as_user, draft_body, person
 
 
 async def _lists(client: httpx.AsyncClient, hq: dict[str, str], branch: str) -> dict[str, dict[str, Any]]:

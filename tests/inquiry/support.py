@@ -103,6 +103,15 @@ def password_of(demo: DemoCredentials, user_id: str) -> str:
     return str(user(demo, user_id)["password"])
 
 
+def a1(demo: DemoCredentials, confirmer: str = "cf001", password: str | None = None) -> dict[str, str]:
+    """Method A1: a confirmer's own credentials (their demo password unless another is given)."""
+    return {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": confirmer,
+        "confirmer_password": password or password_of(demo, confirmer),
+    }
+
+
 async def submit_with_a1(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> tuple[dict[str, str], httpx.Response]:

@@ -8,7 +8,6 @@ emergency switch or with an expired password. A refused A1 at ``POST /inquiries`
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -21,15 +20,7 @@ from app.demo import DemoCredentials
 from app.inquiry.models import ApprovalNumber, Inquiry
 from tests.governance.support import privileged_headers
 from tests.helpers import ledger_events, login
-from tests.inquiry.support import as_user, center_record, draft_body, password_of, person
-
-
-def a1(demo: DemoCredentials, confirmer_id: str = "cf001", password: str | None = None) -> dict[str, Any]:
-    return {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": confirmer_id,
-        "confirmer_password": password or password_of(demo, confirmer_id),
-    }
+from tests.inquiry.support import a1, as_user, center_record, draft_body, person
 
 
 async def throw_user_switch(
@@ -42,6 +33,17 @@ async def throw_user_switch(
         headers=officer,
     )
     assert thrown.status_code == 201, thrown.text
+
+
+async def expire_password(ctx: AppContext, clock: ManualClock, user_id: str) -> None:
+    """The user's password was last changed longer ago than the policy allows (AU-4)."""
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(password_changed_at=clock.now() - timedelta(days=400))
+        )
+        await session.commit()
 
 
 async def take_away_confirming(ctx: AppContext, clock: ManualClock, how: str) -> None:
@@ -135,13 +137,7 @@ async def test_a1_refuses_a_confirmer_under_an_emergency_switch(
 async def test_a1_refuses_a_confirmer_whose_password_has_expired(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
-    async with ctx.db.session() as session:
-        await session.execute(
-            update(User)
-            .where(User.id == "cf001")
-            .values(password_changed_at=clock.now() - timedelta(days=400))
-        )
-        await session.commit()
+    await expire_password(ctx, clock, "cf001")
     assert (await login(client, demo, "cf001")).json()["must_change_password"] is True
     operator = await as_user(client, demo, "op001")
 

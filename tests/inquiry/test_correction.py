@@ -17,17 +17,9 @@ from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import Escalation, OutboxMessage
 from tests.helpers import ledger_events
-from tests.inquiry.support import as_user, center_record, draft_body, password_of, person, sim_client
+from tests.inquiry.support import a1, as_user, center_record, draft_body, person, sim_client
 
 NEW_DOCUMENT = {"type": "loan_application", "reference": "LA-2026-000999", "obtained_on": "2026-11-20"}
-
-
-def a1(demo: DemoCredentials, confirmer: str = "cf001") -> dict[str, str]:
-    return {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": confirmer,
-        "confirmer_password": password_of(demo, confirmer),
-    }
 
 
 async def held_inquiry(client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext) -> dict[str, Any]:

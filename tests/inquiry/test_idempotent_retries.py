@@ -20,24 +20,16 @@ from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import IdempotencyRecord
 from tests.inquiry.support import (
+    a1,
     as_user,
     center_record,
     center_record_once_sent,
     center_record_when_nothing_waits,
     draft_body,
-    password_of,
     person,
 )
 
 RETRIES = 3
-
-
-def a1(demo: DemoCredentials) -> dict[str, str]:
-    return {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": "cf001",
-        "confirmer_password": password_of(demo, "cf001"),
-    }
 
 
 def answers(responses: list[httpx.Response]) -> list[tuple[int, Any]]:

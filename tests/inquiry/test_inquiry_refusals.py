@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.audit.ledger import Actor
 from app.authz import directory
 from app.authz.models import User
+from app.authz.service import lock_throttle
 from app.clock import TOKYO, ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
@@ -20,6 +21,7 @@ from app.inquiry.models import IdempotencyRecord, Inquiry, SealedResponse
 from app.inquiry.subject import contains_my_number, is_my_number, my_number_check_digit
 from tests.helpers import ledger_events, terminal, terminal_headers
 from tests.inquiry.support import (
+    a1,
     as_user,
     center_record,
     center_record_when_nothing_waits,
@@ -515,6 +517,53 @@ async def test_wrong_confirmer_password_is_refused_and_counts_toward_lockout(
     )
     assert locked.json()["code"] == "ACCOUNT_LOCKED"
     assert await center_record_when_nothing_waits(ctx) == []
+
+
+async def test_the_right_confirmer_password_waits_for_a_lockout_being_counted_and_is_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """AU-5 at A1: the fifth wrong password is being counted (its transaction has locked the confirmer
+    but not yet committed) when the right one arrives. The right one must wait and then find the lock;
+    on PostgreSQL it used to read the lock state as it was before and approve, so a hundred guesses sent
+    at once were each judged on their password."""
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx), approval=a1(demo))
+    async with ctx.db.session() as earlier:  # four wrong passwords, counted and committed
+        (await lock_throttle(earlier, ctx, "cf001")).consecutive_failures = ctx.settings.lockout_threshold - 1
+        await earlier.commit()
+    async with ctx.db.session() as counting:  # the fifth, still being counted
+        throttle = await lock_throttle(counting, ctx, "cf001")
+        throttle.consecutive_failures += 1
+        throttle.locked_at = clock.now()
+        await counting.flush()
+        right = asyncio.create_task(client.post("/inquiries", json=body, headers=operator))
+        await asyncio.sleep(1.0)
+        assert not right.done(), f"judged before the lockout being counted was settled: {right.result().text}"
+        await counting.commit()
+    assert _code(await right) == (403, "APPROVAL_INVALID")
+    assert await center_record_when_nothing_waits(ctx) == []
+
+
+async def test_right_and_wrong_confirmer_passwords_sent_at_once_approve_nothing_after_the_lock(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """Six wrong and four right A1 approvals by one confirmer, all at once: no attempt fails with a 500
+    (a deadlock between them would), the lock is taken once, and in the ledger every approval that was
+    granted comes before it: none was judged on a lock state that had already changed."""
+    operator = await as_user(client, demo, "op001")
+    subject = await person(ctx)
+
+    passwords = ["wrong-guess"] * 6 + [password_of(demo, "cf001")] * 4
+    bodies = [draft_body(subject, approval=a1(demo, password=p)) for p in passwords]
+    sent = await asyncio.gather(*(client.post("/inquiries", json=b, headers=operator) for b in bodies))
+
+    assert all(r.status_code in (201, 403) for r in sent), [r.text for r in sent]
+    assert [_code(r) for r in sent[:6]] == [(403, "APPROVAL_INVALID")] * 6
+    assert all(r.status_code == 201 or _code(r) == (403, "APPROVAL_INVALID") for r in sent[6:])
+    [locked] = await ledger_events(ctx, action="auth.account_locked")
+    granted = await ledger_events(ctx, action="approval.confirmer_credentials")
+    assert len(granted) == sum(r.status_code == 201 for r in sent)
+    assert all(event.seq < locked.seq for event in granted)
 
 
 async def test_a_waiting_draft_is_sent_only_if_the_policy_in_force_still_allows_it(

@@ -18,6 +18,7 @@ from app.demo import DemoCredentials
 from app.inquiry.models import Escalation
 from tests.helpers import ledger_events
 from tests.inquiry.support import (
+    a1,
     as_user,
     center_record,
     center_record_when_nothing_waits,
@@ -26,14 +27,6 @@ from tests.inquiry.support import (
     person,
     released_inquiry,
 )
-
-
-def a1(demo: DemoCredentials, confirmer: str = "cf001") -> dict[str, str]:
-    return {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": confirmer,
-        "confirmer_password": password_of(demo, confirmer),
-    }
 
 
 @pytest.fixture

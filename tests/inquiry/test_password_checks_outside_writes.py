@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from app.authz.passwords import PasswordHashing
 from app.context import AppContext
 from app.demo import DemoCredentials
 from tests.helpers import login
-from tests.inquiry.support import as_user, center_record, draft_body, password_of, person
+from tests.inquiry.support import a1, as_user, center_record, draft_body, password_of, person
 
 # Long enough for a loaded CI machine; the SQLite writer queue's own timeout is 30 s.
 WAIT_S = 10.0
@@ -65,14 +64,6 @@ async def another_terminals_draft(
     subject = await person(ctx, index=index)
     drafting = client.post("/inquiries", json=draft_body(subject), headers=headers)
     return await asyncio.wait_for(drafting, WAIT_S)
-
-
-def a1(demo: DemoCredentials, confirmer_id: str, password: str | None = None) -> dict[str, Any]:
-    return {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": confirmer_id,
-        "confirmer_password": password or password_of(demo, confirmer_id),
-    }
 
 
 async def test_writes_go_on_while_a_login_checks_its_password(

@@ -20,17 +20,9 @@ from app.inquiry.models import Escalation
 from app.lists import service
 from app.lists.models import DailyList, DailyListLine
 from tests.helpers import ledger_events
-from tests.inquiry.support import as_user, draft_body, password_of, person
+from tests.inquiry.support import a1, as_user, draft_body, person
 
 FRIDAY_MORNING = datetime(2026, 11, 13, 1, 0, tzinfo=UTC)  # 10:00 JST, Friday 13 November 2026
-
-
-def a1(demo: DemoCredentials) -> dict[str, str]:
-    return {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": "cf001",
-        "confirmer_password": password_of(demo, "cf001"),
-    }
 
 
 async def send(

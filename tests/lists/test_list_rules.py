@@ -12,8 +12,8 @@ from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from tests.helpers import MY_NUMBER, MY_NUMBER_GROUPED, ledger_text, my_number_forbidden
-from tests.inquiry.support import as_user, draft_body, person
-from tests.lists.test_daily_lists import FRIDAY_MORNING, a1, generate, send
+from tests.inquiry.support import a1, as_user, draft_body, person
+from tests.lists.test_daily_lists import FRIDAY_MORNING, generate, send
 from tests.lists.test_formats import pdf_text
 
 

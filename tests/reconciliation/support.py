@@ -14,17 +14,9 @@ from app.center.record_file import read_record_file
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.reconciliation import service
-from tests.inquiry.support import as_user, center_record, draft_body, password_of, sim_client
+from tests.inquiry.support import a1, as_user, center_record, draft_body, sim_client
 
 DAY = {"from": "2026-11-24", "to": "2026-11-24"}
-
-
-def a1(demo: DemoCredentials, confirmer: str = "cf001") -> dict[str, str]:
-    return {
-        "method": "confirmer_credentials",
-        "confirmer_user_id": confirmer,
-        "confirmer_password": password_of(demo, confirmer),
-    }
 
 
 async def sent_inquiry(

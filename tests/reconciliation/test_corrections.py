@@ -15,8 +15,8 @@ from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import InquiryCorrection
-from tests.inquiry.support import as_user, center_record, person, sim_client
-from tests.reconciliation.support import DAY, a1, direct_entry, reconcile, reconcile_file, sent_inquiry
+from tests.inquiry.support import a1, as_user, center_record, person, sim_client
+from tests.reconciliation.support import DAY, direct_entry, reconcile, reconcile_file, sent_inquiry
 
 GUARANTOR = {
     "purpose": "guarantor",
