@@ -97,14 +97,20 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
+# Kanji numerals written digit by digit, as a number is read out or written vertically (一二三四 五六七八
+# 九〇一八). Only the ten digit characters: positional numerals (十, 百, 千) never spell a twelve-digit
+# identifier, and folding them would turn amounts and addresses into digit runs.
+_KANJI_DIGITS = str.maketrans("〇零一二三四五六七八九", "00123456789")
+
+
 def _as_a_person_reads_it(text: str) -> str:
     """NFKC (full-width and circled digits, full-width hyphen and space), invisible format characters
-    (Unicode Cf: zero-width space and joiners, direction marks) removed and the decimal digits of
-    other scripts (Arabic-Indic, Devanagari, …) read as 0–9: a number written so reads the same to a
-    person."""
+    (Unicode Cf: zero-width space and joiners, direction marks) removed, and the decimal digits of
+    other scripts (Arabic-Indic, Devanagari, …) and kanji digits read as 0–9: a number written so reads
+    the same to a person."""
     if text.isascii():
         return text
-    folded = unicodedata.normalize("NFKC", text)
+    folded = unicodedata.normalize("NFKC", text).translate(_KANJI_DIGITS)
     return "".join(
         str(unicodedata.decimal(ch)) if ch.isdecimal() and not ch.isascii() else ch
         for ch in folded

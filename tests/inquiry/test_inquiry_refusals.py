@@ -230,6 +230,43 @@ def test_the_number_is_found_in_the_digits_of_another_script() -> None:
         assert contains_my_number({"address": f"番号 {written}"})
 
 
+_KANJI = "〇一二三四五六七八九"
+
+
+def test_the_number_is_found_written_in_kanji_digits() -> None:
+    # Read out over the telephone and written down, or written vertically on a form, a number is often
+    # kanji digit by digit; with or without groups, and mixed with Arabic digits, it is the same number.
+    number = my_number()
+    kanji = "".join(_KANJI[int(digit)] for digit in number)
+    assert contains_my_number({"note": f"お客様番号 {kanji}"})
+    assert contains_my_number({"note": f"{kanji[:4]}ー{kanji[4:8]}ー{kanji[8:]}"})
+    assert contains_my_number({"note": kanji[:6] + number[6:]})
+    leading_zero = "01234567890" + str(my_number_check_digit("01234567890"))
+    assert contains_my_number({"note": "零" + "".join(_KANJI[int(digit)] for digit in leading_zero[1:])})
+
+
+async def test_an_inquiry_with_the_number_in_kanji_digits_is_refused_and_nothing_is_stored(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx))
+    body["consent_document"]["reference"] = "".join(_KANJI[int(digit)] for digit in my_number())
+    refused = await client.post("/inquiries", json=body, headers=operator)
+    assert _code(refused) == (422, "MY_NUMBER_FORBIDDEN")
+    async with ctx.db.read_session() as session:
+        assert (await session.scalars(select(Inquiry))).all() == []
+
+
+def test_kanji_amounts_and_addresses_are_not_read_as_a_number() -> None:
+    # Positional numerals are not digits: 千二百三十四万… is an amount, 三丁目一番二号 an address.
+    number = my_number()
+    positional = "".join(_KANJI[int(digit)] + "十" for digit in number)
+    assert not contains_my_number({"note": positional})
+    assert not contains_my_number({"address": "東京都千代田区一番町三丁目一番二号 四〇一号室"})
+    wrong = number[:11] + str((int(number[11]) + 1) % 10)
+    assert not contains_my_number({"note": "".join(_KANJI[int(digit)] for digit in wrong)})
+
+
 def test_no_other_twelve_digits_of_a_long_grouped_number_are_taken_for_one() -> None:
     # The windows the lookahead now tries must still need a valid check digit: none of these is one.
     assert not any(is_my_number(window) for window in ("031234567898", "123456789876", "567898765432"))
