@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from app.center.kana import fold_kana
 from app.center.kana import is_katakana_name as is_katakana_key
 from app.center.kana import normalise_kana as center_matching_form
+from app.crypto.keyring import PSEUDONYM_PATTERN
 
 _SPACES = re.compile(r"[\s\u3000]+")
 # What people put between the groups of a number (after NFKC, which folds full-width digits, hyphen,
@@ -131,6 +132,17 @@ def contains_my_number(payload: Any) -> bool:
 ISSUED_ID_FIELDS = ("hq_request_id",)
 
 
+# Where a request names a person by the gateway's pseudonym (an incident's affected subjects). Each
+# value's hex digits hold twelve decimals with a valid check digit about once in a thousand; a value
+# there that is not of the pseudonym's exact form is scanned like any other text.
+PSEUDONYM_FIELDS = ("affected_subjects",)
+_PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
+
+
+def _is_pseudonym(value: Any) -> bool:
+    return isinstance(value, str) and _PSEUDONYM.fullmatch(value) is not None
+
+
 def _is_uuid(value: Any) -> bool:
     try:
         return isinstance(value, str) and str(uuid.UUID(value)) == value
@@ -156,8 +168,8 @@ SECRET_FIELDS = frozenset(
 
 
 def without_issued_ids(raw_body: Any) -> Any:
-    """The request as a person typed it and the gateway keeps it: the gateway's own identifiers and the
-    secrets (``SECRET_FIELDS``, at any depth) left out of the PL-4 scan.
+    """The request as a person typed it and the gateway keeps it: the gateway's own identifiers and
+    pseudonyms and the secrets (``SECRET_FIELDS``, at any depth) left out of the PL-4 scan.
 
     A UUID's hex groups read as a valid 12-digit Individual Number in about 1 in 370 UUIDs, which made
     HQ unable to execute that share of branch requests. Only a canonical UUID is passed over, so the
@@ -167,7 +179,9 @@ def without_issued_ids(raw_body: Any) -> Any:
     if not isinstance(raw_body, dict):
         return raw_body
     return {
-        k: without_issued_ids(v)
+        k: [item for item in v if not _is_pseudonym(item)]
+        if k in PSEUDONYM_FIELDS and isinstance(v, list)
+        else without_issued_ids(v)
         for k, v in raw_body.items()
         if not (k in ISSUED_ID_FIELDS and _is_uuid(v)) and not (k in SECRET_FIELDS and isinstance(v, str))
     }

@@ -115,3 +115,28 @@ async def test_a_person_is_named_to_an_incident_or_the_access_query_only_by_pseu
     assert answered.status_code == 200, answered.text
     text = await ledger_text(ctx)
     assert MY_NUMBER not in text and "シケン" not in text and pseudonym in text
+
+
+async def test_a_pseudonym_whose_hex_digits_read_as_a_number_is_a_pseudonym_in_any_body(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """A pseudonym is 32 hex digits; in about one in a thousand of them twelve in a row are decimal and
+    carry a valid check digit. The officer naming that person to an incident, who got another field
+    wrong, must hear what is wrong, not be told an Individual Number was typed."""
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    key_id = subject_pseudonym(ctx, name_kana="シケン ハナコ", birth_date=date(1985, 6, 7)).split(":")[0]
+    pseudonym = f"{key_id}:abcdef{MY_NUMBER}abcdefabcdefab"
+    incident = {"title": "目的外照会の疑い", "severity": "high", "affected_subjects": [pseudonym]}
+
+    wrong = await client.post("/incidents", json={**incident, "severity": "urgent"}, headers=officer)
+    assert wrong.status_code == 422 and wrong.json()["code"] == "VALIDATION_ERROR", wrong.text
+    assert [error["loc"] for error in wrong.json()["errors"]] == [["body", "severity"]]
+    opened = await client.post("/incidents", json=incident, headers=officer)
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["affected_subjects"] == [pseudonym]
+    # The same digits anywhere a person types are still the number.
+    my_number_forbidden(
+        await client.post(
+            "/incidents", json={**incident, "severity": "urgent", "title": pseudonym}, headers=officer
+        )
+    )
