@@ -36,6 +36,7 @@ from app.authz.deps import AuditReader
 from app.crypto.keyring import PSEUDONYM_PATTERN, public_key_pem
 from app.deps import Context, DbSession
 from app.errors import ValidationFailed, problem_responses
+from app.inquiry.subject import OptionalFreeText
 from app.models_registry import metadata
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -54,9 +55,11 @@ async def events(
     after_seq: Annotated[int, Query(ge=0)] = 0,
     since: datetime | None = None,
     until: datetime | None = None,
-    actor_id: Annotated[str | None, Query(max_length=80)] = None,
-    action: Annotated[str | None, Query(max_length=80)] = None,
-    object_id: Annotated[str | None, Query(max_length=80)] = None,
+    # The filters are recorded in the ledger (audit.events_read), which can never give a value back up:
+    # one holding an Individual Number is refused as one (PL-4), as free text in a body is.
+    actor_id: Annotated[OptionalFreeText, Query(max_length=80)] = None,
+    action: Annotated[OptionalFreeText, Query(max_length=80)] = None,
+    object_id: Annotated[OptionalFreeText, Query(max_length=80)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> StreamingResponse:
     for bound in (since, until):

@@ -23,7 +23,16 @@ from app.context import AppContext
 from app.demo import DEMO_USERS, DemoCredentials
 from tests.audit.ledger_support import all_events
 from tests.governance.support import privileged_headers
-from tests.helpers import auth_headers, login, terminal, terminal_headers
+from tests.helpers import (
+    MY_NUMBER,
+    MY_NUMBER_GROUPED,
+    auth_headers,
+    ledger_text,
+    login,
+    my_number_forbidden,
+    terminal,
+    terminal_headers,
+)
 
 EVENT_FIELDS = {
     "seq",
@@ -146,6 +155,27 @@ async def test_filters_select_what_was_asked_and_each_read_is_recorded_with_them
     assert recorded[3]["actor_id"] == "op001"
     assert recorded[4]["since"] == since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert recorded[5]["limit"] == 3
+
+
+async def test_a_filter_holding_an_individual_number_is_refused_and_never_recorded(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext
+) -> None:
+    """Each read is recorded with its filters, in a ledger that can never give a value back up (PL-4)."""
+    for name, typed in (("object_id", MY_NUMBER), ("actor_id", MY_NUMBER_GROUPED), ("action", MY_NUMBER)):
+        refused = my_number_forbidden(
+            await client.get("/audit/events", params={name: typed}, headers=auditor)
+        )
+        assert [error["loc"] for error in refused["errors"]] == [["query", name]]
+    events = await all_events(ctx)
+    assert not [e for e in events if e.action == "audit.events_read"]
+    refusals = [json.loads(e.details) for e in events if e.action == "request.refused"]
+    assert [r["code"] for r in refusals] == ["MY_NUMBER_FORBIDDEN"] * 3
+    ledger = await ledger_text(ctx)
+    assert MY_NUMBER not in ledger and MY_NUMBER_GROUPED not in ledger
+    # A filter that only looks like one is still read.
+    assert (
+        await client.get("/audit/events", params={"object_id": "INQ-0001-20261124"}, headers=auditor)
+    ).status_code == 200
 
 
 async def test_only_auditors_may_read_the_ledger_and_refusals_are_recorded(
