@@ -7,11 +7,23 @@ import json
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
+from app.audit.models import AuditEvent
 from app.clock import ManualClock
+from app.context import AppContext
 from app.demo import DemoCredentials
+from app.inquiry.subject import contains_my_number
 from tests.governance.support import privileged_headers
-from tests.helpers import auth_headers, ledger_events, terminal, terminal_headers
+from tests.helpers import (
+    MY_NUMBER,
+    MY_NUMBER_GROUPED,
+    auth_headers,
+    ledger_events,
+    terminal,
+    terminal_headers,
+    user,
+)
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "request_id"}
 
@@ -38,6 +50,26 @@ async def test_every_response_carries_a_request_id_and_a_good_one_is_kept(client
     assert kept.headers["x-request-id"] == "batch-20261124-0001"
     replaced = await client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
     assert replaced.headers["x-request-id"] != "bad id with spaces"
+
+
+async def test_a_request_id_that_reads_as_an_individual_number_is_replaced_before_it_is_recorded(
+    client: httpx.AsyncClient, ctx: AppContext, demo: DemoCredentials
+) -> None:
+    """The request ID is in every ledger event and log line of the request (PL-4)."""
+    for sent in (MY_NUMBER, MY_NUMBER_GROUPED.replace("-", "_")):
+        response = await client.post(
+            "/auth/login",
+            json={"user_id": "op001", "password": user(demo, "op001")["password"]},
+            headers={**terminal_headers(terminal(demo, "001")), "X-Request-Id": sent},
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["x-request-id"] != sent
+    async with ctx.db.read_session() as session:
+        request_ids = (await session.scalars(select(AuditEvent.request_id))).all()
+    assert request_ids and not [r for r in request_ids if r and contains_my_number(r)]
+    # Twelve digits without a valid check digit are kept, as any well-formed ID is.
+    wrong = MY_NUMBER[:11] + str((int(MY_NUMBER[11]) + 1) % 10)
+    assert (await client.get("/healthz", headers={"X-Request-Id": wrong})).headers["x-request-id"] == wrong
 
 
 async def test_validation_errors_never_echo_the_input(
