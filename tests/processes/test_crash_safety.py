@@ -3,7 +3,7 @@
 design.md "The center link and the outbox": submitting writes ``queued`` and an outbox row in one
 transaction; a crash at any point leaves a row that is retried with the same center idempotency key.
 Here that is tested the hard way: a real gateway process (``shokai serve``) talks to the simulator
-process, whose deliberate latency keeps deliveries in flight; 130 operators' submits are fired at once
+process, whose deliberate latency keeps deliveries in flight; 150 operators' submits are fired at once
 and the gateway is killed with SIGKILL in the middle of them, then started again.
 
 What a bank's auditor checks afterwards:
@@ -38,7 +38,9 @@ from tests.processes.support import (
     wait_for_async,
 )
 
-SUBMITS = 130
+# 100 must still be in flight at the kill on a loaded 2-core machine, where most of the first wave has
+# already been answered: the margin is the 50 beyond it.
+SUBMITS = 150
 FIRST_WAVE = 30
 FIRST_DAY_RUSH = 12
 CENTER_LATENCY_MS = 300
