@@ -114,6 +114,16 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+def _typed_in_the_url(exc: RequestValidationError) -> bool:
+    """A query or path value the route refused (``?limit=`` with twelve digits, say) that reads as an
+    Individual Number: the caller is told what is wrong with it first, as for a body. URLs carry no
+    secrets, so every refused value is scanned as typed."""
+    return any(
+        error.get("loc", ("",))[0] in ("query", "path") and typed_an_individual_number(error.get("input"))
+        for error in exc.errors()
+    )
+
+
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
@@ -125,11 +135,15 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
         }
         for error in exc.errors()
     ]
-    typed_one = any(error["type"] == MY_NUMBER_ERROR for error in errors) or (
-        # A body that is not valid never reaches the inquiry service's whole-body scan; one that holds a
-        # number (in a field the schema does not know, say) is told so all the same. Only a parsed body
-        # is read: raw text could be a password's.
-        isinstance(exc.body, dict | list) and typed_an_individual_number(exc.body)
+    typed_one = (
+        any(error["type"] == MY_NUMBER_ERROR for error in errors)
+        or (
+            # A body that is not valid never reaches the inquiry service's whole-body scan; one that holds a
+            # number (in a field the schema does not know, say) is told so all the same. Only a parsed body
+            # is read: raw text could be a password's.
+            isinstance(exc.body, dict | list) and typed_an_individual_number(exc.body)
+        )
+        or _typed_in_the_url(exc)
     )
     if typed_one:
         # PL-4 before any other fault of the body: what the caller must hear is that the number may not be

@@ -72,6 +72,34 @@ async def test_a_request_id_that_reads_as_an_individual_number_is_replaced_befor
     assert (await client.get("/healthz", headers={"X-Request-Id": wrong})).headers["x-request-id"] == wrong
 
 
+async def test_a_refused_query_or_path_value_reading_as_an_individual_number_is_told_so(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """A number pasted into the wrong box of a URL is refused as a number (PL-4), as in a body: the caller
+    hears what must not be typed at all, and the ledger keeps the code only."""
+    operator = await auth_headers(client, demo, "op001")
+    confirmer = await auth_headers(client, demo, "cf001")
+    for response in (
+        await client.get("/inquiries", params={"limit": MY_NUMBER}, headers=operator),
+        await client.post(
+            f"/daily-lists/none/lines/{MY_NUMBER}/check", json={"result": "matched"}, headers=confirmer
+        ),
+    ):
+        assert_problem(response, 422, "MY_NUMBER_FORBIDDEN")
+        assert MY_NUMBER not in response.text
+    # Any other refused value is still the plain validation error it was.
+    assert_problem(
+        await client.get("/inquiries", params={"limit": "100000"}, headers=operator), 422, "VALIDATION_ERROR"
+    )
+    wrong = MY_NUMBER[:11] + str((int(MY_NUMBER[11]) + 1) % 10)
+    assert_problem(
+        await client.get("/inquiries", params={"limit": wrong}, headers=operator), 422, "VALIDATION_ERROR"
+    )
+    refusals = [json.loads(e.details) for e in await ledger_events(ctx, action="request.refused")]
+    assert [r["code"] for r in refusals] == ["MY_NUMBER_FORBIDDEN"] * 2
+    assert not [e for e in await ledger_events(ctx) if MY_NUMBER in (e.details or "")]
+
+
 async def test_validation_errors_never_echo_the_input(
     client: httpx.AsyncClient, demo: DemoCredentials
 ) -> None:
