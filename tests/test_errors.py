@@ -79,8 +79,10 @@ async def test_a_refused_query_or_path_value_reading_as_an_individual_number_is_
     hears what must not be typed at all, and the ledger keeps the code only."""
     operator = await auth_headers(client, demo, "op001")
     confirmer = await auth_headers(client, demo, "cf001")
+    auditor = await auth_headers(client, demo, "auditor")
     for response in (
         await client.get("/inquiries", params={"limit": MY_NUMBER}, headers=operator),
+        await client.get("/audit/subject-access", params={"subject_pseudonym": MY_NUMBER}, headers=auditor),
         await client.post(
             f"/daily-lists/none/lines/{MY_NUMBER}/check", json={"result": "matched"}, headers=confirmer
         ),
@@ -96,7 +98,7 @@ async def test_a_refused_query_or_path_value_reading_as_an_individual_number_is_
         await client.get("/inquiries", params={"limit": wrong}, headers=operator), 422, "VALIDATION_ERROR"
     )
     refusals = [json.loads(e.details) for e in await ledger_events(ctx, action="request.refused")]
-    assert [r["code"] for r in refusals] == ["MY_NUMBER_FORBIDDEN"] * 2
+    assert [r["code"] for r in refusals] == ["MY_NUMBER_FORBIDDEN"] * 3
     assert not [e for e in await ledger_events(ctx) if MY_NUMBER in (e.details or "")]
 
 
