@@ -92,3 +92,26 @@ def check_date_text(value: object) -> object:
 # Every date the service accepts from outside (bodies, query and path parameters).
 IsoDate = Annotated[date, BeforeValidator(check_date_text)]
 BusinessDate = Annotated[IsoDate, AfterValidator(check_business_date)]
+
+
+# The instants the service accepts from outside (a ledger filter's since/until, a role's expiry, an
+# incident's window): the business dates' range, in UTC. A time zone is required (RFC 3339): a naive time
+# has no one meaning, and the UTC columns refuse it. An offset at the edge of the calendar (year 1 at
+# +14:00) has no UTC form at all; both would otherwise fail at the first comparison or statement.
+EARLIEST_INSTANT = datetime.combine(EARLIEST_BUSINESS_DATE, datetime.min.time(), tzinfo=UTC)
+LATEST_INSTANT = datetime.combine(LATEST_BUSINESS_DATE + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+
+
+def check_instant(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("a time needs its time zone (RFC 3339, e.g. 2026-11-24T09:00:00+09:00)")
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST_INSTANT <= in_utc < LATEST_INSTANT:
+        raise ValueError(f"times run from {rfc3339(EARLIEST_INSTANT)} to before {rfc3339(LATEST_INSTANT)}")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(check_instant)]

@@ -33,6 +33,10 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_only
 
+# The largest integer a BIGINT column (and SQLite's INTEGER) holds. An integer from outside that is
+# compared with one must be bounded by it: a larger one fails in the driver (OverflowError), not as 422.
+BIGINT_MAX = 2**63 - 1
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,7 +55,7 @@ from app.monitoring import scheduler as monitoring_schedule
 from app.monitoring.center_link import CenterLinkWatch
 from app.monitoring.logs import REQUEST_ID, configure_logging
 from app.panel.router import install_panel
-from app.problems import install_error_handlers
+from app.problems import handle_unexpected, install_error_handlers, log_unexpected
 from app.reconciliation import scheduler as reconciliation_schedule
 from app.reconciliation.router import router as center_reconciliation_router
 from app.request_guard import RequestGuard
@@ -63,6 +63,10 @@ from app.request_guard import RequestGuard
 API_PREFIX = "/api/v1"
 access_log = logging.getLogger("shokai.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def _route_template(scope: Scope) -> str:
+    return str(getattr(scope.get("route"), "path", None) or "unmatched")
 
 
 class RequestContext:
@@ -93,11 +97,13 @@ class RequestContext:
         request_id_token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 headers = MutableHeaders(scope=message)
                 headers[self._header_name] = request_id
                 if "cache-control" not in headers:
@@ -107,9 +113,21 @@ class RequestContext:
             await send(message)
 
         try:
-            await self._app(scope, receive, send_with_headers)
+            try:
+                await self._app(scope, receive, send_with_headers)
+            except Exception as exc:
+                # Answered here rather than by Starlette's outermost handler, which sends its response
+                # past this middleware (no request id, no safe headers), logs after the request id is
+                # reset and re-raises to the server, which then drops the client's keep-alive connection.
+                if response_started:
+                    # A streamed body failed part-way. Only the server aborting the transfer tells the
+                    # client that what it received is incomplete, so the error goes on to it.
+                    log_unexpected(exc, method=scope["method"], route=_route_template(scope))
+                    raise
+                answer = await handle_unexpected(Request(scope, receive), exc)
+                await answer(scope, receive, send_with_headers)
         finally:
-            template = getattr(scope.get("route"), "path", "unmatched")
+            template = _route_template(scope)
             # The access log (uvicorn's is off, app/serving.py): the route template, never the URL, whose
             # query string can name a person (GET /audit/subject-access).
             access_log.info(

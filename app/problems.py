@@ -185,9 +185,14 @@ async def handle_sealed_value_unreadable(request: Request, exc: Exception) -> JS
     )
 
 
+def log_unexpected(exc: Exception, *, method: str, route: str) -> None:
+    # Only the type goes to the log (and the frames, app/monitoring/logs.py): an exception message may
+    # quote input, and a path may, too.
+    log.error("unhandled %s on %s %s", type(exc).__name__, method, route, exc_info=exc)
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Only the type goes to the log: an exception message may quote input (and a path may, too).
-    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, _route_of(request))
+    log_unexpected(exc, method=request.method, route=_route_of(request))
     return _problem(request, 500, "INTERNAL_ERROR", "Internal error", "The request could not be completed")
 
 

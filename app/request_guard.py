@@ -68,6 +68,45 @@ def _body_unstorable(body: bytes, content_type: str) -> bool:
     return _json_unstorable(decoded)
 
 
+# No body the gateway takes is nested more than a few levels (an inquiry's consent document, a policy's
+# table). Python's recursion limit is about 1,000 frames: a body of a few hundred brackets parses, but
+# every function that walks it — the Individual Number scan, this guard's own — would fail (a 500).
+MAX_JSON_DEPTH = 32
+
+
+def too_deeply_nested(body: bytes) -> bool:
+    """Whether a JSON body opens more than ``MAX_JSON_DEPTH`` arrays or objects inside one another.
+
+    Parsed by the C decoder (linear; it gives up with RecursionError near the limit itself) and walked
+    with an explicit stack, so the check cannot itself recurse. Only a body with more brackets than the
+    bound could exceed it, so nearly every body is passed over on two counts of its bytes."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    try:
+        decoded = json.loads(body)
+    except RecursionError:
+        return True
+    except ValueError:
+        return False  # not JSON: the route's own parsing refuses it
+    pending: list[tuple[Any, int]] = [(decoded, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return True
+            pending.extend(
+                (item, depth + 1) for item in (value.values() if isinstance(value, dict) else value)
+            )
+    return False
+
+
+def _content_type(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return value.decode("latin-1").split(";")[0].strip().lower()
+    return ""
+
+
 def unstorable_part(scope: Scope, body: bytes) -> str | None:
     """Where the request carries text that cannot be stored (``path``, ``query``, ``header``, ``body``)."""
     # Some servers (and httpx's ASGI transport) leave the query string on raw_path.
@@ -77,13 +116,10 @@ def unstorable_part(scope: Scope, body: bytes) -> str | None:
     query: bytes = scope.get("query_string", b"")
     if b"\x00" in query or b"%00" in query:
         return "query"
-    content_type = ""
     for name, value in scope.get("headers", ()):
         if b"\x00" in name or b"\x00" in value:
             return "header"
-        if name == b"content-type":
-            content_type = value.decode("latin-1").split(";")[0].strip().lower()
-    if body and _body_unstorable(body, content_type):
+    if body and _body_unstorable(body, _content_type(scope)):
         return "body"
     return None
 
@@ -117,6 +153,15 @@ class RequestGuard:
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        if body and _content_type(scope) != _FORM and too_deeply_nested(body):
+            error = ValidationFailed(f"The request body may nest at most {MAX_JSON_DEPTH} levels")
+            await self._refuse(
+                scope,
+                send,
+                error,
+                errors=[{"loc": ["body"], "type": "too_deeply_nested", "msg": error.detail}],
+            )
+            return
         part = unstorable_part(scope, body)
         if part is not None:
             error = ValidationFailed(

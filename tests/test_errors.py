@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import httpx
+from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -14,6 +16,7 @@ from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.subject import contains_my_number
+from app.monitoring.logs import JsonFormatter
 from tests.governance.support import privileged_headers
 from tests.helpers import (
     MY_NUMBER,
@@ -100,6 +103,36 @@ async def test_a_refused_query_or_path_value_reading_as_an_individual_number_is_
     refusals = [json.loads(e.details) for e in await ledger_events(ctx, action="request.refused")]
     assert [r["code"] for r in refusals] == ["MY_NUMBER_FORBIDDEN"] * 3
     assert not [e for e in await ledger_events(ctx) if MY_NUMBER in (e.details or "")]
+
+
+async def test_an_unexpected_failure_is_answered_with_its_request_id_and_logged_under_it(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A fault nobody foresaw is still problem+json carrying the request id the caller can quote to
+    support, logged under that id by type and frames only, and the connection carries on (it used to
+    reach the server as an exception, which dropped the client's keep-alive connection)."""
+
+    async def fails() -> None:
+        raise RuntimeError("ヤマダ タロウ 1990-04-12")  # a message that quotes input
+
+    app.add_api_route("/api/v1/test-only/fails", fails)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(JsonFormatter().format(record))  # type: ignore[method-assign]
+    logging.getLogger("shokai").addHandler(handler)
+    try:
+        response = await client.get("/test-only/fails", headers={"X-Request-Id": "batch-20261204-0001"})
+    finally:
+        logging.getLogger("shokai").removeHandler(handler)
+    body = assert_problem(response, 500, "INTERNAL_ERROR")
+    assert body["request_id"] == response.headers["x-request-id"] == "batch-20261204-0001"
+    assert response.headers["cache-control"] == "no-store"
+    assert "ヤマダ" not in response.text
+    logged = [json.loads(line) for line in lines if "unhandled" in line]
+    assert [(e["request_id"], e["exception"]) for e in logged] == [("batch-20261204-0001", "RuntimeError")]
+    assert any("fails" in frame for frame in logged[0]["stack"])
+    assert "ヤマダ" not in "".join(lines)
+    assert (await client.get("/healthz")).status_code == 200
 
 
 async def test_validation_errors_never_echo_the_input(
@@ -206,3 +239,38 @@ async def test_a_nul_is_refused_before_any_route_runs(
         {"loc": ["body"], "type": "unstorable_character", "msg": "NUL or a lone surrogate"}
     ]
     assert len(await ledger_events(ctx)) == events_before
+
+
+def _unbounded_integers(
+    schema: object, where: str, components: dict[str, object], seen: frozenset[str]
+) -> list[str]:
+    if not isinstance(schema, dict):
+        return []
+    if "$ref" in schema:
+        name = str(schema["$ref"]).rsplit("/", 1)[-1]
+        return [] if name in seen else _unbounded_integers(components[name], where, components, seen | {name})
+    found = [where] if schema.get("type") == "integer" and "maximum" not in schema else []
+    for key in ("anyOf", "oneOf", "allOf"):
+        for part in schema.get(key, []):
+            found += _unbounded_integers(part, where, components, seen)
+    for name, part in schema.get("properties", {}).items():
+        found += _unbounded_integers(part, f"{where}.{name}", components, seen)
+    found += _unbounded_integers(schema.get("items"), f"{where}[]", components, seen)
+    return found
+
+
+def test_every_integer_a_client_sends_has_an_upper_bound(app: FastAPI) -> None:
+    """An integer past what a BIGINT holds fails in the database driver, not as 422: after_seq=2**63 was a
+    200 stream cut off part-way, 2**64 a 500. Every integer in a path, query or body is bounded."""
+    spec = app.openapi()
+    components = spec.get("components", {}).get("schemas", {})
+    unbounded: list[str] = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                where = f"{method.upper()} {path} {parameter['in']}:{parameter['name']}"
+                unbounded += _unbounded_integers(parameter.get("schema"), where, components, frozenset())
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                where = f"{method.upper()} {path} body"
+                unbounded += _unbounded_integers(content.get("schema"), where, components, frozenset())
+    assert unbounded == []

@@ -105,3 +105,52 @@ async def test_a_panel_form_over_the_bound_is_refused_the_same_way(
     )
     assert_problem(response, 413, "PAYLOAD_TOO_LARGE")
     assert len(await ledger_events(ctx)) == events_before
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"user_id": "op001", "password": "x", "x": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+async def test_a_body_nested_deeper_than_any_real_one_is_refused_before_any_route_runs(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """A few hundred brackets parse, but every function that walks the body would run out of stack (a
+    500, without logging in). Refused at the edge as 422: nothing written, nothing sent."""
+    operator = await as_user(client, demo, "op001")
+    events_before = len(await ledger_events(ctx))
+    json_headers = {"Content-Type": "application/json"}
+    for depth in (33, 600, 5000):
+        for path, headers in (
+            ("/auth/login", {**json_headers, **terminal_headers(terminal(demo, "001"))}),
+            ("/auth/token", json_headers),
+            ("/inquiries", {**json_headers, **operator}),
+        ):
+            body = assert_problem(
+                await client.post(path, content=_nested(depth), headers=headers), 422, "VALIDATION_ERROR"
+            )
+            assert body["errors"] == [
+                {
+                    "loc": ["body"],
+                    "type": "too_deeply_nested",
+                    "msg": "The request body may nest at most 32 levels",
+                }
+            ], (path, depth)
+    # Brackets inside strings are text, not nesting; a body at the bound reaches the route as before.
+    assert_problem(
+        await client.post(
+            "/auth/login",
+            json={"user_id": "[" * 40, "password": "{" * 100},
+            headers=terminal_headers(terminal(demo, "001")),
+        ),
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    at_the_bound = await client.post(
+        "/auth/login",
+        content=_nested(31),
+        headers={**json_headers, **terminal_headers(terminal(demo, "001"))},
+    )
+    assert at_the_bound.json()["code"] == "VALIDATION_ERROR"
+    assert at_the_bound.json()["errors"][0]["type"] != "too_deeply_nested"
+    assert len(await ledger_events(ctx)) == events_before + 1  # the one failed login, nothing else
+    assert await center_record(ctx) == []

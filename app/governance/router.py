@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from app.authz.deps import AnyPrincipal, CurrentPrincipal
 from app.authz.schemas import Page, TerminalOut
+from app.db import BIGINT_MAX
 from app.deps import Context, DbSession
 from app.errors import problem_responses
 from app.governance import (
@@ -380,7 +381,12 @@ async def campaign_items(
     responses=problem_responses(401, 403, 404, 409),
 )
 async def decide_item(
-    campaign_id: str, item_id: int, body: AttestIn, principal: Attester, session: DbSession, ctx: Context
+    campaign_id: str,
+    item_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)],
+    body: AttestIn,
+    principal: Attester,
+    session: DbSession,
+    ctx: Context,
 ) -> CampaignItemOut:
     item = await recertification.decide_item(
         session,

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from app.clock import IsoDate
+from app.clock import Instant, IsoDate
 from app.crypto.keyring import PSEUDONYM_PATTERN
 from app.inquiry.subject import FreeText, OptionalFreeText
 
@@ -24,7 +24,7 @@ class AccessRequestIn(BaseModel):
     branch_code: str | None = Field(default=None, max_length=8)
     reason: FreeText = Reason
     effective_from: IsoDate | None = None
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
 
 
 class DecisionIn(BaseModel):
@@ -140,7 +140,7 @@ class CampaignIn(BaseModel):
 
     reason: Literal["on_demand", "release"] = "on_demand"
     note: OptionalFreeText = Field(default=None, max_length=400)
-    deadline_at: datetime | None = None
+    deadline_at: Instant | None = None
 
 
 class CampaignOut(BaseModel):
@@ -299,8 +299,8 @@ class IncidentIn(BaseModel):
     title: FreeText = Field(min_length=1, max_length=200)
     severity: Literal["low", "medium", "high", "critical"]
     branch_code: str | None = Field(default=None, max_length=8)
-    window_from: datetime | None = None
-    window_to: datetime | None = None
+    window_from: Instant | None = None
+    window_to: Instant | None = None
     affected_subjects: list[Annotated[str, Field(pattern=PSEUDONYM_PATTERN)]] = Field(
         default_factory=list, max_length=1000
     )

@@ -99,7 +99,10 @@ def login_binding(nonce: str) -> str:
 
 def check_csrf(ctx: AppContext, *, binding: str | None, form: dict[str, str]) -> None:
     presented = form.get("csrf_token", "")
-    if not binding or not presented or not hmac.compare_digest(presented, csrf_token(ctx, binding)):
+    # Compared as bytes: compare_digest refuses a str with non-ASCII characters (TypeError, a 500), and a
+    # forged form may carry any.
+    expected = csrf_token(ctx, binding).encode() if binding else b""
+    if not binding or not presented or not hmac.compare_digest(presented.encode(), expected):
         raise CsrfRejected("Open the page again and resend the form")
 
 
@@ -140,7 +143,8 @@ def read_notice(ctx: AppContext, value: str | None) -> dict[str, Any] | None:
     if not value:
         return None
     body, _, mac = value.partition(".")
-    if not mac or not hmac.compare_digest(mac, ctx.keyring.blind_index(body, domain="panel-notice")):
+    expected = ctx.keyring.blind_index(body, domain="panel-notice").encode()
+    if not mac or not hmac.compare_digest(mac.encode(), expected):  # bytes: the cookie may be any text
         return None
     try:
         notice = json.loads(base64.urlsafe_b64decode(body.encode()))

@@ -178,6 +178,44 @@ async def test_a_filter_holding_an_individual_number_is_refused_and_never_record
     ).status_code == 200
 
 
+async def test_filters_no_column_or_clock_can_hold_are_refused_and_nothing_is_read(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext
+) -> None:
+    """Each was a 500 (or a 200 stream cut off part-way): a sequence number past what the ledger's
+    column holds, a time whose offset puts it outside the calendar, a time with no zone at all."""
+    refused: list[tuple[str, dict[str, str]]] = [
+        ("/audit/events", {"after_seq": str(2**63)}),
+        ("/audit/events", {"after_seq": str(2**64)}),
+        ("/audit/events", {"limit": str(2**64)}),
+        ("/audit/events", {"since": "0001-01-01T00:00:00+14:00"}),
+        ("/audit/events", {"until": "9999-12-31T23:59:59-23:59"}),
+        ("/audit/events", {"since": "2026-11-24T09:00:00"}),
+        ("/audit/subject-access", {"subject_pseudonym": "a" * 64, "since": "9999-12-31T23:59:59-01:00"}),
+        ("/audit/access-holders", {"branch_code": "001", "at": "0001-01-01T00:00:00+23:59"}),
+        ("/audit/access-holders", {"branch_code": "001", "at": "9999-12-31T23:59:59-23:59"}),
+        ("/audit/access-holders", {"branch_code": "001", "at": "2026-11-24T09:00:00"}),
+    ]
+    for path, params in refused:
+        response = await client.get(path, params=params, headers=auditor)
+        assert response.status_code == 422, (path, params, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["code"] == "VALIDATION_ERROR"
+    assert not [e for e in await all_events(ctx) if e.action == "audit.events_read"]
+    # The edges of what is accepted still read.
+    for params in (
+        {"after_seq": str(2**63 - 1)},
+        {"since": "2000-01-01T00:00:00Z", "until": "2099-12-31T23:59:59+00:00"},
+    ):
+        read = await client.get("/audit/events", params=params, headers=auditor)
+        assert read.status_code == 200, (params, read.text)
+    holders = await client.get(
+        "/audit/access-holders",
+        params={"branch_code": "001", "at": "2026-11-24T09:00:00+09:00"},
+        headers=auditor,
+    )
+    assert holders.status_code == 200, holders.text
+
+
 async def test_only_auditors_may_read_the_ledger_and_refusals_are_recorded(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, auditor: dict[str, str]
 ) -> None:

@@ -255,3 +255,35 @@ async def test_a_queued_inquiry_stays_queued_under_a_switch_and_goes_out_when_it
         inquiry = await session.get(Inquiry, inquiry_id)
     assert inquiry is not None and inquiry.status in ("held", "released")
     assert len(await center_record(ctx)) == 1
+
+
+async def test_a_time_without_its_zone_or_outside_the_calendar_is_refused_in_every_governance_body(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """A naive time has no one meaning and the UTC columns refuse it; an offset at the calendar's edge has
+    no UTC form. Either was a 500 once the service compared it with now; each is 422 and nothing is kept."""
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    manager = await auth_headers(client, demo, "bm002")
+    grant = {
+        "user_id": "cf002",
+        "action": "grant",
+        "role": "branch_manager",
+        "branch_code": "002",
+        "reason": "代理",
+    }
+    incident = {"title": "支店001 目的外照会の疑い", "severity": "high", "branch_code": "001"}
+    refused = (
+        ("/access-requests", {**grant, "expires_at": "2026-12-31T00:00:00"}, manager),
+        ("/access-requests", {**grant, "expires_at": "9999-12-31T23:59:59-23:59"}, manager),
+        ("/recertification-campaigns", {"deadline_at": "2026-12-31T00:00:00"}, admin),
+        ("/recertification-campaigns", {"deadline_at": "0001-01-01T00:00:00+14:00"}, admin),
+        ("/incidents", {**incident, "window_from": "2026-11-20T00:00:00"}, officer),
+        ("/incidents", {**incident, "window_to": "9999-12-31T23:59:59-23:59"}, officer),
+    )
+    events_before = len(await ledger_events(ctx))
+    for path, body, headers in refused:
+        response = await client.post(path, json=body, headers=headers)
+        assert response.status_code == 422, (path, body, response.text)
+        assert response.json()["code"] == "VALIDATION_ERROR"
+    assert len(await ledger_events(ctx)) == events_before  # nothing opened, requested or started

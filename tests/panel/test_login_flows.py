@@ -45,6 +45,11 @@ async def test_login_shows_the_previous_login_and_the_failed_attempts_since(
     # Shown once, right after logging in; the next page view no longer carries it.
     again = await page.request.get(f"{live.url}/panel/")
     assert again.ok and "login-notice" not in await again.text()
+    # A notice cookie made up by someone else is ignored, even one whose signature is not ASCII (the
+    # octal escape reads as "é"; it was a 500).
+    await page.context.add_cookies([{"name": "shokai_login_notice", "value": '"e30.\\351"', "url": live.url}])
+    forged = await page.request.get(f"{live.url}/panel/")
+    assert forged.ok and "login-notice" not in await forged.text()
 
     cookies = {c["name"]: c for c in await page.context.cookies()}
     session_cookie = cookies["shokai_panel"]

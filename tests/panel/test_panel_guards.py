@@ -84,6 +84,9 @@ async def test_every_panel_form_posted_without_its_csrf_token_is_refused_with_an
         # A token of the right shape from elsewhere is refused the same way.
         forged = await page.request.post(f"{live.url}{path}", form={**fields, "csrf_token": "A" * 43})
         assert forged.status == 403, path
+        # And one that is not even ASCII (was a 500: the comparison refused the text).
+        foreign = await page.request.post(f"{live.url}{path}", form={**fields, "csrf_token": "é" * 43})
+        assert _is_csrf_page(foreign.status, foreign.headers["content-type"], await foreign.text()), path
     # Nothing happened: the draft and the held response are untouched, the list open, the session alive.
     assert terminal.http.get(f"/inquiries/{draft['id']}", headers=terminal.headers).json()["status"] == (
         "awaiting_approval"
