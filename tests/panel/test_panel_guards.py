@@ -295,6 +295,8 @@ async def test_hq_sees_overdue_lists_of_every_branch_and_an_unbalanced_day(
         await expect(overdue.locator("tr", has_text=code)).to_have_count(2)
     await expect(page.locator("#hq-not-balanced")).to_have_text("不一致")
     await expect(page.locator("#hq-mismatch-help")).to_contain_text("締めの承認はできません")
+    # Where the executed requests came from, said in words (it read "001: 1").
+    await expect(page.locator("#hq-balance-by-branch")).to_have_text("店番別の依頼実行件数： 001 1件")
     # The critical alert raised on seeing the difference is an escalation, in words.
     await page.reload()
     escalations = page.locator("#escalations")
@@ -304,6 +306,9 @@ async def test_hq_sees_overdue_lists_of_every_branch_and_an_unbalanced_day(
     assert "hq_reconciliation" not in await escalations.inner_text()
     await page.get_by_role("link", name="Switch to English").click()
     await expect(page.locator("#hq-not-balanced")).to_have_text("Not balanced")
+    await expect(page.locator("#hq-balance-by-branch")).to_have_text(
+        "Branch requests executed, by branch: 001: 1"
+    )
     await expect(page.locator("#escalations")).to_contain_text("Daily HQ balance does not match")
     await page.get_by_role("link", name="日本語に切り替え").click()
 
