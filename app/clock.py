@@ -114,4 +114,17 @@ def check_instant(value: datetime) -> datetime:
     return value
 
 
-Instant = Annotated[datetime, AfterValidator(check_instant)]
+_RFC3339_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def check_instant_text(value: object) -> object:
+    """RFC 3339 text only. Pydantic alone also reads a number (or a string of digits) as seconds since 1970,
+    so a deadline of ``1893456000`` would be taken as 2030."""
+    if isinstance(value, datetime):
+        return value  # built by our own code, not sent by a client
+    if isinstance(value, str) and _RFC3339_START.match(value):
+        return value
+    raise ValueError("a time is written RFC 3339, e.g. 2026-11-24T09:00:00+09:00")
+
+
+Instant = Annotated[datetime, BeforeValidator(check_instant_text), AfterValidator(check_instant)]

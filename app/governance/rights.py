@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
 from app.authz import directory
-from app.authz.models import AuthSession, UserRole
+from app.authz.models import AuthSession, User, UserRole
 from app.authz.policy import ensure_roles_compatible
 from app.authz.service import active_roles
 from app.context import AppContext
+from app.errors import Conflict
 from app.governance import register
 from app.governance.register import Decision
 
@@ -38,6 +39,13 @@ async def grant_right(
     expires_at: datetime | None = None,
     access_request_id: str | None = None,
 ) -> UserRole:
+    # The user's row is locked first, so two grants applied at once are judged one after the other on
+    # PostgreSQL (SQLite's writer lock serialises them anyway): both checks below read what the other set.
+    await session.get(User, user_id, with_for_update=True)
+    # One grant per right. Two requests for the same right may both be pending and approved; the second
+    # to be applied is refused, not added as a twin that a single revoke would then end twice.
+    if await active_grants(session, user_id=user_id, role=role, branch_code=branch_code):
+        raise Conflict("The user already holds this right")
     ensure_roles_compatible(frozenset(await active_roles(session, user_id)), role)
     grant = await directory.grant_role(
         session, ctx=ctx, actor=setter, user_id=user_id, role=role, branch_code=branch_code

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from app.clock import Instant, IsoDate
 from app.crypto.keyring import PSEUDONYM_PATTERN
@@ -304,6 +304,14 @@ class IncidentIn(BaseModel):
     affected_subjects: list[Annotated[str, Field(pattern=PSEUDONYM_PATTERN)]] = Field(
         default_factory=list, max_length=1000
     )
+
+    @model_validator(mode="after")
+    def _window_in_order(self) -> IncidentIn:
+        # The window drives the forensic links (who accessed what, when): one ending before it starts
+        # would answer every one of them empty.
+        if self.window_from is not None and self.window_to is not None and self.window_from > self.window_to:
+            raise ValueError("window_from must not be after window_to")
+        return self
 
 
 class IncidentEntryIn(BaseModel):

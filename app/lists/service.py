@@ -32,7 +32,7 @@ from app.authz.principal import Principal
 from app.clock import TOKYO, business_date_of
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
-from app.db import insert_many, lock_or_create_many
+from app.db import BIGINT_MAX, insert_many, lock_or_create_many
 from app.errors import DomainError, InvalidState, NotFound, ValidationFailed
 from app.hq.models import HqRequest
 from app.inquiry.models import Escalation, Inquiry, InquiryCorrection
@@ -1092,7 +1092,13 @@ async def check_line(
     ensure_can_read(principal, daily)
     if daily.state != "pending":
         raise InvalidState(f"The list is {daily.state}; only the current pending version can be checked")
-    line = await session.get(DailyListLine, (list_id, line_no), with_for_update=True)
+    # A number past what the column holds names no line; the driver would raise on it (the panel's path
+    # is not bounded by a schema as the API's is).
+    line = (
+        await session.get(DailyListLine, (list_id, line_no), with_for_update=True)
+        if 1 <= line_no <= BIGINT_MAX
+        else None
+    )
     if line is None:
         raise NotFound("No such line")
     ensure_may_confirm(

@@ -921,6 +921,9 @@ async def check_line(
     return _redirect(f"{back}?done=checked&line={line_no}#line-{line_no}")
 
 
+_WHOLE_NUMBER = re.compile(r"[0-9０-９]{1,7}")
+
+
 @router.post("/lists/{list_id}/confirm")
 async def confirm_list(
     request: Request, list_id: str, principal: PanelUser, session: DbSession, ctx: Context
@@ -929,7 +932,9 @@ async def confirm_list(
     back = f"{PANEL_PATH}/lists/{quote(list_id)}"
     in_hand_text = form.get("responses_in_hand", "").strip()
     try:
-        if in_hand_text and not (in_hand_text.isdigit() and len(in_hand_text) <= 7):
+        # Digits as typed on a Japanese keyboard, half- or full-width; not every character str.isdigit()
+        # takes (², ①), which int() then refuses.
+        if in_hand_text and not _WHOLE_NUMBER.fullmatch(in_hand_text):
             raise ValidationFailed("The number of responses in hand must be a whole number")
         body = _checked_form(
             ConfirmRequest,

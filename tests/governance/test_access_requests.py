@@ -3,6 +3,8 @@ break the separation of duties is refused with 403 SOD_VIOLATION, and nothing un
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from sqlalchemy import select
 
@@ -374,6 +376,51 @@ async def test_a_clash_created_after_the_request_is_refused_when_it_is_applied(
     clash = await client.post(f"/access-requests/{ids[2]}/apply", headers=admin)
     assert clash.status_code == 403 and clash.json()["code"] == "SOD_VIOLATION"
     assert await _active_roles(ctx, "newcomer") == {("batch_operator", None)}
+
+
+async def test_a_second_request_for_a_right_already_granted_is_refused_when_applied_even_at_once(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """Requests filed while the user held nothing may all be approved; only one grant results, whether
+    they are applied one after the other or at the same moment. A twin grant would need two revokes."""
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    await add_person(ctx, demo, "newcomer", ())
+    body = {
+        "user_id": "newcomer",
+        "action": "grant",
+        "role": "confirmer",
+        "branch_code": "002",
+        "reason": "配属",
+    }
+    ids = []
+    for _ in range(4):
+        created = await client.post("/access-requests", json=body, headers=admin)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+        assert (await client.post(f"/access-requests/{ids[-1]}/approve", headers=approver)).status_code == 200
+    assert (await client.post(f"/access-requests/{ids[0]}/apply", headers=admin)).status_code == 200
+    again = await client.post(f"/access-requests/{ids[1]}/apply", headers=admin)
+    assert again.status_code == 409 and again.json()["code"] == "CONFLICT", again.text
+    assert await _active_roles(ctx, "newcomer") == {("confirmer", "002")}
+
+    # Revoked, the right may be granted again, once, by the two requests still approved applied together.
+    revoke = {**body, "action": "revoke", "reason": "異動"}
+    await request_apply(client, requester=admin, approver=approver, setter=admin, body=revoke)
+    together = await asyncio.gather(
+        *(client.post(f"/access-requests/{request_id}/apply", headers=admin) for request_id in ids[2:])
+    )
+    assert sorted(r.status_code for r in together) == [200, 409], [r.text for r in together]
+    assert await _active_roles(ctx, "newcomer") == {("confirmer", "002")}
+    async with ctx.db.read_session() as session:
+        changes = (
+            await session.scalars(
+                select(AccessRegisterEntry.change)
+                .where(AccessRegisterEntry.user_id == "newcomer")
+                .order_by(AccessRegisterEntry.seq)
+            )
+        ).all()
+    assert changes == ["grant", "revoke", "grant"]
 
 
 async def test_a_request_approved_but_not_applied_in_time_is_lapsed_by_the_sweep(

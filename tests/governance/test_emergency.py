@@ -280,6 +280,15 @@ async def test_a_time_without_its_zone_or_outside_the_calendar_is_refused_in_eve
         ("/recertification-campaigns", {"deadline_at": "0001-01-01T00:00:00+14:00"}, admin),
         ("/incidents", {**incident, "window_from": "2026-11-20T00:00:00"}, officer),
         ("/incidents", {**incident, "window_to": "9999-12-31T23:59:59-23:59"}, officer),
+        # A number is not a time (pydantic alone reads it as seconds since 1970), and a window must not
+        # end before it starts (its forensic links would all answer empty).
+        ("/recertification-campaigns", {"deadline_at": 1893456000}, admin),
+        ("/recertification-campaigns", {"deadline_at": "1893456000"}, admin),
+        (
+            "/incidents",
+            {**incident, "window_from": "2026-11-21T00:00:00Z", "window_to": "2026-11-20T00:00:00Z"},
+            officer,
+        ),
     )
     events_before = len(await ledger_events(ctx))
     for path, body, headers in refused:

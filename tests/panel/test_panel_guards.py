@@ -209,6 +209,27 @@ async def test_a_line_note_is_kept_and_text_over_the_apis_limit_is_refused_on_th
     assert 'id="error-code">MY_NUMBER_FORBIDDEN<' in await with_a_number.text()
     assert MY_NUMBER_GROUPED not in await with_a_number.text()
     assert live.run(line_note(2)) is None
+    # A line number no column holds names no line; a count in superscript or circled digits is no number.
+    # (Each was a 500.) Full-width digits, as a Japanese keyboard types them, are a number.
+    for line_no in (2**63, 10**29):
+        beyond = await page.request.post(
+            f"{live.url}/panel/lists/{subject_list.id}/lines/{line_no}/check",
+            form={"csrf_token": csrf, "result": "matched"},
+        )
+        assert 'id="error-code">NOT_FOUND<' in await beyond.text(), line_no
+    for typed in ("²", "①", "²²"):
+        odd = await page.request.post(
+            f"{live.url}/panel/lists/{subject_list.id}/confirm",
+            form={"csrf_token": csrf, "responses_in_hand": typed},
+        )
+        assert 'id="error-code">VALIDATION_ERROR<' in await odd.text(), typed
+    full_width = await page.request.post(
+        f"{live.url}/panel/lists/{subject_list.id}/confirm",
+        form={"csrf_token": csrf, "responses_in_hand": "２"},
+    )
+    # Read as 2: the count is taken, and the confirmation is refused only because lines are unchecked.
+    assert 'id="error-code">LINES_UNCHECKED<' in await full_width.text()
+    assert list_state(live, subject_list.id).state == "pending"
     # Exactly 400 is accepted, kept whole (never silently cut).
     await page.goto(f"{live.url}/panel/lists/{subject_list.id}")
     await page.get_by_label("No.2 のメモ（任意）").fill("記" * 400)
