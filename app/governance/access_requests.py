@@ -32,6 +32,7 @@ from app.errors import AccessRequestLapsed, Conflict, Forbidden, InvalidState, N
 from app.governance import register, rights
 from app.governance.models import AccessRequest
 from app.governance.register import Decision
+from app.idempotency import UNKEYED, KeyedRequest, commit_keyed, replayed_object
 
 ROLE_ACTIONS = ("grant", "revoke")
 ACCOUNT_ACTIONS = ("unlock", "reset_password", "reactivate")
@@ -96,10 +97,18 @@ async def _may_request_for(
 
 
 async def create_request(
-    session: AsyncSession, *, ctx: AppContext, principal: Principal, new: NewAccessRequest
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    new: NewAccessRequest,
+    keyed: KeyedRequest = UNKEYED,
 ) -> AccessRequest:
-    """Record a request; nothing changes until an approver and a different setter act on it."""
+    """Record a request; nothing changes until an approver and a different setter act on it. With an
+    Idempotency-Key a retry gets the first request back, not a twin to be approved again."""
     ensure_different_people(principal.id, others={"the user concerned": new.user_id})
+    if (replayed := await replayed_object(session, AccessRequest, keyed, principal=principal)) is not None:
+        return replayed
     user = await session.get(User, new.user_id)
     if user is None:
         raise NotFound("No such user")
@@ -153,8 +162,7 @@ async def create_request(
         object_id=request.id,
         details={"user_id": new.user_id, "action": new.action, "role": new.role, "branch_code": branch},
     )
-    await session.commit()
-    return request
+    return await commit_keyed(session, ctx, request, keyed, principal=principal)
 
 
 async def _load(session: AsyncSession, request_id: str) -> AccessRequest:

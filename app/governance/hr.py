@@ -24,6 +24,7 @@ from app.errors import NotFound, ValidationFailed
 from app.governance import register, rights
 from app.governance.models import HrEvent, ReviewTask
 from app.governance.register import Decision
+from app.idempotency import UNKEYED, KeyedRequest, commit_keyed, replayed_object
 
 # The standing rule that stands in for a second person on automatic changes, named in the register.
 HR_RULE = "rule:AC-4 hr_event"
@@ -38,13 +39,20 @@ async def receive_event(
     kind: str,
     effective_on: date,
     to_branch_code: str | None,
+    keyed: KeyedRequest = UNKEYED,
 ) -> HrEvent:
-    """Record an HR event from the HR feed (or an access admin) and apply it if it is effective today."""
+    """Record an HR event from the HR feed (or an access admin) and apply it if it is effective today.
+
+    The feed is a batch job that retries on a timeout: with its Idempotency-Key the retry gets the first
+    event, not a second transfer or leave."""
     if principal.kind == "user":
         ensure_different_people(principal.id, others={"the user concerned": user_id})
     user = await session.get(User, user_id, with_for_update=True)
     if user is None:
         raise NotFound("No such user")
+    # After the user's lock: a retry sent while the first is running waits for it and finds its event.
+    if (replayed := await replayed_object(session, HrEvent, keyed, principal=principal)) is not None:
+        return replayed
     if kind == "transfer":
         branch = await session.get(Branch, to_branch_code) if to_branch_code else None
         if branch is None or branch.status != "active":
@@ -73,8 +81,7 @@ async def receive_event(
     )
     if effective_on <= business_date_of(now):
         await apply_event(session, ctx=ctx, event=event, user=user, actor=principal.actor())
-    await session.commit()
-    return event
+    return await commit_keyed(session, ctx, event, keyed, principal=principal)
 
 
 async def apply_event(

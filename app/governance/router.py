@@ -75,6 +75,7 @@ from app.governance.schemas import (
     UserOut,
     UserPatchIn,
 )
+from app.idempotency import IdempotencyKey, keyed_request
 
 API_PREFIX = "/api/v1"
 router = APIRouter(tags=["access governance"])
@@ -92,13 +93,20 @@ emergency_router = APIRouter(tags=["emergency controls and incidents"])
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def create_access_request(
-    body: AccessRequestIn, principal: AccessRequester, session: DbSession, ctx: Context
+    body: AccessRequestIn,
+    principal: AccessRequester,
+    session: DbSession,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
 ) -> AccessRequestOut:
     request = await access_requests.create_request(
         session,
         ctx=ctx,
         principal=principal,
         new=access_requests.NewAccessRequest(**body.model_dump()),
+        keyed=keyed_request(
+            ctx, key=idempotency_key, endpoint="access_request.create", body=body.model_dump(mode="json")
+        ),
     )
     return AccessRequestOut.model_validate(request)
 
@@ -295,7 +303,13 @@ async def access_register(
     response_model=HrEventOut,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def hr_event(body: HrEventIn, principal: HrFeed, session: DbSession, ctx: Context) -> HrEventOut:
+async def hr_event(
+    body: HrEventIn,
+    principal: HrFeed,
+    session: DbSession,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
+) -> HrEventOut:
     event = await hr.receive_event(
         session,
         ctx=ctx,
@@ -304,6 +318,9 @@ async def hr_event(body: HrEventIn, principal: HrFeed, session: DbSession, ctx: 
         kind=body.kind,
         effective_on=body.effective_on,
         to_branch_code=body.to_branch_code,
+        keyed=keyed_request(
+            ctx, key=idempotency_key, endpoint="hr_event.create", body=body.model_dump(mode="json")
+        ),
     )
     return HrEventOut.model_validate(event)
 

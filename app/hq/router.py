@@ -26,7 +26,7 @@ from app.hq.schemas import (
     HqRequestPage,
     HqSignOffOut,
 )
-from app.inquiry.deps import IdempotencyKey
+from app.idempotency import IdempotencyKey
 from app.inquiry.schemas import ApprovalOut, ConsentDocumentOut, SubjectOut
 
 RequestCreator = Annotated[Principal, Depends(require("hq_request.create"))]

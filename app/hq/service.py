@@ -46,6 +46,7 @@ from app.errors import (
 from app.hq.execution import request_content_hash
 from app.hq.models import HqDailySignOff, HqRequest
 from app.hq.schemas import HqRequestCreate
+from app.idempotency import remember_idempotency, replayed_id, request_fingerprint
 from app.inquiry.approvals import ApprovalTarget, GrantedApproval, check_confirmer_credentials
 from app.inquiry.models import Escalation, Inquiry
 from app.inquiry.outbox import NOT_SENDABLE
@@ -57,9 +58,6 @@ from app.inquiry.service import (
     is_about_user,
     normalised_subject,
     refuse_my_number,
-    remember_idempotency,
-    replayed_inquiry_id,
-    request_fingerprint,
 )
 
 IDEMPOTENCY_ENDPOINT = "hq_request.create"
@@ -151,7 +149,7 @@ async def create_request(
         else None
     )
     fingerprint = request_fingerprint(ctx, raw_body)
-    replay = await replayed_inquiry_id(
+    replay = await replayed_id(
         session,
         key=idempotency_key,
         principal=principal,
@@ -272,7 +270,7 @@ async def create_request(
         principal=principal,
         endpoint=IDEMPOTENCY_ENDPOINT,
         fingerprint=fingerprint,
-        inquiry_id=request.id,
+        object_id=request.id,
         status_code=201,
     )
     try:
@@ -280,7 +278,7 @@ async def create_request(
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won; answer with its request.
         await session.rollback()
-        replay = await replayed_inquiry_id(
+        replay = await replayed_id(
             session,
             key=idempotency_key,
             principal=principal,

@@ -13,9 +13,9 @@ from app.clock import BusinessDate
 from app.context import AppContext
 from app.deps import Context, DbSession
 from app.errors import problem_responses
+from app.idempotency import IdempotencyKey
 from app.inquiry import approvals, service
 from app.inquiry.deps import (
-    IdempotencyKey,
     InquiryConfirmer,
     InquiryCreator,
     InquiryOperator,

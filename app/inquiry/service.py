@@ -39,7 +39,6 @@ from app.errors import (
     DocumentNotAllowedForPurpose,
     Forbidden,
     HqRequestAlreadyExecuted,
-    IdempotencyKeyReused,
     InvalidState,
     MyNumberForbidden,
     NotFound,
@@ -57,10 +56,16 @@ from app.governance.switches import SWITCH_USER, switch_parameters, switch_state
 from app.governance.totp import verify_code
 from app.hq import execution as hq_execution
 from app.hq.models import HqRequest
+from app.idempotency import (
+    commit_or_replay,
+    end_replay,
+    remember_idempotency,
+    replayed_id,
+    request_fingerprint,
+)
 from app.inquiry import approvals, outbox
 from app.inquiry.models import (
     Escalation,
-    IdempotencyRecord,
     Inquiry,
     InquiryCorrection,
     InquiryNumberCounter,
@@ -304,17 +309,6 @@ def _deliver_after_commit(ctx: AppContext, message: OutboxMessage | None, inquir
 # -- idempotency (ER-2) -------------------------------------------------------------------------------
 
 
-def request_fingerprint(ctx: AppContext, payload: Any) -> str:
-    """What an Idempotency-Key's request said, to tell a retry from a different request.
-
-    Keyed (the blind-index HMAC), not a bare SHA-256: the body may hold a confirmer's password or an
-    approval number, and a plain hash of an otherwise known body would let anyone with a copy of the
-    database test guesses of them offline (AU-9)."""
-    return ctx.keyring.blind_index(
-        orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode(), domain="idempotency-request"
-    )
-
-
 async def refuse_my_number(session: AsyncSession, *, actor: Actor, raw_body: Any, action: str) -> None:
     """PL-4: an Individual Number anywhere in the request is refused before anything is stored; the
     refusal itself is recorded (its code only, never the number) and committed before raising."""
@@ -323,46 +317,6 @@ async def refuse_my_number(session: AsyncSession, *, actor: Actor, raw_body: Any
     record(session, actor=actor, action=action, outcome="denied", details={"code": "MY_NUMBER_FORBIDDEN"})
     await session.commit()
     raise MyNumberForbidden("Remove the Individual Number: the gateway may not collect it", audited=True)
-
-
-async def replayed_inquiry_id(
-    session: AsyncSession, *, key: str | None, principal: Principal, endpoint: str, fingerprint: str
-) -> str | None:
-    """The inquiry a previous request with this key produced, or None; 409 if the body differs."""
-    if key is None:
-        return None
-    stored = await session.get(IdempotencyRecord, (key, principal.id, endpoint))
-    if stored is None:
-        return None
-    if stored.request_hash != fingerprint:
-        raise IdempotencyKeyReused("This Idempotency-Key was used with a different request")
-    return stored.response_body
-
-
-def remember_idempotency(
-    session: AsyncSession,
-    ctx: AppContext,
-    *,
-    key: str | None,
-    principal: Principal,
-    endpoint: str,
-    fingerprint: str,
-    inquiry_id: str,
-    status_code: int,
-) -> None:
-    if key is None:
-        return
-    session.add(
-        IdempotencyRecord(
-            key=key,
-            principal_id=principal.id,
-            endpoint=endpoint,
-            request_hash=fingerprint,
-            status_code=status_code,
-            response_body=inquiry_id,
-            created_at=ctx.clock.now(),
-        )
-    )
 
 
 async def _locked_or_replayed(
@@ -381,38 +335,12 @@ async def _locked_or_replayed(
     PostgreSQL that is the row lock; on SQLite the writer lock serialises the two anyway.
     """
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
-    replay = await replayed_inquiry_id(
+    replay = await replayed_id(
         session, key=key, principal=principal, endpoint=endpoint, fingerprint=fingerprint
     )
     if replay is None:
         return inquiry, False
     return (inquiry if replay == inquiry.id else await load_inquiry(session, replay)), True
-
-
-async def end_replay(session: AsyncSession, *answered: object) -> None:
-    """End the transaction a replay read its answer in, keeping ``answered`` readable.
-
-    A replay writes nothing, but its reads ran in the request's write transaction: on SQLite that is the
-    database-wide writer lock, on PostgreSQL the inquiry's row lock. Held while the router waits for the
-    center (up to the interactive wait) it kept the delivery from storing the very answer the retry was
-    waiting for, and every other writer of the process with it. Rolling back would expire the objects, so
-    they leave the session first; nothing on the answer's path loads more of them."""
-    for obj in answered:
-        if obj in session:
-            session.expunge(obj)
-    await session.rollback()
-
-
-async def commit_or_replay(session: AsyncSession, *, key: str | None) -> bool:
-    """Commit; when a concurrent request with the same Idempotency-Key won the race, roll back and say so."""
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        if key is None:
-            raise
-        return False
-    return True
 
 
 async def replay_after_lost_race(
@@ -421,7 +349,7 @@ async def replay_after_lost_race(
     """After :func:`commit_or_replay` rolled back: the inquiry of the concurrent request with this
     Idempotency-Key that committed first (409 if its body differed). The caller's own objects were
     rolled back with the transaction, so they must not be answered with."""
-    replay = await replayed_inquiry_id(
+    replay = await replayed_id(
         session, key=key, principal=principal, endpoint=endpoint, fingerprint=fingerprint
     )
     if replay is None:
@@ -454,7 +382,7 @@ async def create_inquiry(
     # Before the first statement, so no write transaction waits on Argon2id (PasswordCheck).
     checked = await approvals.check_confirmer_first(ctx, body.approval) if body.approval else None
     fingerprint = request_fingerprint(ctx, raw_body)
-    replay = await replayed_inquiry_id(
+    replay = await replayed_id(
         session, key=idempotency_key, principal=principal, endpoint="create", fingerprint=fingerprint
     )
     if replay is not None:
@@ -488,7 +416,7 @@ async def create_inquiry(
         # A retry sent while the first execution runs waits here for its lock (PostgreSQL) and must then
         # get the first one's inquiry, not a refusal as a second execution: look the key up again.
         await hq_execution.lock_request(session, principal=principal, request_id=body.hq_request_id)
-        replay = await replayed_inquiry_id(
+        replay = await replayed_id(
             session, key=idempotency_key, principal=principal, endpoint="create", fingerprint=fingerprint
         )
         if replay is not None:
@@ -603,7 +531,7 @@ async def create_inquiry(
         principal=principal,
         endpoint="create",
         fingerprint=fingerprint,
-        inquiry_id=inquiry.id,
+        object_id=inquiry.id,
         status_code=201,
     )
     try:
@@ -614,7 +542,7 @@ async def create_inquiry(
         # uq_inquiries_hq_request_id: another HQ operator executed the request at the same moment.
         raise HqRequestAlreadyExecuted("The request was executed by another inquiry") from None
     if not committed:
-        replay = await replayed_inquiry_id(
+        replay = await replayed_id(
             session, key=idempotency_key, principal=principal, endpoint="create", fingerprint=fingerprint
         )
         if replay is None and hq_request is not None:
@@ -918,7 +846,7 @@ async def submit(
         principal=principal,
         endpoint="submit",
         fingerprint=fingerprint,
-        inquiry_id=inquiry.id,
+        object_id=inquiry.id,
         status_code=200,
     )
     if not await commit_or_replay(session, key=idempotency_key):
@@ -1247,7 +1175,7 @@ async def cancel(
         principal=principal,
         endpoint="cancel",
         fingerprint=fingerprint,
-        inquiry_id=inquiry.id,
+        object_id=inquiry.id,
         status_code=200,
     )
     if not await commit_or_replay(session, key=idempotency_key):
@@ -1424,7 +1352,7 @@ async def correct(
         principal=principal,
         endpoint="correct",
         fingerprint=fingerprint,
-        inquiry_id=inquiry.id,
+        object_id=inquiry.id,
         status_code=200,
     )
     if not await commit_or_replay(session, key=idempotency_key):

@@ -502,3 +502,31 @@ async def test_a_new_user_must_change_the_initial_password_before_anything_else(
     )
     assert changed.status_code == 204, changed.text
     assert (await client.get("/inquiries", headers=headers)).status_code == 200
+
+
+async def test_a_retried_access_request_with_its_key_is_the_first_one_not_a_twin(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    body = {
+        "user_id": "cf002",
+        "action": "grant",
+        "role": "branch_manager",
+        "branch_code": "002",
+        "reason": "代理",
+    }
+    keyed = {**admin, "Idempotency-Key": "access-20261124-0001"}
+    answers = await asyncio.gather(
+        *(client.post("/access-requests", json=body, headers=keyed) for _ in range(5))
+    )
+    assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    again = await client.post("/access-requests", json=body, headers=keyed)
+    assert again.json()["id"] == answers[0].json()["id"]
+    other = await client.post("/access-requests", json={**body, "reason": "別件"}, headers=keyed)
+    assert other.status_code == 409 and other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+    listed = (await client.get("/access-requests", params={"user_id": "cf002"}, headers=admin)).json()[
+        "items"
+    ]
+    assert [r["id"] for r in listed] == [answers[0].json()["id"]]
+    assert len(await ledger_events(ctx, action="access.requested")) == 1

@@ -3,6 +3,7 @@ resignation suspend at once, a return restores nothing by itself; each opens a r
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -13,7 +14,7 @@ from app.demo import DemoCredentials
 from app.governance import sweep
 from app.governance.hr import HR_RULE
 from tests.governance.support import hr_feed_headers, privileged_headers, request_apply
-from tests.helpers import auth_headers, login, terminal, terminal_headers, user
+from tests.helpers import auth_headers, ledger_events, login, terminal, terminal_headers, user
 from tests.inquiry.support import draft_body, person
 
 
@@ -226,3 +227,32 @@ async def test_leave_and_resignation_end_the_live_session_at_the_next_request_an
         ("hr_leave", "cf001b"),
         ("hr_resignation", "op002"),
     ]
+
+
+async def test_the_hr_feeds_retry_with_its_idempotency_key_records_one_event(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """The feed is a batch job that retries on a timeout, sometimes before the first attempt has finished:
+    the same key and body get the first event, another body under the key is refused (api.md)."""
+    feed = await hr_feed_headers(client, demo)
+    later = (business_date_of(clock.now()) + timedelta(days=10)).isoformat()
+    body = {"user_id": "op002", "kind": "leave", "effective_on": later}
+    keyed = {**feed, "Idempotency-Key": "hr-feed-20261124-0001"}
+    first = await client.post("/hr-events", json=body, headers=keyed)
+    assert first.status_code == 201, first.text
+    again = await client.post("/hr-events", json=body, headers=keyed)
+    assert again.status_code == 201 and again.json() == first.json()
+    other = await client.post("/hr-events", json={**body, "effective_on": "2026-12-21"}, headers=keyed)
+    assert other.status_code == 409 and other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+    together = {**feed, "Idempotency-Key": "hr-feed-20261124-0002"}
+    moved = {"user_id": "op002", "kind": "return", "effective_on": later}
+    answers = await asyncio.gather(
+        *(client.post("/hr-events", json=moved, headers=together) for _ in range(6))
+    )
+    assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    received = await ledger_events(ctx, action="hr.event_received")
+    assert len(received) == 2  # the leave and the return, once each
+    # Without a key each request is its own event, as before.
+    assert (await client.post("/hr-events", json=body, headers=feed)).json()["id"] != first.json()["id"]
