@@ -14,11 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import record
+from app.authz.models import Branch
 from app.authz.policy import authorize, may
 from app.authz.principal import Principal
 from app.clock import rfc3339
 from app.context import AppContext
-from app.errors import IncidentCloseIncomplete, InvalidState, NotFound
+from app.errors import IncidentCloseIncomplete, InvalidState, NotFound, ValidationFailed
 from app.governance.models import Incident, IncidentEntry
 
 # supervisor / PPC report, notification of individuals, the center, publication (IR-2).
@@ -38,6 +39,10 @@ async def open_incident(
     affected_subjects: list[str],
 ) -> Incident:
     authorize(principal, "incident.manage")
+    # The branch drives the forensic links (who could reach its data, its register): one that does not
+    # exist would make every link answer empty, as if nobody had had access.
+    if branch_code is not None and await session.get(Branch, branch_code) is None:
+        raise ValidationFailed("No such branch")
     now = ctx.clock.now()
     incident = Incident(
         id=str(uuid.uuid4()),

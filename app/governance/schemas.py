@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from app.clock import Instant, IsoDate
+from app.clock import BusinessDate, Instant, IsoDate
 from app.crypto.keyring import PSEUDONYM_PATTERN
 from app.inquiry.subject import FreeText, OptionalFreeText
 
@@ -97,7 +97,7 @@ class HrEventIn(BaseModel):
 
     user_id: str = Field(min_length=1, max_length=40)
     kind: Literal["transfer", "leave", "resignation", "return"]
-    effective_on: IsoDate
+    effective_on: BusinessDate
     to_branch_code: str | None = Field(default=None, max_length=8)
 
 

@@ -219,5 +219,15 @@ def _no_individual_number(value: str | None) -> str | None:
 # recorded as the inquiry's own event.
 # The optional form validates the whole union, so that a field's own length limit is still checked on the
 # string first (``string_too_long``, which the panel explains) and the scan sees only text within it.
-FreeText = Annotated[str, AfterValidator(_no_individual_number)]
-OptionalFreeText = Annotated[str | None, AfterValidator(_no_individual_number)]
+def _no_control_characters(value: str | None) -> str | None:
+    """Line breaks and tabs are text; other control characters (ESC, C1) are not, and in a register's CSV
+    export or a terminal they act instead of showing."""
+    if value is not None and any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
+        raise PydanticCustomError("control_character", "Control characters may not be entered here")
+    return value
+
+
+FreeText = Annotated[str, AfterValidator(_no_individual_number), AfterValidator(_no_control_characters)]
+OptionalFreeText = Annotated[
+    str | None, AfterValidator(_no_individual_number), AfterValidator(_no_control_characters)
+]

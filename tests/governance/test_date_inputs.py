@@ -46,7 +46,17 @@ def test_a_date_not_written_yyyy_mm_dd_is_refused(model: type[BaseModel], field:
 @pytest.mark.parametrize("model", [AccessRequestIn, HrEventIn, UserIn, UserPatchIn])
 def test_a_date_written_yyyy_mm_dd_is_taken(model: type[BaseModel]) -> None:
     field = {AccessRequestIn: "effective_from", HrEventIn: "effective_on"}.get(model, "birth_date")
+    # An HR event's day is a business date (2000-2099); the others may lie further back.
+    written = "2026-12-01" if model is HrEventIn else "1990-04-01"
     try:
-        model.model_validate(_with(model, field, "1990-04-01"))
+        model.model_validate(_with(model, field, written))
     except ValidationError as refused:
         assert all(error["loc"][0] != field for error in refused.errors())
+
+
+@pytest.mark.parametrize("value", ["0001-01-01", "1999-12-31", "2100-01-01", "9999-12-31"])
+def test_an_hr_event_outside_the_business_dates_is_refused(value: str) -> None:
+    """A feed's typo (0001 for 2026) would otherwise apply at once, as a day long past."""
+    with pytest.raises(ValidationError) as refused:
+        HrEventIn.model_validate(_with(HrEventIn, "effective_on", value))
+    assert [error["loc"] for error in refused.value.errors()] == [("effective_on",)]

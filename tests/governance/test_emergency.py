@@ -296,3 +296,31 @@ async def test_a_time_without_its_zone_or_outside_the_calendar_is_refused_in_eve
         assert response.status_code == 422, (path, body, response.text)
         assert response.json()["code"] == "VALIDATION_ERROR"
     assert len(await ledger_events(ctx)) == events_before  # nothing opened, requested or started
+
+
+async def test_an_incident_names_a_real_branch_and_names_hold_no_control_characters(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """Found by fuzzing: an incident for branch "NOSUCH" was opened (its forensic links then answered
+    empty, as if nobody had had access), and a user named with an ESC sequence was created."""
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    events_before = len(await ledger_events(ctx))
+    nowhere = await client.post(
+        "/incidents", json={"title": "調査", "severity": "low", "branch_code": "NOSUCH"}, headers=officer
+    )
+    assert nowhere.status_code == 422 and nowhere.json()["code"] == "VALIDATION_ERROR", nowhere.text
+    for name in ("試験\x1b[2J太郎", "試験\x85太郎"):
+        escaped = await client.post("/users", json={"id": "fz001", "name": name}, headers=admin)
+        assert escaped.status_code == 422 and escaped.json()["code"] == "VALIDATION_ERROR", escaped.text
+        assert [(e["loc"], e["type"]) for e in escaped.json()["errors"]] == [
+            (["body", "name"], "control_character")
+        ]
+    assert len(await ledger_events(ctx)) == events_before
+    # A note may still run over lines.
+    opened = await client.post(
+        "/incidents",
+        json={"title": "調査\n支店001", "severity": "low", "branch_code": "001"},
+        headers=officer,
+    )
+    assert opened.status_code == 201, opened.text
