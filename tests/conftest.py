@@ -32,6 +32,12 @@ from app.main import build_context, create_app
 from app.migrate import upgrade
 from tests.support.pgserver import PostgresServer
 
+# The shared helpers assert too (a refusal's code, a login's status): rewritten like the test modules, so
+# a failure there says what it saw instead of a bare AssertionError. Before any test module imports them.
+pytest.register_assert_rewrite(
+    "tests.helpers", "tests.governance.support", "tests.inquiry.support", "tests.panel.support"
+)
+
 BACKENDS = ("sqlite", "postgresql")
 _counter = itertools.count()
 

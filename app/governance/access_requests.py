@@ -33,6 +33,7 @@ from app.governance import register, rights
 from app.governance.models import AccessRequest
 from app.governance.register import Decision
 from app.idempotency import UNKEYED, KeyedRequest, commit_keyed, replayed_object
+from app.pagination import keyset_page
 
 ROLE_ACTIONS = ("grant", "revoke")
 ACCOUNT_ACTIONS = ("unlock", "reset_password", "reactivate")
@@ -423,15 +424,23 @@ async def collect_secret_half(
 
 
 async def list_requests(
-    session: AsyncSession, *, principal: Principal, status: str | None, user_id: str | None
-) -> list[AccessRequest]:
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    status: str | None,
+    user_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[AccessRequest], str | None]:
     authorize(principal, "access.review")
-    query = select(AccessRequest).order_by(AccessRequest.requested_at, AccessRequest.id)
+    query = select(AccessRequest)
     if status is not None:
         query = query.where(AccessRequest.status == status)
     if user_id is not None:
         query = query.where(AccessRequest.user_id == user_id)
-    return list((await session.scalars(query)).all())
+    return await keyset_page(
+        session, query, at=AccessRequest.requested_at, row_id=AccessRequest.id, limit=limit, cursor=cursor
+    )
 
 
 async def get_request(session: AsyncSession, *, principal: Principal, request_id: str) -> AccessRequest:

@@ -21,6 +21,7 @@ from app.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from app.governance import register, rights
 from app.governance.models import EmergencySuspension
 from app.governance.register import Decision
+from app.pagination import keyset_page
 
 # One officer throws a switch at once; lifting it takes a second one (checked in lift()).
 SWITCH_RULE = "rule:IR-1 emergency switch"
@@ -164,10 +165,17 @@ async def lift(
 
 
 async def list_suspensions(
-    session: AsyncSession, *, principal: Principal, active_only: bool
-) -> list[EmergencySuspension]:
+    session: AsyncSession, *, principal: Principal, active_only: bool, limit: int, cursor: str | None
+) -> tuple[list[EmergencySuspension], str | None]:
     authorize(principal, "emergency.read")
-    query = select(EmergencySuspension).order_by(EmergencySuspension.imposed_at)
+    query = select(EmergencySuspension)
     if active_only:
         query = query.where(EmergencySuspension.status == "active")
-    return list((await session.scalars(query)).all())
+    return await keyset_page(
+        session,
+        query,
+        at=EmergencySuspension.imposed_at,
+        row_id=EmergencySuspension.id,
+        limit=limit,
+        cursor=cursor,
+    )

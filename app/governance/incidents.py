@@ -21,6 +21,7 @@ from app.clock import rfc3339
 from app.context import AppContext
 from app.errors import IncidentCloseIncomplete, InvalidState, NotFound, ValidationFailed
 from app.governance.models import Incident, IncidentEntry
+from app.pagination import keyset_page
 
 # supervisor / PPC report, notification of individuals, the center, publication (IR-2).
 CHECKLIST_ITEMS = ("supervisor_ppc", "individuals", "center", "publication")
@@ -101,9 +102,13 @@ async def get_incident(
     return incident, entries
 
 
-async def list_incidents(session: AsyncSession, *, principal: Principal) -> list[Incident]:
+async def list_incidents(
+    session: AsyncSession, *, principal: Principal, limit: int, cursor: str | None
+) -> tuple[list[Incident], str | None]:
     authorize(principal, "incident.read")
-    return list((await session.scalars(select(Incident).order_by(Incident.opened_at))).all())
+    return await keyset_page(
+        session, select(Incident), at=Incident.opened_at, row_id=Incident.id, limit=limit, cursor=cursor
+    )
 
 
 async def add_entry(

@@ -21,6 +21,7 @@ from app.context import AppContext
 from app.errors import Conflict, InvalidState, NotFound, PrivilegedSessionRequired, TotpRequired
 from app.governance import totp
 from app.governance.models import PrivilegedSession, ReviewTask, TotpEnrolment
+from app.pagination import keyset_page
 
 
 @dataclass(frozen=True)
@@ -215,10 +216,17 @@ async def review_privileged_session(
 
 
 async def list_privileged_sessions(
-    session: AsyncSession, *, principal: Principal, unreviewed_only: bool
-) -> list[PrivilegedSession]:
+    session: AsyncSession, *, principal: Principal, unreviewed_only: bool, limit: int, cursor: str | None
+) -> tuple[list[PrivilegedSession], str | None]:
     authorize(principal, "privileged.review")
-    query = select(PrivilegedSession).order_by(PrivilegedSession.opened_at)
+    query = select(PrivilegedSession)
     if unreviewed_only:
         query = query.where(PrivilegedSession.reviewed_at.is_(None))
-    return list((await session.scalars(query)).all())
+    return await keyset_page(
+        session,
+        query,
+        at=PrivilegedSession.opened_at,
+        row_id=PrivilegedSession.id,
+        limit=limit,
+        cursor=cursor,
+    )

@@ -24,6 +24,7 @@ from app.errors import Forbidden, InvalidState, NotFound
 from app.governance import rights
 from app.governance.models import RecertificationCampaign, RecertificationItem, ReviewTask
 from app.governance.register import Decision
+from app.pagination import keyset_page
 
 LAPSE_RULE = "rule:AC-4 recertification"
 
@@ -264,13 +265,15 @@ async def start_scheduled_campaign_if_due(session: AsyncSession, *, ctx: AppCont
 
 
 async def list_review_tasks(
-    session: AsyncSession, *, principal: Principal, status: str | None
-) -> list[ReviewTask]:
+    session: AsyncSession, *, principal: Principal, status: str | None, limit: int, cursor: str | None
+) -> tuple[list[ReviewTask], str | None]:
     authorize(principal, "access.review")
-    query = select(ReviewTask).order_by(ReviewTask.opened_at, ReviewTask.id)
+    query = select(ReviewTask)
     if status is not None:
         query = query.where(ReviewTask.status == status)
-    return list((await session.scalars(query)).all())
+    return await keyset_page(
+        session, query, at=ReviewTask.opened_at, row_id=ReviewTask.id, limit=limit, cursor=cursor
+    )
 
 
 async def close_review_task(

@@ -76,6 +76,7 @@ from app.governance.schemas import (
     UserPatchIn,
 )
 from app.idempotency import IdempotencyKey, keyed_request
+from app.pagination import PageCursor, PageLimit
 
 API_PREFIX = "/api/v1"
 router = APIRouter(tags=["access governance"])
@@ -122,11 +123,15 @@ async def list_access_requests(
     session: DbSession,
     status_filter: Annotated[str | None, Query(alias="status", max_length=16)] = None,
     user_id: Annotated[str | None, Query(max_length=40)] = None,
+    limit: PageLimit = 100,
+    cursor: PageCursor = None,
 ) -> Page[AccessRequestOut]:
-    rows = await access_requests.list_requests(
-        session, principal=principal, status=status_filter, user_id=user_id
+    rows, next_cursor = await access_requests.list_requests(
+        session, principal=principal, status=status_filter, user_id=user_id, limit=limit, cursor=cursor
     )
-    return Page[AccessRequestOut](items=[AccessRequestOut.model_validate(r) for r in rows])
+    return Page[AccessRequestOut](
+        items=[AccessRequestOut.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
 
 
 @router.post(
@@ -335,9 +340,13 @@ async def review_tasks(
     principal: AccessReviewer,
     session: DbSession,
     status_filter: Annotated[str | None, Query(alias="status", pattern="^(open|closed)$")] = None,
+    limit: PageLimit = 100,
+    cursor: PageCursor = None,
 ) -> Page[ReviewTaskOut]:
-    rows = await recertification.list_review_tasks(session, principal=principal, status=status_filter)
-    return Page[ReviewTaskOut](items=[ReviewTaskOut.model_validate(r) for r in rows])
+    rows, next_cursor = await recertification.list_review_tasks(
+        session, principal=principal, status=status_filter, limit=limit, cursor=cursor
+    )
+    return Page[ReviewTaskOut](items=[ReviewTaskOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.post(
@@ -479,10 +488,18 @@ async def close_privileged_session(principal: AnyPrincipal, session: DbSession, 
     responses=problem_responses(401, 403),
 )
 async def privileged_sessions(
-    principal: PrivilegeReviewer, session: DbSession, unreviewed: bool = False
+    principal: PrivilegeReviewer,
+    session: DbSession,
+    unreviewed: bool = False,
+    limit: PageLimit = 100,
+    cursor: PageCursor = None,
 ) -> Page[PrivilegedSessionOut]:
-    rows = await privileged.list_privileged_sessions(session, principal=principal, unreviewed_only=unreviewed)
-    return Page[PrivilegedSessionOut](items=[PrivilegedSessionOut.model_validate(r) for r in rows])
+    rows, next_cursor = await privileged.list_privileged_sessions(
+        session, principal=principal, unreviewed_only=unreviewed, limit=limit, cursor=cursor
+    )
+    return Page[PrivilegedSessionOut](
+        items=[PrivilegedSessionOut.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
 
 
 @router.post(
@@ -591,10 +608,16 @@ async def lift(
     responses=problem_responses(401, 403),
 )
 async def suspensions(
-    principal: SuspensionReader, session: DbSession, active: bool = False
+    principal: SuspensionReader,
+    session: DbSession,
+    active: bool = False,
+    limit: PageLimit = 100,
+    cursor: PageCursor = None,
 ) -> Page[SuspensionOut]:
-    rows = await emergency.list_suspensions(session, principal=principal, active_only=active)
-    return Page[SuspensionOut](items=[SuspensionOut.model_validate(r) for r in rows])
+    rows, next_cursor = await emergency.list_suspensions(
+        session, principal=principal, active_only=active, limit=limit, cursor=cursor
+    )
+    return Page[SuspensionOut](items=[SuspensionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 def _incident_out(incident: Incident, entries: list[IncidentEntry] | None = None) -> IncidentOut:
@@ -637,9 +660,13 @@ async def open_incident(
     response_model=Page[IncidentOut],
     responses=problem_responses(401, 403),
 )
-async def list_incidents(principal: IncidentReader, session: DbSession) -> Page[IncidentOut]:
-    rows = await incidents.list_incidents(session, principal=principal)
-    return Page[IncidentOut](items=[_incident_out(r) for r in rows])
+async def list_incidents(
+    principal: IncidentReader, session: DbSession, limit: PageLimit = 100, cursor: PageCursor = None
+) -> Page[IncidentOut]:
+    rows, next_cursor = await incidents.list_incidents(
+        session, principal=principal, limit=limit, cursor=cursor
+    )
+    return Page[IncidentOut](items=[_incident_out(r) for r in rows], next_cursor=next_cursor)
 
 
 @emergency_router.get(

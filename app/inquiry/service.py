@@ -12,7 +12,7 @@ import contextlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 
@@ -88,6 +88,7 @@ from app.inquiry.subject import (
     normalise_text,
     typed_an_individual_number,
 )
+from app.pagination import keyset_page
 
 # How often a waiting submit re-reads the inquiry in case another gateway process stored the answer.
 CROSS_PROCESS_POLL_SECONDS = 0.5
@@ -1389,33 +1390,6 @@ async def get_inquiry_and_duty(
     return inquiry, duty
 
 
-def _list_cursor(last: Inquiry) -> str:
-    """Where the next page starts, in characters a client may put into a query string as they are: the
-    time in UTC with "Z" (an offset's "+" would arrive as a space), then the id."""
-    at = last.created_at.astimezone(UTC).isoformat().removesuffix("+00:00")
-    return f"{at}Z|{last.id}"
-
-
-def _list_position(cursor: str) -> tuple[datetime, str]:
-    """The ``created_at|id`` a page ended at, as next_cursor wrote it. The cursor comes back from the
-    client, so anything else — a date alone, a time without its zone — is refused, never a 500."""
-    created, separator, last_id = cursor.partition("|")
-    # Cursors before 2026-12-03 ended the time in "+00:00"; a client that put one into a URL unencoded
-    # sent "+" as a space. An ISO time never holds a space, so reading it back as "+" is unambiguous.
-    created = created.replace(" ", "+")
-    try:
-        after: datetime | None = datetime.fromisoformat(created)
-        if after is not None and after.tzinfo is not None:
-            # In UTC here, where a time that has none (an offset pushing year 1 or 9999 past the edge)
-            # is refused, not later when the database driver converts it (a 500).
-            after = after.astimezone(UTC)
-    except (ValueError, OverflowError):
-        after = None
-    if not separator or not last_id or after is None or after.tzinfo is None:
-        raise ValidationFailed("The cursor is not valid: pass next_cursor as it was returned")
-    return after, last_id
-
-
 async def list_inquiries(
     session: AsyncSession,
     *,
@@ -1428,7 +1402,7 @@ async def list_inquiries(
     cursor: str | None,
 ) -> tuple[list[Inquiry], str | None]:
     authorize(principal, "inquiry.read", branch_code=branch_code)
-    query = select(Inquiry).order_by(Inquiry.created_at, Inquiry.id).limit(limit + 1)
+    query = select(Inquiry)
     if branch_code is not None:
         query = query.where(Inquiry.branch_code == branch_code)
     elif not may(principal, "inquiry.read", branch_code="*"):
@@ -1439,17 +1413,9 @@ async def list_inquiries(
         query = query.where(Inquiry.status == status)
     if operator_id is not None:
         query = query.where(Inquiry.operator_id == operator_id)
-    if cursor:
-        after, last_id = _list_position(cursor)
-        query = query.where(
-            (Inquiry.created_at > after) | ((Inquiry.created_at == after) & (Inquiry.id > last_id))
-        )
-    rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = _list_cursor(rows[-1])
-    return rows, next_cursor
+    return await keyset_page(
+        session, query, at=Inquiry.created_at, row_id=Inquiry.id, limit=limit, cursor=cursor
+    )
 
 
 async def awaiting_release(
