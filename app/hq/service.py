@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -59,6 +59,7 @@ from app.inquiry.service import (
     normalised_subject,
     refuse_my_number,
 )
+from app.pagination import keyset_page
 
 IDEMPOTENCY_ENDPOINT = "hq_request.create"
 
@@ -312,25 +313,14 @@ async def list_requests(
 ) -> tuple[list[HqRequest], str | None]:
     """HQ sees every branch's requests; a branch sees its own. Reading them is recorded (subjects)."""
     authorize(principal, "hq_request.read")
-    query = select(HqRequest).order_by(HqRequest.created_at, HqRequest.id).limit(limit + 1)
+    query = select(HqRequest)
     if not may(principal, "hq_request.read", branch_code="*"):
         query = query.where(HqRequest.branch_code.in_(sorted(principal.branch_codes)))
     if status is not None:
         query = query.where(HqRequest.status == status)
-    if cursor:
-        created, _, last_id = cursor.partition("|")
-        try:
-            after = datetime.fromisoformat(created)
-        except ValueError:
-            raise ValidationFailed("The cursor is not valid") from None
-        query = query.where(
-            (HqRequest.created_at > after) | ((HqRequest.created_at == after) & (HqRequest.id > last_id))
-        )
-    rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = f"{rows[-1].created_at.isoformat()}|{rows[-1].id}"
+    rows, next_cursor = await keyset_page(
+        session, query, at=HqRequest.created_at, row_id=HqRequest.id, limit=limit, cursor=cursor
+    )
     record(
         session,
         actor=principal.actor(),

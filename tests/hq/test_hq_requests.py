@@ -409,3 +409,35 @@ async def test_a_branch_operators_request_about_themself_is_refused_or_carried_f
         someone,
     )
     assert other.json()["flags"] == []
+
+
+async def test_the_request_list_pages_by_cursor_and_refuses_a_cursor_it_never_wrote(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """A cursor without a zone, or with an offset that has no UTC form, was a 500 in the driver."""
+    op001 = await as_user(client, demo, "op001")
+    made = []
+    for index in range(3):
+        made.append((await branch_request(client, op001, await person(ctx, index=index)))["id"])
+        clock.advance(seconds=1)
+    paged: list[str] = []
+    params: dict[str, str | int] = {"limit": 2}
+    while True:
+        page = (await client.get("/hq-requests", params=params, headers=op001)).json()
+        paged += [r["id"] for r in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        params = {"limit": 2, "cursor": page["next_cursor"]}
+    assert paged == made
+    for cursor in (
+        "2026-11-24T10:00:00|x",
+        "0001-01-01T00:00:00+14:00|x",
+        "9999-12-31T23:59:59-23:59|x",
+        "not-a-time|x",
+        "2026-11-24T10:00:00Z",
+    ):
+        refused = await client.get("/hq-requests", params={"cursor": cursor}, headers=op001)
+        assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR", (
+            cursor,
+            refused.text,
+        )
