@@ -115,7 +115,8 @@ async def checkpoints(
     session: DbSession,
     ctx: Context,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
+    # 18 digits: every one fits a BIGINT (19 may not, and the driver would raise on it).
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
 ) -> CheckpointPage:
     after = int(cursor) if cursor else 0
     rows = await service.list_checkpoints(session, after_seq=after, limit=limit)

@@ -187,6 +187,7 @@ async def test_filters_no_column_or_clock_can_hold_are_refused_and_nothing_is_re
         ("/audit/events", {"after_seq": str(2**63)}),
         ("/audit/events", {"after_seq": str(2**64)}),
         ("/audit/events", {"limit": str(2**64)}),
+        ("/audit/checkpoints", {"cursor": "9" * 19}),
         ("/audit/events", {"since": "0001-01-01T00:00:00+14:00"}),
         ("/audit/events", {"until": "9999-12-31T23:59:59-23:59"}),
         ("/audit/events", {"since": "2026-11-24T09:00:00"}),
