@@ -7,6 +7,7 @@ effective state and the gap detector's missing days) on the business calendar's 
 from __future__ import annotations
 
 import calendar as month_calendar
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -144,10 +145,13 @@ def next_month(year: int, month: int) -> tuple[int, int]:
 
 def parse_month(value: str | None, default: date) -> tuple[int, int]:
     """``YYYY-MM`` from the query string, or the month of ``default`` when absent or malformed."""
-    if value:
-        year_text, _, month_text = value.partition("-")
-        if year_text.isdigit() and month_text.isdigit():
-            year, month = int(year_text), int(month_text)
-            if 2000 <= year <= 2100 and 1 <= month <= 12:
-                return year, month
+    # ASCII digits only: str.isdigit() also takes "²", which int() then refuses (a 500).
+    written = _YEAR_MONTH.fullmatch(value) if value else None
+    if written:
+        year, month = int(written.group(1)), int(written.group(2))
+        if 2000 <= year <= 2100 and 1 <= month <= 12:
+            return year, month
     return default.year, default.month
+
+
+_YEAR_MONTH = re.compile(r"([0-9]{4})-([0-9]{1,2})")

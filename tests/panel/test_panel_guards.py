@@ -277,6 +277,11 @@ async def test_the_month_calendar_shows_confirmed_overdue_and_missing_days_from_
     )
     await expect(calendar.locator("#day-2026-11-22")).to_have_class("day closed")
     await expect(calendar.locator("#day-2026-11-22 li")).to_have_count(0)
+    # A month typed into the URL that is not one shows this month (superscript digits were a 500).
+    for typed in ("2026-²", "²⁰²⁶-¹¹", "1999-01", "2026-13"):
+        odd = await page.request.get(f"{live.url}/panel/", params={"month": typed})
+        assert odd.status == 200, typed
+        assert 'id="day-2026-11-20"' in await odd.text(), typed
 
 
 async def test_hq_sees_overdue_lists_of_every_branch_and_an_unbalanced_day(
