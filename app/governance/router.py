@@ -3,7 +3,7 @@ service function, shape the answer."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
 
@@ -121,7 +121,10 @@ async def create_access_request(
 async def list_access_requests(
     principal: CurrentPrincipal,
     session: DbSession,
-    status_filter: Annotated[str | None, Query(alias="status", max_length=16)] = None,
+    # The request's states (access_requests.py): a filter on any other is refused, not answered empty.
+    status_filter: Annotated[
+        Literal["pending", "approved", "rejected", "applied", "expired"] | None, Query(alias="status")
+    ] = None,
     user_id: Annotated[str | None, Query(max_length=40)] = None,
     limit: PageLimit = 100,
     cursor: PageCursor = None,
@@ -278,7 +281,7 @@ async def access_register(
     branch_code: Annotated[str | None, Query(max_length=8)] = None,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,  # ASCII: \d takes any script's
 ) -> Response | Page[RegisterEntryOut]:
     if format == "csv":
         rows = await register.entries(session, user_id=user_id, branch_code=branch_code)

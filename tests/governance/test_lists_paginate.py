@@ -66,3 +66,14 @@ async def test_each_governance_list_pages_through_every_row_once_and_refuses_a_b
         ):
             refused = await client.get(path, params=bad, headers=headers)
             assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR", (path, bad)
+    # A state no request can be in is refused, not answered with an empty page; the register's cursor is
+    # its sequence number in ASCII digits only.
+    for status in ("x", ""):
+        wrong = await client.get("/access-requests", params={"status": status}, headers=approver)
+        assert wrong.status_code == 422 and wrong.json()["code"] == "VALIDATION_ERROR", status
+    pending = await client.get("/access-requests", params={"status": "pending"}, headers=approver)
+    assert len(pending.json()["items"]) == 3
+    assert (await client.get("/access-register", params={"cursor": "1"}, headers=auditor)).status_code == 200
+    for cursor in ("١", "１", "৩"):
+        foreign = await client.get("/access-register", params={"cursor": cursor}, headers=auditor)
+        assert foreign.status_code == 422, cursor
