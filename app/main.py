@@ -55,7 +55,7 @@ from app.monitoring import scheduler as monitoring_schedule
 from app.monitoring.center_link import CenterLinkWatch
 from app.monitoring.logs import REQUEST_ID, configure_logging
 from app.panel.router import install_panel
-from app.problems import handle_unexpected, install_error_handlers, log_unexpected
+from app.problems import handle_unexpected, install_error_handlers, log_unexpected, route_template
 from app.reconciliation import scheduler as reconciliation_schedule
 from app.reconciliation.router import router as center_reconciliation_router
 from app.request_guard import RequestGuard
@@ -63,10 +63,6 @@ from app.request_guard import RequestGuard
 API_PREFIX = "/api/v1"
 access_log = logging.getLogger("shokai.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-
-
-def _route_template(scope: Scope) -> str:
-    return str(getattr(scope.get("route"), "path", None) or "unmatched")
 
 
 class RequestContext:
@@ -116,18 +112,19 @@ class RequestContext:
             try:
                 await self._app(scope, receive, send_with_headers)
             except Exception as exc:
-                # Answered here rather than by Starlette's outermost handler, which sends its response
-                # past this middleware (no request id, no safe headers), logs after the request id is
-                # reset and re-raises to the server, which then drops the client's keep-alive connection.
+                # Answered here, the one place for it (app/problems.py registers no handler for it):
+                # Starlette's outermost middleware sends its response past this one (no request id, no
+                # safe headers), logs after the request id is reset and re-raises to the server, which
+                # then drops the client's keep-alive connection.
                 if response_started:
                     # A streamed body failed part-way. Only the server aborting the transfer tells the
                     # client that what it received is incomplete, so the error goes on to it.
-                    log_unexpected(exc, method=scope["method"], route=_route_template(scope))
+                    log_unexpected(exc, method=scope["method"], route=route_template(scope))
                     raise
                 answer = await handle_unexpected(Request(scope, receive), exc)
                 await answer(scope, receive, send_with_headers)
         finally:
-            template = _route_template(scope)
+            template = route_template(scope, unmatched="unmatched")
             # The access log (uvicorn's is off, app/serving.py): the route template, never the URL, whose
             # query string can name a person (GET /audit/subject-access).
             access_log.info(

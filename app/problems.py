@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from app.audit.ledger import Actor, record
 from app.authz.principal import Principal
@@ -46,9 +47,14 @@ def _problem(request: Request, status: int, code: str, title: str, detail: str, 
     )
 
 
+def route_template(scope: Scope, *, unmatched: str = "(no route)") -> str:
+    """The route's template (``/inquiries/{inquiry_id}``) for logs and metrics: what was typed in a path
+    stays out."""
+    return str(getattr(scope.get("route"), "path", None) or unmatched)
+
+
 def _route_of(request: Request) -> str:
-    """The route's template (``/inquiries/{inquiry_id}``) for the log: what was typed in a path stays out."""
-    return str(getattr(request.scope.get("route"), "path", None) or "(no route)")
+    return route_template(request.scope)
 
 
 async def _record_request_event(
@@ -201,4 +207,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(SealError, handle_sealed_value_unreadable)
-    app.add_exception_handler(Exception, handle_unexpected)
+    # Any other exception is answered by RequestContext (app/main.py) with handle_unexpected, inside the
+    # middleware that adds the request id; registered here too, Starlette's outermost handler would log
+    # a streamed response's failure a second time.

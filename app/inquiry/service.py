@@ -57,10 +57,12 @@ from app.governance.totp import verify_code
 from app.hq import execution as hq_execution
 from app.hq.models import HqRequest
 from app.idempotency import (
+    KeyedRequest,
     commit_or_replay,
     end_replay,
     remember_idempotency,
     replayed_id,
+    replayed_object,
     request_fingerprint,
 )
 from app.inquiry import approvals, outbox
@@ -350,14 +352,10 @@ async def replay_after_lost_race(
     """After :func:`commit_or_replay` rolled back: the inquiry of the concurrent request with this
     Idempotency-Key that committed first (409 if its body differed). The caller's own objects were
     rolled back with the transaction, so they must not be answered with."""
-    replay = await replayed_id(
-        session, key=key, principal=principal, endpoint=endpoint, fingerprint=fingerprint
-    )
-    if replay is None:
+    keyed = KeyedRequest(key, endpoint, fingerprint)
+    if (replayed := await replayed_object(session, Inquiry, keyed, principal=principal)) is None:
         # The commit failed on something other than the key; the rollback wrote nothing.
         raise InvalidState("The inquiry was changed by another request at the same moment: reload it")
-    replayed = await load_inquiry(session, replay)
-    await end_replay(session, replayed)
     return replayed
 
 
