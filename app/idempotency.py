@@ -11,26 +11,23 @@ whose commit fails on its primary key rolls back and answers with the winner's o
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, Header
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz.principal import Principal
 from app.context import AppContext
-from app.errors import IdempotencyKeyReused, InvalidState, MyNumberForbidden
+from app.errors import Conflict, IdempotencyKeyReused, InvalidState, MyNumberForbidden
 from app.inquiry.models import IdempotencyRecord
 from app.inquiry.subject import contains_my_number
 
-
-class _Identified(Protocol):
-    id: Any
-
-
-Made = TypeVar("Made", bound=_Identified)
+Made = TypeVar("Made")
 
 # api.md sets no minimum length: keys are the caller's own (looked up per caller and endpoint), so a short
 # one can only collide with the same caller's earlier request, which the body fingerprint then refuses.
@@ -138,6 +135,12 @@ async def end_replay(session: AsyncSession, *answered: object) -> None:
 # -- one keyed creation, for the capabilities whose POST makes one object -------------------------------
 
 
+def _primary_key(made: object) -> str:
+    """The made object's primary key as text: an id for most, the code for a branch."""
+    (value,) = inspect(type(made)).primary_key_from_instance(made)
+    return str(value)
+
+
 @dataclass(frozen=True)
 class KeyedRequest:
     """A creating request as its Idempotency-Key identifies it: the caller's key (or none), the
@@ -171,6 +174,30 @@ async def replayed_object(
     return made
 
 
+async def twin_won(
+    session: AsyncSession, model: type[Made], keyed: KeyedRequest, *, principal: Principal
+) -> Made:
+    """After an ``IntegrityError`` on a creation: a concurrent request made the same object first.
+
+    With this Idempotency-Key it was the caller's own retry, and its object is the answer; otherwise it
+    was a twin with the same client-chosen id (a user id, a branch code), and the answer is 409."""
+    await session.rollback()
+    winner = await replayed_object(session, model, keyed, principal=principal) if keyed.key else None
+    if winner is None:
+        raise Conflict("Made by another request at the same moment")
+    return winner
+
+
+async def commit_created(session: AsyncSession) -> None:
+    """Commit a creation that takes no key (a terminal, whose key is shown once): a twin with the same
+    client-chosen id committed at the same moment is 409 ``CONFLICT``, not the driver's error."""
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict("Made by another request at the same moment") from None
+
+
 async def commit_keyed(
     session: AsyncSession, ctx: AppContext, made: Made, keyed: KeyedRequest, *, principal: Principal
 ) -> Made:
@@ -182,13 +209,41 @@ async def commit_keyed(
         principal=principal,
         endpoint=keyed.endpoint,
         fingerprint=keyed.fingerprint,
-        object_id=str(made.id),
+        object_id=_primary_key(made),
         status_code=201,
     )
-    if await commit_or_replay(session, key=keyed.key):
-        return made
-    winner = await replayed_object(session, type(made), keyed, principal=principal)
-    if winner is None:
-        # The commit failed on something other than the key; the rollback wrote nothing.
-        raise InvalidState("Changed by another request at the same moment: send it again")
-    return winner
+    try:
+        await session.commit()
+    except IntegrityError:
+        return await twin_won(session, type(made), keyed, principal=principal)
+    return made
+
+
+async def create_once(
+    session: AsyncSession,
+    ctx: AppContext,
+    model: type[Made],
+    keyed: KeyedRequest,
+    *,
+    principal: Principal,
+    make: Callable[[], Awaitable[Made]],
+) -> Made:
+    """Make one object under an Idempotency-Key: the earlier request's object if there was one, else
+    ``make()`` committed with the key.
+
+    A retry sent while the first attempt runs may pass the replay check before the first commits and then
+    meet its object: ``make`` refuses a second user id, branch code or live switch with 409 ``CONFLICT``,
+    or on PostgreSQL the insert waits for the first and fails on the key. Either way, when the first
+    committed under this key, its object is the answer."""
+    if (replayed := await replayed_object(session, model, keyed, principal=principal)) is not None:
+        return replayed
+    try:
+        made = await make()
+    except IntegrityError:
+        return await twin_won(session, model, keyed, principal=principal)
+    except Conflict:
+        if keyed.key is not None:
+            if (replayed := await replayed_object(session, model, keyed, principal=principal)) is not None:
+                return replayed
+        raise
+    return await commit_keyed(session, ctx, made, keyed, principal=principal)

@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.ledger import Actor, record
 from app.authz.models import Branch, PasswordHistory, ServiceAccount, Terminal, User, UserRole
 from app.authz.passwords import machine_secret_hash, new_machine_secret
+from app.authz.principal import Principal
 from app.authz.roles import ROLES, SCOPES
 from app.context import AppContext
 from app.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from app.idempotency import UNKEYED, KeyedRequest, create_once
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,27 @@ async def create_branch(
         details={"is_hq": is_hq},
     )
     return branch
+
+
+async def register_branch(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    code: str,
+    name: str,
+    keyed: KeyedRequest = UNKEYED,
+) -> Branch:
+    """A directory admin registers a branch. With an Idempotency-Key a retry of a registration that went
+    through gets the branch, not 409 ``CONFLICT``."""
+    return await create_once(
+        session,
+        ctx,
+        Branch,
+        keyed,
+        principal=principal,
+        make=lambda: create_branch(session, ctx=ctx, actor=principal.actor(), code=code, name=name),
+    )
 
 
 async def rename_branch(session: AsyncSession, *, actor: Actor, branch_code: str, name: str) -> Branch:

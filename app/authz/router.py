@@ -30,6 +30,7 @@ from app.deps import Context, DbSession, Origin
 from app.errors import problem_responses
 from app.governance import lifecycle
 from app.governance.deps import DirectoryAdmin
+from app.idempotency import IdempotencyKey, commit_created, keyed_request
 
 router = APIRouter(tags=["authentication"])
 directory_router = APIRouter(tags=["directory"])
@@ -158,12 +159,22 @@ async def list_branches(_principal: DirectoryReader, session: DbSession) -> Page
     responses=problem_responses(401, 403, 409, 422),
 )
 async def create_branch(
-    body: BranchIn, principal: DirectoryAdmin, session: DbSession, ctx: Context
+    body: BranchIn,
+    principal: DirectoryAdmin,
+    session: DbSession,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
 ) -> BranchOut:
-    branch = await directory.create_branch(
-        session, ctx=ctx, actor=principal.actor(), code=body.code, name=body.name
+    branch = await directory.register_branch(
+        session,
+        ctx=ctx,
+        principal=principal,
+        code=body.code,
+        name=body.name,
+        keyed=keyed_request(
+            ctx, key=idempotency_key, endpoint="branch.create", body=body.model_dump(mode="json")
+        ),
     )
-    await session.commit()
     return BranchOut.model_validate(branch)
 
 
@@ -214,7 +225,7 @@ async def register_terminal(
         branch_code=body.branch_code,
         description=body.description,
     )
-    await session.commit()
+    await commit_created(session)
     out = TerminalOut.model_validate(registered.terminal)
     return TerminalRegistered(**out.model_dump(), key=registered.key)
 

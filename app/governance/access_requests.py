@@ -32,7 +32,7 @@ from app.errors import AccessRequestLapsed, Conflict, Forbidden, InvalidState, N
 from app.governance import register, rights
 from app.governance.models import AccessRequest
 from app.governance.register import Decision
-from app.idempotency import UNKEYED, KeyedRequest, commit_keyed, replayed_object
+from app.idempotency import UNKEYED, KeyedRequest, commit_keyed, create_once, replayed_object
 from app.pagination import keyset_page
 
 ROLE_ACTIONS = ("grant", "revoke")
@@ -488,23 +488,34 @@ async def create_user(
     name_kana: str | None,
     birth_date: date | None,
     phone: str | None,
+    keyed: KeyedRequest = UNKEYED,
 ) -> User:
-    """A new user starts with no roles and no usable password: both come through access requests."""
+    """A new user starts with no roles and no usable password: both come through access requests.
+
+    With an Idempotency-Key a retry of a creation that went through gets the user, not 409 ``CONFLICT``."""
     authorize(principal, "directory.manage")
-    # Nobody knows this password; the first password is issued by a reset_password request (two halves).
-    unusable = secrets.token_urlsafe(32)
-    user = await directory.create_user(
-        session,
-        ctx=ctx,
-        actor=principal.actor(),
-        user_id=user_id,
-        name=name,
-        password=unusable,
-        name_kana=name_kana,
-        birth_date=birth_date,
-        phone=phone,
-        must_change_password=True,
-    )
+
+    async def make() -> User:
+        # Nobody knows this password; the first password is issued by a reset_password request (two halves).
+        user = await directory.create_user(
+            session,
+            ctx=ctx,
+            actor=principal.actor(),
+            user_id=user_id,
+            name=name,
+            password=secrets.token_urlsafe(32),
+            name_kana=name_kana,
+            birth_date=birth_date,
+            phone=phone,
+            must_change_password=True,
+        )
+        _register_creation(session, ctx, principal, user_id)
+        return user
+
+    return await create_once(session, ctx, User, keyed, principal=principal, make=make)
+
+
+def _register_creation(session: AsyncSession, ctx: AppContext, principal: Principal, user_id: str) -> None:
     now = ctx.clock.now()
     register.append(
         session,
@@ -525,8 +536,6 @@ async def create_user(
         ),
         reason="New user: no roles and no usable password until access requests give them",
     )
-    await session.commit()
-    return user
 
 
 async def update_user(

@@ -21,6 +21,7 @@ from app.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from app.governance import register, rights
 from app.governance.models import EmergencySuspension
 from app.governance.register import Decision
+from app.idempotency import UNKEYED, KeyedRequest, create_once
 from app.pagination import keyset_page
 
 # One officer throws a switch at once; lifting it takes a second one (checked in lift()).
@@ -67,8 +68,31 @@ async def suspend(
     scope: str,
     target: str | None,
     reason: str,
+    keyed: KeyedRequest = UNKEYED,
 ) -> EmergencySuspension:
+    """Throw a switch. With an Idempotency-Key a retry gets the switch it threw, not 409 "already on"."""
     authorize(principal, "emergency.suspend")
+    return await create_once(
+        session,
+        ctx,
+        EmergencySuspension,
+        keyed,
+        principal=principal,
+        make=lambda: _throw_switch(
+            session, ctx=ctx, principal=principal, scope=scope, target=target, reason=reason
+        ),
+    )
+
+
+async def _throw_switch(
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    scope: str,
+    target: str | None,
+    reason: str,
+) -> EmergencySuspension:
     if scope == "all":
         if target is not None:
             raise ValidationFailed("A bank-wide switch names no target")
@@ -129,7 +153,6 @@ async def suspend(
         outcome="alert",
         details={"scope": scope, "target": target, "sessions_ended": ended},
     )
-    await session.commit()
     return suspension
 
 

@@ -21,6 +21,7 @@ from app.clock import rfc3339
 from app.context import AppContext
 from app.errors import IncidentCloseIncomplete, InvalidState, NotFound, ValidationFailed
 from app.governance.models import Incident, IncidentEntry
+from app.idempotency import UNKEYED, KeyedRequest, commit_keyed, replayed_object
 from app.pagination import keyset_page
 
 # supervisor / PPC report, notification of individuals, the center, publication (IR-2).
@@ -38,8 +39,12 @@ async def open_incident(
     window_from: datetime | None,
     window_to: datetime | None,
     affected_subjects: list[str],
+    keyed: KeyedRequest = UNKEYED,
 ) -> Incident:
+    """Open an incident. With an Idempotency-Key a retry gets the first record, not a twin to close."""
     authorize(principal, "incident.manage")
+    if (replayed := await replayed_object(session, Incident, keyed, principal=principal)) is not None:
+        return replayed
     # The branch drives the forensic links (who could reach its data, its register): one that does not
     # exist would make every link answer empty, as if nobody had had access.
     if branch_code is not None and await session.get(Branch, branch_code) is None:
@@ -72,8 +77,7 @@ async def open_incident(
         object_id=incident.id,
         details={"severity": severity, "affected_subjects": len(incident.affected_subjects)},
     )
-    await session.commit()
-    return incident
+    return await commit_keyed(session, ctx, incident, keyed, principal=principal)
 
 
 async def _load(
@@ -119,10 +123,15 @@ async def add_entry(
     incident_id: str,
     text: str,
     checklist_item: str | None,
+    keyed: KeyedRequest = UNKEYED,
 ) -> Incident:
-    """A timeline note, or the completion of one reporting-checklist item."""
+    """A timeline note, or the completion of one reporting-checklist item. With an Idempotency-Key a retry
+    answers with the incident as it is and adds no second note."""
     incident = await _load(session, principal, incident_id, for_update=True)
     authorize(principal, "incident.manage")
+    # After the incident's lock: a retry sent while the first is running waits for it and finds its key.
+    if (replayed := await replayed_object(session, Incident, keyed, principal=principal)) is not None:
+        return replayed
     if incident.status != "open":
         raise InvalidState("The incident is closed")
     now = ctx.clock.now()
@@ -147,8 +156,7 @@ async def add_entry(
         object_id=incident.id,
         details={"checklist_item": checklist_item},
     )
-    await session.commit()
-    return incident
+    return await commit_keyed(session, ctx, incident, keyed, principal=principal)
 
 
 async def close_incident(

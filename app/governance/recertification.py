@@ -24,6 +24,7 @@ from app.errors import Forbidden, InvalidState, NotFound
 from app.governance import rights
 from app.governance.models import RecertificationCampaign, RecertificationItem, ReviewTask
 from app.governance.register import Decision
+from app.idempotency import UNKEYED, KeyedRequest, create_once
 from app.pagination import keyset_page
 
 LAPSE_RULE = "rule:AC-4 recertification"
@@ -93,13 +94,21 @@ async def start_on_demand(
     reason: str,
     note: str | None,
     deadline_at: datetime | None,
+    keyed: KeyedRequest = UNKEYED,
 ) -> RecertificationCampaign:
+    """With an Idempotency-Key a retry gets the first campaign, not a second one asking every attester
+    the same questions again."""
     authorize(principal, "access.recertification.manage")
-    campaign = await start_campaign(
-        session, ctx=ctx, actor=principal.actor(), reason=reason, note=note, deadline_at=deadline_at
+    return await create_once(
+        session,
+        ctx,
+        RecertificationCampaign,
+        keyed,
+        principal=principal,
+        make=lambda: start_campaign(
+            session, ctx=ctx, actor=principal.actor(), reason=reason, note=note, deadline_at=deadline_at
+        ),
     )
-    await session.commit()
-    return campaign
 
 
 async def items_for(

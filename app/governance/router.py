@@ -221,7 +221,13 @@ async def collect_password_half(
     response_model=UserOut,
     responses=problem_responses(401, 403, 409, 422),
 )
-async def create_user(body: UserIn, principal: DirectoryAdmin, session: DbSession, ctx: Context) -> UserOut:
+async def create_user(
+    body: UserIn,
+    principal: DirectoryAdmin,
+    session: DbSession,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
+) -> UserOut:
     user = await access_requests.create_user(
         session,
         ctx=ctx,
@@ -231,6 +237,9 @@ async def create_user(body: UserIn, principal: DirectoryAdmin, session: DbSessio
         name_kana=body.name_kana,
         birth_date=body.birth_date,
         phone=body.phone,
+        keyed=keyed_request(
+            ctx, key=idempotency_key, endpoint="user.create", body=body.model_dump(mode="json")
+        ),
     )
     return UserOut.model_validate(user)
 
@@ -375,7 +384,11 @@ async def close_review(
     responses=problem_responses(401, 403, 409),
 )
 async def start_campaign(
-    body: CampaignIn, principal: CampaignManager, session: DbSession, ctx: Context
+    body: CampaignIn,
+    principal: CampaignManager,
+    session: DbSession,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
 ) -> CampaignOut:
     campaign = await recertification.start_on_demand(
         session,
@@ -384,6 +397,9 @@ async def start_campaign(
         reason=body.reason,
         note=body.note,
         deadline_at=body.deadline_at,
+        keyed=keyed_request(
+            ctx, key=idempotency_key, endpoint="recertification.start", body=body.model_dump(mode="json")
+        ),
     )
     return CampaignOut.model_validate(campaign)
 
@@ -581,10 +597,22 @@ async def lifecycle_check(principal: LifecycleChecker, session: DbSession, ctx: 
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def suspend(
-    body: SuspensionIn, principal: SecurityOfficer, session: DbSession, ctx: Context
+    body: SuspensionIn,
+    principal: SecurityOfficer,
+    session: DbSession,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
 ) -> SuspensionOut:
     suspension = await emergency.suspend(
-        session, ctx=ctx, principal=principal, scope=body.scope, target=body.target, reason=body.reason
+        session,
+        ctx=ctx,
+        principal=principal,
+        scope=body.scope,
+        target=body.target,
+        reason=body.reason,
+        keyed=keyed_request(
+            ctx, key=idempotency_key, endpoint="emergency.suspend", body=body.model_dump(mode="json")
+        ),
     )
     return SuspensionOut.model_validate(suspension)
 
@@ -651,9 +679,21 @@ def _incident_out(incident: Incident, entries: list[IncidentEntry] | None = None
     responses=problem_responses(401, 403, 422),
 )
 async def open_incident(
-    body: IncidentIn, principal: IncidentManager, session: DbSession, ctx: Context
+    body: IncidentIn,
+    principal: IncidentManager,
+    session: DbSession,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
 ) -> IncidentOut:
-    incident = await incidents.open_incident(session, ctx=ctx, principal=principal, **body.model_dump())
+    incident = await incidents.open_incident(
+        session,
+        ctx=ctx,
+        principal=principal,
+        **body.model_dump(),
+        keyed=keyed_request(
+            ctx, key=idempotency_key, endpoint="incident.open", body=body.model_dump(mode="json")
+        ),
+    )
     return _incident_out(incident)
 
 
@@ -690,7 +730,12 @@ async def get_incident(incident_id: str, principal: CurrentPrincipal, session: D
     responses=problem_responses(401, 403, 404, 409),
 )
 async def add_incident_entry(
-    incident_id: str, body: IncidentEntryIn, principal: IncidentManager, session: DbSession, ctx: Context
+    incident_id: str,
+    body: IncidentEntryIn,
+    principal: IncidentManager,
+    session: DbSession,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
 ) -> IncidentOut:
     incident = await incidents.add_entry(
         session,
@@ -699,6 +744,13 @@ async def add_incident_entry(
         incident_id=incident_id,
         text=body.text,
         checklist_item=body.checklist_item,
+        # The incident is part of what the key stands for: one key sent to two incidents is refused.
+        keyed=keyed_request(
+            ctx,
+            key=idempotency_key,
+            endpoint="incident.add_entry",
+            body={"incident_id": incident_id, **body.model_dump(mode="json")},
+        ),
     )
     return _incident_out(incident)
 
