@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
@@ -112,19 +112,44 @@ async def start_on_demand(
 
 
 async def items_for(
-    session: AsyncSession, *, principal: Principal, campaign_id: str, pending_only: bool
-) -> list[RecertificationItem]:
-    """The items the caller may decide (a branch manager: their branches), or all for access admins."""
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    campaign_id: str,
+    pending_only: bool,
+    limit: int = 1000,
+    after_id: int | None = None,
+) -> tuple[list[RecertificationItem], int | None]:
+    """One page of the items the caller may decide (a branch manager: their branches), or of all for
+    access admins and auditors, in item order; and the id the next page starts after (None at the end).
+
+    A campaign holds every right of the bank, so the items are paged (api.md), and the caller's share is
+    chosen in SQL: filtering a page afterwards would give a branch manager short or empty pages."""
     campaign = await session.get(RecertificationCampaign, campaign_id)
     if campaign is None:
         raise NotFound("No such campaign")
     query = select(RecertificationItem).where(RecertificationItem.campaign_id == campaign_id)
     if pending_only:
         query = query.where(RecertificationItem.decision.is_(None))
-    items = list((await session.scalars(query.order_by(RecertificationItem.id))).all())
-    if principal.has_role("access_admin") or principal.has_role("auditor"):
-        return items
-    return [item for item in items if _may_attest(principal, item)]
+    if not (principal.has_role("access_admin") or principal.has_role("auditor")):
+        # The SQL form of _may_attest.
+        attestable: list[ColumnElement[bool]] = []
+        if managed := principal.role_branches.get("branch_manager", frozenset()):
+            attestable.append(
+                (RecertificationItem.attester_role == "branch_manager")
+                & RecertificationItem.branch_code.in_(sorted(managed))
+            )
+        if principal.has_role("access_approver"):
+            attestable.append(RecertificationItem.attester_role == "access_approver")
+        if not attestable:
+            return [], None
+        query = query.where(or_(*attestable))
+    if after_id is not None:
+        query = query.where(RecertificationItem.id > after_id)
+    rows = list((await session.scalars(query.order_by(RecertificationItem.id).limit(limit + 1))).all())
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], rows[limit - 1].id
 
 
 def _may_attest(principal: Principal, item: RecertificationItem) -> bool:

@@ -411,12 +411,26 @@ async def start_campaign(
     responses=problem_responses(401, 403, 404),
 )
 async def campaign_items(
-    campaign_id: str, principal: Attester, session: DbSession, pending: bool = False
+    campaign_id: str,
+    principal: Attester,
+    session: DbSession,
+    pending: bool = False,
+    limit: PageLimit = 100,
+    # The id of the last item of the page before (ASCII digits: \d takes any script's).
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
 ) -> Page[CampaignItemOut]:
-    rows = await recertification.items_for(
-        session, principal=principal, campaign_id=campaign_id, pending_only=pending
+    rows, last_id = await recertification.items_for(
+        session,
+        principal=principal,
+        campaign_id=campaign_id,
+        pending_only=pending,
+        limit=limit,
+        after_id=int(cursor) if cursor is not None else None,
     )
-    return Page[CampaignItemOut](items=[CampaignItemOut.model_validate(r) for r in rows])
+    return Page[CampaignItemOut](
+        items=[CampaignItemOut.model_validate(r) for r in rows],
+        next_cursor=str(last_id) if last_id is not None else None,
+    )
 
 
 @router.post(

@@ -115,3 +115,43 @@ async def test_a_periodic_campaign_starts_by_itself_after_six_months(
     clock.advance(days=ctx.settings.recertification_interval_days)
     assert (await sweep.run_once(ctx)).campaign_started is True
     assert (await sweep.run_once(ctx)).campaign_started is False
+
+
+async def test_a_campaigns_items_come_in_pages_and_each_attester_pages_through_their_own(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    """A campaign holds every right of the bank: its items are paged like every list (api.md), and a
+    branch manager's pages hold only their branch's items, none short or empty before the end."""
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    campaign = await client.post("/recertification-campaigns", json={"reason": "on_demand"}, headers=admin)
+    assert campaign.status_code == 201, campaign.text
+    path = f"/recertification-campaigns/{campaign.json()['id']}/items"
+
+    async def every_page(headers: dict[str, str], limit: int) -> list[list[dict[str, object]]]:
+        pages, cursor = [], None
+        while True:
+            params: dict[str, object] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+            answer = await client.get(path, params=params, headers=headers)
+            assert answer.status_code == 200, answer.text
+            pages.append(answer.json()["items"])
+            cursor = answer.json()["next_cursor"]
+            if cursor is None:
+                return pages
+
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    everything = (await client.get(path, headers=approver)).json()["items"]
+    assert len(everything) >= 3
+    assert {item["role"] for item in everything} >= {"branch_manager"}
+    paged = await every_page(approver, limit=2)
+    assert [item for page in paged for item in page] == everything
+    assert all(len(page) == 2 for page in paged[:-1]) and 1 <= len(paged[-1]) <= 2
+
+    manager = await auth_headers(client, demo, "bm001")
+    own = (await client.get(path, headers=manager)).json()["items"]
+    assert own and {item["branch_code"] for item in own} == {"001"}
+    paged = await every_page(manager, limit=1)
+    assert [item for page in paged for item in page] == own
+    assert all(len(page) == 1 for page in paged)
+
+    refused = await client.get(path, params={"cursor": "１"}, headers=approver)
+    assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR"
