@@ -119,7 +119,7 @@ async def checkpoints(
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
 ) -> CheckpointPage:
     after = int(cursor) if cursor else 0
-    rows = await service.list_checkpoints(session, after_seq=after, limit=limit)
+    rows, next_cursor = await service.checkpoint_page(session, after_seq=after, limit=limit)
     record(
         session,
         actor=principal.actor(),
@@ -133,7 +133,7 @@ async def checkpoints(
     ]
     return CheckpointPage(
         items=items,
-        next_cursor=str(rows[-1].seq) if len(rows) == limit else None,
+        next_cursor=next_cursor,
         public_keys={kid: public_key_pem(key) for kid, key in ctx.keyring.checkpoint_public_keys().items()},
     )
 

@@ -186,3 +186,15 @@ async def stream_events(db: Database, where: EventFilter, *, page: int = 1000) -
 async def list_checkpoints(session: AsyncSession, *, after_seq: int, limit: int) -> list[AuditCheckpoint]:
     query = select(AuditCheckpoint).where(AuditCheckpoint.seq > after_seq).order_by(AuditCheckpoint.seq)
     return list((await session.scalars(query.limit(limit))).all())
+
+
+async def checkpoint_page(
+    session: AsyncSession, *, after_seq: int, limit: int
+) -> tuple[list[AuditCheckpoint], str | None]:
+    """One page of checkpoints and the cursor of the next, None when this page is the last.
+
+    One more row than the page is read to know: a full last page used to carry a cursor to an empty one."""
+    rows = await list_checkpoints(session, after_seq=after_seq, limit=limit + 1)
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], str(rows[limit - 1].seq)

@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from app.audit.service import checkpoint_page
 from app.clock import ManualClock
 from app.config import Settings
 from app.context import AppContext
@@ -341,3 +342,22 @@ async def test_checkpoints_verify_with_the_published_keys_and_match_the_stream(
         ("auditor", 1),
         ("auditor", 1),
     ]
+
+
+async def test_the_last_page_of_checkpoints_gives_no_cursor_to_an_empty_page(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """Paged through the service: every API read records an event, which may make another checkpoint
+    while the test reads."""
+    auditor = await auth_headers(client, demo, "auditor")
+    for _ in range(6):  # events, and so checkpoints (one every 3 events here)
+        assert (await client.get("/audit/checkpoints", headers=auditor)).status_code == 200
+    async with ctx.db.read_session() as session:
+        every, _ = await checkpoint_page(session, after_seq=0, limit=1000)
+        assert len(every) >= 2
+        whole, next_cursor = await checkpoint_page(session, after_seq=0, limit=len(every))
+        assert [c.seq for c in whole] == [c.seq for c in every] and next_cursor is None
+        short, next_cursor = await checkpoint_page(session, after_seq=0, limit=len(every) - 1)
+        assert next_cursor == str(every[-2].seq) and [c.seq for c in short] == [c.seq for c in every[:-1]]
+        rest, next_cursor = await checkpoint_page(session, after_seq=int(next_cursor), limit=len(every))
+        assert [c.seq for c in rest] == [every[-1].seq] and next_cursor is None
