@@ -76,6 +76,15 @@ def check_business_date(value: date) -> date:
     return value
 
 
+# Nobody inquired about, and no member of staff, was born earlier; it also keeps age arithmetic away from
+# date.min. A birth date after today is a mistyped year.
+EARLIEST_BIRTH_DATE = date(1900, 1, 1)
+
+
+def is_plausible_birth_date(born: date, *, today: date) -> bool:
+    return EARLIEST_BIRTH_DATE <= born <= today
+
+
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 

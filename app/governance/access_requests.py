@@ -25,7 +25,7 @@ from app.authz.policy import authorize, ensure_different_people, ensure_roles_co
 from app.authz.principal import Principal
 from app.authz.roles import ROLES
 from app.authz.service import active_roles, login_key
-from app.clock import business_date_of
+from app.clock import EARLIEST_BIRTH_DATE, business_date_of, is_plausible_birth_date
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
 from app.errors import AccessRequestLapsed, Conflict, Forbidden, InvalidState, NotFound, ValidationFailed
@@ -494,6 +494,7 @@ async def create_user(
 
     With an Idempotency-Key a retry of a creation that went through gets the user, not 409 ``CONFLICT``."""
     authorize(principal, "directory.manage")
+    _check_birth_date(ctx, birth_date)
 
     async def make() -> User:
         # Nobody knows this password; the first password is issued by a reset_password request (two halves).
@@ -538,14 +539,24 @@ def _register_creation(session: AsyncSession, ctx: AppContext, principal: Princi
     )
 
 
+def _check_birth_date(ctx: AppContext, birth_date: object) -> None:
+    """A member of staff's birth date is what the self-inquiry check (PL-5) compares a subject with: one
+    in year 9999 or before 1900 is a mistyped year, and would make the check miss them for good."""
+    if isinstance(birth_date, date) and not is_plausible_birth_date(
+        birth_date, today=business_date_of(ctx.clock.now())
+    ):
+        raise ValidationFailed(f"birth_date must lie between {EARLIEST_BIRTH_DATE} and today")
+
+
 async def update_user(
-    session: AsyncSession, *, principal: Principal, user_id: str, changes: dict[str, object]
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, user_id: str, changes: dict[str, object]
 ) -> User:
     """Correct a user's record (names, birth date, phone): never roles, never one's own record."""
     authorize(principal, "directory.manage")
     ensure_different_people(principal.id, others={"the user concerned": user_id})
     if not changes:
         raise ValidationFailed("Name at least one field to change")
+    _check_birth_date(ctx, changes.get("birth_date"))
     user = await directory.update_user(session, actor=principal.actor(), user_id=user_id, changes=changes)
     await session.commit()
     return user

@@ -251,10 +251,10 @@ async def create_user(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def update_user(
-    user_id: str, body: UserPatchIn, principal: DirectoryAdmin, session: DbSession
+    user_id: str, body: UserPatchIn, principal: DirectoryAdmin, session: DbSession, ctx: Context
 ) -> UserOut:
     user = await access_requests.update_user(
-        session, principal=principal, user_id=user_id, changes=body.model_dump(exclude_unset=True)
+        session, ctx=ctx, principal=principal, user_id=user_id, changes=body.model_dump(exclude_unset=True)
     )
     return UserOut.model_validate(user)
 

@@ -32,7 +32,7 @@ from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator,
 from app.authz.principal import Principal
 from app.authz.service import check_password_first, count_failed_password, lock_throttle
 from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES, CenterSubject
-from app.clock import business_date_of
+from app.clock import EARLIEST_BIRTH_DATE, business_date_of, is_plausible_birth_date
 from app.context import AppContext
 from app.errors import (
     CustomerStatusNotAllowed,
@@ -114,10 +114,6 @@ def check_purpose(ctx: AppContext, *, purpose: str, customer_status: str, docume
         raise DocumentNotAllowedForPurpose(f"{purpose} ({customer_status}) accepts: {', '.join(allowed)}")
 
 
-# No one inquired about was born earlier; it also keeps age arithmetic away from date.min.
-EARLIEST_BIRTH_DATE = date(1900, 1, 1)
-
-
 def check_consent_obtained(obtained_on: date, *, business_date: date, born_on: date | str) -> None:
     """Consent must have been obtained by the inquiry's business date, and not before the subject was
     born: consent given after the inquiry is no consent, a day not yet begun is no day anything was
@@ -131,7 +127,7 @@ def check_consent_obtained(obtained_on: date, *, business_date: date, born_on: d
 
 def normalised_subject(subject: SubjectIn, *, today: date) -> dict[str, Any]:
     """The subject as it is sealed, hashed and sent; refused unless the center can carry it."""
-    if not EARLIEST_BIRTH_DATE <= subject.birth_date <= today:
+    if not is_plausible_birth_date(subject.birth_date, today=today):
         raise ValidationFailed(f"birth_date must lie between {EARLIEST_BIRTH_DATE} and today")
     name_kana = normalise_kana(subject.name_kana)
     if not is_katakana_name(name_kana):

@@ -92,3 +92,30 @@ async def test_deactivating_a_user_ends_the_live_session_and_revokes_every_right
         "/access-requests", json={"user_id": "op001", "action": "reactivate", "reason": "x"}, headers=admin
     )
     assert reactivate.status_code == 409
+
+
+async def test_a_staff_birth_date_after_today_or_before_1900_is_refused_and_nothing_changes(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """The self-inquiry check (PL-5) compares a subject with the operator's birth date: a staff record
+    born in 9999 would never match, so the year is refused as mistyped, as for a subject."""
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    async with ctx.db.read_session() as session:
+        kept = (await session.get(User, "op001")).birth_date  # type: ignore[union-attr]
+    for typed in (
+        "9999-12-31",
+        "1899-12-31",
+        (clock.now().date().replace(year=clock.now().year + 1)).isoformat(),
+    ):
+        created = await client.post(
+            "/users", json={"id": "op950", "name": "試験 未来", "birth_date": typed}, headers=admin
+        )
+        assert created.status_code == 422 and created.json()["code"] == "VALIDATION_ERROR", created.text
+        corrected = await client.patch("/users/op001", json={"birth_date": typed}, headers=admin)
+        assert corrected.status_code == 422 and corrected.json()["code"] == "VALIDATION_ERROR", corrected.text
+    async with ctx.db.read_session() as session:
+        assert await session.get(User, "op950") is None
+        assert (await session.get(User, "op001")).birth_date == kept  # type: ignore[union-attr]
+    assert (
+        await client.patch("/users/op001", json={"birth_date": "1980-02-29"}, headers=admin)
+    ).status_code == 200
