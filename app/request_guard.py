@@ -13,8 +13,11 @@ client to retry a request that can never succeed. SQLite would store NUL, and th
 disagree. Refusing the request before any route runs answers 422 ``VALIDATION_ERROR`` on both backends
 and writes nothing, whichever field, path, query parameter, header or form carries it.
 
+A JSON object naming one key twice, and a header that says who is calling sent twice, are refused too:
+parsers and proxies disagree about which copy counts.
+
 Plain ASGI, like ``RequestContext``: the body is read once, checked, and replayed to the app unchanged.
-Both refusals write nothing and are answered as problem+json with the request id.
+Every refusal writes nothing and are answered as problem+json with the request id.
 """
 
 from __future__ import annotations
@@ -100,6 +103,59 @@ def too_deeply_nested(body: bytes) -> bool:
     return False
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _pairs_without_twins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    made = dict(pairs)
+    if len(made) != len(pairs):
+        raise _DuplicateKey
+    return made
+
+
+def has_duplicate_key(body: bytes) -> bool:
+    """Whether a JSON object in the body names one key twice.
+
+    JSON leaves the meaning open (RFC 8259 §4): Python keeps the last, other parsers the first, so a
+    ``purpose`` sent twice could be logged by a proxy as one purpose and checked here as another. A body
+    without a second quoted name cannot hold a twin and is passed over unparsed."""
+    if body.count(b'":') < 2:
+        return False
+    try:
+        json.loads(body, object_pairs_hook=_pairs_without_twins)
+    except _DuplicateKey:
+        return True
+    except (ValueError, RecursionError):
+        return False  # not JSON (too deep a body is refused before): the route's own parsing refuses it
+    return False
+
+
+# Headers that say who is calling and what a request is: sent twice, servers and proxies disagree about
+# which one counts (the first, the last, both joined), so the gateway refuses to guess.
+SINGLE_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"x-terminal-id",
+        b"x-terminal-key",
+        b"idempotency-key",
+        b"x-request-id",
+        b"content-type",
+    }
+)
+
+
+def repeated_header(scope: Scope) -> str | None:
+    """The first of ``SINGLE_HEADERS`` the request carries more than once, or None."""
+    seen: set[bytes] = set()
+    for name, _ in scope.get("headers", ()):
+        if name in SINGLE_HEADERS:
+            if name in seen:
+                return name.decode("latin-1")
+            seen.add(name)
+    return None
+
+
 def _content_type(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
@@ -140,6 +196,15 @@ class RequestGuard:
             # Refused on the header alone: nothing of the body is read.
             await self._refuse(scope, send, self._too_large())
             return
+        if (header := repeated_header(scope)) is not None:
+            error = ValidationFailed(f"The {header} header may be sent once")
+            await self._refuse(
+                scope,
+                send,
+                error,
+                errors=[{"loc": ["header", header], "type": "repeated_header", "msg": error.detail}],
+            )
+            return
         messages: list[Message] = []
         size = 0
         while True:
@@ -160,6 +225,15 @@ class RequestGuard:
                 send,
                 error,
                 errors=[{"loc": ["body"], "type": "too_deeply_nested", "msg": error.detail}],
+            )
+            return
+        if body and _content_type(scope) != _FORM and has_duplicate_key(body):
+            error = ValidationFailed("A JSON object in the request names one key twice")
+            await self._refuse(
+                scope,
+                send,
+                error,
+                errors=[{"loc": ["body"], "type": "duplicate_key", "msg": error.detail}],
             )
             return
         part = unstorable_part(scope, body)

@@ -154,3 +154,66 @@ async def test_a_body_nested_deeper_than_any_real_one_is_refused_before_any_rout
     assert at_the_bound.json()["errors"][0]["type"] != "too_deeply_nested"
     assert len(await ledger_events(ctx)) == events_before + 1  # the one failed login, nothing else
     assert await center_record(ctx) == []
+
+
+async def test_a_key_named_twice_in_a_json_object_is_refused_before_any_route_runs(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """Python keeps the last of two equal keys, other parsers the first: a purpose sent twice could be
+    logged upstream as one purpose and checked here as another. Refused: nothing written, nothing sent."""
+    operator = await as_user(client, demo, "op001")
+    events_before = len(await ledger_events(ctx))
+    twice = (
+        b'{"purpose": "credit_review", "customer_status": "applicant", "purpose": "relocation_check",'
+        b' "subject": {"name_kana": "\\u30b7\\u30b1\\u30f3", "birth_date": "1980-01-01"}}'
+    )
+    nested_twice = (
+        b'{"purpose": "credit_review", "subject": {"birth_date": "1980-01-01", "birth_date": "1990-01-01"}}'
+    )
+    for body in (twice, nested_twice):
+        refused = assert_problem(
+            await client.post(
+                "/inquiries", content=body, headers={**operator, "Content-Type": "application/json"}
+            ),
+            422,
+            "VALIDATION_ERROR",
+        )
+        assert refused["errors"] == [
+            {
+                "loc": ["body"],
+                "type": "duplicate_key",
+                "msg": "A JSON object in the request names one key twice",
+            }
+        ]
+    # The same key in two different objects is no twin: the route's own checks answer.
+    answer = await client.post(
+        "/inquiries",
+        content=b'{"a": {"x": 1}, "b": {"x": 2}}',
+        headers={**operator, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422 and answer.json()["errors"][0]["type"] != "duplicate_key"
+    assert len(await ledger_events(ctx)) == events_before
+    assert await center_record(ctx) == []
+
+
+async def test_a_header_that_says_who_is_calling_sent_twice_is_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """With two Authorization or X-Terminal-Id headers, the server took the first and a proxy might take
+    the last: the gateway does not guess whose request it is."""
+    operator = await as_user(client, demo, "op001")
+    confirmer = await as_user(client, demo, "cf001")
+    events_before = len(await ledger_events(ctx))
+    for name, values in (
+        ("Authorization", (operator["Authorization"], confirmer["Authorization"])),
+        ("X-Terminal-Id", ("T-001-01", "T-002-01")),
+        ("Idempotency-Key", ("a", "b")),
+    ):
+        headers = [(name, value) for value in values]
+        if name != "Authorization":
+            headers.append(("Authorization", operator["Authorization"]))
+        refused = assert_problem(await client.get("/me", headers=headers), 422, "VALIDATION_ERROR")
+        assert refused["errors"][0]["loc"] == ["header", name.lower()], refused
+        assert refused["request_id"]
+    assert (await client.get("/me", headers=operator)).status_code == 200
+    assert len(await ledger_events(ctx)) == events_before
