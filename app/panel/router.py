@@ -496,7 +496,8 @@ async def dashboard(
 ) -> HTMLResponse:
     now = ctx.clock.now()
     today = business_date_of(now)
-    year, month_no = views.parse_month(month, today)
+    asked = views.parse_month(month) if month is not None else None
+    year, month_no = asked or (today.year, today.month)
     drafts: list[Inquiry] = []
     held: list[Inquiry] = []
     # Which tables hold more than they show: their tiles say "100+" and the table says it is cut.
@@ -552,8 +553,10 @@ async def dashboard(
         branches=branches,
         year=year,
         month=month_no,
-        previous_month=f"{previous[0]:04d}-{previous[1]:02d}",
-        next_month=f"{following[0]:04d}-{following[1]:02d}",
+        previous_month=views.month_link(*previous),
+        next_month=views.month_link(*following),
+        # Said on the page, not passed over: the clerk asked for another month than the one shown.
+        month_unreadable=month is not None and asked is None,
         list_state=lambda daily: lists_service.effective_state(ctx, daily),
     )
     if notice is not None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from app.clock import TOKYO
+from app.clock import EARLIEST_BUSINESS_DATE, LATEST_BUSINESS_DATE, TOKYO
 from app.lists.calendar import BusinessCalendar
 from app.lists.formats import date_ja, deadline_ja
 from app.panel.i18n import Language
@@ -143,15 +143,23 @@ def next_month(year: int, month: int) -> tuple[int, int]:
     return (year + 1, 1) if month == 12 else (year, month + 1)
 
 
-def parse_month(value: str | None, default: date) -> tuple[int, int]:
-    """``YYYY-MM`` from the query string, or the month of ``default`` when absent or malformed."""
+def parse_month(value: str) -> tuple[int, int] | None:
+    """``YYYY-MM`` from the query string, or None when it is no month of the business dates' range."""
     # ASCII digits only: str.isdigit() also takes "²", which int() then refuses (a 500).
-    written = _YEAR_MONTH.fullmatch(value) if value else None
+    written = _YEAR_MONTH.fullmatch(value)
     if written:
         year, month = int(written.group(1)), int(written.group(2))
-        if 2000 <= year <= 2100 and 1 <= month <= 12:
+        if EARLIEST_BUSINESS_DATE.year <= year <= LATEST_BUSINESS_DATE.year and 1 <= month <= 12:
             return year, month
-    return default.year, default.month
+    return None
+
+
+def month_link(year: int, month: int) -> str | None:
+    """The ``?month=`` of a calendar link, or None for a month outside the business dates' range (the
+    page has no link there rather than one that leads back to this month)."""
+    if not EARLIEST_BUSINESS_DATE.year <= year <= LATEST_BUSINESS_DATE.year:
+        return None
+    return f"{year:04d}-{month:02d}"
 
 
 _YEAR_MONTH = re.compile(r"([0-9]{4})-([0-9]{1,2})")

@@ -278,10 +278,21 @@ async def test_the_month_calendar_shows_confirmed_overdue_and_missing_days_from_
     await expect(calendar.locator("#day-2026-11-22")).to_have_class("day closed")
     await expect(calendar.locator("#day-2026-11-22 li")).to_have_count(0)
     # A month typed into the URL that is not one shows this month (superscript digits were a 500).
-    for typed in ("2026-²", "²⁰²⁶-¹¹", "1999-01", "2026-13"):
+    for typed in ("2026-²", "²⁰²⁶-¹¹", "1999-01", "2026-13", "2100-01"):
         odd = await page.request.get(f"{live.url}/panel/", params={"month": typed})
         assert odd.status == 200, typed
         assert 'id="day-2026-11-20"' in await odd.text(), typed
+        assert 'id="month-unreadable"' in await odd.text(), typed  # and the page says so
+    await page.goto(f"{live.url}/panel/?month=2026-13")
+    await expect(page.locator("#month-unreadable")).to_contain_text("今月を表示しています")
+    await page.locator("#calendar").screenshot(path=str(ARTIFACTS / "calendar-month-unreadable.png"))
+    # At the ends of the business dates' range there is no link past them (it led back to this month).
+    await page.goto(f"{live.url}/panel/?month=2000-01")
+    await expect(page.locator("#month-unreadable")).to_have_count(0)
+    await expect(page.locator(".month-nav a")).to_have_count(1)
+    await expect(page.locator(".month-nav a")).to_have_attribute("href", "/panel/?month=2000-02#calendar")
+    await page.goto(f"{live.url}/panel/?month=2099-12")
+    await expect(page.locator(".month-nav a")).to_have_attribute("href", "/panel/?month=2099-11#calendar")
 
 
 async def test_hq_sees_overdue_lists_of_every_branch_and_an_unbalanced_day(
