@@ -41,6 +41,8 @@ reconcile_cli = typer.Typer(help="Reconciliation with the center's inquiry recor
 cli.add_typer(reconcile_cli, name="reconcile")
 governance_cli = typer.Typer(help="Access-rights governance (AC-2…AC-5)", no_args_is_help=True)
 cli.add_typer(governance_cli, name="governance")
+retention_cli = typer.Typer(help="Retention and destruction (RT-1, RT-2)", no_args_is_help=True)
+cli.add_typer(retention_cli, name="retention")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Instance directory (SQLite file, key file)")]
 
@@ -723,6 +725,32 @@ def keys_public(data_dir: DataDir = Path(".shokai")) -> None:
     typer.echo(
         json.dumps({kid: public_key_pem(k) for kid, k in keyring.checkpoint_public_keys().items()}, indent=2)
     )
+
+
+@retention_cli.command("reapply")
+def retention_reapply(data_dir: DataDir = Path(".shokai")) -> None:
+    """After a restore from backup: destroy again what the deletion journal says was destroyed (RT-2).
+
+    The gateway does this itself when it starts; run it before opening a restored database any other way."""
+    from app.main import build_context
+    from app.retention.journal import JournalUnreadable, journal_path
+    from app.retention.service import reapply_journal
+
+    settings = _settings(data_dir)
+    ctx = build_context(settings, center=DetachedCenterLink())
+
+    async def _reapply() -> int:
+        try:
+            return await reapply_journal(ctx)
+        finally:
+            await ctx.db.dispose()
+
+    try:
+        again = asyncio.run(_reapply())
+    except JournalUnreadable as error:
+        typer.echo(f"REAPPLY STOPPED: {error} ({journal_path(settings)}); nothing was applied", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({"journal": str(journal_path(settings)), "destroyed_again": again}))
 
 
 def main() -> None:

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     # Trust X-Forwarded-For from the TLS proxy in production; off for direct connections.
     trust_forwarded_for: bool = False
 
+    # Retention (RT-2): deletion records are also written to this journal outside the database (empty means
+    # data_dir/deletions.jsonl), from which a restored database re-applies them. The use period itself is
+    # policy (InquiryPolicy.response_use_days): versioned, and every change audited.
+    deletion_journal_path: Path | None = None
+
     # The inquiry policy (purposes, check methods per branch, ...); empty means the bundled default.
     policy_file: Path | None = None
 

@@ -59,6 +59,8 @@ from app.problems import handle_unexpected, install_error_handlers, log_unexpect
 from app.reconciliation import scheduler as reconciliation_schedule
 from app.reconciliation.router import router as center_reconciliation_router
 from app.request_guard import RequestGuard
+from app.retention import service as retention_service
+from app.retention.router import router as retention_router
 
 API_PREFIX = "/api/v1"
 access_log = logging.getLogger("shokai.access")
@@ -265,6 +267,9 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await register_policy_version(ctx)
         await _record_system_event(ctx, "system.started")
+        # RT-2: a database restored from a backup older than a purge gets its destructions back before any
+        # request can read what they destroyed.
+        await retention_service.reapply_journal(ctx)
         tasks = []
         link_watch: tuple[CenterLinkWatch, Callable[[], None], asyncio.Task[None]] | None = None
         if background_tasks:
@@ -346,6 +351,7 @@ def create_app(
         hq_router,
         hq_reconciliation_router,
         center_reconciliation_router,
+        retention_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # Health endpoints answer both at the root (load balancers, Docker) and under the API prefix (api.md).

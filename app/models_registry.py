@@ -9,6 +9,7 @@ from app.inquiry import models as inquiry_models
 from app.lists import models as list_models
 from app.monitoring import models as monitoring_models
 from app.reconciliation import models as reconciliation_models
+from app.retention import models as retention_models
 
 metadata = Base.metadata
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "metadata",
     "monitoring_models",
     "reconciliation_models",
+    "retention_models",
 ]

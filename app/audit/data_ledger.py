@@ -92,7 +92,8 @@ CATALOGUE: dict[str, DataSet] = {
         "回答情報 (center responses)",
         "The center's answer, sealed until a confirmer releases it (method B)",
         _BUSINESS,
-        "Use period only, then crypto-shredded (wrapped data key deleted, RT-1)",
+        "Use period only (response_use_days from receipt, default 30), then crypto-shredded by a purge two "
+        "security officers approve: wrapped data key deleted, ciphertext emptied (RT-1)",
         personal={"ciphertext": "the subject's credit record (sealed)"},
         not_personal={"nonce": _KEY_MATERIAL, "wrapped_key": _KEY_MATERIAL, "kek_id": _KEY_MATERIAL},
         read_actions=("inquiry.read_response",),
@@ -426,6 +427,24 @@ CATALOGUE: dict[str, DataSet] = {
         "Permanent (with its incident)",
         personal={"author": _STAFF, "text": _FREE_TEXT},
         read_actions=("incident.read",),
+    ),
+    "retention_purge_requests": DataSet(
+        "消去申請 (purge requests)",
+        "A security officer's request to destroy the responses past their use period, and its approval "
+        "(RT-1)",
+        _COMPLIANCE,
+        "Permanent",
+        personal={"requested_by": _STAFF, "approved_by": _STAFF, "reason": _FREE_TEXT},
+        read_actions=("retention.read",),
+    ),
+    "retention_deletions": DataSet(
+        "消去記録 (deletion records)",
+        "Each deletion: data set, range, count, method, operator, approver, time (RT-1); also kept in the "
+        "deletion journal outside the database, re-applied after a restore (RT-2)",
+        _COMPLIANCE,
+        "Permanent",
+        personal={"operator": _STAFF, "approver": _STAFF},
+        read_actions=("retention.read",),
     ),
     "reconciliation_runs": DataSet(
         "センター突合実行 (reconciliation runs)",

@@ -147,6 +147,9 @@ PERMISSIONS = MappingProxyType(
         "emergency.read": _perm("security_officer", "auditor"),
         "incident.manage": _perm("security_officer"),
         "incident.read": _perm("security_officer", "auditor"),
+        # Retention (RT-1): one officer requests a purge, a second approves it (app/retention/service.py).
+        "retention.purge": _perm("security_officer"),
+        "retention.read": _perm("security_officer", "auditor"),
     }
 )
 

@@ -112,7 +112,8 @@ class SealedResponse(Base):
 
     inquiry_id: Mapped[str] = mapped_column(ForeignKey("inquiries.id"), primary_key=True)
     center_inquiry_id: Mapped[str] = mapped_column(String(64))
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Indexed for the purge of responses past their use period (RT-1).
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)

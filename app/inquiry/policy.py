@@ -84,6 +84,8 @@ class InquiryPolicy(BaseModel):
     interactive_submit_wait_seconds: float = Field(default=3.0, ge=0, le=30)
     confirmer_totp_branches: list[str] = Field(default_factory=list)
     closures: list[ClosureRule] = Field(default_factory=list)
+    # RT-1: a response's content is used this many days from its receipt; a purge then destroys it.
+    response_use_days: int = Field(default=30, ge=1, le=3650)
 
     @model_validator(mode="after")
     def _consistent(self) -> InquiryPolicy:

@@ -1089,10 +1089,10 @@ async def test_a_number_issued_as_the_day_turns_balances_the_register_of_its_own
 async def test_a_destroyed_response_is_gone_for_everyone(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, destroyed_by: str
 ) -> None:
-    """410 RESPONSE_DESTROYED once the response's data key is deleted (RT-1 crypto-shred). The purge
-    itself is not built yet: the test leaves the stored response as the purge would — the wrapped key
-    deleted, and the state ``destroyed``; or only the key gone, as after a restore that re-applies the
-    deletion record (RT-2) onto a row backed up before it."""
+    """410 RESPONSE_DESTROYED once the response's data key is deleted (RT-1 crypto-shred). The test
+    leaves the stored response as the purge would — the wrapped key deleted, and the state ``destroyed``;
+    or only the key gone, as when a row lost its key while its inquiry's state did not follow. The purge
+    itself: tests/retention/test_purge.py."""
     inquiry_id, operator, releaser = await released_inquiry(client, demo, ctx)
     async with ctx.db.session() as session:
         response = await session.get(SealedResponse, inquiry_id)

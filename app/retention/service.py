@@ -1,0 +1,268 @@
+"""Destroying response content at the end of its use period (RT-1) and keeping it destroyed after a
+restore from backup (RT-2).
+
+A response is sealed with its own data key (EN-1), so destroying it is deleting that wrapped key
+(crypto-shredding); the ciphertext is emptied too. The inquiry's metadata and sealed subject stay for the
+retention of the daily lists, and the inquiry shows ``response.state: destroyed``; every reader then gets
+410 ``RESPONSE_DESTROYED``.
+
+Two people, as for every other irreversible change: one security officer requests the purge of what
+has passed its use period (the policy's ``response_use_days`` from receipt), a second approves it, and
+the approval carries it out. The deletion record names both, the data set, the range, the count and the
+method; each inquiry's trace (LG-5) shows its response's destruction. The record is written to the
+deletion journal outside the database before the commit (``app/retention/journal.py``), and
+``reapply_journal`` — run when the gateway starts and by ``shokai retention reapply`` — destroys again
+whatever a restored database brought back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.ledger import Actor, record
+from app.authz.policy import authorize, ensure_different_people
+from app.authz.principal import Principal
+from app.clock import rfc3339
+from app.context import AppContext
+from app.errors import InvalidState, NotFound
+from app.inquiry.models import Inquiry, SealedResponse
+from app.pagination import keyset_page
+from app.retention import journal
+from app.retention.models import DeletionRecord, PurgeRequest
+
+RESPONSES = "inquiry_responses"
+CRYPTO_SHRED = "crypto_shred"
+RETENTION_ACTOR = Actor(id="system:retention", roles=("system",))
+
+
+def use_period_cutoff(ctx: AppContext) -> datetime:
+    """Responses received before this instant have passed their use period."""
+    return ctx.clock.now() - timedelta(days=ctx.policy.response_use_days)
+
+
+def _undestroyed_before(cutoff: datetime) -> ColumnElement[bool]:
+    return (SealedResponse.wrapped_key.is_not(None)) & (SealedResponse.received_at < cutoff)
+
+
+async def request_purge(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, reason: str
+) -> PurgeRequest:
+    """Ask for the destruction of every response past its use period now; nothing is destroyed until a
+    second officer approves."""
+    authorize(principal, "retention.purge")
+    cutoff = use_period_cutoff(ctx)
+    due = await session.scalar(
+        select(func.count()).select_from(SealedResponse).where(_undestroyed_before(cutoff))
+    )
+    if not due:
+        raise InvalidState("No response has passed its use period")
+    pending = await session.scalar(select(PurgeRequest.id).where(PurgeRequest.status == "pending").limit(1))
+    if pending is not None:
+        raise InvalidState("A purge request is already waiting for its approval")
+    purge = PurgeRequest(
+        id=str(uuid.uuid4()),
+        data_set=RESPONSES,
+        cutoff=cutoff,
+        expected_count=int(due),
+        reason=reason,
+        status="pending",
+        requested_by=principal.id,
+        requested_at=ctx.clock.now(),
+    )
+    session.add(purge)
+    # The reason is free text and stays out of the ledger.
+    record(
+        session,
+        actor=principal.actor(),
+        action="retention.purge_requested",
+        object_type="retention_purge",
+        object_id=purge.id,
+        details={"data_set": RESPONSES, "cutoff": rfc3339(cutoff), "count": int(due)},
+    )
+    await session.commit()
+    return purge
+
+
+async def approve_purge(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, purge_id: str
+) -> tuple[PurgeRequest, DeletionRecord]:
+    """A second officer approves a purge request, which destroys the responses it covers at once."""
+    authorize(principal, "retention.purge")
+    purge = await session.get(PurgeRequest, purge_id, with_for_update=True)
+    if purge is None:
+        raise NotFound("No such purge request")
+    if purge.status != "pending":
+        raise InvalidState("The purge request has been carried out")
+    ensure_different_people(principal.id, others={"the officer who requested it": purge.requested_by})
+    now = ctx.clock.now()
+    deletion_id = str(uuid.uuid4())
+    destroyed, earliest = await _destroy_responses(
+        session, cutoff=purge.cutoff, actor=principal.actor(), deletion_id=deletion_id
+    )
+    deletion = DeletionRecord(
+        id=deletion_id,
+        data_set=purge.data_set,
+        range_from=earliest,
+        range_to=purge.cutoff,
+        count=destroyed,
+        method=CRYPTO_SHRED,
+        operator=purge.requested_by,
+        approver=principal.id,
+        at=now,
+    )
+    session.add(deletion)
+    purge.status, purge.approved_by, purge.approved_at, purge.deletion_id = (
+        "executed",
+        principal.id,
+        now,
+        deletion_id,
+    )
+    record(
+        session,
+        actor=principal.actor(),
+        action="retention.purged",
+        object_type="retention_deletion",
+        object_id=deletion_id,
+        details={
+            "purge_id": purge.id,
+            "data_set": purge.data_set,
+            "count": destroyed,
+            "method": CRYPTO_SHRED,
+        },
+    )
+    # Before the commit: a purge the journal does not know could come back with a restore (RT-2).
+    journal.append(ctx.settings, _journal_entry(deletion))
+    await session.commit()
+    return purge, deletion
+
+
+async def _destroy_responses(
+    session: AsyncSession, *, cutoff: datetime, actor: Actor, deletion_id: str
+) -> tuple[int, datetime | None]:
+    """Delete the data key (and empty the ciphertext) of every response received before ``cutoff`` that
+    still has one; each inquiry's trace records it. The number destroyed and the earliest receipt."""
+    rows = (
+        await session.execute(
+            select(SealedResponse.inquiry_id, SealedResponse.received_at)
+            .where(_undestroyed_before(cutoff))
+            .order_by(SealedResponse.received_at)
+            .with_for_update()
+        )
+    ).all()
+    if not rows:
+        return 0, None
+    inquiry_ids = [row.inquiry_id for row in rows]
+    for start in range(0, len(inquiry_ids), 500):
+        batch = inquiry_ids[start : start + 500]
+        await session.execute(
+            update(SealedResponse)
+            .where(SealedResponse.inquiry_id.in_(batch))
+            .values(wrapped_key=None, ciphertext=b"")
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            update(Inquiry)
+            .where(Inquiry.id.in_(batch))
+            .values(response_state="destroyed")
+            .execution_options(synchronize_session=False)
+        )
+    for inquiry_id in inquiry_ids:
+        record(
+            session,
+            actor=actor,
+            action="inquiry.response_destroyed",
+            object_type="inquiry",
+            object_id=inquiry_id,
+            details={"deletion_id": deletion_id, "method": CRYPTO_SHRED},
+        )
+    return len(rows), rows[0].received_at
+
+
+def _journal_entry(deletion: DeletionRecord) -> journal.JournalEntry:
+    return journal.JournalEntry(
+        id=deletion.id,
+        data_set=deletion.data_set,
+        range_from=deletion.range_from.isoformat() if deletion.range_from else None,
+        range_to=deletion.range_to.isoformat(),
+        count=deletion.count,
+        method=deletion.method,
+        operator=deletion.operator,
+        approver=deletion.approver,
+        at=deletion.at.isoformat(),
+    )
+
+
+async def reapply_journal(ctx: AppContext) -> int:
+    """Carry out every deletion of the journal again (RT-2): after a restore from a backup older than a
+    purge, the responses it destroyed are destroyed again and its missing deletion record is put back.
+    Idempotent: on a database that is not behind the journal it changes nothing and records nothing.
+    The number of responses destroyed again."""
+    again = 0
+    for entry in journal.entries(ctx.settings):
+        if entry.data_set != RESPONSES:
+            continue
+        async with ctx.db.session() as session:
+            known = await session.get(DeletionRecord, entry.id) is not None
+            destroyed, _ = await _destroy_responses(
+                session, cutoff=entry.cutoff, actor=RETENTION_ACTOR, deletion_id=entry.id
+            )
+            if known and not destroyed:
+                continue
+            if not known:
+                session.add(
+                    DeletionRecord(
+                        id=entry.id,
+                        data_set=entry.data_set,
+                        range_from=datetime.fromisoformat(entry.range_from) if entry.range_from else None,
+                        range_to=entry.cutoff,
+                        count=entry.count,
+                        method=entry.method,
+                        operator=entry.operator,
+                        approver=entry.approver,
+                        at=datetime.fromisoformat(entry.at),
+                    )
+                )
+            record(
+                session,
+                actor=RETENTION_ACTOR,
+                action="retention.reapplied",
+                object_type="retention_deletion",
+                object_id=entry.id,
+                outcome="alert",
+                details={"destroyed_again": destroyed, "record_restored": not known},
+            )
+            await session.commit()
+            again += destroyed
+    return again
+
+
+async def list_deletions(
+    session: AsyncSession, *, principal: Principal, limit: int, cursor: str | None
+) -> tuple[list[DeletionRecord], str | None]:
+    authorize(principal, "retention.read")
+    return await keyset_page(
+        session,
+        select(DeletionRecord),
+        at=DeletionRecord.at,
+        row_id=DeletionRecord.id,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def list_purges(
+    session: AsyncSession, *, principal: Principal, limit: int, cursor: str | None
+) -> tuple[list[PurgeRequest], str | None]:
+    authorize(principal, "retention.read")
+    return await keyset_page(
+        session,
+        select(PurgeRequest),
+        at=PurgeRequest.requested_at,
+        row_id=PurgeRequest.id,
+        limit=limit,
+        cursor=cursor,
+    )

@@ -1,0 +1,205 @@
+"""RT-1: a response past its use period is destroyed by a purge one security officer requests and a second
+approves; RT-2: a database restored from before the purge gets the destruction back from the journal."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import delete, select
+
+from app.clock import ManualClock
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.inquiry.models import Inquiry, SealedResponse
+from app.inquiry.policy import PolicyError, load_policy
+from app.main import create_app
+from app.retention import journal
+from app.retention.models import DeletionRecord, PurgeRequest
+from app.retention.service import reapply_journal
+from tests.governance.support import add_person, privileged_headers
+from tests.helpers import auth_headers, ledger_events
+from tests.inquiry.support import password_of, released_inquiry, submit_with_a1
+
+
+async def _officers(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> tuple[dict[str, str], dict[str, str]]:
+    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
+    return (
+        await privileged_headers(client, demo, clock, "secoff", reason="保存期間経過分の消去"),
+        await privileged_headers(client, demo, clock, "secoff2", reason="消去の承認"),
+    )
+
+
+async def _responses(ctx: AppContext) -> dict[str, SealedResponse]:
+    async with ctx.db.read_session() as session:
+        return {r.inquiry_id: r for r in (await session.scalars(select(SealedResponse))).all()}
+
+
+async def _old_and_recent(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> tuple[str, str, str]:
+    """A released and a held response past the use period, and one received a day ago."""
+    released, _, _ = await released_inquiry(client, demo, ctx)
+    _, held = await submit_with_a1(client, demo, ctx)
+    assert held.json()["status"] == "held", held.text
+    clock.advance(days=ctx.policy.response_use_days)
+    _, recent = await submit_with_a1(client, demo, ctx)
+    assert recent.json()["status"] == "held", recent.text
+    clock.advance(days=1)
+    return released, str(held.json()["id"]), str(recent.json()["id"])
+
+
+async def test_two_officers_destroy_the_responses_past_their_use_period_and_everyone_sees_it(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    released, held, recent = await _old_and_recent(client, demo, ctx, clock)
+    first, second = await _officers(client, demo, ctx, clock)
+
+    requested = await client.post("/retention/purges", json={"reason": "定例消去 11月分"}, headers=first)
+    assert requested.status_code == 201, requested.text
+    purge = requested.json()
+    assert purge["status"] == "pending" and purge["expected_count"] == 2
+    # Nothing is destroyed until a second officer approves, and the requester cannot be that officer.
+    assert all(r.wrapped_key is not None for r in (await _responses(ctx)).values())
+    own = await client.post(f"/retention/purges/{purge['id']}/approve", headers=first)
+    assert own.status_code == 403 and own.json()["code"] == "SOD_VIOLATION", own.text
+    twice = await client.post("/retention/purges", json={"reason": "二重申請"}, headers=second)
+    assert twice.status_code == 409 and twice.json()["code"] == "INVALID_STATE"
+
+    approved = await client.post(f"/retention/purges/{purge['id']}/approve", headers=second)
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "executed" and approved.json()["approved_by"] == "secoff2"
+    again = await client.post(f"/retention/purges/{purge['id']}/approve", headers=second)
+    assert again.status_code == 409 and again.json()["code"] == "INVALID_STATE"
+
+    stored = await _responses(ctx)
+    for gone in (released, held):
+        assert stored[gone].wrapped_key is None and stored[gone].ciphertext == b""
+    assert stored[recent].wrapped_key is not None  # still within its use period
+
+    # Every reader, the releasing confirmer included, is told the response is destroyed.
+    for user_id, inquiry_id in (("cf001b", released), ("op001", released), ("cf001b", held)):
+        reader = await auth_headers(client, demo, user_id)
+        shown = await client.get(f"/inquiries/{inquiry_id}", headers=reader)
+        assert shown.json()["response"]["state"] == "destroyed", shown.text
+        read = await client.get(f"/inquiries/{inquiry_id}/response", headers=reader)
+        assert read.status_code == 410 and read.json()["code"] == "RESPONSE_DESTROYED"
+    releaser = await auth_headers(client, demo, "cf001b")
+    release = await client.post(
+        f"/inquiries/{held}/release",
+        headers=releaser,
+        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
+    )
+    assert release.status_code == 410 and release.json()["code"] == "RESPONSE_DESTROYED", release.text
+
+    # The deletion record names the data set, range, count, method, operator and approver (RT-1).
+    auditor = await auth_headers(client, demo, "auditor")
+    records = (await client.get("/retention/deletions", headers=auditor)).json()["items"]
+    assert len(records) == 1
+    record = records[0]
+    assert (record["data_set"], record["count"], record["method"]) == ("inquiry_responses", 2, "crypto_shred")
+    assert (record["operator"], record["approver"]) == ("secoff", "secoff2")
+    assert record["range_from"] < record["range_to"] == purge["cutoff"]
+    assert approved.json()["deletion_id"] == record["id"]
+    # ... and the inquiry's trace shows its response's destruction (LG-5).
+    officer_trace = await client.get(
+        f"/inquiries/{released}/trace", headers=await auth_headers(client, demo, "bm001")
+    )
+    assert officer_trace.status_code == 200, officer_trace.text
+    assert "inquiry.response_destroyed" in [e["action"] for e in officer_trace.json()["events"]]
+    # The journal outside the database holds the same record (RT-2).
+    (entry,) = journal.entries(ctx.settings)
+    assert (entry.id, entry.count, entry.operator, entry.approver) == (record["id"], 2, "secoff", "secoff2")
+
+
+async def test_a_purge_with_nothing_past_its_use_period_is_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    await released_inquiry(client, demo, ctx)
+    first, _ = await _officers(client, demo, ctx, clock)
+    refused = await client.post("/retention/purges", json={"reason": "早すぎる消去"}, headers=first)
+    assert refused.status_code == 409 and refused.json()["code"] == "INVALID_STATE", refused.text
+    operator = await auth_headers(client, demo, "op001")
+    assert (await client.post("/retention/purges", json={"reason": "x"}, headers=operator)).status_code == 403
+    assert (await _responses(ctx)) and all(
+        r.wrapped_key is not None for r in (await _responses(ctx)).values()
+    )
+
+
+async def test_a_restore_from_before_the_purge_is_destroyed_again_when_the_gateway_starts(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """A backup made before the purge still holds the data keys. Restoring it puts them back; the gateway
+    starting on it destroys them again from the journal and puts the deletion record back."""
+    released, held, recent = await _old_and_recent(client, demo, ctx, clock)
+    backup = {inquiry_id: (r.wrapped_key, r.ciphertext) for inquiry_id, r in (await _responses(ctx)).items()}
+    first, second = await _officers(client, demo, ctx, clock)
+    purge = (await client.post("/retention/purges", json={"reason": "定例消去"}, headers=first)).json()
+    assert (await client.post(f"/retention/purges/{purge['id']}/approve", headers=second)).status_code == 200
+
+    # The restore: the rows as the backup had them, no deletion record, no purge.
+    async with ctx.db.session() as session:
+        for inquiry_id, (wrapped_key, ciphertext) in backup.items():
+            response = await session.get(SealedResponse, inquiry_id)
+            inquiry = await session.get(Inquiry, inquiry_id)
+            assert response is not None and inquiry is not None
+            response.wrapped_key, response.ciphertext = wrapped_key, ciphertext
+            inquiry.response_state = "released" if inquiry_id == released else "held"
+        await session.execute(delete(DeletionRecord))
+        await session.execute(delete(PurgeRequest))
+        await session.commit()
+    assert all(r.wrapped_key is not None for r in (await _responses(ctx)).values())
+
+    app = create_app(context=ctx, background_tasks=False)
+    async with app.router.lifespan_context(app):
+        stored = await _responses(ctx)
+        assert stored[released].wrapped_key is None and stored[held].wrapped_key is None
+        assert stored[recent].wrapped_key is not None
+        async with ctx.db.read_session() as session:
+            restored = (await session.scalars(select(DeletionRecord))).all()
+            states = {i.id: i.response_state for i in (await session.scalars(select(Inquiry))).all()}
+        assert [(r.operator, r.approver, r.count) for r in restored] == [("secoff", "secoff2", 2)]
+        assert states[released] == states[held] == "destroyed"
+        (reapplied,) = await ledger_events(ctx, action="retention.reapplied")
+        assert json.loads(reapplied.details) == {"destroyed_again": 2, "record_restored": True}
+
+    # On a database that is not behind the journal, a second start changes and records nothing.
+    assert await reapply_journal(ctx) == 0
+    assert len(await ledger_events(ctx, action="retention.reapplied")) == 1
+
+
+async def test_a_journal_line_that_is_no_deletion_record_stops_the_reapplication(
+    ctx: AppContext, demo: DemoCredentials
+) -> None:
+    """A damaged journal cannot say what the restore must destroy: the start fails rather than serve data
+    that was destroyed."""
+    path = journal.journal_path(ctx.settings)
+    path.write_text('{"id": "x"}\n', encoding="ascii")
+    with pytest.raises(journal.JournalUnreadable) as raised:
+        await reapply_journal(ctx)
+    assert raised.value.line_no == 1
+    app = create_app(context=ctx, background_tasks=False)
+    with pytest.raises(journal.JournalUnreadable):
+        async with app.router.lifespan_context(app):
+            pass
+
+
+def test_the_use_period_is_policy_within_bounds(tmp_path: Path) -> None:
+    """The use period is part of the versioned inquiry policy; one outside 1-3650 days refuses to start."""
+    assert load_policy().response_use_days == 30
+    bundled = json.loads(
+        resources.files("app.inquiry.data").joinpath("policy.json").read_text(encoding="utf-8")
+    )
+    for days in (0, 3651):
+        path = tmp_path / f"policy-{days}.json"
+        path.write_text(json.dumps({**bundled, "response_use_days": days}), encoding="utf-8")
+        with pytest.raises(PolicyError):
+            load_policy(path)
+    path = tmp_path / "policy-90.json"
+    path.write_text(json.dumps({**bundled, "response_use_days": 90}), encoding="utf-8")
+    assert load_policy(path).response_use_days == 90
