@@ -21,6 +21,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
@@ -235,7 +236,13 @@ async def reapply_journal(ctx: AppContext) -> int:
                 outcome="alert",
                 details={"destroyed_again": destroyed, "record_restored": not known},
             )
-            await session.commit()
+            try:
+                await session.commit()
+            except IntegrityError:
+                # Another worker of this gateway, starting at the same moment, put the record back first;
+                # its transaction destroyed the same responses.
+                await session.rollback()
+                continue
             again += destroyed
     return again
 

@@ -3,6 +3,7 @@ approves; RT-2: a database restored from before the purge gets the destruction b
 
 from __future__ import annotations
 
+import asyncio
 import json
 from importlib import resources
 from pathlib import Path
@@ -142,18 +143,7 @@ async def test_a_restore_from_before_the_purge_is_destroyed_again_when_the_gatew
     purge = (await client.post("/retention/purges", json={"reason": "定例消去"}, headers=first)).json()
     assert (await client.post(f"/retention/purges/{purge['id']}/approve", headers=second)).status_code == 200
 
-    # The restore: the rows as the backup had them, no deletion record, no purge.
-    async with ctx.db.session() as session:
-        for inquiry_id, (wrapped_key, ciphertext) in backup.items():
-            response = await session.get(SealedResponse, inquiry_id)
-            inquiry = await session.get(Inquiry, inquiry_id)
-            assert response is not None and inquiry is not None
-            response.wrapped_key, response.ciphertext = wrapped_key, ciphertext
-            inquiry.response_state = "released" if inquiry_id == released else "held"
-        await session.execute(delete(DeletionRecord))
-        await session.execute(delete(PurgeRequest))
-        await session.commit()
-    assert all(r.wrapped_key is not None for r in (await _responses(ctx)).values())
+    await _restore(ctx, backup, released=released)
 
     app = create_app(context=ctx, background_tasks=False)
     async with app.router.lifespan_context(app):
@@ -171,6 +161,28 @@ async def test_a_restore_from_before_the_purge_is_destroyed_again_when_the_gatew
     # On a database that is not behind the journal, a second start changes and records nothing.
     assert await reapply_journal(ctx) == 0
     assert len(await ledger_events(ctx, action="retention.reapplied")) == 1
+
+    # Two workers of one gateway starting at once on a restored database: one puts the record back.
+    await _restore(ctx, backup, released=released)
+    assert sum(await asyncio.gather(reapply_journal(ctx), reapply_journal(ctx))) == 2
+    async with ctx.db.read_session() as session:
+        assert len((await session.scalars(select(DeletionRecord))).all()) == 1
+    assert all(r.wrapped_key is None for i, r in (await _responses(ctx)).items() if i != recent)
+
+
+async def _restore(ctx: AppContext, backup: dict[str, tuple[bytes | None, bytes]], *, released: str) -> None:
+    """What restoring a backup made before the purge does: the rows as they were, no deletion record."""
+    async with ctx.db.session() as session:
+        for inquiry_id, (wrapped_key, ciphertext) in backup.items():
+            response = await session.get(SealedResponse, inquiry_id)
+            inquiry = await session.get(Inquiry, inquiry_id)
+            assert response is not None and inquiry is not None
+            response.wrapped_key, response.ciphertext = wrapped_key, ciphertext
+            inquiry.response_state = "released" if inquiry_id == released else "held"
+        await session.execute(delete(DeletionRecord))
+        await session.execute(delete(PurgeRequest))
+        await session.commit()
+    assert all(r.wrapped_key is not None for r in (await _responses(ctx)).values())
 
 
 async def test_a_journal_line_that_is_no_deletion_record_stops_the_reapplication(
