@@ -1455,6 +1455,9 @@ async def awaiting_release(
     for inquiry in sorted(
         {i.id: i for i in (*own, *for_branch)}.values(), key=lambda i: (i.created_at, i.id)
     ):
+        if inquiry.response_state == "destroyed":
+            # Its use period ended before anyone released it (RT-1): there is nothing left to release.
+            continue
         if inquiry.hq_request_id is not None:
             # Only HQ's inquiries can be released elsewhere than at their own branch.
             duty = await release_duty(session, ctx=ctx, inquiry=inquiry)

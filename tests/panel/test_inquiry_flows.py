@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page, expect
 
+from app.authz.principal import Principal
 from app.center.simulator.population import Population
 from app.clock import ManualClock
 from app.demo import DemoCredentials
+from app.retention import service as retention
 from tests.helpers import user
-from tests.panel.conftest import LiveServer
+from tests.panel.conftest import ARTIFACTS, LiveServer
 from tests.panel.support import Terminal, draft_body, ledger, log_in, subject_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -199,3 +201,55 @@ async def test_hq_confirmer_sees_pending_branch_requests_and_the_daily_hq_balanc
     balance = page.locator("#hq-balance")
     await expect(balance).to_contain_text("一致")
     terminal.close()
+
+
+async def test_a_response_destroyed_at_the_end_of_its_use_period_is_said_so_on_its_pages(
+    page: Page,
+    live: LiveServer,
+    demo_logins: DemoCredentials,
+    center_population: Population,
+    clock: ManualClock,
+) -> None:
+    """RT-1: after the purge the inquiry page says the response is gone, instead of offering to release
+    it; opening its response page says so in Japanese, with the code."""
+    terminal = Terminal(live, demo_logins, "op001")
+    sent = terminal.send_with_confirmer(subject_of(center_population, 5))
+    assert sent["status"] == "held"
+    terminal.close()
+    clock.advance(days=live.ctx.policy.response_use_days + 1)
+
+    def officer(user_id: str) -> Principal:
+        now = clock.now()
+        return Principal(
+            kind="user",
+            id=user_id,
+            name=user_id,
+            session_id=f"test-{user_id}",
+            session_expires_at=now,
+            idle_expires_at=None,
+            role_branches={"security_officer": frozenset()},
+        )
+
+    async def purge() -> None:
+        async with live.ctx.db.session() as session:
+            requested = await retention.request_purge(
+                session, ctx=live.ctx, principal=officer("secoff"), reason="定例消去"
+            )
+        async with live.ctx.db.session() as session:
+            await retention.approve_purge(
+                session, ctx=live.ctx, principal=officer("secoff2"), purge_id=requested.id
+            )
+
+    await log_in(page, live, demo_logins, "cf001b")
+    await expect(page.locator("#held")).to_contain_text(sent["number"])
+    live.run(purge())
+    # Nothing is left to release: it is no longer among the responses waiting for the confirmer.
+    await page.goto(f"{live.url}/panel/")
+    await expect(page.get_by_role("link", name=f"回答を開示する {sent['number']}")).to_have_count(0)
+    await page.goto(f"{live.url}/panel/inquiries/{sent['id']}")
+    await expect(page.locator("#response-destroyed")).to_contain_text("利用期間の経過により消去されました")
+    await expect(page.get_by_role("link", name="回答を開示する")).to_have_count(0)
+    await page.screenshot(path=str(ARTIFACTS / "inquiry-response-destroyed.png"), full_page=True)
+    await page.goto(f"{live.url}/panel/inquiries/{sent['id']}/response")
+    await expect(page.locator("#error-code")).to_have_text("RESPONSE_DESTROYED")
+    await expect(page.locator(".lead")).to_contain_text("利用期間の経過により消去されたため")
