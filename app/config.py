@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     # data_dir/deletions.jsonl), from which a restored database re-applies them. The use period itself is
     # policy (InquiryPolicy.response_use_days): versioned, and every change audited.
     deletion_journal_path: Path | None = None
+
+    @field_validator("deletion_journal_path", mode="before")
+    @classmethod
+    def _journal_path_or_default(cls, value: object) -> object:
+        # SHOKAI_DELETION_JOURNAL_PATH= (empty) means the default; Path("") would be the working directory.
+        return None if value == "" else value
 
     # The inquiry policy (purposes, check methods per branch, ...); empty means the bundled default.
     policy_file: Path | None = None

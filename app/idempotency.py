@@ -174,18 +174,29 @@ async def replayed_object(
     return made
 
 
-async def twin_won(
-    session: AsyncSession, model: type[Made], keyed: KeyedRequest, *, principal: Principal
+async def _twin_won(
+    session: AsyncSession,
+    model: type[Made],
+    keyed: KeyedRequest,
+    error: IntegrityError,
+    *,
+    principal: Principal,
+    client_named: bool,
 ) -> Made:
-    """After an ``IntegrityError`` on a creation: a concurrent request made the same object first.
+    """After an ``IntegrityError`` on a creation, which a concurrent request may explain.
 
-    With this Idempotency-Key it was the caller's own retry, and its object is the answer; otherwise it
-    was a twin with the same client-chosen id (a user id, a branch code), and the answer is 409."""
+    With this Idempotency-Key, committed first by the caller's own retry: its object is the answer. For an
+    object whose id the client chooses (a user id, a branch code): a twin made at the same moment, 409
+    ``CONFLICT``. Anything else is not a twin (the id is a fresh UUID) and is not dressed up as one."""
     await session.rollback()
     winner = await replayed_object(session, model, keyed, principal=principal) if keyed.key else None
-    if winner is None:
-        raise Conflict("Made by another request at the same moment")
-    return winner
+    if winner is not None:
+        return winner
+    if client_named:
+        raise Conflict("Made by another request at the same moment") from None
+    if keyed.key is not None:
+        raise InvalidState("Changed by another request at the same moment: send it again") from None
+    raise error
 
 
 async def commit_created(session: AsyncSession) -> None:
@@ -199,7 +210,13 @@ async def commit_created(session: AsyncSession) -> None:
 
 
 async def commit_keyed(
-    session: AsyncSession, ctx: AppContext, made: Made, keyed: KeyedRequest, *, principal: Principal
+    session: AsyncSession,
+    ctx: AppContext,
+    made: Made,
+    keyed: KeyedRequest,
+    *,
+    principal: Principal,
+    client_named: bool = False,
 ) -> Made:
     """Commit ``made`` with its key; when another request with the key committed first, its object."""
     remember_idempotency(
@@ -214,8 +231,10 @@ async def commit_keyed(
     )
     try:
         await session.commit()
-    except IntegrityError:
-        return await twin_won(session, type(made), keyed, principal=principal)
+    except IntegrityError as error:
+        return await _twin_won(
+            session, type(made), keyed, error, principal=principal, client_named=client_named
+        )
     return made
 
 
@@ -227,6 +246,7 @@ async def create_once(
     *,
     principal: Principal,
     make: Callable[[], Awaitable[Made]],
+    client_named: bool = False,
 ) -> Made:
     """Make one object under an Idempotency-Key: the earlier request's object if there was one, else
     ``make()`` committed with the key.
@@ -234,16 +254,17 @@ async def create_once(
     A retry sent while the first attempt runs may pass the replay check before the first commits and then
     meet its object: ``make`` refuses a second user id, branch code or live switch with 409 ``CONFLICT``,
     or on PostgreSQL the insert waits for the first and fails on the key. Either way, when the first
-    committed under this key, its object is the answer."""
+    committed under this key, its object is the answer. ``client_named``: the client chooses the object's
+    id, so a twin without the key is 409 ``CONFLICT``."""
     if (replayed := await replayed_object(session, model, keyed, principal=principal)) is not None:
         return replayed
     try:
         made = await make()
-    except IntegrityError:
-        return await twin_won(session, model, keyed, principal=principal)
+    except IntegrityError as error:
+        return await _twin_won(session, model, keyed, error, principal=principal, client_named=client_named)
     except Conflict:
         if keyed.key is not None:
             if (replayed := await replayed_object(session, model, keyed, principal=principal)) is not None:
                 return replayed
         raise
-    return await commit_keyed(session, ctx, made, keyed, principal=principal)
+    return await commit_keyed(session, ctx, made, keyed, principal=principal, client_named=client_named)

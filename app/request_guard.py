@@ -119,8 +119,8 @@ def has_duplicate_key(body: bytes) -> bool:
 
     JSON leaves the meaning open (RFC 8259 §4): Python keeps the last, other parsers the first, so a
     ``purpose`` sent twice could be logged by a proxy as one purpose and checked here as another. A body
-    without a second quoted name cannot hold a twin and is passed over unparsed."""
-    if body.count(b'":') < 2:
+    with fewer than four quotes cannot name two keys and is passed over unparsed."""
+    if body.count(b'"') < 4:
         return False
     try:
         json.loads(body, object_pairs_hook=_pairs_without_twins)
@@ -132,14 +132,14 @@ def has_duplicate_key(body: bytes) -> bool:
 
 
 # Headers that say who is calling and what a request is: sent twice, servers and proxies disagree about
-# which one counts (the first, the last, both joined), so the gateway refuses to guess.
+# which one counts (the first, the last, both joined), so the gateway refuses to guess. Not the request id:
+# a correlation header that some proxies append to.
 SINGLE_HEADERS = frozenset(
     {
         b"authorization",
         b"x-terminal-id",
         b"x-terminal-key",
         b"idempotency-key",
-        b"x-request-id",
         b"content-type",
     }
 )

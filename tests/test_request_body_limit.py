@@ -170,7 +170,8 @@ async def test_a_key_named_twice_in_a_json_object_is_refused_before_any_route_ru
     nested_twice = (
         b'{"purpose": "credit_review", "subject": {"birth_date": "1980-01-01", "birth_date": "1990-01-01"}}'
     )
-    for body in (twice, nested_twice):
+    spaced = b'{"purpose" :"credit_review", "purpose" :"relocation_check"}'
+    for body in (twice, nested_twice, spaced, b'{"a":1,"a":2}'):
         refused = assert_problem(
             await client.post(
                 "/inquiries", content=body, headers={**operator, "Content-Type": "application/json"}
@@ -216,4 +217,11 @@ async def test_a_header_that_says_who_is_calling_sent_twice_is_refused(
         assert refused["errors"][0]["loc"] == ["header", name.lower()], refused
         assert refused["request_id"]
     assert (await client.get("/me", headers=operator)).status_code == 200
+    # The request id is a correlation header some proxies append to: sent twice, it is no refusal.
+    correlated = [
+        *operator.items(),
+        ("X-Request-Id", "a1"),
+        ("X-Request-Id", "b2"),
+    ]
+    assert (await client.get("/me", headers=correlated)).status_code == 200
     assert len(await ledger_events(ctx)) == events_before

@@ -66,6 +66,7 @@ async def register_branch(
         keyed,
         principal=principal,
         make=lambda: create_branch(session, ctx=ctx, actor=principal.actor(), code=code, name=name),
+        client_named=True,
     )
 
 

@@ -513,7 +513,7 @@ async def create_user(
         _register_creation(session, ctx, principal, user_id)
         return user
 
-    return await create_once(session, ctx, User, keyed, principal=principal, make=make)
+    return await create_once(session, ctx, User, keyed, principal=principal, make=make, client_named=True)
 
 
 def _register_creation(session: AsyncSession, ctx: AppContext, principal: Principal, user_id: str) -> None:

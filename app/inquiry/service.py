@@ -956,6 +956,10 @@ async def release(
     )
     if inquiry.status != "held":
         raise InvalidState(f"Only a held response can be released; the inquiry is {inquiry.status}")
+    if inquiry.response_state == "destroyed":
+        # Before the password is judged: a confirmer's typing error on a response that is gone would
+        # otherwise count towards their lockout.
+        raise ResponseDestroyed("The response was destroyed at the end of its use period")
     confirmer = await session.get(User, principal.id)
     # Locked before it is judged: parallel re-authentications take turns, so none releases on a lock
     # state another wrong password is about to change (AU-5).
@@ -1394,6 +1398,7 @@ async def list_inquiries(
     operator_id: str | None,
     limit: int,
     cursor: str | None,
+    with_response_only: bool = False,
 ) -> tuple[list[Inquiry], str | None]:
     authorize(principal, "inquiry.read", branch_code=branch_code)
     query = select(Inquiry)
@@ -1407,6 +1412,8 @@ async def list_inquiries(
         query = query.where(Inquiry.status == status)
     if operator_id is not None:
         query = query.where(Inquiry.operator_id == operator_id)
+    if with_response_only:
+        query = query.where(Inquiry.response_state != "destroyed")
     return await keyset_page(
         session, query, at=Inquiry.created_at, row_id=Inquiry.id, limit=limit, cursor=cursor
     )
@@ -1427,6 +1434,9 @@ async def awaiting_release(
         operator_id=None,
         limit=limit,
         cursor=None,
+        # A response destroyed before anyone released it (RT-1) has nothing left to release; left out in
+        # SQL, since those are the oldest and would fill the page.
+        with_response_only=True,
     )
     releasing = sorted(
         code
@@ -1442,6 +1452,7 @@ async def awaiting_release(
                     .join(HqRequest, HqRequest.id == Inquiry.hq_request_id)
                     .where(
                         Inquiry.status == "held",
+                        Inquiry.response_state != "destroyed",
                         HqRequest.return_option == "none",
                         HqRequest.branch_code.in_(releasing),
                     )
@@ -1455,9 +1466,6 @@ async def awaiting_release(
     for inquiry in sorted(
         {i.id: i for i in (*own, *for_branch)}.values(), key=lambda i: (i.created_at, i.id)
     ):
-        if inquiry.response_state == "destroyed":
-            # Its use period ended before anyone released it (RT-1): there is nothing left to release.
-            continue
         if inquiry.hq_request_id is not None:
             # Only HQ's inquiries can be released elsewhere than at their own branch.
             duty = await release_duty(session, ctx=ctx, inquiry=inquiry)

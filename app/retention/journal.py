@@ -13,19 +13,23 @@ export); docs/operations.md says how.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from app.config import Settings
+
+log = logging.getLogger("shokai.retention")
 
 
 class JournalUnreadable(Exception):
     """A line of the journal is not a deletion record: the restore cannot be trusted to be complete."""
 
-    def __init__(self, line_no: int) -> None:
-        super().__init__(f"line {line_no} of the deletion journal is not a deletion record")
+    def __init__(self, line_no: int | None, message: str | None = None) -> None:
+        super().__init__(message or f"line {line_no} of the deletion journal is not a deletion record")
         self.line_no = line_no
 
 
@@ -40,6 +44,8 @@ class JournalEntry:
     operator: str
     approver: str
     at: str
+    # The purge request this deletion carried out (None for a record made another way).
+    purge_id: str | None = None
 
     @property
     def cutoff(self) -> datetime:
@@ -53,20 +59,46 @@ def journal_path(settings: Settings) -> Path:
 def append(settings: Settings, entry: JournalEntry) -> None:
     path = journal_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(asdict(entry), ensure_ascii=True, sort_keys=True) + "\n"
-    with path.open("a", encoding="ascii") as journal:
+    line = (json.dumps(asdict(entry), ensure_ascii=True, sort_keys=True) + "\n").encode("ascii")
+    with path.open("ab+") as journal:
+        _cut_torn_tail(journal)
         journal.write(line)
         journal.flush()
         os.fsync(journal.fileno())
 
 
+def _cut_torn_tail(journal: BinaryIO) -> None:
+    """Drop an unterminated last line before appending, so it does not run into the new one. It is an
+    append a crash cut off, made before its purge's commit: that purge never committed."""
+    size = journal.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    journal.seek(size - 1)
+    if journal.read(1) == b"\n":
+        return
+    journal.seek(0)
+    content = journal.read()
+    journal.truncate(content.rfind(b"\n") + 1)
+    journal.seek(0, os.SEEK_END)
+
+
 def entries(settings: Settings) -> list[JournalEntry]:
     """Every deletion the journal holds, in the order they were made; none when there is no journal yet."""
     path = journal_path(settings)
+    if path.is_dir():
+        raise JournalUnreadable(None, f"the deletion journal {path} is a directory, not a file")
     if not path.exists():
         return []
     read: list[JournalEntry] = []
-    for line_no, line in enumerate(path.read_bytes().splitlines(), start=1):
+    content = path.read_bytes()
+    lines = content.splitlines()
+    if content and not content.endswith(b"\n"):
+        # An append cut off by a crash: it came before its purge's commit, so that purge never committed.
+        log.warning(
+            "deletion journal: the last line has no end and is passed over", extra={"line": len(lines)}
+        )
+        lines = lines[:-1]
+    for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:

@@ -23,6 +23,9 @@ class PurgeRequest(Base):
     reason: Mapped[str] = mapped_column(String(400))
     # pending | executed
     status: Mapped[str] = mapped_column(String(16), index=True)
+    # 1 while pending, NULL once carried out: the unique constraint lets one purge wait at a time, also
+    # when two officers request at the same moment.
+    pending_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
     requested_by: Mapped[str] = mapped_column(String(80))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     approved_by: Mapped[str | None] = mapped_column(String(80))

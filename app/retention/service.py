@@ -71,6 +71,7 @@ async def request_purge(
         expected_count=int(due),
         reason=reason,
         status="pending",
+        pending_slot=1,
         requested_by=principal.id,
         requested_at=ctx.clock.now(),
     )
@@ -84,7 +85,12 @@ async def request_purge(
         object_id=purge.id,
         details={"data_set": RESPONSES, "cutoff": rfc3339(cutoff), "count": int(due)},
     )
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:
+        # uq_retention_purge_requests_pending_slot: another officer's request went in at the same moment.
+        await session.rollback()
+        raise InvalidState("A purge request is already waiting for its approval") from None
     return purge
 
 
@@ -99,6 +105,9 @@ async def approve_purge(
     if purge.status != "pending":
         raise InvalidState("The purge request has been carried out")
     ensure_different_people(principal.id, others={"the officer who requested it": purge.requested_by})
+    if purge.cutoff > use_period_cutoff(ctx):
+        # The policy's use period was lengthened since the request: what it covers may still be in use.
+        raise InvalidState("The use period has been lengthened since this request: request the purge again")
     now = ctx.clock.now()
     deletion_id = str(uuid.uuid4())
     destroyed, earliest = await _destroy_responses(
@@ -116,12 +125,7 @@ async def approve_purge(
         at=now,
     )
     session.add(deletion)
-    purge.status, purge.approved_by, purge.approved_at, purge.deletion_id = (
-        "executed",
-        principal.id,
-        now,
-        deletion_id,
-    )
+    _carried_out(purge, by=principal.id, at=now, deletion_id=deletion_id)
     record(
         session,
         actor=principal.actor(),
@@ -136,7 +140,7 @@ async def approve_purge(
         },
     )
     # Before the commit: a purge the journal does not know could come back with a restore (RT-2).
-    journal.append(ctx.settings, _journal_entry(deletion))
+    journal.append(ctx.settings, _journal_entry(deletion, purge_id=purge.id))
     await session.commit()
     return purge, deletion
 
@@ -183,7 +187,12 @@ async def _destroy_responses(
     return len(rows), rows[0].received_at
 
 
-def _journal_entry(deletion: DeletionRecord) -> journal.JournalEntry:
+def _carried_out(purge: PurgeRequest, *, by: str, at: datetime, deletion_id: str) -> None:
+    purge.status, purge.pending_slot = "executed", None
+    purge.approved_by, purge.approved_at, purge.deletion_id = by, at, deletion_id
+
+
+def _journal_entry(deletion: DeletionRecord, *, purge_id: str) -> journal.JournalEntry:
     return journal.JournalEntry(
         id=deletion.id,
         data_set=deletion.data_set,
@@ -194,6 +203,7 @@ def _journal_entry(deletion: DeletionRecord) -> journal.JournalEntry:
         operator=deletion.operator,
         approver=deletion.approver,
         at=deletion.at.isoformat(),
+        purge_id=purge_id,
     )
 
 
@@ -207,35 +217,9 @@ async def reapply_journal(ctx: AppContext) -> int:
         if entry.data_set != RESPONSES:
             continue
         async with ctx.db.session() as session:
-            known = await session.get(DeletionRecord, entry.id) is not None
-            destroyed, _ = await _destroy_responses(
-                session, cutoff=entry.cutoff, actor=RETENTION_ACTOR, deletion_id=entry.id
-            )
-            if known and not destroyed:
+            destroyed = await _reapply(session, entry)
+            if destroyed is None:
                 continue
-            if not known:
-                session.add(
-                    DeletionRecord(
-                        id=entry.id,
-                        data_set=entry.data_set,
-                        range_from=datetime.fromisoformat(entry.range_from) if entry.range_from else None,
-                        range_to=entry.cutoff,
-                        count=entry.count,
-                        method=entry.method,
-                        operator=entry.operator,
-                        approver=entry.approver,
-                        at=datetime.fromisoformat(entry.at),
-                    )
-                )
-            record(
-                session,
-                actor=RETENTION_ACTOR,
-                action="retention.reapplied",
-                object_type="retention_deletion",
-                object_id=entry.id,
-                outcome="alert",
-                details={"destroyed_again": destroyed, "record_restored": not known},
-            )
             try:
                 await session.commit()
             except IntegrityError:
@@ -245,6 +229,57 @@ async def reapply_journal(ctx: AppContext) -> int:
                 continue
             again += destroyed
     return again
+
+
+async def _reapply(session: AsyncSession, entry: journal.JournalEntry) -> int | None:
+    """One journal entry against the database: how many responses it destroyed again, or None when the
+    database was not behind it (nothing to commit, nothing recorded)."""
+    known = await session.get(DeletionRecord, entry.id) is not None
+    purge = await session.get(PurgeRequest, entry.purge_id, with_for_update=True) if entry.purge_id else None
+    destroyed, earliest = await _destroy_responses(
+        session, cutoff=entry.cutoff, actor=RETENTION_ACTOR, deletion_id=entry.id
+    )
+    restored = False
+    if not known:
+        if purge is not None and purge.status == "pending":
+            # The approval was journaled, then its commit failed: it is carried out now, with what it
+            # destroys now as its count (the approval stands; the journal keeps it).
+            _carried_out(purge, by=entry.approver, at=datetime.fromisoformat(entry.at), deletion_id=entry.id)
+            session.add(_record(entry, count=destroyed, range_from=earliest))
+            restored = True
+        elif purge is None or purge.deletion_id in (None, entry.id):
+            # A restore from before the purge (or before its request): the record comes back as it was made.
+            session.add(_record(entry, count=entry.count, range_from=None))
+            restored = True
+        # Otherwise the purge was approved again after this approval's commit had failed, under the other
+        # record: this entry destroyed nothing then, and is no record of its own.
+    if not restored and not destroyed:
+        return None
+    record(
+        session,
+        actor=RETENTION_ACTOR,
+        action="retention.reapplied",
+        object_type="retention_deletion",
+        object_id=entry.id,
+        outcome="alert",
+        details={"destroyed_again": destroyed, "record_restored": restored},
+    )
+    return destroyed
+
+
+def _record(entry: journal.JournalEntry, *, count: int, range_from: datetime | None) -> DeletionRecord:
+    journaled_from = datetime.fromisoformat(entry.range_from) if entry.range_from else None
+    return DeletionRecord(
+        id=entry.id,
+        data_set=entry.data_set,
+        range_from=range_from or journaled_from,
+        range_to=entry.cutoff,
+        count=count,
+        method=entry.method,
+        operator=entry.operator,
+        approver=entry.approver,
+        at=datetime.fromisoformat(entry.at),
+    )
 
 
 async def list_deletions(

@@ -30,7 +30,9 @@ def upgrade() -> None:
         sa.Column("approved_by", sa.String(length=80), nullable=True),
         sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deletion_id", sa.String(length=36), nullable=True),
+        sa.Column("pending_slot", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_retention_purge_requests")),
+        sa.UniqueConstraint("pending_slot", name=op.f("uq_retention_purge_requests_pending_slot")),
     )
     op.create_index(
         op.f("ix_retention_purge_requests_status"), "retention_purge_requests", ["status"], unique=False

@@ -9,6 +9,7 @@ from app.authz.principal import Principal
 from app.center.simulator.population import Population
 from app.clock import ManualClock
 from app.demo import DemoCredentials
+from app.panel import router as panel_router
 from app.retention import service as retention
 from tests.helpers import user
 from tests.panel.conftest import ARTIFACTS, LiveServer
@@ -209,14 +210,19 @@ async def test_a_response_destroyed_at_the_end_of_its_use_period_is_said_so_on_i
     demo_logins: DemoCredentials,
     center_population: Population,
     clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """RT-1: after the purge the inquiry page says the response is gone, instead of offering to release
-    it; opening its response page says so in Japanese, with the code."""
+    it, and the confirmer's table of responses to release holds only what can still be released, even
+    when destroyed ones (the oldest) outnumber its rows; the response page says so in Japanese."""
+    monkeypatch.setattr(panel_router, "DASHBOARD_ROWS", 1)
     terminal = Terminal(live, demo_logins, "op001")
-    sent = terminal.send_with_confirmer(subject_of(center_population, 5))
-    assert sent["status"] == "held"
-    terminal.close()
+    sent, other = (terminal.send_with_confirmer(subject_of(center_population, n)) for n in (5, 6))
+    assert sent["status"] == other["status"] == "held"
     clock.advance(days=live.ctx.policy.response_use_days + 1)
+    terminal = Terminal(live, demo_logins, "op001")
+    recent = terminal.send_with_confirmer(subject_of(center_population, 7))
+    terminal.close()
 
     def officer(user_id: str) -> Principal:
         now = clock.now()
@@ -241,11 +247,12 @@ async def test_a_response_destroyed_at_the_end_of_its_use_period_is_said_so_on_i
             )
 
     await log_in(page, live, demo_logins, "cf001b")
-    await expect(page.locator("#held")).to_contain_text(sent["number"])
+    await expect(page.locator("#held")).to_contain_text("001-")
     live.run(purge())
-    # Nothing is left to release: it is no longer among the responses waiting for the confirmer.
+    # Nothing is left to release: only the recent response waits for the confirmer.
     await page.goto(f"{live.url}/panel/")
     await expect(page.get_by_role("link", name=f"回答を開示する {sent['number']}")).to_have_count(0)
+    await expect(page.get_by_role("link", name=f"回答を開示する {recent['number']}")).to_have_count(1)
     await page.goto(f"{live.url}/panel/inquiries/{sent['id']}")
     await expect(page.locator("#response-destroyed")).to_contain_text("利用期間の経過により消去されました")
     await expect(page.get_by_role("link", name="回答を開示する")).to_have_count(0)

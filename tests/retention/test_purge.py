@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import delete, select
 
-from app.clock import ManualClock
+from app.clock import ManualClock, rfc3339
+from app.config import Settings
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import Inquiry, SealedResponse
@@ -215,3 +217,125 @@ def test_the_use_period_is_policy_within_bounds(tmp_path: Path) -> None:
     path = tmp_path / "policy-90.json"
     path.write_text(json.dumps({**bundled, "response_use_days": 90}), encoding="utf-8")
     assert load_policy(path).response_use_days == 90
+
+
+async def test_a_lengthened_use_period_stops_an_approval_and_a_destroyed_response_asks_no_password(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """A purge requested under 30 days and approved after the policy went to 90 would destroy responses
+    still in use: the approval is refused and nothing is destroyed."""
+    _, held, _ = await _old_and_recent(client, demo, ctx, clock)
+    first, second = await _officers(client, demo, ctx, clock)
+    purge = (await client.post("/retention/purges", json={"reason": "定例消去"}, headers=first)).json()
+    kept = ctx.policy
+    ctx.policy = kept.model_copy(update={"response_use_days": 90})
+    try:
+        refused = await client.post(f"/retention/purges/{purge['id']}/approve", headers=second)
+    finally:
+        ctx.policy = kept
+    assert refused.status_code == 409 and refused.json()["code"] == "INVALID_STATE", refused.text
+    assert all(r.wrapped_key is not None for r in (await _responses(ctx)).values())
+    assert journal.entries(ctx.settings) == []
+
+    # Approved under the policy it was requested under; then a release of the destroyed response is told
+    # so before any password is judged (a mistyped one would count towards the confirmer's lockout).
+    assert (await client.post(f"/retention/purges/{purge['id']}/approve", headers=second)).status_code == 200
+    releaser = await auth_headers(client, demo, "cf001b")
+    failures_before = len(await ledger_events(ctx, action="auth.login_failed"))
+    release = await client.post(
+        f"/inquiries/{held}/release",
+        headers=releaser,
+        json={"password": "not-the-password-1", "document_check": "match"},
+    )
+    assert release.status_code == 410 and release.json()["code"] == "RESPONSE_DESTROYED", release.text
+    assert len(await ledger_events(ctx, action="auth.login_failed")) == failures_before
+
+
+async def test_two_officers_requesting_at_once_make_one_purge(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    await _old_and_recent(client, demo, ctx, clock)
+    first, second = await _officers(client, demo, ctx, clock)
+    answers = await asyncio.gather(
+        *(
+            client.post("/retention/purges", json={"reason": "定例消去"}, headers=officer)
+            for officer in (first, second, first, second)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409], [a.text for a in answers]
+    async with ctx.db.read_session() as session:
+        assert len((await session.scalars(select(PurgeRequest))).all()) == 1
+
+
+async def test_an_approval_whose_commit_failed_is_carried_out_from_the_journal_and_a_later_one_is_not_doubled(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """The approval journals before it commits. When the commit then fails, the purge is still pending:
+    the next re-application carries it out (with what it destroys then as its count). Another journaled
+    attempt at a purge carried out under another record is no second deletion."""
+    released, held, recent = await _old_and_recent(client, demo, ctx, clock)
+    first, _ = await _officers(client, demo, ctx, clock)
+    purge = (await client.post("/retention/purges", json={"reason": "定例消去"}, headers=first)).json()
+    cutoff = purge["cutoff"].replace("Z", "+00:00")
+    failed = journal.JournalEntry(
+        id="0b8f6f0e-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
+        data_set="inquiry_responses",
+        range_from=None,
+        range_to=cutoff,
+        count=2,
+        method="crypto_shred",
+        operator="secoff",
+        approver="secoff2",
+        at=rfc3339(clock.now()).replace("Z", "+00:00"),
+        purge_id=purge["id"],
+    )
+    journal.append(ctx.settings, failed)  # as approve_purge does just before the commit that then failed
+
+    assert await reapply_journal(ctx) == 2
+    stored = await _responses(ctx)
+    assert stored[released].wrapped_key is None and stored[held].wrapped_key is None
+    assert stored[recent].wrapped_key is not None
+    auditor = await auth_headers(client, demo, "auditor")
+    (carried_out,) = (await client.get("/retention/purges", headers=auditor)).json()["items"]
+    assert (carried_out["status"], carried_out["deletion_id"]) == ("executed", failed.id)
+    (deletion,) = (await client.get("/retention/deletions", headers=auditor)).json()["items"]
+    assert (deletion["id"], deletion["count"], deletion["approver"]) == (failed.id, 2, "secoff2")
+
+    # Another journaled attempt at the same purge, carried out since under the other record: no second
+    # deletion, nothing recorded.
+    journal.append(ctx.settings, replace(failed, id="5d2e7a90-3b4c-4d5e-9f60-718293a4b5c6"))
+    events_before = len(await ledger_events(ctx, action="retention.reapplied"))
+    assert await reapply_journal(ctx) == 0
+    deletions = (await client.get("/retention/deletions", headers=auditor)).json()["items"]
+    assert [d["id"] for d in deletions] == [failed.id]
+    assert len(await ledger_events(ctx, action="retention.reapplied")) == events_before
+
+
+def test_the_journal_passes_over_a_torn_last_line_and_refuses_a_directory(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A crash during an append leaves an unterminated last line: its purge never committed (the append
+    comes first), so it is passed over, and the next append does not run into it."""
+    entry = journal.JournalEntry(
+        id="a",
+        data_set="inquiry_responses",
+        range_from=None,
+        range_to="2026-11-01T00:00:00+00:00",
+        count=1,
+        method="crypto_shred",
+        operator="secoff",
+        approver="secoff2",
+        at="2026-11-02T00:00:00+00:00",
+    )
+    journal.append(settings, entry)
+    path = journal.journal_path(settings)
+    path.write_bytes(path.read_bytes() + b'{"id": "b", "data_se')
+    assert [e.id for e in journal.entries(settings)] == ["a"]
+    journal.append(settings, replace(entry, id="c"))
+    assert [e.id for e in journal.entries(settings)] == ["a", "c"]
+
+    elsewhere = settings.model_copy(update={"deletion_journal_path": tmp_path})
+    with pytest.raises(journal.JournalUnreadable, match="is a directory"):
+        journal.entries(elsewhere)
+    # SHOKAI_DELETION_JOURNAL_PATH= (empty) is the default next to the data, not the working directory.
+    assert Settings(deletion_journal_path="", data_dir=tmp_path).deletion_journal_path is None
