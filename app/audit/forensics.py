@@ -25,7 +25,7 @@ from app.authz.roles import PERMISSIONS
 from app.context import AppContext
 from app.governance.models import AccessRegisterEntry, EmergencySuspension, HrEvent
 from app.hq.models import HqRequest
-from app.inquiry.models import Inquiry
+from app.inquiry.models import Inquiry, SealedResponse
 from app.inquiry.sealing import subject_lookup_key
 from app.inquiry.subject import normalise_kana
 from app.lists.models import DailyList, DailyListLine
@@ -439,7 +439,8 @@ async def access_holders(
 @dataclass(frozen=True)
 class TracedEvent:
     event: AuditEvent
-    # "inquiry", or "daily_list" for events about a list that carries this inquiry as a line.
+    # "inquiry"; "daily_list" for events about a list that carries this inquiry as a line;
+    # "retention_deletion" for the purge that destroyed its response (and its re-application, RT-2).
     via: str
 
 
@@ -471,6 +472,17 @@ async def inquiry_trace_events(
                 if json.loads(event.details).get("inquiry_id") != inquiry_id:
                     continue
             traced.append(TracedEvent(event, "daily_list"))
+    # One event tells of a whole purge; the response names the deletion that destroyed it.
+    deletion_id = await session.scalar(
+        select(SealedResponse.deletion_id).where(SealedResponse.inquiry_id == inquiry_id)
+    )
+    if deletion_id is not None:
+        purge_events = await session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.object_id == deletion_id, AuditEvent.object_type == "retention_deletion")
+            .order_by(AuditEvent.seq)
+        )
+        traced.extend(TracedEvent(event, "retention_deletion") for event in purge_events)
     traced.sort(key=lambda t: t.event.seq)
     return traced
 

@@ -118,6 +118,8 @@ class SealedResponse(Base):
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     kek_id: Mapped[str] = mapped_column(String(40))
+    # The deletion record (retention_deletions.id) that destroyed it: its count, and the inquiry's trace.
+    deletion_id: Mapped[str | None] = mapped_column(String(36), index=True)
 
 
 class InquiryNumberCounter(Base):

@@ -267,7 +267,8 @@ class TraceEvent(BaseModel):
     action: str
     object_type: str | None = None
     object_id: str | None = None
-    # inquiry | daily_list (an event about a list this inquiry is a line of)
+    # inquiry | daily_list (an event about a list this inquiry is a line of) | retention_deletion (the purge
+    # that destroyed its response, RT-1, and its re-application after a restore, RT-2)
     via: str = "inquiry"
     outcome: str
     details: dict[str, Any]

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -110,9 +111,7 @@ async def approve_purge(
         raise InvalidState("The use period has been lengthened since this request: request the purge again")
     now = ctx.clock.now()
     deletion_id = str(uuid.uuid4())
-    destroyed, earliest = await _destroy_responses(
-        session, cutoff=purge.cutoff, actor=principal.actor(), deletion_id=deletion_id
-    )
+    destroyed, earliest = await _destroy_responses(session, cutoff=purge.cutoff, deletion_id=deletion_id)
     deletion = DeletionRecord(
         id=deletion_id,
         data_set=purge.data_set,
@@ -146,45 +145,42 @@ async def approve_purge(
 
 
 async def _destroy_responses(
-    session: AsyncSession, *, cutoff: datetime, actor: Actor, deletion_id: str
+    session: AsyncSession, *, cutoff: datetime, deletion_id: str
 ) -> tuple[int, datetime | None]:
     """Delete the data key (and empty the ciphertext) of every response received before ``cutoff`` that
-    still has one; each inquiry's trace records it. The number destroyed and the earliest receipt."""
-    rows = (
-        await session.execute(
-            select(SealedResponse.inquiry_id, SealedResponse.received_at)
-            .where(_undestroyed_before(cutoff))
-            .order_by(SealedResponse.received_at)
-            .with_for_update()
-        )
-    ).all()
-    if not rows:
+    still has one, marking it with the deletion that destroyed it; the number destroyed and the earliest
+    receipt among them.
+
+    Two set-based statements, however many responses are due: a month's responses of a large bank are
+    hundreds of thousands, and a row (or a ledger event) each would hold the writer lock, and on
+    PostgreSQL the ledger head, for minutes. The inquiries' traces find the destruction through the
+    response's ``deletion_id`` (LG-5), so one ledger event tells of all of them."""
+    earliest = await session.scalar(
+        select(func.min(SealedResponse.received_at)).where(_undestroyed_before(cutoff))
+    )
+    if earliest is None:
         return 0, None
-    inquiry_ids = [row.inquiry_id for row in rows]
-    for start in range(0, len(inquiry_ids), 500):
-        batch = inquiry_ids[start : start + 500]
+    destroyed = cast(
+        "CursorResult[Any]",
         await session.execute(
             update(SealedResponse)
-            .where(SealedResponse.inquiry_id.in_(batch))
-            .values(wrapped_key=None, ciphertext=b"")
+            .where(_undestroyed_before(cutoff))
+            .values(wrapped_key=None, ciphertext=b"", deletion_id=deletion_id)
             .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
+    await session.execute(
+        update(Inquiry)
+        .where(
+            Inquiry.id.in_(
+                select(SealedResponse.inquiry_id).where(SealedResponse.deletion_id == deletion_id)
+            ),
+            Inquiry.response_state != "destroyed",
         )
-        await session.execute(
-            update(Inquiry)
-            .where(Inquiry.id.in_(batch))
-            .values(response_state="destroyed")
-            .execution_options(synchronize_session=False)
-        )
-    for inquiry_id in inquiry_ids:
-        record(
-            session,
-            actor=actor,
-            action="inquiry.response_destroyed",
-            object_type="inquiry",
-            object_id=inquiry_id,
-            details={"deletion_id": deletion_id, "method": CRYPTO_SHRED},
-        )
-    return len(rows), rows[0].received_at
+        .values(response_state="destroyed")
+        .execution_options(synchronize_session=False)
+    )
+    return destroyed, earliest
 
 
 def _carried_out(purge: PurgeRequest, *, by: str, at: datetime, deletion_id: str) -> None:
@@ -236,9 +232,7 @@ async def _reapply(session: AsyncSession, entry: journal.JournalEntry) -> int | 
     database was not behind it (nothing to commit, nothing recorded)."""
     known = await session.get(DeletionRecord, entry.id) is not None
     purge = await session.get(PurgeRequest, entry.purge_id, with_for_update=True) if entry.purge_id else None
-    destroyed, earliest = await _destroy_responses(
-        session, cutoff=entry.cutoff, actor=RETENTION_ACTOR, deletion_id=entry.id
-    )
+    destroyed, earliest = await _destroy_responses(session, cutoff=entry.cutoff, deletion_id=entry.id)
     restored = False
     if not known:
         if purge is not None and purge.status == "pending":

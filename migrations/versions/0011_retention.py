@@ -54,9 +54,15 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_inquiry_responses_received_at"), "inquiry_responses", ["received_at"], unique=False
     )
+    op.add_column("inquiry_responses", sa.Column("deletion_id", sa.String(length=36), nullable=True))
+    op.create_index(
+        op.f("ix_inquiry_responses_deletion_id"), "inquiry_responses", ["deletion_id"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_inquiry_responses_deletion_id"), table_name="inquiry_responses")
+    op.drop_column("inquiry_responses", "deletion_id")
     op.drop_index(op.f("ix_inquiry_responses_received_at"), table_name="inquiry_responses")
     op.drop_index(op.f("ix_retention_deletions_at"), table_name="retention_deletions")
     op.drop_table("retention_deletions")

@@ -114,7 +114,14 @@ async def test_two_officers_destroy_the_responses_past_their_use_period_and_ever
         f"/inquiries/{released}/trace", headers=await auth_headers(client, demo, "bm001")
     )
     assert officer_trace.status_code == 200, officer_trace.text
-    assert "inquiry.response_destroyed" in [e["action"] for e in officer_trace.json()["events"]]
+    purged = [e for e in officer_trace.json()["events"] if e["action"] == "retention.purged"]
+    assert [(e["via"], e["object_id"], e["actor_id"]) for e in purged] == [
+        ("retention_deletion", record["id"], "secoff2")
+    ]
+    recent_trace = await client.get(
+        f"/inquiries/{recent}/trace", headers=await auth_headers(client, demo, "bm001")
+    )
+    assert "retention.purged" not in [e["action"] for e in recent_trace.json()["events"]]
     # The journal outside the database holds the same record (RT-2).
     (entry,) = journal.entries(ctx.settings)
     assert (entry.id, entry.count, entry.operator, entry.approver) == (record["id"], 2, "secoff", "secoff2")
