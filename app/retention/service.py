@@ -17,6 +17,7 @@ whatever a restored database brought back.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -35,6 +36,8 @@ from app.inquiry.models import Inquiry, SealedResponse
 from app.pagination import keyset_page
 from app.retention import journal
 from app.retention.models import DeletionRecord, PurgeRequest
+
+log = logging.getLogger("shokai.retention")
 
 RESPONSES = "inquiry_responses"
 CRYPTO_SHRED = "crypto_shred"
@@ -208,6 +211,13 @@ async def reapply_journal(ctx: AppContext) -> int:
     purge, the responses it destroyed are destroyed again and its missing deletion record is put back.
     Idempotent: on a database that is not behind the journal it changes nothing and records nothing.
     The number of responses destroyed again."""
+    if ctx.settings.deletion_journal_path is None and ctx.settings.database_url.startswith("postgresql"):
+        # A server database with the journal in this host's data directory: another host's gateways do
+        # not see this host's purges, and a backup of the directory rolls the journal back with it.
+        log.warning(
+            "deletion journal in the data directory: set SHOKAI_DELETION_JOURNAL_PATH to a file every "
+            "gateway reaches and the database backups do not hold (docs/operations.md)"
+        )
     again = 0
     for entry in journal.entries(ctx.settings):
         if entry.data_set != RESPONSES:

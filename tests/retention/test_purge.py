@@ -346,3 +346,21 @@ def test_the_journal_passes_over_a_torn_last_line_and_refuses_a_directory(
         journal.entries(elsewhere)
     # SHOKAI_DELETION_JOURNAL_PATH= (empty) is the default next to the data, not the working directory.
     assert Settings(deletion_journal_path="", data_dir=tmp_path).deletion_journal_path is None
+
+
+async def test_a_server_database_with_the_journal_in_the_data_directory_is_warned_about(
+    ctx: AppContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With PostgreSQL several hosts serve one database: a journal in one host's data directory is
+    not seen by the others' gateways, and is backed up with the directory."""
+    with caplog.at_level("WARNING", logger="shokai.retention"):
+        await reapply_journal(ctx)
+    warned = [r for r in caplog.records if "SHOKAI_DELETION_JOURNAL_PATH" in r.getMessage()]
+    assert bool(warned) == ctx.settings.database_url.startswith("postgresql")
+    caplog.clear()
+    ctx.settings = ctx.settings.model_copy(
+        update={"deletion_journal_path": ctx.settings.data_dir / "j.jsonl"}
+    )
+    with caplog.at_level("WARNING", logger="shokai.retention"):
+        await reapply_journal(ctx)
+    assert not [r for r in caplog.records if "SHOKAI_DELETION_JOURNAL_PATH" in r.getMessage()]
