@@ -266,10 +266,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await register_policy_version(ctx)
-        await _record_system_event(ctx, "system.started")
         # RT-2: a database restored from a backup older than a purge gets its destructions back before any
-        # request can read what they destroyed.
+        # request can read what they destroyed. Before "started": a start it refuses records no start.
         await retention_service.reapply_journal(ctx)
+        await _record_system_event(ctx, "system.started")
         tasks = []
         link_watch: tuple[CenterLinkWatch, Callable[[], None], asyncio.Task[None]] | None = None
         if background_tasks:

@@ -60,11 +60,22 @@ def append(settings: Settings, entry: JournalEntry) -> None:
     path = journal_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(asdict(entry), ensure_ascii=True, sort_keys=True) + "\n").encode("ascii")
-    with path.open("ab+") as journal:
+    created = not path.exists()
+    # Owner only, like the key file: it names staff and when their data went.
+    descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(descriptor, "ab+") as journal:
         _cut_torn_tail(journal)
         journal.write(line)
         journal.flush()
         os.fsync(journal.fileno())
+    if created:
+        # A new file's name is durable only once its directory is: else a power cut could lose the file
+        # while the purge's commit survives.
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
 def _cut_torn_tail(journal: BinaryIO) -> None:
@@ -103,8 +114,13 @@ def entries(settings: Settings) -> list[JournalEntry]:
             continue
         try:
             entry = JournalEntry(**json.loads(line.decode("ascii")))
-            if entry.cutoff.tzinfo is None:
-                raise ValueError("a cutoff without its time zone")
+            times = [entry.cutoff, datetime.fromisoformat(entry.at)]
+            if entry.range_from is not None:
+                times.append(datetime.fromisoformat(entry.range_from))
+            if any(at.tzinfo is None for at in times):
+                raise ValueError("a time without its zone")
+            if not (isinstance(entry.count, int) and 0 <= entry.count and 0 < len(entry.id) <= 36):
+                raise ValueError("not a deletion record's count or id")
         except (ValueError, TypeError) as error:
             raise JournalUnreadable(line_no) from error
         read.append(entry)

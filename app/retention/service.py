@@ -218,46 +218,65 @@ async def reapply_journal(ctx: AppContext) -> int:
             "deletion journal in the data directory: set SHOKAI_DELETION_JOURNAL_PATH to a file every "
             "gateway reaches and the database backups do not hold (docs/operations.md)"
         )
+    entries = journal.entries(ctx.settings)
+    # One purge is carried out once: an earlier line for the same purge is an approval whose commit
+    # failed before it was approved again, and is no deletion of its own.
+    last_for_purge = {entry.purge_id: entry.id for entry in entries if entry.purge_id}
     again = 0
-    for entry in journal.entries(ctx.settings):
+    for entry in entries:
         if entry.data_set != RESPONSES:
+            log.warning(
+                "deletion journal: a line for data set %s, which nothing here destroys", entry.data_set
+            )
+            continue
+        if entry.purge_id and last_for_purge[entry.purge_id] != entry.id:
             continue
         async with ctx.db.session() as session:
-            destroyed = await _reapply(session, entry)
+            destroyed = await _reapply(session, ctx, entry)
             if destroyed is None:
                 continue
             try:
                 await session.commit()
             except IntegrityError:
-                # Another worker of this gateway, starting at the same moment, put the record back first;
-                # its transaction destroyed the same responses.
                 await session.rollback()
+                async with ctx.db.read_session() as check:
+                    if await check.get(DeletionRecord, entry.id) is None:
+                        raise
+                # Another worker of this gateway, starting at the same moment, put the record back first,
+                # in the transaction that destroyed the same responses.
                 continue
             again += destroyed
     return again
 
 
-async def _reapply(session: AsyncSession, entry: journal.JournalEntry) -> int | None:
+async def _reapply(session: AsyncSession, ctx: AppContext, entry: journal.JournalEntry) -> int | None:
     """One journal entry against the database: how many responses it destroyed again, or None when the
-    database was not behind it (nothing to commit, nothing recorded)."""
-    known = await session.get(DeletionRecord, entry.id) is not None
+    database is not behind it (nothing to commit, nothing recorded).
+
+    Only an entry whose deletion record the database lacks destroys anything: a record and its
+    destruction commit together, so where the record is, the destruction is too — and destroying again by
+    the cutoff alone would take responses that arrived since with an older center time, unapproved."""
+    if await session.get(DeletionRecord, entry.id) is not None:
+        return None
     purge = await session.get(PurgeRequest, entry.purge_id, with_for_update=True) if entry.purge_id else None
-    destroyed, earliest = await _destroy_responses(session, cutoff=entry.cutoff, deletion_id=entry.id)
-    restored = False
-    if not known:
-        if purge is not None and purge.status == "pending":
-            # The approval was journaled, then its commit failed: it is carried out now, with what it
-            # destroys now as its count (the approval stands; the journal keeps it).
-            _carried_out(purge, by=entry.approver, at=datetime.fromisoformat(entry.at), deletion_id=entry.id)
-            session.add(_record(entry, count=destroyed, range_from=earliest))
-            restored = True
-        elif purge is None or purge.deletion_id in (None, entry.id):
-            # A restore from before the purge (or before its request): the record comes back as it was made.
-            session.add(_record(entry, count=entry.count, range_from=None))
-            restored = True
-        # Otherwise the purge was approved again after this approval's commit had failed, under the other
-        # record: this entry destroyed nothing then, and is no record of its own.
-    if not restored and not destroyed:
+    if purge is not None and purge.status == "pending":
+        # The approval was journaled, then its commit failed: it is carried out now, with what it destroys
+        # now as its count — unless the use period has been lengthened since, as at the approval itself.
+        if entry.cutoff > use_period_cutoff(ctx):
+            log.warning(
+                "deletion journal: a purge approved before the use period was lengthened is left pending"
+            )
+            return None
+        destroyed, earliest = await _destroy_responses(session, cutoff=entry.cutoff, deletion_id=entry.id)
+        _carried_out(purge, by=entry.approver, at=datetime.fromisoformat(entry.at), deletion_id=entry.id)
+        session.add(_record(entry, count=destroyed, range_from=earliest))
+    elif purge is None or purge.deletion_id in (None, entry.id):
+        # A restore from before the purge (or before its request): destroyed again, and the record comes
+        # back as it was made.
+        destroyed, _ = await _destroy_responses(session, cutoff=entry.cutoff, deletion_id=entry.id)
+        session.add(_record(entry, count=entry.count, range_from=None))
+    else:
+        # The purge was carried out under another record: this line destroyed nothing.
         return None
     record(
         session,
@@ -266,7 +285,7 @@ async def _reapply(session: AsyncSession, entry: journal.JournalEntry) -> int | 
         object_type="retention_deletion",
         object_id=entry.id,
         outcome="alert",
-        details={"destroyed_again": destroyed, "record_restored": restored},
+        details={"destroyed_again": destroyed, "record_restored": True},
     )
     return destroyed
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -26,6 +27,29 @@ from app.retention.service import reapply_journal
 from tests.governance.support import add_person, privileged_headers
 from tests.helpers import auth_headers, ledger_events
 from tests.inquiry.support import password_of, released_inquiry, submit_with_a1
+
+
+def _entry(
+    *,
+    id: str,
+    range_to: str = "2026-11-01T00:00:00+00:00",
+    count: int = 1,
+    at: str = "2026-11-02T00:00:00+00:00",
+    purge_id: str | None = None,
+) -> journal.JournalEntry:
+    """A deletion record as the journal holds it, by secoff with secoff2's approval."""
+    return journal.JournalEntry(
+        id=id,
+        data_set="inquiry_responses",
+        range_from=None,
+        range_to=range_to,
+        count=count,
+        method="crypto_shred",
+        operator="secoff",
+        approver="secoff2",
+        at=at,
+        purge_id=purge_id,
+    )
 
 
 async def _officers(
@@ -284,15 +308,10 @@ async def test_an_approval_whose_commit_failed_is_carried_out_from_the_journal_a
     first, _ = await _officers(client, demo, ctx, clock)
     purge = (await client.post("/retention/purges", json={"reason": "定例消去"}, headers=first)).json()
     cutoff = purge["cutoff"].replace("Z", "+00:00")
-    failed = journal.JournalEntry(
+    failed = _entry(
         id="0b8f6f0e-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
-        data_set="inquiry_responses",
-        range_from=None,
         range_to=cutoff,
         count=2,
-        method="crypto_shred",
-        operator="secoff",
-        approver="secoff2",
         at=rfc3339(clock.now()).replace("Z", "+00:00"),
         purge_id=purge["id"],
     )
@@ -323,17 +342,7 @@ def test_the_journal_passes_over_a_torn_last_line_and_refuses_a_directory(
 ) -> None:
     """A crash during an append leaves an unterminated last line: its purge never committed (the append
     comes first), so it is passed over, and the next append does not run into it."""
-    entry = journal.JournalEntry(
-        id="a",
-        data_set="inquiry_responses",
-        range_from=None,
-        range_to="2026-11-01T00:00:00+00:00",
-        count=1,
-        method="crypto_shred",
-        operator="secoff",
-        approver="secoff2",
-        at="2026-11-02T00:00:00+00:00",
-    )
+    entry = _entry(id="a", range_to="2026-11-01T00:00:00+00:00", count=1, at="2026-11-02T00:00:00+00:00")
     journal.append(settings, entry)
     path = journal.journal_path(settings)
     path.write_bytes(path.read_bytes() + b'{"id": "b", "data_se')
@@ -364,3 +373,60 @@ async def test_a_server_database_with_the_journal_in_the_data_directory_is_warne
     with caplog.at_level("WARNING", logger="shokai.retention"):
         await reapply_journal(ctx)
     assert not [r for r in caplog.records if "SHOKAI_DELETION_JOURNAL_PATH" in r.getMessage()]
+
+
+async def test_a_restore_from_before_the_request_brings_back_one_deletion_per_purge_and_nothing_unapproved(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """The journal holds a failed approval and the one that committed, for one purge. A restore from
+    before the request brings back one deletion, the committed one; and an entry the database already
+    holds destroys nothing, not even a response stored since with a center time before its cutoff."""
+    released, held, recent = await _old_and_recent(client, demo, ctx, clock)
+    backup = {i: (r.wrapped_key, r.ciphertext) for i, r in (await _responses(ctx)).items()}
+    first, second = await _officers(client, demo, ctx, clock)
+    purge = (await client.post("/retention/purges", json={"reason": "定例消去"}, headers=first)).json()
+    failed = _entry(
+        id="7e3a1c2b-0000-4000-8000-000000000001",
+        range_to=purge["cutoff"].replace("Z", "+00:00"),
+        count=2,
+        at=rfc3339(clock.now()).replace("Z", "+00:00"),
+        purge_id=purge["id"],
+    )
+    journal.append(ctx.settings, failed)  # an approval whose commit failed, then approved again:
+    approved = await client.post(f"/retention/purges/{purge['id']}/approve", headers=second)
+    assert approved.status_code == 200, approved.text
+    committed = approved.json()["deletion_id"]
+
+    # A response stored since with a center time before the cutoff: no deletion covers it.
+    async with ctx.db.session() as session:
+        late = await session.get(SealedResponse, recent)
+        assert late is not None
+        late.received_at = datetime.fromisoformat(failed.range_to) - timedelta(hours=1)
+        await session.commit()
+    assert await reapply_journal(ctx) == 0
+    assert (await _responses(ctx))[recent].wrapped_key is not None
+
+    await _restore(ctx, {i: v for i, v in backup.items() if i != recent}, released=released)
+    assert await reapply_journal(ctx) == 3  # the two of the purge, and the late one its cutoff covers
+    async with ctx.db.read_session() as session:
+        records = (await session.scalars(select(DeletionRecord))).all()
+    assert [(r.id, r.count) for r in records] == [(committed, 2)]
+    stored = await _responses(ctx)
+    assert {stored[i].deletion_id for i in (released, held)} == {committed}
+
+
+def test_a_journal_line_with_a_time_it_cannot_read_is_refused_and_the_file_is_the_owners(
+    settings: Settings,
+) -> None:
+    entry = _entry(id="a", range_to="2026-11-01T00:00:00+00:00", count=1, at="2026-11-02T00:00:00+00:00")
+    journal.append(settings, entry)
+    path = journal.journal_path(settings)
+    assert path.stat().st_mode & 0o777 == 0o600
+    for bad in (
+        replace(entry, at="yesterday"),
+        replace(entry, at="2026-11-02T00:00:00"),
+        replace(entry, count=-1),
+    ):
+        path.write_text(json.dumps(bad.__dict__) + "\n", encoding="ascii")
+        with pytest.raises(journal.JournalUnreadable):
+            journal.entries(settings)
