@@ -29,6 +29,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PROBLEM_MEDIA_TYPE, DomainError, PayloadTooLarge, ValidationFailed, problem_body
+from app.strict_json import DuplicateKeys, loads_distinct
 
 # A JSON escape that may decode to NUL or to a surrogate; the body is then decoded to see whether it does
 # (an escaped backslash before it, or a surrogate that is half of a valid pair, is harmless).
@@ -103,17 +104,6 @@ def too_deeply_nested(body: bytes) -> bool:
     return False
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _pairs_without_twins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    made = dict(pairs)
-    if len(made) != len(pairs):
-        raise _DuplicateKey
-    return made
-
-
 def has_duplicate_key(body: bytes) -> bool:
     """Whether a JSON object in the body names one key twice.
 
@@ -123,8 +113,8 @@ def has_duplicate_key(body: bytes) -> bool:
     if body.count(b'"') < 4:
         return False
     try:
-        json.loads(body, object_pairs_hook=_pairs_without_twins)
-    except _DuplicateKey:
+        loads_distinct(body)
+    except DuplicateKeys:
         return True
     except (ValueError, RecursionError):
         return False  # not JSON (too deep a body is refused before): the route's own parsing refuses it

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.center.interface import PURPOSES as CENTER_PURPOSES
 from app.center.interface import TRADE_INFO_PURPOSES
+from app.strict_json import DuplicateKeys, loads_distinct
 
 CheckMethod = Literal["A", "B", "C", "D"]
 CustomerStatus = Literal["new", "existing"]
@@ -159,14 +160,6 @@ class InquiryPolicy(BaseModel):
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
 
-def _without_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    keys = [key for key, _ in pairs]
-    repeated = sorted({key for key in keys if keys.count(key) > 1})
-    if repeated:
-        raise PolicyError(f"the inquiry policy names {repeated} more than once in one object")
-    return dict(pairs)
-
-
 def load_policy(path: Path | None = None) -> InquiryPolicy:
     """The policy from ``path`` or the bundled default; raises PolicyError when it is not acceptable."""
     if path is not None:
@@ -176,7 +169,9 @@ def load_policy(path: Path | None = None) -> InquiryPolicy:
     try:
         # Duplicate keys are refused: with json's last-one-wins a second entry for a purpose or a branch
         # would silently replace the first, and the file would not say what runs.
-        return InquiryPolicy.model_validate(json.loads(text, object_pairs_hook=_without_duplicate_keys))
+        return InquiryPolicy.model_validate(loads_distinct(text))
+    except DuplicateKeys as exc:
+        raise PolicyError(f"the inquiry policy names {exc.keys} more than once in one object") from exc
     except PolicyError:
         raise
     except ValueError as exc:
