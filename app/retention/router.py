@@ -5,6 +5,7 @@ from fastapi import APIRouter, status
 from app.authz.schemas import Page
 from app.deps import Context, DbSession
 from app.errors import problem_responses
+from app.idempotency import IdempotencyKey, keyed_request
 from app.pagination import PageCursor, PageLimit
 from app.retention import service
 from app.retention.deps import PurgeOfficer, RetentionReader
@@ -20,8 +21,22 @@ router = APIRouter(prefix="/retention", tags=["retention"])
     response_model=PurgeOut,
     responses=problem_responses(401, 403, 409, 422),
 )
-async def request_purge(body: PurgeIn, principal: PurgeOfficer, session: DbSession, ctx: Context) -> PurgeOut:
-    purge = await service.request_purge(session, ctx=ctx, principal=principal, reason=body.reason)
+async def request_purge(
+    body: PurgeIn,
+    principal: PurgeOfficer,
+    session: DbSession,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
+) -> PurgeOut:
+    purge = await service.request_purge(
+        session,
+        ctx=ctx,
+        principal=principal,
+        reason=body.reason,
+        keyed=keyed_request(
+            ctx, key=idempotency_key, endpoint="retention.purge_request", body=body.model_dump(mode="json")
+        ),
+    )
     return PurgeOut.model_validate(purge)
 
 
@@ -29,10 +44,25 @@ async def request_purge(body: PurgeIn, principal: PurgeOfficer, session: DbSessi
     "/purges/{purge_id}/approve",
     summary="Approve a purge request: a second security officer, never the one who requested it",
     response_model=PurgeOut,
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def approve_purge(purge_id: str, principal: PurgeOfficer, session: DbSession, ctx: Context) -> PurgeOut:
-    purge, _ = await service.approve_purge(session, ctx=ctx, principal=principal, purge_id=purge_id)
+async def approve_purge(
+    purge_id: str,
+    principal: PurgeOfficer,
+    session: DbSession,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
+) -> PurgeOut:
+    purge, _ = await service.approve_purge(
+        session,
+        ctx=ctx,
+        principal=principal,
+        purge_id=purge_id,
+        # The purge's id is the request: the same key for another purge is another request (409).
+        keyed=keyed_request(
+            ctx, key=idempotency_key, endpoint="retention.purge_approve", body={"purge_id": purge_id}
+        ),
+    )
     return PurgeOut.model_validate(purge)
 
 

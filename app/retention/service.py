@@ -32,6 +32,7 @@ from app.authz.principal import Principal
 from app.clock import rfc3339
 from app.context import AppContext
 from app.errors import InvalidState, NotFound
+from app.idempotency import UNKEYED, KeyedRequest, commit_keyed, remember_idempotency, replayed_object
 from app.inquiry.models import Inquiry, SealedResponse
 from app.pagination import keyset_page
 from app.retention import journal
@@ -54,11 +55,18 @@ def _undestroyed_before(cutoff: datetime) -> ColumnElement[bool]:
 
 
 async def request_purge(
-    session: AsyncSession, *, ctx: AppContext, principal: Principal, reason: str
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    reason: str,
+    keyed: KeyedRequest = UNKEYED,
 ) -> PurgeRequest:
     """Ask for the destruction of every response past its use period now; nothing is destroyed until a
-    second officer approves."""
+    second officer approves. With an Idempotency-Key a retry gets the first request, not 409 for it."""
     authorize(principal, "retention.purge")
+    if (replayed := await replayed_object(session, PurgeRequest, keyed, principal=principal)) is not None:
+        return replayed
     cutoff = use_period_cutoff(ctx)
     due = await session.scalar(
         select(func.count()).select_from(SealedResponse).where(_undestroyed_before(cutoff))
@@ -90,23 +98,33 @@ async def request_purge(
         details={"data_set": RESPONSES, "cutoff": rfc3339(cutoff), "count": int(due)},
     )
     try:
-        await session.commit()
+        return await commit_keyed(session, ctx, purge, keyed, principal=principal)
     except IntegrityError:
         # uq_retention_purge_requests_pending_slot: another officer's request went in at the same moment.
-        await session.rollback()
         raise InvalidState("A purge request is already waiting for its approval") from None
-    return purge
 
 
 async def approve_purge(
-    session: AsyncSession, *, ctx: AppContext, principal: Principal, purge_id: str
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    purge_id: str,
+    keyed: KeyedRequest = UNKEYED,
 ) -> tuple[PurgeRequest, DeletionRecord]:
-    """A second officer approves a purge request, which destroys the responses it covers at once."""
+    """A second officer approves a purge request, which destroys the responses it covers at once.
+
+    With an Idempotency-Key, the retry of an approval whose answer was lost gets the purge it carried
+    out instead of 409, also when it waited for the first attempt's lock."""
     authorize(principal, "retention.purge")
+    if (replayed := await _replayed_approval(session, keyed, principal=principal)) is not None:
+        return replayed
     purge = await session.get(PurgeRequest, purge_id, with_for_update=True)
     if purge is None:
         raise NotFound("No such purge request")
     if purge.status != "pending":
+        if (replayed := await _replayed_approval(session, keyed, principal=principal)) is not None:
+            return replayed
         raise InvalidState("The purge request has been carried out")
     ensure_different_people(principal.id, others={"the officer who requested it": purge.requested_by})
     if purge.cutoff > use_period_cutoff(ctx):
@@ -141,9 +159,34 @@ async def approve_purge(
             "method": CRYPTO_SHRED,
         },
     )
+    remember_idempotency(
+        session,
+        ctx,
+        key=keyed.key,
+        principal=principal,
+        endpoint=keyed.endpoint,
+        fingerprint=keyed.fingerprint,
+        object_id=purge.id,
+        status_code=200,
+    )
+    # Everything is written before the journal line, so that what can still refuse the approval (the
+    # key's record taken by a concurrent request) does so before it, not in a commit after it.
+    await session.flush()
     # Before the commit: a purge the journal does not know could come back with a restore (RT-2).
     journal.append(ctx.settings, _journal_entry(deletion, purge_id=purge.id))
     await session.commit()
+    return purge, deletion
+
+
+async def _replayed_approval(
+    session: AsyncSession, keyed: KeyedRequest, *, principal: Principal
+) -> tuple[PurgeRequest, DeletionRecord] | None:
+    purge = await replayed_object(session, PurgeRequest, keyed, principal=principal)
+    if purge is None:
+        return None
+    deletion = await session.get(DeletionRecord, purge.deletion_id) if purge.deletion_id else None
+    if deletion is None:
+        raise InvalidState("The deletion this Idempotency-Key made is no longer there")
     return purge, deletion
 
 

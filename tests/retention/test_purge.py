@@ -430,3 +430,49 @@ def test_a_journal_line_with_a_time_it_cannot_read_is_refused_and_the_file_is_th
         path.write_text(json.dumps(bad.__dict__) + "\n", encoding="ascii")
         with pytest.raises(journal.JournalUnreadable):
             journal.entries(settings)
+
+
+async def test_a_retried_request_and_approval_with_their_keys_make_one_purge_and_one_deletion(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """ER-2: an officer whose answer was lost sends the same call again with its Idempotency-Key and gets
+    the purge it made, not 409; nothing is requested, destroyed, journaled or recorded twice."""
+    _, _, recent = await _old_and_recent(client, demo, ctx, clock)
+    first, second = await _officers(client, demo, ctx, clock)
+    body = {"reason": "定例消去 11月分"}
+    requests = [
+        await client.post("/retention/purges", json=body, headers=first | {"Idempotency-Key": "req-1"})
+        for _ in range(2)
+    ]
+    assert [r.status_code for r in requests] == [201, 201], [r.text for r in requests]
+    purge_id = requests[0].json()["id"]
+    assert requests[1].json()["id"] == purge_id
+    other_reason = await client.post(
+        "/retention/purges", json={"reason": "別の理由"}, headers=first | {"Idempotency-Key": "req-1"}
+    )
+    assert other_reason.status_code == 409 and other_reason.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+    keyed = second | {"Idempotency-Key": "approve-1"}
+    # The retry sent while the first attempt runs, and the one sent after it answered.
+    racing = await asyncio.gather(
+        *(client.post(f"/retention/purges/{purge_id}/approve", headers=keyed) for _ in range(2))
+    )
+    late = await client.post(f"/retention/purges/{purge_id}/approve", headers=keyed)
+    answers = [*racing, late]
+    assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+    assert len({a.json()["deletion_id"] for a in answers}) == 1
+    assert all(a.json()["status"] == "executed" for a in answers)
+    unkeyed = await client.post(f"/retention/purges/{purge_id}/approve", headers=second)
+    assert unkeyed.status_code == 409 and unkeyed.json()["code"] == "INVALID_STATE"
+
+    async with ctx.db.read_session() as session:
+        assert len((await session.scalars(select(PurgeRequest))).all()) == 1
+        assert len((await session.scalars(select(DeletionRecord))).all()) == 1
+    assert len(journal.entries(ctx.settings)) == 1
+    assert len(await ledger_events(ctx, action="retention.purged")) == 1
+    assert len(await ledger_events(ctx, action="retention.purge_requested")) == 1
+
+    # The approval key names that purge: used for another one it is another request, refused as such.
+    reused = await client.post("/retention/purges/another-purge/approve", headers=keyed)
+    assert reused.status_code == 409 and reused.json()["code"] == "IDEMPOTENCY_KEY_REUSED", reused.text
+    assert (await _responses(ctx))[recent].wrapped_key is not None
