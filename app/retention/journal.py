@@ -12,6 +12,7 @@ export); docs/operations.md says how.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -64,6 +65,10 @@ def append(settings: Settings, entry: JournalEntry) -> None:
     # Owner only, like the key file: it names staff and when their data went.
     descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(descriptor, "ab+") as journal:
+        # Held until the file is closed. The purge's database locks already keep two approvals apart;
+        # this keeps anything else that appends (a second gateway sharing the file) from taking an
+        # append still being written for a torn tail and cutting it.
+        fcntl.flock(journal.fileno(), fcntl.LOCK_EX)
         _cut_torn_tail(journal)
         journal.write(line)
         journal.flush()

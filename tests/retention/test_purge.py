@@ -4,8 +4,10 @@ approves; RT-2: a database restored from before the purge gets the destruction b
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
-from dataclasses import replace
+import threading
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -355,6 +357,30 @@ def test_the_journal_passes_over_a_torn_last_line_and_refuses_a_directory(
         journal.entries(elsewhere)
     # SHOKAI_DELETION_JOURNAL_PATH= (empty) is the default next to the data, not the working directory.
     assert Settings(deletion_journal_path="", data_dir=tmp_path).deletion_journal_path is None
+
+
+def test_an_append_waits_for_one_being_written_by_another_gateway_instead_of_cutting_it(
+    settings: Settings,
+) -> None:
+    """Gateways sharing one journal file (docs/operations.md): a line another one is still writing looks
+    like a torn tail, and cutting it would lose that purge's record from the journal."""
+    journal.append(settings, _entry(id="a"))
+    path = journal.journal_path(settings)
+    other = _entry(id="other-gateway")
+    line = (json.dumps(asdict(other), ensure_ascii=True, sort_keys=True) + "\n").encode()
+    with path.open("ab") as writer:
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
+        writer.write(line[:20])
+        writer.flush()
+        appending = threading.Thread(target=journal.append, args=(settings, _entry(id="b")))
+        appending.start()
+        appending.join(timeout=0.5)
+        assert appending.is_alive()  # waiting for the other gateway's append
+        writer.write(line[20:])
+        writer.flush()
+        fcntl.flock(writer.fileno(), fcntl.LOCK_UN)
+    appending.join(timeout=10)
+    assert [e.id for e in journal.entries(settings)] == ["a", "other-gateway", "b"]
 
 
 async def test_a_server_database_with_the_journal_in_the_data_directory_is_warned_about(
