@@ -699,6 +699,7 @@ async def issue_approval_number(
         await session.commit()
         raise InvalidState("The draft expired before it was approved")
     elif inquiry.status == "awaiting_approval":
+        _ensure_not_refused(inquiry)
         purpose, bound = "submit", inquiry.draft_hash
     elif inquiry.status in OPEN_FOR_CANCEL:
         purpose, bound = "cancel", cancel_binding(ctx, inquiry)
@@ -720,6 +721,13 @@ APPROVAL_REFUSAL_REASONS = (
     "subject_mismatch",
     "other",
 )
+
+
+def _ensure_not_refused(inquiry: Inquiry) -> None:
+    """A refusal stands until the operator corrects the draft (which clears it) or cancels it: another
+    confirmer's number or credentials for the very draft one confirmer declined would overrule it."""
+    if "approval_refused" in inquiry.flags:
+        raise InvalidState("A confirmer refused this draft: correct it or cancel it")
 
 
 async def refuse_approval(
@@ -802,6 +810,7 @@ async def submit(
         raise InvalidState("The draft expired before it was approved")
     if inquiry.status != "awaiting_approval":
         raise InvalidState(f"The inquiry is already {inquiry.status}")
+    _ensure_not_refused(inquiry)
     # Checked against the policy in force now, not only the one the draft was entered under: after a
     # restart with a stricter table a waiting draft must not reach the center (PL-1, PL-2).
     check_purpose(

@@ -86,7 +86,23 @@ async def test_a_refused_draft_cannot_be_submitted_and_a_script_in_a_name_is_onl
         f"/inquiries/{draft['id']}/submit",
         {"approval": {"method": "approval_number", "approval_number": number}},
     )
-    assert submitted.status_code == 403 and submitted.json()["code"] == "APPROVAL_INVALID"
+    assert submitted.status_code == 409 and submitted.json()["code"] == "INVALID_STATE", submitted.text
+    # The refusal stands until the operator corrects the draft: the page offers no approval, and another
+    # confirmer's credentials for the very draft refused do not overrule it.
+    await expect(page.locator("#approval-refused")).to_contain_text("訂正すると")
+    assert await page.locator("#issue-number").count() == 0
+    overruled = terminal.post(
+        f"/inquiries/{draft['id']}/submit",
+        {
+            "approval": {
+                "method": "confirmer_credentials",
+                "confirmer_user_id": "cf001",
+                "confirmer_password": user(demo_logins, "cf001")["password"],
+            }
+        },
+    )
+    assert overruled.status_code == 409 and overruled.json()["code"] == "INVALID_STATE", overruled.text
+    assert ledger(live, "inquiry.approved") == []
     assert dialogs == []
     terminal.close()
 
@@ -256,7 +272,14 @@ async def test_a_response_destroyed_at_the_end_of_its_use_period_is_said_so_on_i
     await page.goto(f"{live.url}/panel/inquiries/{sent['id']}")
     await expect(page.locator("#response-destroyed")).to_contain_text("利用期間の経過により消去されました")
     await expect(page.get_by_role("link", name="回答を開示する")).to_have_count(0)
+    # Its state reads as destroyed, not as a response still held for release.
+    await expect(page.locator(".meta .badge").first).to_have_text("回答消去済")
     await page.screenshot(path=str(ARTIFACTS / "inquiry-response-destroyed.png"), full_page=True)
+    # The release page, reached by an old link, asks for no password it would then refuse.
+    await page.goto(f"{live.url}/panel/inquiries/{sent['id']}/release")
+    await expect(page.locator("#response-destroyed")).to_contain_text("利用期間の経過により消去されました")
+    await expect(page.locator("#release-password")).to_have_count(0)
+    await page.screenshot(path=str(ARTIFACTS / "release-response-destroyed.png"), full_page=True)
     await page.goto(f"{live.url}/panel/inquiries/{sent['id']}/response")
     await expect(page.locator("#error-code")).to_have_text("RESPONSE_DESTROYED")
     await expect(page.locator(".lead")).to_contain_text("利用期間の経過により消去されたため")
