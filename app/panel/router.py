@@ -555,6 +555,12 @@ async def dashboard(
         month=month_no,
         previous_month=views.month_link(*previous),
         next_month=views.month_link(*following),
+        this_month=None
+        if (year, month_no) == (today.year, today.month)
+        else views.month_link(today.year, today.month),
+        # A business day without its lists is a gap the clerk cannot fix from here (DL-1): said, not only
+        # drawn, so that it is not read as one more state to wait out.
+        missing_days=views.days_in_state(weeks, "missing"),
         # Said on the page, not passed over: the clerk asked for another month than the one shown.
         month_unreadable=month is not None and asked is None,
         list_state=lambda daily: lists_service.effective_state(ctx, daily),

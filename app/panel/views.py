@@ -135,6 +135,11 @@ def _branch_day(
     return BranchDay(code, state, bool(lists) and all(e.no_inquiries for e in lists), first)
 
 
+def days_in_state(weeks: list[list[CalendarDay | None]], state: str) -> int:
+    """How many branch-days of the month grid are in ``state`` (e.g. lists never generated)."""
+    return sum(1 for week in weeks for cell in week if cell for entry in cell.entries if entry.state == state)
+
+
 def previous_month(year: int, month: int) -> tuple[int, int]:
     return (year - 1, 12) if month == 1 else (year, month - 1)
 

@@ -275,6 +275,11 @@ async def test_the_month_calendar_shows_confirmed_overdue_and_missing_days_from_
     await expect(calendar.locator("#day-2026-11-24 li[data-branch='001']")).to_have_attribute(
         "data-state", "upcoming"
     )
+    # The gaps are said in words with their number, not only drawn; the month shown is this month.
+    gaps = await calendar.locator("#calendar li[data-state='missing']").count()
+    assert gaps > 0
+    await expect(calendar.locator("#missing-lists")).to_contain_text(f"作成されていない営業日が{gaps}件")
+    await expect(calendar.locator("#this-month")).to_have_count(0)
     await expect(calendar.locator("#day-2026-11-22")).to_have_class("day closed")
     await expect(calendar.locator("#day-2026-11-22 li")).to_have_count(0)
     # A month typed into the URL that is not one shows this month (superscript digits were a 500).
@@ -289,10 +294,17 @@ async def test_the_month_calendar_shows_confirmed_overdue_and_missing_days_from_
     # At the ends of the business dates' range there is no link past them (it led back to this month).
     await page.goto(f"{live.url}/panel/?month=2000-01")
     await expect(page.locator("#month-unreadable")).to_have_count(0)
-    await expect(page.locator(".month-nav a")).to_have_count(1)
-    await expect(page.locator(".month-nav a")).to_have_attribute("href", "/panel/?month=2000-02#calendar")
+    await expect(page.locator(".month-nav a:not(#this-month)")).to_have_count(1)
+    await expect(page.locator(".month-nav a:not(#this-month)")).to_have_attribute(
+        "href", "/panel/?month=2000-02#calendar"
+    )
     await page.goto(f"{live.url}/panel/?month=2099-12")
-    await expect(page.locator(".month-nav a")).to_have_attribute("href", "/panel/?month=2099-11#calendar")
+    await expect(page.locator(".month-nav a:not(#this-month)")).to_have_attribute(
+        "href", "/panel/?month=2099-11#calendar"
+    )
+    # ... and one link straight back to this month, and no gap said for a month still to come.
+    await expect(page.locator("#this-month")).to_have_attribute("href", "/panel/?month=2026-11#calendar")
+    await expect(page.locator("#missing-lists")).to_have_count(0)
 
 
 async def test_hq_sees_overdue_lists_of_every_branch_and_an_unbalanced_day(
