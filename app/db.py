@@ -54,9 +54,15 @@ RowT = TypeVar("RowT", bound=Base)
 
 
 async def lock_or_create(
-    session: AsyncSession, model: type[RowT], key: dict[str, Any], defaults: dict[str, Any]
+    session: AsyncSession,
+    model: type[RowT],
+    key: dict[str, Any],
+    defaults: dict[str, Any],
+    *,
+    shared: bool = False,
 ) -> RowT:
-    """The row whose primary key is ``key``, locked for update; inserted first with ``defaults`` if absent.
+    """The row whose primary key is ``key``, locked for update (or ``shared``: FOR SHARE, which waits for
+    writers but not for other readers); inserted first with ``defaults`` if absent.
 
     Counters (inquiry numbers, list sequences) are created by whoever needs them first, and the first
     callers race: on PostgreSQL there is nothing to lock yet, and a plain INSERT would fail the loser with a
@@ -65,11 +71,14 @@ async def lock_or_create(
     """
     # populate_existing: a row this session read before without the lock comes back as the database has
     # it now, not as the identity map kept it (a counter incremented on a stale copy loses updates).
-    row = await session.get(model, key, with_for_update=True, populate_existing=True)
+    # A shared lock on a row that does not exist yet would lock nothing; creating it first gives the
+    # reader something that writers then wait for (and it waits for a writer creating it meanwhile).
+    lock: dict[str, bool] = {"read": shared}
+    row = await session.get(model, key, with_for_update=lock, populate_existing=True)
     if row is None:
         insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         await session.execute(insert(model).values(**key, **defaults).on_conflict_do_nothing())
-        row = await session.get(model, key, with_for_update=True, populate_existing=True)
+        row = await session.get(model, key, with_for_update=lock, populate_existing=True)
         assert row is not None
     return row
 

@@ -378,12 +378,20 @@ def _session_ref(session_id: str) -> str:
     return "s-" + hashlib.sha256(session_id.encode()).hexdigest()[:20]
 
 
-async def lock_throttle(session: AsyncSession, ctx: AppContext, attempted_user_id: str) -> LoginThrottle:
+async def lock_throttle(
+    session: AsyncSession, ctx: AppContext, attempted_user_id: str, *, shared: bool = False
+) -> LoginThrottle:
     """The lockout counter of a typed user id, locked for this transaction and read fresh (created at zero
     if absent). Parallel first failures must not collide on its INSERT (a 500 on PostgreSQL), nor count
-    on a copy another failure has already changed (lost updates would let guesses past the threshold)."""
+    on a copy another failure has already changed (lost updates would let guesses past the threshold).
+    ``shared`` is for an attempt that only reads the lock: it waits for failures being counted, and
+    they wait for it, but such readers do not wait for one another."""
     return await lock_or_create(
-        session, LoginThrottle, {"login_key": login_key(ctx, attempted_user_id)}, {"consecutive_failures": 0}
+        session,
+        LoginThrottle,
+        {"login_key": login_key(ctx, attempted_user_id)},
+        {"consecutive_failures": 0},
+        shared=shared,
     )
 
 

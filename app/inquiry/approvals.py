@@ -367,13 +367,9 @@ async def _locked_out(
         return read
     if may_count:
         return (await lock_throttle(session, ctx, user_id)).locked_at is not None
-    locked_at = await session.scalar(
-        select(LoginThrottle.locked_at)
-        .where(LoginThrottle.login_key == login_key(ctx, user_id))
-        .with_for_update(read=True)
-    )
-    # No counter row: no failure has been committed for this ID, so nothing has locked it.
-    return locked_at is not None
+    # Created at zero if no failure was ever counted for this ID: a shared lock on no row would let the
+    # first failures count up to the lock while this approval is open, and it was then granted after it.
+    return (await lock_throttle(session, ctx, user_id, shared=True)).locked_at is not None
 
 
 async def check_confirmer_credentials(

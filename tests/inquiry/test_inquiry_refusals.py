@@ -581,6 +581,30 @@ async def test_the_right_confirmer_password_waits_for_a_lockout_being_counted_an
     assert await center_record_when_nothing_waits(ctx) == []
 
 
+async def test_the_right_confirmer_password_waits_for_a_first_ever_lockout_counter_being_created(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """AU-5 at A1 when no failure was ever counted for the confirmer: the counter is being created (not yet
+    committed) by failures that reach the lock when the right password arrives. The right one must wait
+    for it, as it waits for a counter that exists; on PostgreSQL its shared lock used to find no row, lock
+    nothing, and approve while the lock was being taken, so a granted approval followed the lockout."""
+    operator = await as_user(client, demo, "op001")
+    body = draft_body(await person(ctx), approval=a1(demo))
+    async with ctx.db.session() as counting:
+        throttle = await lock_throttle(counting, ctx, "cf001")
+        assert throttle.consecutive_failures == 0, "the confirmer already had a counter: nothing tested"
+        throttle.consecutive_failures = ctx.settings.lockout_threshold
+        throttle.locked_at = clock.now()
+        await counting.flush()
+        right = asyncio.create_task(client.post("/inquiries", json=body, headers=operator))
+        await asyncio.sleep(1.0)
+        assert not right.done(), f"judged before the counter being created was settled: {right.result().text}"
+        await counting.commit()
+    assert _code(await right) == (403, "APPROVAL_INVALID")
+    assert await ledger_events(ctx, action="approval.confirmer_credentials") == []
+    assert await center_record_when_nothing_waits(ctx) == []
+
+
 async def test_right_and_wrong_confirmer_passwords_sent_at_once_approve_nothing_after_the_lock(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
