@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -1553,6 +1554,16 @@ def event_details(event: AuditEvent) -> dict[str, Any]:
     return dict(json.loads(event.details))
 
 
+async def inquiry_numbers(session: AsyncSession, inquiry_ids: Iterable[str]) -> dict[str, str]:
+    """Each inquiry's human number by id, for naming inquiries that other records point at (an
+    escalation): staff know an inquiry by its number, not by its id."""
+    wanted = sorted(set(inquiry_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Inquiry.id, Inquiry.number).where(Inquiry.id.in_(wanted)))
+    return {row.id: row.number for row in rows}
+
+
 async def open_escalations(
     session: AsyncSession, *, principal: Principal, limit: int = 200
 ) -> list[Escalation]:
@@ -1561,7 +1572,8 @@ async def open_escalations(
     query = (
         select(Escalation)
         .where(Escalation.acknowledged_at.is_(None))
-        .order_by(Escalation.created_at.desc(), Escalation.id)
+        # Raised together (one overdue sweep) reads best by branch, then kind; the id only breaks ties.
+        .order_by(Escalation.created_at.desc(), Escalation.branch_code, Escalation.kind, Escalation.id)
         .limit(limit)
     )
     if not may(principal, "escalation.read", branch_code="*"):

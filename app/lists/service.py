@@ -875,6 +875,18 @@ async def load_list(session: AsyncSession, list_id: str) -> DailyList:
     return daily
 
 
+async def list_headings(session: AsyncSession, list_ids: Iterable[str]) -> dict[str, tuple[str, date]]:
+    """Each list's kind and business day by id, for naming lists that other records point at (an
+    escalation). Only what a heading shows is read: not the sealed content."""
+    wanted = sorted(set(list_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(DailyList.id, DailyList.kind, DailyList.business_date).where(DailyList.id.in_(wanted))
+    )
+    return {row.id: (row.kind, row.business_date) for row in rows}
+
+
 def ensure_can_read(principal: Principal, daily: DailyList) -> None:
     if not may(principal, "lists.read", branch_code=daily.branch_code):
         raise NotFound("No such list")

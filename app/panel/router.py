@@ -1031,11 +1031,20 @@ async def oversight(request: Request, principal: PanelUser, session: DbSession, 
         balance, _signed = await hq_service.reconciliation(
             session, ctx=ctx, principal=principal, business_date=business_date_of(ctx.clock.now())
         )
+    # Staff know an inquiry by its number and a list by its kind and day: the rows name them so.
+    inquiry_numbers = await inquiry_service.inquiry_numbers(
+        session, (e.object_id for e in escalations if e.object_type == "inquiry")
+    )
+    list_headings = await lists_service.list_headings(
+        session, (e.object_id for e in escalations if e.object_type == "daily_list")
+    )
     return _render(
         request,
         "oversight.html",
         principal=principal,
         escalations=escalations,
+        inquiry_numbers=inquiry_numbers,
+        list_headings=list_headings,
         overdue=overdue,
         hq_requests=hq_requests,
         balance=balance,

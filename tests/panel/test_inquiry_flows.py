@@ -162,6 +162,9 @@ async def test_a_mismatch_says_what_happens_next_and_reaches_the_branch_manager(
     escalations = page.locator("#escalations")
     await expect(escalations).to_contain_text("回答の照合不一致")
     await expect(escalations).to_contain_text("001")
+    # The row names the inquiry by the number staff know it by, and leads to it.
+    await escalations.get_by_role("link", name=f"照会 {sent['number']}").click()
+    await expect(page.locator("h1")).to_contain_text(sent["number"])
     terminal.close()
 
 

@@ -9,11 +9,13 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
+from app.audit.ledger import SYSTEM_ACTOR
 from app.center.simulator.population import Population
 from app.clock import ManualClock
 from app.demo import DemoCredentials
 from app.governance.totp import code_at
 from app.hq.models import HqRequest
+from app.lists import service as lists_service
 from app.lists.models import DailyListLine
 from app.panel import router as panel_router
 from tests.governance.support import secret_bytes
@@ -353,6 +355,17 @@ async def test_hq_sees_overdue_lists_of_every_branch_and_an_unbalanced_day(
     await expect(escalations).to_contain_text("本部日次照合 2026年11月17日（火）")
     assert "hq_count_mismatch" not in await page.content()
     assert "hq_reconciliation" not in await escalations.inner_text()
+    # An overdue list's escalation names the list by its kind and day, and leads to it.
+    live.run(lists_service.escalate_overdue(live.ctx, actor=SYSTEM_ACTOR))
+    await page.reload()
+    overdue_escalations = escalations.locator("tr", has_text="リスト確認の期限超過")
+    await expect(overdue_escalations).to_have_count(4)
+    await expect(
+        overdue_escalations.get_by_role("link", name="被照会者リスト 2026年11月13日（金）")
+    ).to_have_count(2)
+    await expect(
+        overdue_escalations.get_by_role("link", name="照会件数リスト 2026年11月13日（金）")
+    ).to_have_count(2)
     await page.get_by_role("link", name="Switch to English").click()
     await expect(page.locator("#hq-not-balanced")).to_have_text("Not balanced")
     await expect(page.locator("#hq-balance-by-branch")).to_have_text(
