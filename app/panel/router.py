@@ -73,6 +73,7 @@ from app.panel.security import (
     terminal_of,
 )
 from app.problems import record_refusal
+from app.retention.service import use_period_end
 
 router = APIRouter(prefix=PANEL_PATH, include_in_schema=False)
 
@@ -823,6 +824,7 @@ async def release(
         inquiry=released.inquiry,
         center_inquiry_id=released.response.center_inquiry_id,
         received_at=released.response.received_at,
+        use_period_end=use_period_end(ctx, released.response.received_at),
         answer=released.record,
         just_released=True,
         mismatch=document_check == "mismatch",
@@ -846,6 +848,7 @@ async def response_page(
         inquiry=inquiry,
         center_inquiry_id=response.center_inquiry_id,
         received_at=response.received_at,
+        use_period_end=use_period_end(ctx, response.received_at),
         answer=content,
         just_released=False,
         mismatch=inquiry.document_check == "mismatch",

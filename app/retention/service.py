@@ -50,6 +50,12 @@ def use_period_cutoff(ctx: AppContext) -> datetime:
     return ctx.clock.now() - timedelta(days=ctx.policy.response_use_days)
 
 
+def use_period_end(ctx: AppContext, received_at: datetime) -> datetime:
+    """When a response received at ``received_at`` passes its use period and may be destroyed: the
+    instant from which :func:`use_period_cutoff` lies after its receipt."""
+    return received_at + timedelta(days=ctx.policy.response_use_days)
+
+
 def _undestroyed_before(cutoff: datetime) -> ColumnElement[bool]:
     return (SealedResponse.wrapped_key.is_not(None)) & (SealedResponse.received_at < cutoff)
 

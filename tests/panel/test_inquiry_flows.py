@@ -130,6 +130,9 @@ async def test_confirmer_releases_a_response_after_reauthentication_and_reads_it
     await expect(page.locator("h2", has_text="官報情報")).to_be_visible()
     await expect(page.locator("h2", has_text="取引停止処分")).to_be_visible()
     await expect(page.locator("#response-kana")).to_have_text(subject_of(center_population, 2)["name_kana"])
+    # Received at 10:00 on 24 November; the demo policy's use period is 30 days from receipt.
+    assert live.ctx.policy.response_use_days == 30
+    await expect(page.locator("#use-period")).to_contain_text("利用期限は 2026年12月24日（木） 10:00 まで")
     response = await page.goto(f"{live.url}/panel/inquiries/{sent['id']}/response")
     assert response is not None and response.headers["cache-control"] == "no-store"
     reads = ledger(live, "inquiry.response_read")
