@@ -85,6 +85,9 @@ _DONE_MESSAGES = {
     "checked": "list.checked",
     "confirmed": "list.done",
 }
+# Success messages of pages rendered straight from a form post: never taken from a URL, so no link can
+# make a page claim a release that did not happen.
+_POSTED_MESSAGES = {"released": "release.done"}
 _LINE_CHECKS = ("matched", "mismatch", "document_missing")
 # Hints a refusal may add to its message on the page (a text over the API's length limit).
 _HINTS = {"too_long": "error.hint.too_long"}
@@ -127,8 +130,11 @@ def _render(
     principal: Principal | None,
     status_code: int = 200,
     csrf: str | None = None,
+    done: str | None = None,
     **values: Any,
 ) -> HTMLResponse:
+    """A panel page. ``done`` names the success message of a page rendered straight from a form post
+    (otherwise it comes from the redirect's ``?done=``); every page shows it in the same place."""
     ctx: AppContext = request.app.state.ctx
     environment: Environment = request.app.state.panel_templates
     language = _language(request)
@@ -136,7 +142,8 @@ def _render(
     idle_seconds = None
     if principal is not None and principal.idle_expires_at is not None:
         idle_seconds = max(0, int((principal.idle_expires_at - ctx.clock.now()).total_seconds()))
-    done = request.query_params.get("done", "")
+    query_done = request.query_params.get("done", "")
+    message = _POSTED_MESSAGES[done] if done else _DONE_MESSAGES.get(query_done)
     error = request.query_params.get("error", "")
     hint = request.query_params.get("hint", "")
     html = environment.get_template(template).render(
@@ -158,9 +165,7 @@ def _render(
         fmt_amount=views.format_amount,
         purpose_label=lambda code: _purpose_label(ctx, language, code),
         document_label=lambda code: _document_label(ctx, language, code),
-        flash=t(_DONE_MESSAGES[done], line=request.query_params.get("line", ""))
-        if done in _DONE_MESSAGES
-        else None,
+        flash=t(message, line=request.query_params.get("line", "")) if message else None,
         flash_error=error_message(language, error) if _CODE.match(error) else None,
         flash_error_code=error if _CODE.match(error) else None,
         flash_hint=t(_HINTS[hint], limit=400) if _CODE.match(error) and hint in _HINTS else None,
@@ -826,7 +831,8 @@ async def release(
         received_at=released.response.received_at,
         use_period_end=use_period_end(ctx, released.response.received_at),
         answer=released.record,
-        just_released=True,
+        # A mismatch says what happens next in its own alert instead of a success message.
+        done=None if document_check == "mismatch" else "released",
         mismatch=document_check == "mismatch",
     )
 
@@ -850,7 +856,6 @@ async def response_page(
         received_at=response.received_at,
         use_period_end=use_period_end(ctx, response.received_at),
         answer=content,
-        just_released=False,
         mismatch=inquiry.document_check == "mismatch",
     )
 

@@ -133,8 +133,11 @@ async def test_confirmer_releases_a_response_after_reauthentication_and_reads_it
     # Received at 10:00 on 24 November; the demo policy's use period is 30 days from receipt.
     assert live.ctx.policy.response_use_days == 30
     await expect(page.locator("#use-period")).to_contain_text("利用期限は 2026年12月24日（木） 10:00 まで")
-    response = await page.goto(f"{live.url}/panel/inquiries/{sent['id']}/response")
+    # Read again, with a link that tries to make the page claim a release: it shows no such message.
+    response = await page.goto(f"{live.url}/panel/inquiries/{sent['id']}/response?done=released")
     assert response is not None and response.headers["cache-control"] == "no-store"
+    await expect(page.locator("#response-kana")).to_be_visible()
+    await expect(page.locator(".flash-ok")).to_have_count(0)
     reads = ledger(live, "inquiry.response_read")
     assert [r["actor_id"] for r in reads] == ["cf001b", "cf001b"]
     terminal.close()
@@ -157,6 +160,7 @@ async def test_a_mismatch_says_what_happens_next_and_reaches_the_branch_manager(
     await page.get_by_role("button", name="記録して回答を開示する").click()
     next_steps = page.locator("#mismatch-next")
     await expect(next_steps).to_contain_text("個人信用情報管理者と本部コンプライアンス部門に通知")
+    await expect(page.locator(".flash-ok")).to_have_count(0)  # a mismatch is not announced as a success
     assert terminal.http.get(f"/inquiries/{sent['id']}/response", headers=terminal.headers).status_code == 403
 
     await page.get_by_role("button", name="ログアウト").click()
