@@ -6,6 +6,7 @@ secrets, initial passwords) are returned once to the caller and stored only as h
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -315,3 +316,13 @@ async def list_terminals(session: AsyncSession, *, branch_code: str | None = Non
 
 async def list_branches(session: AsyncSession) -> list[Branch]:
     return list((await session.scalars(select(Branch).order_by(Branch.code))).all())
+
+
+async def staff_names(session: AsyncSession, user_ids: Iterable[str | None]) -> dict[str, str]:
+    """Staff names by user id, for pages that name who entered, checked or confirmed something: a
+    confirmer recognises a colleague by name. An id with no user (a system actor) is left out."""
+    wanted = sorted({user_id for user_id in user_ids if user_id})
+    if not wanted:
+        return {}
+    rows = await session.execute(select(User.id, User.name).where(User.id.in_(wanted)))
+    return {row.id: row.name for row in rows}

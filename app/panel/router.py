@@ -164,6 +164,7 @@ def _render(
         fmt_deadline=lambda at: views.format_deadline(at, language),
         fmt_amount=views.format_amount,
         purpose_label=lambda code: _purpose_label(ctx, language, code),
+        staff=lambda user_id: views.staff_label(values.get("staff_names", {}), user_id, language),
         document_label=lambda code: _document_label(ctx, language, code),
         flash=t(message, line=request.query_params.get("line", "")) if message else None,
         flash_error=error_message(language, error) if _CODE.match(error) else None,
@@ -547,6 +548,7 @@ async def dashboard(
         request,
         "dashboard.html",
         principal=principal,
+        staff_names=await directory.staff_names(session, (i.operator_id for i in [*drafts, *held])),
         notice=notice,
         drafts=drafts,
         held=held,
@@ -720,6 +722,7 @@ async def inquiry_page(
         "inquiry.html",
         principal=principal,
         inquiry=inquiry,
+        staff_names=await directory.staff_names(session, [inquiry.operator_id]),
         subject=subject,
         refusal_reasons=inquiry_service.APPROVAL_REFUSAL_REASONS,
         now=ctx.clock.now(),
@@ -788,6 +791,7 @@ async def release_page(
         "release.html",
         principal=principal,
         inquiry=inquiry,
+        staff_names=await directory.staff_names(session, [inquiry.operator_id]),
         subject=subject,
         totp_required=ctx.policy.totp_required_for(duty.branch_code),
     )
@@ -880,10 +884,12 @@ async def list_page(
     content = lists_service.open_content(ctx, daily)
     lines = list_lines(principal, daily, content, await lists_service.lines_of(session, list_id))
     await lists_service.record_access(session, principal=principal, daily=daily, how="viewed")
+    named = [daily.confirmed_by, *(line.operator_id for line in lines), *(line.checked_by for line in lines)]
     return _render(
         request,
         "list.html",
         principal=principal,
+        staff_names=await directory.staff_names(session, named),
         daily=daily,
         lines=lines,
         state=lists_service.effective_state(ctx, daily),
@@ -1050,6 +1056,7 @@ async def oversight(request: Request, principal: PanelUser, session: DbSession, 
         request,
         "oversight.html",
         principal=principal,
+        staff_names=await directory.staff_names(session, (r.operator_id for r in hq_requests)),
         escalations=escalations,
         inquiry_numbers=inquiry_numbers,
         list_headings=list_headings,

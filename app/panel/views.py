@@ -49,6 +49,17 @@ def format_deadline(at: datetime, language: Language) -> str:
     return f"{local:%Y-%m-%d %H:%M} JST"
 
 
+def staff_label(names: dict[str, str], user_id: str | None, language: Language) -> str:
+    """A member of staff as the header shows the one logged in: name, then the user id that the ledger
+    and the API use (a name alone can be shared; the id alone is not recognised at a glance)."""
+    if not user_id:
+        return "—"
+    name = names.get(user_id)
+    if name is None:
+        return user_id
+    return f"{name}（{user_id}）" if language == "ja" else f"{name} ({user_id})"
+
+
 def format_amount(amount: int | None) -> str:
     return "—" if amount is None else f"{amount:,}"
 

@@ -29,7 +29,10 @@ async def test_confirmer_issues_an_approval_number_that_the_terminal_submits(
     await log_in(page, live, demo_logins, "cf001")
     drafts = page.locator("#drafts")
     await expect(drafts).to_contain_text(draft["number"])
+    # Who entered it, by name as colleagues know them, with the id the ledger uses.
+    await expect(drafts.locator("tr", has_text=draft["number"])).to_contain_text("佐藤 花子（op001）")
     await drafts.get_by_role("link", name=f"確認する {draft['number']}").click()
+    await expect(page.locator("#operator")).to_have_text("佐藤 花子（op001）")
     # Laid out to compare with the paper: purpose, customer status, subject, consent document.
     await expect(page.locator("#purpose")).to_contain_text("新規与信判断")
     await expect(page.locator("#customer-status")).to_have_text("新規")

@@ -71,12 +71,14 @@ async def test_subject_list_lines_are_checked_and_the_list_confirmed_with_files_
     assert [e["details"]["code"] for e in ledger(live, "request.refused")] == ["MY_NUMBER_FORBIDDEN"]
     await page.get_by_role("button", name="No.1 を「一致」として記録").click()
     await expect(page.locator("#line-1 .check-cell")).to_have_attribute("data-check", "matched")
+    await expect(page.locator("#line-1 .check-cell")).to_contain_text("高橋 美咲（cf001b）")
+    await expect(page.locator("#line-1")).to_contain_text("佐藤 花子（op001）")
     await page.get_by_role("button", name="No.2 を「一致」として記録").click()
     await expect(page.locator("#line-2 .check-cell")).to_have_attribute("data-check", "matched")
     await page.get_by_role("button", name="リストを確認する").click()
     await expect(page.get_by_role("status")).to_have_text("リストを確認しました。")
     await expect(page.locator("#list-state")).to_have_attribute("data-state", "confirmed")
-    await expect(page.locator("#confirmed-by")).to_contain_text("cf001b")
+    await expect(page.locator("#confirmed-by")).to_contain_text("高橋 美咲（cf001b）")
 
     csv = await page.request.get(f"{live.url}/panel/lists/{subject_list.id}/csv")
     assert csv.ok and (await csv.body()).startswith(b"\xef\xbb\xbf")
