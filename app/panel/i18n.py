@@ -322,6 +322,7 @@ _JA: dict[str, str] = {
     "list.note_label": "No.{line} のメモ（任意）",
     "list.note_placeholder": "メモ（任意）",
     "error.hint.too_long": "メモ・理由は{limit}文字以内で入力してください。",
+    "error.hint.too_long_line": "No.{line} のメモは{limit}文字以内で入力してください。",
     # purposes and documents (Japanese labels come from the policy data; these are the fallback)
     "purpose.new_credit": "新規与信判断",
     "purpose.guarantor": "連帯保証人",
@@ -662,6 +663,7 @@ _EN: dict[str, str] = {
     "list.note_label": "Note for line {line} (optional)",
     "list.note_placeholder": "Note (optional)",
     "error.hint.too_long": "Keep notes and reasons within {limit} characters.",
+    "error.hint.too_long_line": "Keep the note on line {line} within {limit} characters.",
     "purpose.new_credit": "New credit decision",
     "purpose.guarantor": "Joint guarantor",
     "purpose.suspension_check": "Transaction suspension check",

@@ -8,6 +8,7 @@ choose which actions to offer, so a refused action is still refused by the servi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -169,12 +170,21 @@ def _render(
         flash=t(message, line=request.query_params.get("line", "")) if message else None,
         flash_error=error_message(language, error) if _CODE.match(error) else None,
         flash_error_code=error if _CODE.match(error) else None,
-        flash_hint=t(_HINTS[hint], limit=400) if _CODE.match(error) and hint in _HINTS else None,
+        flash_hint=_hint(t, hint, request.query_params.get("line", "")) if _CODE.match(error) else None,
         # Staff see at once why their inquiries stay queued (ER-3) instead of finding out one by one.
         center_link_down=principal is not None and ctx.center.state != "closed",
         **values,
     )
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def _hint(t: Callable[..., str], hint: str, line: str) -> str | None:
+    """What to change, naming the list line whose note was refused: the page holds many note fields."""
+    if hint not in _HINTS:
+        return None
+    if line.isascii() and line.isdigit() and len(line) <= 9:
+        return t(f"{_HINTS[hint]}_line", limit=400, line=line)
+    return t(_HINTS[hint], limit=400)
 
 
 def _purpose_label(ctx: AppContext, language: Language, code: str) -> str:

@@ -195,7 +195,7 @@ async def test_a_line_note_is_kept_and_text_over_the_apis_limit_is_refused_on_th
         form={"csrf_token": csrf, "result": "mismatch", "note": too_long},
     )
     assert 'id="error-code">VALIDATION_ERROR<' in await checked.text()
-    assert "400文字以内" in await checked.text()
+    assert "No.2 のメモは400文字以内" in await checked.text()  # which of the page's notes to shorten
     assert live.run(line_note(2)) is None
     confirmed = await page.request.post(
         f"{live.url}/panel/lists/{subject_list.id}/confirm",
