@@ -35,6 +35,7 @@ from app.config import Settings
 from app.context import AppContext
 from app.crypto.keyring import Keyring, open_keyring
 from app.db import Database
+from app.escalation.router import router as escalation_router
 from app.governance import sweep as governance_sweep
 from app.governance.router import emergency_router as governance_emergency_router
 from app.governance.router import router as governance_router
@@ -352,6 +353,7 @@ def create_app(
         hq_reconciliation_router,
         center_reconciliation_router,
         retention_router,
+        escalation_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # Health endpoints answer both at the root (load balancers, Docker) and under the API prefix (api.md).

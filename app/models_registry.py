@@ -3,6 +3,7 @@
 from app.audit import models as audit_models
 from app.authz import models as authz_models
 from app.db import Base
+from app.escalation import models as escalation_models
 from app.governance import models as governance_models
 from app.hq import models as hq_models
 from app.inquiry import models as inquiry_models
@@ -15,6 +16,7 @@ metadata = Base.metadata
 __all__ = [
     "audit_models",
     "authz_models",
+    "escalation_models",
     "governance_models",
     "hq_models",
     "inquiry_models",

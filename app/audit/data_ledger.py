@@ -161,7 +161,11 @@ CATALOGUE: dict[str, DataSet] = {
         "Notifications to branch managers and HQ compliance (mismatch, overdue)",
         _COMPLIANCE,
         "As inquiries",
-        personal={"note": _FREE_TEXT, "acknowledged_by": "staff user id"},
+        personal={
+            "note": _FREE_TEXT,
+            "acknowledged_by": "staff user id",
+            "acknowledgement_note": _FREE_TEXT,
+        },
         read_actions=("inquiry.trace",),
     ),
     "policy_versions": DataSet(

@@ -59,6 +59,17 @@ def ensure_different_people(person_id: str, *, others: Mapping[str, str | None])
             raise SeparationOfDutiesViolation(f"You are {what} of this change; someone else must do this")
 
 
+def ensure_not_concerned(person_id: str, *, concerned: Mapping[str, str | None]) -> None:
+    """Whoever closes an escalation is none of the people it concerns: the operator whose inquiry it is
+    about, the confirmer who raised it (SD-1: nobody settles a concern about, or by, themselves).
+
+    ``concerned`` maps how each is concerned ("entered the inquiry") to their id.
+    """
+    for how, other_id in concerned.items():
+        if other_id is not None and person_id == other_id:
+            raise SeparationOfDutiesViolation(f"You {how}; someone else must handle this escalation")
+
+
 def ensure_roles_compatible(held: frozenset[str], new_role: str) -> None:
     """No one holds two roles the SD-1 matrix keeps apart (e.g. access_approver and access_admin)."""
     clashes = sorted(role for role in held if frozenset({role, new_role}) in INCOMPATIBLE_ROLES)

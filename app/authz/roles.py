@@ -103,6 +103,9 @@ PERMISSIONS = MappingProxyType(
         "approval_register.read": _perm("confirmer", "branch_manager", "hq_confirmer", "auditor"),
         # Escalations (document mismatches, overdue lists): the branch manager and HQ compliance.
         "escalation.read": _perm("branch_manager", "hq_confirmer", "auditor", bank_wide=("hq_confirmer",)),
+        # Handling one is the branch manager's for their branch and HQ compliance's for any; auditors
+        # only read (independent of what they audit).
+        "escalation.acknowledge": _perm("branch_manager", "hq_confirmer", bank_wide=("hq_confirmer",)),
         # Reconciliation with the center's inquiry record (RC-1, RC-2): auditors and HQ batch jobs.
         "reconciliation.center.run": _perm("auditor", scopes=("reconcile:run",)),
         "reconciliation.center.read": _perm("auditor", scopes=("reconcile:run", "audit:read")),

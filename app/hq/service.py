@@ -43,12 +43,13 @@ from app.errors import (
     TerminalNotAllowed,
     ValidationFailed,
 )
+from app.escalation.models import Escalation
 from app.hq.execution import request_content_hash
 from app.hq.models import HqDailySignOff, HqRequest
 from app.hq.schemas import HqRequestCreate
 from app.idempotency import remember_idempotency, replayed_id, request_fingerprint
 from app.inquiry.approvals import ApprovalTarget, GrantedApproval, check_confirmer_credentials
-from app.inquiry.models import Escalation, Inquiry
+from app.inquiry.models import Inquiry
 from app.inquiry.outbox import NOT_SENDABLE
 from app.inquiry.schemas import ConfirmerCredentialsApproval
 from app.inquiry.sealing import subject_lookup_key

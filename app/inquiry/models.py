@@ -190,23 +190,6 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Escalation(Base):
-    """A notification for the branch manager and HQ compliance (mismatch, overdue list, ...)."""
-
-    __tablename__ = "escalations"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(40))
-    branch_code: Mapped[str] = mapped_column(String(8), index=True)
-    object_type: Mapped[str] = mapped_column(String(40))
-    object_id: Mapped[str] = mapped_column(String(64))
-    recipients: Mapped[list[str]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    note: Mapped[str | None] = mapped_column(String(400))
-    acknowledged_by: Mapped[str | None] = mapped_column(String(40))
-    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
 class PolicyVersion(Base):
     """Every inquiry-policy version the gateway has run with (PL-3: versioned, changes audited)."""
 

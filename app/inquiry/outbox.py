@@ -42,9 +42,10 @@ from app.center.interface import (
 )
 from app.context import AppContext
 from app.crypto.envelope import Sealed, seal
+from app.escalation.models import Escalation
 from app.governance.switches import active_suspension
 from app.hq import execution as hq_execution
-from app.inquiry.models import Escalation, Inquiry, OutboxMessage, SealedResponse
+from app.inquiry.models import Inquiry, OutboxMessage, SealedResponse
 from app.inquiry.sealing import open_subject, response_aad
 
 log = logging.getLogger("shokai.outbox")

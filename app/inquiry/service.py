@@ -52,6 +52,7 @@ from app.errors import (
     TerminalNotAllowed,
     ValidationFailed,
 )
+from app.escalation.models import Escalation
 from app.governance.models import EmergencySuspension
 from app.governance.switches import SWITCH_USER, switch_parameters, switch_statement
 from app.governance.totp import verify_code
@@ -68,7 +69,6 @@ from app.idempotency import (
 )
 from app.inquiry import approvals, outbox
 from app.inquiry.models import (
-    Escalation,
     Inquiry,
     InquiryCorrection,
     InquiryNumberCounter,
@@ -1562,20 +1562,3 @@ async def inquiry_numbers(session: AsyncSession, inquiry_ids: Iterable[str]) -> 
         return {}
     rows = await session.execute(select(Inquiry.id, Inquiry.number).where(Inquiry.id.in_(wanted)))
     return {row.id: row.number for row in rows}
-
-
-async def open_escalations(
-    session: AsyncSession, *, principal: Principal, limit: int = 200
-) -> list[Escalation]:
-    """Unacknowledged escalations of the caller's branches (all branches for HQ compliance), newest first."""
-    authorize(principal, "escalation.read")
-    query = (
-        select(Escalation)
-        .where(Escalation.acknowledged_at.is_(None))
-        # Raised together (one overdue sweep) reads best by branch, then kind; the id only breaks ties.
-        .order_by(Escalation.created_at.desc(), Escalation.branch_code, Escalation.kind, Escalation.id)
-        .limit(limit)
-    )
-    if not may(principal, "escalation.read", branch_code="*"):
-        query = query.where(Escalation.branch_code.in_(sorted(principal.branch_codes)))
-    return list((await session.scalars(query)).all())

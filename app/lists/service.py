@@ -34,8 +34,9 @@ from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
 from app.db import BIGINT_MAX, insert_many, lock_or_create_many
 from app.errors import DomainError, InvalidState, NotFound, ValidationFailed
+from app.escalation.models import Escalation
 from app.hq.models import HqRequest
-from app.inquiry.models import Escalation, Inquiry, InquiryCorrection
+from app.inquiry.models import Inquiry, InquiryCorrection
 from app.inquiry.sealing import open_subject
 from app.lists.models import DailyList, DailyListLine, ListSequence
 

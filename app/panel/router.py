@@ -33,6 +33,8 @@ from app.clock import business_date_of
 from app.context import AppContext
 from app.deps import Context, DbSession, Origin
 from app.errors import DomainError, MyNumberForbidden, PasswordPolicyViolated, ValidationFailed
+from app.escalation import service as escalation_service
+from app.escalation.schemas import AcknowledgeEscalationIn
 from app.hq import service as hq_service
 from app.hq.models import HqRequest
 from app.inquiry import service as inquiry_service
@@ -85,6 +87,7 @@ _DONE_MESSAGES = {
     "refused": "inquiry.refused",
     "checked": "list.checked",
     "confirmed": "list.done",
+    "acknowledged": "escalation.acknowledged",
 }
 # Success messages of pages rendered straight from a form post: never taken from a URL, so no link can
 # make a page claim a release that did not happen.
@@ -1039,7 +1042,7 @@ async def list_pdf(
 @router.get("/oversight")
 async def oversight(request: Request, principal: PanelUser, session: DbSession, ctx: Context) -> HTMLResponse:
     try:
-        escalations = await inquiry_service.open_escalations(session, principal=principal)
+        escalations = await escalation_service.open_escalations(session, principal=principal)
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
     overdue = (
@@ -1074,6 +1077,23 @@ async def oversight(request: Request, principal: PanelUser, session: DbSession, 
         hq_requests=hq_requests,
         balance=balance,
     )
+
+
+@router.post("/escalations/{escalation_id}/acknowledge")
+async def acknowledge_escalation(
+    request: Request, escalation_id: str, principal: PanelUser, session: DbSession, ctx: Context
+) -> Response:
+    form = await _form(request, ctx, principal)
+    back = f"{PANEL_PATH}/oversight"
+    try:
+        body = _checked_form(AcknowledgeEscalationIn, note=form.get("note", "").strip())
+        await escalation_service.acknowledge(
+            session, ctx=ctx, principal=principal, escalation_id=escalation_id, note=body.note
+        )
+    except DomainError as exc:
+        await _refused(request, session, exc)
+        return _redirect(f"{back}?{_refusal_query(exc)}#escalations-title")
+    return _redirect(f"{back}?done=acknowledged")
 
 
 # -- mounting -----------------------------------------------------------------------------------------------

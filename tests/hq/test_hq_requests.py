@@ -12,8 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.escalation.models import Escalation
 from app.hq.models import HqRequest
-from app.inquiry.models import Escalation, Inquiry
+from app.inquiry.models import Inquiry
 from app.inquiry.subject import normalise_kana
 from tests.helpers import ledger_events
 from tests.hq.support import TODAY, balance, branch_request, execute

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.config import Settings
 from app.context import AppContext
 from app.demo import DemoCredentials
-from app.inquiry.models import Escalation
+from app.escalation.models import Escalation
 from app.inquiry.policy import load_policy
 from tests.helpers import ledger_events
 from tests.hq.support import branch_request, execute

@@ -15,7 +15,8 @@ from app.center.simulator import simulator_state
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
-from app.inquiry.models import Escalation, OutboxMessage
+from app.escalation.models import Escalation
+from app.inquiry.models import OutboxMessage
 from tests.helpers import ledger_events
 from tests.inquiry.support import a1, as_user, center_record, draft_body, person, sim_client
 

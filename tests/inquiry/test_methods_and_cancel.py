@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
-from app.inquiry.models import Escalation
+from app.escalation.models import Escalation
 from tests.helpers import ledger_events
 from tests.inquiry.support import (
     a1,

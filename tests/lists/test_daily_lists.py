@@ -16,7 +16,7 @@ from app.authz.models import Branch
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
-from app.inquiry.models import Escalation
+from app.escalation.models import Escalation
 from app.lists import service
 from app.lists.models import DailyList, DailyListLine
 from tests.helpers import ledger_events

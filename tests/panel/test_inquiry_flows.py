@@ -175,6 +175,34 @@ async def test_a_mismatch_says_what_happens_next_and_reaches_the_branch_manager(
     # The row names the inquiry by the number staff know it by, and leads to it.
     await escalations.get_by_role("link", name=f"照会 {sent['number']}").click()
     await expect(page.locator("h1")).to_contain_text(sent["number"])
+
+    # Back on the page, the manager closes it with what was done; the confirmer's memo is beside it.
+    await page.go_back()
+    row = page.locator("#escalations tr", has_text=f"照会 {sent['number']}")
+    await expect(row).to_contain_text("申込書の生年月日と回答が異なる")
+    await page.screenshot(path=str(ARTIFACTS / "oversight-escalation-to-handle.png"), full_page=True)
+    handled = row.get_by_label("行った対応")
+    await handled.fill("   ")  # blanks are not what was done: refused, and the row stays open
+    await row.get_by_role("button", name="対応済みにする").click()
+    await expect(page.locator("#error-code")).to_have_text("VALIDATION_ERROR")
+    await expect(row).to_be_visible()
+    assert ledger(live, "escalation.acknowledged") == []
+    await row.get_by_label("行った対応").fill("申込者に本人確認書類の再提出を依頼し、回答は利用しない")
+    await row.get_by_role("button", name="対応済みにする").click()
+    await expect(page.locator(".flash-ok")).to_have_text("エスカレーションを対応済みにしました。")
+    await expect(page.locator("#escalations tr", has_text=f"照会 {sent['number']}")).to_have_count(0)
+    [acknowledged] = ledger(live, "escalation.acknowledged")
+    assert acknowledged["actor_id"] == "bm001"
+    assert acknowledged["details"]["object_id"] == sent["id"]
+    # What was done stays with the escalation (read through the API), not in the ledger's details.
+    assert "申込者" not in str(acknowledged["details"])
+    manager = Terminal(live, demo_logins, "bm001")
+    closed = manager.http.get("/escalations", params={"state": "acknowledged"}, headers=manager.headers)
+    assert closed.status_code == 200, closed.text
+    [record] = [e for e in closed.json()["items"] if e["object_id"] == sent["id"]]
+    assert record["acknowledged_by"] == "bm001"
+    assert record["acknowledgement_note"] == "申込者に本人確認書類の再提出を依頼し、回答は利用しない"
+    manager.close()
     terminal.close()
 
 

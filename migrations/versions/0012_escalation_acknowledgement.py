@@ -1,0 +1,26 @@
+"""escalations are acknowledged with what was done
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-05 06:40:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0012"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("escalations") as batch:
+        batch.add_column(sa.Column("acknowledgement_note", sa.String(length=400), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("escalations") as batch:
+        batch.drop_column("acknowledgement_note")

@@ -1,0 +1,124 @@
+"""Escalations are handled: a branch manager of the branch or HQ compliance acknowledges one, once, with
+what was done; nobody it concerns may, other branches do not see it, auditors only read it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+
+from app.context import AppContext
+from app.demo import DemoCredentials
+from app.inquiry.models import Inquiry
+from tests.helpers import MY_NUMBER_GROUPED, ledger_events, my_number_forbidden
+from tests.inquiry.support import a1, as_user, draft_body, password_of, person
+
+
+async def _mismatch(client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext) -> str:
+    """op001's inquiry released by cf001b with a document mismatch; its id."""
+    operator = await as_user(client, demo, "op001")
+    created = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=a1(demo)), headers=operator
+    )
+    assert created.status_code == 201, created.text
+    releaser = await as_user(client, demo, "cf001b")
+    released = await client.post(
+        f"/inquiries/{created.json()['id']}/release",
+        headers=releaser,
+        json={"password": password_of(demo, "cf001b"), "document_check": "mismatch"},
+    )
+    assert released.status_code == 200, released.text
+    return str(created.json()["id"])
+
+
+async def _open(client: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> list[dict[str, Any]]:
+    listed = await client.get("/escalations", params=params, headers=headers)
+    assert listed.status_code == 200, listed.text
+    return list(listed.json()["items"])
+
+
+async def test_the_branch_manager_acknowledges_a_mismatch_once_with_what_was_done(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    inquiry_id = await _mismatch(client, demo, ctx)
+    manager = await as_user(client, demo, "bm001")
+    [escalation] = await _open(client, manager)
+    assert (escalation["kind"], escalation["object_id"], escalation["acknowledged_at"]) == (
+        "document_mismatch",
+        inquiry_id,
+        None,
+    )
+
+    # What was done is the point: an empty note, or one holding an Individual Number, is refused.
+    path = f"/escalations/{escalation['id']}/acknowledge"
+    empty = await client.post(path, json={"note": ""}, headers=manager)
+    assert (empty.status_code, empty.json()["code"]) == (422, "VALIDATION_ERROR")
+    my_number_forbidden(await client.post(path, json={"note": f"番号 {MY_NUMBER_GROUPED}"}, headers=manager))
+
+    done = await client.post(path, json={"note": "本人に電話で確認、申込書の記載誤り"}, headers=manager)
+    assert done.status_code == 200, done.text
+    assert (done.json()["acknowledged_by"], done.json()["acknowledgement_note"]) == (
+        "bm001",
+        "本人に電話で確認、申込書の記載誤り",
+    )
+    again = await client.post(path, json={"note": "二度目"}, headers=manager)
+    assert (again.status_code, again.json()["code"]) == (409, "INVALID_STATE")
+
+    assert await _open(client, manager) == []
+    [closed] = await _open(client, manager, state="acknowledged")
+    assert closed["acknowledgement_note"] == "本人に電話で確認、申込書の記載誤り"  # the first stands
+    [event] = await ledger_events(ctx, action="escalation.acknowledged")
+    assert (event.actor_id, event.object_id) == ("bm001", escalation["id"])
+    assert "電話" not in event.details  # free text stays in the escalation, not in the ledger
+
+
+async def test_other_branches_auditors_and_confirmers_cannot_acknowledge_and_hq_compliance_can(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    await _mismatch(client, demo, ctx)
+    [escalation] = await _open(client, await as_user(client, demo, "auditor"))  # auditors read it
+    path = f"/escalations/{escalation['id']}/acknowledge"
+    body = {"note": "確認済み"}
+
+    other_branch = await as_user(client, demo, "bm002")
+    assert await _open(client, other_branch) == []
+    refused = await client.post(path, json=body, headers=other_branch)
+    assert (refused.status_code, refused.json()["code"]) == (404, "NOT_FOUND")
+    for user_id in ("auditor", "cf001b", "op001"):
+        refused = await client.post(path, json=body, headers=await as_user(client, demo, user_id))
+        assert (refused.status_code, refused.json()["code"]) == (403, "FORBIDDEN"), user_id
+
+    hq = await as_user(client, demo, "hqcf")
+    done = await client.post(path, json=body, headers=hq)
+    assert done.status_code == 200, done.text
+    assert done.json()["acknowledged_by"] == "hqcf"
+    assert [e.actor_id for e in await ledger_events(ctx, action="escalation.acknowledged")] == ["hqcf"]
+
+
+async def test_a_manager_who_released_the_response_cannot_close_the_concern_they_raised(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """SD-1: nobody settles a concern about, or raised by, themselves. Here the branch manager is the one
+    who released with the mismatch (a manager who also confirms); then the operator's own manager role."""
+    inquiry_id = await _mismatch(client, demo, ctx)
+    async with ctx.db.session() as session:
+        await session.execute(update(Inquiry).where(Inquiry.id == inquiry_id).values(released_by="bm001"))
+        await session.commit()
+    manager = await as_user(client, demo, "bm001")
+    [escalation] = await _open(client, manager)
+    path = f"/escalations/{escalation['id']}/acknowledge"
+
+    refused = await client.post(path, json={"note": "問題なし"}, headers=manager)
+    assert (refused.status_code, refused.json()["code"]) == (403, "SOD_VIOLATION")
+
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(Inquiry).where(Inquiry.id == inquiry_id).values(released_by="cf001b", operator_id="bm001")
+        )
+        await session.commit()
+    refused = await client.post(path, json={"note": "問題なし"}, headers=manager)
+    assert (refused.status_code, refused.json()["code"]) == (403, "SOD_VIOLATION")
+    assert await ledger_events(ctx, action="escalation.acknowledged") == []
+    [still_open] = await _open(client, manager)
+    assert still_open["acknowledged_at"] is None
