@@ -151,7 +151,9 @@ CATALOGUE: dict[str, DataSet] = {
         "冪等キー (idempotency records)",
         "Replaying the first answer to a retried POST (ER-2)",
         _SYSTEM,
-        "Short-lived",
+        # Never expired: a retry after the record was gone would make a second inquiry. Each record holds
+        # the caller, the key, a keyed fingerprint of the body and the made object's id, nothing more.
+        "Kept: a retry, however late, must not make a second object; holds ids, no request content",
         personal={
             "principal_id": "staff user id or service client id",
         },

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.inquiry.subject import FreeText
 
@@ -31,3 +31,11 @@ class EscalationOut(BaseModel):
 class AcknowledgeEscalationIn(BaseModel):
     # What was done is the point of acknowledging: it is required, and checked like every free text.
     note: FreeText = Field(min_length=1, max_length=400, description="What was done about it")
+
+    @field_validator("note")
+    @classmethod
+    def _says_something(cls, note: str) -> str:
+        # Spaces (half- or full-width) are not what was done; kept as typed otherwise.
+        if not note.strip():
+            raise ValueError("Say what was done")
+        return note

@@ -52,8 +52,9 @@ async def test_the_branch_manager_acknowledges_a_mismatch_once_with_what_was_don
 
     # What was done is the point: an empty note, or one holding an Individual Number, is refused.
     path = f"/escalations/{escalation['id']}/acknowledge"
-    empty = await client.post(path, json={"note": ""}, headers=manager)
-    assert (empty.status_code, empty.json()["code"]) == (422, "VALIDATION_ERROR")
+    for blank in ("", " ", "\u3000\u3000"):  # nothing, or only spaces half- or full-width
+        empty = await client.post(path, json={"note": blank}, headers=manager)
+        assert (empty.status_code, empty.json()["code"]) == (422, "VALIDATION_ERROR"), repr(blank)
     my_number_forbidden(await client.post(path, json={"note": f"番号 {MY_NUMBER_GROUPED}"}, headers=manager))
 
     done = await client.post(path, json={"note": "本人に電話で確認、申込書の記載誤り"}, headers=manager)
