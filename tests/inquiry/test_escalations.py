@@ -3,6 +3,7 @@ what was done; nobody it concerns may, other branches do not see it, auditors on
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -123,3 +124,32 @@ async def test_a_manager_who_released_the_response_cannot_close_the_concern_they
     assert await ledger_events(ctx, action="escalation.acknowledged") == []
     [still_open] = await _open(client, manager)
     assert still_open["acknowledged_at"] is None
+
+
+async def test_two_handlers_at_once_close_it_once_and_the_first_note_stands(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """The branch manager and HQ compliance press at the same moment: one closes it, the other is told
+    it was already closed, and the record holds one handler and one note (the row is locked while
+    decided)."""
+    await _mismatch(client, demo, ctx)
+    manager = await as_user(client, demo, "bm001")
+    hq = await as_user(client, demo, "hqcf")
+    [escalation] = await _open(client, manager)
+    path = f"/escalations/{escalation['id']}/acknowledge"
+
+    answers = await asyncio.gather(
+        client.post(path, json={"note": "支店で対応"}, headers=manager),
+        client.post(path, json={"note": "本部で対応"}, headers=hq),
+    )
+
+    codes = sorted((r.status_code, r.json().get("code")) for r in answers)
+    assert codes == [(200, None), (409, "INVALID_STATE")], [r.text for r in answers]
+    winner = next(r.json() for r in answers if r.status_code == 200)
+    [closed] = await _open(client, manager, state="acknowledged")
+    assert (closed["acknowledged_by"], closed["acknowledgement_note"]) == (
+        winner["acknowledged_by"],
+        winner["acknowledgement_note"],
+    )
+    events = await ledger_events(ctx, action="escalation.acknowledged")
+    assert [e.actor_id for e in events] == [winner["acknowledged_by"]]
