@@ -55,6 +55,20 @@ async def open_escalations(
     return list((await session.scalars(query)).all())
 
 
+async def recently_acknowledged(
+    session: AsyncSession, *, principal: Principal, limit: int = 20
+) -> list[Escalation]:
+    """The last escalations the caller may read that were closed, latest first: who handled what, and
+    how (the oversight page's history)."""
+    authorize(principal, "escalation.read")
+    query = (
+        _in_state(_visible(principal, select(Escalation)), "acknowledged")
+        .order_by(Escalation.acknowledged_at.desc(), Escalation.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
 async def list_escalations(
     session: AsyncSession,
     *,

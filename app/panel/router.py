@@ -1043,6 +1043,7 @@ async def list_pdf(
 async def oversight(request: Request, principal: PanelUser, session: DbSession, ctx: Context) -> HTMLResponse:
     try:
         escalations = await escalation_service.open_escalations(session, principal=principal)
+        handled = await escalation_service.recently_acknowledged(session, principal=principal)
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
     overdue = (
@@ -1059,18 +1060,21 @@ async def oversight(request: Request, principal: PanelUser, session: DbSession, 
             session, ctx=ctx, principal=principal, business_date=business_date_of(ctx.clock.now())
         )
     # Staff know an inquiry by its number and a list by its kind and day: the rows name them so.
+    shown = [*escalations, *handled]
     inquiry_numbers = await inquiry_service.inquiry_numbers(
-        session, (e.object_id for e in escalations if e.object_type == "inquiry")
+        session, (e.object_id for e in shown if e.object_type == "inquiry")
     )
     list_headings = await lists_service.list_headings(
-        session, (e.object_id for e in escalations if e.object_type == "daily_list")
+        session, (e.object_id for e in shown if e.object_type == "daily_list")
     )
+    people = [*(r.operator_id for r in hq_requests), *(e.acknowledged_by for e in handled)]
     return _render(
         request,
         "oversight.html",
         principal=principal,
-        staff_names=await directory.staff_names(session, (r.operator_id for r in hq_requests)),
+        staff_names=await directory.staff_names(session, people),
         escalations=escalations,
+        handled=handled,
         inquiry_numbers=inquiry_numbers,
         list_headings=list_headings,
         overdue=overdue,

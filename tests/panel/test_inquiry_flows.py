@@ -191,6 +191,13 @@ async def test_a_mismatch_says_what_happens_next_and_reaches_the_branch_manager(
     await row.get_by_role("button", name="対応済みにする").click()
     await expect(page.locator(".flash-ok")).to_have_text("エスカレーションを対応済みにしました。")
     await expect(page.locator("#escalations tr", has_text=f"照会 {sent['number']}")).to_have_count(0)
+    # It moves to the history below: when, who (by name) and what was done, still leading to the inquiry.
+    handled = page.locator("#handled-escalations tr", has_text=f"照会 {sent['number']}")
+    await expect(handled).to_contain_text("田中 誠（bm001）")
+    await expect(handled.locator(".escalation-handling")).to_have_text(
+        "申込者に本人確認書類の再提出を依頼し、回答は利用しない"
+    )
+    await expect(handled).to_contain_text("回答の照合不一致")
     [acknowledged] = ledger(live, "escalation.acknowledged")
     assert acknowledged["actor_id"] == "bm001"
     assert acknowledged["details"]["object_id"] == sent["id"]
