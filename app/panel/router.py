@@ -170,6 +170,7 @@ def _render(
         purpose_label=lambda code: _purpose_label(ctx, language, code),
         staff=lambda user_id: views.staff_label(values.get("staff_names", {}), user_id, language),
         document_label=lambda code: _document_label(ctx, language, code),
+        escalation_note=lambda e: views.escalation_note(e.kind, e.note, t),
         flash=t(message, line=request.query_params.get("line", "")) if message else None,
         flash_error=error_message(language, error) if _CODE.match(error) else None,
         flash_error_code=error if _CODE.match(error) else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar as month_calendar
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -58,6 +58,28 @@ def staff_label(names: dict[str, str], user_id: str | None, language: Language) 
     if name is None:
         return user_id
     return f"{name}（{user_id}）" if language == "ja" else f"{name} ({user_id})"
+
+
+# How the panel shows an escalation's note, by its kind. The note is written for the API by what raised
+# the escalation: a confirmer's own words on a document mismatch, but machine text elsewhere ("line 3",
+# the center's result code, "subject list 2026-11-13" that only repeats the object). Staff read it in
+# their language, or not at all where it says nothing the row does not.
+_LINE_NOTE = re.compile(r"line ([0-9]{1,6})")
+_NOTE_AS_WRITTEN = frozenset({"document_mismatch"})
+_NOTE_IS_CENTER_CODE = frozenset({"center_refused_cancellation", "center_refused_correction"})
+_NOTE_IS_LINE = frozenset({"list_line_mismatch", "list_line_document_missing"})
+
+
+def escalation_note(kind: str, note: str | None, t: Callable[..., str]) -> str | None:
+    if not note:
+        return None
+    if kind in _NOTE_AS_WRITTEN:
+        return note
+    if kind in _NOTE_IS_CENTER_CODE:
+        return t("escalation.note.center_code", code=note)
+    if kind in _NOTE_IS_LINE and (line := _LINE_NOTE.fullmatch(note)):
+        return t("escalation.note.line", line=line.group(1))
+    return None
 
 
 def format_amount(amount: int | None) -> str:

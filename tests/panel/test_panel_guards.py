@@ -360,6 +360,9 @@ async def test_hq_sees_overdue_lists_of_every_branch_and_an_unbalanced_day(
     await page.reload()
     overdue_escalations = escalations.locator("tr", has_text="リスト確認の期限超過")
     await expect(overdue_escalations).to_have_count(4)
+    # The sweep's note is machine text for the API ("subject list 2026-11-13"): the row says it already.
+    await expect(overdue_escalations.locator(".escalation-note")).to_have_count(0)
+    assert "subject list" not in await escalations.inner_text()
     await expect(
         overdue_escalations.get_by_role("link", name="被照会者リスト 2026年11月13日（金）")
     ).to_have_count(2)

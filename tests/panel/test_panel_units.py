@@ -13,9 +13,9 @@ from fastapi import Response
 from app.config import Settings
 from app.context import AppContext
 from app.lists.calendar import BusinessCalendar
-from app.panel.i18n import CATALOGUES
+from app.panel.i18n import CATALOGUES, translator
 from app.panel.security import SESSION_COOKIE, loopback_demo_settings, set_panel_cookie
-from app.panel.views import CalendarDay, ListOnDay, month_grid
+from app.panel.views import CalendarDay, ListOnDay, escalation_note, month_grid
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "app" / "panel" / "templates"
 
@@ -150,3 +150,18 @@ def test_every_escalation_kind_and_the_hq_badge_have_words_in_both_languages() -
         assert "oversight.not_balanced" in CATALOGUES[language]
     # The badge is words, not the raw code.
     assert ">HQ_COUNT_MISMATCH</span>" not in (TEMPLATES / "oversight.html").read_text()
+
+
+def test_an_escalations_note_reads_in_the_staffs_language_or_not_at_all() -> None:
+    """Notes are written for the API; on the oversight page a confirmer's own words stay as written, the
+    center's code and a list line are said in words, and a note that only repeats the row is left out."""
+    ja, en = translator("ja"), translator("en")
+    memo = "申込書の生年月日と回答が異なる"
+    assert escalation_note("document_mismatch", memo, ja) == memo
+    assert escalation_note("list_line_mismatch", "line 3", ja) == "No.3 の明細"
+    assert escalation_note("list_line_document_missing", "line 12", en) == "Line 12"
+    center_code = escalation_note("center_refused_correction", "E_NOT_FOUND", ja)
+    assert center_code == "センターの結果コード: E_NOT_FOUND"
+    assert escalation_note("list_overdue", "subject list 2026-11-13", ja) is None
+    assert escalation_note("list_line_mismatch", "something else", ja) is None
+    assert escalation_note("document_mismatch", None, ja) is None
