@@ -167,8 +167,10 @@ CATALOGUE: dict[str, DataSet] = {
             "note": _FREE_TEXT,
             "acknowledged_by": "staff user id",
             "acknowledgement_note": _FREE_TEXT,
+            "raised_by": "staff user id",
+            "concerns": "staff user ids",
         },
-        read_actions=("inquiry.trace",),
+        read_actions=("escalation.read",),
     ),
     "policy_versions": DataSet(
         "照会ポリシー版 (policy versions)",

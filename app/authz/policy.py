@@ -6,10 +6,16 @@ are functions here that every router and service calls. There is no bypass switc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from app.authz.principal import Principal
-from app.authz.roles import CONTENT_ACTIONS, INCOMPATIBLE_ROLES, PERMISSIONS, PRIVILEGED_ROLES
+from app.authz.roles import (
+    CONTENT_ACTIONS,
+    ESCALATION_RECIPIENT_ROLES,
+    INCOMPATIBLE_ROLES,
+    PERMISSIONS,
+    PRIVILEGED_ROLES,
+)
 from app.errors import Forbidden, NotAConfirmer, SamePerson, SeparationOfDutiesViolation, Suspended
 
 
@@ -59,13 +65,22 @@ def ensure_different_people(person_id: str, *, others: Mapping[str, str | None])
             raise SeparationOfDutiesViolation(f"You are {what} of this change; someone else must do this")
 
 
-def ensure_not_concerned(person_id: str, *, concerned: Mapping[str, str | None]) -> None:
-    """Whoever closes an escalation is none of the people it concerns: the operator whose inquiry it is
-    about, the confirmer who raised it (SD-1: nobody settles a concern about, or by, themselves).
+def may_handle_escalation(principal: Principal, *, recipients: Iterable[str], branch_code: str) -> bool:
+    """Whether ``principal`` holds, for ``branch_code``, a role that answers for one of the escalation's
+    recipients and may acknowledge escalations (a person: a batch job does not decide what was done)."""
+    answering = frozenset().union(*(ESCALATION_RECIPIENT_ROLES.get(r, frozenset()) for r in recipients))
+    held = {role: branches for role, branches in principal.role_branches.items() if role in answering}
+    return principal.kind == "user" and roles_allow(held, "escalation.acknowledge", branch_code=branch_code)
 
-    ``concerned`` maps how each is concerned ("entered the inquiry") to their id.
+
+def ensure_not_concerned(person_id: str, *, concerned: Iterable[tuple[str, str | None]]) -> None:
+    """Whoever closes an escalation is none of the people it concerns: who entered or approved what it is
+    about, who raised it, who ran the HQ day that does not balance (SD-1: nobody settles a concern about,
+    or by, themselves).
+
+    ``concerned`` pairs how each is concerned ("entered the inquiry it is about") with their id.
     """
-    for how, other_id in concerned.items():
+    for how, other_id in concerned:
         if other_id is not None and person_id == other_id:
             raise SeparationOfDutiesViolation(f"You {how}; someone else must handle this escalation")
 

@@ -177,3 +177,14 @@ INCOMPATIBLE_ROLES = frozenset(
         *((admin, reader) for admin in PRIVILEGED_ROLES for reader in ("hq_operator", "hq_confirmer")),
     )
 )
+
+
+# Who answers for each recipient an escalation names: of the roles allowed escalation.acknowledge, only
+# those its recipients call for may close it (an HQ balance escalation is HQ compliance's, not the HQ
+# unit's branch manager's). Auditors are recipients too, but only read.
+ESCALATION_RECIPIENT_ROLES: dict[str, frozenset[str]] = {
+    "branch_manager": frozenset({"branch_manager"}),
+    "hq_compliance": frozenset({"hq_confirmer"}),
+    "hq": frozenset({"hq_confirmer"}),
+    "auditor": frozenset(),
+}

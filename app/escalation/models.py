@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
@@ -18,6 +18,9 @@ class Escalation(Base):
     """
 
     __tablename__ = "escalations"
+    # The oversight page's two queries, open ones by when raised and handled ones by when closed, both
+    # start from acknowledged_at.
+    __table_args__ = (Index("ix_escalations_acknowledged_at_created_at", "acknowledged_at", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
@@ -27,6 +30,10 @@ class Escalation(Base):
     recipients: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     note: Mapped[str | None] = mapped_column(String(400))
+    # The person whose finding raised it (the releasing or checking confirmer); none for the system's.
+    raised_by: Mapped[str | None] = mapped_column(String(40))
+    # Others the raiser names as concerned (the operator of a list line): they may not close it either.
+    concerns: Mapped[list[str] | None] = mapped_column(JSON)
     acknowledged_by: Mapped[str | None] = mapped_column(String(40))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledgement_note: Mapped[str | None] = mapped_column(String(400))

@@ -23,6 +23,7 @@ class EscalationOut(BaseModel):
     recipients: list[str]
     created_at: datetime
     note: str | None
+    raised_by: str | None = Field(description="The staff member whose finding raised it; none for the system")
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     acknowledgement_note: str | None
@@ -35,7 +36,8 @@ class AcknowledgeEscalationIn(BaseModel):
     @field_validator("note")
     @classmethod
     def _says_something(cls, note: str) -> str:
-        # Spaces (half- or full-width) are not what was done; kept as typed otherwise.
+        # Spaces (half- or full-width) are not what was done; around the words they are dropped, as the
+        # panel does, so both store the same text.
         if not note.strip():
             raise ValueError("Say what was done")
-        return note
+        return note.strip()

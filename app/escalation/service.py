@@ -3,34 +3,40 @@
 An escalation is raised by the capability that finds the problem (a release with a document mismatch,
 the overdue sweep, a list line checked as not matching, a center refusing a cancellation, HQ's day not
 balancing) and written there in the same transaction. Here it is read — by the branch managers of its
-branch, by HQ compliance and by auditors — and acknowledged: once, with what was done, by a branch
-manager of its branch or HQ compliance who is not one of the people it concerns. Until then it is open
-and stays on the oversight page.
+branch, by HQ compliance and by auditors — and acknowledged: once, with what was done, by someone in a
+role its recipients call for (a branch manager of its branch, HQ compliance) who is not one of the
+people it concerns. Until then it is open and stays on the oversight page.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import record
-from app.authz.policy import authorize, ensure_not_concerned, may
+from app.authz.policy import authorize, ensure_not_concerned, may, may_handle_escalation
 from app.authz.principal import Principal
 from app.context import AppContext
-from app.errors import InvalidState, NotFound
+from app.errors import DomainError, Forbidden, InvalidState, NotFound, SeparationOfDutiesViolation
 from app.escalation.models import Escalation
 from app.escalation.schemas import EscalationState
-from app.inquiry.models import Inquiry
+from app.hq.models import HqRequest
+from app.hq.service import compute_balance
+from app.inquiry.models import Inquiry, InquiryCorrection
 from app.pagination import keyset_page
 
 
 def _visible(principal: Principal, query: Select[Any]) -> Select[Any]:
-    """Only the caller's branches, unless they read escalations bank-wide (HQ compliance)."""
+    """Only the branches where the caller holds a role that reads escalations (not every branch of every
+    role: a manager at one branch who confirms at another reads the first's), unless they read them
+    bank-wide (HQ compliance, auditors)."""
     if may(principal, "escalation.read", branch_code="*"):
         return query
-    return query.where(Escalation.branch_code.in_(sorted(principal.branch_codes)))
+    readable = sorted(b for b in principal.branch_codes if may(principal, "escalation.read", branch_code=b))
+    return query.where(Escalation.branch_code.in_(readable))
 
 
 def _in_state(query: Select[Any], state: EscalationState) -> Select[Any]:
@@ -88,17 +94,79 @@ async def list_escalations(
     )
 
 
-async def _concerned(session: AsyncSession, escalation: Escalation) -> dict[str, str | None]:
-    """Who an escalation is about or was raised by, as far as its object names them."""
-    if escalation.object_type != "inquiry":
-        return {}
+async def _concerned(session: AsyncSession, escalation: Escalation) -> list[tuple[str, str | None]]:
+    """Who an escalation is about or was raised by: the raiser and whom they named, and the people its
+    object names (read now, so a correction made since counts too)."""
+    concerned: list[tuple[str, str | None]] = [("raised it", escalation.raised_by)]
+    concerned += [("are named in it", person) for person in escalation.concerns or []]
+    if escalation.object_type == "inquiry":
+        concerned += await _inquiry_people(session, escalation)
+    elif escalation.object_type == "hq_reconciliation":
+        balance = await compute_balance(session, business_date=date.fromisoformat(escalation.object_id))
+        concerned += [("ran an HQ inquiry of the day it is about", person) for person in balance.operators]
+    return concerned
+
+
+async def _inquiry_people(session: AsyncSession, escalation: Escalation) -> list[tuple[str, str | None]]:
     inquiry = await session.get(Inquiry, escalation.object_id)
     if inquiry is None:
-        return {}
-    concerned: dict[str, str | None] = {"entered the inquiry it is about": inquiry.operator_id}
+        return []
+    people: list[tuple[str, str | None]] = [
+        ("entered the inquiry it is about", inquiry.operator_id),
+        ("approved the inquiry it is about", inquiry.approval_confirmer_id),
+    ]
+    if inquiry.hq_request_id is not None:
+        request = await session.get(HqRequest, inquiry.hq_request_id)
+        people.append(("asked HQ for the inquiry it is about", request.operator_id if request else None))
     if escalation.kind == "document_mismatch":
-        concerned["raised it on releasing the response"] = inquiry.released_by
-    return concerned
+        # Also for mismatches raised before the escalation named its raiser.
+        people.append(("raised it on releasing the response", inquiry.released_by))
+    elif escalation.kind == "center_refused_cancellation":
+        people += [
+            ("asked for the cancellation", inquiry.cancelled_by),
+            ("approved the cancellation", inquiry.cancel_confirmer_id),
+        ]
+    elif escalation.kind == "center_refused_correction":
+        corrections = await session.scalars(
+            select(InquiryCorrection).where(InquiryCorrection.inquiry_id == inquiry.id)
+        )
+        for correction in corrections:
+            people += [
+                ("corrected the inquiry", correction.corrected_by),
+                ("approved the correction", correction.confirmer_id),
+            ]
+    return people
+
+
+async def _handling_refusal(
+    session: AsyncSession, principal: Principal, escalation: Escalation
+) -> DomainError | None:
+    """Why ``principal`` may not close ``escalation`` (403), or None: the role its recipients call for,
+    at its branch, and none of the people it concerns."""
+    if not may_handle_escalation(
+        principal, recipients=escalation.recipients, branch_code=escalation.branch_code
+    ):
+        return Forbidden("Your roles do not allow handling this escalation")
+    try:
+        ensure_not_concerned(principal.id, concerned=await _concerned(session, escalation))
+    except SeparationOfDutiesViolation as refusal:
+        return refusal
+    return None
+
+
+async def handling(
+    session: AsyncSession, *, principal: Principal, escalations: list[Escalation]
+) -> dict[str, str]:
+    """For the oversight page, each open escalation the caller may not close and why: ``role`` (it is
+    for someone else) or ``concerned`` (it is about them). The page offers the form for the others."""
+    reasons: dict[str, str] = {}
+    for escalation in escalations:
+        refusal = await _handling_refusal(session, principal, escalation)
+        if refusal is not None:
+            reasons[escalation.id] = (
+                "concerned" if isinstance(refusal, SeparationOfDutiesViolation) else "role"
+            )
+    return reasons
 
 
 async def acknowledge(
@@ -110,10 +178,11 @@ async def acknowledge(
     # Another branch's escalation does not exist for the caller (as for inquiries and lists).
     if escalation is None or not may(principal, "escalation.read", branch_code=escalation.branch_code):
         raise NotFound("No such escalation")
-    authorize(principal, "escalation.acknowledge", branch_code=escalation.branch_code)
-    ensure_not_concerned(principal.id, concerned=await _concerned(session, escalation))
+    if (refusal := await _handling_refusal(session, principal, escalation)) is not None:
+        raise refusal
     if escalation.acknowledged_at is not None:
-        raise InvalidState(f"The escalation was already acknowledged by {escalation.acknowledged_by}")
+        # Who closed it is on the escalation for those who may read it, not in an error message.
+        raise InvalidState("The escalation was already acknowledged")
     escalation.acknowledged_by = principal.id
     escalation.acknowledged_at = ctx.clock.now()
     escalation.acknowledgement_note = note

@@ -1041,6 +1041,7 @@ async def release(
             recipients=["branch_manager", "hq_compliance"],
             created_at=now,
             note=(note or "")[:400] or None,
+            raised_by=principal.id,
         )
         session.add(escalation)
         record(

@@ -1142,6 +1142,8 @@ async def check_line(
                 recipients=["branch_manager", "hq_compliance"],
                 created_at=now,
                 note=f"line {line_no}",
+                raised_by=principal.id,
+                concerns=[line.operator_id],
             )
         )
     await session.commit()

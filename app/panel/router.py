@@ -1045,6 +1045,10 @@ async def oversight(request: Request, principal: PanelUser, session: DbSession, 
     try:
         escalations = await escalation_service.open_escalations(session, principal=principal)
         handled = await escalation_service.recently_acknowledged(session, principal=principal)
+        # Each row offers the form only to someone whose acknowledgement the API would take.
+        not_for_caller = await escalation_service.handling(
+            session, principal=principal, escalations=escalations
+        )
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
     overdue = (
@@ -1076,6 +1080,7 @@ async def oversight(request: Request, principal: PanelUser, session: DbSession, 
         staff_names=await directory.staff_names(session, people),
         escalations=escalations,
         handled=handled,
+        not_for_caller=not_for_caller,
         inquiry_numbers=inquiry_numbers,
         list_headings=list_headings,
         overdue=overdue,

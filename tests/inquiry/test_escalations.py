@@ -4,16 +4,25 @@ what was done; nobody it concerns may, other branches do not see it, auditors on
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import update
 
+from app.audit.ledger import Actor
+from app.authz import directory
+from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.escalation.models import Escalation
+from app.hq.models import HqRequest
 from app.inquiry.models import Inquiry
 from tests.helpers import MY_NUMBER_GROUPED, ledger_events, my_number_forbidden
+from tests.hq.support import balance, branch_request, execute
 from tests.inquiry.support import a1, as_user, draft_body, password_of, person
+from tests.lists.test_daily_lists import FRIDAY_MORNING, generate, send
 
 
 async def _mismatch(client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext) -> str:
@@ -153,3 +162,112 @@ async def test_two_handlers_at_once_close_it_once_and_the_first_note_stands(
     )
     events = await ledger_events(ctx, action="escalation.acknowledged")
     assert [e.actor_id for e in events] == [winner["acknowledged_by"]]
+
+
+async def _grant(ctx: AppContext, user_id: str, role: str, branch_code: str | None) -> None:
+    async with ctx.db.session() as session:
+        await directory.grant_role(
+            session, ctx=ctx, actor=Actor(id="test"), user_id=user_id, role=role, branch_code=branch_code
+        )
+        await session.commit()
+
+
+async def test_the_confirmer_who_approved_the_inquiry_cannot_close_its_mismatch_as_manager(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    await _mismatch(client, demo, ctx)  # approved by cf001 (A1), released by cf001b
+    await _grant(ctx, "cf001", "branch_manager", "001")
+    approver = await as_user(client, demo, "cf001")
+    [escalation] = await _open(client, approver)
+    refused = await client.post(
+        f"/escalations/{escalation['id']}/acknowledge", json={"note": "問題なし"}, headers=approver
+    )
+    assert (refused.status_code, refused.json()["code"]) == (403, "SOD_VIOLATION")
+    assert "approved the inquiry" in refused.json()["detail"]
+
+
+async def test_a_list_line_escalation_is_closed_by_neither_its_checker_nor_the_lines_operator(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    clock.set(FRIDAY_MORNING)
+    await send(client, demo, ctx, 1)  # entered by op001
+    clock.set(FRIDAY_MORNING + timedelta(days=1))
+    subject_list = next(g for g in await generate(client, demo, "2026-11-13") if g["kind"] == "subject")
+    checker = await as_user(client, demo, "cf001b")
+    checked = await client.post(
+        f"/daily-lists/{subject_list['id']}/lines/1/check",
+        json={"result": "mismatch", "note": "書類の日付が違う"},
+        headers=checker,
+    )
+    assert checked.status_code == 200, checked.text
+    for user_id in ("cf001b", "op001"):  # a manager as well, each of them
+        await _grant(ctx, user_id, "branch_manager", "001")
+    manager = await as_user(client, demo, "bm001")
+    [escalation] = await _open(client, manager)
+    assert (escalation["kind"], escalation["raised_by"]) == ("list_line_mismatch", "cf001b")
+    path = f"/escalations/{escalation['id']}/acknowledge"
+
+    for user_id, how in (("cf001b", "raised it"), ("op001", "are named in it")):
+        refused = await client.post(
+            path, json={"note": "確認済み"}, headers=await as_user(client, demo, user_id)
+        )
+        assert (refused.status_code, refused.json()["code"]) == (403, "SOD_VIOLATION"), user_id
+        assert how in refused.json()["detail"]
+    done = await client.post(path, json={"note": "  申込書を再確認し、入力誤りを訂正依頼  "}, headers=manager)
+    assert done.status_code == 200, done.text
+    # Kept without the spaces around it, as the panel keeps it.
+    assert done.json()["acknowledgement_note"] == "申込書を再確認し、入力誤りを訂正依頼"
+
+
+async def test_hq_compliance_who_ran_an_hq_inquiry_that_day_cannot_close_its_mismatch(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """As for the day's sign-off (HQ-3): nobody settles the balance of a day they worked."""
+    await _grant(ctx, "hqcf", "hq_operator", None)
+    op001, hqcf = await as_user(client, demo, "op001"), await as_user(client, demo, "hqcf")
+    subject = await person(ctx)
+    request = await branch_request(client, op001, subject)
+    assert (await execute(client, hqcf, request["id"], subject)).status_code == 201
+    async with ctx.db.session() as session:  # the request loses its executed mark: the day cannot balance
+        await session.execute(update(HqRequest).where(HqRequest.id == request["id"]).values(status="pending"))
+        await session.commit()
+    assert (await balance(client, hqcf))["balanced"] is False
+
+    [escalation] = await _open(client, hqcf)
+    assert escalation["kind"] == "hq_count_mismatch"
+    path = f"/escalations/{escalation['id']}/acknowledge"
+    refused = await client.post(path, json={"note": "原因調査中"}, headers=hqcf)
+    assert (refused.status_code, refused.json()["code"]) == (403, "SOD_VIOLATION")
+    assert "ran an HQ inquiry" in refused.json()["detail"]
+    # A branch's manager neither sees nor closes HQ's day.
+    manager = await as_user(client, demo, "bm001")
+    assert await _open(client, manager) == []
+    refused = await client.post(path, json={"note": "確認済み"}, headers=manager)
+    assert (refused.status_code, refused.json()["code"]) == (404, "NOT_FOUND")
+    assert await ledger_events(ctx, action="escalation.acknowledged") == []
+
+
+async def test_a_manager_reads_the_escalations_of_the_branch_they_manage_not_of_one_they_confirm_at(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    await _mismatch(client, demo, ctx)
+    async with ctx.db.session() as session:  # an escalation at 002 (its overdue sweep, say)
+        session.add(
+            Escalation(
+                id=str(uuid.uuid4()),
+                kind="list_overdue",
+                branch_code="002",
+                object_type="daily_list",
+                object_id=str(uuid.uuid4()),
+                recipients=["branch_manager", "hq"],
+                created_at=ctx.clock.now(),
+                note="count list 2026-11-20",
+            )
+        )
+        await session.commit()
+    await _grant(ctx, "bm001", "confirmer", "002")
+    manager = await as_user(client, demo, "bm001")
+    assert {e["branch_code"] for e in await _open(client, manager, state="all")} == {"001"}
+    assert {e["branch_code"] for e in await _open(client, await as_user(client, demo, "bm002"))} == {"002"}
+    everyone = await _open(client, await as_user(client, demo, "auditor"))
+    assert {e["branch_code"] for e in everyone} == {"001", "002"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page, expect
 
+from app.audit.ledger import Actor
+from app.authz import directory
 from app.authz.principal import Principal
 from app.center.simulator.population import Population
 from app.clock import ManualClock
@@ -153,8 +155,21 @@ async def test_a_mismatch_says_what_happens_next_and_reaches_the_branch_manager(
     center_population: Population,
 ) -> None:
     terminal = Terminal(live, demo_logins, "op001")
-    sent = terminal.send_with_confirmer(subject_of(center_population, 3))
+    sent = terminal.send_with_confirmer(subject_of(center_population, 3), confirmer="cf001b")
 
+    async def also_a_manager() -> None:
+        async with live.ctx.db.session() as session:
+            await directory.grant_role(
+                session,
+                ctx=live.ctx,
+                actor=Actor(id="test"),
+                user_id="cf001",
+                role="branch_manager",
+                branch_code="001",
+            )
+            await session.commit()
+
+    live.run(also_a_manager())  # cf001 also manages the branch: the page must not offer them the form
     await log_in(page, live, demo_logins, "cf001")
     await page.goto(f"{live.url}/panel/inquiries/{sent['id']}/release")
     await page.get_by_label("パスワード（再入力）").fill(user(demo_logins, "cf001")["password"])
@@ -165,6 +180,12 @@ async def test_a_mismatch_says_what_happens_next_and_reaches_the_branch_manager(
     await expect(next_steps).to_contain_text("個人信用情報管理者と本部コンプライアンス部門に通知")
     await expect(page.locator(".flash-ok")).to_have_count(0)  # a mismatch is not announced as a success
     assert terminal.http.get(f"/inquiries/{sent['id']}/response", headers=terminal.headers).status_code == 403
+    # As a manager, cf001 sees the escalation they raised, but it is for someone else to close.
+    await page.get_by_role("link", name="管理者ビュー").click()
+    raised = page.locator("#escalations tr", has_text=f"照会 {sent['number']}")
+    not_yours = raised.locator(".escalation-not-yours")
+    await expect(not_yours).to_have_text("ご自身が関係するため、他の方が対応します")
+    await expect(raised.get_by_role("button", name="対応済みにする")).to_have_count(0)
 
     await page.get_by_role("button", name="ログアウト").click()
     await log_in(page, live, demo_logins, "bm001")
