@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import record
@@ -59,6 +59,13 @@ async def open_escalations(
         .limit(limit)
     )
     return list((await session.scalars(query)).all())
+
+
+async def count_open(session: AsyncSession, *, principal: Principal) -> int:
+    """How many open escalations the caller may read (the dashboard's tile)."""
+    authorize(principal, "escalation.read")
+    query = _in_state(_visible(principal, select(func.count()).select_from(Escalation)), "open")
+    return int(await session.scalar(query) or 0)
 
 
 async def recently_acknowledged(

@@ -285,6 +285,7 @@ _JA: dict[str, str] = {
     # oversight
     "oversight.title": "管理者ビュー",
     "oversight.escalations": "エスカレーション",
+    "dashboard.escalations": "未対応のエスカレーション",
     "oversight.escalations_none": "未対応のエスカレーションはありません。",
     "oversight.overdue": "期限超過のリスト（全担当店）",
     "oversight.hq_requests": "未処理の本部照会依頼",
@@ -639,6 +640,7 @@ _EN: dict[str, str] = {
     "list.done": "The list is confirmed.",
     "oversight.title": "Manager view",
     "oversight.escalations": "Escalations",
+    "dashboard.escalations": "Open escalations",
     "oversight.escalations_none": "No open escalations.",
     "oversight.overdue": "Overdue lists (all your branches)",
     "oversight.hq_requests": "Pending HQ requests",

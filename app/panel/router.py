@@ -556,6 +556,9 @@ async def dashboard(
                 del rows[DASHBOARD_ROWS:]
         branches = await _calendar_branches(session, principal)
         weeks = await _month(session, ctx, principal, branches, year=year, month=month_no, today=today)
+    open_escalations = None
+    if may(principal, "escalation.read"):
+        open_escalations = await escalation_service.count_open(session, principal=principal)
     notice = _take_notice(request, ctx)
     previous, following = views.previous_month(year, month_no), views.next_month(year, month_no)
     response = _render(
@@ -568,6 +571,7 @@ async def dashboard(
         held=held,
         pending=pending,
         overdue=overdue,
+        open_escalations=open_escalations,
         more=more,
         shown=DASHBOARD_ROWS,
         now=now,

@@ -189,7 +189,10 @@ async def test_a_mismatch_says_what_happens_next_and_reaches_the_branch_manager(
 
     await page.get_by_role("button", name="ログアウト").click()
     await log_in(page, live, demo_logins, "bm001")
-    await page.get_by_role("link", name="管理者ビュー").click()
+    # The dashboard counts what waits for the manager and leads to it.
+    await expect(page.locator("#count-escalations")).to_have_text("1")
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-manager-escalations.png"), full_page=True)
+    await page.get_by_role("link", name="1 未対応のエスカレーション").click()
     escalations = page.locator("#escalations")
     await expect(escalations).to_contain_text("回答の照合不一致")
     await expect(escalations).to_contain_text("001")
@@ -224,6 +227,8 @@ async def test_a_mismatch_says_what_happens_next_and_reaches_the_branch_manager(
     assert acknowledged["details"]["object_id"] == sent["id"]
     # What was done stays with the escalation (read through the API), not in the ledger's details.
     assert "申込者" not in str(acknowledged["details"])
+    await page.get_by_role("link", name="ダッシュボード").click()
+    await expect(page.locator("#count-escalations")).to_have_text("0")
     manager = Terminal(live, demo_logins, "bm001")
     closed = manager.http.get("/escalations", params={"state": "acknowledged"}, headers=manager.headers)
     assert closed.status_code == 200, closed.text
