@@ -271,3 +271,39 @@ async def test_a_manager_reads_the_escalations_of_the_branch_they_manage_not_of_
     assert {e["branch_code"] for e in await _open(client, await as_user(client, demo, "bm002"))} == {"002"}
     everyone = await _open(client, await as_user(client, demo, "auditor"))
     assert {e["branch_code"] for e in everyone} == {"001", "002"}
+
+
+async def test_bad_input_to_the_escalation_endpoints_is_refused_as_problem_json_and_changes_nothing(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    await _mismatch(client, demo, ctx)
+    manager = await as_user(client, demo, "bm001")
+    [escalation] = await _open(client, manager)
+    path = f"/escalations/{escalation['id']}/acknowledge"
+    for params in ({"state": "closed"}, {"cursor": "not-a-cursor"}, {"limit": 0}, {"branch_code": "x" * 9}):
+        refused = await client.get("/escalations", params=params, headers=manager)
+        assert (refused.status_code, refused.json()["code"]) == (422, "VALIDATION_ERROR"), params
+        assert refused.headers["content-type"] == "application/problem+json"
+    for body in ({}, {"note": 5}, {"note": "x" * 401}, {"note": "対応\x07済み"}, [], "text"):
+        refused = await client.post(path, json=body, headers=manager)
+        assert (refused.status_code, refused.json()["code"]) == (422, "VALIDATION_ERROR"), body
+    not_json = await client.post(
+        path, content=b"{note:", headers={**manager, "Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 422
+    answers = {}
+    for unknown in ("no-such-id", "x" * 500, "%00"):
+        missing = await client.post(
+            f"/escalations/{unknown}/acknowledge", json={"note": "済"}, headers=manager
+        )
+        assert missing.headers["content-type"] == "application/problem+json"
+        answers[unknown[:5]] = (missing.status_code, missing.json()["code"])
+    # No such escalation, however long the id; a NUL in the path is refused before any route runs.
+    assert answers == {
+        "no-su": (404, "NOT_FOUND"),
+        "xxxxx": (404, "NOT_FOUND"),
+        "%00": (422, "VALIDATION_ERROR"),
+    }
+    [still_open] = await _open(client, manager)
+    assert still_open["acknowledged_at"] is None
+    assert await ledger_events(ctx, action="escalation.acknowledged") == []
