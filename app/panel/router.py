@@ -169,6 +169,10 @@ def _render(
         fmt_amount=views.format_amount,
         purpose_label=lambda code: _purpose_label(ctx, language, code),
         staff=lambda user_id: views.staff_label(values.get("staff_names", {}), user_id, language),
+        # Named as every page names staff, so the user knows themselves in the tables.
+        signed_in_as=views.staff_label({principal.id: principal.name}, principal.id, language)
+        if principal
+        else "",
         document_label=lambda code: _document_label(ctx, language, code),
         escalation_note=lambda e: views.escalation_note(e.kind, e.note, t),
         flash=t(message, line=request.query_params.get("line", "")) if message else None,

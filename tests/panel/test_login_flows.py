@@ -21,7 +21,7 @@ async def test_login_shows_the_previous_login_and_the_failed_attempts_since(
 ) -> None:
     await log_in(page, live, demo_logins, "cf001")
     await expect(page.locator("#login-notice")).to_contain_text("初めてのログインです")
-    await expect(page.locator("#header-user")).to_contain_text("cf001")
+    await expect(page.locator("#header-user")).to_have_text("鈴木 一郎（cf001）")
     await expect(page.locator("#header-terminal")).to_have_text("T001-01")
     await page.get_by_role("button", name="ログアウト").click()
     await expect(page.locator("#login-reason")).to_contain_text("ログアウトしました")

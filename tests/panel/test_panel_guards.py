@@ -375,6 +375,9 @@ async def test_hq_sees_overdue_lists_of_every_branch_and_an_unbalanced_day(
         "Branch requests executed, by branch: 001: 1"
     )
     await expect(page.locator("#escalations")).to_contain_text("Daily HQ balance does not match")
+    await expect(page.locator("#escalations").get_by_role("button", name="Mark as handled")).to_have_count(5)
+    await expect(page.locator("#header-user")).to_have_text("加藤 直子 (hqcf)")  # English punctuation
+    await page.screenshot(path=str(ARTIFACTS / "oversight-english.png"), full_page=True)
     await page.get_by_role("link", name="日本語に切り替え").click()
 
 
