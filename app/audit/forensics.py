@@ -23,6 +23,7 @@ from app.authz.models import ServiceAccount, Terminal, User, UserRole
 from app.authz.policy import roles_allow
 from app.authz.roles import PERMISSIONS
 from app.context import AppContext
+from app.escalation.models import Escalation
 from app.governance.models import AccessRegisterEntry, EmergencySuspension, HrEvent
 from app.hq.models import HqRequest
 from app.inquiry.models import Inquiry, SealedResponse
@@ -440,7 +441,8 @@ async def access_holders(
 class TracedEvent:
     event: AuditEvent
     # "inquiry"; "daily_list" for events about a list that carries this inquiry as a line;
-    # "retention_deletion" for the purge that destroyed its response (and its re-application, RT-2).
+    # "retention_deletion" for the purge that destroyed its response (and its re-application, RT-2);
+    # "escalation" for the handling of an escalation about it.
     via: str
 
 
@@ -449,7 +451,8 @@ async def inquiry_trace_events(
 ) -> list[TracedEvent]:
     """Every ledger event of one inquiry in seq order: request, checks, approval, center, hold, release,
     every read, then each list line it appears on, the line's check, the list's confirmation, every
-    view/print of those lists, and destruction of the response (LG-5). ``lists_of_branch`` keeps only
+    view/print of those lists, how escalations about it were handled, and destruction of the response
+    (LG-5). ``lists_of_branch`` keeps only
     the lists of that branch (a branch tracing HQ's inquiry for it sees its own lists, not HQ's)."""
     own = await session.scalars(
         select(AuditEvent).where(AuditEvent.object_id == inquiry_id).order_by(AuditEvent.seq)
@@ -472,6 +475,21 @@ async def inquiry_trace_events(
                 if json.loads(event.details).get("inquiry_id") != inquiry_id:
                     continue
             traced.append(TracedEvent(event, "daily_list"))
+    # An escalation about the inquiry is raised by one of its own events (a mismatch on release, the
+    # center refusing a cancellation); how it was handled is an event about the escalation.
+    escalations = select(Escalation.id).where(
+        Escalation.object_type == "inquiry", Escalation.object_id == inquiry_id
+    )
+    if lists_of_branch is not None:
+        escalations = escalations.where(Escalation.branch_code == lists_of_branch)
+    escalation_ids = sorted((await session.scalars(escalations)).all())
+    if escalation_ids:
+        handled = await session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.object_id.in_(escalation_ids), AuditEvent.object_type == "escalation")
+            .order_by(AuditEvent.seq)
+        )
+        traced.extend(TracedEvent(event, "escalation") for event in handled)
     # One event tells of a whole purge; the response names the deletion that destroyed it.
     deletion_id = await session.scalar(
         select(SealedResponse.deletion_id).where(SealedResponse.inquiry_id == inquiry_id)

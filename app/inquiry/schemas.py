@@ -268,7 +268,8 @@ class TraceEvent(BaseModel):
     object_type: str | None = None
     object_id: str | None = None
     # inquiry | daily_list (an event about a list this inquiry is a line of) | retention_deletion (the purge
-    # that destroyed its response, RT-1, and its re-application after a restore, RT-2)
+    # that destroyed its response, RT-1, and its re-application after a restore, RT-2) | escalation (the
+    # handling of an escalation about it)
     via: str = "inquiry"
     outcome: str
     details: dict[str, Any]

@@ -83,6 +83,14 @@ async def test_the_branch_manager_acknowledges_a_mismatch_once_with_what_was_don
     assert (event.actor_id, event.object_id) == ("bm001", escalation["id"])
     assert "電話" not in event.details  # free text stays in the escalation, not in the ledger
 
+    # The inquiry's trace (LG-5) runs on to how its escalation was handled.
+    traced = (await client.get(f"/inquiries/{inquiry_id}/trace", headers=manager)).json()["events"]
+    steps = [(e["action"], e["via"]) for e in traced]
+    raised = steps.index(("inquiry.suspected_misuse", "inquiry"))
+    assert steps.index(("escalation.acknowledged", "escalation")) > raised
+    [handled] = [e for e in traced if e["via"] == "escalation"]
+    assert (handled["actor_id"], handled["object_id"]) == ("bm001", escalation["id"])
+
 
 async def test_other_branches_auditors_and_confirmers_cannot_acknowledge_and_hq_compliance_can(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
