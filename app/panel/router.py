@@ -175,6 +175,7 @@ def _render(
         else "",
         document_label=lambda code: _document_label(ctx, language, code),
         escalation_note=lambda e: views.escalation_note(e.kind, e.note, t),
+        escalation_line=lambda e: views.escalation_line(e.kind, e.note),
         flash=t(message, line=request.query_params.get("line", "")) if message else None,
         flash_error=error_message(language, error) if _CODE.match(error) else None,
         flash_error_code=error if _CODE.match(error) else None,

@@ -70,6 +70,13 @@ _NOTE_IS_CENTER_CODE = frozenset({"center_refused_cancellation", "center_refused
 _NOTE_IS_LINE = frozenset({"list_line_mismatch", "list_line_document_missing"})
 
 
+def escalation_line(kind: str, note: str | None) -> str | None:
+    """The list line a list-line escalation is about, so the page can name it and lead to it."""
+    if kind in _NOTE_IS_LINE and note and (line := _LINE_NOTE.fullmatch(note)):
+        return line.group(1)
+    return None
+
+
 def escalation_note(kind: str, note: str | None, t: Callable[..., str]) -> str | None:
     if not note:
         return None
@@ -77,8 +84,8 @@ def escalation_note(kind: str, note: str | None, t: Callable[..., str]) -> str |
         return note
     if kind in _NOTE_IS_CENTER_CODE:
         return t("escalation.note.center_code", code=note)
-    if kind in _NOTE_IS_LINE and (line := _LINE_NOTE.fullmatch(note)):
-        return t("escalation.note.line", line=line.group(1))
+    if (line := escalation_line(kind, note)) is not None:
+        return t("escalation.note.line", line=line)
     return None
 
 

@@ -93,6 +93,31 @@ async def test_subject_list_lines_are_checked_and_the_list_confirmed_with_files_
     assert confirmed.state == "confirmed" and confirmed.confirmed_by == "cf001b" and not confirmed.late
 
 
+async def test_a_line_found_not_matching_reaches_the_manager_who_is_led_to_that_line(
+    page: Page,
+    live: LiveServer,
+    demo_logins: DemoCredentials,
+    center_population: Population,
+    clock: ManualClock,
+) -> None:
+    lists, _sent = friday_with_two_inquiries(live, demo_logins, center_population, clock)
+    await log_in(page, live, demo_logins, "cf001b")
+    await page.locator("#lists").get_by_role("link", name=open_link("subject", FRIDAY)).click()
+    await page.locator("#note-2").fill("同意書の取得日が照会日より後")
+    await page.get_by_role("button", name="No.2 を「不一致」として記録").click()
+    await expect(page.locator("#line-2 .check-cell")).to_have_attribute("data-check", "mismatch")
+    await page.get_by_role("button", name="ログアウト").click()
+
+    await log_in(page, live, demo_logins, "bm001")
+    await page.get_by_role("link", name="管理者ビュー").click()
+    row = page.locator("#escalations tr", has_text="リスト明細の不一致")
+    await expect(row.locator(".escalation-note")).to_have_text("No.2 の明細")
+    await row.get_by_role("link", name="被照会者リスト 2026年11月13日（金）").click()
+    assert page.url.endswith(f"/panel/lists/{lists['subject'].id}#line-2")
+    await expect(page.locator("#line-2 .check-cell")).to_have_attribute("data-check", "mismatch")
+    await expect(page.locator("#line-2")).to_contain_text("同意書の取得日が照会日より後")
+
+
 async def test_count_list_is_refused_until_the_responses_in_hand_match(
     page: Page,
     live: LiveServer,

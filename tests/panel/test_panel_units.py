@@ -15,7 +15,7 @@ from app.context import AppContext
 from app.lists.calendar import BusinessCalendar
 from app.panel.i18n import CATALOGUES, translator
 from app.panel.security import SESSION_COOKIE, loopback_demo_settings, set_panel_cookie
-from app.panel.views import CalendarDay, ListOnDay, escalation_note, month_grid
+from app.panel.views import CalendarDay, ListOnDay, escalation_line, escalation_note, month_grid
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "app" / "panel" / "templates"
 
@@ -165,3 +165,6 @@ def test_an_escalations_note_reads_in_the_staffs_language_or_not_at_all() -> Non
     assert escalation_note("list_overdue", "subject list 2026-11-13", ja) is None
     assert escalation_note("list_line_mismatch", "something else", ja) is None
     assert escalation_note("document_mismatch", None, ja) is None
+    # The row's link leads to that line of the list.
+    assert escalation_line("list_line_mismatch", "line 3") == "3"
+    assert escalation_line("list_overdue", "line 3") is None
