@@ -325,7 +325,7 @@ async def release(
     )
     next_steps = (
         "照合不一致として記録しました。支店の個人信用情報管理者と本部コンプライアンス部門に通知済みです。"
-        "回答情報は照会作業者に開示されません。"
+        "回答情報は照会作業者には表示されません。"
         if body.document_check == "mismatch"
         else None
     )

@@ -68,7 +68,7 @@ async def test_hqs_answer_waits_on_the_requesting_branchs_dashboard_and_is_relea
 
     await log_in(page, live, demo_logins, "cf002")
     await expect(page.locator("#count-held")).to_have_text("1")
-    await page.locator("#held").get_by_role("link", name=f"回答を開示する {inquiry['number']}").click()
+    await page.locator("#held").get_by_role("link", name=f"回答の保留を解除する {inquiry['number']}").click()
     # The branch's confirmer compares the answer with the branch's document: whom it is about is shown.
     asked_about = subject_of(center_population, 4)
     await expect(page.locator("#subject-kana")).to_have_text(asked_about["name_kana"])
@@ -85,8 +85,8 @@ async def test_hqs_answer_waits_on_the_requesting_branchs_dashboard_and_is_relea
 
     await page.get_by_label("パスワード（再入力）").fill(user(demo_logins, "cf002")["password"])
     await page.get_by_label("一致（書類どおり）").check()
-    await page.get_by_role("button", name="記録して回答を開示する").click()
-    await expect(page.locator(".flash-ok")).to_have_text("照合結果を記録し、回答を開示しました。")
+    await page.get_by_role("button", name="記録して保留を解除する").click()
+    await expect(page.locator(".flash-ok")).to_have_text("照合結果を記録し、回答の保留を解除しました。")
     await expect(page.locator("#response-kana")).to_have_text(subject_of(center_population, 4)["name_kana"])
     await page.goto(f"{live.url}/panel/")
     await expect(page.locator("#count-held")).to_have_text("0")

@@ -82,9 +82,9 @@ async def test_a_refused_draft_cannot_be_submitted_and_a_script_in_a_name_is_onl
     # On second thought the confirmer refuses: the number already issued dies with the refusal.
     await page.goto(f"{live.url}/panel/inquiries/{draft['id']}")
     await page.get_by_label("承認しない理由").select_option("document_mismatch")
-    await page.get_by_role("button", name="承認を拒否する").click()
-    await expect(page.locator(".flash-ok")).to_contain_text("承認を拒否しました")
-    await expect(page.locator(".badge-flag")).to_have_text("承認拒否")
+    await page.get_by_role("button", name="差し戻す").click()
+    await expect(page.locator(".flash-ok")).to_contain_text("差し戻しました")
+    await expect(page.locator(".badge-flag")).to_have_text("差戻し")
     refusals = ledger(live, "inquiry.approval_refused")
     assert [e["details"] for e in refusals] == [{"reason": "document_mismatch"}]
     submitted = terminal.post(
@@ -120,16 +120,16 @@ async def test_confirmer_releases_a_response_after_reauthentication_and_reads_it
     assert sent["status"] == "held"
 
     await log_in(page, live, demo_logins, "cf001b")
-    await page.locator("#held").get_by_role("link", name=f"回答を開示する {sent['number']}").click()
+    await page.locator("#held").get_by_role("link", name=f"回答の保留を解除する {sent['number']}").click()
     await page.get_by_label("パスワード（再入力）").fill("wrong-password-123")
     await page.get_by_label("一致（書類どおり）").check()
-    await page.get_by_role("button", name="記録して回答を開示する").click()
+    await page.get_by_role("button", name="記録して保留を解除する").click()
     await expect(page.locator("#error-code")).to_have_text("REAUTH_FAILED")
 
     await page.get_by_label("パスワード（再入力）").fill(user(demo_logins, "cf001b")["password"])
     await page.get_by_label("一致（書類どおり）").check()
-    await page.get_by_role("button", name="記録して回答を開示する").click()
-    await expect(page.locator(".flash-ok")).to_have_text("照合結果を記録し、回答を開示しました。")
+    await page.get_by_role("button", name="記録して保留を解除する").click()
+    await expect(page.locator(".flash-ok")).to_have_text("照合結果を記録し、回答の保留を解除しました。")
     await expect(page.locator("h2", has_text="借入")).to_be_visible()
     await expect(page.locator("h2", has_text="延滞")).to_be_visible()
     await expect(page.locator("h2", has_text="官報情報")).to_be_visible()
@@ -175,7 +175,7 @@ async def test_a_mismatch_says_what_happens_next_and_reaches_the_branch_manager(
     await page.get_by_label("パスワード（再入力）").fill(user(demo_logins, "cf001")["password"])
     await page.get_by_label("不一致（書類と合わない）").check()
     await page.get_by_label("メモ（不一致の場合は状況を記入）").fill("申込書の生年月日と回答が異なる")
-    await page.get_by_role("button", name="記録して回答を開示する").click()
+    await page.get_by_role("button", name="記録して保留を解除する").click()
     next_steps = page.locator("#mismatch-next")
     await expect(next_steps).to_contain_text("個人信用情報管理者と本部コンプライアンス部門に通知")
     await expect(page.locator(".flash-ok")).to_have_count(0)  # a mismatch is not announced as a success
@@ -341,11 +341,11 @@ async def test_a_response_destroyed_at_the_end_of_its_use_period_is_said_so_on_i
     live.run(purge())
     # Nothing is left to release: only the recent response waits for the confirmer.
     await page.goto(f"{live.url}/panel/")
-    await expect(page.get_by_role("link", name=f"回答を開示する {sent['number']}")).to_have_count(0)
-    await expect(page.get_by_role("link", name=f"回答を開示する {recent['number']}")).to_have_count(1)
+    await expect(page.get_by_role("link", name=f"回答の保留を解除する {sent['number']}")).to_have_count(0)
+    await expect(page.get_by_role("link", name=f"回答の保留を解除する {recent['number']}")).to_have_count(1)
     await page.goto(f"{live.url}/panel/inquiries/{sent['id']}")
     await expect(page.locator("#response-destroyed")).to_contain_text("利用期間の経過により消去されました")
-    await expect(page.get_by_role("link", name="回答を開示する")).to_have_count(0)
+    await expect(page.get_by_role("link", name="回答の保留を解除する")).to_have_count(0)
     # Its state reads as destroyed, not as a response still held for release.
     await expect(page.locator(".meta .badge").first).to_have_text("回答消去済")
     await page.screenshot(path=str(ARTIFACTS / "inquiry-response-destroyed.png"), full_page=True)

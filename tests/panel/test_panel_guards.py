@@ -422,7 +422,7 @@ async def test_release_asks_for_the_second_factor_where_the_branch_policy_says_s
     await code_field.evaluate("element => element.removeAttribute('required')")
     await page.get_by_label("パスワード（再入力）").fill(user(demo_logins, "cf001b")["password"])
     await page.get_by_label("一致（書類どおり）").check()
-    await page.get_by_role("button", name="記録して回答を開示する").click()
+    await page.get_by_role("button", name="記録して保留を解除する").click()
     await expect(page.locator("#error-code")).to_have_text("REAUTH_FAILED")
     refusals = ledger(live, "inquiry.release_refused")
     assert [e["details"] for e in refusals] == [{"code": "REAUTH_FAILED", "reason": "totp"}]
@@ -430,8 +430,8 @@ async def test_release_asks_for_the_second_factor_where_the_branch_policy_says_s
     await page.get_by_label("パスワード（再入力）").fill(user(demo_logins, "cf001b")["password"])
     await page.locator("#release-totp").fill(code_at(secret, clock.now()))
     await page.get_by_label("一致（書類どおり）").check()
-    await page.get_by_role("button", name="記録して回答を開示する").click()
-    await expect(page.locator(".flash-ok")).to_have_text("照合結果を記録し、回答を開示しました。")
+    await page.get_by_role("button", name="記録して保留を解除する").click()
+    await expect(page.locator(".flash-ok")).to_have_text("照合結果を記録し、回答の保留を解除しました。")
     assert [e["actor_id"] for e in ledger(live, "inquiry.released")] == ["cf001b"]
 
 
@@ -467,7 +467,7 @@ async def test_approve_and_release_work_with_the_keyboard_only(
     await page.keyboard.press("Space")
     await tab_to(page, "#release-submit")
     await page.keyboard.press("Enter")
-    await expect(page.locator(".flash-ok")).to_have_text("照合結果を記録し、回答を開示しました。")
+    await expect(page.locator(".flash-ok")).to_have_text("照合結果を記録し、回答の保留を解除しました。")
     assert [e["actor_id"] for e in ledger(live, "inquiry.released")] == ["cf001"]
     await page.screenshot(path=str(ARTIFACTS / "response-after-keyboard-release.png"), full_page=True)
     terminal.close()
