@@ -280,7 +280,8 @@ async def test_the_month_calendar_shows_confirmed_overdue_and_missing_days_from_
     # The gaps are said in words with their number, not only drawn; the month shown is this month.
     gaps = await calendar.locator("#calendar li[data-state='missing']").count()
     assert gaps > 0
-    await expect(calendar.locator("#missing-lists")).to_contain_text(f"作成されていない営業日が{gaps}件")
+    missing_note = calendar.locator("#missing-lists")
+    await expect(missing_note).to_contain_text(f"作成されていない営業日が店番ごとに延べ{gaps}日")
     await expect(calendar.locator("#this-month")).to_have_count(0)
     await expect(calendar.locator("#day-2026-11-22")).to_have_class("day closed")
     await expect(calendar.locator("#day-2026-11-22 li")).to_have_count(0)
