@@ -285,6 +285,7 @@ _JA: dict[str, str] = {
     # oversight
     "oversight.title": "管理者ビュー",
     "oversight.escalations": "エスカレーション",
+    "oversight.escalations_more": "未対応の全{total}件のうち、新しい{shown}件を表示しています。残りは表示中のものを対応済みにすると表示されます（すべては API の GET /escalations で取得できます）。",
     "dashboard.escalations": "未対応のエスカレーション",
     "oversight.escalations_none": "未対応のエスカレーションはありません。",
     "oversight.overdue": "期限超過のリスト（全担当店）",
@@ -640,6 +641,7 @@ _EN: dict[str, str] = {
     "list.done": "The list is confirmed.",
     "oversight.title": "Manager view",
     "oversight.escalations": "Escalations",
+    "oversight.escalations_more": "Showing the newest {shown} of {total} open escalations. The rest appear as these are handled (all of them through GET /escalations).",
     "dashboard.escalations": "Open escalations",
     "oversight.escalations_none": "No open escalations.",
     "oversight.overdue": "Overdue lists (all your branches)",

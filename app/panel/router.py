@@ -510,6 +510,7 @@ async def _calendar_branches(session: AsyncSession, principal: Principal) -> lis
 
 # Rows per dashboard table: the oldest first, so what is cut off is the newest work.
 DASHBOARD_ROWS = 100
+OVERSIGHT_ROWS = 200
 
 
 @router.get("/")
@@ -1052,8 +1053,16 @@ async def list_pdf(
 @router.get("/oversight")
 async def oversight(request: Request, principal: PanelUser, session: DbSession, ctx: Context) -> HTMLResponse:
     try:
-        escalations = await escalation_service.open_escalations(session, principal=principal)
+        escalations = await escalation_service.open_escalations(
+            session, principal=principal, limit=OVERSIGHT_ROWS
+        )
         handled = await escalation_service.recently_acknowledged(session, principal=principal)
+        # The page shows the newest 200; more than that is said, with how many there are in all.
+        open_total = (
+            await escalation_service.count_open(session, principal=principal)
+            if len(escalations) >= OVERSIGHT_ROWS
+            else len(escalations)
+        )
         # Each row offers the form only to someone whose acknowledgement the API would take.
         not_for_caller = await escalation_service.handling(
             session, principal=principal, escalations=escalations
@@ -1088,6 +1097,7 @@ async def oversight(request: Request, principal: PanelUser, session: DbSession, 
         principal=principal,
         staff_names=await directory.staff_names(session, people),
         escalations=escalations,
+        open_total=open_total,
         handled=handled,
         not_for_caller=not_for_caller,
         inquiry_numbers=inquiry_numbers,

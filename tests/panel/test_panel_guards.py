@@ -3,7 +3,8 @@ month calendar and the HQ views; the main flows with the keyboard only."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import uuid
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from playwright.async_api import Page, expect
@@ -13,6 +14,7 @@ from app.audit.ledger import SYSTEM_ACTOR
 from app.center.simulator.population import Population
 from app.clock import ManualClock
 from app.demo import DemoCredentials
+from app.escalation.models import Escalation
 from app.governance.totp import code_at
 from app.hq.models import HqRequest
 from app.lists import service as lists_service
@@ -539,3 +541,37 @@ async def test_every_page_says_when_the_center_cannot_be_reached_and_stops_once_
     live.run(center_answers())
     await page.goto(f"{live.url}/panel/")
     assert await banner.count() == 0
+
+
+async def test_more_open_escalations_than_the_page_shows_are_counted_and_said(
+    page: Page, live: LiveServer, demo_logins: DemoCredentials
+) -> None:
+    """A backlog (weeks of overdue lists after an outage) is not silently cut at the page's 200 rows."""
+    backlog = panel_router.OVERSIGHT_ROWS + 5
+
+    async def raise_backlog() -> None:
+        async with live.ctx.db.session() as session:
+            session.add_all(
+                Escalation(
+                    id=str(uuid.uuid4()),
+                    kind="list_overdue",
+                    branch_code="001",
+                    object_type="daily_list",
+                    object_id=str(uuid.uuid4()),
+                    recipients=["branch_manager", "hq"],
+                    created_at=datetime(2026, 11, 24, 1, 0, tzinfo=UTC) - timedelta(minutes=n),
+                    note=None,
+                )
+                for n in range(backlog)
+            )
+            await session.commit()
+
+    live.run(raise_backlog())
+    await log_in(page, live, demo_logins, "bm001")
+    await expect(page.locator("#count-escalations")).to_have_text(str(backlog))
+    await page.get_by_role("link", name=f"{backlog} 未対応のエスカレーション").click()
+    await expect(page.locator("#escalations tbody tr")).to_have_count(panel_router.OVERSIGHT_ROWS)
+    await expect(page.locator("#escalations-more")).to_contain_text(
+        f"未対応の全{backlog}件のうち、新しい{panel_router.OVERSIGHT_ROWS}件を表示しています"
+    )
+    await page.screenshot(path=str(ARTIFACTS / "oversight-more-than-shown.png"))
