@@ -452,8 +452,8 @@ async def inquiry_trace_events(
     """Every ledger event of one inquiry in seq order: request, checks, approval, center, hold, release,
     every read, then each list line it appears on, the line's check, the list's confirmation, every
     view/print of those lists, how escalations about it were handled, and destruction of the response
-    (LG-5). ``lists_of_branch`` keeps only
-    the lists of that branch (a branch tracing HQ's inquiry for it sees its own lists, not HQ's)."""
+    (LG-5). ``lists_of_branch`` keeps only the lists of that branch (a branch tracing HQ's inquiry for
+    it sees its own lists, not HQ's)."""
     own = await session.scalars(
         select(AuditEvent).where(AuditEvent.object_id == inquiry_id).order_by(AuditEvent.seq)
     )

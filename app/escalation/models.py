@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import JSON, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
+
+# A list-line escalation's note names its line, written and read only through these two.
+_LINE_NOTE = re.compile(r"line ([0-9]{1,6})")
+
+
+def line_note(line_no: int) -> str:
+    return f"line {line_no}"
+
+
+def noted_line(note: str | None) -> str | None:
+    """The line number a list-line escalation's note names, or None."""
+    found = _LINE_NOTE.fullmatch(note) if note else None
+    return found.group(1) if found else None
 
 
 class Escalation(Base):

@@ -20,7 +20,7 @@ from app.audit.ledger import record
 from app.authz.policy import authorize, ensure_not_concerned, may, may_handle_escalation
 from app.authz.principal import Principal
 from app.context import AppContext
-from app.errors import DomainError, Forbidden, InvalidState, NotFound, SeparationOfDutiesViolation
+from app.errors import Forbidden, InvalidState, NotFound, SeparationOfDutiesViolation
 from app.escalation.models import Escalation
 from app.escalation.schemas import EscalationState
 from app.hq.models import HqRequest
@@ -145,20 +145,14 @@ async def _inquiry_people(session: AsyncSession, escalation: Escalation) -> list
     return people
 
 
-async def _handling_refusal(
-    session: AsyncSession, principal: Principal, escalation: Escalation
-) -> DomainError | None:
-    """Why ``principal`` may not close ``escalation`` (403), or None: the role its recipients call for,
-    at its branch, and none of the people it concerns."""
+async def _ensure_may_handle(session: AsyncSession, principal: Principal, escalation: Escalation) -> None:
+    """403 unless ``principal`` holds the role its recipients call for, at its branch, and is none of the
+    people it concerns."""
     if not may_handle_escalation(
         principal, recipients=escalation.recipients, branch_code=escalation.branch_code
     ):
-        return Forbidden("Your roles do not allow handling this escalation")
-    try:
-        ensure_not_concerned(principal.id, concerned=await _concerned(session, escalation))
-    except SeparationOfDutiesViolation as refusal:
-        return refusal
-    return None
+        raise Forbidden("Your roles do not allow handling this escalation")
+    ensure_not_concerned(principal.id, concerned=await _concerned(session, escalation))
 
 
 async def handling(
@@ -168,11 +162,12 @@ async def handling(
     for someone else) or ``concerned`` (it is about them). The page offers the form for the others."""
     reasons: dict[str, str] = {}
     for escalation in escalations:
-        refusal = await _handling_refusal(session, principal, escalation)
-        if refusal is not None:
-            reasons[escalation.id] = (
-                "concerned" if isinstance(refusal, SeparationOfDutiesViolation) else "role"
-            )
+        try:
+            await _ensure_may_handle(session, principal, escalation)
+        except SeparationOfDutiesViolation:
+            reasons[escalation.id] = "concerned"
+        except Forbidden:
+            reasons[escalation.id] = "role"
     return reasons
 
 
@@ -185,8 +180,7 @@ async def acknowledge(
     # Another branch's escalation does not exist for the caller (as for inquiries and lists).
     if escalation is None or not may(principal, "escalation.read", branch_code=escalation.branch_code):
         raise NotFound("No such escalation")
-    if (refusal := await _handling_refusal(session, principal, escalation)) is not None:
-        raise refusal
+    await _ensure_may_handle(session, principal, escalation)
     if escalation.acknowledged_at is not None:
         # Who closed it is on the escalation for those who may read it, not in an error message.
         raise InvalidState("The escalation was already acknowledged")

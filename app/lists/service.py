@@ -34,7 +34,7 @@ from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
 from app.db import BIGINT_MAX, insert_many, lock_or_create_many
 from app.errors import DomainError, InvalidState, NotFound, ValidationFailed
-from app.escalation.models import Escalation
+from app.escalation.models import Escalation, line_note
 from app.hq.models import HqRequest
 from app.inquiry.models import Inquiry, InquiryCorrection
 from app.inquiry.sealing import open_subject
@@ -1141,7 +1141,7 @@ async def check_line(
                 object_id=daily.id,
                 recipients=["branch_manager", "hq_compliance"],
                 created_at=now,
-                note=f"line {line_no}",
+                note=line_note(line_no),
                 raised_by=principal.id,
                 concerns=[line.operator_id],
             )

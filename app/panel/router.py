@@ -1115,7 +1115,7 @@ async def acknowledge_escalation(
     form = await _form(request, ctx, principal)
     back = f"{PANEL_PATH}/oversight"
     try:
-        body = _checked_form(AcknowledgeEscalationIn, note=form.get("note", "").strip())
+        body = _checked_form(AcknowledgeEscalationIn, note=form.get("note", ""))
         await escalation_service.acknowledge(
             session, ctx=ctx, principal=principal, escalation_id=escalation_id, note=body.note
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from app.clock import EARLIEST_BUSINESS_DATE, LATEST_BUSINESS_DATE, TOKYO
+from app.escalation.models import noted_line
 from app.lists.calendar import BusinessCalendar
 from app.lists.formats import date_ja, deadline_ja
 from app.panel.i18n import Language
@@ -64,7 +65,6 @@ def staff_label(names: dict[str, str], user_id: str | None, language: Language) 
 # the escalation: a confirmer's own words on a document mismatch, but machine text elsewhere ("line 3",
 # the center's result code, "subject list 2026-11-13" that only repeats the object). Staff read it in
 # their language, or not at all where it says nothing the row does not.
-_LINE_NOTE = re.compile(r"line ([0-9]{1,6})")
 _NOTE_AS_WRITTEN = frozenset({"document_mismatch"})
 _NOTE_IS_CENTER_CODE = frozenset({"center_refused_cancellation", "center_refused_correction"})
 _NOTE_IS_LINE = frozenset({"list_line_mismatch", "list_line_document_missing"})
@@ -72,9 +72,7 @@ _NOTE_IS_LINE = frozenset({"list_line_mismatch", "list_line_document_missing"})
 
 def escalation_line(kind: str, note: str | None) -> str | None:
     """The list line a list-line escalation is about, so the page can name it and lead to it."""
-    if kind in _NOTE_IS_LINE and note and (line := _LINE_NOTE.fullmatch(note)):
-        return line.group(1)
-    return None
+    return noted_line(note) if kind in _NOTE_IS_LINE else None
 
 
 def escalation_note(kind: str, note: str | None, t: Callable[..., str]) -> str | None:
