@@ -3,17 +3,23 @@
 An administrator logs in like anyone else, but uses an administrator role only inside a privileged
 session opened with a reason and a fresh TOTP code. Opening one raises an alert (a ledger event with
 outcome ``alert`` and a review task), and someone other than the administrator reviews it afterwards.
+
+A privileged session lives inside its login: closing it ends it, and so does the end of the login —
+logout, a timeout, a suspension — whether or not anyone closes it. Its end is therefore read from both,
+and a review waits for that end, so nothing the session does can come after the review of it.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import record
+from app.authz.models import AuthSession
 from app.authz.policy import authorize, ensure_different_people
 from app.authz.principal import Principal
 from app.authz.roles import PERMISSIONS, PRIVILEGED_ROLES
@@ -22,6 +28,16 @@ from app.errors import Conflict, InvalidState, NotFound, PrivilegedSessionRequir
 from app.governance import totp
 from app.governance.models import PrivilegedSession, ReviewTask, TotpEnrolment
 from app.pagination import keyset_page
+
+
+@dataclass(frozen=True)
+class PrivilegedUse:
+    """A privileged session with when and why it ended (None while it may still act)."""
+
+    session: PrivilegedSession
+    ended_at: datetime | None
+    # closed | the login's end reason (logout, idle_timeout, absolute_timeout, suspended, ...)
+    end_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -114,7 +130,7 @@ async def ensure_privileged(session: AsyncSession, principal: Principal, action:
 
 async def open_privileged_session(
     session: AsyncSession, *, ctx: AppContext, principal: Principal, reason: str, code: str
-) -> PrivilegedSession:
+) -> PrivilegedUse:
     """Open a privileged session with a reason and a fresh TOTP code; alerted and queued for review."""
     if principal.kind != "user" or not principal.roles & PRIVILEGED_ROLES:
         raise InvalidState("Only holders of an administrator role open privileged sessions")
@@ -162,7 +178,7 @@ async def open_privileged_session(
         details={"roles": sorted(principal.roles & PRIVILEGED_ROLES), "reason_length": len(reason)},
     )
     await session.commit()
-    return privileged
+    return PrivilegedUse(privileged, None, None)
 
 
 async def close_privileged_session(session: AsyncSession, *, ctx: AppContext, principal: Principal) -> None:
@@ -182,7 +198,7 @@ async def close_privileged_session(session: AsyncSession, *, ctx: AppContext, pr
 
 async def review_privileged_session(
     session: AsyncSession, *, ctx: AppContext, principal: Principal, privileged_id: str, note: str
-) -> PrivilegedSession:
+) -> PrivilegedUse:
     """Someone other than the administrator looks at what the privileged session did (AC-5)."""
     authorize(principal, "privileged.review")
     privileged = await session.get(PrivilegedSession, privileged_id, with_for_update=True)
@@ -191,6 +207,10 @@ async def review_privileged_session(
     ensure_different_people(principal.id, others={"the administrator": privileged.user_id})
     if privileged.reviewed_at is not None:
         raise InvalidState("This privileged session was already reviewed")
+    (use,) = await _uses(ctx, session, [privileged])
+    if use.ended_at is None:
+        # Reviewed afterwards (AC-5): a review of a live session would vouch for what it has yet to do.
+        raise InvalidState("This privileged session is still open; review it once it has ended")
     now = ctx.clock.now()
     privileged.reviewed_by = principal.id
     privileged.reviewed_at = now
@@ -212,17 +232,51 @@ async def review_privileged_session(
         object_id=privileged.id,
     )
     await session.commit()
-    return privileged
+    return use
+
+
+def _use_of(ctx: AppContext, privileged: PrivilegedSession, login: AuthSession | None) -> PrivilegedUse:
+    """When ``privileged`` stopped being usable: closed, or its login ended (also by a timeout that no
+    request has noticed yet, which the login row does not show)."""
+    if privileged.ended_at is not None:
+        return PrivilegedUse(privileged, privileged.ended_at, "closed")
+    if login is None:
+        # Logins are never purged; a privileged session without one could never act.
+        return PrivilegedUse(privileged, privileged.opened_at, "login_missing")
+    if login.ended_at is not None:
+        return PrivilegedUse(privileged, login.ended_at, login.end_reason)
+    idle_end = login.last_seen_at + timedelta(minutes=ctx.settings.session_idle_minutes)
+    ends = sorted([(login.expires_at, "absolute_timeout"), (idle_end, "idle_timeout")])
+    at, reason = ends[0]
+    if at <= ctx.clock.now():
+        return PrivilegedUse(privileged, at, reason)
+    return PrivilegedUse(privileged, None, None)
+
+
+async def _uses(ctx: AppContext, session: AsyncSession, rows: list[PrivilegedSession]) -> list[PrivilegedUse]:
+    logins = {
+        login.id: login
+        for login in await session.scalars(
+            select(AuthSession).where(AuthSession.id.in_({row.auth_session_id for row in rows}))
+        )
+    }
+    return [_use_of(ctx, row, logins.get(row.auth_session_id)) for row in rows]
 
 
 async def list_privileged_sessions(
-    session: AsyncSession, *, principal: Principal, unreviewed_only: bool, limit: int, cursor: str | None
-) -> tuple[list[PrivilegedSession], str | None]:
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    principal: Principal,
+    unreviewed_only: bool,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[PrivilegedUse], str | None]:
     authorize(principal, "privileged.review")
     query = select(PrivilegedSession)
     if unreviewed_only:
         query = query.where(PrivilegedSession.reviewed_at.is_(None))
-    return await keyset_page(
+    rows, next_cursor = await keyset_page(
         session,
         query,
         at=PrivilegedSession.opened_at,
@@ -230,3 +284,4 @@ async def list_privileged_sessions(
         limit=limit,
         cursor=cursor,
     )
+    return await _uses(ctx, session, rows), next_cursor

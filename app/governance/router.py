@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from app.authz.deps import AnyPrincipal, CurrentPrincipal
+from app.authz.deps import CurrentPrincipal
 from app.authz.schemas import Page, TerminalOut
 from app.db import BIGINT_MAX
 from app.deps import Context, DbSession
@@ -500,7 +500,7 @@ async def open_privileged_session(
     opened = await privileged.open_privileged_session(
         session, ctx=ctx, principal=principal, reason=body.reason, code=body.totp
     )
-    return PrivilegedSessionOut.model_validate(opened)
+    return PrivilegedSessionOut.of(opened)
 
 
 @router.delete(
@@ -509,7 +509,7 @@ async def open_privileged_session(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 404),
 )
-async def close_privileged_session(principal: AnyPrincipal, session: DbSession, ctx: Context) -> Response:
+async def close_privileged_session(principal: CurrentPrincipal, session: DbSession, ctx: Context) -> Response:
     await privileged.close_privileged_session(session, ctx=ctx, principal=principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -523,15 +523,16 @@ async def close_privileged_session(principal: AnyPrincipal, session: DbSession, 
 async def privileged_sessions(
     principal: PrivilegeReviewer,
     session: DbSession,
+    ctx: Context,
     unreviewed: bool = False,
     limit: PageLimit = 100,
     cursor: PageCursor = None,
 ) -> Page[PrivilegedSessionOut]:
     rows, next_cursor = await privileged.list_privileged_sessions(
-        session, principal=principal, unreviewed_only=unreviewed, limit=limit, cursor=cursor
+        session, ctx=ctx, principal=principal, unreviewed_only=unreviewed, limit=limit, cursor=cursor
     )
     return Page[PrivilegedSessionOut](
-        items=[PrivilegedSessionOut.model_validate(r) for r in rows], next_cursor=next_cursor
+        items=[PrivilegedSessionOut.of(r) for r in rows], next_cursor=next_cursor
     )
 
 
@@ -547,7 +548,7 @@ async def review_privileged_session(
     reviewed = await privileged.review_privileged_session(
         session, ctx=ctx, principal=principal, privileged_id=privileged_id, note=body.note
     )
-    return PrivilegedSessionOut.model_validate(reviewed)
+    return PrivilegedSessionOut.of(reviewed)
 
 
 # -- terminals and branches at the end of their life --------------------------------------------------

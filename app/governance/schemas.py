@@ -4,13 +4,16 @@ controls")."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from app.clock import BusinessDate, Instant, IsoDate
 from app.crypto.keyring import PSEUDONYM_PATTERN
 from app.inquiry.subject import FreeText, OptionalFreeText
+
+if TYPE_CHECKING:
+    from app.governance.privileged import PrivilegedUse
 
 Reason = Field(min_length=1, max_length=400)
 
@@ -195,15 +198,31 @@ class PrivilegedSessionIn(BaseModel):
 
 
 class PrivilegedSessionOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: str
     user_id: str
     reason: str
     opened_at: datetime
+    # When it could no longer act: closed, or its login ended (logout, timeout, suspension); null while open.
     ended_at: datetime | None
+    end_reason: str | None
     reviewed_by: str | None
     reviewed_at: datetime | None
+    review_note: str | None
+
+    @classmethod
+    def of(cls, use: PrivilegedUse) -> PrivilegedSessionOut:
+        row = use.session
+        return cls(
+            id=row.id,
+            user_id=row.user_id,
+            reason=row.reason,
+            opened_at=row.opened_at,
+            ended_at=use.ended_at,
+            end_reason=use.end_reason,
+            reviewed_by=row.reviewed_by,
+            reviewed_at=row.reviewed_at,
+            review_note=row.review_note,
+        )
 
 
 class ReviewIn(BaseModel):

@@ -523,3 +523,41 @@ async def test_expired_password_forces_a_change(
     again = (await login(client, demo, "accadmin", password=new_password)).json()
     assert again["must_change_password"] is False
     assert datetime.fromisoformat(again["password_expires_at"]) == clock.now() + timedelta(days=90)
+
+
+# The three calls api.md leaves to a user who must change the password; and the calls anyone may make.
+CALLS_BEFORE_A_PASSWORD_CHANGE = {
+    ("POST", "/auth/password"),
+    ("POST", "/auth/logout"),
+    ("GET", "/me"),
+}
+CALLS_WITHOUT_A_LOGIN = {
+    ("POST", "/auth/login"),
+    ("POST", "/auth/token"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+}
+
+
+async def test_every_other_call_waits_for_the_password_change(
+    app: Any, client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """Swept over the published API (its OpenAPI document), so a new endpoint cannot miss the gate."""
+    await _set_must_change(ctx, "accadmin")
+    headers = bearer(await login_token(client, demo, "accadmin"))
+    calls = sorted(
+        (method.upper(), path.removeprefix("/api/v1"))
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    )
+    gated = [c for c in calls if c not in CALLS_BEFORE_A_PASSWORD_CHANGE | CALLS_WITHOUT_A_LOGIN]
+    assert ("DELETE", "/privileged-sessions/current") in gated and len(gated) > 60
+    answered: dict[tuple[str, str], tuple[int, str | None]] = {}
+    for method, path in gated:
+        url = path.replace("{", "").replace("}", "")  # any value for a path parameter
+        response = await client.request(method, url, headers={**headers, "Idempotency-Key": "k-1"}, json={})
+        problem = response.headers.get("content-type", "").startswith("application/problem+json")
+        answered[(method, path)] = (response.status_code, response.json().get("code") if problem else None)
+    gate = (403, "PASSWORD_CHANGE_REQUIRED")
+    assert {call: answer for call, answer in answered.items() if answer != gate} == {}

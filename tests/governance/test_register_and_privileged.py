@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -167,11 +167,47 @@ async def test_privileged_session_is_alerted_and_reviewed_by_someone_else(
         f"/privileged-sessions/{own['id']}/review", json={"note": "ok"}, headers=security
     )
     assert self_review.status_code == 403 and self_review.json()["code"] == "SOD_VIOLATION"
+    assert admin_session["ended_at"] is None and admin_session["end_reason"] is None
     auditor = await auth_headers(client, demo, "auditor")
+    review = f"/privileged-sessions/{admin_session['id']}/review"
+    # Reviewed afterwards: while the administrator may still act, a review would vouch for the unseen.
+    early = await client.post(review, json={"note": "操作ログ確認"}, headers=auditor)
+    assert early.status_code == 409 and early.json()["code"] == "INVALID_STATE"
+    assert (await client.post("/auth/logout", headers=plain)).status_code == 204
+    reviewed = await client.post(review, json={"note": "操作ログ確認"}, headers=auditor)
+    assert reviewed.status_code == 200, reviewed.text
+    body = reviewed.json()
+    assert (body["reviewed_by"], body["review_note"]) == ("auditor", "操作ログ確認")
+    assert body["end_reason"] == "logout"
+    assert body["ended_at"] is not None
+    again = await client.post(review, json={"note": "二度目"}, headers=auditor)
+    assert again.status_code == 409 and again.json()["code"] == "INVALID_STATE"
+
+
+async def test_a_privileged_session_ends_with_its_login(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock, ctx: AppContext
+) -> None:
+    """Closed, logged out or timed out: the reviewer sees when the administrator could act no more."""
+    closing = await privileged_headers(client, demo, clock, "accadmin", reason="閉じる")
+    assert (await client.delete("/privileged-sessions/current", headers=closing)).status_code == 204
+    assert (await client.delete("/privileged-sessions/current", headers=closing)).status_code == 404
+    idle = await privileged_headers(client, demo, clock, "secoff", reason="放置")
+    last_used = clock.now()
+    clock.advance(minutes=ctx.settings.session_idle_minutes + 30)
+    auditor = await auth_headers(client, demo, "auditor")
+    listed = (await client.get("/privileged-sessions", headers=auditor)).json()["items"]
+    ends = {item["reason"]: (item["end_reason"], item["ended_at"] is not None) for item in listed}
+    assert ends == {"閉じる": ("closed", True), "放置": ("idle_timeout", True)}
+    idle_session = next(item for item in listed if item["reason"] == "放置")
+    # It ended when the idle limit ran out, not when someone next looked.
+    ended_at = datetime.fromisoformat(idle_session["ended_at"])
+    assert last_used < ended_at <= last_used + timedelta(minutes=ctx.settings.session_idle_minutes)
+    # The timed-out login cannot act, and its privileged session can now be reviewed.
+    assert (await client.get("/privileged-sessions", headers=idle)).json()["code"] == "SESSION_EXPIRED"
     reviewed = await client.post(
-        f"/privileged-sessions/{admin_session['id']}/review", json={"note": "操作ログ確認"}, headers=auditor
+        f"/privileged-sessions/{idle_session['id']}/review", json={"note": "確認済み"}, headers=auditor
     )
-    assert reviewed.status_code == 200 and reviewed.json()["reviewed_by"] == "auditor"
+    assert reviewed.status_code == 200, reviewed.text
 
 
 def test_administrators_and_auditors_never_read_response_content() -> None:
