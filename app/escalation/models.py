@@ -24,6 +24,23 @@ def noted_line(note: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+# An HQ balance escalation's note holds the day's three figures as they were when it was raised.
+_BALANCE_NOTE = re.compile(r"hq_executed ([0-9]{1,9}), branch_requests ([0-9]{1,9}), own ([0-9]{1,9})")
+
+
+def balance_note(hq_executed: int, branch_requests: int, own_initiative: int) -> str:
+    return f"hq_executed {hq_executed}, branch_requests {branch_requests}, own {own_initiative}"
+
+
+def noted_balance(note: str | None) -> tuple[int, int, int] | None:
+    """HQ's executed count, the branches' executed requests and HQ's own inquiries a note names."""
+    found = _BALANCE_NOTE.fullmatch(note) if note else None
+    if found is None:
+        return None
+    hq_executed, branch_requests, own = (int(figure) for figure in found.groups())
+    return hq_executed, branch_requests, own
+
+
 class Escalation(Base):
     """A notification for the branch manager and HQ compliance (mismatch, overdue list, ...).
 

@@ -43,7 +43,7 @@ from app.errors import (
     TerminalNotAllowed,
     ValidationFailed,
 )
-from app.escalation.models import Escalation
+from app.escalation.models import Escalation, balance_note
 from app.hq.execution import request_content_hash
 from app.hq.models import HqDailySignOff, HqRequest
 from app.hq.schemas import HqRequestCreate
@@ -408,12 +408,22 @@ async def compute_balance(session: AsyncSession, *, business_date: date) -> HqBa
 async def _raise_mismatch_alert(
     session: AsyncSession, *, ctx: AppContext, balance: HqBalance, actor: Actor
 ) -> None:
-    """HQ_COUNT_MISMATCH is critical: one escalation to HQ compliance per day, and a ledger event."""
+    """HQ_COUNT_MISMATCH is critical: a ledger event each time it is seen, and an escalation to HQ
+    compliance for each difference — one at a time while it is open, and again after it was handled
+    only if the figures have moved (a difference handled and still there blocks the sign-off, which
+    says so; a new one is news)."""
     day = balance.business_date.isoformat()
-    already = await session.scalar(
-        select(Escalation.id).where(Escalation.kind == "hq_count_mismatch", Escalation.object_id == day)
-    )
-    if already is None:
+    figures = balance_note(balance.hq_executed, balance.branch_requests_executed, balance.own_initiative)
+    raised = (
+        await session.execute(
+            select(Escalation.acknowledged_at, Escalation.note).where(
+                Escalation.kind == "hq_count_mismatch", Escalation.object_id == day
+            )
+        )
+    ).all()
+    # Escalations raised before the figures were noted have none: they count as this difference.
+    seen = any(acknowledged_at is None or note in (None, figures) for acknowledged_at, note in raised)
+    if not seen:
         session.add(
             Escalation(
                 id=str(uuid.uuid4()),
@@ -423,7 +433,7 @@ async def _raise_mismatch_alert(
                 object_id=day,
                 recipients=["hq_compliance", "auditor"],
                 created_at=ctx.clock.now(),
-                note=None,
+                note=figures,
             )
         )
     record(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from app.clock import EARLIEST_BUSINESS_DATE, LATEST_BUSINESS_DATE, TOKYO
-from app.escalation.models import noted_line
+from app.escalation.models import noted_balance, noted_line
 from app.lists.calendar import BusinessCalendar
 from app.lists.formats import date_ja, deadline_ja
 from app.panel.i18n import Language
@@ -68,6 +68,7 @@ def staff_label(names: dict[str, str], user_id: str | None, language: Language) 
 _NOTE_AS_WRITTEN = frozenset({"document_mismatch"})
 _NOTE_IS_CENTER_CODE = frozenset({"center_refused_cancellation", "center_refused_correction"})
 _NOTE_IS_LINE = frozenset({"list_line_mismatch", "list_line_document_missing"})
+_NOTE_IS_HQ_BALANCE = frozenset({"hq_count_mismatch"})
 
 
 def escalation_line(kind: str, note: str | None) -> str | None:
@@ -84,6 +85,9 @@ def escalation_note(kind: str, note: str | None, t: Callable[..., str]) -> str |
         return t("escalation.note.center_code", code=note)
     if (line := escalation_line(kind, note)) is not None:
         return t("escalation.note.line", line=line)
+    if kind in _NOTE_IS_HQ_BALANCE and (figures := noted_balance(note)) is not None:
+        hq_executed, branch_requests, own = figures
+        return t("escalation.note.hq_balance", hq=hq_executed, branch=branch_requests, own=own)
     return None
 
 

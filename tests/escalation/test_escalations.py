@@ -315,3 +315,43 @@ async def test_bad_input_to_the_escalation_endpoints_is_refused_as_problem_json_
     [still_open] = await _open(client, manager)
     assert still_open["acknowledged_at"] is None
     assert await ledger_events(ctx, action="escalation.acknowledged") == []
+
+
+async def test_an_hq_difference_handled_comes_back_only_when_the_figures_move(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """HQ-3: an acknowledged difference still there does not re-open on every read (the blocked sign-off
+    says so); a different one is news and is raised again, with its figures."""
+    op001, hqop = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
+    hqcf = await as_user(client, demo, "hqcf")
+    subjects = [await person(ctx, index=i) for i in range(3)]
+    requests = []
+    for subject in subjects[:2]:
+        requests.append(request := await branch_request(client, op001, subject))
+        assert (await execute(client, hqop, request["id"], subject)).status_code == 201
+    async with ctx.db.session() as session:  # one request loses its executed mark
+        await session.execute(
+            update(HqRequest).where(HqRequest.id == requests[0]["id"]).values(status="pending")
+        )
+        await session.commit()
+    assert (await balance(client, hqcf))["balanced"] is False
+    [first] = await _open(client, hqcf)
+    assert first["note"] == "hq_executed 2, branch_requests 1, own 0"
+    done = await client.post(
+        f"/escalations/{first['id']}/acknowledge", json={"note": "原因調査中"}, headers=hqcf
+    )
+    assert done.status_code == 200, done.text
+
+    # The same difference, read again: handled, not raised again.
+    assert (await balance(client, hqcf))["balanced"] is False
+    assert await _open(client, hqcf) == []
+    # Another request executed: the difference is still there, but the figures moved.
+    third = await branch_request(client, op001, subjects[2])
+    assert (await execute(client, hqop, third["id"], subjects[2])).status_code == 201
+    assert (await balance(client, hqcf))["balanced"] is False
+    [again] = await _open(client, hqcf)
+    assert again["id"] != first["id"] and again["note"] == "hq_executed 3, branch_requests 2, own 0"
+    # Read once more while it is open: still one.
+    await balance(client, hqcf)
+    assert [e["id"] for e in await _open(client, hqcf)] == [again["id"]]
+    assert len(await ledger_events(ctx, action="hq_reconciliation.mismatch")) >= 4

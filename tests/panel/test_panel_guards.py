@@ -356,7 +356,11 @@ async def test_hq_sees_overdue_lists_of_every_branch_and_an_unbalanced_day(
     escalations = page.locator("#escalations")
     await expect(escalations).to_contain_text("本部日次照合の件数不一致")
     await expect(escalations).to_contain_text("本部日次照合 2026年11月17日（火）")
-    assert "hq_count_mismatch" not in await page.content()
+    # With the figures it was raised on, in words.
+    await expect(escalations).to_contain_text(
+        "発生時点：本部の照会実行 0 件、支店からの依頼の実行 1 件、本部独自の照会 0 件"
+    )
+    assert "hq_count_mismatch" not in await page.content() and "branch_requests" not in await page.content()
     assert "hq_reconciliation" not in await escalations.inner_text()
     # An overdue list's escalation names the list by its kind and day, and leads to it.
     live.run(lists_service.escalate_overdue(live.ctx, actor=SYSTEM_ACTOR))

@@ -12,6 +12,7 @@ from fastapi import Response
 
 from app.config import Settings
 from app.context import AppContext
+from app.escalation.models import balance_note
 from app.lists.calendar import BusinessCalendar
 from app.panel.i18n import CATALOGUES, translator
 from app.panel.security import SESSION_COOKIE, loopback_demo_settings, set_panel_cookie
@@ -165,6 +166,17 @@ def test_an_escalations_note_reads_in_the_staffs_language_or_not_at_all() -> Non
     assert escalation_note("list_overdue", "subject list 2026-11-13", ja) is None
     assert escalation_note("list_line_mismatch", "something else", ja) is None
     assert escalation_note("document_mismatch", None, ja) is None
+    # The HQ day's figures as they were when the difference was raised.
+    figures = balance_note(hq_executed=2, branch_requests=1, own_initiative=0)
+    assert (
+        escalation_note("hq_count_mismatch", figures, ja)
+        == "発生時点：本部の照会実行 2 件、支店からの依頼の実行 1 件、本部独自の照会 0 件"
+    )
+    assert (
+        escalation_note("hq_count_mismatch", figures, en)
+        == "When raised: executed by HQ 2, branch requests executed 1, HQ's own inquiries 0"
+    )
+    assert escalation_note("hq_count_mismatch", None, ja) is None
     # The row's link leads to that line of the list.
     assert escalation_line("list_line_mismatch", "line 3") == "3"
     assert escalation_line("list_overdue", "line 3") is None
