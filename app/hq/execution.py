@@ -156,6 +156,17 @@ async def requesting_branch(session: AsyncSession, *, inquiry: Inquiry) -> str |
     return await session.scalar(select(HqRequest.branch_code).where(HqRequest.id == inquiry.hq_request_id))
 
 
+async def requesting_operator(session: AsyncSession, *, inquiry_id: str) -> str | None:
+    """Who at the branch asked for the HQ inquiry ``inquiry_id``, or None for a branch's own inquiry or
+    HQ's own. As HQ's operator who ran it, they may not confirm it at their branch (SD-1: operator ≠
+    confirmer on the same HQ request)."""
+    return await session.scalar(
+        select(HqRequest.operator_id)
+        .join(Inquiry, Inquiry.hq_request_id == HqRequest.id)
+        .where(Inquiry.id == inquiry_id)
+    )
+
+
 async def releasing_request(session: AsyncSession, *, ctx: AppContext, inquiry: Inquiry) -> HqRequest | None:
     """The branch request whose own confirmer releases HQ's answer (HQ-2, method B at the requesting
     branch), or None when the answer follows the executing branch's methods.

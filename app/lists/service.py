@@ -27,7 +27,7 @@ from sqlalchemy.orm import defer
 
 from app.audit.ledger import Actor, record
 from app.authz.models import Branch
-from app.authz.policy import authorize, ensure_may_confirm, may
+from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
 from app.authz.principal import Principal
 from app.clock import TOKYO, business_date_of
 from app.context import AppContext
@@ -35,6 +35,7 @@ from app.crypto.envelope import Sealed, open_sealed, seal
 from app.db import BIGINT_MAX, insert_many, lock_or_create_many
 from app.errors import DomainError, InvalidState, NotFound, ValidationFailed
 from app.escalation.models import Escalation, line_note
+from app.hq import execution as hq_execution
 from app.hq.models import HqRequest
 from app.inquiry.models import Inquiry, InquiryCorrection
 from app.inquiry.sealing import open_subject
@@ -1121,6 +1122,11 @@ async def check_line(
         branch_code=daily.branch_code,
         operator_id=line.operator_id,
     )
+    # A line HQ ran for this branch names HQ's operator; the branch's operator who asked for it is just
+    # as much its operator, as at release (method B) for the same request.
+    requester = await hq_execution.requesting_operator(session, inquiry_id=line.inquiry_id)
+    if requester is not None:
+        ensure_not_operator(principal.id, operator_id=requester)
     now = ctx.clock.now()
     line.check, line.checked_by, line.checked_at, line.note = result, principal.id, now, (note or None)
     record(

@@ -115,3 +115,28 @@ async def test_a_request_hq_took_up_after_the_day_was_read_is_on_the_list_with_t
     subject_list = (await client.get(f"/daily-lists/{lists_001['subject']['id']}", headers=cf001)).json()
     assert [line["inquiry_id"] for line in subject_list["lines"]] == [own.json()["id"], from_hq["id"]]
     assert subject_list["totals"]["inquiries"] == 2
+
+
+async def test_who_asked_for_an_hq_inquiry_does_not_check_its_line_at_the_branch(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """SD-1: the line names HQ's operator, but the branch's operator who asked is its operator too."""
+    async with ctx.db.session() as session:
+        await directory.grant_role(
+            session, ctx=ctx, actor=Actor(id="test"), user_id="cf001", role="operator", branch_code="001"
+        )
+        await session.commit()
+    asker, hq = await as_user(client, demo, "cf001"), await as_user(client, demo, "hqop")
+    subject = await person(ctx)
+    request = await branch_request(client, asker, subject)
+    assert (await execute(client, hq, request["id"], subject)).status_code == 201
+    subject_list = (await _lists(client, hq, "001"))["subject"]
+    check = f"/daily-lists/{subject_list['id']}/lines/1/check"
+
+    refused = await client.post(check, json={"result": "matched"}, headers=asker)
+    assert (refused.status_code, refused.json()["code"]) == (403, "SAME_PERSON")
+    unchecked = (await client.get(f"/daily-lists/{subject_list['id']}", headers=asker)).json()
+    assert [line["check"] for line in unchecked["lines"]] == [None]
+    other = await as_user(client, demo, "cf001b")
+    checked = await client.post(check, json={"result": "matched"}, headers=other)
+    assert checked.status_code == 200, checked.text
