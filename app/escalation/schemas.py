@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.inquiry.subject import FreeText
+from app.inquiry.subject import StatedText
 
 EscalationState = Literal["open", "acknowledged", "all"]
 
@@ -31,13 +31,4 @@ class EscalationOut(BaseModel):
 
 class AcknowledgeEscalationIn(BaseModel):
     # What was done is the point of acknowledging: it is required, and checked like every free text.
-    note: FreeText = Field(min_length=1, max_length=400, description="What was done about it")
-
-    @field_validator("note")
-    @classmethod
-    def _says_something(cls, note: str) -> str:
-        # Spaces (half- or full-width) are not what was done; around the words they are dropped, as the
-        # panel does, so both store the same text.
-        if not note.strip():
-            raise ValueError("Say what was done")
-        return note.strip()
+    note: StatedText = Field(min_length=1, max_length=400, description="What was done about it")

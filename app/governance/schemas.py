@@ -10,7 +10,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from app.clock import BusinessDate, Instant, IsoDate
 from app.crypto.keyring import PSEUDONYM_PATTERN
-from app.inquiry.subject import FreeText, OptionalFreeText
+from app.inquiry.subject import FreeText, OptionalFreeText, StatedText
 
 if TYPE_CHECKING:
     from app.governance.privileged import PrivilegedUse
@@ -25,7 +25,7 @@ class AccessRequestIn(BaseModel):
     action: Literal["grant", "revoke", "unlock", "reset_password", "reactivate"]
     role: str | None = Field(default=None, max_length=32)
     branch_code: str | None = Field(default=None, max_length=8)
-    reason: FreeText = Reason
+    reason: StatedText = Reason
     effective_from: IsoDate | None = None
     expires_at: Instant | None = None
 
@@ -135,7 +135,7 @@ class ReviewTaskOut(BaseModel):
 class ReviewCloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    outcome: FreeText = Reason
+    outcome: StatedText = Reason
 
 
 class CampaignIn(BaseModel):
@@ -193,7 +193,7 @@ class TotpCodeIn(BaseModel):
 class PrivilegedSessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: FreeText = Reason
+    reason: StatedText = Reason
     totp: str = Field(min_length=6, max_length=12)
 
 
@@ -228,7 +228,7 @@ class PrivilegedSessionOut(BaseModel):
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: FreeText = Reason
+    note: StatedText = Reason
 
 
 class SuspensionIn(BaseModel):
@@ -236,13 +236,13 @@ class SuspensionIn(BaseModel):
 
     scope: Literal["user", "terminal", "branch", "all"]
     target: str | None = Field(default=None, max_length=40)
-    reason: FreeText = Reason
+    reason: StatedText = Reason
 
 
 class LiftIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: FreeText = Reason
+    reason: StatedText = Reason
 
 
 class SuspensionOut(BaseModel):
@@ -286,7 +286,7 @@ class UserPatchIn(BaseModel):
 class UserDeactivateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: FreeText = Reason
+    reason: StatedText = Reason
 
 
 class UserOut(BaseModel):
@@ -302,7 +302,7 @@ class UserOut(BaseModel):
 class BranchCloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: FreeText = Reason
+    reason: StatedText = Reason
 
 
 class LifecycleCheckOut(BaseModel):

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.clock import IsoDate
+from app.inquiry.subject import StatedInquiryText
 
 Purpose = Annotated[
     str, Field(min_length=1, max_length=40, description="A purpose code from the policy table")
@@ -126,7 +127,7 @@ class ReleaseRequest(BaseModel):
 class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=400)
+    reason: StatedInquiryText = Field(min_length=1, max_length=400)
     approval: Approval
 
 
@@ -144,7 +145,7 @@ class CorrectionFields(BaseModel):
 class CorrectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=400)
+    reason: StatedInquiryText = Field(min_length=1, max_length=400)
     corrections: CorrectionFields
     approval: Approval
 

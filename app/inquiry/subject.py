@@ -228,6 +228,21 @@ def _no_control_characters(value: str | None) -> str | None:
 
 
 FreeText = Annotated[str, AfterValidator(_no_individual_number), AfterValidator(_no_control_characters)]
+
+
+def _stated(value: str) -> str:
+    """Spaces alone (half- or full-width) give no reason and say nothing was done; around the words they
+    are dropped, as the panel drops them, so both store the same text."""
+    stated = value.strip()
+    if not stated:
+        raise PydanticCustomError("blank", "Say it in words: spaces alone are not enough")
+    return stated
+
+
+# A reason or an account of what was done: required words, not just spaces (CC-1 "needs a reason").
+StatedText = Annotated[FreeText, AfterValidator(_stated)]
+# The same for an inquiry's own body, whose Individual Number scan is the service's (see above).
+StatedInquiryText = Annotated[str, AfterValidator(_stated)]
 OptionalFreeText = Annotated[
     str | None, AfterValidator(_no_individual_number), AfterValidator(_no_control_characters)
 ]

@@ -17,7 +17,7 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Table, bindparam, func, select, tuple_, update
@@ -870,8 +870,17 @@ def effective_state(ctx: AppContext, daily: DailyList) -> str:
     return daily.state
 
 
-async def load_list(session: AsyncSession, list_id: str) -> DailyList:
-    daily = await session.get(DailyList, list_id)
+async def load_list(
+    session: AsyncSession, list_id: str, *, lock: Literal["update", "share"] | None = None
+) -> DailyList:
+    """The list; ``lock`` it where its state decides what may be written (on PostgreSQL: SQLite's
+    writer lock already serialises writers)."""
+    if lock is None:
+        daily = await session.get(DailyList, list_id)
+    else:
+        daily = await session.get(
+            DailyList, list_id, with_for_update={"read": lock == "share"}, populate_existing=True
+        )
     if daily is None:
         raise NotFound("No such list")
     return daily
@@ -1102,7 +1111,9 @@ async def check_line(
 ) -> DailyListLine:
     # The route's own permission, asked here so the API and the panel run the same check (AU-6).
     authorize(principal, "inquiry.confirm")
-    daily = await load_list(session, list_id)
+    # Shared: checks of different lines go on together, and a confirmation waits for them (and they
+    # for it), so no check lands on a list confirmed or superseded meanwhile.
+    daily = await load_list(session, list_id, lock="share")
     ensure_can_read(principal, daily)
     if daily.state != "pending":
         raise InvalidState(f"The list is {daily.state}; only the current pending version can be checked")
@@ -1168,7 +1179,9 @@ async def confirm(
 ) -> DailyList:
     # The route's own permission, asked here so the API and the panel run the same check (AU-6).
     authorize(principal, "inquiry.confirm")
-    daily = await load_list(session, list_id)
+    # Locked: two confirmers at once, or a supplement superseding this version meanwhile, are decided
+    # in turn — one confirmation per version, and never a superseded version turned back to confirmed.
+    daily = await load_list(session, list_id, lock="update")
     ensure_can_read(principal, daily)
     if daily.state != "pending":
         raise InvalidState(f"The list is {daily.state}")
@@ -1191,10 +1204,29 @@ async def confirm(
             refusals = center_refusals(ctx, daily)
             answered = daily.responses_delivered + refusals
             if responses_in_hand is None or not (responses_in_hand == daily.inquiries_total == answered):
+                # A count that does not add up may be a response gone missing: the refusal is kept
+                # with the figures (counts only), so the attempts before a clean confirmation show.
+                record(
+                    session,
+                    actor=principal.actor(),
+                    action="daily_list.count_refused",
+                    object_type="daily_list",
+                    object_id=daily.id,
+                    outcome="denied",
+                    details={
+                        "code": CountMismatch.code,
+                        "responses_in_hand": responses_in_hand,
+                        "inquiries_total": daily.inquiries_total,
+                        "responses_delivered": daily.responses_delivered,
+                        "center_refusals": refusals,
+                    },
+                )
+                await session.commit()
                 raise CountMismatch(
-                    f"Responses in hand must equal the inquiry count ({daily.inquiries_total}) "
+                    audited=True,
+                    detail=f"Responses in hand must equal the inquiry count ({daily.inquiries_total}) "
                     f"and the answers delivered ({daily.responses_delivered} responses "
-                    f"+ {refusals} center refusals)"
+                    f"+ {refusals} center refusals)",
                 )
         unchecked = [line.line_no for line in lines if line.check is None]
         if unchecked:

@@ -4,13 +4,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.inquiry.subject import FreeText
+from app.inquiry.subject import StatedText
 
 
 class PurgeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: FreeText = Field(min_length=1, max_length=400)
+    reason: StatedText = Field(min_length=1, max_length=400)
 
 
 class PurgeOut(BaseModel):

@@ -327,3 +327,27 @@ async def test_user_creation_and_a_switch_on_a_user_are_in_the_register(
         ("lift", "cf002", thrown.json()["id"], "secoff2", "secoff2", "誤報"),
     ]
     assert all(e["approved_by"].startswith("rule:") for e in switch_rows + created_rows)
+
+
+async def test_a_reason_of_spaces_alone_is_no_reason(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """AC-5: a privileged session is opened with a reason; a review says what was looked at."""
+    admin = await auth_headers(client, demo, "accadmin")
+    secret = await enrol_totp(client, admin, clock)
+    blank = await client.post(
+        "/privileged-sessions",
+        json={"reason": "\u3000 ", "totp": code_at(secret, clock.now())},
+        headers=admin,
+    )
+    assert (blank.status_code, blank.json()["code"]) == (422, "VALIDATION_ERROR")
+    assert await ledger_events(ctx, action="privileged.session_opened") == []
+    opened = await client.post(
+        "/privileged-sessions", json={"reason": " 棚卸 ", "totp": code_at(secret, clock.now())}, headers=admin
+    )
+    assert opened.status_code == 201 and opened.json()["reason"] == "棚卸"
+    assert (await client.post("/auth/logout", headers=admin)).status_code == 204
+    auditor = await auth_headers(client, demo, "auditor")
+    review = f"/privileged-sessions/{opened.json()['id']}/review"
+    unsaid = await client.post(review, json={"note": "  "}, headers=auditor)
+    assert (unsaid.status_code, unsaid.json()["code"]) == (422, "VALIDATION_ERROR")

@@ -321,6 +321,40 @@ async def test_a_cancel_reason_longer_than_the_center_holds_still_reaches_the_ce
         assert inquiry is not None and inquiry.cancel_reason == reason
 
 
+async def test_a_cancel_or_correction_reason_of_spaces_alone_is_no_reason(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """CC-1 needs a reason: half- or full-width spaces are refused, and nothing goes to the center."""
+    operator = await as_user(client, demo, "op001")
+    held = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=_a1(demo)), headers=operator
+    )
+    inquiry_id = held.json()["id"]
+    for blank in (" ", "\u3000\u3000", " \t "):
+        cancel = await client.post(
+            f"/inquiries/{inquiry_id}/cancel", json={"reason": blank, "approval": _a1(demo)}, headers=operator
+        )
+        assert (cancel.status_code, cancel.json()["code"]) == (422, "VALIDATION_ERROR"), blank
+        correct = await client.post(
+            f"/inquiries/{inquiry_id}/correct",
+            json={"reason": blank, "corrections": {"purpose": "credit_review"}, "approval": _a1(demo)},
+            headers=operator,
+        )
+        assert (correct.status_code, correct.json()["code"]) == (422, "VALIDATION_ERROR"), blank
+        assert [error["loc"][-1] for error in correct.json()["errors"]] == ["reason"]
+    assert [entry["kind"] for entry in await center_record(ctx)] == ["inquiry"]
+    # Words with spaces around them are the words.
+    cancelled = await client.post(
+        f"/inquiries/{inquiry_id}/cancel",
+        json={"reason": "　申込撤回 ", "approval": _a1(demo)},
+        headers=operator,
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    async with ctx.db.read_session() as session:
+        inquiry = await session.get(Inquiry, inquiry_id)
+        assert inquiry is not None and inquiry.cancel_reason == "申込撤回"
+
+
 # -- dates ---------------------------------------------------------------------------------------------
 
 # The ManualClock stands at 2026-11-24 10:00 JST: today's business date.

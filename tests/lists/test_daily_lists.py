@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -199,6 +200,16 @@ async def test_lines_are_checked_by_another_person_and_counts_must_match(
         f"/daily-lists/{count_list['id']}/confirm", json={"responses_in_hand": 1}, headers=confirmer
     )
     assert wrong.status_code == 409 and wrong.json()["code"] == "COUNT_MISMATCH"
+    # A count that did not add up stays on record, with the figures, before any clean confirmation.
+    [refused] = await ledger_events(ctx, action="daily_list.count_refused")
+    assert (refused.actor_id, refused.object_id, refused.outcome) == ("cf001", count_list["id"], "denied")
+    assert json.loads(refused.details) == {
+        "code": "COUNT_MISMATCH",
+        "responses_in_hand": 1,
+        "inquiries_total": 2,
+        "responses_delivered": 2,
+        "center_refusals": 0,
+    }
     for line_no in (1, 2):
         await client.post(
             f"/daily-lists/{count_list['id']}/lines/{line_no}/check",
