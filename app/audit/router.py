@@ -33,7 +33,7 @@ from app.audit.schemas import (
     VerifyOut,
 )
 from app.authz.deps import AuditReader
-from app.clock import Instant
+from app.clock import BusinessDate, Instant
 from app.crypto.keyring import PSEUDONYM_PATTERN, public_key_pem
 from app.db import BIGINT_MAX
 from app.deps import Context, DbSession
@@ -270,8 +270,8 @@ async def anomalies(
     principal: AnomalyReader,
     session: DbSession,
     ctx: Context,
-    period_from: Annotated[date, Query(alias="from")],
-    period_to: Annotated[date, Query(alias="to")],
+    period_from: Annotated[BusinessDate, Query(alias="from")],
+    period_to: Annotated[BusinessDate, Query(alias="to")],
     branch_code: Annotated[str | None, Query(max_length=8)] = None,
 ) -> AnomaliesOut:
     scope = reports.report_scope_for(principal, branch_code)
@@ -297,8 +297,8 @@ async def confirmer_usage(
     principal: AuditReader,
     session: DbSession,
     ctx: Context,
-    period_from: Annotated[date, Query(alias="from")],
-    period_to: Annotated[date, Query(alias="to")],
+    period_from: Annotated[BusinessDate, Query(alias="from")],
+    period_to: Annotated[BusinessDate, Query(alias="to")],
     branch_code: Annotated[str | None, Query(max_length=8)] = None,
 ) -> ConfirmerUsageOut:
     run = await reports.run_report(

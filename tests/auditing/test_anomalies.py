@@ -315,3 +315,20 @@ async def test_a_branch_managers_report_names_only_their_own_branchs_operators(
     assert "op002" not in json.dumps(own.json())
     stored = await client.get(f"/audit/reports/{own.json()['run']['id']}", headers=bm001)
     assert stored.status_code == 200 and "op002" not in stored.text
+
+
+async def test_a_report_period_outside_the_business_calendar_is_refused_and_nothing_is_stored(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """ER-1: year 1 or 9999 has no JST midnight in UTC; it was a 500, now 422 like every other date."""
+    auditor = await login_at(client, demo, "auditor")
+    for day in ("0001-01-01", "9999-12-31"):
+        for path in ("/audit/anomalies", "/audit/confirmer-usage"):
+            refused = await client.get(path, params={"from": day, "to": day}, headers=auditor)
+            assert (refused.status_code, refused.json()["code"]) == (422, "VALIDATION_ERROR"), (path, day)
+    async with ctx.db.read_session() as session:
+        periods = {
+            (run.period_from.year, run.period_to.year)
+            for run in await session.scalars(select(AuditReportRun))
+        }
+    assert not periods & {(1, 1), (9999, 9999)}
