@@ -357,6 +357,10 @@ async def _statuses_at(session: AsyncSession, *, at: datetime, user_ids: list[st
         .where(
             AccessRegisterEntry.user_id.in_(user_ids),
             AccessRegisterEntry.change.in_(("suspend", "reactivate")),
+            # An emergency switch on a user is in the register too, but it leaves the account's status
+            # alone and is lifted by a "lift" entry: it is judged from the switches below, or a lifted
+            # switch would keep the user suspended for ever.
+            AccessRegisterEntry.source != "emergency",
         )
         .order_by(AccessRegisterEntry.seq)
     )
