@@ -320,6 +320,12 @@ async def close_review_task(
     ensure_different_people(principal.id, others={"the user concerned": task.user_id})
     if task.status != "open":
         raise InvalidState("The review task is closed")
+    if task.kind == "privileged_session":
+        # Closed only by the review itself, which holds AC-5's rules (who may review privileged use, and
+        # only once the session ended); closing it here would mark it reviewed with none of them.
+        raise InvalidState(
+            f"Review the privileged session instead: POST /privileged-sessions/{task.source_id}/review"
+        )
     task.status, task.closed_by, task.closed_at, task.outcome = (
         "closed",
         principal.id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -173,6 +174,18 @@ async def test_privileged_session_is_alerted_and_reviewed_by_someone_else(
     # Reviewed afterwards: while the administrator may still act, a review would vouch for the unseen.
     early = await client.post(review, json={"note": "操作ログ確認"}, headers=auditor)
     assert early.status_code == 409 and early.json()["code"] == "INVALID_STATE"
+    # Nor is its review task closed some other way, by someone the review would not accept.
+    approver = await privileged_headers(client, demo, clock, "accappr")
+
+    async def task_of_the_session() -> dict[str, Any]:
+        tasks = (await client.get("/reviews", headers=approver)).json()["items"]
+        return next(t for t in tasks if t["kind"] == "privileged_session" and t["user_id"] == "accadmin")
+
+    task = await task_of_the_session()
+    closed = await client.post(f"/reviews/{task['id']}/close", json={"outcome": "確認済み"}, headers=approver)
+    assert (closed.status_code, closed.json()["code"]) == (409, "INVALID_STATE")
+    assert admin_session["id"] in closed.json()["detail"]
+    assert (await task_of_the_session())["status"] == "open"
     assert (await client.post("/auth/logout", headers=plain)).status_code == 204
     reviewed = await client.post(review, json={"note": "操作ログ確認"}, headers=auditor)
     assert reviewed.status_code == 200, reviewed.text
@@ -180,6 +193,9 @@ async def test_privileged_session_is_alerted_and_reviewed_by_someone_else(
     assert (body["reviewed_by"], body["review_note"]) == ("auditor", "操作ログ確認")
     assert body["end_reason"] == "logout"
     assert body["ended_at"] is not None
+    # The review closed its task.
+    task = await task_of_the_session()
+    assert (task["status"], task["closed_by"]) == ("closed", "auditor")
     again = await client.post(review, json={"note": "二度目"}, headers=auditor)
     assert again.status_code == 409 and again.json()["code"] == "INVALID_STATE"
 
