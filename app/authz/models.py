@@ -110,7 +110,8 @@ class AuthSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # logout | idle_timeout | absolute_timeout | suspended | locked | password_changed | revoked
+    # logout | idle_timeout | absolute_timeout | suspended | locked | password_changed | revoked |
+    # terminal_required (a role granted during the login that its terminal does not fit) | ...
     end_reason: Mapped[str | None] = mapped_column(String(32))
 
 

@@ -448,12 +448,20 @@ async def count_failed_password(
             await _end_sessions(session, principal_id=user.id, reason="locked", now=now)
 
 
+def _terminal_unfit(roles: dict[str, frozenset[str]], terminal: Terminal | None) -> bool:
+    """Whether these roles need a terminal this login lacks (AU-2): roles bound to terminals are used
+    only from a registered terminal of a branch one of them is held at."""
+    bound = [codes for role, codes in roles.items() if ROLES[role].terminal_bound]
+    if not bound:
+        return False
+    return terminal is None or not any(terminal.branch_code in codes for codes in bound)
+
+
 async def _terminal_refusal(
     session: AsyncSession, *, roles: dict[str, frozenset[str]], terminal: Terminal | None
 ) -> TerminalNotRegistered | TerminalNotAllowed | Suspended | None:
-    bound = {role: codes for role, codes in roles.items() if ROLES[role].terminal_bound}
     if terminal is None:
-        if bound:
+        if _terminal_unfit(roles, terminal):
             return TerminalNotRegistered("This user must log in from a registered terminal")
         return None
     if terminal.status != "active":
@@ -461,7 +469,7 @@ async def _terminal_refusal(
     branch = await session.get(Branch, terminal.branch_code)
     if branch is None or branch.status != "active":
         return TerminalNotAllowed("This terminal's branch is closed")
-    if bound and not any(terminal.branch_code in codes for codes in bound.values()):
+    if _terminal_unfit(roles, terminal):
         return TerminalNotAllowed("This terminal belongs to a branch you are not assigned to")
     return None
 
@@ -657,6 +665,10 @@ async def _check_session(
         if reason is None and suspension_id is not None:
             # The emergency switch reaches live sessions on their next request (IR-1).
             reason = "emergency_suspension"
+        if reason is None and _terminal_unfit(roles_of(role_rows), session_terminal):
+            # A role granted during the login that the login's terminal (or its lack of one) would not
+            # have been let in with at login: log in again, from a terminal that fits (AU-2).
+            reason = "terminal_required"
     else:
         account = await reader.get(ServiceAccount, claims.subject)
         if reason is None and (account is None or account.status != "active"):

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import update
 
-from app.authz.models import User
+from app.authz.models import User, UserRole
 from app.clock import ManualClock
 from app.context import AppContext
 from app.crypto.keyring import Keyring, open_keyring
@@ -561,3 +561,45 @@ async def test_every_other_call_waits_for_the_password_change(
         answered[(method, path)] = (response.status_code, response.json().get("code") if problem else None)
     gate = (403, "PASSWORD_CHANGE_REQUIRED")
     assert {call: answer for call, answer in answered.items() if answer != gate} == {}
+
+
+async def test_a_role_granted_during_a_login_that_its_terminal_would_not_fit_ends_the_login(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """AU-2: terminal-bound roles are used from a terminal of their branch. A login made without one
+    (no such role then) cannot pick one up and release responses from an unregistered device."""
+    from app.audit.ledger import Actor
+    from app.authz import directory
+    from tests.governance.support import add_person
+
+    await add_person(ctx, demo, "newhire", ())
+    headers = bearer(await login_token(client, demo, "newhire"))  # no terminal: none needed yet
+    assert (await client.get("/me", headers=headers)).status_code == 200
+
+    async def grant(user_id: str, role: str, branch_code: str) -> None:
+        async with ctx.db.session() as session:
+            await directory.grant_role(
+                session, ctx=ctx, actor=Actor(id="test"), user_id=user_id, role=role, branch_code=branch_code
+            )
+            await session.commit()
+
+    await grant("newhire", "confirmer", "001")
+    ended_now = await client.get("/me", headers=headers)
+    assert (ended_now.status_code, ended_now.json()["code"]) == (401, "SESSION_EXPIRED")
+    [ended] = [e for e in await ledger_events(ctx, action="auth.session_ended") if e.actor_id == "newhire"]
+    assert json.loads(ended.details) == {"reason": "terminal_required"}
+    # Logging in again asks for the terminal, as for anyone holding the role.
+    again = await login(client, demo, "newhire")
+    assert (again.status_code, again.json()["code"]) == (403, "TERMINAL_NOT_REGISTERED")
+
+    # The same on a terminal of another branch: op002, moved to 001, does not go on at 002's terminal.
+    at_002 = await auth_headers(client, demo, "op002")
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(UserRole).where(UserRole.user_id == "op002").values(revoked_at=ctx.clock.now())
+        )
+        await session.commit()
+    await grant("op002", "operator", "001")
+    moved = await client.get("/me", headers=at_002)
+    assert (moved.status_code, moved.json()["code"]) == (401, "SESSION_EXPIRED")
+    assert "terminal_required" in moved.json()["detail"]
