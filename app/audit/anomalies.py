@@ -42,6 +42,9 @@ ACTIVITY = {
     "approval.confirmer_credentials": "approvals",
     "inquiry.released": "releases",
     "inquiry.response_read": "views",
+    # A subject's name and birth date read in the inquiry list or an inquiry's page (LG-3: views).
+    "inquiry.subject_viewed": "views",
+    "panel.inquiry_viewed": "views",
     "daily_list.viewed": "views",
     "daily_list.line_checked": "views",
     "daily_list.downloaded": "prints",

@@ -156,6 +156,11 @@ async def test_a_scripted_stretch_flags_every_planted_pattern(
     clock.set(datetime(2026, 11, 24, 13, 30, tzinfo=UTC))
     op001 = await login_at(client, demo, "op001", index=0)
     await inquire_with_credentials(client, demo, op001, "cf001b", people[19])
+    # ... and the branch manager reads the day's inquiries, names and birth dates, at 22:40.
+    clock.advance(minutes=10)
+    bm001 = await login_at(client, demo, "bm001")
+    seen = (await client.get("/inquiries", headers=bm001)).json()["items"]
+    assert seen and all(item["subject"] is not None for item in seen)
 
     anomalies, usage = await reports(client, demo, "2026-11-23", "2026-11-24")
     kinds = by_kind(anomalies["findings"])
@@ -172,7 +177,8 @@ async def test_a_scripted_stretch_flags_every_planted_pattern(
     assert shared["subject"]["name_kana"] not in str(shared_subject)
     # Nobody else was at work at night or on the holiday (cf001b's credentials were typed into op001's
     # session; the confirmer-usage report counts that below).
-    assert {s for s in kinds["night_activity"] if s[0] == "user"} == {("user", "op001")}
+    # Reading names at night is activity too (LG-3: inquiries, views and prints).
+    assert {s for s in kinds["night_activity"] if s[0] == "user"} == {("user", "op001"), ("user", "bm001")}
     assert {s for s in kinds["non_business_day_activity"] if s[0] == "user"} == {("user", "op001")}
 
     flags = {c["confirmer_id"]: set(c["flags"]) for c in usage["confirmers"]}
