@@ -126,7 +126,7 @@ async def create_request(
         if await rights.active_grants(session, user_id=new.user_id, role=new.role, branch_code=branch):
             raise Conflict("The user already holds this right")
         ensure_roles_compatible(frozenset(await active_roles(session, new.user_id)), new.role)
-        if user.status in ("resigned", "deactivated"):
+        if user.status in rights.ENDED_STATUSES:
             raise InvalidState(f"The user is {user.status}")
     elif new.action == "revoke":
         if not await rights.active_grants(session, user_id=new.user_id, role=new.role, branch_code=branch):

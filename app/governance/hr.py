@@ -111,6 +111,10 @@ async def apply_event(
                     source_id=event.id,
                     reason=reason,
                 )
+    elif event.kind == "leave" and user.status in rights.ENDED_STATUSES:
+        # A leave of someone whose account already ended changes nothing: turned into "suspended", it
+        # could be reopened by a reactivation.
+        pass
     elif event.kind in ("leave", "resignation"):
         previous = user.status
         user.status = "suspended" if event.kind == "leave" else "resigned"

@@ -18,9 +18,13 @@ from app.authz.models import AuthSession, User, UserRole
 from app.authz.policy import ensure_roles_compatible
 from app.authz.service import active_roles
 from app.context import AppContext
-from app.errors import Conflict
+from app.errors import Conflict, InvalidState, NotFound
 from app.governance import register
 from app.governance.register import Decision
+
+# Accounts ended for good: no right is granted to them and no HR leave turns them back into "suspended",
+# from which a reactivation would reopen them.
+ENDED_STATUSES = frozenset({"resigned", "deactivated"})
 
 
 async def grant_right(
@@ -41,7 +45,12 @@ async def grant_right(
 ) -> UserRole:
     # The user's row is locked first, so two grants applied at once are judged one after the other on
     # PostgreSQL (SQLite's writer lock serialises them anyway): both checks below read what the other set.
-    await session.get(User, user_id, with_for_update=True)
+    user = await session.get(User, user_id, with_for_update=True, populate_existing=True)
+    if user is None:
+        raise NotFound("No such user")
+    if user.status in ENDED_STATUSES:
+        # Checked when the request was made, and again here: the user may have resigned since (AC-4).
+        raise InvalidState(f"The user is {user.status}; an ended account gets no rights")
     # One grant per right. Two requests for the same right may both be pending and approved; the second
     # to be applied is refused, not added as a twin that a single revoke would then end twice.
     if await active_grants(session, user_id=user_id, role=role, branch_code=branch_code):

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import httpx
 
+from app.authz.models import User
 from app.clock import ManualClock, business_date_of
 from app.context import AppContext
 from app.demo import DemoCredentials
@@ -256,3 +257,54 @@ async def test_the_hr_feeds_retry_with_its_idempotency_key_records_one_event(
     assert len(received) == 2  # the leave and the return, once each
     # Without a key each request is its own event, as before.
     assert (await client.post("/hr-events", json=body, headers=feed)).json()["id"] != first.json()["id"]
+
+
+async def test_an_ended_account_stays_ended_whatever_arrives_after(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """AC-4: a grant approved before a resignation is not applied after it, and a leave reported for a
+    deactivated account does not make it "suspended" — from which a reactivation would reopen it."""
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    feed = await hr_feed_headers(client, demo)
+    today = business_date_of(clock.now()).isoformat()
+
+    created = await client.post(
+        "/access-requests",
+        json={
+            "user_id": "op002",
+            "action": "grant",
+            "role": "operator",
+            "branch_code": "001",
+            "reason": "応援",
+        },
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    request_id = created.json()["id"]
+    assert (await client.post(f"/access-requests/{request_id}/approve", headers=approver)).status_code == 200
+    resigned = await client.post(
+        "/hr-events", json={"user_id": "op002", "kind": "resignation", "effective_on": today}, headers=feed
+    )
+    assert resigned.status_code == 201, resigned.text
+    applied = await client.post(f"/access-requests/{request_id}/apply", headers=admin)
+    assert (applied.status_code, applied.json()["code"]) == (409, "INVALID_STATE")
+    assert "resigned" in applied.json()["detail"]
+    register = (await client.get("/access-register", params={"user_id": "op002"}, headers=admin)).json()
+    assert [e for e in register["items"] if e["change"] == "grant" and e["branch_code"] == "001"] == []
+
+    done = await client.post("/users/op001/deactivate", json={"reason": "退職（人事未連携）"}, headers=admin)
+    assert done.status_code == 200, done.text
+    leave = await client.post(
+        "/hr-events", json={"user_id": "op001", "kind": "leave", "effective_on": today}, headers=feed
+    )
+    assert leave.status_code == 201, leave.text
+    async with ctx.db.read_session() as session:
+        op001 = await session.get(User, "op001")
+        assert op001 is not None and op001.status == "deactivated"
+    reopen = await client.post(
+        "/access-requests",
+        json={"user_id": "op001", "action": "reactivate", "reason": "復職"},
+        headers=admin,
+    )
+    assert (reopen.status_code, reopen.json()["code"]) == (409, "INVALID_STATE"), reopen.text
