@@ -60,7 +60,8 @@ class Inquiry(Base):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     approval_terminal_id: Mapped[str | None] = mapped_column(String(40))
     center_inquiry_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Indexed for the list schedule, which finds the days of inquiries sent long after them.
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     center_result_code: Mapped[str | None] = mapped_column(String(40))
     response_state: Mapped[str] = mapped_column(String(16), default="none")
     released_by: Mapped[str | None] = mapped_column(String(40))

@@ -1,5 +1,6 @@
 """The in-service schedule for lists (DL-1): generate yesterday's lists at the configured time (default
-00:30 JST), re-check recent days so late inquiries get supplementary versions, and escalate overdue lists.
+00:30 JST), re-check recent days — and older days of inquiries sent only recently — so late inquiries
+get supplementary versions, and escalate overdue lists.
 
 Generation is idempotent and its writes are guarded by unique constraints, so several workers may run
 this loop at once without creating anything twice.
@@ -41,7 +42,11 @@ async def _run(ctx: AppContext, started: datetime) -> int:
     created = 0
     checked = 0
     digests: list[str] = []
-    for day in due_days(ctx):
+    recent = due_days(ctx)
+    # An inquiry held past the re-check window (an emergency switch, a long center outage) and sent now
+    # still belongs on its own day's list: that day gets its supplementary version too.
+    late = await service.days_with_late_sends(ctx, before=recent[0])
+    for day in sorted({*late, *recent}):
         for result in await service.generate(ctx, day=day, actor=SYSTEM_ACTOR):
             checked += 1
             if result.created:

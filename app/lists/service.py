@@ -870,6 +870,19 @@ def effective_state(ctx: AppContext, daily: DailyList) -> str:
     return daily.state
 
 
+async def days_with_late_sends(ctx: AppContext, *, before: date) -> list[date]:
+    """Business days before ``before`` with an inquiry sent since ``before`` began (JST): days the
+    schedule's re-check window no longer covers, whose lists lack an inquiry that went out late."""
+    start, _ = _day_bounds(before)
+    async with ctx.db.read_session() as session:
+        days = await session.scalars(
+            select(Inquiry.business_date)
+            .where(Inquiry.sent_at >= start, Inquiry.business_date < before)
+            .distinct()
+        )
+        return sorted(days)
+
+
 async def load_list(
     session: AsyncSession, list_id: str, *, lock: Literal["update", "share"] | None = None
 ) -> DailyList:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
@@ -14,6 +14,8 @@ from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import Inquiry, OutboxMessage
 from app.inquiry.outbox import OutboxSender
+from app.lists import scheduler as list_schedule
+from app.lists.models import DailyList, DailyListLine
 from tests.governance.support import add_person, privileged_headers
 from tests.helpers import auth_headers, ledger_events, login
 from tests.hq.support import branch_request, execute
@@ -324,3 +326,62 @@ async def test_an_incident_names_a_real_branch_and_names_hold_no_control_charact
         headers=officer,
     )
     assert opened.status_code == 201, opened.text
+
+
+async def test_an_inquiry_sent_long_after_its_day_still_reaches_that_days_list(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """DL-2: held in the outbox past the re-check window (here by an emergency switch), an inquiry
+    sent at last is on a supplementary version of its own day's list, not on no list at all."""
+    _no_submit_wait(ctx)
+    clock.set(datetime(2026, 11, 24, 1, 0, tzinfo=UTC))  # Tuesday 24 November, 10:00 JST
+    operator = await auth_headers(client, demo, "op001")
+    created = await client.post(
+        "/inquiries", json=draft_body(await person(ctx), approval=a1(demo, "cf001")), headers=operator
+    )
+    assert created.status_code == 201 and created.json()["status"] == "queued", created.text
+    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    thrown = await client.post(
+        "/emergency/suspensions", json={"scope": "all", "target": None, "reason": "緊急停止"}, headers=officer
+    )
+    assert thrown.status_code == 201, thrown.text
+
+    clock.set(datetime(2026, 11, 24, 15, 31, tzinfo=UTC))  # 00:31 JST the next day
+    await OutboxSender(ctx).deliver_due()  # held back by the switch
+    await list_schedule.run_once(ctx)
+
+    async def subject_lists() -> list[DailyList]:
+        async with ctx.db.read_session() as session:
+            found = await session.scalars(
+                select(DailyList)
+                .where(
+                    DailyList.branch_code == "001",
+                    DailyList.kind == "subject",
+                    DailyList.business_date == date(2026, 11, 24),
+                )
+                .order_by(DailyList.version)
+            )
+            return list(found.all())
+
+    [first] = await subject_lists()
+    sent_that_day = first.inquiries_total  # the demo's own inquiries of the day
+    # Ten days on, beyond the week the schedule re-checks, the inquiry goes out.
+    clock.set(datetime(2026, 12, 4, 1, 0, tzinfo=UTC))  # Friday 4 December, 10:00 JST
+    assert date(2026, 11, 24) not in list_schedule.due_days(ctx)
+    second = await privileged_headers(client, demo, clock, "secoff2")
+    lifted = await client.post(
+        f"/emergency/suspensions/{thrown.json()['id']}/lift", json={"reason": "解除"}, headers=second
+    )
+    assert lifted.status_code == 200, lifted.text
+    await OutboxSender(ctx).deliver_due()
+    await list_schedule.run_once(ctx)
+    first, supplement = await subject_lists()
+    assert (first.state, supplement.version) == ("superseded", 2)
+    assert supplement.inquiries_total == sent_that_day + 1
+    assert supplement.supersedes == first.id and supplement.state == "pending"
+    async with ctx.db.read_session() as session:
+        lines = (
+            await session.scalars(select(DailyListLine).where(DailyListLine.list_id == supplement.id))
+        ).all()
+    assert created.json()["id"] in {line.inquiry_id for line in lines}
