@@ -125,6 +125,11 @@ class NotFound(DomainError):
     title = "Not found"
 
 
+class OutOfScope(NotFound):
+    """A record that exists but lies outside the caller's branches. Answered as absent — its existence is
+    data — yet recorded as the denied request it is (LG-1), so probing another branch leaves a trace."""
+
+
 class Conflict(DomainError):
     status = 409
     code = "CONFLICT"

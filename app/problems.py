@@ -19,7 +19,7 @@ from app.audit.ledger import Actor, record
 from app.authz.principal import Principal
 from app.context import AppContext
 from app.crypto.envelope import SealError
-from app.errors import PROBLEM_MEDIA_TYPE, DomainError, MyNumberForbidden, problem_body
+from app.errors import PROBLEM_MEDIA_TYPE, DomainError, MyNumberForbidden, OutOfScope, problem_body
 from app.inquiry.subject import MY_NUMBER_ERROR, typed_an_individual_number, unless_my_number
 
 log = logging.getLogger("shokai.errors")
@@ -99,9 +99,10 @@ async def record_denial(request: Request, status: int, code: str) -> None:
 
 
 async def record_refusal(request: Request, exc: DomainError) -> None:
-    """A 401/403 refusal is recorded (LG-1) unless its service already did; every one is counted. So is an
+    """A 401/403 refusal — or a 404 hiding another branch's record — is recorded (LG-1) unless its service
+    already did; every one is counted. So is an
     Individual Number refused in free text (PL-4): an attempt to collect one is for the auditor to see."""
-    if exc.status in (401, 403) and not exc.audited:
+    if (exc.status in (401, 403) or isinstance(exc, OutOfScope)) and not exc.audited:
         await record_denial(request, exc.status, exc.code)
     elif exc.status in (401, 403):
         request.app.state.ctx.metrics.denied_requests.labels(exc.code).inc()

@@ -20,7 +20,7 @@ from app.audit.ledger import record
 from app.authz.policy import authorize, ensure_not_concerned, may, may_handle_escalation
 from app.authz.principal import Principal
 from app.context import AppContext
-from app.errors import Forbidden, InvalidState, NotFound, SeparationOfDutiesViolation
+from app.errors import Forbidden, InvalidState, NotFound, OutOfScope, SeparationOfDutiesViolation
 from app.escalation.models import Escalation
 from app.escalation.schemas import EscalationState
 from app.hq.models import HqRequest
@@ -178,8 +178,10 @@ async def acknowledge(
     first stands (409 INVALID_STATE)."""
     escalation = await session.get(Escalation, escalation_id, with_for_update=True)
     # Another branch's escalation does not exist for the caller (as for inquiries and lists).
-    if escalation is None or not may(principal, "escalation.read", branch_code=escalation.branch_code):
+    if escalation is None:
         raise NotFound("No such escalation")
+    if not may(principal, "escalation.read", branch_code=escalation.branch_code):
+        raise OutOfScope("No such escalation")
     await _ensure_may_handle(session, principal, escalation)
     if escalation.acknowledged_at is not None:
         # Who closed it is on the escalation for those who may read it, not in an error message.

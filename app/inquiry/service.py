@@ -43,6 +43,7 @@ from app.errors import (
     InvalidState,
     MyNumberForbidden,
     NotFound,
+    OutOfScope,
     PurposeUnknown,
     ReauthFailed,
     ResponseDestroyed,
@@ -223,7 +224,7 @@ async def load_inquiry(session: AsyncSession, inquiry_id: str, *, for_update: bo
 def _ensure_can_see(principal: Principal, inquiry: Inquiry) -> None:
     # An inquiry outside the caller's branches is reported as absent, not forbidden: its existence is data.
     if not may(principal, "inquiry.read", branch_code=inquiry.branch_code):
-        raise NotFound("No such inquiry")
+        raise OutOfScope("No such inquiry")
 
 
 async def _expire_if_stale(session: AsyncSession, ctx: AppContext, inquiry: Inquiry, actor: Actor) -> bool:
@@ -928,7 +929,7 @@ def _ensure_can_see_for(principal: Principal, inquiry: Inquiry, duty: ReleaseDut
     for branch_code in dict.fromkeys((inquiry.branch_code, duty.branch_code)):
         if may(principal, "inquiry.read", branch_code=branch_code):
             return branch_code
-    raise NotFound("No such inquiry")
+    raise OutOfScope("No such inquiry")
 
 
 async def release(

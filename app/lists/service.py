@@ -33,7 +33,7 @@ from app.clock import TOKYO, business_date_of
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
 from app.db import BIGINT_MAX, insert_many, lock_or_create_many
-from app.errors import DomainError, InvalidState, NotFound, ValidationFailed
+from app.errors import DomainError, InvalidState, NotFound, OutOfScope, ValidationFailed
 from app.escalation.models import Escalation, line_note
 from app.hq import execution as hq_execution
 from app.hq.models import HqRequest
@@ -913,7 +913,7 @@ async def list_headings(session: AsyncSession, list_ids: Iterable[str]) -> dict[
 
 def ensure_can_read(principal: Principal, daily: DailyList) -> None:
     if not may(principal, "lists.read", branch_code=daily.branch_code):
-        raise NotFound("No such list")
+        raise OutOfScope("No such list")
 
 
 async def lines_of(session: AsyncSession, list_id: str) -> list[DailyListLine]:

@@ -253,6 +253,9 @@ async def test_hq_compliance_who_ran_an_hq_inquiry_that_day_cannot_close_its_mis
     refused = await client.post(path, json={"note": "確認済み"}, headers=manager)
     assert (refused.status_code, refused.json()["code"]) == (404, "NOT_FOUND")
     assert await ledger_events(ctx, action="escalation.acknowledged") == []
+    # Absent for them, and on the record as the denied request it was (LG-1).
+    denied = [e for e in await ledger_events(ctx, action="request.denied") if e.actor_id == "bm001"]
+    assert [e.object_id for e in denied] == [f"/api/v1{path}"]
 
 
 async def test_a_manager_reads_the_escalations_of_the_branch_they_manage_not_of_one_they_confirm_at(

@@ -912,6 +912,13 @@ async def test_unknown_inquiry_and_other_branch_are_not_found(
         404,
         "NOT_FOUND",
     )
+    # The same answer to both, but the look into another branch is on the record as denied (LG-1); a
+    # mistyped id is not.
+    denied = [e for e in await ledger_events(ctx, action="request.denied") if e.actor_id == "op002"]
+    assert [(e.object_id, json.loads(e.details)["code"]) for e in denied] == [
+        (f"/api/v1/inquiries/{draft['id']}", "NOT_FOUND")
+    ]
+    assert not [e for e in await ledger_events(ctx, action="request.denied") if e.actor_id == "op001"]
     listed = await client.get("/inquiries", headers=other)
     assert listed.json()["items"] == []
     auditor = await as_user(client, demo, "auditor")
