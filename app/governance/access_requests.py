@@ -83,7 +83,7 @@ async def _scoped_branch(session: AsyncSession, role: str, branch_code: str | No
 
 
 async def _may_request_for(
-    session: AsyncSession, principal: Principal, *, user_id: str, branch: str | None
+    session: AsyncSession, principal: Principal, *, user_id: str, role: str | None, branch: str | None
 ) -> None:
     """Access admins request anything; a branch manager only rights at, and accounts of, their branch."""
     authorize(principal, "access.request")
@@ -92,6 +92,9 @@ async def _may_request_for(
     if branch is not None:
         authorize(principal, "access.request", branch_code=branch)
         return
+    if role is not None:
+        # A bank-wide role (auditor, access approver, security officer, ...) is at no branch of theirs.
+        raise Forbidden("A branch manager requests rights only at their own branch")
     held = await active_roles(session, user_id)
     if not any(codes & principal.role_branches.get("branch_manager", frozenset()) for codes in held.values()):
         raise Forbidden("A branch manager requests rights only at their own branch")
@@ -120,7 +123,7 @@ async def create_request(
         branch = await _scoped_branch(session, new.role, new.branch_code)
     elif new.role is not None or new.branch_code is not None:
         raise ValidationFailed(f"{new.action} concerns the account, not a role")
-    await _may_request_for(session, principal, user_id=new.user_id, branch=branch)
+    await _may_request_for(session, principal, user_id=new.user_id, role=new.role, branch=branch)
     if new.action == "grant":
         assert new.role is not None
         if await rights.active_grants(session, user_id=new.user_id, role=new.role, branch_code=branch):

@@ -61,6 +61,17 @@ async def test_new_user_gets_roles_and_first_password_only_through_two_people(
         "accadmin",
     )
     assert await _active_roles(ctx, "op001new") == {("operator", "001")}
+    # A branch manager asks for rights at their own branch only: a bank-wide role is at none of theirs,
+    # even for a fellow manager of the branch whose roles it would not clash with.
+    await add_person(ctx, demo, "bm001b", (("branch_manager", "001"),))
+    asked = await client.post(
+        "/access-requests",
+        json={"user_id": "bm001b", "action": "grant", "role": "access_approver", "reason": "x"},
+        headers=manager,
+    )
+    assert (asked.status_code, asked.json()["code"]) == (403, "FORBIDDEN")
+    pending = (await client.get("/access-requests", params={"status": "pending"}, headers=admin)).json()
+    assert [r for r in pending["items"] if r["user_id"] == "bm001b"] == []
 
     reset = await request_apply(
         client,
