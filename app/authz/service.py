@@ -597,6 +597,16 @@ def _session_check_statement() -> Select[Any]:
     )
 
 
+def login_deadlines(ctx: AppContext, login: AuthSession) -> list[tuple[datetime, str]]:
+    """When ``login`` runs out and why: its absolute lifetime, then (for people) its idle limit. The row
+    shows a timeout only once a request notices it, so whatever needs the end of a login asks here."""
+    deadlines = [(login.expires_at, "absolute_timeout")]
+    if login.principal_kind == "user":
+        idle_limit = timedelta(minutes=ctx.settings.session_idle_minutes)
+        deadlines.append((login.last_seen_at + idle_limit, "idle_timeout"))
+    return deadlines
+
+
 async def _check_session(
     session: AsyncSession,
     reader: AsyncSession,
@@ -643,11 +653,7 @@ async def _check_session(
         raise TerminalMismatch("This session was not opened on a terminal")
 
     idle_limit = timedelta(minutes=ctx.settings.session_idle_minutes)
-    reason = None
-    if auth_session.expires_at <= now:
-        reason = "absolute_timeout"
-    elif claims.kind == "user" and auth_session.last_seen_at + idle_limit <= now:
-        reason = "idle_timeout"
+    reason = next((why for at, why in login_deadlines(ctx, auth_session) if at <= now), None)
     actor = Actor(
         id=claims.subject if claims.kind == "user" else f"service:{claims.subject}",
         terminal_id=auth_session.terminal_id,
@@ -665,7 +671,8 @@ async def _check_session(
         if reason is None and suspension_id is not None:
             # The emergency switch reaches live sessions on their next request (IR-1).
             reason = "emergency_suspension"
-        if reason is None and _terminal_unfit(roles_of(role_rows), session_terminal):
+        roles = roles_of(role_rows)
+        if reason is None and _terminal_unfit(roles, session_terminal):
             # A role granted during the login that the login's terminal (or its lack of one) would not
             # have been let in with at login: log in again, from a terminal that fits (AU-2).
             reason = "terminal_required"
@@ -705,7 +712,6 @@ async def _check_session(
         last_seen = now
     if claims.kind == "user":
         assert user is not None
-        roles = roles_of(role_rows)
         terminal_branch = session_terminal.branch_code if session_terminal else None
         return Principal(
             kind="user",

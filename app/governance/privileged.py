@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from app.authz.models import AuthSession
 from app.authz.policy import authorize, ensure_different_people
 from app.authz.principal import Principal
 from app.authz.roles import PERMISSIONS, PRIVILEGED_ROLES
+from app.authz.service import login_deadlines
 from app.context import AppContext
 from app.errors import Conflict, InvalidState, NotFound, PrivilegedSessionRequired, TotpRequired
 from app.governance import totp
@@ -245,10 +246,10 @@ def _use_of(ctx: AppContext, privileged: PrivilegedSession, login: AuthSession |
         return PrivilegedUse(privileged, privileged.opened_at, "login_missing")
     if login.ended_at is not None:
         return PrivilegedUse(privileged, login.ended_at, login.end_reason)
-    idle_end = login.last_seen_at + timedelta(minutes=ctx.settings.session_idle_minutes)
-    ends = sorted([(login.expires_at, "absolute_timeout"), (idle_end, "idle_timeout")])
-    at, reason = ends[0]
-    if at <= ctx.clock.now():
+    now = ctx.clock.now()
+    passed = [deadline for deadline in login_deadlines(ctx, login) if deadline[0] <= now]
+    if passed:
+        at, reason = min(passed)  # the first to run out ended it
         return PrivilegedUse(privileged, at, reason)
     return PrivilegedUse(privileged, None, None)
 
