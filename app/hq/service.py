@@ -357,8 +357,10 @@ class HqBalance:
         return self.hq_executed == self.branch_requests_executed + self.own_initiative
 
 
-async def _hq_branch_code(session: AsyncSession) -> str:
-    code = await session.scalar(select(Branch.code).where(Branch.is_hq.is_(True)))
+async def _hq_branch_code(session: AsyncSession, *, lock: bool = False) -> str:
+    """The HQ branch's code; ``lock``: its row FOR UPDATE, which serialises HQ-wide writes."""
+    query = select(Branch.code).where(Branch.is_hq.is_(True))
+    code = await session.scalar(query.with_for_update() if lock else query)
     if code is None:
         raise NotFound("No HQ branch is registered")
     return code
@@ -414,6 +416,10 @@ async def _raise_mismatch_alert(
     says so; a new one is news)."""
     day = balance.business_date.isoformat()
     figures = balance_note(balance.hq_executed, balance.branch_requests_executed, balance.own_initiative)
+    # Confirmers reading the same difference at once would each find it not yet raised and each raise
+    # it (on PostgreSQL; SQLite's writer lock already serialises them): whoever holds the HQ branch's
+    # row raises it, the others wait and then see it. Only a difference takes this lock.
+    hq_code = await _hq_branch_code(session, lock=True)
     raised = (
         await session.execute(
             select(Escalation.acknowledged_at, Escalation.note).where(
@@ -428,7 +434,7 @@ async def _raise_mismatch_alert(
             Escalation(
                 id=str(uuid.uuid4()),
                 kind="hq_count_mismatch",
-                branch_code=await _hq_branch_code(session),
+                branch_code=hq_code,
                 object_type="hq_reconciliation",
                 object_id=day,
                 recipients=["hq_compliance", "auditor"],

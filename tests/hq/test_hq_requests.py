@@ -220,6 +220,30 @@ async def test_a_count_mismatch_blocks_hq_sign_off_and_alerts(
     assert [(e.object_id, e.recipients) for e in escalations] == [(TODAY, ["hq_compliance", "auditor"])]
 
 
+async def test_hq_balance_read_together_by_several_confirmers_raises_one_escalation(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """HQ-3: reads of a difference that arrive together still escalate it once, not once per reader."""
+    op001, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
+    subject = await person(ctx, index=0)
+    request = await branch_request(client, op001, subject)
+    assert (await execute(client, hq, request["id"], subject)).status_code == 201
+    async with ctx.db.session() as session:
+        await session.execute(update(HqRequest).where(HqRequest.id == request["id"]).values(status="pending"))
+        await session.commit()
+
+    hqcf = await as_user(client, demo, "hqcf")
+    days = await asyncio.gather(*(balance(client, hqcf) for _ in range(6)))
+    assert [day["balanced"] for day in days] == [False] * 6
+    async with ctx.db.read_session() as session:
+        escalations = list(
+            (await session.scalars(select(Escalation).where(Escalation.kind == "hq_count_mismatch"))).all()
+        )
+    assert [e.object_id for e in escalations] == [TODAY]
+    # Every read is still alerted in the ledger.
+    assert len(await ledger_events(ctx, action="hq_reconciliation.mismatch")) == 6
+
+
 async def test_each_branch_sees_its_own_requests_and_auditors_no_subjects(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
