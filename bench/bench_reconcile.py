@@ -133,6 +133,7 @@ INQUIRY_COLUMNS = (
     "approved_at",
     "center_inquiry_id",
     "sent_at",
+    "center_recorded_at",
     "center_result_code",
     "response_state",
     "created_at",
@@ -183,6 +184,7 @@ def gateway_inquiries(entries: int, keys_json: str) -> Iterator[tuple[int, tuple
                 sent - timedelta(seconds=30),
                 f"C-{n:09d}",
                 sent,
+                sent - timedelta(milliseconds=5),  # the center's receipt, as in its record below
                 "FOUND",
                 "released",
                 sent - timedelta(minutes=1),
@@ -253,7 +255,8 @@ def build_sqlite(directory: Path, entries: int) -> float:
         for n, row in gateway_inquiries(entries, keys_json):
             branch = BRANCHES[n % 2]
             sent = row[INQUIRY_COLUMNS.index("sent_at")]
-            record.write(_center_line(n, row[0], sent - timedelta(milliseconds=5), branch))
+            recorded = row[INQUIRY_COLUMNS.index("center_recorded_at")]
+            record.write(_center_line(n, row[0], recorded, branch))
             if n % (entries // BYPASSES) == 0:
                 record.write(_center_line(entries + n, None, sent, branch))
             rows.append(tuple(_sqlite_value(value) for value in row))

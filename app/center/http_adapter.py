@@ -30,7 +30,7 @@ import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -386,6 +386,7 @@ class HttpCenterLink:
 def _refusal(response: httpx.Response) -> CenterRefused:
     code = f"HTTP_{response.status_code}"
     center_inquiry_id: str | None = None
+    received_at: datetime | None = None
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -398,7 +399,21 @@ def _refusal(response: httpx.Response) -> CenterRefused:
         raw_id = body.get("center_inquiry_id")
         if isinstance(raw_id, str) and len(raw_id) <= 64:
             center_inquiry_id = raw_id
-    return CenterRefused(code, status=response.status_code, center_inquiry_id=center_inquiry_id)
+        received_at = _aware_time(body.get("received_at"))
+    return CenterRefused(
+        code, status=response.status_code, center_inquiry_id=center_inquiry_id, received_at=received_at
+    )
+
+
+def _aware_time(raw: object) -> datetime | None:
+    """An RFC 3339 time with its offset, or None: a refusal's time is kept only when it is unambiguous."""
+    if not isinstance(raw, str) or len(raw) > 40:
+        return None
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
 
 
 def _log_state_change(previous: CircuitState, current: CircuitState) -> None:

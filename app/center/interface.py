@@ -17,14 +17,15 @@ Failures are two exceptions, because the outbox must decide between "try again l
 Neither exception's message carries personal data: they reach logs and the audit ledger.
 
 What the center records: every inquiry it accepted for processing, including those it answered with
-``NO_TRADE_INFO`` (the refusal then carries the ``center_inquiry_id``); a request refused as invalid is
-not recorded. The record's ``subject.name_kana`` is the matching form of app/center/kana.py.
+``NO_TRADE_INFO`` (the refusal then carries the ``center_inquiry_id`` and the ``received_at`` of the
+entry); a request refused as invalid is not recorded. The record's ``subject.name_kana`` is the matching
+form of app/center/kana.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal, Protocol, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -262,11 +263,20 @@ class CenterUnavailable(CenterLinkError):
 class CenterRefused(CenterLinkError):
     """Definitive: the center answered and said no. Retrying with the same request cannot help."""
 
-    def __init__(self, code: str, *, status: int | None = None, center_inquiry_id: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        *,
+        status: int | None = None,
+        center_inquiry_id: str | None = None,
+        received_at: datetime | None = None,
+    ) -> None:
         super().__init__(f"the center refused the request: {code}")
         self.code = code
         self.status = status
+        # Set when the center recorded the refused inquiry (NO_TRADE_INFO): its id and the time of its entry.
         self.center_inquiry_id = center_inquiry_id
+        self.received_at = received_at
 
 
 # -- the interface -------------------------------------------------------------------------------------------

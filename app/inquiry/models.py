@@ -60,8 +60,14 @@ class Inquiry(Base):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     approval_terminal_id: Mapped[str | None] = mapped_column(String(40))
     center_inquiry_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    # Indexed for the list schedule, which finds the days of inquiries sent long after them.
+    # When the gateway stored the center's answer (or refusal). Indexed for the list schedule, which
+    # finds the days of inquiries sent long after them.
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # When the center recorded the inquiry, by the center's clock where it said (its answer's, its
+    # NO_TRADE_INFO refusal's received_at), else sent_at. The center files its record by this time, so
+    # reconciliation counts the gateway's side by it too: an answer stored after midnight belongs to the
+    # day the center received the inquiry. Set together with sent_at.
+    center_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     center_result_code: Mapped[str | None] = mapped_column(String(40))
     response_state: Mapped[str] = mapped_column(String(16), default="none")
     released_by: Mapped[str | None] = mapped_column(String(40))
@@ -172,6 +178,11 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # When the center recorded what the row carried, by the center's clock where its answer said (an
+    # inquiry's received_at, a cancellation's cancelled_at, a correction's corrected_at), else when it
+    # was delivered; set together with delivered_at. Reconciliation counts cancellations and corrections
+    # in the period by it: one confirmed before midnight and delivered after is on the center's next day.
+    center_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A sender claims a row for a short lease so two workers never send it at the same moment.
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     payload: Mapped[str | None] = mapped_column(Text)

@@ -166,7 +166,11 @@ async def _attach_queued(session: AsyncSession, sent: Inquiry) -> Inquiry:
 _MARK_DELIVERED = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id == bindparam("message_id"), _OUTBOX.c.delivered_at.is_(None))
-    .values(delivered_at=bindparam("stored_at"), claimed_until=None)
+    .values(
+        delivered_at=bindparam("stored_at"),
+        center_recorded_at=bindparam("center_recorded_at"),
+        claimed_until=None,
+    )
     .returning(_OUTBOX.c.attempts)
 )
 
@@ -290,18 +294,22 @@ async def _send(ctx: AppContext, message: OutboxMessage, inquiry: Inquiry) -> tu
             )
             ctx.deliveries.settled(inquiry.id)
         elif isinstance(request, CenterCorrectRequest):
-            await ctx.center.correct(inquiry.center_inquiry_id or "", request)
-            await _mark_cancel_delivered(ctx, message_id, action="center.correction_sent")
+            correction = await ctx.center.correct(inquiry.center_inquiry_id or "", request)
+            await _mark_cancel_delivered(
+                ctx, message_id, correction.corrected_at, action="center.correction_sent"
+            )
         else:
-            await ctx.center.cancel(
+            cancellation = await ctx.center.cancel(
                 inquiry.center_inquiry_id or "", request.reason, request.idempotency_key or ""
             )
-            await _mark_cancel_delivered(ctx, message_id)
+            await _mark_cancel_delivered(ctx, message_id, cancellation.cancelled_at)
         ctx.metrics.center_calls.labels(message.kind, "delivered").inc()
         return "delivered", stored
     except CenterRefused as refusal:
         ctx.metrics.center_errors.labels(message.kind, refusal.code).inc()
-        stored = await _store_refusal(ctx, message_id, refusal.code, refusal.center_inquiry_id)
+        stored = await _store_refusal(
+            ctx, message_id, refusal.code, refusal.center_inquiry_id, recorded_at=refusal.received_at
+        )
         ctx.deliveries.settled(inquiry.id)
         ctx.metrics.center_calls.labels(message.kind, "refused").inc()
         return "refused", stored
@@ -364,7 +372,9 @@ async def _store_answer(
         # Marking the row delivered comes first and is the guard (on PostgreSQL also the row lock): a
         # second sender whose lease overlapped finds it delivered and stores nothing. One Core statement
         # instead of reading the row and the inquiry back.
-        attempts = await session.scalar(_MARK_DELIVERED, {"message_id": message_id, "stored_at": now})
+        attempts = await session.scalar(
+            _MARK_DELIVERED, {"message_id": message_id, "stored_at": now, "center_recorded_at": received_at}
+        )
         if attempts is None:
             await session.rollback()
             return None
@@ -387,7 +397,8 @@ async def _store_answer(
             )
         )
         inquiry.center_inquiry_id = center_inquiry_id
-        inquiry.sent_at = inquiry.sent_at or now
+        if inquiry.sent_at is None:
+            inquiry.sent_at, inquiry.center_recorded_at = now, received_at
         inquiry.center_result_code = str(content.get("result", "found")).upper()
         method_b = "B" in ctx.policy.methods_for(inquiry.branch_code) or (
             inquiry.hq_request_id is not None
@@ -435,11 +446,13 @@ async def _store_refusal(
     center_inquiry_id: str | None,
     *,
     sent: bool = True,
+    recorded_at: datetime | None = None,
     action: str = "center.refused",
     fields: list[str] | None = None,
 ) -> Inquiry | None:
     """Settle a row the center refused (``code`` as the center gave it) or, ``sent`` false, one that was
-    never sent (``code`` as it stands)."""
+    never sent (``code`` as it stands). ``recorded_at``: when the center recorded the refused inquiry,
+    if it said."""
     result_code = f"CENTER_{code}" if sent else code
     now = ctx.clock.now()
     async with ctx.db.session() as session:
@@ -449,6 +462,7 @@ async def _store_refusal(
         inquiry = await session.get(Inquiry, message.inquiry_id, with_for_update=True)
         assert inquiry is not None
         message.delivered_at = now
+        message.center_recorded_at = (recorded_at or now) if sent else None
         message.claimed_until = None
         message.last_error = code
         if message.kind == "inquire":
@@ -456,8 +470,8 @@ async def _store_refusal(
             inquiry.center_result_code = result_code
             # The center records a refused inquiry too (NO_TRADE_INFO); keep its id for reconciliation.
             inquiry.center_inquiry_id = center_inquiry_id or inquiry.center_inquiry_id
-            if sent:
-                inquiry.sent_at = inquiry.sent_at or now
+            if sent and inquiry.sent_at is None:
+                inquiry.sent_at, inquiry.center_recorded_at = now, recorded_at or now
             inquiry.updated_at = now
         # The operator is named so repeated NO_TRADE_INFO per operator can be counted (PL-2: probing).
         details: dict[str, object] = {
@@ -496,15 +510,17 @@ async def _store_refusal(
 
 
 async def _mark_cancel_delivered(
-    ctx: AppContext, message_id: int, *, action: str = "center.cancellation_sent"
+    ctx: AppContext, message_id: int, recorded_at: datetime, *, action: str = "center.cancellation_sent"
 ) -> None:
-    """A cancellation (or correction, ``action``) the center has recorded: the row is done."""
+    """A cancellation (or correction, ``action``) the center has recorded at ``recorded_at``: the row is
+    done."""
     now = ctx.clock.now()
     async with ctx.db.session() as session:
         message = await session.get(OutboxMessage, message_id, with_for_update=True)
         if message is None or message.delivered_at is not None:
             return
         message.delivered_at = now
+        message.center_recorded_at = recorded_at
         message.claimed_until = None
         record(
             session,

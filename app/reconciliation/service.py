@@ -546,20 +546,37 @@ def _center_side(run_id: str, dialect: str) -> list[Any]:
     ]
 
 
+# Each side of the period holds what the center recorded in it: the gateway counts what it sent by when
+# the center recorded it (its own time where the center said), not by when the answer was stored or the
+# cancellation confirmed. An answer stored after midnight, or a cancellation confirmed before midnight
+# and delivered after, otherwise shows on one side of each of two days.
+
+
 def _sent_in(period: Period) -> Any:
     i = Inquiry
-    return and_(i.center_inquiry_id.is_not(None), i.sent_at >= period.start, i.sent_at < period.end)
+    return and_(
+        i.center_inquiry_id.is_not(None),
+        i.center_recorded_at >= period.start,
+        i.center_recorded_at < period.end,
+    )
+
+
+def _delivered_in(period: Period, kind: str, inquiry_id: Any) -> Any:
+    """The inquiry's ``kind`` message reached the center, which recorded it in the period."""
+    o = OutboxMessage
+    return exists().where(
+        o.inquiry_id == inquiry_id,
+        o.kind == kind,
+        o.center_recorded_at >= period.start,
+        o.center_recorded_at < period.end,
+    )
 
 
 def _cancelled_at_center_in(period: Period) -> Any:
-    """Gateway cancellations of sent inquiries whose cancellation the outbox has delivered."""
-    i, o = Inquiry, OutboxMessage
+    """Gateway cancellations of sent inquiries whose cancellation the outbox delivered in the period."""
+    i = Inquiry
     return and_(
-        i.status == "cancelled",
-        i.center_inquiry_id.is_not(None),
-        i.cancelled_at >= period.start,
-        i.cancelled_at < period.end,
-        exists().where(o.inquiry_id == i.id, o.kind == "cancel", o.delivered_at.is_not(None)),
+        i.status == "cancelled", i.center_inquiry_id.is_not(None), _delivered_in(period, "cancel", i.id)
     )
 
 
@@ -692,13 +709,10 @@ def _corrected_in(period: Period) -> Any:
 
 
 def _corrected_at_center_in(period: Period) -> Any:
-    """Gateway corrections of the center's record (a corrected purpose) the outbox has delivered."""
-    c, o = InquiryCorrection, OutboxMessage
-    return and_(
-        _corrected_in(period),
-        c.at_center.is_(True),
-        exists().where(o.inquiry_id == c.inquiry_id, o.kind == "correct", o.delivered_at.is_not(None)),
-    )
+    """Gateway corrections of the center's record (a corrected purpose) the outbox delivered in the
+    period (an inquiry is corrected at the center once at most: one message, one key)."""
+    c = InquiryCorrection
+    return and_(c.at_center.is_(True), _delivered_in(period, "correct", c.inquiry_id))
 
 
 def _correction_findings(run_id: str, period: Period) -> list[Any]:
@@ -775,7 +789,7 @@ async def _gateway_sent(
     """Gateway inquiries sent in the period per branch, terminal and Tokyo day: one scan for every count."""
     i = Inquiry
     terminal = func.coalesce(i.terminal_id, "-")
-    sent_day = _tokyo_date(i.sent_at, dialect)
+    sent_day = _tokyo_date(i.center_recorded_at, dialect)
     rows = await session.execute(
         select(i.branch_code, terminal, sent_day, func.count())
         .where(_sent_in(period))

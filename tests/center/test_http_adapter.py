@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +132,12 @@ async def test_inquire_cancel_and_refusals(
             await link.cancel("CI-UNKNOWN-1", "typo", "cancel-unknown")
         assert unknown.value.code == "NOT_FOUND" and unknown.value.status == 404
 
-    kinds = [(e["kind"], e["idempotency_key"]) for e in await control.record(member)]
+    record = await control.record(member)
+    kinds = [(e["kind"], e["idempotency_key"]) for e in record]
     assert kinds == [("inquiry", "q-1"), ("inquiry", "q-2"), ("cancellation", "cancel-q-1")]
+    # The refusal names when the center recorded the refused inquiry, as its record does.
+    assert refused.value.received_at == datetime.fromisoformat(record[1]["at"])
+    assert refused.value.received_at is not None and refused.value.received_at.tzinfo is not None
 
 
 async def test_retries_under_errors_use_the_same_key_and_record_one_inquiry_each(

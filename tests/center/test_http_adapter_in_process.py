@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,26 @@ async def test_only_the_centers_own_codes_make_a_4xx_a_refusal(
                 await link.inquire(inquiry_request(population[0]))
             assert refused.value.code == expected and refused.value.status == status
             assert link.state.value == "closed", "a refusal is an answer: the center is up"
+
+
+async def test_a_refusals_time_of_record_is_kept_only_when_it_is_unambiguous(
+    population: Population, clock: ManualClock
+) -> None:
+    """The time the center recorded a refused inquiry decides on which of its days the inquiry is
+    reconciled: a time without its offset, or not a time, is dropped (the gateway's own time is used)."""
+    times = [
+        ("2026-11-24T14:59:58Z", datetime(2026, 11, 24, 14, 59, 58, tzinfo=UTC)),
+        ("2026-11-24T23:59:58+09:00", datetime(2026, 11, 24, 14, 59, 58, tzinfo=UTC)),
+        ("2026-11-24T23:59:58", None),
+        ("yesterday", None),
+        (1764000000, None),
+    ]
+    for raw, expected in times:
+        body = {"code": "NO_TRADE_INFO", "center_inquiry_id": "CI-1", "received_at": raw}
+        async with HttpCenterLink(_settings(), clock=clock, transport=_scripted(422, body)) as link:
+            with pytest.raises(CenterRefused) as refused:
+                await link.inquire(inquiry_request(population[0]))
+        assert refused.value.received_at == expected, raw
 
 
 async def test_a_4xx_from_something_in_between_is_a_link_failure_not_an_answer(

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from app.clock import ManualClock
+from app.clock import TOKYO, ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.errors import RecordFileInvalid
-from app.inquiry.models import Inquiry
+from app.inquiry.models import Inquiry, OutboxMessage
+from app.migrate import downgrade, upgrade
 from app.reconciliation import scheduler
 from app.reconciliation.models import ReconciliationRun
 from tests.helpers import ledger_events
-from tests.inquiry.support import as_user, person, sim_client
+from tests.inquiry.support import a1, as_user, center_record, draft_body, person, sim_client
 from tests.reconciliation.support import (
     DAY,
     cancel_with_approval_number,
@@ -325,3 +328,99 @@ async def test_the_monthly_schedule_reconciles_the_previous_month_once(
         runs = list((await session.scalars(select(ReconciliationRun))).all())
     assert [(r.requested_by, r.state) for r in runs] == [("system", "completed")]
     assert timedelta(days=29) == run.period_to - run.period_from
+
+
+async def test_what_the_center_recorded_before_midnight_is_counted_on_the_centers_day(
+    client: httpx.AsyncClient,
+    demo: DemoCredentials,
+    ctx: AppContext,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RC-1, RC-2: the center records an inquiry at 23:59:58 and its answer is stored after midnight; a
+    cancellation confirmed before midnight reaches the center after it. Each side of each day then still
+    counts the same entries: no false inquiry missing at the center, no false daily count mismatch."""
+    clock.set(datetime(2026, 11, 24, 14, 59, 58, tzinfo=UTC))  # 23:59:58 in Tokyo
+    link = ctx.center
+    inquire, cancel = link.inquire, link.cancel
+
+    async def answered_after_midnight(request: Any) -> Any:
+        try:
+            return await inquire(request)
+        finally:
+            clock.set(datetime(2026, 11, 24, 15, 0, 3, tzinfo=UTC))  # the answer comes back at 00:00:03
+
+    async def delivered_after_midnight(*args: Any) -> Any:
+        clock.set(datetime(2026, 11, 24, 15, 2, 0, tzinfo=UTC))  # the center was unreachable until 00:02
+        return await cancel(*args)
+
+    monkeypatch.setattr(link, "inquire", answered_after_midnight)
+    withdrawn = await sent_inquiry(client, demo, await person(ctx, index=0))
+    clock.set(datetime(2026, 11, 24, 14, 59, 58, tzinfo=UTC))
+    operator = await as_user(client, demo, "op001")
+    refused = await client.post(
+        "/inquiries",
+        json=draft_body(
+            await person(ctx, has_transactions=False),
+            purpose="credit_review",
+            customer_status="existing",
+            consent_document={"type": "ledger", "reference": "LEDGER-77", "obtained_on": "2026-11-01"},
+            approval=a1(demo),
+        ),
+        headers=operator,
+    )
+    assert refused.json()["center"]["result_code"] == "CENTER_NO_TRADE_INFO"
+    clock.set(datetime(2026, 11, 24, 14, 59, 59, tzinfo=UTC))
+    monkeypatch.setattr(link, "cancel", delivered_after_midnight)
+    await cancel_with_approval_number(client, ctx, demo, withdrawn)
+    # The center's own record: both inquiries on the 24th, the cancellation on the 25th.
+    recorded = sorted((e["kind"], tokyo_day(e["at"])) for e in await center_record(ctx))
+    assert recorded == [("cancellation", "2026-11-25"), ("inquiry", "2026-11-24"), ("inquiry", "2026-11-24")]
+
+    clock.set(datetime(2026, 11, 26, 1, 0, tzinfo=UTC))
+    for day in ("2026-11-24", "2026-11-25"):
+        run = await reconcile(client, demo, period={"from": day, "to": day})
+        assert run["clean"] is True, (day, run["finding_counts"], run["alerts"])
+    both = await reconcile(client, demo, period={"from": "2026-11-24", "to": "2026-11-25"})
+    assert both["clean"] is True, both["finding_counts"]
+    assert [
+        (d["business_date"], d["center_inquiries"], d["gateway_inquiries"], d["center_cancellations"])
+        for d in both["by_day"]
+    ] == [("2026-11-24", 2, 2, 0), ("2026-11-25", 0, 0, 1)]
+    assert (both["center_entries"], both["gateway_entries"]) == (3, 3)
+
+
+def tokyo_day(at: str) -> str:
+    return datetime.fromisoformat(at).astimezone(TOKYO).date().isoformat()
+
+
+async def test_a_database_upgraded_from_before_the_centers_time_was_kept_reconciles_the_same(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """Migration 0014 fills the center's time of record in for what was sent before it: the center's
+    received_at where its answer is kept, the delivery time of a cancellation."""
+    await sent_inquiry(client, demo, await person(ctx, index=0))
+    withdrawn = await sent_inquiry(client, demo, await person(ctx, index=1))
+    await cancel_with_approval_number(client, ctx, demo, withdrawn)
+
+    async def recorded() -> list[tuple[Any, ...]]:
+        async with ctx.db.read_session() as session:
+            inquiries = await session.execute(
+                select(Inquiry.id, Inquiry.center_recorded_at).order_by(Inquiry.id)
+            )
+            messages = await session.execute(
+                select(OutboxMessage.idempotency_key, OutboxMessage.center_recorded_at).order_by(
+                    OutboxMessage.idempotency_key
+                )
+            )
+            return [tuple(row) for row in (*inquiries, *messages)]
+
+    as_written = await recorded()
+    assert len(as_written) == 5 and all(at is not None for _, at in as_written)
+    url = ctx.settings.resolved_database_url()
+    await asyncio.to_thread(downgrade, url, "0013")
+    await asyncio.to_thread(upgrade, url)
+    assert await recorded() == as_written
+
+    run = await reconcile(client, demo)
+    assert run["clean"] is True and (run["center_entries"], run["gateway_entries"]) == (3, 3)

@@ -414,6 +414,7 @@ def _replay(inquiry: _Inquiry) -> CenterAnswer:
             inquiry.refusal_code,
             "The center holds no transaction for this subject",
             center_inquiry_id=inquiry.entry.center_inquiry_id,
+            received_at=inquiry.entry.at.astimezone(UTC).isoformat(),
         )
     assert inquiry.answer is not None
     return inquiry.answer
