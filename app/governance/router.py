@@ -280,6 +280,11 @@ async def deactivate_user(
 @router.get(
     "/access-register",
     summary="The append-only access-rights register; ?format=csv for the export (AC-3)",
+    description=(
+        "JSON pages by `limit` and `cursor`. The CSV export holds every entry after `cursor` (all of "
+        "them without one; `limit` does not cut it), so a batch job fetches what was added since the "
+        "`seq` of the last row it took."
+    ),
     response_model=Page[RegisterEntryOut],
     responses={**problem_responses(401, 403), 200: {"content": {"text/csv": {}}}},
 )
@@ -293,7 +298,9 @@ async def access_register(
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,  # ASCII: \d takes any script's
 ) -> Response | Page[RegisterEntryOut]:
     if format == "csv":
-        rows = await register.entries(session, user_id=user_id, branch_code=branch_code)
+        rows = await register.entries(
+            session, user_id=user_id, branch_code=branch_code, after_seq=int(cursor or 0)
+        )
         return Response(
             register.to_csv(rows),
             media_type="text/csv; charset=utf-8",
