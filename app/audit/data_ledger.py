@@ -408,6 +408,8 @@ CATALOGUE: dict[str, DataSet] = {
             "target": "branch code, or the suspended staff user id",
             "reason": _FREE_TEXT,
             "imposed_by": _STAFF,
+            "lift_requested_by": _STAFF,
+            "lift_request_reason": _FREE_TEXT,
             "lifted_by": _STAFF,
             "lift_reason": _FREE_TEXT,
         },

@@ -2,7 +2,9 @@
 
 The effect is immediate: the live sessions of the scope end in the same transaction, and authentication
 and the inquiry paths refuse anything the switch covers (app/governance/switches.py). Lifting a switch
-needs a second person: a security officer other than the one who threw it.
+needs two people at the time it is lifted: one security officer asks to lift it (the switch stays on),
+another lifts it. Either may be the one who threw it; a single officer — even one who did not throw it —
+can never turn a switch off alone.
 """
 
 from __future__ import annotations
@@ -24,21 +26,36 @@ from app.governance.register import Decision
 from app.idempotency import UNKEYED, KeyedRequest, create_once
 from app.pagination import keyset_page
 
-# One officer throws a switch at once; lifting it takes a second one (checked in lift()).
+# One officer throws a switch at once (the register's approval is the rule); lifting takes two (lift()).
 SWITCH_RULE = "rule:IR-1 emergency switch"
-LIFT_RULE = "rule:IR-1 lifted by a second officer"
 
 
 async def _terminals_of(session: AsyncSession, branch_code: str) -> list[str]:
     return list((await session.scalars(select(Terminal.id).where(Terminal.branch_code == branch_code))).all())
 
 
-def _register_user_switch(
-    session: AsyncSession, suspension: EmergencySuspension, *, change: str, by: str, reason: str
-) -> None:
-    """A switch on a user changes what that user may do, so the access-rights register shows it (AC-3)."""
-    at = suspension.lifted_at if change == "lift" else suspension.imposed_at
-    assert suspension.target is not None and at is not None
+def _register_user_switch(session: AsyncSession, suspension: EmergencySuspension, *, change: str) -> None:
+    """A switch on a user changes what that user may do, so the access-rights register shows it (AC-3):
+    thrown by one officer under the rule; lifted as asked by one officer and done by another."""
+    assert suspension.target is not None
+    if change == "lift":
+        assert suspension.lift_requested_by and suspension.lift_requested_at and suspension.lifted_by
+        assert suspension.lifted_at is not None and suspension.lift_reason is not None
+        decision = Decision(
+            requested_by=suspension.lift_requested_by,
+            requested_at=suspension.lift_requested_at,
+            approved_by=suspension.lifted_by,
+            approved_at=suspension.lifted_at,
+            set_by=suspension.lifted_by,
+            set_at=suspension.lifted_at,
+        )
+        reason = suspension.lift_reason
+    else:
+        at, by = suspension.imposed_at, suspension.imposed_by
+        decision = Decision(
+            requested_by=by, requested_at=at, approved_by=SWITCH_RULE, approved_at=at, set_by=by, set_at=at
+        )
+        reason = suspension.reason
     register.append(
         session,
         change=change,
@@ -48,14 +65,7 @@ def _register_user_switch(
         user_role_id=None,
         source="emergency",
         source_id=suspension.id,
-        decision=Decision(
-            requested_by=by,
-            requested_at=at,
-            approved_by=LIFT_RULE if change == "lift" else SWITCH_RULE,
-            approved_at=at,
-            set_by=by,
-            set_at=at,
-        ),
+        decision=decision,
         reason=reason,
     )
 
@@ -143,7 +153,7 @@ async def _throw_switch(
     )
     session.add(suspension)
     if scope == "user":
-        _register_user_switch(session, suspension, change="suspend", by=principal.id, reason=reason)
+        _register_user_switch(session, suspension, change="suspend")
     record(
         session,
         actor=principal.actor(),
@@ -159,29 +169,39 @@ async def _throw_switch(
 async def lift(
     session: AsyncSession, *, ctx: AppContext, principal: Principal, suspension_id: str, reason: str
 ) -> EmergencySuspension:
-    """A second security officer — never the one who threw the switch — lifts it."""
+    """The first officer's call asks to lift the switch, which stays on; a second officer's call lifts
+    it. The same officer twice is refused (SOD_VIOLATION): one person never turns a switch off."""
     authorize(principal, "emergency.suspend")
     suspension = await session.get(EmergencySuspension, suspension_id, with_for_update=True)
     if suspension is None:
         raise NotFound("No such suspension")
-    ensure_different_people(
-        principal.id, others={"the officer who imposed this suspension": suspension.imposed_by}
-    )
     if suspension.status != "active":
         raise InvalidState("The suspension is already lifted")
-    suspension.status = "lifted"
-    suspension.lifted_by = principal.id
-    suspension.lifted_at = ctx.clock.now()
-    suspension.lift_reason = reason
-    if suspension.scope == "user":
-        _register_user_switch(session, suspension, change="lift", by=principal.id, reason=reason)
+    now = ctx.clock.now()
+    details = {"scope": suspension.scope, "target": suspension.target, "imposed_by": suspension.imposed_by}
+    if suspension.lift_requested_by is None:
+        suspension.lift_requested_by = principal.id
+        suspension.lift_requested_at = now
+        suspension.lift_request_reason = reason
+        action = "emergency.lift_requested"
+    else:
+        asked = suspension.lift_requested_by
+        ensure_different_people(principal.id, others={"the officer who asked to lift this suspension": asked})
+        suspension.status = "lifted"
+        suspension.lifted_by = principal.id
+        suspension.lifted_at = now
+        suspension.lift_reason = reason
+        if suspension.scope == "user":
+            _register_user_switch(session, suspension, change="lift")
+        details["lift_requested_by"] = suspension.lift_requested_by
+        action = "emergency.lifted"
     record(
         session,
         actor=principal.actor(),
-        action="emergency.lifted",
+        action=action,
         object_type="emergency_suspension",
         object_id=suspension.id,
-        details={"scope": suspension.scope, "target": suspension.target, "imposed_by": suspension.imposed_by},
+        details=details,
     )
     await session.commit()
     return suspension

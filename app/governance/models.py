@@ -181,7 +181,8 @@ class PrivilegedSession(Base):
 
 
 class EmergencySuspension(Base):
-    """An emergency switch (IR-1): imposed by one security officer, lifted only by another."""
+    """An emergency switch (IR-1): imposed by one security officer at once; lifted by two, one asking
+    and another lifting it (the switch stays on in between)."""
 
     __tablename__ = "emergency_suspensions"
 
@@ -195,6 +196,10 @@ class EmergencySuspension(Base):
     imposed_by: Mapped[str] = mapped_column(String(80))
     imposed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sessions_ended: Mapped[int] = mapped_column(Integer, default=0)
+    # The first of the two people who lift it: who asked, when and why.
+    lift_requested_by: Mapped[str | None] = mapped_column(String(80))
+    lift_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lift_request_reason: Mapped[str | None] = mapped_column(String(400))
     lifted_by: Mapped[str | None] = mapped_column(String(80))
     lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lift_reason: Mapped[str | None] = mapped_column(String(400))

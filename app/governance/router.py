@@ -641,16 +641,26 @@ async def suspend(
 
 @emergency_router.post(
     "/emergency/suspensions/{suspension_id}/lift",
-    summary="Lift a suspension: a second security officer, never the one who imposed it",
+    summary="Lift a suspension: two security officers, one asking (202, still on) and another lifting (200)",
     response_model=SuspensionOut,
-    responses=problem_responses(401, 403, 404, 409),
+    responses={
+        **problem_responses(401, 403, 404, 409),
+        202: {"description": "Asked to lift: the switch stays on until a second officer lifts it"},
+    },
 )
 async def lift(
-    suspension_id: str, body: LiftIn, principal: SecurityOfficer, session: DbSession, ctx: Context
+    suspension_id: str,
+    body: LiftIn,
+    principal: SecurityOfficer,
+    session: DbSession,
+    ctx: Context,
+    response: Response,
 ) -> SuspensionOut:
     suspension = await emergency.lift(
         session, ctx=ctx, principal=principal, suspension_id=suspension_id, reason=body.reason
     )
+    if suspension.status == "active":
+        response.status_code = 202
     return SuspensionOut.model_validate(suspension)
 
 

@@ -256,6 +256,9 @@ class SuspensionOut(BaseModel):
     imposed_by: str
     imposed_at: datetime
     sessions_ended: int
+    # Lifting takes two officers: the one who asked (the switch stays on) and the one who lifted it.
+    lift_requested_by: str | None
+    lift_requested_at: datetime | None
     lifted_by: str | None
     lifted_at: datetime | None
 

@@ -17,7 +17,7 @@ from app.demo import DEMO_ACTOR, DemoCredentials
 from app.lists import service as lists_service
 from app.lists.models import DailyList
 from tests.auditing.support import inquire_with_credentials, inquire_with_number, login_at, release, subjects
-from tests.governance.support import add_person, hr_feed_headers, privileged_headers
+from tests.governance.support import add_person, hr_feed_headers, lift_switch, privileged_headers
 from tests.helpers import ledger_events, terminal
 from tests.hq.support import branch_request
 
@@ -338,15 +338,14 @@ async def test_access_holders_at_t_carry_the_roles_and_status_of_that_moment(
     assert (now["cf001"], now["cf001b"]) == ("suspended", "suspended")
     assert now["bm001"] == "active"
 
-    # A second officer lifts the switch: cf001 is active again from then on, suspended in between.
+    # Two more officers lift the switch: cf001 is active again from then on, suspended in between.
     suspended_at = clock.now()
     clock.advance(minutes=5)
     await add_person(ctx, demo, "secoff2", (("security_officer", None),))
     second = await privileged_headers(client, demo, clock, "secoff2")
-    lifted = await client.post(
-        f"/emergency/suspensions/{suspended.json()['id']}/lift", json={"reason": "誤報と確認"}, headers=second
-    )
-    assert lifted.status_code == 200, lifted.text
+    await add_person(ctx, demo, "secoff3", (("security_officer", None),))
+    third = await privileged_headers(client, demo, clock, "secoff3")
+    await lift_switch(client, suspended.json()["id"], asking=second, lifting=third, reason="誤報と確認")
     clock.advance(minutes=5)
     auditor = await login_at(client, demo, "auditor")
     assert (await holders(rfc3339(suspended_at)))["cf001"] == "suspended"

@@ -118,3 +118,20 @@ async def request_apply(
     applied = await client.post(f"/access-requests/{request_id}/apply", headers=setter)
     assert applied.status_code == 200, applied.text
     return dict(applied.json())
+
+
+async def lift_switch(
+    client: httpx.AsyncClient,
+    suspension_id: str,
+    *,
+    asking: dict[str, str],
+    lifting: dict[str, str],
+    reason: str = "調査完了",
+) -> dict[str, Any]:
+    """IR-1: one officer asks to lift the switch (still on), a second lifts it; the lifted switch."""
+    path = f"/emergency/suspensions/{suspension_id}/lift"
+    asked = await client.post(path, json={"reason": reason}, headers=asking)
+    assert asked.status_code == 202 and asked.json()["status"] == "active", asked.text
+    lifted = await client.post(path, json={"reason": reason}, headers=lifting)
+    assert lifted.status_code == 200 and lifted.json()["status"] == "lifted", lifted.text
+    return dict(lifted.json())

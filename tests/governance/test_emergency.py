@@ -16,13 +16,13 @@ from app.inquiry.models import Inquiry, OutboxMessage
 from app.inquiry.outbox import OutboxSender
 from app.lists import scheduler as list_schedule
 from app.lists.models import DailyList, DailyListLine
-from tests.governance.support import add_person, privileged_headers
+from tests.governance.support import add_person, lift_switch, privileged_headers
 from tests.helpers import auth_headers, ledger_events, login
 from tests.hq.support import branch_request, execute
 from tests.inquiry.support import a1, center_record, draft_body, person
 
 
-async def test_branch_suspension_is_immediate_and_lifting_takes_a_second_officer(
+async def test_branch_suspension_is_immediate_and_lifting_takes_two_officers(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
     await add_person(ctx, demo, "secoff2", (("security_officer", None),))
@@ -50,21 +50,35 @@ async def test_branch_suspension_is_immediate_and_lifting_takes_a_second_officer
         await client.post("/inquiries", json=draft_body(subject), headers=other_branch)
     ).status_code == 201
 
-    same = await client.post(
-        f"/emergency/suspensions/{suspension_id}/lift", json={"reason": "調査完了"}, headers=officer
-    )
-    assert same.status_code == 403 and same.json()["code"] == "SOD_VIOLATION"
+    # Lifting takes two officers at the time: the first one's call only asks, and the switch stays on.
+    lift = f"/emergency/suspensions/{suspension_id}/lift"
+    asked = await client.post(lift, json={"reason": "調査完了"}, headers=second)
+    assert asked.status_code == 202, asked.text
+    assert (asked.json()["status"], asked.json()["lift_requested_by"]) == ("active", "secoff2")
+    assert (await login(client, demo, "op001")).status_code == 403
+    # The same officer again is not a second person, whoever threw the switch.
+    again = await client.post(lift, json={"reason": "調査完了"}, headers=second)
+    assert again.status_code == 403 and again.json()["code"] == "SOD_VIOLATION"
     assert (await login(client, demo, "op001")).status_code == 403
 
-    lifted = await client.post(
-        f"/emergency/suspensions/{suspension_id}/lift", json={"reason": "調査完了"}, headers=second
+    lifted = await client.post(lift, json={"reason": "調査完了"}, headers=officer)
+    assert lifted.status_code == 200
+    assert (lifted.json()["status"], lifted.json()["lift_requested_by"], lifted.json()["lifted_by"]) == (
+        "lifted",
+        "secoff2",
+        "secoff",
     )
-    assert lifted.status_code == 200 and lifted.json()["lifted_by"] == "secoff2"
+    over = await client.post(lift, json={"reason": "調査完了"}, headers=second)
+    assert over.status_code == 409 and over.json()["code"] == "INVALID_STATE"
     back = await auth_headers(client, demo, "op001")
     assert (await client.post("/inquiries", json=draft_body(subject), headers=back)).status_code == 201
 
     events = [(e.action, e.actor_id) for e in await ledger_events(ctx) if e.action.startswith("emergency.")]
-    assert events == [("emergency.suspended", "secoff"), ("emergency.lifted", "secoff2")]
+    assert events == [
+        ("emergency.suspended", "secoff"),
+        ("emergency.lift_requested", "secoff2"),
+        ("emergency.lifted", "secoff"),
+    ]
 
 
 async def test_user_and_terminal_switches_end_live_sessions(
@@ -202,10 +216,7 @@ async def test_hq_cannot_execute_a_request_of_a_suspended_branch(
     assert [(e.actor_id, e.object_id) for e in refusals] == [("hqop", request["id"])]
     assert '"code":"SUSPENDED"' in refusals[0].details
 
-    lifted = await client.post(
-        f"/emergency/suspensions/{thrown.json()['id']}/lift", json={"reason": "調査完了"}, headers=second
-    )
-    assert lifted.status_code == 200
+    await lift_switch(client, thrown.json()["id"], asking=second, lifting=officer)
     executed = await execute(client, hq, request["id"], subject)
     assert executed.status_code == 201, executed.text
 
@@ -247,10 +258,7 @@ async def test_a_queued_inquiry_stays_queued_under_a_switch_and_goes_out_when_it
     held = await ledger_events(ctx, action="center.send_held")
     assert [e.object_id for e in held] == [inquiry_id]
 
-    lifted = await client.post(
-        f"/emergency/suspensions/{thrown.json()['id']}/lift", json={"reason": "解除"}, headers=second
-    )
-    assert lifted.status_code == 200
+    await lift_switch(client, thrown.json()["id"], asking=second, lifting=officer)
     clock.advance(seconds=31)
     await sender.deliver_due()
     async with ctx.db.read_session() as session:
@@ -370,10 +378,9 @@ async def test_an_inquiry_sent_long_after_its_day_still_reaches_that_days_list(
     clock.set(datetime(2026, 12, 4, 1, 0, tzinfo=UTC))  # Friday 4 December, 10:00 JST
     assert date(2026, 11, 24) not in list_schedule.due_days(ctx)
     second = await privileged_headers(client, demo, clock, "secoff2")
-    lifted = await client.post(
-        f"/emergency/suspensions/{thrown.json()['id']}/lift", json={"reason": "解除"}, headers=second
-    )
-    assert lifted.status_code == 200, lifted.text
+    await add_person(ctx, demo, "secoff3", (("security_officer", None),))
+    third = await privileged_headers(client, demo, clock, "secoff3")
+    await lift_switch(client, thrown.json()["id"], asking=second, lifting=third)
     await OutboxSender(ctx).deliver_due()
     await list_schedule.run_once(ctx)
     first, supplement = await subject_lists()

@@ -24,6 +24,7 @@ from tests.governance.support import (
     add_person,
     enrol_totp,
     hr_feed_headers,
+    lift_switch,
     privileged_headers,
     request_apply,
 )
@@ -329,10 +330,7 @@ async def test_user_creation_and_a_switch_on_a_user_are_in_the_register(
         headers=officer,
     )
     assert thrown.status_code == 201
-    lifted = await client.post(
-        f"/emergency/suspensions/{thrown.json()['id']}/lift", json={"reason": "誤報"}, headers=second
-    )
-    assert lifted.status_code == 200
+    await lift_switch(client, thrown.json()["id"], asking=officer, lifting=second, reason="誤報")
 
     auditor = await auth_headers(client, demo, "auditor")
     entries = (await client.get("/access-register", params={"limit": 1000}, headers=auditor)).json()["items"]
@@ -342,13 +340,30 @@ async def test_user_creation_and_a_switch_on_a_user_are_in_the_register(
     ]
     switch_rows = [e for e in entries if e["source"] == "emergency"]
     assert [
-        (e["change"], e["user_id"], e["source_id"], e["requested_by"], e["set_by"], e["reason"])
+        (
+            e["change"],
+            e["user_id"],
+            e["source_id"],
+            e["requested_by"],
+            e["approved_by"],
+            e["set_by"],
+            e["reason"],
+        )
         for e in switch_rows
     ] == [
-        ("suspend", "cf002", thrown.json()["id"], "secoff", "secoff", "緊急停止"),
-        ("lift", "cf002", thrown.json()["id"], "secoff2", "secoff2", "誤報"),
+        (
+            "suspend",
+            "cf002",
+            thrown.json()["id"],
+            "secoff",
+            "rule:IR-1 emergency switch",
+            "secoff",
+            "緊急停止",
+        ),
+        # Lifted by two: the officer who asked, and the second who lifted it.
+        ("lift", "cf002", thrown.json()["id"], "secoff", "secoff2", "secoff2", "誤報"),
     ]
-    assert all(e["approved_by"].startswith("rule:") for e in switch_rows + created_rows)
+    assert all(e["approved_by"].startswith("rule:") for e in created_rows)
 
 
 async def test_a_reason_of_spaces_alone_is_no_reason(
