@@ -6,7 +6,7 @@ are functions here that every router and service calls. There is no bypass switc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from app.authz.principal import Principal
 from app.authz.roles import (
@@ -104,10 +104,12 @@ def ensure_may_confirm(
     confirmer_roles: Mapping[str, frozenset[str]],
     confirmer_active: bool,
     branch_code: str,
-    operator_id: str,
+    operator_ids: Collection[str],
 ) -> None:
-    """A confirmer for this branch, not the operator, not suspended or locked (methods A and B)."""
-    ensure_not_operator(confirmer_id, operator_id=operator_id)
+    """A confirmer for this branch, none of the work's operators, not suspended or locked (methods A
+    and B). An HQ inquiry run on a branch's request has two: HQ's operator and the one who asked."""
+    for operator_id in operator_ids:
+        ensure_not_operator(confirmer_id, operator_id=operator_id)
     if not roles_allow(confirmer_roles, "inquiry.confirm", branch_code=branch_code):
         raise NotAConfirmer("This person is not a confirmer for this branch")
     if not confirmer_active:

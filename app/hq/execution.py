@@ -156,6 +156,18 @@ async def requesting_branch(session: AsyncSession, *, inquiry: Inquiry) -> str |
     return await session.scalar(select(HqRequest.branch_code).where(HqRequest.id == inquiry.hq_request_id))
 
 
+async def operators_of(session: AsyncSession, inquiry: Inquiry) -> tuple[str, ...]:
+    """Everyone who counts as the inquiry's operator, and so never approves, releases, cancels for or
+    confirms it (SD-1): whoever entered it and, for an HQ inquiry run on a branch's request, the branch
+    operator who asked for it — whatever the request's return option, and also when that person holds a
+    confirming role at HQ as well."""
+    if inquiry.hq_request_id is None:
+        return (inquiry.operator_id,)
+    asked = select(HqRequest.operator_id).where(HqRequest.id == inquiry.hq_request_id)
+    requester = await session.scalar(asked)
+    return tuple(dict.fromkeys(p for p in (inquiry.operator_id, requester) if p is not None))
+
+
 async def requesting_operator(session: AsyncSession, *, inquiry_id: str) -> str | None:
     """Who at the branch asked for the HQ inquiry ``inquiry_id``, or None for a branch's own inquiry or
     HQ's own. As HQ's operator who ran it, they may not confirm it at their branch (SD-1: operator ≠

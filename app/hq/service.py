@@ -114,7 +114,7 @@ async def _confirmer_approval(
         ctx=ctx,
         target=ApprovalTarget(
             branch_code=branch_code,
-            operator_id=operator_id,
+            operator_ids=(operator_id,),
             object_type="hq_request",
             object_id=None,
             refused_action="hq_request.approval_refused",

@@ -13,13 +13,14 @@ Who may confirm is decided by app/authz/policy.py (ensure_may_confirm), nowhere 
 from __future__ import annotations
 
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
 
-from sqlalchemy import Row, Select, bindparam, func, select, update
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
@@ -42,6 +43,7 @@ from app.errors import ApprovalInvalid, DomainError, NotAConfirmer, Suspended
 from app.governance.models import EmergencySuspension
 from app.governance.switches import suspension_query
 from app.governance.totp import verify_code
+from app.hq import execution as hq_execution
 from app.inquiry.models import ApprovalNumber, Inquiry
 from app.inquiry.schemas import Approval, ApprovalNumberApproval
 
@@ -54,7 +56,9 @@ class GrantedApproval:
 
 
 def _number_hash(ctx: AppContext, inquiry_id: str, number: str) -> str:
-    digits = "".join(ch for ch in number if ch.isdigit())
+    # A number read out and typed with the Japanese input still in full-width mode (６２６３－０９３４)
+    # is the same number: NFKC makes those digits ASCII. Other scripts' digits stay and do not match.
+    digits = "".join(ch for ch in unicodedata.normalize("NFKC", number) if ch.isdigit())
     return ctx.keyring.blind_index(digits, domain=f"approval-number:{inquiry_id}")
 
 
@@ -104,16 +108,49 @@ async def issue_number(
     return number, row
 
 
+async def _outstanding_numbers(
+    session: AsyncSession, *, ctx: AppContext, inquiry_id: str, actor: Actor
+) -> list[ApprovalNumber]:
+    """The inquiry's outstanding numbers, locked, those past their lifetime closed as expired first.
+
+    The register already counts a number past its lifetime as expired (``register_balance``), also on
+    the day it was issued; closing it as anything else later — voided because the draft was sent by A1
+    the next morning — would rewrite that past day's figures after they were read and reconciled.
+    """
+    now = ctx.clock.now()
+    outstanding = list(
+        (
+            await session.scalars(
+                select(ApprovalNumber)
+                .where(ApprovalNumber.inquiry_id == inquiry_id, ApprovalNumber.state == "outstanding")
+                .with_for_update()
+            )
+        ).all()
+    )
+    for row in outstanding:
+        if row.expires_at <= now:
+            row.state, row.closed_at, row.void_reason = "expired", now, "lifetime_elapsed"
+            record(
+                session,
+                actor=actor,
+                action="approval_number.expired",
+                object_type="inquiry",
+                object_id=inquiry_id,
+                details={"approval_number_id": row.id},
+            )
+    return [row for row in outstanding if row.state == "outstanding"]
+
+
 async def close_numbers(
     session: AsyncSession, *, ctx: AppContext, inquiry_id: str, state: str, reason: str, actor: Actor
 ) -> int:
-    """Void (or expire) every outstanding number of an inquiry, e.g. because the draft changed."""
-    result = await session.execute(
-        update(ApprovalNumber)
-        .where(ApprovalNumber.inquiry_id == inquiry_id, ApprovalNumber.state == "outstanding")
-        .values(state=state, closed_at=ctx.clock.now(), void_reason=reason)
-    )
-    count = int(getattr(result, "rowcount", 0) or 0)
+    """Void (or expire) every outstanding number of an inquiry, e.g. because the draft changed; one
+    already past its lifetime is closed as expired, as the register has counted it."""
+    now = ctx.clock.now()
+    live = await _outstanding_numbers(session, ctx=ctx, inquiry_id=inquiry_id, actor=actor)
+    for row in live:
+        row.state, row.closed_at, row.void_reason = state, now, reason
+    count = len(live)
     if count:
         record(
             session,
@@ -185,27 +222,8 @@ async def _use_number(
     actor: Actor,
 ) -> GrantedApproval:
     now = ctx.clock.now()
-    outstanding = list(
-        (
-            await session.scalars(
-                select(ApprovalNumber)
-                .where(ApprovalNumber.inquiry_id == inquiry.id, ApprovalNumber.state == "outstanding")
-                .with_for_update()
-            )
-        ).all()
-    )
-    for row in outstanding:
-        if row.expires_at <= now:
-            row.state, row.closed_at, row.void_reason = "expired", now, "lifetime_elapsed"
-            record(
-                session,
-                actor=actor,
-                action="approval_number.expired",
-                object_type="inquiry",
-                object_id=inquiry.id,
-                details={"approval_number_id": row.id},
-            )
-    live = [row for row in outstanding if row.state == "outstanding" and row.purpose == purpose]
+    outstanding = await _outstanding_numbers(session, ctx=ctx, inquiry_id=inquiry.id, actor=actor)
+    live = [row for row in outstanding if row.purpose == purpose]
     wanted = _number_hash(ctx, inquiry.id, number)
     match = next((row for row in live if secrets.compare_digest(row.number_hash, wanted)), None)
     if match is not None and match.draft_hash == bound_hash:
@@ -298,7 +316,7 @@ def _ensure_may_confirm(
     rows: Sequence[Row[User, datetime | None, str, str | None, str | None]],
     *,
     branch_code: str,
-    operator_id: str,
+    operator_ids: tuple[str, ...],
 ) -> None:
     """:func:`ensure_may_confirm` on a confirmer read with :func:`_confirmer_statement` (a row per role)."""
     ensure_may_confirm(
@@ -306,7 +324,7 @@ def _ensure_may_confirm(
         confirmer_roles=roles_of((row[2], row[3]) for row in rows),
         confirmer_active=confirmer.status == "active" and rows[0][1] is None,
         branch_code=branch_code,
-        operator_id=operator_id,
+        operator_ids=operator_ids,
     )
 
 
@@ -328,7 +346,10 @@ async def _confirmer_not_in_force(
         return NotAConfirmer("The issuer of this number is no longer a user")
     try:
         _ensure_may_confirm(
-            rows[0][0], rows, branch_code=inquiry.branch_code, operator_id=inquiry.operator_id
+            rows[0][0],
+            rows,
+            branch_code=inquiry.branch_code,
+            operator_ids=await hq_execution.operators_of(session, inquiry),
         )
     except (NotAConfirmer, Suspended) as refusal:
         return refusal
@@ -343,7 +364,7 @@ class ApprovalTarget:
     whose work it is, and where a refusal is recorded."""
 
     branch_code: str
-    operator_id: str
+    operator_ids: tuple[str, ...]
     object_type: str
     object_id: str | None
     refused_action: str
@@ -428,7 +449,7 @@ async def check_confirmer_credentials(
         await session.commit()
         raise ApprovalInvalid("The confirmer's credentials are not valid", audited=True)
     assert confirmer is not None
-    _ensure_may_confirm(confirmer, rows, branch_code=target.branch_code, operator_id=target.operator_id)
+    _ensure_may_confirm(confirmer, rows, branch_code=target.branch_code, operator_ids=target.operator_ids)
     if rows[0][4] is not None:
         raise Suspended("The confirmer is stopped by an emergency control")
     if password_change_required(ctx, confirmer):
@@ -465,7 +486,7 @@ async def _check_credentials(
         ctx=ctx,
         target=ApprovalTarget(
             branch_code=inquiry.branch_code,
-            operator_id=inquiry.operator_id,
+            operator_ids=await hq_execution.operators_of(session, inquiry),
             object_type="inquiry",
             object_id=inquiry.id,
             refused_action="approval.refused",

@@ -29,7 +29,7 @@ from app.audit.forensics import TracedEvent, inquiry_trace_events
 from app.audit.ledger import Actor, record
 from app.audit.models import AuditEvent
 from app.authz.models import User
-from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
+from app.authz.policy import authorize, ensure_may_confirm, may
 from app.authz.principal import Principal
 from app.authz.service import check_password_first, count_failed_password, lock_throttle
 from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES, CenterSubject
@@ -688,7 +688,7 @@ async def issue_approval_number(
         confirmer_roles=principal.role_branches,
         confirmer_active=True,
         branch_code=inquiry.branch_code,
-        operator_id=inquiry.operator_id,
+        operator_ids=await hq_execution.operators_of(session, inquiry),
     )
     if correction is not None:
         # The number approves exactly this correction (CC-1): it is bound to the changes it makes.
@@ -751,7 +751,7 @@ async def refuse_approval(
         confirmer_roles=principal.role_branches,
         confirmer_active=True,
         branch_code=inquiry.branch_code,
-        operator_id=inquiry.operator_id,
+        operator_ids=await hq_execution.operators_of(session, inquiry),
     )
     if await _expire_if_stale(session, ctx, inquiry, actor):
         await session.commit()
@@ -908,20 +908,24 @@ class Released:
 
 @dataclass(frozen=True)
 class ReleaseDuty:
-    """Method B for one inquiry: whose confirmer releases its response, and who counts as its operator
-    (may not release it; may read it after release when the policy allows)."""
+    """Method B for one inquiry: whose confirmer releases its response, who counts as its operator (may
+    never release it), and which of those reads it as its operator after release when the policy allows."""
 
     branch_code: str
     operator_ids: tuple[str, ...]
+    reading_operator_ids: tuple[str, ...]
 
 
 async def release_duty(session: AsyncSession, *, ctx: AppContext, inquiry: Inquiry) -> ReleaseDuty:
+    operators = await hq_execution.operators_of(session, inquiry)
     request = await hq_execution.releasing_request(session, ctx=ctx, inquiry=inquiry)
     if request is None:
-        return ReleaseDuty(inquiry.branch_code, (inquiry.operator_id,))
+        # The requester of an HQ inquiry whose answer stays at HQ is still its operator: they may not
+        # release it (SD-1), but they get only the list back, not the answer to read.
+        return ReleaseDuty(inquiry.branch_code, operators, (inquiry.operator_id,))
     # HQ-2, method B at the requesting branch: that branch's confirmer, neither the operator who asked
-    # nor HQ's operator who ran the inquiry.
-    return ReleaseDuty(request.branch_code, (request.operator_id, inquiry.operator_id))
+    # nor HQ's operator who ran the inquiry; the one who asked reads the answer once it is released.
+    return ReleaseDuty(request.branch_code, operators, operators)
 
 
 def _ensure_can_see_for(principal: Principal, inquiry: Inquiry, duty: ReleaseDuty) -> str:
@@ -956,14 +960,12 @@ async def release(
     duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
     _ensure_can_see_for(principal, inquiry, duty)
     actor = principal.actor()
-    for operator_id in duty.operator_ids[1:]:
-        ensure_not_operator(principal.id, operator_id=operator_id)
     ensure_may_confirm(
         confirmer_id=principal.id,
         confirmer_roles=principal.role_branches,
         confirmer_active=True,
         branch_code=duty.branch_code,
-        operator_id=duty.operator_ids[0],
+        operator_ids=duty.operator_ids,
     )
     if inquiry.status != "held":
         raise InvalidState(f"Only a held response can be released; the inquiry is {inquiry.status}")
@@ -1080,7 +1082,7 @@ async def read_response(
         raise Forbidden("The inquiry was cancelled: its response may no longer be read")
     if inquiry.response_state in ("none", "held"):
         raise ResponseHeld("The response is held until a confirmer other than the operator releases it")
-    if principal.id in duty.operator_ids:
+    if principal.id in duty.reading_operator_ids:
         if not ctx.policy.operator_reads_after_release:
             raise Forbidden("The policy does not let operators read released responses")
         if "suspected_misuse" in inquiry.flags:
@@ -1097,7 +1099,7 @@ async def read_response(
         object_type="inquiry",
         object_id=inquiry.id,
         details={
-            "reader_role": "operator" if principal.id in duty.operator_ids else "releasing_confirmer",
+            "reader_role": "operator" if principal.id in duty.reading_operator_ids else "releasing_confirmer",
             "subject_pseudonym": inquiry.subject_pseudonym,
         },
     )

@@ -27,7 +27,7 @@ from sqlalchemy.orm import defer
 
 from app.audit.ledger import Actor, record
 from app.authz.models import Branch
-from app.authz.policy import authorize, ensure_may_confirm, ensure_not_operator, may
+from app.authz.policy import authorize, ensure_may_confirm, may
 from app.authz.principal import Principal
 from app.clock import TOKYO, business_date_of
 from app.context import AppContext
@@ -1139,18 +1139,16 @@ async def check_line(
     )
     if line is None:
         raise NotFound("No such line")
+    # A line HQ ran for this branch names HQ's operator; the branch's operator who asked for it is just
+    # as much its operator, as at release (method B) for the same request.
+    requester = await hq_execution.requesting_operator(session, inquiry_id=line.inquiry_id)
     ensure_may_confirm(
         confirmer_id=principal.id,
         confirmer_roles=principal.role_branches,
         confirmer_active=True,
         branch_code=daily.branch_code,
-        operator_id=line.operator_id,
+        operator_ids=(line.operator_id, requester) if requester is not None else (line.operator_id,),
     )
-    # A line HQ ran for this branch names HQ's operator; the branch's operator who asked for it is just
-    # as much its operator, as at release (method B) for the same request.
-    requester = await hq_execution.requesting_operator(session, inquiry_id=line.inquiry_id)
-    if requester is not None:
-        ensure_not_operator(principal.id, operator_id=requester)
     now = ctx.clock.now()
     line.check, line.checked_by, line.checked_at, line.note = result, principal.id, now, (note or None)
     record(
@@ -1204,7 +1202,7 @@ async def confirm(
         confirmer_roles=principal.role_branches,
         confirmer_active=True,
         branch_code=daily.branch_code,
-        operator_id="",
+        operator_ids=(),
     )
     if daily.no_inquiries:
         if not attest_no_inquiries:

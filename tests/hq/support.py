@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -38,3 +39,14 @@ async def balance(client: httpx.AsyncClient, headers: dict[str, str], day: str =
     response = await client.get("/reconciliation/hq", params={"business_date": day}, headers=headers)
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+async def held(client: httpx.AsyncClient, headers: dict[str, str], inquiry_id: str) -> dict[str, Any]:
+    """The HQ inquiry once the outbox has sent it and stored the center's answer (held for release)."""
+    for _ in range(200):
+        inquiry = (await client.get(f"/inquiries/{inquiry_id}", headers=headers)).json()
+        if inquiry["status"] != "queued":
+            assert inquiry["status"] == "held", inquiry
+            return dict(inquiry)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the HQ inquiry never left the outbox")

@@ -17,8 +17,9 @@ from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.lists import service
-from tests.hq.support import TODAY, branch_request, execute
-from tests.inquiry.support import a1, as_user, draft_body, person
+from tests.helpers import ledger_events
+from tests.hq.support import TODAY, branch_request, execute, held
+from tests.inquiry.support import a1, as_user, draft_body, password_of, person
 
 
 async def _lists(client: httpx.AsyncClient, hq: dict[str, str], branch: str) -> dict[str, dict[str, Any]]:
@@ -140,3 +141,56 @@ async def test_who_asked_for_an_hq_inquiry_does_not_check_its_line_at_the_branch
     other = await as_user(client, demo, "cf001b")
     checked = await client.post(check, json={"result": "matched"}, headers=other)
     assert checked.status_code == 200, checked.text
+
+
+async def test_who_asked_hq_never_releases_or_approves_for_hqs_inquiry_even_holding_an_hq_role(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """SD-1: the branch operator who asked is the HQ inquiry's operator too, whatever its return option;
+    also holding hq_confirmer (moved to HQ, say) lets them neither release HQ's answer to their own
+    request, nor read it, nor approve its cancellation by number or by their credentials."""
+    async with ctx.db.session() as session:
+        await directory.grant_role(
+            session, ctx=ctx, actor=Actor(id="test"), user_id="op001", role="hq_confirmer", branch_code="000"
+        )
+        await session.commit()
+    subject = await person(ctx)
+    asker, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
+    request = await branch_request(client, asker, subject)
+    executed = await execute(client, hq, request["id"], subject)
+    assert executed.status_code == 201, executed.text
+    inquiry = await held(client, hq, executed.json()["id"])
+    path = f"/inquiries/{inquiry['id']}"
+
+    released = await client.post(
+        f"{path}/release",
+        json={"password": password_of(demo, "op001"), "document_check": "match"},
+        headers=asker,
+    )
+    assert (released.status_code, released.json()["code"]) == (403, "SAME_PERSON")
+    number = await client.post(f"{path}/approval-numbers", json={}, headers=asker)
+    assert (number.status_code, number.json()["code"]) == (403, "SAME_PERSON")
+    by_credentials = await client.post(
+        f"{path}/cancel", json={"reason": "入力誤り", "approval": a1(demo, "op001")}, headers=hq
+    )
+    assert (by_credentials.status_code, by_credentials.json()["code"]) == (403, "SAME_PERSON")
+    assert (await client.get(path, headers=hq)).json()["status"] == "held"
+
+    # HQ's own confirmer releases it; the one who asked, who gets the list back, does not read the answer.
+    hqcf = await as_user(client, demo, "hqcf")
+    by_hq = await client.post(
+        f"{path}/release",
+        json={"password": password_of(demo, "hqcf"), "document_check": "match"},
+        headers=hqcf,
+    )
+    assert by_hq.status_code == 200, by_hq.text
+    read = await client.get(f"{path}/response", headers=asker)
+    assert read.status_code == 403
+    # Each refusal is in the ledger.
+    denied = [(e.actor_id, e.object_id) for e in await ledger_events(ctx, action="request.denied")]
+    assert denied == [
+        ("op001", f"/api/v1{path}/release"),
+        ("op001", f"/api/v1{path}/approval-numbers"),
+        ("hqop", f"/api/v1{path}/cancel"),
+        ("op001", f"/api/v1{path}/response"),
+    ]

@@ -1116,6 +1116,94 @@ async def test_a_number_issued_as_the_day_turns_balances_the_register_of_its_own
     assert issued_on == {date(2026, 11, 24): 1, date(2026, 11, 25): 0}
 
 
+@pytest.mark.parametrize("closed_by", ["sent_by_a1", "draft_changed", "cancelled"])
+async def test_a_past_days_register_does_not_change_when_an_expired_number_is_closed_later(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock, closed_by: str
+) -> None:
+    """A number that ran out at 23:50 is counted expired on its day's register from then on. The draft
+    sent by A1, changed or cancelled the next morning closes it as expired, as counted — not as voided,
+    which rewrote a past day's figures after they were read and reconciled."""
+    from datetime import UTC, datetime
+
+    clock.set(datetime(2026, 11, 24, 14, 20, tzinfo=UTC))  # 23:20 JST
+    operator = await as_user(client, demo, "op001")
+    draft = await _draft(client, ctx, operator)
+    confirmer = await as_user(client, demo, "cf001")
+    issued = await client.post(f"/inquiries/{draft['id']}/approval-numbers", json={}, headers=confirmer)
+    assert issued.status_code == 201, issued.text
+
+    async def register() -> dict[str, Any]:
+        reader = await as_user(client, demo, "cf001")
+        params = {"branch_code": "001", "business_date": "2026-11-24"}
+        response = await client.get("/approval-numbers/register", headers=reader, params=params)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    clock.set(datetime(2026, 11, 25, 0, 30, tzinfo=UTC))  # 09:30 JST the next morning
+    read_that_morning = await register()
+    assert (read_that_morning["issued"], read_that_morning["expired"], read_that_morning["voided"]) == (
+        1,
+        1,
+        0,
+    )
+    operator = await as_user(client, demo, "op001")
+    if closed_by == "sent_by_a1":
+        done = await client.post(
+            f"/inquiries/{draft['id']}/submit", json={"approval": _a1(demo, "cf001b")}, headers=operator
+        )
+    elif closed_by == "draft_changed":
+        done = await client.patch(
+            f"/inquiries/{draft['id']}",
+            json={
+                "consent_document": {
+                    "type": "loan_application",
+                    "reference": "LA-2026-000999",
+                    "obtained_on": "2026-11-10",
+                }
+            },
+            headers=operator,
+        )
+    else:
+        done = await client.post(
+            f"/inquiries/{draft['id']}/cancel",
+            json={"reason": "入力誤り", "approval": _a1(demo, "cf001b")},
+            headers=operator,
+        )
+    assert done.status_code == 200, done.text
+    assert await register() == read_that_morning
+    expired = await ledger_events(ctx, action="approval_number.expired")
+    assert [e.object_id for e in expired] == [draft["id"]]
+    assert await ledger_events(ctx, action="approval_number.voided") == []
+
+
+async def test_an_approval_number_typed_in_full_width_digits_is_the_same_number(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """Read out by the confirmer and typed with the Japanese input still in full-width mode; a wrong
+    entry would count towards the five that void the number."""
+    operator = await as_user(client, demo, "op001")
+    draft = await _draft(client, ctx, operator)
+    confirmer = await as_user(client, demo, "cf001")
+    issued = await client.post(f"/inquiries/{draft['id']}/approval-numbers", json={}, headers=confirmer)
+    number = issued.json()["approval_number"]
+    full_width = number.translate(str.maketrans("0123456789-", "０１２３４５６７８９－"))
+    # Digits of another script are not the number.
+    other_script = number.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    refused = await client.post(
+        f"/inquiries/{draft['id']}/submit",
+        json={"approval": {"method": "approval_number", "approval_number": other_script}},
+        headers=operator,
+    )
+    assert _code(refused) == (403, "APPROVAL_INVALID")
+    sent = await client.post(
+        f"/inquiries/{draft['id']}/submit",
+        json={"approval": {"method": "approval_number", "approval_number": full_width}},
+        headers=operator,
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["approval"]["confirmer_id"] == "cf001"
+
+
 @pytest.mark.parametrize("destroyed_by", ["the_use_period_ending", "a_restore_reapplying_the_deletion"])
 async def test_a_destroyed_response_is_gone_for_everyone(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, destroyed_by: str
