@@ -440,10 +440,31 @@ class Keyring:
         return new_ids[-1]
 
 
-def _check_document(document: dict[str, Any]) -> None:
+# Every family's secret is 32 bytes: an AES-256 key-encryption key, an Ed25519 seed, an HMAC-SHA-256 key.
+KEY_BYTES = 32
+
+
+def _check_document(document: Any) -> None:
+    """Refuse key material that cannot be what it claims, at start-up and on every reload (which then
+    keeps the keys in hand). Unchecked, a garbled KEK started the gateway and failed every inquiry with a
+    500; an empty HMAC secret silently made the subjects' blind index and pseudonyms computable by anyone
+    from a name and birth date; a 16-byte KEK silently wrapped with AES-128. The message names the family
+    and key id, never a value."""
+    if not isinstance(document, dict):
+        raise KeyringError("key material is not a JSON object")
     for family in FAMILIES:
-        if family not in document or document[family]["current"] not in document[family]["keys"]:
+        keys = document.get(family, {}).get("keys") if isinstance(document.get(family), dict) else None
+        current = document[family].get("current") if isinstance(keys, dict) else None
+        if not isinstance(keys, dict) or not isinstance(current, str) or current not in keys:
             raise KeyringError(f"key family {family!r} is missing or has no current key")
+        for key_id, entry in keys.items():
+            secret = entry.get("secret") if isinstance(entry, dict) else None
+            try:
+                raw = base64.b64decode(secret, validate=True) if isinstance(secret, str) else b""
+            except ValueError:  # binascii.Error is a ValueError
+                raw = b""
+            if len(raw) != KEY_BYTES:
+                raise KeyringError(f"{family} key {key_id!r} is not {KEY_BYTES} bytes in base64")
 
 
 def open_keyring(

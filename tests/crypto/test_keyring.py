@@ -135,6 +135,44 @@ def test_malformed_environment_keys_are_refused(key_file: Path, clock: ManualClo
         open_keyring(key_file=key_file, env_keys=json.dumps(document), clock=clock, create=True)
 
 
+@pytest.mark.parametrize(
+    ("family", "secret"),
+    [
+        ("kek", "not base64!!"),
+        ("kek", base64.b64encode(bytes(16)).decode()),  # AES-128: would wrap every data key more weakly
+        ("kek", base64.b64encode(bytes(20)).decode()),  # no AES key at all: every inquiry was a 500
+        ("blind_index", ""),  # an empty HMAC key: anyone could compute who an inquiry is about
+        ("pseudonym", ""),
+        ("token_signing", base64.b64encode(bytes(31)).decode()),
+        ("checkpoint_signing", None),
+        ("kek", "ｱｲｳ"),
+    ],
+)
+def test_key_material_that_cannot_be_a_key_is_refused_at_start_naming_no_value(
+    key_file: Path, clock: ManualClock, family: str, secret: str | None
+) -> None:
+    document = new_key_document(clock.now())
+    entry = document[family]["keys"][document[family]["current"]]
+    entry["secret"] = secret
+    with pytest.raises(KeyringError, match=f"{family} key") as refused:
+        open_keyring(key_file=key_file, env_keys=json.dumps(document), clock=clock, create=True)
+    if secret:
+        assert secret not in str(refused.value)
+
+
+def test_a_key_entry_or_family_of_the_wrong_shape_is_refused(key_file: Path, clock: ManualClock) -> None:
+    for broken in ({"kek": {"current": ["kek-1"], "keys": {}}}, {"kek": {"current": "kek-1", "keys": []}}):
+        document = {**new_key_document(clock.now()), **broken}
+        with pytest.raises(KeyringError, match="'kek' is missing or has no current key"):
+            open_keyring(key_file=key_file, env_keys=json.dumps(document), clock=clock, create=True)
+    document = new_key_document(clock.now())
+    document["pseudonym"]["keys"]["ps-1"] = "c2VjcmV0"
+    with pytest.raises(KeyringError, match="pseudonym key 'ps-1'"):
+        open_keyring(key_file=key_file, env_keys=json.dumps(document), clock=clock, create=True)
+    with pytest.raises(KeyringError, match="missing or has no current key"):
+        open_keyring(key_file=key_file, env_keys="[]", clock=clock, create=True)
+
+
 # -- rotation -------------------------------------------------------------------------------------------
 
 
