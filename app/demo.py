@@ -9,7 +9,7 @@ import json
 import secrets
 import string
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,13 +133,24 @@ class DemoCredentials:
         )
 
 
+# The demo bank's branches were open long before its gateway came: the list schedule looks back at
+# their past days as it would for a bank that has just installed the gateway on its running branches.
+DEMO_BANK_OPENED = datetime(2000, 4, 1, tzinfo=UTC)
+
+
 async def seed_demo(ctx: AppContext) -> DemoCredentials:
     """Create the demo directory in one transaction, recorded in the ledger like any other change."""
     credentials = DemoCredentials()
     async with ctx.db.session() as session:
         for code, name, is_hq in BRANCHES:
             await directory.create_branch(
-                session, ctx=ctx, actor=DEMO_ACTOR, code=code, name=name, is_hq=is_hq
+                session,
+                ctx=ctx,
+                actor=DEMO_ACTOR,
+                code=code,
+                name=name,
+                is_hq=is_hq,
+                opened_at=DEMO_BANK_OPENED,
             )
         await session.flush()
         for code, _name, is_hq in BRANCHES:

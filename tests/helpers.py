@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.audit.models import AuditEvent
 from app.context import AppContext
 from app.demo import DemoCredentials
-from app.inquiry.subject import my_number_check_digit
+from app.inquiry.subject import contains_my_number, my_number_check_digit
 
 
 def user(demo: DemoCredentials, user_id: str) -> dict[str, Any]:
@@ -83,3 +83,10 @@ def my_number_forbidden(response: httpx.Response) -> dict[str, Any]:
     assert body["code"] == "MY_NUMBER_FORBIDDEN"
     assert MY_NUMBER[:4] not in response.text
     return body
+
+
+def as_recorded(path: str, template: str) -> str:
+    """A request path as the ledger keeps it: as it came, or its route's ``template`` where a random id in
+    it happens to read as an Individual Number (12 digits across a UUID's hyphen with a valid check
+    digit), which the ledger never keeps (PL-4)."""
+    return template if contains_my_number(path) else path

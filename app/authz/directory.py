@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,13 +30,23 @@ class RegisteredTerminal:
 
 
 async def create_branch(
-    session: AsyncSession, *, ctx: AppContext, actor: Actor, code: str, name: str, is_hq: bool = False
+    session: AsyncSession,
+    *,
+    ctx: AppContext,
+    actor: Actor,
+    code: str,
+    name: str,
+    is_hq: bool = False,
+    opened_at: datetime | None = None,
 ) -> Branch:
+    """A branch, open from ``opened_at`` (now unless given): its daily lists are due from that day."""
     if await session.get(Branch, code) is not None:
         raise Conflict("A branch with this code exists")
     if is_hq and (await session.scalar(select(Branch).where(Branch.is_hq.is_(True)))) is not None:
         raise Conflict("There is already an HQ unit")
-    branch = Branch(code=code, name=name, is_hq=is_hq, status="active", created_at=ctx.clock.now())
+    branch = Branch(
+        code=code, name=name, is_hq=is_hq, status="active", created_at=opened_at or ctx.clock.now()
+    )
     session.add(branch)
     record(
         session,

@@ -557,6 +557,16 @@ async def _ensure_kind(
         batch.counters[(branch_code, kind)] = sequence
         batch.advanced.add((branch_code, kind))
     now = ctx.clock.now()
+    # A supplement is due by the end of the business day after the one it was generated on: its new
+    # lines only came to light then, so a confirmed original's deadline (maybe long past) cannot apply.
+    # An unconfirmed one's lines were due by its deadline and still are: the supplement keeps that
+    # earlier deadline and its overdue escalation, or confirming it days late would show as on time.
+    due_at = ctx.calendar.end_of_next_business_day(
+        business_date_of(now) if latest is not None else day, branch_code
+    )
+    escalated_at = None
+    if latest is not None and latest.state == "pending":
+        due_at, escalated_at = min(due_at, latest.due_at), latest.overdue_escalated_at
     daily = DailyList(
         id=str(uuid.uuid4()),
         branch_code=branch_code,
@@ -572,11 +582,8 @@ async def _ensure_kind(
         no_inquiries=built.no_inquiries,
         inquiries_total=built.inquiries,
         responses_delivered=built.responses_delivered,
-        # A supplement is due by the end of the business day after the one it was generated on: its
-        # new lines only came to light then, so the original's deadline (maybe long past) cannot apply.
-        due_at=ctx.calendar.end_of_next_business_day(
-            business_date_of(now) if latest is not None else day, branch_code
-        ),
+        due_at=due_at,
+        overdue_escalated_at=escalated_at,
         state="pending",
         late=False,
         attested_no_inquiries=False,
@@ -805,9 +812,11 @@ async def generate(
             query = select(Branch.code).where(Branch.status == "active").order_by(Branch.code)
             if branch_code is not None:
                 query = query.where(Branch.code == branch_code)
-            codes = list((await session.scalars(query)).all())
-            if branch_code is not None and not codes:
-                raise NotFound("No such active branch")
+                if await session.scalar(query) is None:
+                    raise NotFound("No such active branch")
+            # A branch has lists from the day it was opened: not for the days before (the schedule's
+            # re-check window made a new branch a week of lists, all overdue and escalated at once).
+            codes = list((await session.scalars(query.where(Branch.created_at < _day_bounds(day)[1]))).all())
             # Read before any lock, like the lines: only to pass over what needs no writing; every
             # decision to write is taken again under the lock.
             seen = await _latest_of_day(
@@ -1046,7 +1055,7 @@ async def gaps(
         raise ValidationFailed("'to' is before 'from'")
     if (date_to - date_from).days + 1 > GAPS_MAX_DAYS:
         raise PeriodTooLong(f"Ask for at most {GAPS_MAX_DAYS} days at a time")
-    query = select(Branch.code).where(Branch.status == "active").order_by(Branch.code)
+    query = select(Branch.code, Branch.created_at).where(Branch.status == "active").order_by(Branch.code)
     present_query = select(DailyList.branch_code, DailyList.kind, DailyList.business_date).where(
         DailyList.business_date >= date_from, DailyList.business_date <= date_to
     )
@@ -1062,7 +1071,10 @@ async def gaps(
         query = query.where(Branch.code == branch_code)
         present_query = present_query.where(DailyList.branch_code == branch_code)
         counted = counted.where(DailyList.branch_code == branch_code)
-    codes = list((await session.scalars(query)).all())
+    opened_on = {
+        str(code): business_date_of(created) for code, created in (await session.execute(query)).all()
+    }
+    codes = list(opened_on)
     activity = await _days_with_activity(
         session, branch_code=branch_code, date_from=date_from, date_to=date_to
     )
@@ -1086,7 +1098,7 @@ async def gaps(
     sequence_gaps: list[dict[str, Any]] = []
     for code in codes:
         # DL-1: a non-business day on which the branch inquired (or cancelled) needs its lists too.
-        due = set(ctx.calendar.business_days(date_from, date_to, code))
+        due = set(ctx.calendar.business_days(max(date_from, opened_on[code]), date_to, code))
         due |= activity.get(code, set())
         for kind in kinds_for(ctx, code):
             for day in sorted(due):

@@ -17,7 +17,7 @@ from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.lists import service
-from tests.helpers import ledger_events
+from tests.helpers import as_recorded, ledger_events
 from tests.hq.support import TODAY, branch_request, execute, held
 from tests.inquiry.support import a1, as_user, draft_body, password_of, person
 
@@ -189,8 +189,11 @@ async def test_who_asked_hq_never_releases_or_approves_for_hqs_inquiry_even_hold
     # Each refusal is in the ledger.
     denied = [(e.actor_id, e.object_id) for e in await ledger_events(ctx, action="request.denied")]
     assert denied == [
-        ("op001", f"/api/v1{path}/release"),
-        ("op001", f"/api/v1{path}/approval-numbers"),
-        ("hqop", f"/api/v1{path}/cancel"),
-        ("op001", f"/api/v1{path}/response"),
+        (who, as_recorded(f"/api/v1{path}/{call}", f"/inquiries/{{inquiry_id}}/{call}"))
+        for who, call in (
+            ("op001", "release"),
+            ("op001", "approval-numbers"),
+            ("hqop", "cancel"),
+            ("op001", "response"),
+        )
     ]

@@ -19,7 +19,7 @@ from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import IdempotencyRecord, Inquiry, SealedResponse
 from app.inquiry.subject import contains_my_number, is_my_number, my_number_check_digit
-from tests.helpers import ledger_events, terminal, terminal_headers
+from tests.helpers import as_recorded, ledger_events, terminal, terminal_headers
 from tests.inquiry.support import (
     a1,
     as_user,
@@ -916,7 +916,7 @@ async def test_unknown_inquiry_and_other_branch_are_not_found(
     # mistyped id is not.
     denied = [e for e in await ledger_events(ctx, action="request.denied") if e.actor_id == "op002"]
     assert [(e.object_id, json.loads(e.details)["code"]) for e in denied] == [
-        (f"/api/v1/inquiries/{draft['id']}", "NOT_FOUND")
+        (as_recorded(f"/api/v1/inquiries/{draft['id']}", "/inquiries/{inquiry_id}"), "NOT_FOUND")
     ]
     assert not [e for e in await ledger_events(ctx, action="request.denied") if e.actor_id == "op001"]
     listed = await client.get("/inquiries", headers=other)

@@ -7,10 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from app.audit.ledger import SYSTEM_ACTOR
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.escalation.models import Escalation
+from app.lists import service
 from tests.helpers import MY_NUMBER, MY_NUMBER_GROUPED, ledger_text, my_number_forbidden
 from tests.inquiry.support import a1, as_user, draft_body, person
 from tests.lists.test_daily_lists import FRIDAY_MORNING, generate, send
@@ -196,6 +200,50 @@ async def test_a_supplement_made_days_later_is_due_after_its_own_generation_day(
     pdf = await client.get(f"/daily-lists/{original['id']}", params={"format": "pdf"}, headers=confirmer)
     text = "\n".join(pdf_text(pdf.content)[1])
     assert "確認済・差替済" in text and "cf001" in text
+
+
+async def test_a_supplement_of_an_overdue_unconfirmed_list_stays_overdue_and_is_not_escalated_again(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """Friday's list, due by the end of Monday, was never confirmed and was escalated. A late inquiry
+    makes version 2 on Wednesday: Friday's lines are still as late as they were, so the supplement keeps
+    Monday's deadline (its confirmation is late and needs a reason) and its escalation is not raised a
+    second time. Before, the supplement got a new deadline and its confirmation showed as on time."""
+    clock.set(FRIDAY_MORNING)
+    await send(client, demo, ctx, 1)
+    original = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    assert original["due_at"] == "2026-11-16T15:00:00Z"
+    clock.advance(hours=5)
+    await send(client, demo, ctx, 1)  # Friday afternoon, after the list was made
+    clock.set(datetime(2026, 11, 17, 1, 0, tzinfo=UTC))  # Tuesday: overdue
+    await service.escalate_overdue(ctx, actor=SYSTEM_ACTOR)
+
+    clock.set(datetime(2026, 11, 18, 1, 0, tzinfo=UTC))  # Wednesday: the re-check finds the late one
+    supplement = next(i for i in await generate(client, demo, "2026-11-13") if i["kind"] == "subject")
+    assert supplement["version"] == 2 and supplement["due_at"] == "2026-11-16T15:00:00Z"
+    assert await service.escalate_overdue(ctx, actor=SYSTEM_ACTOR) == 0
+    confirmer = await as_user(client, demo, "cf001")
+    for line_no in (1, 2):
+        checked = await client.post(
+            f"/daily-lists/{supplement['id']}/lines/{line_no}/check",
+            json={"result": "matched"},
+            headers=confirmer,
+        )
+        assert checked.status_code == 200, checked.text
+    no_reason = await client.post(f"/daily-lists/{supplement['id']}/confirm", json={}, headers=confirmer)
+    assert (no_reason.status_code, no_reason.json()["code"]) == (409, "LATE_REASON_REQUIRED")
+    late = await client.post(
+        f"/daily-lists/{supplement['id']}/confirm", json={"late_reason": "確認者不在"}, headers=confirmer
+    )
+    assert late.status_code == 200 and late.json()["late"] is True
+    async with ctx.db.read_session() as session:
+        escalations = (
+            await session.scalars(select(Escalation).where(Escalation.kind == "list_overdue"))
+        ).all()
+    assert sorted(e.note for e in escalations if e.branch_code == "001") == [
+        "count list 2026-11-13",
+        "subject list 2026-11-13",
+    ]
 
 
 async def test_lists_page_by_cursor(

@@ -7,9 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
+from app.audit.ledger import SYSTEM_ACTOR
+from app.authz import directory
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.escalation.models import Escalation
 from app.lists import scheduler, service
 from app.lists.models import DailyList
 
@@ -70,3 +73,38 @@ async def test_a_week_of_ticks_makes_exactly_the_business_days_lists(
     for code in codes:
         sequences = sorted(d.sequence for d in lists if d.branch_code == code and d.kind == "subject")
         assert sequences == list(range(1, len(business_days) + 1))
+
+
+async def test_a_branch_opened_mid_week_has_lists_from_its_first_day_only(
+    ctx: AppContext, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    """DL-1: the schedule's re-check window reaches back a week; a branch opened on Wednesday got lists
+    for the days before it existed, already overdue and escalated at once, and the gap check asked for
+    them. Its lists start on its first day, numbered from 1."""
+    clock.set(jst(18, 10, 0))  # Wednesday 18 November, 10:00 JST
+    async with ctx.db.session() as session:
+        await directory.create_branch(session, ctx=ctx, actor=SYSTEM_ACTOR, code="777", name="新支店")
+        await session.commit()
+    for day in (19, 20):
+        clock.set(jst(day, 0, 31))
+        await scheduler.run_once(ctx)
+        await service.escalate_overdue(ctx, actor=SYSTEM_ACTOR)
+    async with ctx.db.read_session() as session:
+        lists = (await session.scalars(select(DailyList).where(DailyList.branch_code == "777"))).all()
+        escalated = (await session.scalars(select(Escalation).where(Escalation.branch_code == "777"))).all()
+        gaps = await service.gaps(
+            session, ctx, date_from=date(2026, 11, 10), date_to=date(2026, 11, 19), branch_code="777"
+        )
+    subject = sorted((d.business_date, d.sequence) for d in lists if d.kind == "subject")
+    assert subject == [(date(2026, 11, 18), 1), (date(2026, 11, 19), 2)]
+    # Only its first day's lists, unconfirmed by the end of Thursday, are overdue: none from before it.
+    assert sorted(e.note for e in escalated) == ["count list 2026-11-18", "subject list 2026-11-18"]
+    assert gaps["missing_lists"] == [] and gaps["sequence_gaps"] == []
+    # The demo's branches, open long before, still get the days the schedule looks back at.
+    async with ctx.db.read_session() as session:
+        demo_days = set(
+            (
+                await session.scalars(select(DailyList.business_date).where(DailyList.branch_code == "001"))
+            ).all()
+        )
+    assert date(2026, 11, 16) in demo_days
