@@ -676,7 +676,7 @@ def keys_rewrap(
     ] = False,
 ) -> None:
     """Re-wrap every data key under the current key-encryption key (after `keys rotate --family kek`)."""
-    from app.crypto.rewrap import RewrapTooEarly, rewrap_all, rewrap_ready_at
+    from app.crypto.rewrap import RewrapIncomplete, RewrapTooEarly, rewrap_all, rewrap_ready_at
     from app.main import build_context
 
     ctx = build_context(_settings(data_dir), center=DetachedCenterLink())
@@ -709,6 +709,16 @@ def keys_rewrap(
             err=True,
         )
         raise typer.Exit(2) from exc
+    except RewrapIncomplete as exc:
+        typer.echo(f"re-wrapped {exc.changed} data keys under {ctx.keyring.current_key_id('kek')}")
+        typer.echo(
+            f"{len(exc.unreadable)} data keys could not be unwrapped and stay under a retired KEK "
+            "(keys.rewrap_failed in the ledger); keep that KEK until they are dealt with:",
+            err=True,
+        )
+        for table, key in exc.unreadable:
+            typer.echo(f"  {table} {key}", err=True)
+        raise typer.Exit(1) from exc
     typer.echo(f"re-wrapped {changed} data keys under {ctx.keyring.current_key_id('kek')}")
 
 

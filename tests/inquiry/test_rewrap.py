@@ -13,7 +13,7 @@ from app.audit.ledger import Actor
 from app.clock import ManualClock
 from app.context import AppContext
 from app.crypto.keyring import FileKeyProvider, Keyring
-from app.crypto.rewrap import rewrap_all, rewrap_ready_at
+from app.crypto.rewrap import RewrapIncomplete, rewrap_all, rewrap_ready_at
 from app.demo import DemoCredentials
 from app.governance.models import TotpEnrolment
 from app.governance.totp import open_secret
@@ -132,3 +132,55 @@ async def test_after_rewrap_the_retired_kek_can_be_destroyed_and_every_sealed_va
         assert enrolment is not None and open_secret(ctx, enrolment) == totp_secret
     half = await client.post(f"/access-requests/{reset['id']}/password-half", headers=approver)
     assert half.status_code == 200, half.text
+
+
+async def test_a_data_key_that_cannot_be_unwrapped_is_passed_over_and_named_and_the_rest_is_rewrapped(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """One damaged row stopped the whole rewrap with a traceback: its batch rolled back, the tables after
+    it never reached, the retired KEK needed for ever. Now it is left as it is and named, and everything
+    else moves to the new KEK."""
+    operator = await as_user(client, demo, "op001")
+    approval = {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": "cf001",
+        "confirmer_password": password_of(demo, "cf001"),
+    }
+    made = [
+        (
+            await client.post(
+                "/inquiries", json=draft_body(await person(ctx, index=n), approval=approval), headers=operator
+            )
+        ).json()
+        for n in range(3)
+    ]
+    damaged = made[1]["id"]
+    async with ctx.db.session() as session:
+        response = await session.get(SealedResponse, damaged)
+        assert response is not None and response.wrapped_key is not None
+        response.wrapped_key = bytes(40)
+        await session.commit()
+    confirmer = await as_user(client, demo, "cf001")
+    totp_secret = await enrol_totp(client, confirmer, clock)  # a table after inquiry_responses
+
+    old_kek = ctx.keyring.current_key_id("kek")
+    new_kek = ctx.keyring.rotate("kek", now=clock.now())
+    clock.set(rewrap_ready_at(ctx))
+    for _ in range(2):  # and a second run meets the same row and nothing else
+        with pytest.raises(RewrapIncomplete) as incomplete:
+            await rewrap_all(ctx, actor=Actor(id="cli:test"))
+        assert incomplete.value.unreadable == [("inquiry_responses", damaged)]
+
+    async with ctx.db.read_session() as session:
+        responses = {r.inquiry_id: r.kek_id for r in (await session.scalars(select(SealedResponse))).all()}
+        subjects = {i.subject_kek_id for i in (await session.scalars(select(Inquiry))).all()}
+        enrolment = await session.scalar(select(TotpEnrolment).where(TotpEnrolment.user_id == "cf001"))
+    assert responses == {made[0]["id"]: new_kek, damaged: old_kek, made[2]["id"]: new_kek}
+    assert subjects == {new_kek}
+    assert enrolment is not None and enrolment.secret_kek_id == new_kek
+    assert open_secret(ctx, enrolment) == totp_secret
+    failed = await ledger_events(ctx, action="keys.rewrap_failed")
+    assert [(json.loads(e.details)["table"], json.loads(e.details)["row"], e.outcome) for e in failed] == [
+        ("inquiry_responses", damaged, "alert"),
+        ("inquiry_responses", damaged, "alert"),
+    ]

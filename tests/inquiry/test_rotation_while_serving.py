@@ -28,7 +28,7 @@ from app.context import AppContext
 from app.crypto.keyring import FileKeyProvider, Keyring
 from app.crypto.rewrap import RewrapTooEarly, rewrap_all, wrapped_key_columns
 from app.demo import DemoCredentials
-from app.inquiry.models import Inquiry
+from app.inquiry.models import Inquiry, SealedResponse
 from app.main import build_context
 from tests.inquiry.support import as_user, draft_body, password_of, person
 
@@ -166,3 +166,24 @@ async def test_the_shokai_cli_rotates_and_rewraps_under_a_running_gateway(
     async with ctx.db.read_session() as session:
         stored = await session.get(Inquiry, later.json()["id"])
         assert stored is not None and stored.subject_kek_id == new_kek
+
+
+async def test_the_cli_rewrap_names_a_row_it_cannot_unwrap_and_exits_1_without_a_traceback(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, settings: Settings
+) -> None:
+    released, _operator = await _released_inquiry(client, demo, ctx)
+    async with ctx.db.session() as session:
+        response = await session.get(SealedResponse, released["id"])
+        assert response is not None
+        response.wrapped_key = bytes(40)
+        await session.commit()
+
+    assert _shokai("keys", "rotate", "--family", "kek", settings=settings).returncode == 0
+    rewrapped = _shokai("keys", "rewrap", "--wait", settings=settings)
+    assert rewrapped.returncode == 1, rewrapped.stderr
+    assert f"inquiry_responses {released['id']}" in rewrapped.stderr
+    assert "keep that KEK" in rewrapped.stderr and "Traceback" not in rewrapped.stderr
+    new_kek = FileKeyProvider(settings.resolved_key_file()).load()["kek"]["current"]  # type: ignore[index]
+    async with ctx.db.read_session() as session:
+        stored = await session.get(Inquiry, released["id"])
+        assert stored is not None and stored.subject_kek_id == new_kek  # the rest of it moved
