@@ -195,9 +195,7 @@ def lists_generate(
 
     Progress goes to stderr, one line per branch; the lists made go to stdout. Exit 2 on a bad date,
     an unknown branch or a refusal (e.g. a day that has not begun)."""
-    from sqlalchemy import select
 
-    from app.authz.models import Branch
     from app.clock import check_business_date
     from app.lists import service as list_service
     from app.main import build_context
@@ -214,13 +212,7 @@ def lists_generate(
         try:
             if branch is None:
                 async with ctx.db.read_session() as session:
-                    codes = list(
-                        (
-                            await session.scalars(
-                                select(Branch.code).where(Branch.status == "active").order_by(Branch.code)
-                            )
-                        ).all()
-                    )
+                    codes = await list_service.branches_open_on(session, business_date)
             else:
                 codes = [branch]
             lines: list[str] = []

@@ -18,7 +18,9 @@ class Branch(Base):
     is_hq: Mapped[bool] = mapped_column(Boolean, default=False)
     # active | closed
     status: Mapped[str] = mapped_column(String(16), default="active")
+    # Its daily lists are due for every day from the one it was opened (created) to the one it was closed.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Terminal(Base):

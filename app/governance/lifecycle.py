@@ -77,6 +77,7 @@ async def close_branch(
             )
     await rights.end_sessions(session, now=now, reason="branch_closed", terminal_ids=terminal_ids)
     branch.status = "closed"
+    branch.closed_at = now  # its lists are still due for this day (DL-1)
     record(
         session, actor=actor, action="directory.branch_closed", object_type="branch", object_id=branch_code
     )

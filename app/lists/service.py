@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Table, bindparam, func, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession
 from sqlalchemy.orm import defer
@@ -87,6 +87,23 @@ class LateReasonRequired(DomainError):
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(0, 0), tzinfo=TOKYO).astimezone(UTC)
     return start, start + timedelta(days=1)
+
+
+def _open_on(day: date) -> Any:
+    """The branch was open for some part of ``day``: its lists are due for it. Not for the days before
+    it was opened (the schedule's re-check window made a new branch a week of lists, all overdue and
+    escalated at once), and still for the day it was closed (its inquiries of that morning were on no
+    list). A branch closed before closing times were kept has none: no lists, as before."""
+    start, end = _day_bounds(day)
+    return and_(
+        Branch.created_at < end,
+        or_(Branch.status == "active", Branch.closed_at >= start),
+    )
+
+
+async def branches_open_on(session: AsyncSession, day: date) -> list[str]:
+    """The codes of the branches whose lists are due for ``day`` (:func:`_open_on`), in order."""
+    return list((await session.scalars(select(Branch.code).where(_open_on(day)).order_by(Branch.code))).all())
 
 
 def _rfc3339(at: datetime) -> str:
@@ -809,14 +826,11 @@ async def generate(
 
     try:
         async with ctx.db.read_session() as session:
-            query = select(Branch.code).where(Branch.status == "active").order_by(Branch.code)
+            codes = await branches_open_on(session, day)
             if branch_code is not None:
-                query = query.where(Branch.code == branch_code)
-                if await session.scalar(query) is None:
-                    raise NotFound("No such active branch")
-            # A branch has lists from the day it was opened: not for the days before (the schedule's
-            # re-check window made a new branch a week of lists, all overdue and escalated at once).
-            codes = list((await session.scalars(query.where(Branch.created_at < _day_bounds(day)[1]))).all())
+                if branch_code not in codes:
+                    raise NotFound("No such branch open on that day")
+                codes = [branch_code]
             # Read before any lock, like the lines: only to pass over what needs no writing; every
             # decision to write is taken again under the lock.
             seen = await _latest_of_day(
@@ -1055,7 +1069,15 @@ async def gaps(
         raise ValidationFailed("'to' is before 'from'")
     if (date_to - date_from).days + 1 > GAPS_MAX_DAYS:
         raise PeriodTooLong(f"Ask for at most {GAPS_MAX_DAYS} days at a time")
-    query = select(Branch.code, Branch.created_at).where(Branch.status == "active").order_by(Branch.code)
+    # The branches open on some day of the period, as generate() takes them day by day (_open_on).
+    query = (
+        select(Branch.code, Branch.created_at, Branch.closed_at)
+        .where(
+            Branch.created_at < _day_bounds(date_to)[1],
+            or_(Branch.status == "active", Branch.closed_at >= _day_bounds(date_from)[0]),
+        )
+        .order_by(Branch.code)
+    )
     present_query = select(DailyList.branch_code, DailyList.kind, DailyList.business_date).where(
         DailyList.business_date >= date_from, DailyList.business_date <= date_to
     )
@@ -1071,10 +1093,11 @@ async def gaps(
         query = query.where(Branch.code == branch_code)
         present_query = present_query.where(DailyList.branch_code == branch_code)
         counted = counted.where(DailyList.branch_code == branch_code)
-    opened_on = {
-        str(code): business_date_of(created) for code, created in (await session.execute(query)).all()
+    open_days = {
+        str(code): (business_date_of(opened), business_date_of(closed) if closed is not None else date_to)
+        for code, opened, closed in (await session.execute(query)).all()
     }
-    codes = list(opened_on)
+    codes = list(open_days)
     activity = await _days_with_activity(
         session, branch_code=branch_code, date_from=date_from, date_to=date_to
     )
@@ -1098,8 +1121,9 @@ async def gaps(
     sequence_gaps: list[dict[str, Any]] = []
     for code in codes:
         # DL-1: a non-business day on which the branch inquired (or cancelled) needs its lists too.
-        due = set(ctx.calendar.business_days(max(date_from, opened_on[code]), date_to, code))
-        due |= activity.get(code, set())
+        first, last = max(date_from, open_days[code][0]), min(date_to, open_days[code][1])
+        due = set(ctx.calendar.business_days(first, last, code))
+        due |= {day for day in activity.get(code, set()) if first <= day <= last}
         for kind in kinds_for(ctx, code):
             for day in sorted(due):
                 if (code, kind, day) not in present:

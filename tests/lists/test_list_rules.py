@@ -3,7 +3,7 @@ deadlines, paging, the schedule, non-business days and service accounts (methods
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,7 +14,9 @@ from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
 from app.escalation.models import Escalation
-from app.lists import service
+from app.lists import scheduler, service
+from app.lists.models import DailyList
+from tests.governance.support import privileged_headers
 from tests.helpers import MY_NUMBER, MY_NUMBER_GROUPED, ledger_text, my_number_forbidden
 from tests.inquiry.support import a1, as_user, draft_body, person
 from tests.lists.test_daily_lists import FRIDAY_MORNING, generate, send
@@ -244,6 +246,40 @@ async def test_a_supplement_of_an_overdue_unconfirmed_list_stays_overdue_and_is_
         "count list 2026-11-13",
         "subject list 2026-11-13",
     ]
+
+
+async def test_a_branch_closed_in_the_afternoon_has_that_days_lists_and_none_after(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """DL-1: an inquiry sent on the morning a branch closed was on no list and the gap check said nothing.
+    The closing day's lists are made; the days after are neither made nor asked for."""
+    clock.set(FRIDAY_MORNING)
+    operator = await as_user(client, demo, "op002")
+    body = draft_body(await person(ctx), approval=a1(demo, "cf002"))
+    assert (await client.post("/inquiries", json=body, headers=operator)).status_code == 201
+    clock.advance(hours=6)  # 16:00 JST
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    closed = await client.post("/branches/002/deactivate", json={"reason": "統廃合"}, headers=admin)
+    assert closed.status_code == 204, closed.text
+
+    clock.set(datetime(2026, 11, 17, 1, 0, tzinfo=UTC))  # Tuesday: Friday and Monday are due
+    await scheduler.run_once(ctx)
+    async with ctx.db.read_session() as session:
+        made = {
+            (d.kind, d.business_date.isoformat(), d.inquiries_total)
+            for d in (await session.scalars(select(DailyList).where(DailyList.branch_code == "002"))).all()
+        }
+        gaps = await service.gaps(
+            session, ctx, date_from=date(2026, 11, 12), date_to=date(2026, 11, 16), branch_code="002"
+        )
+    assert ("subject", "2026-11-13", 1) in made and ("count", "2026-11-13", 1) in made
+    assert not [m for m in made if m[1] > "2026-11-13"]
+    assert gaps["missing_lists"] == []
+    hq = await as_user(client, demo, "hqop")
+    after = await client.post(
+        "/daily-lists/generate", json={"business_date": "2026-11-16", "branch_code": "002"}, headers=hq
+    )
+    assert (after.status_code, after.json()["code"]) == (404, "NOT_FOUND")
 
 
 async def test_lists_page_by_cursor(
