@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import httpx
 from fastapi import FastAPI
@@ -274,3 +275,34 @@ def test_every_integer_a_client_sends_has_an_upper_bound(app: FastAPI) -> None:
                 where = f"{method.upper()} {path} body"
                 unbounded += _unbounded_integers(content.get("schema"), where, components, frozenset())
     assert unbounded == []
+
+
+async def test_a_panel_cookie_that_escapes_a_control_character_is_no_cookie(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """Cookie syntax unquotes octal escapes: ``"T\\000X"`` arrives as a NUL, which PostgreSQL cannot take
+    in a query (was a 500 at the panel's login). The panel set no such cookie; it is read as absent."""
+    bad_terminal = 'shokai_terminal="T\\000X:key"'
+    page = await client.get("http://testserver/panel/login", headers={"Cookie": bad_terminal})
+    assert page.status_code == 200
+    nonce = page.cookies["shokai_login_nonce"]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    teller = user(demo, "op001")
+    posted = await client.post(
+        "http://testserver/panel/login",
+        data={"user_id": "op001", "password": teller["password"], "csrf_token": token.group(1)},
+        headers={"Cookie": f"{bad_terminal}; shokai_login_nonce={nonce}"},
+    )
+    # A teller without a terminal is refused as one, on the login page; nothing else happens.
+    assert posted.status_code == 403, posted.text
+    assert "<code>TERMINAL_NOT_REGISTERED</code>" in posted.text
+    denied = await ledger_events(ctx, action="auth.login_denied")
+    assert [json.loads(e.details)["code"] for e in denied] == ["TERMINAL_NOT_REGISTERED"]
+    # With a live session, the same cookie is no terminal binding: the session, bound to its terminal,
+    # is ended and the panel asks for a new login.
+    session = (await auth_headers(client, demo, "op001"))["Authorization"].removeprefix("Bearer ")
+    dashboard = await client.get(
+        "http://testserver/panel/", headers={"Cookie": f"shokai_panel={session}; {bad_terminal}"}
+    )
+    assert dashboard.status_code == 303 and "/panel/login" in dashboard.headers["location"]

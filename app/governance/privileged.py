@@ -19,11 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import record
-from app.authz.models import AuthSession
+from app.authz.models import AuthSession, User
 from app.authz.policy import authorize, ensure_different_people
 from app.authz.principal import Principal
 from app.authz.roles import PERMISSIONS, PRIVILEGED_ROLES
-from app.authz.service import login_deadlines
+from app.authz.service import count_failed_password, login_deadlines
 from app.context import AppContext
 from app.errors import Conflict, InvalidState, NotFound, PrivilegedSessionRequired, TotpRequired
 from app.governance import totp
@@ -136,6 +136,17 @@ async def open_privileged_session(
     if principal.kind != "user" or not principal.roles & PRIVILEGED_ROLES:
         raise InvalidState("Only holders of an administrator role open privileged sessions")
     if not await totp.verify_code(session, ctx=ctx, user_id=principal.id, code=code):
+        if await totp.confirmed_enrolment(session, principal.id) is not None:
+            # A wrong code against an enrolled factor is a guess, counted toward the lockout as at login
+            # (AU-5): a held login would otherwise try the six digits without end. With no factor
+            # enrolled there is nothing to guess, and the refusal only says one is needed.
+            await count_failed_password(
+                session,
+                ctx=ctx,
+                user=await session.get(User, principal.id),
+                attempted_user_id=principal.id,
+                actor=principal.actor(),
+            )
         record(
             session,
             actor=principal.actor(),

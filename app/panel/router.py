@@ -63,6 +63,7 @@ from app.panel.security import (
     TerminalBinding,
     check_csrf,
     clear_panel_cookie,
+    cookie,
     csrf_token,
     login_binding,
     new_login_nonce,
@@ -120,7 +121,7 @@ class PanelRefusal(Exception):
 
 
 def _language(request: Request) -> Language:
-    return language_of(request.cookies.get(LANGUAGE_COOKIE))
+    return language_of(cookie(request, LANGUAGE_COOKIE))
 
 
 def _here(request: Request) -> str:
@@ -256,7 +257,7 @@ def _login_url(request: Request, reason: str) -> str:
 
 async def _panel_user(request: Request, session: DbSession, ctx: Context, origin: Origin) -> Principal:
     """The session cookie's principal, checked exactly as the API checks a bearer token (AU-1, AU-6)."""
-    token = request.cookies.get(SESSION_COOKIE)
+    token = cookie(request, SESSION_COOKIE)
     if not token:
         raise PanelRedirect(_login_url(request, "required"))
     binding = terminal_of(request)
@@ -344,13 +345,13 @@ async def login_page(
     reason: Annotated[str | None, Query(max_length=40)] = None,
     next_page: Annotated[str | None, Query(alias="next", max_length=300)] = None,
 ) -> HTMLResponse:
-    nonce = request.cookies.get(LOGIN_NONCE_COOKIE) or new_login_nonce()
+    nonce = cookie(request, LOGIN_NONCE_COOKIE) or new_login_nonce()
     return _login_page(request, ctx, nonce=nonce, next_page=safe_next(next_page), reason=reason)
 
 
 @router.post("/login")
 async def login(request: Request, session: DbSession, ctx: Context, origin: Origin) -> Response:
-    nonce = request.cookies.get(LOGIN_NONCE_COOKIE)
+    nonce = cookie(request, LOGIN_NONCE_COOKIE)
     form = await _checked_request(request, ctx, login_binding(nonce) if nonce else None)
     assert nonce is not None
     next_page = safe_next(form.get("next"))
@@ -406,7 +407,7 @@ async def login(request: Request, session: DbSession, ctx: Context, origin: Orig
 
 
 def _take_notice(request: Request, ctx: AppContext) -> dict[str, Any] | None:
-    notice = read_notice(ctx, request.cookies.get(LOGIN_NOTICE_COOKIE))
+    notice = read_notice(ctx, cookie(request, LOGIN_NOTICE_COOKIE))
     if notice is not None and notice.get("at"):
         at = datetime.fromisoformat(str(notice["at"]))
         notice["at_text"] = views.format_datetime(at, _language(request))

@@ -119,8 +119,20 @@ class TerminalBinding:
     key: str
 
 
+def cookie(request: Request, name: str) -> str | None:
+    """A cookie as the panel set it, or None.
+
+    Every value the panel sets is printable ASCII. A client can make up others: cookie syntax unquotes
+    octal escapes, so ``"T\\000X"`` reads as a NUL, which PostgreSQL refuses in a query (a 500), and
+    other control characters would only ever fail to match. Such a value is treated as no cookie."""
+    value = request.cookies.get(name)
+    if value is None or not (value.isascii() and value.isprintable()):
+        return None
+    return value
+
+
 def terminal_of(request: Request) -> TerminalBinding | None:
-    raw = request.cookies.get(TERMINAL_COOKIE, "")
+    raw = cookie(request, TERMINAL_COOKIE) or ""
     terminal_id, _, key = raw.partition(":")
     if not terminal_id or not key:
         return None

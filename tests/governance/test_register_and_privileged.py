@@ -207,6 +207,30 @@ async def test_privileged_session_is_alerted_and_reviewed_by_someone_else(
     assert again.status_code == 409 and again.json()["code"] == "INVALID_STATE"
 
 
+async def test_wrong_codes_for_a_privileged_session_lock_the_account(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """AU-5, AC-5: a login held by someone else must not let them try the six digits without end. Each
+    wrong code is a failed attempt; at the threshold the account locks and the login ends."""
+    admin = await auth_headers(client, demo, "accadmin")
+    secret = await enrol_totp(client, admin, clock)
+    right = code_at(secret, clock.now())
+    wrong = "000000" if right != "000000" else "111111"
+    for _ in range(ctx.settings.lockout_threshold):
+        refused = await client.post(
+            "/privileged-sessions", json={"reason": "棚卸", "totp": wrong}, headers=admin
+        )
+        assert (refused.status_code, refused.json()["code"]) == (401, "TOTP_REQUIRED")
+    failed = [e for e in await ledger_events(ctx, action="auth.login_failed") if e.actor_id == "accadmin"]
+    assert len(failed) == ctx.settings.lockout_threshold
+    assert len(await ledger_events(ctx, action="auth.account_locked")) == 1
+    # The login is over, and the right code on it opens nothing; nor does the right password.
+    ended = await client.post("/privileged-sessions", json={"reason": "棚卸", "totp": right}, headers=admin)
+    assert ended.status_code == 401 and ended.json()["code"] != "TOTP_REQUIRED"
+    assert (await login(client, demo, "accadmin")).json()["code"] == "ACCOUNT_LOCKED"
+    assert await ledger_events(ctx, action="privileged.session_opened") == []
+
+
 async def test_a_privileged_session_ends_with_its_login(
     client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock, ctx: AppContext
 ) -> None:
