@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -66,21 +67,28 @@ def _to_qmark(sql: str) -> str:
 async def verify_ledger(db: Database, keyring: Keyring, *, batch: int = VERIFY_BATCH) -> VerifyReport:
     """Walk the whole chain and its checkpoints; name the first bad seq."""
     public_keys = keyring.checkpoint_public_keys()
+    retired = keyring.checkpoint_keys_retired()
     async with db.engine.connect() as conn, _RawReader(conn, db.dialect) as reader:
-        head_rows = await reader.fetch("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
+        head_rows = await reader.fetch(
+            "SELECT seq, hash, last_checkpoint_seq, last_checkpoint_at FROM audit_chain_head WHERE id = 1"
+        )
         head_seq, head_hash = int(head_rows[0][0]), str(head_rows[0][1])
         checkpoint_rows = await reader.fetch(
             "SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq"
         )
         checkpoints: dict[int, str] = {}
         latest: dict[str, Any] | None = None
-        bad_signature: int | None = None
+        bad_checkpoint: tuple[int, str] | None = None
         for seq, hash_hex, at, key_id, signature in checkpoint_rows:
             entry = {"seq": int(seq), "hash": hash_hex, "at": at, "key_id": key_id, "signature": signature}
-            if not verify_checkpoint_signature(entry, public_keys) and bad_signature is None:
-                bad_signature = int(seq)
+            problem = _checkpoint_problem(entry, latest, public_keys, retired, grace=keyring.rotation_lag)
+            if problem is not None and bad_checkpoint is None:
+                bad_checkpoint = (int(seq), problem)
             checkpoints[int(seq)] = hash_hex
             latest = entry
+        head_problem = _head_checkpoint_problem(head_rows[0][2], head_rows[0][3], latest)
+        if head_problem is not None and (bad_checkpoint is None or head_problem[0] < bad_checkpoint[0]):
+            bad_checkpoint = head_problem
         verifier = ChainVerifier(checkpoints=checkpoints)
         after = 0
         while True:
@@ -92,7 +100,7 @@ async def verify_ledger(db: Database, keyring: Keyring, *, batch: int = VERIFY_B
             after = int(rows[-1][0])
         verifier.finish(head_seq=head_seq, head_hash=head_hash)
     report = VerifyReport(
-        ok=verifier.first_bad_seq is None and bad_signature is None,
+        ok=verifier.first_bad_seq is None and bad_checkpoint is None,
         checked=verifier.checked,
         head_seq=head_seq,
         head_hash=head_hash,
@@ -101,10 +109,54 @@ async def verify_ledger(db: Database, keyring: Keyring, *, batch: int = VERIFY_B
         checkpoints_checked=verifier.checkpoints_matched,
         latest_checkpoint=latest,
     )
-    if bad_signature is not None and (report.first_bad_seq is None or bad_signature < report.first_bad_seq):
-        report.first_bad_seq = bad_signature
-        report.reason = "checkpoint_signature_invalid"
+    if bad_checkpoint is not None and (
+        report.first_bad_seq is None or bad_checkpoint[0] < report.first_bad_seq
+    ):
+        report.first_bad_seq, report.reason = bad_checkpoint
     return report
+
+
+# Clocks of the gateway's processes may differ by this much; a checkpoint is judged against its key's
+# retirement, and against the checkpoint before it, with this allowance.
+CLOCK_SKEW = timedelta(seconds=60)
+
+
+def _checkpoint_problem(
+    checkpoint: dict[str, Any],
+    previous: dict[str, Any] | None,
+    public_keys: dict[str, Ed25519PublicKey],
+    retired: dict[str, datetime],
+    *,
+    grace: timedelta,
+) -> str | None:
+    """Why a stored checkpoint is not one the gateway signed in its place, or None.
+
+    A good signature is not enough: the key must still have been in use at the checkpoint's time (one
+    retired after a leak would sign anything), and checkpoints are signed in order, so their times do
+    not go back."""
+    if not verify_checkpoint_signature(checkpoint, public_keys):
+        return "checkpoint_signature_invalid"
+    at = datetime.fromisoformat(str(checkpoint["at"]).replace("Z", "+00:00"))
+    retired_at = retired.get(str(checkpoint["key_id"]))
+    if retired_at is not None and at > retired_at + grace + CLOCK_SKEW:
+        return "checkpoint_key_retired"
+    if previous is not None:
+        before = datetime.fromisoformat(str(previous["at"]).replace("Z", "+00:00"))
+        if at < before - CLOCK_SKEW:
+            return "checkpoint_out_of_order"
+    return None
+
+
+def _head_checkpoint_problem(
+    head_checkpoint_seq: Any, head_checkpoint_at: Any, latest: dict[str, Any] | None
+) -> tuple[int, str] | None:
+    """The head row names the last checkpoint signed; if the latest stored one is another, checkpoints
+    were removed (or one added) behind the ledger's back."""
+    if not head_checkpoint_seq:
+        return None
+    if latest is None or (int(latest["seq"]), latest["at"]) != (int(head_checkpoint_seq), head_checkpoint_at):
+        return int(head_checkpoint_seq), "checkpoint_missing"
+    return None
 
 
 @dataclass(frozen=True)

@@ -334,7 +334,7 @@ class Keyring:
     def created_at(self, family: str, key_id: str | None = None) -> datetime:
         fam = self._document[family]
         text = fam["keys"][key_id or fam["current"]]["created_at"]
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        return _instant(str(text))
 
     def key_ids(self, family: str) -> list[str]:
         return list(self._document[family]["keys"])
@@ -357,7 +357,7 @@ class Keyring:
         if entry is None:
             return None
         retired_at = entry.get("retired_at")
-        if retired_at is not None and datetime.fromisoformat(retired_at.replace("Z", "+00:00")) + grace < now:
+        if retired_at is not None and _instant(retired_at) + grace < now:
             return None
         _kid, seed = self._secret("token_signing", key_id)
         key = self._verification_keys.get(seed)
@@ -368,6 +368,25 @@ class Keyring:
     def checkpoint_signing_key(self) -> SigningKey:
         kid, seed = self._secret("checkpoint_signing")
         return SigningKey(kid, Ed25519PrivateKey.from_private_bytes(seed))
+
+    def checkpoint_keys_retired(self) -> dict[str, datetime]:
+        """When each retired checkpoint key stopped signing, by key id (LG-2).
+
+        A checkpoint dated after its key's retirement is not one the gateway signed: a rotation is what
+        follows a suspected leak, and whoever holds the old private key could otherwise sign a rewritten
+        history with it. Read fresh, like the public keys."""
+        self._reload_if_changed()
+        return {
+            kid: _instant(entry["retired_at"])
+            for kid, entry in self._document["checkpoint_signing"]["keys"].items()
+            if entry.get("retired_at") is not None
+        }
+
+    @property
+    def rotation_lag(self) -> timedelta:
+        """How long a process may go on signing with a key another process has just retired: until its
+        next look at the key file."""
+        return self._check_every or timedelta(0)
 
     def checkpoint_public_keys(self) -> dict[str, Ed25519PublicKey]:
         self._reload_if_changed()  # checkpoints signed by another process under a key rotated there
@@ -438,6 +457,10 @@ class Keyring:
 
         self._document, self._stamp = self._provider.update(add_key)
         return new_ids[-1]
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # Every family's secret is 32 bytes: an AES-256 key-encryption key, an Ed25519 seed, an HMAC-SHA-256 key.

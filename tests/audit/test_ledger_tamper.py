@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,10 +19,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.audit.ledger import ChainVerifier, checkpoint_message
+from app.audit.models import AuditCheckpoint
 from app.audit.service import verify_ledger
-from app.clock import ManualClock
+from app.clock import ManualClock, rfc3339
 from app.config import Settings
 from app.context import AppContext
+from app.crypto.keyring import Keyring, open_keyring
 from app.demo import DemoCredentials
 from tests.audit.ledger_support import (
     CONTENT_COLUMNS,
@@ -54,6 +58,12 @@ LOGINS = (
 def settings(settings: Settings) -> Settings:
     # Frequent checkpoints, so that several of them sit inside the few dozen events of a test.
     return settings.model_copy(update={"checkpoint_every_events": CHECKPOINT_EVERY})
+
+
+@pytest.fixture
+def keyring(clock: ManualClock, tmp_path: Path) -> Keyring:
+    # A key file, as in production: checkpoint keys are rotated in some of these tests.
+    return open_keyring(key_file=tmp_path / "keys.json", env_keys=None, clock=clock, create=True)
 
 
 @pytest.fixture
@@ -358,3 +368,84 @@ async def test_a_checkpoint_with_a_forged_signature_or_another_hash_is_named(
     body = await verify_reports(client, auditor, ctx)
     assert body["ok"] is False
     assert body["first_bad_seq"] == target.seq
+
+
+async def test_the_latest_checkpoint_deleted_is_named(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    """The ledger's head names the last checkpoint it signed: removing that checkpoint (with no event
+    touched, so no chain fault shows) is found without any checkpoint kept outside."""
+    latest = (await all_checkpoints(ctx))[-1]
+    assert (await chain_head(ctx)).last_checkpoint_seq == latest.seq
+    attacker.execute(f"DELETE FROM audit_checkpoints WHERE seq = {latest.seq}")
+    body = await verify_reports(client, auditor, ctx)
+    assert body["ok"] is False
+    assert (body["first_bad_seq"], body["reason"]) == (latest.seq, "checkpoint_missing")
+
+
+def _resign(
+    attacker: Attacker, checkpoint: AuditCheckpoint, *, key: Ed25519PrivateKey, key_id: str, at: datetime
+) -> None:
+    """Sign a stored checkpoint again with a key in hand, at a time of the attacker's choosing; the head
+    is made to agree, as a careful attacker would."""
+    at_text = rfc3339(at)
+    signature = base64.b64encode(
+        key.sign(checkpoint_message(checkpoint.seq, checkpoint.hash, at_text))
+    ).decode()
+    attacker.execute(
+        f"UPDATE audit_checkpoints SET at = '{at_text}', key_id = '{key_id}', signature = '{signature}' "
+        f"WHERE seq = {checkpoint.seq}",
+        f"UPDATE audit_chain_head SET last_checkpoint_at = '{at_text}' "
+        f"WHERE id = 1 AND last_checkpoint_seq = {checkpoint.seq}",
+    )
+
+
+async def test_a_retired_checkpoint_key_signs_nothing_after_its_retirement(
+    client: httpx.AsyncClient,
+    demo: DemoCredentials,
+    auditor: dict[str, str],
+    ctx: AppContext,
+    attacker: Attacker,
+    clock: ManualClock,
+) -> None:
+    """LG-2, EN-2: a checkpoint key is rotated when it may have leaked. Whoever holds the retired key
+    must not be able to sign checkpoints over a history written since, dated after the retirement or
+    backdated before it; what it signed while in use still verifies."""
+    old = ctx.keyring.checkpoint_signing_key()
+    retired_at = clock.advance(minutes=1)
+    new_id = ctx.keyring.rotate("checkpoint_signing", now=retired_at)
+    clock.advance(minutes=2)
+    for user_id in LOGINS[:8]:
+        clock.advance(minutes=1)
+        assert (await login(client, demo, user_id)).status_code == 200
+    auditor = await auth_headers(client, demo, "auditor")  # the first login has been idle too long
+    checkpoints = await all_checkpoints(ctx)
+    assert {c.key_id for c in checkpoints} == {old.key_id, new_id}
+    assert len([c for c in checkpoints if c.key_id == new_id]) >= 2
+    assert (await verify_reports(client, auditor, ctx))["ok"] is True
+
+    target = [c for c in await all_checkpoints(ctx) if c.key_id == new_id][-1]
+    _resign(attacker, target, key=old.private_key, key_id=old.key_id, at=clock.now())
+    body = await verify_reports(client, auditor, ctx)
+    assert (body["ok"], body["first_bad_seq"], body["reason"]) == (
+        False,
+        target.seq,
+        "checkpoint_key_retired",
+    )
+
+    # Dated before the retirement, it would come after checkpoints the new key signed since.
+    _resign(attacker, target, key=old.private_key, key_id=old.key_id, at=retired_at - timedelta(seconds=1))
+    body = await verify_reports(client, auditor, ctx)
+    assert (body["ok"], body["first_bad_seq"], body["reason"]) == (
+        False,
+        target.seq,
+        "checkpoint_out_of_order",
+    )
+
+    attacker.execute(
+        f"UPDATE audit_checkpoints SET at = '{target.at}', key_id = '{target.key_id}', "
+        f"signature = '{target.signature}' WHERE seq = {target.seq}",
+        f"UPDATE audit_chain_head SET last_checkpoint_at = '{target.at}' "
+        f"WHERE id = 1 AND last_checkpoint_seq = {target.seq}",
+    )
+    assert (await verify_reports(client, auditor, ctx))["ok"] is True
