@@ -176,6 +176,34 @@ async def test_unknown_user_id_behaves_exactly_like_a_known_one(
     assert known[-1][:2] == (403, "ACCOUNT_LOCKED")
 
 
+async def test_guesses_under_the_id_in_other_capitals_are_the_persons_failures(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """AU-3, AU-5: the lockout counts "OP001" as op001; so does what op001 is shown at the next login,
+    and the lock ends op001's live sessions as it does when the id is typed exactly."""
+    headers = terminal_headers(terminal(demo, "001"))
+
+    async def guess(i: int) -> httpx.Response:
+        return await client.post(
+            "/auth/login", json={"user_id": " OP001", "password": f"wrong-password-{i}"}, headers=headers
+        )
+
+    for i in range(2):
+        assert (await guess(i)).json()["code"] == "INVALID_CREDENTIALS"
+    logged_in = await login(client, demo, "op001")
+    assert logged_in.status_code == 200
+    assert logged_in.json()["failed_attempts_since_previous_login"] == 2
+    live = {"Authorization": f"Bearer {logged_in.json()['access_token']}", **headers}
+    assert (await client.get("/me", headers=live)).status_code == 200
+    for i in range(ctx.settings.lockout_threshold):
+        await guess(i)
+    ended = await client.get("/me", headers=live)
+    assert ended.status_code == 401 and ended.json()["code"] == "SESSION_EXPIRED"
+    locked = await ledger_events(ctx, action="auth.account_locked")
+    assert [e.actor_id for e in locked] == ["op001"]
+    assert (await login(client, demo, "op001")).json()["code"] == "ACCOUNT_LOCKED"
+
+
 async def test_access_admin_unlocks_and_the_unlock_is_in_the_ledger(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
