@@ -1080,7 +1080,12 @@ async def read_response(
         # CC-1: the inquiry was made in error and is void at the center too; its answer has no purpose
         # left to serve, so nobody reads it any more (a held one was never released: release refuses).
         raise Forbidden("The inquiry was cancelled: its response may no longer be read")
-    if inquiry.response_state in ("none", "held"):
+    if inquiry.response_state == "none":
+        # Still RESPONSE_HELD, as the contract says for a response nobody may read yet, but the detail
+        # says why: staff waiting on a queued inquiry or looking at a failed one should not be told to
+        # ask a confirmer for a release that can never come.
+        raise ResponseHeld(f"No response has been received for this inquiry (it is {inquiry.status})")
+    if inquiry.response_state == "held":
         raise ResponseHeld("The response is held until a confirmer other than the operator releases it")
     if principal.id in duty.reading_operator_ids:
         if not ctx.policy.operator_reads_after_release:

@@ -115,7 +115,10 @@ async def test_no_trade_info_is_passed_through_and_counted_per_operator(
         "kind": "inquire",
         "operator_id": "op001",
     }
-    assert (await client.get(f"/inquiries/{inquiry['id']}/response", headers=operator)).status_code == 423
+    # No response will ever come: the refusal says so rather than sending anyone to ask for a release.
+    unread = await client.get(f"/inquiries/{inquiry['id']}/response", headers=operator)
+    assert (unread.status_code, unread.json()["code"]) == (423, "RESPONSE_HELD")
+    assert "center_error" in unread.json()["detail"] and "releases" not in unread.json()["detail"]
 
 
 async def test_cancellation_needs_a_second_person_and_reaches_the_center(
