@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # Retired signing keys stay verifiable this long after rotation, which covers every token they signed.
     retired_signing_key_grace_hours: int = 9
 
+    # Emergency switches (IR-1): lifting takes two officers at the time, so a request to lift that no
+    # second officer has acted on within this many hours (a shift) lapses; the next call asks anew.
+    emergency_lift_request_hours: int = Field(default=8, ge=1, le=168)
+
     # Login and passwords (AU-4, AU-5, AU-7, AU-9).
     lockout_threshold: int = 5
     password_max_age_days: int = 90

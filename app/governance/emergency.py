@@ -10,6 +10,8 @@ can never turn a switch off alone.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +20,7 @@ from app.audit.ledger import record
 from app.authz.models import Branch, Terminal, User
 from app.authz.policy import authorize, ensure_different_people
 from app.authz.principal import Principal
+from app.clock import rfc3339
 from app.context import AppContext
 from app.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from app.governance import register, rights
@@ -178,8 +181,23 @@ async def lift(
     if suspension.status != "active":
         raise InvalidState("The suspension is already lifted")
     now = ctx.clock.now()
-    details = {"scope": suspension.scope, "target": suspension.target, "imposed_by": suspension.imposed_by}
-    if suspension.lift_requested_by is None:
+    details: dict[str, Any] = {
+        "scope": suspension.scope,
+        "target": suspension.target,
+        "imposed_by": suspension.imposed_by,
+    }
+    asked_at = suspension.lift_requested_at
+    lapsed = asked_at is not None and now - asked_at >= timedelta(
+        hours=ctx.settings.emergency_lift_request_hours
+    )
+    if lapsed and asked_at is not None:
+        # A request nobody acted on for a shift says nothing about the switch now: the second officer
+        # would lift it on an assessment made hours ago, under other facts. This call asks anew.
+        details["lapsed_request"] = {
+            "requested_by": suspension.lift_requested_by,
+            "requested_at": rfc3339(asked_at),
+        }
+    if suspension.lift_requested_by is None or lapsed:
         suspension.lift_requested_by = principal.id
         suspension.lift_requested_at = now
         suspension.lift_request_reason = reason

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import json
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.audit.forensics import subject_pseudonym
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
+from app.governance.models import EmergencySuspension
 from app.inquiry.models import Inquiry, OutboxMessage
 from app.inquiry.outbox import OutboxSender
 from app.lists import scheduler as list_schedule
@@ -79,6 +81,39 @@ async def test_branch_suspension_is_immediate_and_lifting_takes_two_officers(
         ("emergency.lift_requested", "secoff2"),
         ("emergency.lifted", "secoff"),
     ]
+
+
+async def test_a_request_to_lift_that_nobody_acted_on_for_a_shift_lapses(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """IR-1: two officers at the time. A request to lift made a shift ago, and left, is no second opinion
+    for today's officer; their call asks anew and the switch stays on until someone else lifts it."""
+    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    second = await privileged_headers(client, demo, clock, "secoff2")
+    thrown = await client.post(
+        "/emergency/suspensions",
+        json={"scope": "branch", "target": "001", "reason": "不正照会の疑い"},
+        headers=officer,
+    )
+    lift = f"/emergency/suspensions/{thrown.json()['id']}/lift"
+    assert (await client.post(lift, json={"reason": "調査完了"}, headers=second)).status_code == 202
+    # The request was left for longer than a shift (moved back in the database: the officers' logins
+    # would not outlive the wait).
+    asked_at = clock.now() - timedelta(hours=ctx.settings.emergency_lift_request_hours, minutes=1)
+    async with ctx.db.session() as session:
+        await session.execute(update(EmergencySuspension).values(lift_requested_at=asked_at))
+        await session.commit()
+    anew = await client.post(lift, json={"reason": "再調査完了"}, headers=officer)
+    assert anew.status_code == 202, anew.text
+    assert (anew.json()["status"], anew.json()["lift_requested_by"]) == ("active", "secoff")
+    assert (await login(client, demo, "op001")).json()["code"] == "SUSPENDED"
+    lifted = await client.post(lift, json={"reason": "再調査完了"}, headers=second)
+    assert lifted.status_code == 200
+    assert (lifted.json()["lift_requested_by"], lifted.json()["lifted_by"]) == ("secoff", "secoff2")
+    requests = await ledger_events(ctx, action="emergency.lift_requested")
+    assert [e.actor_id for e in requests] == ["secoff2", "secoff"]
+    assert json.loads(requests[-1].details)["lapsed_request"]["requested_by"] == "secoff2"
 
 
 async def test_user_and_terminal_switches_end_live_sessions(
