@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
@@ -168,6 +168,17 @@ async def set_terminal_status(
     return terminal
 
 
+async def users_known_as(session: AsyncSession, typed_user_id: str) -> list[User]:
+    """The users a typed id logs in as for the lockout (``service.login_key``): the same id up to case and
+    surrounding spaces. One at most, since :func:`create_user` refuses a second."""
+    typed = typed_user_id.strip()
+    if not typed:
+        return []
+    candidates = (await session.scalars(select(User).where(func.lower(User.id) == typed.lower()))).all()
+    # SQLite lowers ASCII only: the fold is judged here, the query only narrows.
+    return [u for u in candidates if u.id.strip().casefold() == typed.casefold()]
+
+
 async def create_user(
     session: AsyncSession,
     *,
@@ -184,6 +195,9 @@ async def create_user(
 ) -> User:
     if await session.get(User, user_id) is not None:
         raise Conflict("A user with this id exists")
+    if await users_known_as(session, user_id):
+        # "OP001" next to op001 would share op001's lockout counter: one's guesses would lock the other.
+        raise Conflict("A user with this id in other capitals exists")
     now = ctx.clock.now()
     password_hash = await ctx.passwords.hash_async(password)
     user = User(

@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, select, update
+from sqlalchemy import Select, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.ledger import Actor, record
+from app.authz import directory
 from app.authz.models import (
     AuthSession,
     Branch,
@@ -417,7 +418,8 @@ async def count_failed_password(
         # The lockout counts a user id however it is capitalised ("OP001" guesses lock op001), so the
         # person whose account the guesses were against is shown them at their next login and has their
         # sessions ended at the lock, as when the id is typed exactly.
-        user = await _user_typed_otherwise(session, attempted_user_id)
+        known = await directory.users_known_as(session, attempted_user_id)
+        user = known[0] if len(known) == 1 else None
     if user is not None:
         # Other failures for this user id wait on the throttle's lock: count on from what they committed,
         # not from the copy read before it.
@@ -451,17 +453,6 @@ async def count_failed_password(
         )
         if user is not None:
             await _end_sessions(session, principal_id=user.id, reason="locked", now=now)
-
-
-async def _user_typed_otherwise(session: AsyncSession, attempted_user_id: str) -> User | None:
-    """The one user whose id is the attempted one up to case and surrounding spaces (``login_key``)."""
-    typed = attempted_user_id.strip()
-    if not typed:
-        return None
-    candidates = (await session.scalars(select(User).where(func.lower(User.id) == typed.lower()))).all()
-    # SQLite lowers ASCII only: the fold is judged here, the query only narrows.
-    folded = [u for u in candidates if u.id.strip().casefold() == typed.casefold()]
-    return folded[0] if len(folded) == 1 else None
 
 
 def _terminal_unfit(roles: dict[str, frozenset[str]], terminal: Terminal | None) -> bool:

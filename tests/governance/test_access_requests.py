@@ -467,6 +467,21 @@ async def test_a_request_approved_but_not_applied_in_time_is_lapsed_by_the_sweep
     assert ("confirmer", "002") not in await _active_roles(ctx, "op001")
 
 
+async def test_a_user_id_that_differs_from_another_only_in_capitals_is_refused(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """AU-5: the lockout counts a typed id whatever its capitals, so "OP001" beside op001 would let one
+    person's wrong passwords lock the other out. Such an id is refused; a really new one is not."""
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    for taken in ("OP001", "oP001"):
+        refused = await client.post("/users", json={"id": taken, "name": "別人 太郎"}, headers=admin)
+        assert (refused.status_code, refused.json()["code"]) == (409, "CONFLICT"), taken
+    created = await client.post("/users", json={"id": "OP001X", "name": "新人 太郎"}, headers=admin)
+    assert created.status_code == 201, created.text
+    created_ids = [e.object_id for e in await ledger_events(ctx, action="directory.user_created")]
+    assert "OP001" not in created_ids and "oP001" not in created_ids and "OP001X" in created_ids
+
+
 async def test_a_new_user_must_change_the_initial_password_before_anything_else(
     client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
 ) -> None:
