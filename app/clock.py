@@ -62,6 +62,11 @@ def rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def from_rfc3339(text: str) -> datetime:
+    """The instant a stored :func:`rfc3339` text (ledger, checkpoints, key file) stands for."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 # The range of business dates the service accepts from outside (API bodies, query and path parameters).
 # Static, because a schema has no clock: it keeps date arithmetic (the next day, a period's end) from
 # overflowing at date.min/date.max and keeps "every day from .. to" loops finite. Rules that depend on

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
 from app.authz.models import Terminal, UserRole
-from app.clock import TOKYO, rfc3339
+from app.clock import TOKYO, from_rfc3339, rfc3339
 from app.config import Settings
 from app.inquiry.models import Inquiry
 from app.lists.calendar import BusinessCalendar
@@ -282,7 +282,7 @@ async def _late_views(
     for actor_id, at, inquiry_id, branch_code, released_at in rows:
         if actor_id is None or released_at is None:
             continue
-        viewed = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        viewed = from_rfc3339(at)
         if viewed - released_at > late:
             by_user[actor_id].append(
                 {"inquiry_id": inquiry_id, "days_after_release": (viewed - released_at).days}

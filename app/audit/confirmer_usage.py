@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.anomalies import AnomalyThresholds, jst_midnight
 from app.audit.models import AuditEvent
 from app.authz.models import Terminal
-from app.clock import TOKYO, rfc3339
+from app.clock import TOKYO, from_rfc3339, rfc3339
 from app.config import Settings
 from app.inquiry.models import ApprovalNumber, Inquiry
 from app.lists.calendar import BusinessCalendar
@@ -76,7 +76,7 @@ class _Usage:
 
 
 def _parse(at: str) -> datetime:
-    return datetime.fromisoformat(at.replace("Z", "+00:00"))
+    return from_rfc3339(at)
 
 
 async def confirmer_usage(

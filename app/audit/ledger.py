@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from app.audit.models import GENESIS_HASH, AuditChainHead, AuditCheckpoint, AuditEvent
-from app.clock import Clock, rfc3339
+from app.clock import Clock, from_rfc3339, rfc3339
 from app.crypto.keyring import Keyring
 from app.errors import LedgerUnavailable
 
@@ -265,7 +265,7 @@ def _checkpoint_due(context: LedgerContext, head: _HeadState, now: datetime) -> 
         return True
     if head.last_checkpoint_at is None:
         return True
-    last = datetime.fromisoformat(head.last_checkpoint_at.replace("Z", "+00:00"))
+    last = from_rfc3339(head.last_checkpoint_at)
     return now - last >= timedelta(seconds=context.checkpoint_every_seconds)
 
 

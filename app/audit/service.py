@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.audit.ledger import EVENT_COLUMNS, ChainVerifier, VerifyReport, verify_checkpoint_signature
 from app.audit.models import AuditCheckpoint, AuditEvent
-from app.clock import rfc3339
+from app.clock import from_rfc3339, rfc3339
 from app.crypto.keyring import Keyring
 from app.db import Database
 
@@ -136,12 +136,12 @@ def _checkpoint_problem(
     not go back."""
     if not verify_checkpoint_signature(checkpoint, public_keys):
         return "checkpoint_signature_invalid"
-    at = datetime.fromisoformat(str(checkpoint["at"]).replace("Z", "+00:00"))
+    at = from_rfc3339(str(checkpoint["at"]))
     retired_at = retired.get(str(checkpoint["key_id"]))
     if retired_at is not None and at > retired_at + grace + CLOCK_SKEW:
         return "checkpoint_key_retired"
     if previous is not None:
-        before = datetime.fromisoformat(str(previous["at"]).replace("Z", "+00:00"))
+        before = from_rfc3339(str(previous["at"]))
         if at < before - CLOCK_SKEW:
             return "checkpoint_out_of_order"
     return None

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from app.clock import Clock, rfc3339
+from app.clock import Clock, from_rfc3339, rfc3339
 
 FAMILIES = ("kek", "token_signing", "checkpoint_signing", "pseudonym", "blind_index")
 _PREFIX = {
@@ -334,7 +334,7 @@ class Keyring:
     def created_at(self, family: str, key_id: str | None = None) -> datetime:
         fam = self._document[family]
         text = fam["keys"][key_id or fam["current"]]["created_at"]
-        return _instant(str(text))
+        return from_rfc3339(str(text))
 
     def key_ids(self, family: str) -> list[str]:
         return list(self._document[family]["keys"])
@@ -357,7 +357,7 @@ class Keyring:
         if entry is None:
             return None
         retired_at = entry.get("retired_at")
-        if retired_at is not None and _instant(retired_at) + grace < now:
+        if retired_at is not None and from_rfc3339(retired_at) + grace < now:
             return None
         _kid, seed = self._secret("token_signing", key_id)
         key = self._verification_keys.get(seed)
@@ -377,7 +377,7 @@ class Keyring:
         history with it. Read fresh, like the public keys."""
         self._reload_if_changed()
         return {
-            kid: _instant(entry["retired_at"])
+            kid: from_rfc3339(entry["retired_at"])
             for kid, entry in self._document["checkpoint_signing"]["keys"].items()
             if entry.get("retired_at") is not None
         }
@@ -457,10 +457,6 @@ class Keyring:
 
         self._document, self._stamp = self._provider.update(add_key)
         return new_ids[-1]
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # Every family's secret is 32 bytes: an AES-256 key-encryption key, an Ed25519 seed, an HMAC-SHA-256 key.

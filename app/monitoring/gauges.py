@@ -5,11 +5,10 @@ subject."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import func, select
 
 from app.audit.models import AuditChainHead
+from app.clock import from_rfc3339
 from app.context import AppContext
 from app.inquiry.models import Inquiry, OutboxMessage
 from app.lists.models import DailyList
@@ -56,5 +55,5 @@ async def refresh_gauges(ctx: AppContext) -> None:
     if head is not None:
         metrics.ledger_head_seq.set(head.seq)
         if head.last_checkpoint_at:
-            last = datetime.fromisoformat(head.last_checkpoint_at.replace("Z", "+00:00"))
+            last = from_rfc3339(head.last_checkpoint_at)
             metrics.checkpoint_age.set((now - last).total_seconds())

@@ -120,6 +120,31 @@ async def request_apply(
     return dict(applied.json())
 
 
+async def two_officers(
+    client: httpx.AsyncClient, ctx: AppContext, demo: DemoCredentials, clock: ManualClock
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Two security officers (secoff and a second, secoff2) in privileged sessions: lifting takes two."""
+    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    return officer, await privileged_headers(client, demo, clock, "secoff2")
+
+
+async def throw_switch(
+    client: httpx.AsyncClient,
+    officer: dict[str, str],
+    *,
+    scope: str = "branch",
+    target: str | None = "001",
+    reason: str = "不正照会の疑い",
+) -> str:
+    """IR-1: an emergency switch thrown at once by one officer; its id."""
+    thrown = await client.post(
+        "/emergency/suspensions", json={"scope": scope, "target": target, "reason": reason}, headers=officer
+    )
+    assert thrown.status_code == 201, thrown.text
+    return str(thrown.json()["id"])
+
+
 async def lift_switch(
     client: httpx.AsyncClient,
     suspension_id: str,

@@ -18,7 +18,7 @@ from app.inquiry.models import Inquiry, OutboxMessage
 from app.inquiry.outbox import OutboxSender
 from app.lists import scheduler as list_schedule
 from app.lists.models import DailyList, DailyListLine
-from tests.governance.support import add_person, lift_switch, privileged_headers
+from tests.governance.support import add_person, lift_switch, privileged_headers, throw_switch, two_officers
 from tests.helpers import auth_headers, ledger_events, login
 from tests.hq.support import branch_request, execute
 from tests.inquiry.support import a1, center_record, draft_body, person
@@ -27,20 +27,12 @@ from tests.inquiry.support import a1, center_record, draft_body, person
 async def test_branch_suspension_is_immediate_and_lifting_takes_two_officers(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
-    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
     operator = await auth_headers(client, demo, "op001")
     other_branch = await auth_headers(client, demo, "op002")
-    officer = await privileged_headers(client, demo, clock, "secoff")
-    second = await privileged_headers(client, demo, clock, "secoff2")
+    officer, second = await two_officers(client, ctx, demo, clock)
     subject = await person(ctx)
 
-    thrown = await client.post(
-        "/emergency/suspensions",
-        json={"scope": "branch", "target": "001", "reason": "不正照会の疑い"},
-        headers=officer,
-    )
-    assert thrown.status_code == 201, thrown.text
-    suspension_id = thrown.json()["id"]
+    suspension_id = await throw_switch(client, officer)
 
     # The live session's next inquiry is refused, and so is a new login at the branch.
     refused = await client.post("/inquiries", json=draft_body(subject), headers=operator)
@@ -88,15 +80,8 @@ async def test_a_request_to_lift_that_nobody_acted_on_for_a_shift_lapses(
 ) -> None:
     """IR-1: two officers at the time. A request to lift made a shift ago, and left, is no second opinion
     for today's officer; their call asks anew and the switch stays on until someone else lifts it."""
-    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
-    officer = await privileged_headers(client, demo, clock, "secoff")
-    second = await privileged_headers(client, demo, clock, "secoff2")
-    thrown = await client.post(
-        "/emergency/suspensions",
-        json={"scope": "branch", "target": "001", "reason": "不正照会の疑い"},
-        headers=officer,
-    )
-    lift = f"/emergency/suspensions/{thrown.json()['id']}/lift"
+    officer, second = await two_officers(client, ctx, demo, clock)
+    lift = f"/emergency/suspensions/{await throw_switch(client, officer)}/lift"
     assert (await client.post(lift, json={"reason": "調査完了"}, headers=second)).status_code == 202
     # The request was left for longer than a shift (moved back in the database: the officers' logins
     # would not outlive the wait).
@@ -229,18 +214,11 @@ async def test_hq_cannot_execute_a_request_of_a_suspended_branch(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
 ) -> None:
     _no_submit_wait(ctx)
-    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
     subject = await person(ctx)
     request = await branch_request(client, await auth_headers(client, demo, "op001"), subject)
     hq = await auth_headers(client, demo, "hqop")
-    officer = await privileged_headers(client, demo, clock, "secoff")
-    second = await privileged_headers(client, demo, clock, "secoff2")
-    thrown = await client.post(
-        "/emergency/suspensions",
-        json={"scope": "branch", "target": "001", "reason": "不正照会の疑い"},
-        headers=officer,
-    )
-    assert thrown.status_code == 201
+    officer, second = await two_officers(client, ctx, demo, clock)
+    suspension_id = await throw_switch(client, officer)
 
     refused = await execute(client, hq, request["id"], subject)
     assert refused.status_code == 403 and refused.json()["code"] == "SUSPENDED"
@@ -251,7 +229,7 @@ async def test_hq_cannot_execute_a_request_of_a_suspended_branch(
     assert [(e.actor_id, e.object_id) for e in refusals] == [("hqop", request["id"])]
     assert '"code":"SUSPENDED"' in refusals[0].details
 
-    await lift_switch(client, thrown.json()["id"], asking=second, lifting=officer)
+    await lift_switch(client, suspension_id, asking=second, lifting=officer)
     executed = await execute(client, hq, request["id"], subject)
     assert executed.status_code == 201, executed.text
 
@@ -261,7 +239,6 @@ async def test_a_queued_inquiry_stays_queued_under_a_switch_and_goes_out_when_it
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock, scope: str
 ) -> None:
     _no_submit_wait(ctx)
-    await add_person(ctx, demo, "secoff2", (("security_officer", None),))
     operator = await auth_headers(client, demo, "op001")
     created = await client.post(
         "/inquiries", json=draft_body(await person(ctx), approval=a1(demo, "cf001")), headers=operator
@@ -269,15 +246,9 @@ async def test_a_queued_inquiry_stays_queued_under_a_switch_and_goes_out_when_it
     assert created.status_code == 201 and created.json()["status"] == "queued", created.text
     inquiry_id = created.json()["id"]
 
-    officer = await privileged_headers(client, demo, clock, "secoff")
-    second = await privileged_headers(client, demo, clock, "secoff2")
+    officer, second = await two_officers(client, ctx, demo, clock)
     target = {"branch": "001", "terminal": operator["X-Terminal-Id"], "user": "op001", "all": None}[scope]
-    thrown = await client.post(
-        "/emergency/suspensions",
-        json={"scope": scope, "target": target, "reason": "緊急停止"},
-        headers=officer,
-    )
-    assert thrown.status_code == 201, thrown.text
+    suspension_id = await throw_switch(client, officer, scope=scope, target=target, reason="緊急停止")
 
     sender = OutboxSender(ctx)
     for _ in range(2):
@@ -293,7 +264,7 @@ async def test_a_queued_inquiry_stays_queued_under_a_switch_and_goes_out_when_it
     held = await ledger_events(ctx, action="center.send_held")
     assert [e.object_id for e in held] == [inquiry_id]
 
-    await lift_switch(client, thrown.json()["id"], asking=second, lifting=officer)
+    await lift_switch(client, suspension_id, asking=second, lifting=officer)
     clock.advance(seconds=31)
     await sender.deliver_due()
     async with ctx.db.read_session() as session:
