@@ -67,6 +67,8 @@ from app.panel.security import (
     csrf_token,
     login_binding,
     new_login_nonce,
+    outcome_proof,
+    outcome_proven,
     read_form,
     read_notice,
     safe_next,
@@ -147,8 +149,7 @@ def _render(
     idle_seconds = None
     if principal is not None and principal.idle_expires_at is not None:
         idle_seconds = max(0, int((principal.idle_expires_at - ctx.clock.now()).total_seconds()))
-    query_done = request.query_params.get("done", "")
-    message = _POSTED_MESSAGES[done] if done else _DONE_MESSAGES.get(query_done)
+    message = _POSTED_MESSAGES[done] if done else _proven_outcome(request, ctx, principal)
     error = request.query_params.get("error", "")
     hint = request.query_params.get("hint", "")
     html = environment.get_template(template).render(
@@ -186,6 +187,47 @@ def _render(
         **values,
     )
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def _proven_outcome(request: Request, ctx: AppContext, principal: Principal | None) -> str | None:
+    """The message key of the redirect's ``?done=``, only when :func:`_done_redirect` wrote it for this
+    session and this page."""
+    outcome = request.query_params.get("done", "")
+    if principal is None or outcome not in _DONE_MESSAGES:
+        return None
+    proven = outcome_proven(
+        ctx,
+        session_id=principal.session_id,
+        page=_outcome_page(request.url.path, request.query_params.get("line")),
+        outcome=outcome,
+        proof=request.query_params.get("proof", ""),
+    )
+    return _DONE_MESSAGES[outcome] if proven else None
+
+
+def _outcome_page(path: str, line: str | None) -> str:
+    # The line is part of the page's claim: "line 3 checked" must not be moved to another line.
+    return path if line is None else f"{path}#{line}"
+
+
+def _done_redirect(
+    ctx: AppContext,
+    principal: Principal,
+    path: str,
+    outcome: str,
+    *,
+    line: int | None = None,
+    anchor: str = "",
+) -> RedirectResponse:
+    """Back to ``path`` after a form did what it asked (PRG), carrying the success message and its proof."""
+    proof = outcome_proof(
+        ctx,
+        session_id=principal.session_id,
+        page=_outcome_page(path, None if line is None else str(line)),
+        outcome=outcome,
+    )
+    query = f"done={outcome}" + ("" if line is None else f"&line={line}") + f"&proof={proof}"
+    return _redirect(f"{path}?{query}{anchor}")
 
 
 def _hint(t: Callable[..., str], hint: str, line: str) -> str | None:
@@ -487,7 +529,7 @@ async def change_password(
         if exc.status == 401 and exc.code != "INVALID_CREDENTIALS":
             raise PanelRedirect(_login_url(request, exc.code), end_session=True) from exc
         return _password_page(request, ctx, principal, error_code=exc.code, status_code=exc.status)
-    return _redirect(f"{PANEL_PATH}/?done=password_changed")
+    return _done_redirect(ctx, principal, f"{PANEL_PATH}/", "password_changed")
 
 
 @router.get("/lang/{language}")
@@ -790,7 +832,7 @@ async def refuse_approval(
     except DomainError as exc:
         await _refused(request, session, exc)
         return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}?error={exc.code}")
-    return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}?done=refused")
+    return _done_redirect(ctx, principal, f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}", "refused")
 
 
 # -- method B: releasing a response ----------------------------------------------------------------------
@@ -966,7 +1008,7 @@ async def check_line(
     except DomainError as exc:
         await _refused(request, session, exc)
         return _redirect(f"{back}?{_refusal_query(exc)}&line={line_no}#line-{line_no}")
-    return _redirect(f"{back}?done=checked&line={line_no}#line-{line_no}")
+    return _done_redirect(ctx, principal, back, "checked", line=line_no, anchor=f"#line-{line_no}")
 
 
 _WHOLE_NUMBER = re.compile(r"[0-9０-９]{1,7}")
@@ -1002,7 +1044,7 @@ async def confirm_list(
     except DomainError as exc:
         await _refused(request, session, exc)
         return _redirect(f"{back}?{_refusal_query(exc)}#confirm")
-    return _redirect(f"{back}?done=confirmed")
+    return _done_redirect(ctx, principal, back, "confirmed")
 
 
 async def _list_file(
@@ -1123,7 +1165,7 @@ async def acknowledge_escalation(
     except DomainError as exc:
         await _refused(request, session, exc)
         return _redirect(f"{back}?{_refusal_query(exc)}#escalations-title")
-    return _redirect(f"{back}?done=acknowledged")
+    return _done_redirect(ctx, principal, back, "acknowledged")
 
 
 # -- mounting -----------------------------------------------------------------------------------------------

@@ -106,6 +106,19 @@ def check_csrf(ctx: AppContext, *, binding: str | None, form: dict[str, str]) ->
         raise CsrfRejected("Open the page again and resend the form")
 
 
+def outcome_proof(ctx: AppContext, *, session_id: str, page: str, outcome: str) -> str:
+    """Binds a redirect's success message (``?done=``) to the session and the page that earned it (PRG).
+
+    Without it any link, bookmark or pasted URL could make a list page say it was confirmed, or an
+    inquiry page that an approval was refused, while nothing happened."""
+    return ctx.keyring.blind_index(f"{session_id}\x1f{page}\x1f{outcome}", domain="panel-outcome")
+
+
+def outcome_proven(ctx: AppContext, *, session_id: str, page: str, outcome: str, proof: str) -> bool:
+    expected = outcome_proof(ctx, session_id=session_id, page=page, outcome=outcome).encode()
+    return hmac.compare_digest(proof.encode(), expected)  # bytes: the query may carry any text
+
+
 def new_login_nonce() -> str:
     return secrets.token_urlsafe(24)
 

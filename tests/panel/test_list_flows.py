@@ -93,6 +93,43 @@ async def test_subject_list_lines_are_checked_and_the_list_confirmed_with_files_
     assert confirmed.state == "confirmed" and confirmed.confirmed_by == "cf001b" and not confirmed.late
 
 
+async def test_a_link_cannot_make_a_list_page_claim_a_check_or_a_confirmation(
+    page: Page,
+    live: LiveServer,
+    demo_logins: DemoCredentials,
+    center_population: Population,
+    clock: ManualClock,
+) -> None:
+    lists, _sent = friday_with_two_inquiries(live, demo_logins, center_population, clock)
+    subject_list = lists["subject"]
+    await log_in(page, live, demo_logins, "cf001b")
+    page_url = f"{live.url}/panel/lists/{subject_list.id}"
+
+    # A bookmarked or pasted success URL: the clerk must not read "confirmed" above an open list.
+    await page.goto(f"{page_url}?done=confirmed")
+    await expect(page.locator("#list-state")).to_have_attribute("data-state", "pending")
+    await expect(page.locator(".flash-ok")).to_have_count(0)
+
+    await page.get_by_role("button", name="No.1 を「一致」として記録").click()
+    await expect(page.get_by_role("status")).to_contain_text("No.1")
+    checked_url = page.url
+    # The proof of line 1's check says nothing of line 2, nor of a confirmation.
+    await page.goto(checked_url.replace("line=1", "line=2"))
+    await expect(page.locator(".flash-ok")).to_have_count(0)
+    await page.goto(checked_url.replace("done=checked", "done=confirmed"))
+    await expect(page.locator(".flash-ok")).to_have_count(0)
+    await expect(page.locator("#line-2 .check-cell")).to_have_attribute("data-check", "none")
+    await page.screenshot(path=str(ARTIFACTS / "list-success-link-not-trusted.png"), full_page=True)
+
+    # Another session (the same clerk after logging in again) is not shown the earlier session's outcome.
+    await page.goto(checked_url)
+    await expect(page.get_by_role("status")).to_contain_text("No.1")
+    await page.context.clear_cookies()
+    await log_in(page, live, demo_logins, "cf001b")
+    await page.goto(checked_url)
+    await expect(page.locator(".flash-ok")).to_have_count(0)
+
+
 async def test_a_line_found_not_matching_reaches_the_manager_who_is_led_to_that_line(
     page: Page,
     live: LiveServer,
