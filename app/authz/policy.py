@@ -16,7 +16,14 @@ from app.authz.roles import (
     PERMISSIONS,
     PRIVILEGED_ROLES,
 )
-from app.errors import Forbidden, NotAConfirmer, SamePerson, SeparationOfDutiesViolation, Suspended
+from app.errors import (
+    DomainError,
+    Forbidden,
+    NotAConfirmer,
+    SamePerson,
+    SeparationOfDutiesViolation,
+    Suspended,
+)
 
 
 def roles_allow(role_branches: Mapping[str, frozenset[str]], action: str, *, branch_code: str | None) -> bool:
@@ -114,3 +121,23 @@ def ensure_may_confirm(
         raise NotAConfirmer("This person is not a confirmer for this branch")
     if not confirmer_active:
         raise Suspended("The confirmer's account is suspended or locked")
+
+
+def may_confirm(
+    principal: Principal, action: str, *, branch_code: str, operator_ids: Collection[str]
+) -> bool:
+    """Whether the signed-in ``principal`` holds ``action`` and passes :func:`ensure_may_confirm` for this
+    work: a page offers to approve or release only what the service would then let them do."""
+    if not may(principal, action):
+        return False
+    try:
+        ensure_may_confirm(
+            confirmer_id=principal.id,
+            confirmer_roles=principal.role_branches,
+            confirmer_active=True,
+            branch_code=branch_code,
+            operator_ids=operator_ids,
+        )
+    except DomainError:
+        return False
+    return True

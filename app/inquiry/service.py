@@ -29,7 +29,7 @@ from app.audit.forensics import TracedEvent, inquiry_trace_events
 from app.audit.ledger import Actor, record
 from app.audit.models import AuditEvent
 from app.authz.models import User
-from app.authz.policy import authorize, ensure_may_confirm, may
+from app.authz.policy import authorize, ensure_may_confirm, may, may_confirm
 from app.authz.principal import Principal
 from app.authz.service import check_password_first, count_failed_password, lock_throttle
 from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES, CenterSubject
@@ -38,6 +38,7 @@ from app.context import AppContext
 from app.errors import (
     CustomerStatusNotAllowed,
     DocumentNotAllowedForPurpose,
+    DomainError,
     Forbidden,
     HqRequestAlreadyExecuted,
     InvalidState,
@@ -1073,6 +1074,28 @@ async def read_response(
     """The releasing confirmer, or the operator when policy allows; never auditors. Every read is logged."""
     inquiry = await load_inquiry(session, inquiry_id)
     duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
+    _ensure_may_read_response(ctx, principal, inquiry, duty)
+    response = await session.get(SealedResponse, inquiry.id)
+    assert response is not None
+    content = open_response(ctx, response)
+    record(
+        session,
+        actor=principal.actor(),
+        action="inquiry.response_read",
+        object_type="inquiry",
+        object_id=inquiry.id,
+        details={
+            "reader_role": "operator" if principal.id in duty.reading_operator_ids else "releasing_confirmer",
+            "subject_pseudonym": inquiry.subject_pseudonym,
+        },
+    )
+    await session.commit()
+    return inquiry, response, content
+
+
+def _ensure_may_read_response(
+    ctx: AppContext, principal: Principal, inquiry: Inquiry, duty: ReleaseDuty
+) -> None:
     authorize(principal, "inquiry.read_response", branch_code=_ensure_can_see_for(principal, inquiry, duty))
     if inquiry.response_state == "destroyed":
         raise ResponseDestroyed("The response was destroyed at the end of its use period")
@@ -1094,22 +1117,42 @@ async def read_response(
             raise Forbidden("The response is withheld: the document check found a mismatch")
     elif principal.id != inquiry.released_by:
         raise Forbidden("Only the releasing confirmer and the operator may read this response")
-    response = await session.get(SealedResponse, inquiry.id)
-    assert response is not None
-    content = open_response(ctx, response)
-    record(
-        session,
-        actor=principal.actor(),
-        action="inquiry.response_read",
-        object_type="inquiry",
-        object_id=inquiry.id,
-        details={
-            "reader_role": "operator" if principal.id in duty.reading_operator_ids else "releasing_confirmer",
-            "subject_pseudonym": inquiry.subject_pseudonym,
-        },
+
+
+@dataclass(frozen=True)
+class OfferedActions:
+    """What an inquiry's page offers its caller: exactly what the service would let them do now."""
+
+    approve: bool
+    release: bool
+    read_response: bool
+
+
+async def offered_actions(
+    session: AsyncSession, *, ctx: AppContext, principal: Principal, inquiry: Inquiry
+) -> OfferedActions:
+    """Asked of the same rules as :func:`issue_approval_number`, :func:`release` and :func:`read_response`
+    (method A, method B, SD-1), so a page never hands the operator a form to release their own answer."""
+    duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
+    try:
+        _ensure_may_read_response(ctx, principal, inquiry, duty)
+        readable = True
+    except DomainError:
+        readable = False
+    return OfferedActions(
+        approve=inquiry.status == "awaiting_approval"
+        and may_confirm(
+            principal,
+            "inquiry.approve",
+            branch_code=inquiry.branch_code,
+            operator_ids=await hq_execution.operators_of(session, inquiry),
+        ),
+        release=inquiry.status == "held"
+        and may_confirm(
+            principal, "inquiry.release", branch_code=duty.branch_code, operator_ids=duty.operator_ids
+        ),
+        read_response=readable,
     )
-    await session.commit()
-    return inquiry, response, content
 
 
 # -- cancellation (CC-1) ------------------------------------------------------------------------------
@@ -1438,30 +1481,71 @@ async def list_inquiries(
     )
 
 
+def _confirming_branches(principal: Principal, action: str) -> list[str]:
+    """The branches where the caller approves or releases (``action``): reading the whole bank, as an HQ
+    confirmer does, is not confirming for every branch (method A, method B)."""
+    return sorted(
+        code
+        for code in principal.branch_codes
+        if may(principal, action, branch_code=code) and may(principal, "inquiry.confirm", branch_code=code)
+    )
+
+
+async def awaiting_approval(
+    session: AsyncSession, *, principal: Principal, limit: int
+) -> tuple[list[Inquiry], bool]:
+    """Drafts this confirmer may approve, oldest first, and whether there are more than ``limit``: only
+    their own branches', never one they entered (SD-1), so the page is not filled with work they would be
+    refused and their own cut off."""
+    drafts = (
+        await session.scalars(
+            select(Inquiry)
+            .where(
+                Inquiry.status == "awaiting_approval",
+                Inquiry.branch_code.in_(_confirming_branches(principal, "inquiry.approve")),
+                Inquiry.operator_id != principal.id,
+            )
+            .order_by(Inquiry.created_at, Inquiry.id)
+            .limit(limit + 1)
+        )
+    ).all()
+    shown = [
+        draft
+        for draft in drafts
+        # An HQ inquiry run on a branch's request has its requester as a second operator.
+        if draft.hq_request_id is None
+        or may_confirm(
+            principal,
+            "inquiry.approve",
+            branch_code=draft.branch_code,
+            operator_ids=await hq_execution.operators_of(session, draft),
+        )
+    ]
+    return shown[:limit], len(drafts) > limit
+
+
 async def awaiting_release(
     session: AsyncSession, *, ctx: AppContext, principal: Principal, limit: int
 ) -> tuple[list[Inquiry], bool]:
-    """Held responses waiting for method B where this confirmer works, oldest first, and whether there
-    are more than ``limit``: their branches' own, less HQ's answers that a requesting branch releases
-    (HQ-2), plus HQ's answers held for release at one of their branches."""
-    own, after = await list_inquiries(
-        session,
-        principal=principal,
-        branch_code=None,
-        business_date=None,
-        status="held",
-        operator_id=None,
-        limit=limit,
-        cursor=None,
+    """Held responses this confirmer may release (method B), oldest first, and whether there are more
+    than ``limit``: their branches' own that they did not enter, less HQ's answers that a requesting
+    branch releases (HQ-2), plus HQ's answers held for release at one of their branches."""
+    confirming = _confirming_branches(principal, "inquiry.release")
+    held = [
+        Inquiry.status == "held",
         # A response destroyed before anyone released it (RT-1) has nothing left to release; left out in
         # SQL, since those are the oldest and would fill the page.
-        with_response_only=True,
-    )
-    releasing = sorted(
-        code
-        for code in principal.branch_codes
-        if may(principal, "inquiry.release", branch_code=code) and "B" in ctx.policy.methods_for(code)
-    )
+        Inquiry.response_state != "destroyed",
+    ]
+    own = (
+        await session.scalars(
+            select(Inquiry)
+            .where(*held, Inquiry.branch_code.in_(confirming), Inquiry.operator_id != principal.id)
+            .order_by(Inquiry.created_at, Inquiry.id)
+            .limit(limit + 1)
+        )
+    ).all()
+    releasing = [code for code in confirming if "B" in ctx.policy.methods_for(code)]
     for_branch: list[Inquiry] = []
     if releasing:
         for_branch = list(
@@ -1469,26 +1553,23 @@ async def awaiting_release(
                 await session.scalars(
                     select(Inquiry)
                     .join(HqRequest, HqRequest.id == Inquiry.hq_request_id)
-                    .where(
-                        Inquiry.status == "held",
-                        Inquiry.response_state != "destroyed",
-                        HqRequest.return_option == "none",
-                        HqRequest.branch_code.in_(releasing),
-                    )
+                    .where(*held, HqRequest.return_option == "none", HqRequest.branch_code.in_(releasing))
                     .order_by(Inquiry.created_at, Inquiry.id)
                     .limit(limit + 1)
                 )
             ).all()
         )
-    more = after is not None or len(for_branch) > limit
+    more = len(own) > limit or len(for_branch) > limit
     shown: list[Inquiry] = []
     for inquiry in sorted(
         {i.id: i for i in (*own, *for_branch)}.values(), key=lambda i: (i.created_at, i.id)
     ):
         if inquiry.hq_request_id is not None:
-            # Only HQ's inquiries can be released elsewhere than at their own branch.
+            # Only HQ's inquiries are released elsewhere than at their own branch, and have two operators.
             duty = await release_duty(session, ctx=ctx, inquiry=inquiry)
-            if not may(principal, "inquiry.release", branch_code=duty.branch_code):
+            if not may_confirm(
+                principal, "inquiry.release", branch_code=duty.branch_code, operator_ids=duty.operator_ids
+            ):
                 continue
         shown.append(inquiry)
     return shown[:limit], more or len(shown) > limit

@@ -194,6 +194,7 @@ _JA: dict[str, str] = {
     "release.submit": "記録して保留を解除する",
     "release.mismatch_next": "不一致として記録しました。この照会は「目的外利用の疑い」となり、支店の個人信用情報管理者と本部コンプライアンス部門に通知されました。回答情報は照会作業者には表示されません。個人信用情報管理者の指示に従ってください。",
     "release.done": "照合結果を記録し、回答の保留を解除しました。",
+    "release.not_yours": "この回答の保留は、照会を入力した人以外の、この支店の確認者が解除します。あなたはこの照会の保留を解除できません。",
     # response
     "response.title": "回答情報（照会 {number}）",
     "response.center_id": "センター照会番号",
@@ -554,6 +555,7 @@ _EN: dict[str, str] = {
     "release.submit": "Record and release",
     "release.mismatch_next": "Recorded as a mismatch. The inquiry is flagged as suspected misuse and the branch manager and HQ compliance have been notified. The operator will not see the response. Follow your manager's instructions.",
     "release.done": "Document check recorded and response released.",
+    "release.not_yours": "This response is released by a confirmer of the branch other than whoever entered the inquiry. You cannot release it.",
     "response.title": "Response (inquiry {number})",
     "response.center_id": "Center inquiry ID",
     "response.received": "Received",

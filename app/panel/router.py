@@ -573,17 +573,10 @@ async def dashboard(
     # Which tables hold more than they show: their tiles say "100+" and the table says it is cut.
     more: set[str] = set()
     if may(principal, "inquiry.approve"):
-        drafts, after = await inquiry_service.list_inquiries(
-            session,
-            principal=principal,
-            branch_code=None,
-            business_date=None,
-            status="awaiting_approval",
-            operator_id=None,
-            limit=DASHBOARD_ROWS,
-            cursor=None,
+        drafts, cut = await inquiry_service.awaiting_approval(
+            session, principal=principal, limit=DASHBOARD_ROWS
         )
-        if after is not None:
+        if cut:
             more.add("drafts")
     if may(principal, "inquiry.release"):
         held, cut = await inquiry_service.awaiting_release(
@@ -789,6 +782,7 @@ async def inquiry_page(
         "inquiry.html",
         principal=principal,
         inquiry=inquiry,
+        offered=await inquiry_service.offered_actions(session, ctx=ctx, principal=principal, inquiry=inquiry),
         staff_names=await directory.staff_names(session, [inquiry.operator_id]),
         subject=subject,
         refusal_reasons=inquiry_service.APPROVAL_REFUSAL_REASONS,
@@ -861,6 +855,7 @@ async def release_page(
         staff_names=await directory.staff_names(session, [inquiry.operator_id]),
         subject=subject,
         totp_required=ctx.policy.totp_required_for(duty.branch_code),
+        offered=await inquiry_service.offered_actions(session, ctx=ctx, principal=principal, inquiry=inquiry),
     )
 
 

@@ -357,3 +357,63 @@ async def test_a_response_destroyed_at_the_end_of_its_use_period_is_said_so_on_i
     await page.goto(f"{live.url}/panel/inquiries/{sent['id']}/response")
     await expect(page.locator("#error-code")).to_have_text("RESPONSE_DESTROYED")
     await expect(page.locator(".lead")).to_contain_text("利用期間の経過により消去されたため")
+
+
+async def test_the_pages_offer_to_approve_release_or_read_only_to_whoever_the_service_lets(
+    page: Page,
+    live: LiveServer,
+    demo_logins: DemoCredentials,
+    center_population: Population,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    terminal = Terminal(live, demo_logins, "op001")
+    held = terminal.send_with_confirmer(subject_of(center_population, 3), confirmer="cf001")
+    assert held["status"] == "held"
+    release_page = f"{live.url}/panel/inquiries/{held['id']}/release"
+    inquiry_page = f"{live.url}/panel/inquiries/{held['id']}"
+
+    async def as_user(user_id: str) -> None:
+        await page.context.clear_cookies()
+        await log_in(page, live, demo_logins, user_id)
+
+    # Method B, SD-1: the operator is never handed a form to release their own answer, nor the auditor.
+    for user_id in ("op001", "auditor"):
+        await as_user(user_id)
+        await page.goto(release_page)
+        await expect(page.locator("#release-password")).to_have_count(0)
+        await expect(page.locator("#release-not-yours")).to_be_visible()
+        await page.goto(inquiry_page)
+        await expect(page.get_by_role("link", name="回答の保留を解除する")).to_have_count(0)
+    await page.screenshot(path=str(ARTIFACTS / "release-not-offered-to-auditor.png"), full_page=True)
+
+    # HQ's confirmer reads the whole bank but releases and approves only HQ's work (HQ-4): branch 001's
+    # held answer and draft are not on its dashboard, and HQ's own draft is not cut off behind them.
+    monkeypatch.setattr(panel_router, "DASHBOARD_ROWS", 1)
+    branch_draft = terminal.create_draft(subject_of(center_population, 4))
+    clock.advance(minutes=1)
+    hq_terminal = Terminal(live, demo_logins, "hqop")
+    hq_draft = hq_terminal.create_draft(subject_of(center_population, 8))
+    hq_terminal.close()
+    await as_user("hqcf")
+    shown = await page.locator("#drafts a, #held a").evaluate_all("links => links.map(a => a.pathname)")
+    assert f"/panel/inquiries/{hq_draft['id']}" in shown
+    assert not [path for path in shown if held["id"] in path or branch_draft["id"] in path]
+    await page.goto(inquiry_page)
+    await expect(page.get_by_role("link", name="回答の保留を解除する")).to_have_count(0)
+    await page.goto(f"{live.url}/panel/inquiries/{branch_draft['id']}")
+    await expect(page.locator("#issue-number")).to_have_count(0)
+
+    await as_user("cf001b")
+    await page.goto(release_page)
+    await page.get_by_label("パスワード（再入力）").fill(user(demo_logins, "cf001b")["password"])
+    await page.get_by_label("一致（書類どおり）").check()
+    await page.get_by_role("button", name="記録して保留を解除する").click()
+    await expect(page.locator(".flash-ok")).to_have_text("照合結果を記録し、回答の保留を解除しました。")
+
+    # After release: the releaser and the operator read it; the confirmer who only approved it does not.
+    for user_id, offered in (("cf001", 0), ("op001", 1), ("cf001b", 1)):
+        await as_user(user_id)
+        await page.goto(inquiry_page)
+        await expect(page.get_by_role("link", name="回答を表示する")).to_have_count(offered)
+    terminal.close()
