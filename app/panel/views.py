@@ -111,7 +111,10 @@ class BranchDay:
     branch_code: str
     state: str
     zero: bool
+    # The list the badge opens: one in the badge's own state, so "pending" leads to what is pending.
     list_id: str | None
+    # Why this branch alone is closed on a business day of the bank (a branch closure, DL-4).
+    closed_reason: str | None = None
 
 
 @dataclass
@@ -148,8 +151,16 @@ def month_grid(
                 day=day, closed_reason=business_calendar.closed_reason(day), is_today=day == today
             )
             for code in codes:
+                # The bank may be open while one branch is closed (its own closures): no list is due there.
+                branch_closed = None if cell.closed_reason else business_calendar.closed_reason(day, code)
                 badge = _branch_day(
-                    code, day, today, by_branch_day.get((code, day), []), missing, cell.closed_reason is None
+                    code,
+                    day,
+                    today,
+                    by_branch_day.get((code, day), []),
+                    missing,
+                    bank_open=cell.closed_reason is None,
+                    branch_closed=branch_closed,
                 )
                 if badge is not None:
                     cell.entries.append(badge)
@@ -164,17 +175,24 @@ def _branch_day(
     today: date,
     lists: list[ListOnDay],
     missing: set[tuple[str, date]],
-    business_day: bool,
+    *,
+    bank_open: bool,
+    branch_closed: str | None,
 ) -> BranchDay | None:
     states = {entry.state for entry in lists}
     if (code, day) in missing:
         states.add("missing")
     if not states:
-        # A day without a list is either not a business day (shown by the cell) or not over yet.
-        return BranchDay(code, "upcoming", False, None) if day >= today and business_day else None
+        if branch_closed is not None:
+            # The whole bank's closed days are shown by the cell; a branch's own closure by its badge.
+            return BranchDay(code, "closed", False, None, branch_closed)
+        # A business day without a list is not over yet.
+        return BranchDay(code, "upcoming", False, None) if day >= today and bank_open else None
     state = next(s for s in _URGENCY if s in states) if states & set(_URGENCY) else sorted(states)[0]
-    first = lists[0].list_id if lists else None
-    return BranchDay(code, state, bool(lists) and all(e.no_inquiries for e in lists), first)
+    opened = next(
+        (entry.list_id for entry in lists if entry.state == state), lists[0].list_id if lists else None
+    )
+    return BranchDay(code, state, bool(lists) and all(e.no_inquiries for e in lists), opened)
 
 
 def days_in_state(weeks: list[list[CalendarDay | None]], state: str) -> int:

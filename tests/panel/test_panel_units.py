@@ -13,7 +13,7 @@ from fastapi import Response
 from app.config import Settings
 from app.context import AppContext
 from app.escalation.models import balance_note
-from app.lists.calendar import BusinessCalendar
+from app.lists.calendar import BusinessCalendar, Closure
 from app.panel.i18n import CATALOGUES, translator
 from app.panel.security import SESSION_COOKIE, loopback_demo_settings, set_panel_cookie
 from app.panel.views import CalendarDay, ListOnDay, escalation_line, escalation_note, month_grid
@@ -75,6 +75,35 @@ def test_month_grid_shows_each_branch_days_list_state() -> None:
     assert _states(cells[date(2026, 11, 30)]) == {"001": ("upcoming", False), "002": ("upcoming", False)}
     assert cells[date(2026, 11, 23)].closed_reason is not None  # 勤労感謝の日
     assert cells[date(2026, 11, 23)].entries == []
+
+
+def test_a_branchs_own_closure_shows_as_closed_and_a_badge_opens_a_list_in_its_state() -> None:
+    # Branch 001 alone is closed on Wednesday 16 December (a renovation): the bank is open, 002 is due.
+    calendar = BusinessCalendar([Closure(date(2026, 12, 16), "店舗改装", "001")])
+    lists = [
+        # The 7th: the subject list confirmed first, the count list still pending.
+        ListOnDay("001", date(2026, 12, 7), "confirmed", False, "subject-7"),
+        ListOnDay("001", date(2026, 12, 7), "pending", False, "count-7"),
+    ]
+    cells = _cells(
+        month_grid(
+            year=2026,
+            month=12,
+            today=date(2026, 12, 8),
+            branches=["001", "002"],
+            lists=lists,
+            missing=set(),
+            business_calendar=calendar,
+        )
+    )
+    renovation = cells[date(2026, 12, 16)]
+    assert renovation.closed_reason is None  # not a closed day of the bank
+    assert _states(renovation) == {"001": ("closed", False), "002": ("upcoming", False)}
+    assert renovation.entries[0].closed_reason == "店舗改装"
+    # The badge says pending: it opens the pending list, not the confirmed one beside it.
+    seventh = cells[date(2026, 12, 7)]
+    assert _states(seventh)["001"] == ("pending", False)
+    assert seventh.entries[0].list_id == "count-7"
 
 
 # -- CSP without inline script: nothing in a template may need 'unsafe-inline' --------------------------
