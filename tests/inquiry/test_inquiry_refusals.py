@@ -704,7 +704,9 @@ async def test_an_individual_number_in_a_path_or_terminal_header_stays_out_of_th
     recorded = [(e.action, e.object_id, e.terminal_id) for e in events]
     assert ("request.denied", "/inquiries/{inquiry_id}", None) in recorded
     assert ("auth.login_denied", None, None) in recorded
-    assert not any(contains_my_number(f"{e.object_id} {e.terminal_id} {e.details}") for e in events)
+    # The number itself, not any valid-looking number: request ids and hashes elsewhere in the ledger read
+    # as one about once in a thousand (which made this test fail now and then on a clean run).
+    assert not any(number in f"{e.object_id} {e.terminal_id} {e.details}" for e in events)
 
 
 async def test_approval_number_rules(

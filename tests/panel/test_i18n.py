@@ -22,7 +22,15 @@ def test_every_purpose_and_document_of_the_policy_has_a_label_in_both_languages(
 
 
 def test_refusal_codes_the_panel_shows_are_explained_and_unknown_codes_get_a_plain_sentence() -> None:
-    shown = ("COUNT_MISMATCH", "LATE_REASON_REQUIRED", "REAUTH_FAILED", "SAME_PERSON", "CSRF_TOKEN_INVALID")
+    shown = (
+        "COUNT_MISMATCH",
+        "LATE_REASON_REQUIRED",
+        "REAUTH_FAILED",
+        "SAME_PERSON",
+        "CSRF_TOKEN_INVALID",
+        # Opening a held response (method B) from the inquiry page.
+        "RESPONSE_HELD",
+    )
     for code in shown:
         assert error_message("ja", code) != error_message("ja", "NO_SUCH_CODE")
     assert error_message("ja", "NO_SUCH_CODE") == "操作できませんでした。"
