@@ -1141,11 +1141,9 @@ async def offered_actions(
         readable = False
     return OfferedActions(
         approve=inquiry.status == "awaiting_approval"
+        # The duty's operators are the inquiry's (``hq_execution.operators_of``), at either stage.
         and may_confirm(
-            principal,
-            "inquiry.approve",
-            branch_code=inquiry.branch_code,
-            operator_ids=await hq_execution.operators_of(session, inquiry),
+            principal, "inquiry.approve", branch_code=inquiry.branch_code, operator_ids=duty.operator_ids
         ),
         release=inquiry.status == "held"
         and may_confirm(
