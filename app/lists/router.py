@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz.deps import require
 from app.authz.models import Branch
@@ -16,7 +17,7 @@ from app.deps import Context, DbSession
 from app.errors import Forbidden, problem_responses
 from app.lists import service
 from app.lists.formats import ListLineView, ListView, render_csv, render_pdf
-from app.lists.models import DailyList, DailyListLine
+from app.lists.models import DailyList
 from app.lists.schemas import (
     CheckRequest,
     ConfirmRequest,
@@ -60,12 +61,14 @@ def summary(ctx: AppContext, daily: DailyList) -> DailyListSummary:
     )
 
 
-def lines_out(
-    principal: Principal, daily: DailyList, content: dict[str, Any], checks: list[DailyListLine]
+async def lines_out(
+    session: AsyncSession, principal: Principal, daily: DailyList, content: dict[str, Any]
 ) -> list[ListLineOut]:
     """A list's lines with their checks; names only for those allowed them (the API and the panel)."""
-    show_names = may(principal, "lists.read_subject", branch_code=daily.branch_code)
-    by_no = {line.line_no: line for line in checks}
+    show_names = service.may_read_subjects(
+        principal, daily, confirmed_from=await service.confirming_branch(session, daily)
+    )
+    by_no = {line.line_no: line for line in await service.lines_of(session, daily.id)}
     out = []
     for line in content["lines"]:
         check = by_no[line["line_no"]]
@@ -220,7 +223,7 @@ async def get_list(
     daily = await service.load_list(session, list_id)
     service.ensure_can_read(principal, daily)
     content = service.open_content(ctx, daily)
-    lines = lines_out(principal, daily, content, await service.lines_of(session, list_id))
+    lines = await lines_out(session, principal, daily, content)
     await service.record_access(
         session,
         principal=principal,
@@ -278,7 +281,7 @@ async def check_line(
     )
     daily = await service.load_list(session, list_id)
     content = service.open_content(ctx, daily)
-    lines = lines_out(principal, daily, content, await service.lines_of(session, list_id))
+    lines = await lines_out(session, principal, daily, content)
     return next(line for line in lines if line.line_no == line_no)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession
 from sqlalchemy.orm import defer
 
 from app.audit.ledger import Actor, record
+from app.authz.directory import hq_branch
 from app.authz.models import Branch
 from app.authz.policy import authorize, ensure_may_confirm, may
 from app.authz.principal import Principal
@@ -939,6 +940,24 @@ def ensure_can_read(principal: Principal, daily: DailyList) -> None:
         raise OutOfScope("No such list")
 
 
+async def confirming_branch(session: AsyncSession, daily: DailyList) -> str:
+    """The branch whose confirmers check and confirm ``daily``: its own, or HQ's once it is closed.
+    Closing a branch revokes every right held there (C/D), yet its last day's lists are still due (DL-1):
+    someone must be able to reconcile them, and HQ's confirmers are the second person above the branch."""
+    branch = await session.get(Branch, daily.branch_code)
+    if branch is not None and branch.status == "closed":
+        return (await hq_branch(session)).code
+    return daily.branch_code
+
+
+def may_read_subjects(principal: Principal, daily: DailyList, *, confirmed_from: str) -> bool:
+    """Names on a list's lines: for the list's branch, or for those who confirm it from HQ (they check
+    each line against its documents as the branch's confirmer would)."""
+    return any(
+        may(principal, "lists.read_subject", branch_code=code) for code in {daily.branch_code, confirmed_from}
+    )
+
+
 async def lines_of(session: AsyncSession, list_id: str) -> list[DailyListLine]:
     return list(
         (
@@ -1182,7 +1201,7 @@ async def check_line(
         confirmer_id=principal.id,
         confirmer_roles=principal.role_branches,
         confirmer_active=True,
-        branch_code=daily.branch_code,
+        branch_code=await confirming_branch(session, daily),
         operator_ids=(line.operator_id, requester) if requester is not None else (line.operator_id,),
     )
     now = ctx.clock.now()
@@ -1237,7 +1256,7 @@ async def confirm(
         confirmer_id=principal.id,
         confirmer_roles=principal.role_branches,
         confirmer_active=True,
-        branch_code=daily.branch_code,
+        branch_code=await confirming_branch(session, daily),
         operator_ids=(),
     )
     if daily.no_inquiries:

@@ -944,7 +944,7 @@ async def list_page(
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
     content = lists_service.open_content(ctx, daily)
-    lines = list_lines(principal, daily, content, await lists_service.lines_of(session, list_id))
+    lines = await list_lines(session, principal, daily, content)
     await lists_service.record_access(session, principal=principal, daily=daily, how="viewed")
     named = [daily.confirmed_by, *(line.operator_id for line in lines), *(line.checked_by for line in lines)]
     return _render(
@@ -954,6 +954,7 @@ async def list_page(
         staff_names=await directory.staff_names(session, named),
         daily=daily,
         lines=lines,
+        confirmed_from=await lists_service.confirming_branch(session, daily),
         state=lists_service.effective_state(ctx, daily),
         line_checks=_LINE_CHECKS,
         focus_line=request.query_params.get("line", ""),
@@ -1050,7 +1051,7 @@ async def _list_file(
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
     content = lists_service.open_content(ctx, daily)
-    lines = list_lines(principal, daily, content, await lists_service.lines_of(session, list_id))
+    lines = await list_lines(session, principal, daily, content)
     await lists_service.record_access(session, principal=principal, daily=daily, how=how)
     branch_name = next(
         (b.name for b in await directory.list_branches(session) if b.code == daily.branch_code),

@@ -282,6 +282,54 @@ async def test_a_branch_closed_in_the_afternoon_has_that_days_lists_and_none_aft
     assert (after.status_code, after.json()["code"]) == (404, "NOT_FOUND")
 
 
+async def test_a_closed_branchs_last_lists_are_checked_and_confirmed_by_hq(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """DL-1, DL-4: closing a branch revokes every right held there, so its last day's lists had no one who
+    could confirm them and stayed overdue for good. HQ's confirmers take them over, names shown."""
+    clock.set(FRIDAY_MORNING)
+    operator = await as_user(client, demo, "op002")
+    subject = await person(ctx)
+    body = draft_body(subject, approval=a1(demo, "cf002"))
+    sent = await client.post("/inquiries", json=body, headers=operator)
+    assert sent.status_code == 201, sent.text
+    clock.advance(hours=6)
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    closed = await client.post("/branches/002/deactivate", json={"reason": "統廃合"}, headers=admin)
+    assert closed.status_code == 204, closed.text
+    clock.set(datetime(2026, 11, 16, 1, 0, tzinfo=UTC))  # Monday 10:00: Friday's lists are due today
+    await scheduler.run_once(ctx)
+
+    hq_confirmer = await as_user(client, demo, "hqcf")
+    found = await client.get("/daily-lists", params={"branch_code": "002"}, headers=hq_confirmer)
+    (subject_list,) = [
+        item
+        for item in found.json()["items"]
+        if (item["kind"], item["business_date"]) == ("subject", "2026-11-13")
+    ]
+    detail = (await client.get(f"/daily-lists/{subject_list['id']}", headers=hq_confirmer)).json()
+    shown = detail["lines"][0]["subject"]
+    assert (shown["name_kana"], shown["birth_date"]) == (
+        subject["name_kana"].replace("\u3000", " "),  # stored with the space normalised
+        subject["birth_date"],
+    )
+    checked = await client.post(
+        f"/daily-lists/{subject_list['id']}/lines/1/check", json={"result": "matched"}, headers=hq_confirmer
+    )
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["checked_by"] == "hqcf"
+    confirmed = await client.post(f"/daily-lists/{subject_list['id']}/confirm", json={}, headers=hq_confirmer)
+    assert confirmed.status_code == 200, confirmed.text
+    assert (confirmed.json()["state"], confirmed.json()["late"]) == ("confirmed", False)
+
+    # An open branch's lists stay its own confirmers' work: HQ's confirmer is refused there as before.
+    clock.set(datetime(2026, 11, 16, 2, 0, tzinfo=UTC))
+    (branch_one,) = [item for item in await generate(client, demo, "2026-11-13") if item["kind"] == "subject"]
+    hq_confirmer = await as_user(client, demo, "hqcf")
+    refused = await client.post(f"/daily-lists/{branch_one['id']}/confirm", json={}, headers=hq_confirmer)
+    assert (refused.status_code, refused.json()["code"]) == (403, "NOT_A_CONFIRMER")
+
+
 async def test_lists_page_by_cursor(
     client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
 ) -> None:

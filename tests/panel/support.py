@@ -14,9 +14,11 @@ from sqlalchemy import select
 from app.audit.ledger import SYSTEM_ACTOR
 from app.audit.models import AuditEvent
 from app.center.simulator.population import Population
+from app.clock import ManualClock
 from app.demo import DemoCredentials
 from app.lists import service as lists_service
 from app.lists.models import DailyList
+from tests.governance.support import privileged_headers
 from tests.helpers import home_terminal, user
 from tests.panel.conftest import LiveServer
 
@@ -125,6 +127,20 @@ def csrf_of(html: str) -> str:
 def generate_lists(live: LiveServer, day: date, branch_code: str = "001") -> list[DailyList]:
     results = live.run(lists_service.generate(live.ctx, day=day, actor=SYSTEM_ACTOR, branch_code=branch_code))
     return [result.daily for result in results]
+
+
+def close_branch(live: LiveServer, demo: DemoCredentials, clock: ManualClock, branch_code: str) -> None:
+    """The access administrator closes the branch through the API, in a privileged session (AC-5)."""
+
+    async def close() -> None:
+        async with httpx.AsyncClient(base_url=f"{live.url}/api/v1", timeout=30) as client:
+            admin = await privileged_headers(client, demo, clock, "accadmin")
+            closed = await client.post(
+                f"/branches/{branch_code}/deactivate", json={"reason": "統廃合"}, headers=admin
+            )
+            assert closed.status_code == 204, closed.text
+
+    live.run(close())
 
 
 def ledger(live: LiveServer, action: str) -> list[dict[str, Any]]:

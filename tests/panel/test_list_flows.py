@@ -13,7 +13,16 @@ from app.demo import DemoCredentials
 from app.lists.models import DailyList
 from tests.helpers import MY_NUMBER_GROUPED
 from tests.panel.conftest import ARTIFACTS, LiveServer
-from tests.panel.support import Terminal, generate_lists, ledger, list_state, log_in, subject_of, tab_to
+from tests.panel.support import (
+    Terminal,
+    close_branch,
+    generate_lists,
+    ledger,
+    list_state,
+    log_in,
+    subject_of,
+    tab_to,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -91,6 +100,36 @@ async def test_subject_list_lines_are_checked_and_the_list_confirmed_with_files_
         assert any(e["actor_id"] == "cf001b" and e["object_id"] == subject_list.id for e in events), action
     confirmed = list_state(live, subject_list.id)
     assert confirmed.state == "confirmed" and confirmed.confirmed_by == "cf001b" and not confirmed.late
+
+
+async def test_hq_confirmer_checks_and_confirms_a_closed_branchs_last_list(
+    page: Page,
+    live: LiveServer,
+    demo_logins: DemoCredentials,
+    center_population: Population,
+    clock: ManualClock,
+) -> None:
+    """DL-1: the closing day's list of a branch with no one left to confirm it is HQ's to reconcile."""
+    clock.set(FRIDAY_MORNING)
+    terminal = Terminal(live, demo_logins, "op002")
+    terminal.send_with_confirmer(subject_of(center_population, 7), confirmer="cf002")
+    terminal.close()
+    clock.advance(hours=6)
+    close_branch(live, demo_logins, clock, "002")
+    clock.set(MONDAY_MORNING)
+    subject_list = next(d for d in generate_lists(live, FRIDAY, "002") if d.kind == "subject")
+
+    await log_in(page, live, demo_logins, "hqcf")
+    await page.goto(f"{live.url}/panel/lists/{subject_list.id}")
+    await expect(page.locator("#confirmed-from-hq")).to_contain_text("本部の確認者が照合し、確認します")
+    await expect(page.locator("table.lines")).to_contain_text(subject_of(center_population, 7)["name_kana"])
+    await page.screenshot(path=str(ARTIFACTS / "list-of-a-closed-branch.png"), full_page=True)
+    await page.get_by_role("button", name="No.1 を「一致」として記録").click()
+    await expect(page.locator("#line-1 .check-cell")).to_have_attribute("data-check", "matched")
+    await page.get_by_role("button", name="リストを確認する").click()
+    await expect(page.get_by_role("status")).to_have_text("リストを確認しました。")
+    confirmed = list_state(live, subject_list.id)
+    assert (confirmed.state, confirmed.confirmed_by, confirmed.late) == ("confirmed", "hqcf", False)
 
 
 async def test_a_link_cannot_make_a_list_page_claim_a_check_or_a_confirmation(
