@@ -419,14 +419,22 @@ _LIST_CONTENT = (
 
 
 async def _latest_of_day(
-    session: AsyncSession, *, day: date, branch_codes: list[str] | None, with_content: bool
+    session: AsyncSession,
+    *,
+    day: date,
+    branch_codes: list[str] | None,
+    with_content: bool,
+    for_update: bool = False,
 ) -> dict[tuple[str, str], DailyList]:
-    """The latest version of every (branch, kind) list of ``day``, for these branches (or all)."""
+    """The latest version of every (branch, kind) list of ``day``, for these branches (or all);
+    ``for_update`` locks them, as a confirmation and a line's check do, before their state is read."""
     query = select(DailyList).where(DailyList.business_date == day)
     if branch_codes is not None:
         query = query.where(DailyList.branch_code.in_(branch_codes))
     if not with_content:
         query = query.options(*(defer(column, raiseload=True) for column in _LIST_CONTENT))
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
     latest: dict[tuple[str, str], DailyList] = {}
     for daily in (await session.scalars(query)).all():
         key = (daily.branch_code, daily.kind)
@@ -680,8 +688,14 @@ async def _ensure_lists(
             carried_lines=[],
         )
         codes = [b.branch_code for b in branches]
-        # Read under the locks: exactly what the generators before this one committed.
-        latest = await _latest_of_day(session, day=day, branch_codes=codes, with_content=True)
+        # Read under the locks: exactly what the generators before this one committed. The lists are
+        # locked too: a check or a confirmation under way (they hold the list shared or exclusive) ends
+        # before this reads their state and lines, so a supplement carries that check over and never
+        # turns a list confirmed meanwhile into "superseded" over its confirmation (PostgreSQL; SQLite's
+        # writer lock already puts them in turn).
+        latest = await _latest_of_day(
+            session, day=day, branch_codes=codes, with_content=True, for_update=True
+        )
         asked_hq = await _hq_return_options(session, branch_codes=codes)
         results = []
         try:

@@ -9,11 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from app.audit.ledger import SYSTEM_ACTOR
 from app.audit.service import verify_ledger
 from app.authz.models import Branch
+from app.authz.principal import Principal
 from app.clock import ManualClock
 from app.context import AppContext
 from app.demo import DemoCredentials
@@ -399,6 +400,89 @@ async def test_two_generators_at_once_make_one_list_each_with_one_sequence(
     assert {g.daily.id for g in first} == {g.daily.id for g in second}
     assert {g.daily.sequence for g in first + second} == {1}
     assert sum(g.created for g in first + second) == 2
+
+
+async def until_a_transaction_waits_for_a_lock(ctx: AppContext) -> None:
+    """Until another transaction of this database waits for a lock (PostgreSQL). SQLite has no row locks to
+    wait for: its writers queue for the whole database, so a writer started later runs after the first."""
+    if ctx.db.engine.dialect.name != "postgresql":
+        return
+    async with ctx.db.engine.connect() as connection:
+        for _ in range(500):
+            waiting = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE NOT l.granted AND a.datname = current_database()"
+                )
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("no transaction came to wait for the lock")
+
+
+async def test_a_check_under_way_when_a_supplement_is_made_is_carried_onto_it(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """A confirmer checks line 1 while a late inquiry makes the list's supplement: the supplement waits for
+    the check and carries it (was, on PostgreSQL: it read the lines first and the check was lost on it)."""
+    clock.set(FRIDAY_MORNING)
+    day = FRIDAY_MORNING.date()
+    await send(client, demo, ctx, 1)
+    generated = await service.generate(ctx, day=day, actor=SYSTEM_ACTOR, branch_code="001")
+    original = next(g.daily for g in generated if g.daily.kind == "subject")
+    clock.advance(hours=1)
+    operator = await as_user(client, demo, "op001")
+    late = draft_body(await person(ctx, index=1), approval=a1(demo))
+    assert (await client.post("/inquiries", json=late, headers=operator)).status_code == 201
+    confirmer = Principal(
+        kind="user",
+        id="cf001",
+        name="cf001",
+        session_id="s",
+        session_expires_at=clock.now() + timedelta(hours=1),
+        idle_expires_at=None,
+        role_branches={"confirmer": frozenset({"001"})},
+    )
+
+    # The check runs as the service runs it, its transaction held open at the commit.
+    at_commit, let_commit = asyncio.Event(), asyncio.Event()
+    async with ctx.db.session() as checking:
+        commit = checking.commit
+
+        async def commit_when_let() -> None:
+            at_commit.set()
+            await let_commit.wait()
+            await commit()
+
+        checking.commit = commit_when_let  # type: ignore[method-assign]
+        check = asyncio.create_task(
+            service.check_line(
+                checking,
+                ctx,
+                principal=confirmer,
+                list_id=original.id,
+                line_no=1,
+                result="matched",
+                note=None,
+            )
+        )
+        await at_commit.wait()
+        supplement = asyncio.create_task(
+            service.generate(ctx, day=day, actor=SYSTEM_ACTOR, branch_code="001")
+        )
+        await until_a_transaction_waits_for_a_lock(ctx)
+        let_commit.set()
+        await check
+    made = next(g.daily for g in await supplement if g.daily.kind == "subject")
+    assert (made.version, made.supersedes) == (2, original.id)
+    async with ctx.db.read_session() as session:
+        lines = (
+            await session.scalars(
+                select(DailyListLine).where(DailyListLine.list_id == made.id).order_by(DailyListLine.line_no)
+            )
+        ).all()
+    assert [(line.check, line.checked_by) for line in lines] == [("matched", "cf001"), (None, None)]
 
 
 async def read(client: httpx.AsyncClient, headers: dict[str, str], list_id: str) -> dict[str, Any]:
