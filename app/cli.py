@@ -246,7 +246,8 @@ def lists_generate(
 
 @governance_cli.command("sweep")
 def governance_sweep(data_dir: DataDir = Path(".shokai")) -> None:
-    """Lapse stale requests, end expired rights, apply due HR events, close due campaigns (idempotent)."""
+    """Lapse stale requests, end expired rights, apply due HR events, close due campaigns, expire stale
+    inquiry drafts (idempotent)."""
     from app.governance import sweep
     from app.main import build_context
 

@@ -1,6 +1,7 @@
 """The governance sweep: lapse stale access requests, end rights past their expiry date, apply HR events
-whose day has come, close recertification campaigns at their deadline, start the periodic campaign, and
-run the daily lifecycle check. Idempotent; run by the in-service loop and by ``shokai governance sweep``.
+whose day has come, close recertification campaigns at their deadline, start the periodic campaign, run
+the daily lifecycle check, and expire inquiry drafts left past their approval deadline. Idempotent; run
+by the in-service loop and by ``shokai governance sweep``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.context import AppContext
 from app.governance import access_requests, hr, lifecycle, recertification, rights
 from app.governance.models import AccessRegisterEntry
 from app.governance.register import Decision
+from app.inquiry import service as inquiry_service
 
 log = logging.getLogger("shokai.governance")
 EXPIRY_RULE = "rule:AC-3 expiry date"
@@ -33,6 +35,7 @@ class SweepResult:
     rights_revoked_at_deadline: int
     campaign_started: bool
     stale_access_findings: int
+    drafts_expired: int
 
 
 async def _expire_rights(session: AsyncSession, *, ctx: AppContext, actor: Actor) -> int:
@@ -81,8 +84,9 @@ async def run_once(ctx: AppContext, *, actor: Actor = SYSTEM_ACTOR) -> SweepResu
         findings = 0
         if not await _checked_today(session, ctx=ctx):
             findings = (await lifecycle.daily_check(session, ctx=ctx, actor=actor)).total
+        drafts = await inquiry_service.expire_stale_drafts(session, ctx, actor=actor)
         await session.commit()
-    return SweepResult(lapsed, expired, applied, revoked, started, findings)
+    return SweepResult(lapsed, expired, applied, revoked, started, findings, drafts)
 
 
 async def _checked_today(session: AsyncSession, *, ctx: AppContext) -> bool:

@@ -240,6 +240,29 @@ async def _expire_if_stale(session: AsyncSession, ctx: AppContext, inquiry: Inqu
     return False
 
 
+# Drafts expired per sweep transaction: a backlog (a gateway down for days) goes in turns of the sweep
+# instead of one long write holding SQLite's writer lock.
+STALE_DRAFTS_PER_SWEEP = 500
+
+
+async def expire_stale_drafts(session: AsyncSession, ctx: AppContext, *, actor: Actor) -> int:
+    """Expire every draft past its approval deadline that nobody acted on since (the same rule as an
+    action on it meets): until then it read as 「承認待ち」 in its own view, the status filter and the
+    dashboard, while the approval register already counted it out. Locked, so an approval under way
+    either ends first or finds it expired. The caller commits."""
+    stale = (
+        await session.scalars(
+            select(Inquiry)
+            .where(Inquiry.status == "awaiting_approval", Inquiry.expires_at <= ctx.clock.now())
+            .order_by(Inquiry.expires_at, Inquiry.id)
+            .limit(STALE_DRAFTS_PER_SWEEP)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    return sum([await _expire_if_stale(session, ctx, inquiry, actor) for inquiry in stale])
+
+
 @dataclass(frozen=True)
 class _Operator:
     """What the self-inquiry check needs of the operator."""

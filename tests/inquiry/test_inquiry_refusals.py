@@ -941,6 +941,37 @@ async def test_draft_expires_after_the_next_business_day(
     assert (await client.get(f"/inquiries/{draft['id']}", headers=operator)).json()["status"] == "expired"
 
 
+async def test_a_draft_nobody_touches_after_its_deadline_is_expired_by_the_sweep(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """A draft left alone past its deadline read 「承認待ち」 for good — in its view, the status filter and
+    the dashboard — while the approval register counted its number expired. The sweep expires it, closes
+    its number and says so in the ledger; a draft still within its time is left as it is."""
+    from app.governance import sweep
+    from app.inquiry.models import ApprovalNumber
+
+    operator = await as_user(client, demo, "op001")
+    stale = await _draft(client, ctx, operator)
+    confirmer = await as_user(client, demo, "cf001")
+    issued = await client.post(f"/inquiries/{stale['id']}/approval-numbers", json={}, headers=confirmer)
+    assert issued.status_code == 201, issued.text
+    clock.advance(days=2, hours=1)
+    operator = await as_user(client, demo, "op001")
+    fresh = await _draft(client, ctx, operator)
+
+    assert (await sweep.run_once(ctx)).drafts_expired == 1
+    assert (await sweep.run_once(ctx)).drafts_expired == 0
+    operator = await as_user(client, demo, "op001")
+    assert (await client.get(f"/inquiries/{stale['id']}", headers=operator)).json()["status"] == "expired"
+    waiting = await client.get("/inquiries", params={"status": "awaiting_approval"}, headers=operator)
+    assert [item["id"] for item in waiting.json()["items"]] == [fresh["id"]]
+    async with ctx.db.read_session() as session:
+        number = await session.scalar(select(ApprovalNumber).where(ApprovalNumber.inquiry_id == stale["id"]))
+    assert number is not None and number.state == "expired" and number.closed_at is not None
+    expired = await ledger_events(ctx, action="inquiry.expired")
+    assert [(e.object_id, e.actor_id) for e in expired] == [(stale["id"], "system")]
+
+
 def _a1(demo: DemoCredentials, confirmer_id: str = "cf001") -> dict[str, Any]:
     return {
         "method": "confirmer_credentials",
