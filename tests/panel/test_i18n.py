@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+
+import app
+from app.errors import DomainError
 from app.inquiry.policy import load_policy
 from app.panel.i18n import CATALOGUES, error_message, translator
 
@@ -35,3 +41,29 @@ def test_refusal_codes_the_panel_shows_are_explained_and_unknown_codes_get_a_pla
         assert error_message("ja", code) != error_message("ja", "NO_SUCH_CODE")
     assert error_message("ja", "NO_SUCH_CODE") == "操作できませんでした。"
     assert error_message("en", "COUNT_MISMATCH").startswith("Responses in hand")
+
+
+def every_refusal_code() -> set[str]:
+    """The stable code of every refusal class the gateway defines, wherever it lives."""
+    codes = set()
+    for module_info in pkgutil.walk_packages(app.__path__, "app."):
+        module = importlib.import_module(module_info.name)
+        for value in vars(module).values():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, DomainError)
+                and value.__module__ == module.__name__
+            ):
+                codes.add(value.code)
+    return codes
+
+
+def test_every_refusal_code_has_its_own_message_in_both_languages() -> None:
+    """A refusal the panel passes on names what happened and what to do, never the generic sentence:
+    23 codes (an HQ count mismatch, a lapsed access request, a closed session…) had none."""
+    codes = every_refusal_code()
+    assert {"COUNT_MISMATCH", "HQ_COUNT_MISMATCH", "DAY_NOT_OVER", "SESSION_EXPIRED"} <= codes
+    for language in CATALOGUES:
+        generic = error_message(language, "NO_SUCH_CODE")
+        unexplained = sorted(code for code in codes if error_message(language, code) == generic)
+        assert unexplained == [], language
