@@ -24,6 +24,7 @@ from sqlalchemy import Table, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession
 from sqlalchemy.orm import defer
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.audit.ledger import Actor, record
 from app.authz.directory import hq_branch
@@ -1091,6 +1092,48 @@ async def _days_with_activity(
     return days
 
 
+async def _days_with_hq_returns(
+    session: AsyncSession, *, branch_code: str | None, date_from: date, date_to: date
+) -> dict[tuple[str, str], set[date]]:
+    """Per (branch, kind), the days in the period on which HQ sent, cancelled or corrected an inquiry for
+    the branch's request coming back on that kind of list (its return option, :func:`_hq_returned_lines`).
+    Such an inquiry is HQ's own, so :func:`_days_with_activity` does not count it for the branch."""
+    kind_of = {option: kind for kind, option in HQ_RETURN_OPTION_BY_KIND.items()}
+    requests: list[ColumnElement[bool]] = [HqRequest.return_option.in_(list(kind_of))]
+    if branch_code is not None:
+        requests.append(HqRequest.branch_code == branch_code)
+    start, end = _day_bounds(date_from)[0], _day_bounds(date_to)[1]
+    requested = select(HqRequest.branch_code, HqRequest.return_option).join(
+        Inquiry, Inquiry.hq_request_id == HqRequest.id
+    )
+    sent_query = (
+        requested.add_columns(Inquiry.business_date)
+        .where(
+            *requests,
+            Inquiry.sent_at.is_not(None),
+            Inquiry.business_date >= date_from,
+            Inquiry.business_date <= date_to,
+        )
+        .distinct()
+    )
+    cancelled_query = requested.add_columns(Inquiry.cancelled_at).where(
+        *requests, Inquiry.sent_at.is_not(None), Inquiry.cancelled_at >= start, Inquiry.cancelled_at < end
+    )
+    corrected_query = (
+        select(HqRequest.branch_code, HqRequest.return_option, InquiryCorrection.corrected_at)
+        .join(Inquiry, Inquiry.id == InquiryCorrection.inquiry_id)
+        .join(HqRequest, HqRequest.id == Inquiry.hq_request_id)
+        .where(*requests, InquiryCorrection.corrected_at >= start, InquiryCorrection.corrected_at < end)
+    )
+    days: dict[tuple[str, str], set[date]] = defaultdict(set)
+    for code, option, day in (await session.execute(sent_query)).all():
+        days[(code, kind_of[option])].add(day)
+    for query in (cancelled_query, corrected_query):
+        for code, option, at in (await session.execute(query)).all():
+            days[(code, kind_of[option])].add(business_date_of(at))
+    return days
+
+
 async def gaps(
     session: AsyncSession, ctx: AppContext, *, date_from: date, date_to: date, branch_code: str | None
 ) -> dict[str, Any]:
@@ -1134,6 +1177,9 @@ async def gaps(
     activity = await _days_with_activity(
         session, branch_code=branch_code, date_from=date_from, date_to=date_to
     )
+    returned = await _days_with_hq_returns(
+        session, branch_code=branch_code, date_from=date_from, date_to=date_to
+    )
     present = {(code, kind, day) for code, kind, day in (await session.execute(present_query)).all()}
     holes: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for code, kind, distinct, highest in (await session.execute(counted)).all():
@@ -1158,7 +1204,9 @@ async def gaps(
         due = set(ctx.calendar.business_days(first, last, code))
         due |= {day for day in activity.get(code, set()) if first <= day <= last}
         for kind in kinds_for(ctx, code):
-            for day in sorted(due):
+            # ... and so does one on which HQ inquired for it, on the list of the request's return option.
+            due_of_kind = due | {day for day in returned.get((code, kind), set()) if first <= day <= last}
+            for day in sorted(due_of_kind):
                 if (code, kind, day) not in present:
                     missing.append({"branch_code": code, "kind": kind, "business_date": day.isoformat()})
             for missing_from, missing_to in holes.get((code, kind), ()):

@@ -5,7 +5,7 @@ The bundled policy returns to 001 on its subject list (method C) and to 002 on i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -197,3 +197,33 @@ async def test_who_asked_hq_never_releases_or_approves_for_hqs_inquiry_even_hold
             ("op001", "response"),
         )
     ]
+
+
+async def test_a_weekend_hq_inquiry_for_a_branch_makes_the_gap_check_ask_for_that_branchs_list(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """DL-1, HQ-2: on a Saturday HQ ran 001's request; 001's subject list of that day (its return option)
+    is due, and until it exists the gap check says so — it looked only at 001's own inquiries."""
+    clock.set(datetime(2026, 11, 28, 1, 0, tzinfo=UTC))  # Saturday 10:00 JST
+    op001, hq = await as_user(client, demo, "op001"), await as_user(client, demo, "hqop")
+    subject = await person(ctx)
+    request = await branch_request(client, op001, subject)
+    assert (await execute(client, hq, request["id"], subject)).status_code == 201
+    clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))  # Monday
+
+    async def missing_for_001() -> list[dict[str, str]]:
+        async with ctx.db.read_session() as session:
+            found = await service.gaps(
+                session, ctx, date_from=date(2026, 11, 28), date_to=date(2026, 11, 29), branch_code="001"
+            )
+        return list(found["missing_lists"])
+
+    assert await missing_for_001() == [
+        {"branch_code": "001", "kind": "subject", "business_date": "2026-11-28"}
+    ]
+    hq = await as_user(client, demo, "hqop")
+    made = await client.post(
+        "/daily-lists/generate", json={"business_date": "2026-11-28", "branch_code": "001"}, headers=hq
+    )
+    assert [(i["kind"], i["totals"]["inquiries"]) for i in made.json()["items"]] == [("subject", 1)]
+    assert await missing_for_001() == []
