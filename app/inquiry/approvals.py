@@ -427,7 +427,13 @@ async def check_confirmer_credentials(
     )
 
     def refuse(code: str | None) -> None:
-        details: dict[str, str] = {"method": "confirmer_credentials", "confirmer_id": user_id}
+        # A known confirmer is named; an ID that names nobody appears only as its pseudonym, as at login:
+        # what was typed there may be a password in the wrong field, or the subject's name.
+        details: dict[str, str] = {"method": "confirmer_credentials"}
+        if confirmer is not None:
+            details["confirmer_id"] = confirmer.id
+        else:
+            details["confirmer_ref"] = login_key(ctx, user_id)
         if code:
             details["code"] = code
         record(

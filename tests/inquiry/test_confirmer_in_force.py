@@ -7,6 +7,7 @@ emergency switch or with an expired password. A refused A1 at ``POST /inquiries`
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import httpx
@@ -19,8 +20,8 @@ from app.context import AppContext
 from app.demo import DemoCredentials
 from app.inquiry.models import ApprovalNumber, Inquiry
 from tests.governance.support import privileged_headers
-from tests.helpers import ledger_events, login
-from tests.inquiry.support import a1, as_user, center_record, draft_body, person
+from tests.helpers import ledger_events, ledger_text, login
+from tests.inquiry.support import a1, as_user, center_record, draft_body, password_of, person
 
 
 async def throw_user_switch(
@@ -175,3 +176,34 @@ async def test_a_refused_a1_writes_no_draft_and_uses_no_number(
     )
     assert sent.status_code == 201, sent.text
     assert sent.json()["number"].endswith("-0001")
+
+
+async def test_what_is_typed_as_the_confirmers_id_reaches_the_ledger_only_when_it_names_a_confirmer(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """AU-5, LG-2: a confirmer who swaps the two fields, or an operator who types the customer's name as
+    the confirmer's ID, left that password or name in the ledger for good. An ID that names nobody is
+    recorded as its pseudonym (as at login); a known confirmer with a wrong password is still named."""
+    subject = await person(ctx)
+    operator = await as_user(client, demo, "op001")
+    secret = password_of(demo, "cf001")
+    attempts = [
+        {"method": "confirmer_credentials", "confirmer_user_id": secret, "confirmer_password": "cf001"},
+        {
+            "method": "confirmer_credentials",
+            "confirmer_user_id": subject["name_kanji"],
+            "confirmer_password": "x",
+        },
+        {"method": "confirmer_credentials", "confirmer_user_id": "cf001", "confirmer_password": "not-it"},
+    ]
+    for approval in attempts:
+        refused = await client.post(
+            "/inquiries", json=draft_body(subject, approval=approval), headers=operator
+        )
+        assert (refused.status_code, refused.json()["code"]) == (403, "APPROVAL_INVALID")
+    recorded = await ledger_text(ctx)
+    assert secret not in recorded and subject["name_kanji"] not in recorded
+    named = [
+        json.loads(e.details).get("confirmer_id") for e in await ledger_events(ctx, action="approval.refused")
+    ]
+    assert named == [None, None, "cf001"]
