@@ -7,6 +7,7 @@ is in the same transaction as the change it records.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -14,8 +15,10 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.ledger import Actor, record
 from app.clock import business_date_of, rfc3339
 from app.governance.models import AccessRegisterEntry
+from app.lists.formats import csv_safe
 
 
 @dataclass(frozen=True)
@@ -118,9 +121,8 @@ def _cell(value: object) -> str:
         return rfc3339(value)
     if isinstance(value, date):
         return value.isoformat()
-    text = str(value)
     # A reason typed by a person must not become a formula when the export is opened in Excel.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return csv_safe(str(value))
 
 
 def to_csv(rows: list[AccessRegisterEntry]) -> str:
@@ -131,3 +133,66 @@ def to_csv(rows: list[AccessRegisterEntry]) -> str:
     for row in rows:
         writer.writerow([_cell(getattr(row, column)) for column in CSV_COLUMNS])
     return "\ufeff" + buffer.getvalue()
+
+
+async def read_page(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    user_id: str | None,
+    branch_code: str | None,
+    after_seq: int,
+    limit: int,
+) -> list[AccessRegisterEntry]:
+    """``limit`` entries after ``after_seq``; the read is in the ledger (who looked at whose rights)."""
+    rows = await entries(session, user_id=user_id, branch_code=branch_code, after_seq=after_seq, limit=limit)
+    _record_read(
+        session,
+        actor=actor,
+        action="access_register.read",
+        filters=(user_id, branch_code, after_seq),
+        rows=rows,
+    )
+    await session.commit()
+    return rows
+
+
+async def export_csv(
+    session: AsyncSession, *, actor: Actor, user_id: str | None, branch_code: str | None, after_seq: int
+) -> str:
+    """Every entry after ``after_seq`` as CSV; the export is in the ledger with the file's SHA-256, so the
+    copy a batch job or an auditor took can be shown to be the one the gateway gave."""
+    rows = await entries(session, user_id=user_id, branch_code=branch_code, after_seq=after_seq)
+    text = to_csv(rows)
+    _record_read(
+        session,
+        actor=actor,
+        action="access_register.exported",
+        filters=(user_id, branch_code, after_seq),
+        rows=rows,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    )
+    await session.commit()
+    return text
+
+
+def _record_read(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    action: str,
+    filters: tuple[str | None, str | None, int],
+    rows: list[AccessRegisterEntry],
+    sha256: str | None = None,
+) -> None:
+    user_id, branch_code, after_seq = filters
+    details: dict[str, object] = {
+        "user_id": user_id,
+        "branch_code": branch_code,
+        "after_seq": after_seq,
+        "count": len(rows),
+        "last_seq": rows[-1].seq if rows else None,
+    }
+    if sha256 is not None:
+        details["sha256"] = sha256
+    record(session, actor=actor, action=action, object_type="access_register", details=details)

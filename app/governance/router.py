@@ -76,6 +76,7 @@ from app.governance.schemas import (
     UserPatchIn,
 )
 from app.idempotency import IdempotencyKey, keyed_request
+from app.inquiry.subject import OptionalFreeText
 from app.pagination import PageCursor, PageLimit
 
 API_PREFIX = "/api/v1"
@@ -289,25 +290,35 @@ async def deactivate_user(
     responses={**problem_responses(401, 403), 200: {"content": {"text/csv": {}}}},
 )
 async def access_register(
-    _principal: RegisterReader,
+    principal: RegisterReader,
     session: DbSession,
-    user_id: Annotated[str | None, Query(max_length=40)] = None,
+    # Recorded in the ledger with the read: an Individual Number typed here is refused as one (PL-4).
+    user_id: Annotated[OptionalFreeText, Query(max_length=40)] = None,
     branch_code: Annotated[str | None, Query(max_length=8)] = None,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,  # ASCII: \d takes any script's
 ) -> Response | Page[RegisterEntryOut]:
     if format == "csv":
-        rows = await register.entries(
-            session, user_id=user_id, branch_code=branch_code, after_seq=int(cursor or 0)
+        exported = await register.export_csv(
+            session,
+            actor=principal.actor(),
+            user_id=user_id,
+            branch_code=branch_code,
+            after_seq=int(cursor or 0),
         )
         return Response(
-            register.to_csv(rows),
+            exported,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="access-register.csv"'},
         )
-    rows = await register.entries(
-        session, user_id=user_id, branch_code=branch_code, after_seq=int(cursor or 0), limit=limit + 1
+    rows = await register.read_page(
+        session,
+        actor=principal.actor(),
+        user_id=user_id,
+        branch_code=branch_code,
+        after_seq=int(cursor or 0),
+        limit=limit + 1,
     )
     more = len(rows) > limit
     rows = rows[:limit]

@@ -89,7 +89,7 @@ async def list_center_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=36)] = None,
 ) -> RunPage:
-    runs, next_cursor = await service.list_runs(session, limit=limit, cursor=cursor)
+    runs, next_cursor = await service.list_runs(session, actor=principal.actor(), limit=limit, cursor=cursor)
     return RunPage(
         items=[
             RunSummaryOut(

@@ -1110,8 +1110,10 @@ async def read_run(ctx: AppContext, session: AsyncSession, *, actor: Actor, run_
 
 
 async def list_runs(
-    session: AsyncSession, *, limit: int, cursor: str | None
+    session: AsyncSession, *, actor: Actor, limit: int, cursor: str | None
 ) -> tuple[list[ReconciliationRun], str | None]:
+    """A page of stored runs, newest first; reading it is logged as reading a run is (each names its
+    period and counts of findings)."""
     query = select(ReconciliationRun).order_by(
         ReconciliationRun.started_at.desc(), ReconciliationRun.id.desc()
     )
@@ -1127,4 +1129,13 @@ async def list_runs(
         )
     runs = list((await session.scalars(query.limit(limit + 1))).all())
     next_cursor = runs[limit - 1].id if len(runs) > limit else None
-    return runs[:limit], next_cursor
+    runs = runs[:limit]
+    record(
+        session,
+        actor=actor,
+        action="reconciliation.runs_listed",
+        object_type="reconciliation_run",
+        details={"cursor": cursor, "run_ids": [run.id for run in runs]},
+    )
+    await session.commit()
+    return runs, next_cursor

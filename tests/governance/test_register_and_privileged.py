@@ -4,7 +4,9 @@ terminals and branches at the end of their life."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,7 +49,7 @@ async def test_register_export_lists_every_change_with_its_three_people(
             "action": "grant",
             "role": "branch_manager",
             "branch_code": "002",
-            "reason": "代理",
+            "reason": "＋代理（全角）",
             "expires_at": "2026-12-31T00:00:00Z",
         },
     )
@@ -102,8 +104,17 @@ async def test_register_export_lists_every_change_with_its_three_people(
         ("revoke", "op002", "accadmin", "accappr", "accadmin"),
     ]
     assert applied[0]["expires_at"] == "2026-12-31T00:00:00.000000Z"
-    # A reason that looks like a formula is neutralised for Excel.
-    assert applied[1]["reason"] == "'=HYPERLINK()"
+    # A reason that looks like a formula is neutralised for Excel, full-width signs too.
+    assert (applied[0]["reason"], applied[1]["reason"]) == ("'＋代理（全角）", "'=HYPERLINK()")
+    # Who read or took whose rights is in the ledger, each export with its file's SHA-256.
+    exports = await ledger_events(ctx, action="access_register.exported")
+    assert [(e.actor_id, json.loads(e.details)["count"]) for e in exports] == [
+        ("auditor", len(rows)),
+        ("auditor", 2),
+    ]
+    assert json.loads(exports[0].details)["sha256"] == hashlib.sha256(exported.content).hexdigest()
+    reads = await ledger_events(ctx, action="access_register.read")
+    assert [(e.actor_id, json.loads(e.details)["count"]) for e in reads] == [("auditor", len(pages))]
     # The register is not for branch staff.
     assert (await client.get("/access-register", headers=manager)).status_code == 403
 

@@ -89,6 +89,10 @@ async def test_an_inquiry_made_directly_at_the_center_raises_the_critical_alert(
     assert stored.json()["unmatched_center"] == run["unmatched_center"]
     assert stored.json()["alerts"] == run["alerts"]
     assert [e.actor_id for e in await ledger_events(ctx, action="reconciliation.read")] == ["auditor"]
+    listed = await client.get("/reconciliation/center", headers=await as_user(client, demo, "auditor"))
+    assert [item["id"] for item in listed.json()["items"]] == [run["id"]]
+    [list_read] = await ledger_events(ctx, action="reconciliation.runs_listed")
+    assert (list_read.actor_id, json.loads(list_read.details)["run_ids"]) == ("auditor", [run["id"]])
 
 
 async def test_with_nothing_bypassed_the_report_is_clean(
