@@ -407,14 +407,14 @@ def audit_verify(
     if export is not None:
         _verify_offline(export, checkpoint, public_key, require_anchored=require_anchored)
         return
-    from app.audit.service import verify_ledger
+    from app.audit.service import checkpoint_rule, verify_ledger
     from app.main import build_context
 
     ctx = build_context(_settings(data_dir), center=DetachedCenterLink())
 
     async def _verify() -> dict[str, object]:
         try:
-            report = await verify_ledger(ctx.db, ctx.keyring)
+            report = await verify_ledger(ctx.db, ctx.keyring, checkpoint_rule(ctx.settings))
             result = report.as_dict()
             # Show the verdict even if recording the read fails (a forged row at head+1 blocks appends).
             typer.echo(json.dumps(result, ensure_ascii=False, indent=2))

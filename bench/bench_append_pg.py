@@ -207,13 +207,16 @@ def run_workers(
 async def verify_after(dsn: str, keys_json: str, plain_expected: int) -> dict[str, Any]:
     from sqlalchemy import text
 
-    from app.audit.service import verify_ledger
+    from app.audit.service import checkpoint_rule, verify_ledger
+    from app.config import Settings
     from app.crypto.keyring import Keyring
     from app.db import Database
 
     db = Database(dsn)
     try:
-        report = await verify_ledger(db, Keyring(json.loads(keys_json)))
+        # The workers append under the default settings' checkpoint rule.
+        rule = checkpoint_rule(Settings(database_url=dsn))
+        report = await verify_ledger(db, Keyring(json.loads(keys_json)), rule)
         async with db.read_session() as session:
             checkpoints = (await session.execute(text("SELECT count(*) FROM audit_checkpoints"))).scalar_one()
             plain_rows = (await session.execute(text(f"SELECT count(*) FROM {PLAIN_TABLE}"))).scalar_one()

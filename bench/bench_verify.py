@@ -176,10 +176,13 @@ def cached_ledger(events: int, *, rebuild: bool) -> tuple[Path, Path]:
 
 
 def child_verify(url: str, keys_path: str, batch: int | None) -> dict[str, Any]:
+    from app.audit.ledger import CheckpointRule
     from app.audit.service import verify_ledger
     from app.crypto.keyring import Keyring
     from app.db import Database
 
+    # As the ledger was written: a checkpoint every 1000 events (and the default 300 seconds).
+    rule = CheckpointRule(every_events=1000, every_seconds=300)
     keyring = Keyring(json.loads(Path(keys_path).read_text(encoding="utf-8")))
     db = Database(url)
     rss_before = peak_rss_mb()
@@ -187,7 +190,7 @@ def child_verify(url: str, keys_path: str, batch: int | None) -> dict[str, Any]:
     async def run() -> tuple[Any, float]:
         kwargs = {"batch": batch} if batch else {}
         started = time.perf_counter()
-        report = await verify_ledger(db, keyring, **kwargs)
+        report = await verify_ledger(db, keyring, rule, **kwargs)
         seconds = time.perf_counter() - started
         await db.dispose()
         return report, seconds

@@ -109,12 +109,25 @@ class ChainHeadCache:
 
 
 @dataclass(frozen=True)
+class CheckpointRule:
+    """When the gateway signs the head (LG-2): after this many events, or this long after the last
+    checkpoint — appending and verifying read the same rule."""
+
+    every_events: int
+    every_seconds: int
+
+
+@dataclass(frozen=True)
 class LedgerContext:
     keyring: Keyring
     clock: Clock
     checkpoint_every_events: int = 1000
     checkpoint_every_seconds: int = 300
     head: ChainHeadCache = field(default_factory=ChainHeadCache, compare=False, repr=False)
+
+    @property
+    def checkpoint_rule(self) -> CheckpointRule:
+        return CheckpointRule(self.checkpoint_every_events, self.checkpoint_every_seconds)
 
 
 @dataclass
@@ -259,14 +272,16 @@ def _lock_head(session: Session) -> _HeadState:
 
 
 def _checkpoint_due(context: LedgerContext, head: _HeadState, now: datetime) -> bool:
+    # audit.service._unsigned_tail_problem checks a stored chain against this rule: keep them together.
+    rule = context.checkpoint_rule
     if head.seq <= head.last_checkpoint_seq:
         return False
-    if head.seq - head.last_checkpoint_seq >= context.checkpoint_every_events:
+    if head.seq - head.last_checkpoint_seq >= rule.every_events:
         return True
     if head.last_checkpoint_at is None:
         return True
     last = from_rfc3339(head.last_checkpoint_at)
-    return now - last >= timedelta(seconds=context.checkpoint_every_seconds)
+    return now - last >= timedelta(seconds=rule.every_seconds)
 
 
 def _append_pending(session: Session) -> None:

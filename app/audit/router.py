@@ -91,7 +91,7 @@ async def events(
     responses=problem_responses(401, 403),
 )
 async def verify(principal: AuditReader, session: DbSession, ctx: Context) -> VerifyOut:
-    report = await service.verify_ledger(ctx.db, ctx.keyring)
+    report = await service.verify_ledger(ctx.db, ctx.keyring, service.checkpoint_rule(ctx.settings))
     record(
         session,
         actor=principal.actor(),

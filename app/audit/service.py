@@ -17,9 +17,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.audit.ledger import EVENT_COLUMNS, ChainVerifier, VerifyReport, verify_checkpoint_signature
+from app.audit.ledger import (
+    EVENT_COLUMNS,
+    ChainVerifier,
+    CheckpointRule,
+    VerifyReport,
+    verify_checkpoint_signature,
+)
 from app.audit.models import AuditCheckpoint, AuditEvent
 from app.clock import from_rfc3339, rfc3339
+from app.config import Settings
 from app.crypto.keyring import Keyring
 from app.db import Database
 
@@ -64,8 +71,16 @@ def _to_qmark(sql: str) -> str:
     return sql
 
 
-async def verify_ledger(db: Database, keyring: Keyring, *, batch: int = VERIFY_BATCH) -> VerifyReport:
-    """Walk the whole chain and its checkpoints; name the first bad seq."""
+def checkpoint_rule(settings: Settings) -> CheckpointRule:
+    """The rule this deployment appends under (the same settings build the ledger's context)."""
+    return CheckpointRule(settings.checkpoint_every_events, settings.checkpoint_every_seconds)
+
+
+async def verify_ledger(
+    db: Database, keyring: Keyring, rule: CheckpointRule, *, batch: int = VERIFY_BATCH
+) -> VerifyReport:
+    """Walk the whole chain and its checkpoints; name the first bad seq. ``rule`` is the checkpoint rule
+    the gateway appends under (a chain it wrote leaves nothing unsigned that the rule would sign)."""
     public_keys = keyring.checkpoint_public_keys()
     retired = keyring.checkpoint_keys_retired()
     async with db.engine.connect() as conn, _RawReader(conn, db.dialect) as reader:
@@ -99,6 +114,10 @@ async def verify_ledger(db: Database, keyring: Keyring, *, batch: int = VERIFY_B
                 break
             after = int(rows[-1][0])
         verifier.finish(head_seq=head_seq, head_hash=head_hash)
+        if verifier.first_bad_seq is None:
+            unsigned = await _unsigned_tail_problem(rule, reader, checked=verifier.checked, latest=latest)
+            if unsigned is not None and (bad_checkpoint is None or unsigned[0] < bad_checkpoint[0]):
+                bad_checkpoint = unsigned
     report = VerifyReport(
         ok=verifier.first_bad_seq is None and bad_checkpoint is None,
         checked=verifier.checked,
@@ -145,6 +164,36 @@ def _checkpoint_problem(
         if at < before - CLOCK_SKEW:
             return "checkpoint_out_of_order"
     return None
+
+
+async def _unsigned_tail_problem(
+    rule: CheckpointRule, reader: _RawReader, *, checked: int, latest: dict[str, Any] | None
+) -> tuple[int, str] | None:
+    """Events the gateway would have signed that no checkpoint covers: checkpoints removed, the head row
+    set back to an older one and the chain after it rewritten, which every other check takes for a chain
+    that simply has not been signed again yet.
+
+    The gateway signs in the very append that makes a checkpoint due (ledger._checkpoint_due): its first
+    event, an append that leaves ``rule.every_events`` events unsigned, and one made
+    ``rule.every_seconds`` after the last checkpoint. So a chain it wrote has fewer unsigned events
+    than that at its end, none recorded that long after the last checkpoint, and none at all unsigned
+    before a checkpoint exists. (Judged with the settings in force now: lowering the event count makes an
+    older tail look unsigned until the next append signs it.)"""
+    if checked == 0:
+        return None
+    if latest is None:
+        return 1, "checkpoint_missing"
+    signed_seq = int(latest["seq"])
+    if checked - signed_seq >= rule.every_events:
+        return signed_seq + rule.every_events, "checkpoint_missing"
+    due_at = from_rfc3339(str(latest["at"])) + timedelta(seconds=rule.every_seconds)
+    for seq, at in await reader.fetch(_UNSIGNED_TAIL, signed_seq):
+        if from_rfc3339(str(at)) > due_at + CLOCK_SKEW:
+            return int(seq), "checkpoint_missing"
+    return None
+
+
+_UNSIGNED_TAIL = "SELECT seq, at FROM audit_events WHERE seq > $1 ORDER BY seq"
 
 
 def _head_checkpoint_problem(

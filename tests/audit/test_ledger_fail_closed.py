@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.audit.ledger import SYSTEM_ACTOR, record
-from app.audit.service import verify_ledger
+from app.audit.service import checkpoint_rule, verify_ledger
 from app.authz.models import LoginThrottle, Terminal, User
 from app.authz.service import login_key
 from app.clock import ManualClock
@@ -44,7 +44,7 @@ async def _run(ctx: AppContext, statements: list[str]) -> None:
 
 
 async def _assert_chain_intact(ctx: AppContext) -> None:
-    report = await verify_ledger(ctx.db, ctx.keyring)
+    report = await verify_ledger(ctx.db, ctx.keyring, checkpoint_rule(ctx.settings))
     assert report.ok, report.as_dict()
     events = await all_events(ctx)
     assert seqs(events) == list(range(1, len(events) + 1))

@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from app.audit.ledger import SYSTEM_ACTOR, record
+from app.audit.ledger import SYSTEM_ACTOR, CheckpointRule, record
 from app.audit.models import AuditCheckpoint, AuditEvent
-from app.audit.service import verify_ledger
+from app.audit.service import checkpoint_rule, verify_ledger
 from app.clock import ManualClock
 from app.config import Settings
 from app.context import AppContext
@@ -40,6 +40,8 @@ pytestmark = pytest.mark.pg
 
 REPO = Path(__file__).resolve().parents[2]
 LEDGER_TABLES = ("audit_events", "audit_checkpoints")
+# The writer processes sign a checkpoint every this many events.
+WRITERS_CHECKPOINT_EVERY = 250
 WRITERS = 2
 EVENTS_PER_WRITER = 5_000
 _names = itertools.count()
@@ -118,7 +120,7 @@ async def test_the_applications_own_connection_cannot_update_delete_or_truncate_
             assert "the audit ledger is append-only" in str(refused.value), statement
             assert getattr(refused.value.orig, "sqlstate", None) == "42501", statement
     assert await _snapshot(pg_ctx) == before
-    assert (await verify_ledger(pg_ctx.db, pg_ctx.keyring)).ok
+    assert (await verify_ledger(pg_ctx.db, pg_ctx.keyring, checkpoint_rule(pg_ctx.settings))).ok
 
 
 @pytest.fixture
@@ -160,7 +162,7 @@ async def test_even_a_role_with_every_table_right_cannot_rewrite_the_ledger_or_s
     finally:
         await conn.close()
     assert await _snapshot(pg_ctx) == before
-    assert (await verify_ledger(pg_ctx.db, pg_ctx.keyring)).ok
+    assert (await verify_ledger(pg_ctx.db, pg_ctx.keyring, checkpoint_rule(pg_ctx.settings))).ok
 
 
 def _start_writers(tmp_path: Path, database_url: str, keys: dict[str, Any]) -> list[subprocess.Popen[bytes]]:
@@ -173,7 +175,7 @@ def _start_writers(tmp_path: Path, database_url: str, keys: dict[str, Any]) -> l
             "writer": writer,
             "events": EVENTS_PER_WRITER,
             "tasks": 4,
-            "checkpoint_every_events": 250,
+            "checkpoint_every_events": WRITERS_CHECKPOINT_EVERY,
             "ready_file": str(tmp_path / f"ready-{writer}"),
             "start_file": str(tmp_path / "start"),
         }
@@ -238,7 +240,9 @@ async def test_two_processes_appending_at_once_make_one_gapless_verifiable_chain
     switches = sum(1 for a, b in itertools.pairwise(owners) if a != b)
     assert switches > 100
 
-    report = await verify_ledger(pg_ctx.db, pg_ctx.keyring)
+    # Judged by the rule the writers appended under.
+    rule = CheckpointRule(WRITERS_CHECKPOINT_EVERY, pg_ctx.settings.checkpoint_every_seconds)
+    report = await verify_ledger(pg_ctx.db, pg_ctx.keyring, rule)
     checkpoints = await all_checkpoints(pg_ctx)
     assert report.ok, report.as_dict()
     assert report.checked == len(events)

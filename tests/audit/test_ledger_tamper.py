@@ -18,10 +18,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app.audit.ledger import ChainVerifier, checkpoint_message
+from app.audit.ledger import GENESIS_HASH, ChainVerifier, CheckpointRule, checkpoint_message
 from app.audit.models import AuditCheckpoint
-from app.audit.service import verify_ledger
-from app.clock import ManualClock, rfc3339
+from app.audit.service import checkpoint_rule, verify_ledger
+from app.clock import ManualClock, from_rfc3339, rfc3339
 from app.config import Settings
 from app.context import AppContext
 from app.crypto.keyring import Keyring, open_keyring
@@ -86,7 +86,7 @@ async def verify_reports(
     client: httpx.AsyncClient, headers: dict[str, str], ctx: AppContext
 ) -> dict[str, Any]:
     """The auditor's verification; the direct walk agrees and the failed check is itself recorded."""
-    direct = await verify_ledger(ctx.db, ctx.keyring)
+    direct = await verify_ledger(ctx.db, ctx.keyring, checkpoint_rule(ctx.settings))
     response = await client.get("/audit/verify", headers=headers)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -248,7 +248,7 @@ async def test_a_forged_event_appended_beyond_the_head_is_found_and_blocks_furth
     forged["hash"] = chained_hash(head.hash, forged, seq=head.seq + 1)
     attacker.execute(attacker.insert_event_statement(head.seq + 1, forged))
 
-    report = await verify_ledger(ctx.db, ctx.keyring)
+    report = await verify_ledger(ctx.db, ctx.keyring, checkpoint_rule(ctx.settings))
     assert not report.ok
     assert (report.first_bad_seq, report.reason) == (head.seq + 1, "event_beyond_head")
     # The next event would need the forged seq: the ledger refuses, so the read cannot go unrecorded.
@@ -283,6 +283,91 @@ async def test_an_edit_with_the_chain_recomputed_is_caught_by_the_next_signed_ch
     body = await verify_reports(client, auditor, ctx)
     assert body["ok"] is False
     assert (body["first_bad_seq"], body["reason"]) == (next_checkpoint, "checkpoint_mismatch")
+
+
+def _rewritten_from(events: list[dict[str, Any]], first: int) -> tuple[list[str], str]:
+    """An attacker without the signing key edits event ``first`` and recomputes every hash to the head."""
+    statements = []
+    prev = events[first - 2]["hash"] if first > 1 else GENESIS_HASH
+    for row in events[first - 1 :]:
+        if row["seq"] == first:
+            row["actor_id"] = "mallory"
+        row["prev_hash"] = prev
+        row["hash"] = chained_hash(prev, row, seq=row["seq"])
+        prev = row["hash"]
+        statements.append(
+            f"UPDATE audit_events SET actor_id = {sql_literal(row['actor_id'])}, "
+            f"prev_hash = '{row['prev_hash']}', hash = '{row['hash']}' WHERE seq = {row['seq']}"
+        )
+    return statements, prev
+
+
+async def test_an_edit_whose_later_checkpoints_were_deleted_is_found_by_the_checkpoint_rule(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    """Found by a ledger review: with every checkpoint after the edit deleted and the head row set back
+    to the one before it, the rewritten chain verified. But the gateway signs at least every
+    CHECKPOINT_EVERY events, so that many unsigned events at the end are not a chain it wrote."""
+    checkpoints = await all_checkpoints(ctx)
+    keep = checkpoints[1]
+    assert (await chain_head(ctx)).seq - keep.seq >= CHECKPOINT_EVERY
+    statements, head_hash = _rewritten_from([event_dict(e) for e in await all_events(ctx)], keep.seq + 1)
+    attacker.execute(
+        *statements,
+        f"DELETE FROM audit_checkpoints WHERE seq > {keep.seq}",
+        f"UPDATE audit_chain_head SET hash = '{head_hash}', last_checkpoint_seq = {keep.seq}, "
+        f"last_checkpoint_at = '{keep.at}' WHERE id = 1",
+    )
+
+    body = await verify_reports(client, auditor, ctx)
+    assert body["ok"] is False
+    assert (body["first_bad_seq"], body["reason"]) == (keep.seq + CHECKPOINT_EVERY, "checkpoint_missing")
+
+
+async def test_a_chain_rewritten_from_the_start_with_every_checkpoint_deleted_is_found(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    """The gateway signs its very first event's append: events without any checkpoint were not left so
+    by it."""
+    statements, head_hash = _rewritten_from([event_dict(e) for e in await all_events(ctx)], 1)
+    attacker.execute(
+        *statements,
+        "DELETE FROM audit_checkpoints",
+        f"UPDATE audit_chain_head SET hash = '{head_hash}', last_checkpoint_seq = 0, "
+        "last_checkpoint_at = NULL WHERE id = 1",
+    )
+
+    direct = await verify_ledger(ctx.db, ctx.keyring, checkpoint_rule(ctx.settings))
+    assert (direct.ok, direct.first_bad_seq, direct.reason) == (False, 1, "checkpoint_missing")
+
+
+async def test_events_recorded_long_after_the_last_checkpoint_but_unsigned_are_found(
+    client: httpx.AsyncClient,
+    auditor: dict[str, str],
+    demo: DemoCredentials,
+    ctx: AppContext,
+    attacker: Attacker,
+    clock: ManualClock,
+) -> None:
+    """An append made checkpoint_every_seconds after the last checkpoint signs: an event of a later time
+    left unsigned means the checkpoint that covered it was removed (the event count alone may not show
+    it, so it is judged here as if checkpoints were rare)."""
+    clock.advance(seconds=ctx.settings.checkpoint_every_seconds + 120)
+    assert (await login(client, demo, "op001")).status_code == 200
+    checkpoints = await all_checkpoints(ctx)
+    last, before = checkpoints[-1], checkpoints[-2]
+    due = from_rfc3339(before.at) + timedelta(seconds=ctx.settings.checkpoint_every_seconds)
+    late = min(e.seq for e in await all_events(ctx) if e.seq > before.seq and from_rfc3339(e.at) > due)
+    attacker.execute(
+        f"DELETE FROM audit_checkpoints WHERE seq = {last.seq}",
+        f"UPDATE audit_chain_head SET last_checkpoint_seq = {before.seq}, "
+        f"last_checkpoint_at = '{before.at}' WHERE id = 1",
+    )
+    rare = CheckpointRule(every_events=10_000, every_seconds=ctx.settings.checkpoint_every_seconds)
+    direct = await verify_ledger(ctx.db, ctx.keyring, rare)
+    assert (direct.ok, direct.first_bad_seq, direct.reason) == (False, late, "checkpoint_missing")
+    # Under a period no event of it exceeds, the same ledger passes: the time half of the rule found it.
+    assert (await verify_ledger(ctx.db, ctx.keyring, CheckpointRule(10_000, 10**6))).ok
 
 
 async def test_a_truncated_tail_with_the_head_moved_back_is_caught_by_the_checkpoint_beyond_it(

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete, select, text
 
 from app.audit.ledger import SYSTEM_ACTOR
-from app.audit.service import verify_ledger
+from app.audit.service import checkpoint_rule, verify_ledger
 from app.authz.models import Branch
 from app.authz.principal import Principal
 from app.clock import ManualClock
@@ -645,7 +645,7 @@ async def test_a_day_generated_in_batches_numbers_seals_and_records_every_list_a
             assert service.content_digest(service.open_content(ctx, stored)) == daily.content_sha256
     generated = await ledger_events(ctx, action="daily_list.generated")
     assert sorted(e.object_id for e in generated[events_before:]) == sorted(d.id for d in made.values())
-    assert (await verify_ledger(ctx.db, ctx.keyring)).ok
+    assert (await verify_ledger(ctx.db, ctx.keyring, checkpoint_rule(ctx.settings))).ok
 
     again = await service.generate(ctx, day=day, actor=SYSTEM_ACTOR)
     assert not any(g.created for g in again)
@@ -662,7 +662,7 @@ async def test_a_day_generated_in_batches_numbers_seals_and_records_every_list_a
     for (code, kind), daily in changed.items():
         assert (daily.sequence, daily.version) == (1, 2)
         assert daily.supersedes == made[(code, kind)].id and daily.supplement_reason == "late_inquiry"
-    assert (await verify_ledger(ctx.db, ctx.keyring)).ok
+    assert (await verify_ledger(ctx.db, ctx.keyring, checkpoint_rule(ctx.settings))).ok
     # Each branch's next list takes the next number, whichever transaction of the batch made the first.
     day_before = await service.generate(ctx, day=day - timedelta(days=1), actor=SYSTEM_ACTOR)
     assert {g.daily.sequence for g in day_before} == {2}
