@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -33,7 +32,7 @@ from app.audit.schemas import (
     VerifyOut,
 )
 from app.authz.deps import AuditReader
-from app.clock import BusinessDate, Instant
+from app.clock import BusinessDate, Instant, IsoDate
 from app.crypto.keyring import PSEUDONYM_PATTERN, public_key_pem
 from app.db import BIGINT_MAX
 from app.deps import Context, DbSession
@@ -174,7 +173,7 @@ async def subject_access(
     session: DbSession,
     ctx: Context,
     name_kana: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
-    birth_date: date | None = None,
+    birth_date: IsoDate | None = None,
     subject_pseudonym: Annotated[str | None, Query(pattern=PSEUDONYM_PATTERN)] = None,
     since: Instant | None = None,
     until: Instant | None = None,

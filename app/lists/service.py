@@ -1145,6 +1145,9 @@ async def gaps(
         raise ValidationFailed("'to' is before 'from'")
     if (date_to - date_from).days + 1 > GAPS_MAX_DAYS:
         raise PeriodTooLong(f"Ask for at most {GAPS_MAX_DAYS} days at a time")
+    # Only a day that is over can lack its lists (they are made after it ends): today and the days to
+    # come are not missing, as the panel's calendar shows them.
+    asked_to, date_to = date_to, min(date_to, business_date_of(ctx.clock.now()) - timedelta(days=1))
     # The branches open on some day of the period, as generate() takes them day by day (_open_on).
     query = (
         select(Branch.code, Branch.created_at, Branch.closed_at)
@@ -1220,7 +1223,7 @@ async def gaps(
                 )
     return {
         "from": date_from.isoformat(),
-        "to": date_to.isoformat(),
+        "to": asked_to.isoformat(),
         "missing_lists": missing,
         "sequence_gaps": sequence_gaps,
     }
@@ -1321,44 +1324,45 @@ async def confirm(
         branch_code=await confirming_branch(session, daily),
         operator_ids=(),
     )
-    if daily.no_inquiries:
-        if not attest_no_inquiries:
-            raise AttestationRequired("Attest that there were no inquiries on this day (照会なし)")
-    else:
-        if daily.kind == "count":
-            # The rule for D: what the confirmer holds is one answer per inquiry — a delivered response
-            # or the center's refusal notice (e.g. CENTER_NO_TRADE_INFO) — and nothing else. An inquiry
-            # the center never answered keeps the list unconfirmable until it is resolved.
-            refusals = center_refusals(ctx, daily)
-            answered = daily.responses_delivered + refusals
-            if responses_in_hand is None or not (responses_in_hand == daily.inquiries_total == answered):
-                # A count that does not add up may be a response gone missing: the refusal is kept
-                # with the figures (counts only), so the attempts before a clean confirmation show.
-                record(
-                    session,
-                    actor=principal.actor(),
-                    action="daily_list.count_refused",
-                    object_type="daily_list",
-                    object_id=daily.id,
-                    outcome="denied",
-                    details={
-                        "code": CountMismatch.code,
-                        "responses_in_hand": responses_in_hand,
-                        "inquiries_total": daily.inquiries_total,
-                        "responses_delivered": daily.responses_delivered,
-                        "center_refusals": refusals,
-                    },
-                )
-                await session.commit()
-                raise CountMismatch(
-                    audited=True,
-                    detail=f"Responses in hand must equal the inquiry count ({daily.inquiries_total}) "
-                    f"and the answers delivered ({daily.responses_delivered} responses "
-                    f"+ {refusals} center refusals)",
-                )
-        unchecked = [line.line_no for line in lines if line.check is None]
-        if unchecked:
-            raise LinesUnchecked(f"{len(unchecked)} line(s) unchecked", unchecked_lines=unchecked)
+    if daily.no_inquiries and not attest_no_inquiries:
+        raise AttestationRequired("Attest that there were no inquiries on this day (照会なし)")
+    if daily.kind == "count":
+        # The rule for D: what the confirmer holds is one answer per inquiry — a delivered response
+        # or the center's refusal notice (e.g. CENTER_NO_TRADE_INFO) — and nothing else. An inquiry
+        # the center never answered keeps the list unconfirmable until it is resolved. On a day without
+        # inquiries the count may be left out, but a count given must be 0 (responses in hand with no
+        # inquiry to answer them are as wrong as one missing).
+        refusals = center_refusals(ctx, daily)
+        answered = daily.responses_delivered + refusals
+        in_hand = 0 if daily.no_inquiries and responses_in_hand is None else responses_in_hand
+        if in_hand is None or not (in_hand == daily.inquiries_total == answered):
+            # A count that does not add up may be a response gone missing: the refusal is kept
+            # with the figures (counts only), so the attempts before a clean confirmation show.
+            record(
+                session,
+                actor=principal.actor(),
+                action="daily_list.count_refused",
+                object_type="daily_list",
+                object_id=daily.id,
+                outcome="denied",
+                details={
+                    "code": CountMismatch.code,
+                    "responses_in_hand": responses_in_hand,
+                    "inquiries_total": daily.inquiries_total,
+                    "responses_delivered": daily.responses_delivered,
+                    "center_refusals": refusals,
+                },
+            )
+            await session.commit()
+            raise CountMismatch(
+                audited=True,
+                detail=f"Responses in hand must equal the inquiry count ({daily.inquiries_total}) "
+                f"and the answers delivered ({daily.responses_delivered} responses "
+                f"+ {refusals} center refusals)",
+            )
+    unchecked = [line.line_no for line in lines if line.check is None]
+    if unchecked:
+        raise LinesUnchecked(f"{len(unchecked)} line(s) unchecked", unchecked_lines=unchecked)
     now = ctx.clock.now()
     late = now >= daily.due_at
     if late and not (late_reason and late_reason.strip()):

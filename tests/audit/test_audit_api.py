@@ -193,6 +193,11 @@ async def test_filters_no_column_or_clock_can_hold_are_refused_and_nothing_is_re
         ("/audit/events", {"until": "9999-12-31T23:59:59-23:59"}),
         ("/audit/events", {"since": "2026-11-24T09:00:00"}),
         ("/audit/subject-access", {"subject_pseudonym": "a" * 64, "since": "9999-12-31T23:59:59-01:00"}),
+        # A birth date that is not YYYY-MM-DD ran the query for another person (1970-01-01 for "0").
+        *(
+            ("/audit/subject-access", {"name_kana": "ヤマダ　タロウ", "birth_date": typed})
+            for typed in ("0", "86400", "1980-01-01T00:00:00")
+        ),
         ("/audit/access-holders", {"branch_code": "001", "at": "0001-01-01T00:00:00+23:59"}),
         ("/audit/access-holders", {"branch_code": "001", "at": "9999-12-31T23:59:59-23:59"}),
         ("/audit/access-holders", {"branch_code": "001", "at": "2026-11-24T09:00:00"}),

@@ -91,6 +91,30 @@ async def test_a_week_without_inquiries_gives_one_zero_list_per_business_day(
     assert confirmed.json()["state"] == "confirmed" and confirmed.json()["late"] is True
 
 
+async def test_a_zero_day_count_list_takes_no_responses_in_hand_but_none_or_zero(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock, ctx: AppContext
+) -> None:
+    """D on a day without inquiries (found by an API review): three responses in hand against no
+    inquiry were accepted and stored. Responses with no inquiry to answer them are refused like a
+    shortfall; 0 or no count is the zero day's answer."""
+    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))  # a holiday Monday: Friday's lists due Tuesday
+    count_list = next(i for i in await generate(client, demo, "2026-11-20") if i["kind"] == "count")
+    assert count_list["no_inquiries"] is True
+    confirmer = await as_user(client, demo, "cf001")
+    url = f"/daily-lists/{count_list['id']}/confirm"
+    refused = await client.post(
+        url, json={"responses_in_hand": 3, "attest_no_inquiries": True}, headers=confirmer
+    )
+    assert (refused.status_code, refused.json()["code"]) == (409, "COUNT_MISMATCH")
+    [kept] = await ledger_events(ctx, action="daily_list.count_refused")
+    assert json.loads(kept.details)["responses_in_hand"] == 3
+    confirmed = await client.post(
+        url, json={"responses_in_hand": 0, "attest_no_inquiries": True}, headers=confirmer
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert (confirmed.json()["state"], confirmed.json()["late"]) == ("confirmed", False)
+
+
 async def test_gaps_name_a_business_day_without_a_list(
     client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
 ) -> None:
@@ -109,6 +133,28 @@ async def test_gaps_name_a_business_day_without_a_list(
         ("subject", "2026-11-17"),
         ("count", "2026-11-17"),
     }
+
+
+async def test_gaps_never_name_today_or_a_day_to_come(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    """Found by an API review: asked up to next week, the gap check named today and every business day
+    after it as missing, while the panel's calendar (rightly) shows them as not yet due."""
+    clock.set(datetime(2026, 11, 26, 1, 0, tzinfo=UTC))  # Thursday 10:00 JST
+    await generate(client, demo, "2026-11-24")
+    auditor = await as_user(client, demo, "auditor")
+    gaps = (
+        await client.get(
+            "/daily-lists/gaps",
+            params={"branch_code": "001", "from": "2026-11-24", "to": "2026-12-04"},
+            headers=auditor,
+        )
+    ).json()
+    assert {(g["kind"], g["business_date"]) for g in gaps["missing_lists"]} == {
+        ("subject", "2026-11-25"),
+        ("count", "2026-11-25"),
+    }
+    assert (gaps["from"], gaps["to"]) == ("2026-11-24", "2026-12-04")
 
 
 async def test_gaps_name_a_hole_in_one_branchs_sequence_and_each_branchs_missing_days(
