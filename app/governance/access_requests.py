@@ -143,6 +143,16 @@ async def create_request(
     now = ctx.clock.now()
     if new.expires_at is not None and new.expires_at <= now:
         raise ValidationFailed("expires_at must be in the future")
+    # The register states from when a right holds (AC-3): a right cannot be set to have held before it
+    # was even asked for, nor to end before it begins.
+    if new.effective_from is not None and new.effective_from < business_date_of(now):
+        raise ValidationFailed("effective_from cannot be before today")
+    if (
+        new.effective_from is not None
+        and new.expires_at is not None
+        and business_date_of(new.expires_at) < new.effective_from
+    ):
+        raise ValidationFailed("expires_at is before effective_from")
     request = AccessRequest(
         id=str(uuid.uuid4()),
         user_id=new.user_id,
@@ -242,6 +252,9 @@ async def apply(session: AsyncSession, *, ctx: AppContext, principal: Principal,
     now = ctx.clock.now()
     if request.effective_from is not None and request.effective_from > business_date_of(now):
         raise InvalidState(f"The request takes effect on {request.effective_from.isoformat()}")
+    if request.role_expires_at is not None and request.role_expires_at <= now:
+        # Applied now, it would be held until the next sweep ended it, past the date approved.
+        raise InvalidState("The right's expiry date has passed: file a new request")
     setter = principal.actor()
     decision = Decision(
         requested_by=request.requested_by,

@@ -26,7 +26,7 @@ class AccessRequestIn(BaseModel):
     role: str | None = Field(default=None, max_length=32)
     branch_code: str | None = Field(default=None, max_length=8)
     reason: StatedText = Reason
-    effective_from: IsoDate | None = None
+    effective_from: BusinessDate | None = None
     expires_at: Instant | None = None
 
 

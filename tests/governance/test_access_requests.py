@@ -4,6 +4,7 @@ break the separation of duties is refused with 403 SOD_VIOLATION, and nothing un
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import select
@@ -464,6 +465,39 @@ async def test_a_request_approved_but_not_applied_in_time_is_lapsed_by_the_sweep
     assert late.status_code == 409
     listed = (await client.get("/access-requests", params={"user_id": "op001"}, headers=admin)).json()
     assert [r["status"] for r in listed["items"]] == ["expired"]
+    assert ("confirmer", "002") not in await _active_roles(ctx, "op001")
+
+
+async def test_a_rights_dates_must_make_sense_when_asked_and_still_hold_when_applied(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """AC-3 (found by an API review): a grant could be backdated to 0001-01-01, expire before it began,
+    or be applied after its expiry date and be held until the next sweep."""
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    approver = await privileged_headers(client, demo, clock, "accappr")
+    base = {
+        "user_id": "op001",
+        "action": "grant",
+        "role": "confirmer",
+        "branch_code": "002",
+        "reason": "応援",
+    }
+    for dates in (
+        {"effective_from": "0001-01-01"},
+        {"effective_from": "9999-12-31"},
+        {"effective_from": "2026-11-23"},  # yesterday
+        {"effective_from": "2026-11-26", "expires_at": "2026-11-25T12:00:00+09:00"},
+    ):
+        refused = await client.post("/access-requests", json={**base, **dates}, headers=admin)
+        assert (refused.status_code, refused.json()["code"]) == (422, "VALIDATION_ERROR"), dates
+    soon = (clock.now() + timedelta(minutes=5)).isoformat()
+    request = (await client.post("/access-requests", json={**base, "expires_at": soon}, headers=admin)).json()
+    assert (
+        await client.post(f"/access-requests/{request['id']}/approve", headers=approver)
+    ).status_code == 200
+    clock.advance(minutes=6)
+    late = await client.post(f"/access-requests/{request['id']}/apply", headers=admin)
+    assert (late.status_code, late.json()["code"]) == (409, "INVALID_STATE")
     assert ("confirmer", "002") not in await _active_roles(ctx, "op001")
 
 

@@ -46,8 +46,8 @@ def test_a_date_not_written_yyyy_mm_dd_is_refused(model: type[BaseModel], field:
 @pytest.mark.parametrize("model", [AccessRequestIn, HrEventIn, UserIn, UserPatchIn])
 def test_a_date_written_yyyy_mm_dd_is_taken(model: type[BaseModel]) -> None:
     field = {AccessRequestIn: "effective_from", HrEventIn: "effective_on"}.get(model, "birth_date")
-    # An HR event's day is a business date (2000-2099); the others may lie further back.
-    written = "2026-12-01" if model is HrEventIn else "1990-04-01"
+    # An HR event's day and a right's first day are business dates (2000-2099); birth dates go further back.
+    written = "2026-12-01" if model in (HrEventIn, AccessRequestIn) else "1990-04-01"
     try:
         model.model_validate(_with(model, field, written))
     except ValidationError as refused:
