@@ -29,6 +29,15 @@ class ValidationFailed(DomainError):
     title = "The request is not valid"
 
 
+class BusinessDateNotBegun(DomainError):
+    """A list, a reconciliation or a report for a day that has not begun in Tokyo: there is no record of
+    it yet, and a clean result for it would be a claim about nothing."""
+
+    status = 422
+    code = "BUSINESS_DATE_IN_FUTURE"
+    title = "The business date has not begun (Asia/Tokyo)"
+
+
 class PayloadTooLarge(DomainError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"

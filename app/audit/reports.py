@@ -24,8 +24,9 @@ from app.audit.ledger import Actor, canonical_json, record
 from app.audit.models import AuditReportRun
 from app.authz.policy import authorize, may
 from app.authz.principal import Principal
+from app.clock import business_date_of
 from app.context import AppContext
-from app.errors import InvalidState, NotFound, ValidationFailed
+from app.errors import BusinessDateNotBegun, InvalidState, NotFound, ValidationFailed
 
 REPORT_KINDS = ("anomalies", "confirmer_usage")
 # A run over more than a year is a bulk export, not an analysis an auditor acknowledges.
@@ -67,9 +68,12 @@ def _scoped(findings: list[dict[str, Any]], branch_code: str | None) -> list[dic
     return scoped
 
 
-def check_period(period_from: date, period_to: date) -> None:
+def check_period(period_from: date, period_to: date, *, today: date) -> None:
     if period_to < period_from:
         raise ValidationFailed("'to' is before 'from'")
+    if period_from > today:
+        # A stored run an auditor must acknowledge, about days with nothing in them yet.
+        raise BusinessDateNotBegun(f"{period_from.isoformat()} has not begun yet")
     if (period_to - period_from).days >= MAX_PERIOD_DAYS:
         raise ValidationFailed(f"A report covers at most {MAX_PERIOD_DAYS} days")
 
@@ -110,7 +114,7 @@ async def run_report(
     schedule_key: str | None = None,
 ) -> ReportRun:
     """Compute, store and record one run. A scheduled run already stored (another worker) is returned."""
-    check_period(period_from, period_to)
+    check_period(period_from, period_to, today=business_date_of(ctx.clock.now()))
     if schedule_key is not None:
         existing = await session.scalar(
             select(AuditReportRun).where(AuditReportRun.schedule_key == schedule_key)

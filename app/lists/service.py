@@ -35,7 +35,7 @@ from app.clock import TOKYO, business_date_of
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
 from app.db import BIGINT_MAX, insert_many, lock_or_create_many
-from app.errors import DomainError, InvalidState, NotFound, OutOfScope, ValidationFailed
+from app.errors import BusinessDateNotBegun, DomainError, InvalidState, NotFound, OutOfScope, ValidationFailed
 from app.escalation.models import Escalation, line_note
 from app.hq import execution as hq_execution
 from app.hq.models import HqRequest
@@ -62,12 +62,6 @@ class AttestationRequired(DomainError):
     status = 409
     code = "ATTESTATION_REQUIRED"
     title = "A day without inquiries must be attested"
-
-
-class BusinessDateNotBegun(DomainError):
-    status = 422
-    code = "BUSINESS_DATE_IN_FUTURE"
-    title = "No list is made for a business date that has not begun (Asia/Tokyo)"
 
 
 class PeriodTooLong(DomainError):

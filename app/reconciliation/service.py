@@ -55,10 +55,16 @@ from app.audit.models import AuditEvent
 from app.center.interface import CenterLinkError, CenterRecordEntry
 from app.center.kana import normalise_kana
 from app.center.record_file import RecordFileError
-from app.clock import TOKYO, rfc3339
+from app.clock import TOKYO, business_date_of, rfc3339
 from app.context import AppContext
 from app.db import UTCDateTime
-from app.errors import CenterRecordUnavailable, NotFound, RecordFileInvalid, ValidationFailed
+from app.errors import (
+    BusinessDateNotBegun,
+    CenterRecordUnavailable,
+    NotFound,
+    RecordFileInvalid,
+    ValidationFailed,
+)
 from app.inquiry.approvals import register_balance
 from app.inquiry.models import ApprovalNumber, Inquiry, InquiryCorrection, OutboxMessage
 from app.lists.models import DailyList, DailyListLine
@@ -129,9 +135,12 @@ class Period:
         return [self.date_from + timedelta(days=n) for n in range((self.date_to - self.date_from).days + 1)]
 
 
-def _check_period(date_from: date, date_to: date) -> Period:
+def _check_period(date_from: date, date_to: date, *, today: date) -> Period:
     if date_to < date_from:
         raise ValidationFailed("'to' is before 'from'")
+    if date_from > today:
+        # Neither side has a record of those days: "clean" would say nothing was wrong with nothing.
+        raise BusinessDateNotBegun(f"{date_from.isoformat()} has not begun yet")
     if (date_to - date_from).days >= MAX_PERIOD_DAYS:
         raise ValidationFailed(f"A reconciliation covers at most {MAX_PERIOD_DAYS} days")
     return Period(date_from, date_to)
@@ -157,7 +166,7 @@ async def reconcile_center(
     ``entries`` defaults to the center link's record for our member code; the CLI passes an imported
     file. With ``schedule_key`` a second call for the same key returns the run already made.
     """
-    period = _check_period(date_from, date_to)
+    period = _check_period(date_from, date_to, today=business_date_of(ctx.clock.now()))
     run, created = await _start_run(
         ctx,
         actor=actor,

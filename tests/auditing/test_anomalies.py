@@ -231,6 +231,13 @@ async def test_runs_are_acknowledged_once_by_an_auditor_and_branch_managers_see_
         "/audit/anomalies", params={"from": "2026-11-24", "to": "2026-11-24"}, headers=bm001
     )
     assert unscoped.status_code == 422
+    # A period that has not begun stored a report for the auditors to acknowledge, about nothing.
+    ahead = await client.get(
+        "/audit/anomalies",
+        params={"from": "2027-01-01", "to": "2027-01-31", "branch_code": "001"},
+        headers=bm001,
+    )
+    assert (ahead.status_code, ahead.json()["code"]) == (422, "BUSINESS_DATE_IN_FUTURE")
     assert (
         await client.get(
             "/audit/confirmer-usage", params={"from": "2026-11-24", "to": "2026-11-24"}, headers=bm001

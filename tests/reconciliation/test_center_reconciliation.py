@@ -308,6 +308,13 @@ async def test_service_accounts_need_the_reconcile_scope(
         headers={"Authorization": f"Bearer {batch}"},
     )
     assert backwards.status_code == 422
+    # A period that has not begun was a stored, clean run about days with no record on either side.
+    ahead = await client.post(
+        "/reconciliation/center",
+        json={"from": "2027-01-01", "to": "2027-01-31"},
+        headers={"Authorization": f"Bearer {batch}"},
+    )
+    assert (ahead.status_code, ahead.json()["code"]) == (422, "BUSINESS_DATE_IN_FUTURE")
     async with ctx.db.read_session() as session:
         assert await session.scalar(select(func.count()).select_from(ReconciliationRun)) == 1
 
