@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -209,6 +209,8 @@ async def load_report(session: AsyncSession, *, principal: Principal, run_id: st
 async def list_reports(
     session: AsyncSession, *, kind: str | None, acknowledged: bool | None, limit: int, cursor: str | None
 ) -> tuple[list[AuditReportRun], str | None]:
+    """Newest first; the cursor is the id of the last run shown (keyset), so runs acknowledged or made
+    between two pages neither drop out of the walk nor come round twice."""
     query = (
         select(AuditReportRun)
         .order_by(AuditReportRun.generated_at.desc(), AuditReportRun.id)
@@ -223,12 +225,17 @@ async def list_reports(
             else AuditReportRun.acknowledged_at.is_(None)
         )
     if cursor:
-        offset = int(cursor)
-        query = query.offset(offset)
-    else:
-        offset = 0
+        anchor = await session.get(AuditReportRun, cursor)
+        if anchor is None:
+            raise ValidationFailed("The cursor is not valid")
+        query = query.where(
+            or_(
+                AuditReportRun.generated_at < anchor.generated_at,
+                and_(AuditReportRun.generated_at == anchor.generated_at, AuditReportRun.id > anchor.id),
+            )
+        )
     rows = list((await session.scalars(query)).all())
-    next_cursor = str(offset + limit) if len(rows) > limit else None
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_cursor
 
 

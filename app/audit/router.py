@@ -326,7 +326,7 @@ async def report_runs(
     kind: Annotated[str | None, Query(pattern="^(anomalies|confirmer_usage)$")] = None,
     acknowledged: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
+    cursor: Annotated[str | None, Query(max_length=36)] = None,  # the id of the last run shown
 ) -> ReportPage:
     rows, next_cursor = await reports.list_reports(
         session, kind=kind, acknowledged=acknowledged, limit=limit, cursor=cursor

@@ -345,3 +345,36 @@ async def test_a_report_period_outside_the_business_calendar_is_refused_and_noth
             for run in await session.scalars(select(AuditReportRun))
         }
     assert not periods & {(1, 1), (9999, 9999)}
+
+
+async def test_the_auditor_pages_through_every_unacknowledged_report_while_acknowledging_them(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    """LG-3 (found by an API review): the list's cursor was an offset, so acknowledging the reports of
+    one page moved the next page past two that were never shown — and never acknowledged."""
+    auditor = await login_at(client, demo, "auditor")
+    made: set[str] = set()
+    for day in range(16, 22):  # six runs, one a minute apart
+        clock.advance(minutes=1)
+        response = await client.get(
+            "/audit/anomalies", params={"from": f"2026-11-{day}", "to": f"2026-11-{day}"}, headers=auditor
+        )
+        assert response.status_code == 200, response.text
+        made.add(response.json()["run"]["id"])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"acknowledged": "false", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/audit/reports", params=params, headers=auditor)).json()
+        for item in page["items"]:
+            seen.append(item["id"])
+            acked = await client.post(f"/audit/reports/{item['id']}/acknowledge", json={}, headers=auditor)
+            assert acked.status_code == 200, acked.text
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) and made <= set(seen)
+    left = (await client.get("/audit/reports", params={"acknowledged": "false"}, headers=auditor)).json()
+    assert left["items"] == []
+    bad = await client.get("/audit/reports", params={"cursor": "no-such-run"}, headers=auditor)
+    assert (bad.status_code, bad.json()["code"]) == (422, "VALIDATION_ERROR")
