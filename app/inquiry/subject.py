@@ -219,10 +219,17 @@ def _no_individual_number(value: str | None) -> str | None:
 # recorded as the inquiry's own event.
 # The optional form validates the whole union, so that a field's own length limit is still checked on the
 # string first (``string_too_long``, which the panel explains) and the scan sees only text within it.
+# The bidirectional embeddings, overrides and isolates: they reorder how the text around them is shown
+# (a reason or a title that reads differently in a register, a CSV or the panel than it was stored).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _no_control_characters(value: str | None) -> str | None:
     """Line breaks and tabs are text; other control characters (ESC, C1) are not, and in a register's CSV
-    export or a terminal they act instead of showing."""
-    if value is not None and any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
+    export or a terminal they act instead of showing. Nor are the bidirectional controls."""
+    if value is not None and any(
+        (unicodedata.category(ch) == "Cc" and ch not in "\t\n\r") or ch in _BIDI_CONTROLS for ch in value
+    ):
         raise PydanticCustomError("control_character", "Control characters may not be entered here")
     return value
 
@@ -232,9 +239,10 @@ FreeText = Annotated[str, AfterValidator(_no_individual_number), AfterValidator(
 
 def _stated(value: str) -> str:
     """Spaces alone (half- or full-width) give no reason and say nothing was done; around the words they
-    are dropped, as the panel drops them, so both store the same text."""
+    are dropped, as the panel drops them, so both store the same text. Invisible characters (a zero-width
+    space, a joiner: Unicode format characters) alone say nothing either."""
     stated = value.strip()
-    if not stated:
+    if not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in stated):
         raise PydanticCustomError("blank", "Say it in words: spaces alone are not enough")
     return stated
 

@@ -326,7 +326,8 @@ async def test_an_incident_names_a_real_branch_and_names_hold_no_control_charact
         "/incidents", json={"title": "調査", "severity": "low", "branch_code": "NOSUCH"}, headers=officer
     )
     assert nowhere.status_code == 422 and nowhere.json()["code"] == "VALIDATION_ERROR", nowhere.text
-    for name in ("試験\x1b[2J太郎", "試験\x85太郎"):
+    # ... nor one whose right-to-left override shows the name reversed in every register and page.
+    for name in ("試験\x1b[2J太郎", "試験\x85太郎", "試験\u202e太郎", "\u2067試験太郎"):
         escaped = await client.post("/users", json={"id": "fz001", "name": name}, headers=admin)
         assert escaped.status_code == 422 and escaped.json()["code"] == "VALIDATION_ERROR", escaped.text
         assert [(e["loc"], e["type"]) for e in escaped.json()["errors"]] == [

@@ -324,13 +324,14 @@ async def test_a_cancel_reason_longer_than_the_center_holds_still_reaches_the_ce
 async def test_a_cancel_or_correction_reason_of_spaces_alone_is_no_reason(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
-    """CC-1 needs a reason: half- or full-width spaces are refused, and nothing goes to the center."""
+    """CC-1 needs a reason: half- or full-width spaces are refused, and so are invisible characters (a
+    zero-width space, a joiner, alone or among spaces), and nothing goes to the center."""
     operator = await as_user(client, demo, "op001")
     held = await client.post(
         "/inquiries", json=draft_body(await person(ctx), approval=_a1(demo)), headers=operator
     )
     inquiry_id = held.json()["id"]
-    for blank in (" ", "\u3000\u3000", " \t "):
+    for blank in (" ", "\u3000\u3000", " \t ", "\u200b", " \u200d\ufeff "):
         cancel = await client.post(
             f"/inquiries/{inquiry_id}/cancel", json={"reason": blank, "approval": _a1(demo)}, headers=operator
         )
