@@ -21,15 +21,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
-import orjson
-
-from app.audit.ledger import EVENT_COLUMNS
+from app.audit.ledger import EVENT_COLUMNS, ndjson_line
 from app.audit.service import VERIFY_BATCH, _RawReader
 from app.clock import rfc3339
 from app.db import Database
 
 COLUMNS = tuple(name.strip() for name in EVENT_COLUMNS.split(","))
+# NULL is written as \N and every backslash of a value doubled (as PostgreSQL's COPY does), so a value
+# that is itself "\N" (a header sent to the gateway can be) is not read back as NULL.
 CSV_NULL = "\\N"
+
+
+def csv_cell(value: Any) -> Any:
+    if value is None:
+        return CSV_NULL
+    return value.replace("\\", "\\\\") if isinstance(value, str) else value
+
+
+def csv_value(cell: str) -> str | None:
+    return None if cell == CSV_NULL else cell.replace("\\\\", "\\")
+
+
 # Built from a constant column list, never from input.
 _RANGE = f"SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"  # noqa: S608
 
@@ -43,30 +55,6 @@ class ExportSummary:
     format: str
 
 
-def ndjson_line(row: Any) -> bytes:
-    return (
-        orjson.dumps(
-            {
-                "seq": row[0],
-                "at": row[1],
-                "actor_id": row[2],
-                "actor_roles": orjson.Fragment(row[3]),
-                "terminal_id": row[4],
-                "address": row[5],
-                "action": row[6],
-                "object_type": row[7],
-                "object_id": row[8],
-                "outcome": row[9],
-                "details": orjson.Fragment(row[10]),
-                "request_id": row[11],
-                "prev_hash": row[12],
-                "hash": row[13],
-            }
-        )
-        + b"\n"
-    )
-
-
 def _csv_encoder() -> tuple[Callable[[Any], bytes], bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -74,7 +62,7 @@ def _csv_encoder() -> tuple[Callable[[Any], bytes], bytes]:
     def encode(row: Any) -> bytes:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow([CSV_NULL if value is None else value for value in row])
+        writer.writerow([csv_cell(value) for value in row])
         return buffer.getvalue().encode()
 
     buffer.seek(0)

@@ -476,6 +476,32 @@ EVENT_COLUMNS = (
 )
 
 
+def ndjson_line(row: Sequence[Any]) -> bytes:
+    """One event as the ledger's NDJSON line (the stream, the export), from a row in EVENT_COLUMNS order:
+    roles and details exactly as stored, which is what each hash is over."""
+    return (
+        orjson.dumps(
+            {
+                "seq": row[0],
+                "at": row[1],
+                "actor_id": row[2],
+                "actor_roles": orjson.Fragment(row[3]),
+                "terminal_id": row[4],
+                "address": row[5],
+                "action": row[6],
+                "object_type": row[7],
+                "object_id": row[8],
+                "outcome": row[9],
+                "details": orjson.Fragment(row[10]),
+                "request_id": row[11],
+                "prev_hash": row[12],
+                "hash": row[13],
+            }
+        )
+        + b"\n"
+    )
+
+
 @dataclass
 class VerifyReport:
     ok: bool

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -22,6 +21,7 @@ from app.audit.ledger import (
     ChainVerifier,
     CheckpointRule,
     VerifyReport,
+    ndjson_line,
     verify_checkpoint_signature,
 )
 from app.audit.models import AuditCheckpoint, AuditEvent
@@ -231,26 +231,23 @@ class EventFilter:
 
 
 def event_json_line(event: AuditEvent) -> bytes:
-    return (
-        orjson.dumps(
-            {
-                "seq": event.seq,
-                "at": event.at,
-                "actor_id": event.actor_id,
-                "actor_roles": orjson.Fragment(event.actor_roles),
-                "terminal_id": event.terminal_id,
-                "address": event.address,
-                "action": event.action,
-                "object_type": event.object_type,
-                "object_id": event.object_id,
-                "outcome": event.outcome,
-                "details": orjson.Fragment(event.details),
-                "request_id": event.request_id,
-                "prev_hash": event.prev_hash,
-                "hash": event.hash,
-            }
+    return ndjson_line(
+        (
+            event.seq,
+            event.at,
+            event.actor_id,
+            event.actor_roles,
+            event.terminal_id,
+            event.address,
+            event.action,
+            event.object_type,
+            event.object_id,
+            event.outcome,
+            event.details,
+            event.request_id,
+            event.prev_hash,
+            event.hash,
         )
-        + b"\n"
     )
 
 

@@ -9,6 +9,7 @@ endpoint records the failed verification itself.
 from __future__ import annotations
 
 import base64
+import io
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,8 +19,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from app.audit.export import export_events, seq_range
 from app.audit.ledger import GENESIS_HASH, ChainVerifier, CheckpointRule, checkpoint_message
 from app.audit.models import AuditCheckpoint
+from app.audit.offline import verify_export
 from app.audit.service import checkpoint_rule, verify_ledger
 from app.clock import ManualClock, from_rfc3339, rfc3339
 from app.config import Settings
@@ -534,3 +537,60 @@ async def test_a_retired_checkpoint_key_signs_nothing_after_its_retirement(
         f"WHERE id = 1 AND last_checkpoint_seq = {target.seq}",
     )
     assert (await verify_reports(client, auditor, ctx))["ok"] is True
+
+
+async def exported(ctx: AppContext, fmt: str) -> bytes:
+    """The whole ledger as the export writes it (CLI `shokai audit export`)."""
+    found = await seq_range(ctx.db, since=None, until=None)
+    assert found is not None
+    out = io.BytesIO()
+    await export_events(ctx.db, out, first_seq=found[0], last_seq=found[1], fmt=fmt)
+    return out.getvalue()
+
+
+def offline(data: bytes, fmt: str, ctx: AppContext, checkpoints: list[AuditCheckpoint]) -> dict[str, Any]:
+    return verify_export(
+        iter(io.BytesIO(data).readlines()),
+        fmt=fmt,
+        checkpoints=[
+            {"seq": c.seq, "hash": c.hash, "at": c.at, "key_id": c.key_id, "signature": c.signature}
+            for c in checkpoints
+        ],
+        public_keys=ctx.keyring.checkpoint_public_keys(),
+    ).as_dict()
+
+
+async def test_details_rewritten_to_the_same_meaning_in_other_bytes_fail_offline_as_online(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    """Found by a ledger review: a DBA stored an event's details with a forged key given first and the
+    true one repeated after it. The online verify named it; the offline verifier parsed the export line
+    (the last of the twin keys wins), sorted it back into the original and passed it."""
+    target = next(e for e in await all_events(ctx) if len(json.loads(e.details)) >= 2)
+    parsed = json.loads(target.details)
+    first = sorted(parsed)[0]
+    forged = "{" + json.dumps(first) + ':"FORGED",' + json.dumps(parsed, ensure_ascii=False)[1:]
+    attacker.set_event(target.seq, details=forged)
+
+    online = await verify_ledger(ctx.db, ctx.keyring, checkpoint_rule(ctx.settings))
+    assert (online.first_bad_seq, online.reason) == (target.seq, "altered_event")
+    report = offline(await exported(ctx, "ndjson"), "ndjson", ctx, await all_checkpoints(ctx))
+    assert (report["ok"], report["first_bad_seq"], report["reason"]) == (False, target.seq, "altered_event")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+async def test_a_value_written_like_the_csv_null_marker_verifies_offline_and_null_stays_null(
+    client: httpx.AsyncClient, demo: DemoCredentials, auditor: dict[str, str], ctx: AppContext, fmt: str
+) -> None:
+    """Found by a ledger review: anyone could send a terminal header of \\N; the CSV export read it back
+    as NULL and the intact ledger failed its offline check from there on."""
+    refused = await client.post(
+        "/auth/login",
+        json={"user_id": "op001", "password": "wrong-password-1"},
+        headers={"X-Terminal-Id": "\\N", "X-Terminal-Key": "x"},
+    )
+    assert refused.status_code in (401, 403)
+    assert any(e.terminal_id == "\\N" for e in await all_events(ctx))
+    await auth_headers(client, demo, "op002")  # more events after it, and a checkpoint over them
+    report = offline(await exported(ctx, fmt), fmt, ctx, await all_checkpoints(ctx))
+    assert (report["ok"], report["reason"]) == (True, None)
