@@ -131,12 +131,21 @@ def _typed_in_the_url(exc: RequestValidationError) -> bool:
     )
 
 
+def _named_location(error: Any) -> list[str | None]:
+    """Where the error is, in the schema's own names. A key the schema does not know is what the caller
+    typed — a customer's name, a number — and is not echoed back (nor into a log that keeps the body);
+    every other part is a field the schema names, or an index."""
+    loc = [unless_my_number(str(part), instead="(withheld)") for part in error.get("loc", ())]
+    if error.get("type") == "extra_forbidden" and loc:
+        loc[-1] = "(unknown field)"
+    return loc
+
+
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
-            # A field's name is what the caller sent as a key, and may itself be a typed number.
-            "loc": [unless_my_number(str(part), instead="(withheld)") for part in error.get("loc", ())],
+            "loc": _named_location(error),
             "type": error.get("type"),
             "msg": error.get("msg"),
         }
