@@ -399,13 +399,27 @@ def audit_verify(
             help="With --export: fail (exit 1) if events follow the last matching signed checkpoint",
         ),
     ] = False,
+    require_complete: Annotated[
+        bool,
+        typer.Option(
+            "--require-complete",
+            help="With --export: fail (exit 1) if a checkpoint given lies past the export's last event "
+            "(for an export meant to reach the head: its tail was cut off)",
+        ),
+    ] = False,
 ) -> None:
     """Verify the hash chain and signed checkpoints; exit 1 and name the first bad seq if altered.
 
     With --export, --checkpoint and --public-key: verify an exported range on any machine, without the
     database or the gateway (an auditor's independent check)."""
     if export is not None:
-        _verify_offline(export, checkpoint, public_key, require_anchored=require_anchored)
+        _verify_offline(
+            export,
+            checkpoint,
+            public_key,
+            require_anchored=require_anchored,
+            require_complete=require_complete,
+        )
         return
     from app.audit.service import checkpoint_rule, verify_ledger
     from app.main import build_context
@@ -450,7 +464,12 @@ def audit_verify(
 
 
 def _verify_offline(
-    export: Path, checkpoint: Path | None, public_key: Path | None, *, require_anchored: bool = False
+    export: Path,
+    checkpoint: Path | None,
+    public_key: Path | None,
+    *,
+    require_anchored: bool = False,
+    require_complete: bool = False,
 ) -> None:
     from app.audit.offline import ExportFormatError, verify_export_file
 
@@ -474,6 +493,15 @@ def _verify_offline(
             err=True,
         )
         if require_anchored:
+            raise typer.Exit(1)
+    if report.checkpoints_beyond:
+        typer.echo(
+            f"warning: checkpoints were signed past the export's last event (seq {report.last_seq}): "
+            f"{', '.join(map(str, report.checkpoints_beyond))}. The ledger went on beyond this export; "
+            "if it was meant to reach the head, its tail is missing",
+            err=True,
+        )
+        if require_complete:
             raise typer.Exit(1)
 
 
@@ -717,17 +745,17 @@ def keys_rewrap(
 
 @keys_cli.command("public")
 def keys_public(data_dir: DataDir = Path(".shokai")) -> None:
-    """Print the checkpoint-signing public keys (PEM) for offline verification by auditors."""
+    """Print the checkpoint-signing public keys (PEM), with until when each retired one could sign, for
+    offline verification by auditors."""
+    from app.audit.service import public_keys_document
     from app.clock import SystemClock
-    from app.crypto.keyring import open_keyring, public_key_pem
+    from app.crypto.keyring import open_keyring
 
     settings = _settings(data_dir)
     keyring = open_keyring(
         key_file=settings.resolved_key_file(), env_keys=settings.keys, clock=SystemClock(), create=False
     )
-    typer.echo(
-        json.dumps({kid: public_key_pem(k) for kid, k in keyring.checkpoint_public_keys().items()}, indent=2)
-    )
+    typer.echo(json.dumps(public_keys_document(keyring), indent=2))
 
 
 @retention_cli.command("reapply")

@@ -17,6 +17,7 @@ import hashlib
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from app.audit.export import csv_value
 from app.audit.ledger import canonical_event_bytes, canonical_json, ndjson_line, verify_checkpoint_signature
+from app.clock import from_rfc3339
 
 
 class ExportFormatError(ValueError):
@@ -42,6 +44,9 @@ class OfflineReport:
     reason: str | None = None
     checkpoints_matched: list[int] = field(default_factory=list)
     anchored_through: int | None = None
+    # Signed checkpoints given for seqs past the export's last event: the ledger went on beyond it. For
+    # an export meant to reach the head, that is a tail cut off (with its checkpoints) in the database.
+    checkpoints_beyond: list[int] = field(default_factory=list)
 
     @property
     def unanchored(self) -> tuple[int, int] | None:
@@ -64,15 +69,33 @@ class OfflineReport:
             "checkpoints_matched": self.checkpoints_matched,
             "anchored_through": self.anchored_through,
             "unanchored": list(self.unanchored) if self.unanchored else None,
+            "checkpoints_beyond": self.checkpoints_beyond,
         }
 
 
-def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
-    """A PEM file (one key; its id is then taken from the checkpoints) or ``shokai keys public`` JSON."""
+@dataclass(frozen=True)
+class PublicKeys:
+    """The checkpoint keys an auditor holds, and until when each retired one could sign."""
+
+    keys: dict[str, Ed25519PublicKey]
+    signs_until: dict[str, datetime] = field(default_factory=dict)
+
+
+def load_public_keys(path: Path) -> PublicKeys:
+    """A PEM file (one key; its id is then taken from the checkpoints) or ``shokai keys public`` JSON:
+    ``{key_id: {"public_key": PEM, "signs_until": time | null}}`` (or, as it was printed before,
+    ``{key_id: PEM}``)."""
     text = path.read_text(encoding="utf-8")
-    pems: dict[str, str]
+    pems: dict[str, str] = {}
+    limits: dict[str, datetime] = {}
     if text.lstrip().startswith("{"):
-        pems = {str(k): str(v) for k, v in orjson.loads(text).items()}
+        for kid, value in orjson.loads(text).items():
+            if isinstance(value, dict):
+                pems[str(kid)] = str(value["public_key"])
+                if value.get("signs_until"):
+                    limits[str(kid)] = from_rfc3339(str(value["signs_until"]))
+            else:
+                pems[str(kid)] = str(value)
     else:
         pems = {"*": text}
     keys: dict[str, Ed25519PublicKey] = {}
@@ -81,7 +104,7 @@ def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
         if not isinstance(key, Ed25519PublicKey):
             raise ExportFormatError(f"key {kid} is not an Ed25519 public key")
         keys[kid] = key
-    return keys
+    return PublicKeys(keys, limits)
 
 
 def load_checkpoints(path: Path) -> list[dict[str, Any]]:
@@ -197,17 +220,22 @@ def verify_export(
     fmt: str,
     checkpoints: list[dict[str, Any]],
     public_keys: Mapping[str, Ed25519PublicKey],
+    signs_until: Mapping[str, datetime] | None = None,
 ) -> OfflineReport:
-    """Walk the exported range once (constant memory) and name the first bad seq."""
+    """Walk the exported range once (constant memory) and name the first bad seq. ``signs_until`` holds
+    the retired keys: a checkpoint one of them signed after that is not the gateway's, as online."""
     report = OfflineReport()
     signed: dict[int, str] = {}
-    bad_signatures: set[int] = set()
+    bad_signatures: dict[int, str] = {}
     for checkpoint in checkpoints:
         seq = int(checkpoint["seq"])
-        if _signed(checkpoint, public_keys):
-            signed[seq] = str(checkpoint["hash"])
+        limit = (signs_until or {}).get(str(checkpoint.get("key_id")))
+        if not _signed(checkpoint, public_keys):
+            bad_signatures[seq] = "checkpoint_signature_invalid"
+        elif limit is not None and from_rfc3339(str(checkpoint["at"])) > limit:
+            bad_signatures[seq] = "checkpoint_key_retired"
         else:
-            bad_signatures.add(seq)
+            signed[seq] = str(checkpoint["hash"])
     rows = _csv_rows(lines) if fmt == "csv" else _ndjson_rows(lines)
     expected: int | None = None
     prev_hex: str | None = None
@@ -237,7 +265,7 @@ def verify_export(
         if digest != row[13]:
             return fail(seq, "altered_event")
         if seq in bad_signatures:
-            return fail(seq, "checkpoint_signature_invalid")
+            return fail(seq, bad_signatures[seq])
         if seq in signed:
             if signed[seq] != digest:
                 return fail(seq, "checkpoint_mismatch")
@@ -249,6 +277,8 @@ def verify_export(
         report.last_seq = seq
     if report.checked == 0:
         return fail(None, "empty_export")
+    last_seq = report.last_seq or 0
+    report.checkpoints_beyond = sorted(seq for seq in signed if seq > last_seq)
     if not report.checkpoints_matched:
         return fail(None, "no_signed_checkpoint_in_range")
     report.ok = True
@@ -258,9 +288,11 @@ def verify_export(
 def verify_export_file(export: Path, checkpoint: Path, public_key: Path) -> OfflineReport:
     fmt = "csv" if export.suffix.lower() == ".csv" else "ndjson"
     with export.open("rb") as handle:
+        keys = load_public_keys(public_key)
         return verify_export(
             iter(handle),
             fmt=fmt,
             checkpoints=load_checkpoints(checkpoint),
-            public_keys=load_public_keys(public_key),
+            public_keys=keys.keys,
+            signs_until=keys.signs_until,
         )

@@ -27,7 +27,7 @@ from app.audit.ledger import (
 from app.audit.models import AuditCheckpoint, AuditEvent
 from app.clock import from_rfc3339, rfc3339
 from app.config import Settings
-from app.crypto.keyring import Keyring
+from app.crypto.keyring import Keyring, public_key_pem
 from app.db import Database
 
 # Pages of 2,000 rows keep each page's row tuples in CPU cache and out of the cyclic GC's older
@@ -138,6 +138,22 @@ async def verify_ledger(
 # Clocks of the gateway's processes may differ by this much; a checkpoint is judged against its key's
 # retirement, and against the checkpoint before it, with this allowance.
 CLOCK_SKEW = timedelta(seconds=60)
+
+
+def public_keys_document(keyring: Keyring) -> dict[str, dict[str, str | None]]:
+    """What ``shokai keys public`` gives auditors: each checkpoint key's PEM and, for a retired one, the
+    last time it could have signed (its retirement, the key file's check interval and the clock skew),
+    so the offline check refuses what it signed after, as this one does."""
+    retired = keyring.checkpoint_keys_retired()
+    return {
+        kid: {
+            "public_key": public_key_pem(key),
+            "signs_until": rfc3339(retired[kid] + keyring.rotation_lag + CLOCK_SKEW)
+            if kid in retired
+            else None,
+        }
+        for kid, key in keyring.checkpoint_public_keys().items()
+    }
 
 
 def _checkpoint_problem(

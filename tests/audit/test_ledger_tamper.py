@@ -18,12 +18,14 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
 
 from app.audit.export import export_events, seq_range
 from app.audit.ledger import GENESIS_HASH, ChainVerifier, CheckpointRule, checkpoint_message
 from app.audit.models import AuditCheckpoint
-from app.audit.offline import verify_export
-from app.audit.service import checkpoint_rule, verify_ledger
+from app.audit.offline import load_public_keys, verify_export
+from app.audit.service import checkpoint_rule, public_keys_document, verify_ledger
+from app.cli import cli
 from app.clock import ManualClock, from_rfc3339, rfc3339
 from app.config import Settings
 from app.context import AppContext
@@ -495,6 +497,7 @@ async def test_a_retired_checkpoint_key_signs_nothing_after_its_retirement(
     ctx: AppContext,
     attacker: Attacker,
     clock: ManualClock,
+    tmp_path: Path,
 ) -> None:
     """LG-2, EN-2: a checkpoint key is rotated when it may have leaked. Whoever holds the retired key
     must not be able to sign checkpoints over a history written since, dated after the retirement or
@@ -520,6 +523,20 @@ async def test_a_retired_checkpoint_key_signs_nothing_after_its_retirement(
         target.seq,
         "checkpoint_key_retired",
     )
+    # Offline too, with the keys as `shokai keys public` gives them (found by a ledger review: they
+    # carried no retirement, and the auditor's own check passed the re-signed checkpoint).
+    keys_file = tmp_path / "keys-public.json"
+    keys_file.write_text(json.dumps(public_keys_document(ctx.keyring)), encoding="utf-8")
+    keys = load_public_keys(keys_file)
+    assert keys.signs_until.keys() == {old.key_id}
+    report = verify_export(
+        iter(io.BytesIO(await exported(ctx, "ndjson")).readlines()),
+        fmt="ndjson",
+        checkpoints=[_checkpoint_item(c) for c in await all_checkpoints(ctx)],
+        public_keys=keys.keys,
+        signs_until=keys.signs_until,
+    )
+    assert (report.ok, report.first_bad_seq, report.reason) == (False, target.seq, "checkpoint_key_retired")
 
     # Dated before the retirement, it would come after checkpoints the new key signed since.
     _resign(attacker, target, key=old.private_key, key_id=old.key_id, at=retired_at - timedelta(seconds=1))
@@ -548,16 +565,52 @@ async def exported(ctx: AppContext, fmt: str) -> bytes:
     return out.getvalue()
 
 
+def _checkpoint_item(c: AuditCheckpoint) -> dict[str, Any]:
+    """A checkpoint as `GET /audit/checkpoints` gives it (what an auditor keeps outside)."""
+    return {"seq": c.seq, "hash": c.hash, "at": c.at, "key_id": c.key_id, "signature": c.signature}
+
+
 def offline(data: bytes, fmt: str, ctx: AppContext, checkpoints: list[AuditCheckpoint]) -> dict[str, Any]:
     return verify_export(
         iter(io.BytesIO(data).readlines()),
         fmt=fmt,
-        checkpoints=[
-            {"seq": c.seq, "hash": c.hash, "at": c.at, "key_id": c.key_id, "signature": c.signature}
-            for c in checkpoints
-        ],
+        checkpoints=[_checkpoint_item(c) for c in checkpoints],
         public_keys=ctx.keyring.checkpoint_public_keys(),
     ).as_dict()
+
+
+async def test_a_tail_cut_off_with_its_checkpoints_shows_against_checkpoints_saved_before(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker, tmp_path: Path
+) -> None:
+    """Found by a ledger review: cut back to a checkpoint, with the later checkpoints and the head moved
+    too, the export verified offline even against the checkpoints the auditor had saved, which prove
+    the ledger went on: those are now named (and `--require-complete` fails on them)."""
+    saved = await all_checkpoints(ctx)
+    cut = saved[-3]
+    kept = {e.seq: e for e in await all_events(ctx)}[cut.seq]
+    attacker.execute(
+        f"DELETE FROM audit_events WHERE seq > {cut.seq}",
+        f"DELETE FROM audit_checkpoints WHERE seq > {cut.seq}",
+        f"UPDATE audit_chain_head SET seq = {cut.seq}, hash = '{kept.hash}', "
+        f"last_checkpoint_seq = {cut.seq}, last_checkpoint_at = '{cut.at}' WHERE id = 1",
+    )
+    data = await exported(ctx, "ndjson")
+    report = offline(data, "ndjson", ctx, saved)
+    assert (report["ok"], report["last_seq"]) == (True, cut.seq)
+    assert report["checkpoints_beyond"] == [c.seq for c in saved[-2:]]
+
+    # The auditor's command says so, and fails with --require-complete.
+    export_file, checkpoints_file, keys_file = tmp_path / "e.ndjson", tmp_path / "c.json", tmp_path / "k.json"
+    export_file.write_bytes(data)
+    checkpoints_file.write_text(json.dumps({"items": [_checkpoint_item(c) for c in saved]}), encoding="utf-8")
+    keys_file.write_text(json.dumps(public_keys_document(ctx.keyring)), encoding="utf-8")
+    args = ["audit", "verify", "--export", str(export_file), "--checkpoint", str(checkpoints_file)]
+    args += ["--public-key", str(keys_file)]
+    runner = CliRunner()
+    warned = runner.invoke(cli, args)
+    assert warned.exit_code == 0 and "its tail is missing" in warned.stderr
+    strict = runner.invoke(cli, [*args, "--require-complete"])
+    assert strict.exit_code == 1 and "its tail is missing" in strict.stderr
 
 
 async def test_details_rewritten_to_the_same_meaning_in_other_bytes_fail_offline_as_online(
