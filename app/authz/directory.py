@@ -21,6 +21,7 @@ from app.authz.roles import ROLES, SCOPES
 from app.context import AppContext
 from app.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from app.idempotency import UNKEYED, KeyedRequest, create_once
+from app.pagination import keyset_page
 
 
 @dataclass(frozen=True)
@@ -340,6 +341,27 @@ async def list_terminals(session: AsyncSession, *, branch_code: str | None = Non
 
 async def list_branches(session: AsyncSession) -> list[Branch]:
     return list((await session.scalars(select(Branch).order_by(Branch.code))).all())
+
+
+async def branch_page(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[list[Branch], str | None]:
+    """A page of the branches in the order they were opened (api.md: lists are cursor-paginated)."""
+    return await keyset_page(
+        session, select(Branch), at=Branch.created_at, row_id=Branch.code, limit=limit, cursor=cursor
+    )
+
+
+async def terminal_page(
+    session: AsyncSession, *, branch_code: str | None, limit: int, cursor: str | None
+) -> tuple[list[Terminal], str | None]:
+    """A page of the terminals (of one branch, or all) in the order they were registered."""
+    query = select(Terminal)
+    if branch_code is not None:
+        query = query.where(Terminal.branch_code == branch_code)
+    return await keyset_page(
+        session, query, at=Terminal.registered_at, row_id=Terminal.id, limit=limit, cursor=cursor
+    )
 
 
 async def staff_names(session: AsyncSession, user_ids: Iterable[str | None]) -> dict[str, str]:

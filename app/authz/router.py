@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from app.authz import directory, service
 from app.authz.deps import AnyPrincipal, DirectoryReader
@@ -31,6 +31,7 @@ from app.errors import problem_responses
 from app.governance import lifecycle
 from app.governance.deps import DirectoryAdmin
 from app.idempotency import IdempotencyKey, commit_created, keyed_request
+from app.pagination import PageCursor, PageLimit
 
 router = APIRouter(tags=["authentication"])
 directory_router = APIRouter(tags=["directory"])
@@ -146,9 +147,11 @@ async def me(principal: AnyPrincipal) -> MeResponse:
     response_model=Page[BranchOut],
     responses=problem_responses(401, 403),
 )
-async def list_branches(_principal: DirectoryReader, session: DbSession) -> Page[BranchOut]:
-    branches = await directory.list_branches(session)
-    return Page[BranchOut](items=[BranchOut.model_validate(b) for b in branches])
+async def list_branches(
+    _principal: DirectoryReader, session: DbSession, limit: PageLimit = 100, cursor: PageCursor = None
+) -> Page[BranchOut]:
+    branches, next_cursor = await directory.branch_page(session, limit=limit, cursor=cursor)
+    return Page[BranchOut](items=[BranchOut.model_validate(b) for b in branches], next_cursor=next_cursor)
 
 
 @directory_router.post(
@@ -201,10 +204,18 @@ async def update_branch(
     responses=problem_responses(401, 403),
 )
 async def list_terminals(
-    _principal: DirectoryReader, session: DbSession, branch_code: str | None = None
+    _principal: DirectoryReader,
+    session: DbSession,
+    branch_code: Annotated[str | None, Query(max_length=8)] = None,
+    limit: PageLimit = 100,
+    cursor: PageCursor = None,
 ) -> Page[TerminalOut]:
-    terminals = await directory.list_terminals(session, branch_code=branch_code)
-    return Page[TerminalOut](items=[TerminalOut.model_validate(t) for t in terminals])
+    terminals, next_cursor = await directory.terminal_page(
+        session, branch_code=branch_code, limit=limit, cursor=cursor
+    )
+    return Page[TerminalOut](
+        items=[TerminalOut.model_validate(t) for t in terminals], next_cursor=next_cursor
+    )
 
 
 @directory_router.post(

@@ -142,3 +142,40 @@ async def test_a_branch_is_renamed_in_a_privileged_session_and_the_ledger_shows_
     assert closed.status_code == 204
     frozen = await client.patch("/branches/003", json={"name": "y"}, headers=admin)
     assert frozen.status_code == 409
+
+
+async def test_branches_and_terminals_come_in_pages_as_every_list_does(
+    client: httpx.AsyncClient, demo: DemoCredentials, clock: ManualClock
+) -> None:
+    """api.md: lists are cursor-paginated (found by an API review: `limit` was ignored on these two and
+    `limit=abc` answered 200)."""
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    for code in ("003", "004"):
+        clock.advance(seconds=1)
+        assert (
+            await client.post("/branches", json={"code": code, "name": f"支店{code}"}, headers=admin)
+        ).status_code == 201
+    everything = (await client.get("/branches", params={"limit": 1000}, headers=admin)).json()
+    for path, key in (("/branches", "code"), ("/terminals", "id")):
+        whole = [
+            item[key]
+            for item in (await client.get(path, params={"limit": 1000}, headers=admin)).json()["items"]
+        ]
+        assert len(whole) >= 3, path
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = (
+                await client.get(
+                    path, params={"limit": 2, **({"cursor": cursor} if cursor else {})}, headers=admin
+                )
+            ).json()
+            assert len(page["items"]) <= 2
+            seen += [item[key] for item in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == whole, path
+        bad = await client.get(path, params={"limit": "abc"}, headers=admin)
+        assert (bad.status_code, bad.json()["code"]) == (422, "VALIDATION_ERROR")
+    assert [b["code"] for b in everything["items"]][-2:] == ["003", "004"]
