@@ -263,33 +263,6 @@ async def test_a_forged_event_appended_beyond_the_head_is_found_and_blocks_furth
     assert (await chain_head(ctx)).seq == head.seq
 
 
-async def test_an_edit_with_the_chain_recomputed_is_caught_by_the_next_signed_checkpoint(
-    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
-) -> None:
-    k = await middle_seq(ctx)
-    events = [event_dict(e) for e in await all_events(ctx)]
-    next_checkpoint = min(c.seq for c in await all_checkpoints(ctx) if c.seq >= k)
-    # The attacker has no signing key, but recomputes every hash from the edited event to the head.
-    statements = []
-    prev = events[k - 2]["hash"]
-    for row in events[k - 1 :]:
-        if row["seq"] == k:
-            row["actor_id"] = "mallory"
-        row["prev_hash"] = prev
-        row["hash"] = chained_hash(prev, row, seq=row["seq"])
-        prev = row["hash"]
-        statements.append(
-            f"UPDATE audit_events SET actor_id = {sql_literal(row['actor_id'])}, "
-            f"prev_hash = '{row['prev_hash']}', hash = '{row['hash']}' WHERE seq = {row['seq']}"
-        )
-    statements.append(f"UPDATE audit_chain_head SET hash = '{prev}' WHERE id = 1")
-    attacker.execute(*statements)
-
-    body = await verify_reports(client, auditor, ctx)
-    assert body["ok"] is False
-    assert (body["first_bad_seq"], body["reason"]) == (next_checkpoint, "checkpoint_mismatch")
-
-
 def _rewritten_from(events: list[dict[str, Any]], first: int) -> tuple[list[str], str]:
     """An attacker without the signing key edits event ``first`` and recomputes every hash to the head."""
     statements = []
@@ -305,6 +278,20 @@ def _rewritten_from(events: list[dict[str, Any]], first: int) -> tuple[list[str]
             f"prev_hash = '{row['prev_hash']}', hash = '{row['hash']}' WHERE seq = {row['seq']}"
         )
     return statements, prev
+
+
+async def test_an_edit_with_the_chain_recomputed_is_caught_by_the_next_signed_checkpoint(
+    client: httpx.AsyncClient, auditor: dict[str, str], ctx: AppContext, attacker: Attacker
+) -> None:
+    k = await middle_seq(ctx)
+    next_checkpoint = min(c.seq for c in await all_checkpoints(ctx) if c.seq >= k)
+    # The attacker has no signing key, but recomputes every hash from the edited event to the head.
+    statements, head_hash = _rewritten_from([event_dict(e) for e in await all_events(ctx)], k)
+    attacker.execute(*statements, f"UPDATE audit_chain_head SET hash = '{head_hash}' WHERE id = 1")
+
+    body = await verify_reports(client, auditor, ctx)
+    assert body["ok"] is False
+    assert (body["first_bad_seq"], body["reason"]) == (next_checkpoint, "checkpoint_mismatch")
 
 
 async def test_an_edit_whose_later_checkpoints_were_deleted_is_found_by_the_checkpoint_rule(
