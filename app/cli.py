@@ -21,6 +21,7 @@ from app.config import Settings
 from app.errors import DomainError
 
 if TYPE_CHECKING:
+    from app.crypto.keyring import Keyring
     from app.lists.models import DailyList
 
 cli = typer.Typer(
@@ -54,6 +55,16 @@ def _settings(data_dir: Path | None) -> Settings:
     return settings
 
 
+def _keyring(settings: Settings) -> Keyring:
+    """The instance's keys as its gateways open them (never created here)."""
+    from app.clock import SystemClock
+    from app.crypto.keyring import open_keyring
+
+    return open_keyring(
+        key_file=settings.resolved_key_file(), env_keys=settings.keys, clock=SystemClock(), create=False
+    )
+
+
 def _cli_actor() -> Actor:
     return Actor(id=f"cli:{getpass.getuser()}", roles=("operator_console",))
 
@@ -82,8 +93,8 @@ def demo(
     ctx = build_context(settings, create_keys=True, center=DetachedCenterLink())
     url = settings.resolved_database_url()
     if settings.database_url and reset:
-        downgrade(url)
-    upgrade(url)
+        downgrade(url, keyring=ctx.keyring)
+    upgrade(url, keyring=ctx.keyring)
 
     async def _seed() -> None:
         try:
@@ -135,7 +146,7 @@ def serve(
     if settings.is_sqlite and workers > 1:
         typer.echo("several workers need PostgreSQL (SHOKAI_DATABASE_URL)", err=True)
         raise typer.Exit(2)
-    upgrade(settings.resolved_database_url())
+    upgrade(settings.resolved_database_url(), keyring=lambda: _keyring(settings))
     settings = loopback_demo_settings(settings, host=host, environ=os.environ)
     typer.echo(f"Shokai on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)")
     typer.echo(f"Confirmer panel: http://{host}:{port}/panel/  (demo users and terminals: `shokai logins`)")
@@ -366,7 +377,8 @@ def db_upgrade(data_dir: DataDir = Path(".shokai"), revision: str = "head") -> N
     """Apply migrations up to REVISION."""
     from app.migrate import upgrade
 
-    upgrade(_settings(data_dir).resolved_database_url(), revision)
+    settings = _settings(data_dir)
+    upgrade(settings.resolved_database_url(), revision, keyring=lambda: _keyring(settings))
     typer.echo("database upgraded")
 
 
@@ -375,7 +387,8 @@ def db_downgrade(data_dir: DataDir = Path(".shokai"), revision: str = "base") ->
     """Revert migrations down to REVISION."""
     from app.migrate import downgrade
 
-    downgrade(_settings(data_dir).resolved_database_url(), revision)
+    settings = _settings(data_dir)
+    downgrade(settings.resolved_database_url(), revision, keyring=lambda: _keyring(settings))
     typer.echo("database downgraded")
 
 
@@ -748,14 +761,8 @@ def keys_public(data_dir: DataDir = Path(".shokai")) -> None:
     """Print the checkpoint-signing public keys (PEM), with until when each retired one could sign, for
     offline verification by auditors."""
     from app.audit.service import public_keys_document
-    from app.clock import SystemClock
-    from app.crypto.keyring import open_keyring
 
-    settings = _settings(data_dir)
-    keyring = open_keyring(
-        key_file=settings.resolved_key_file(), env_keys=settings.keys, clock=SystemClock(), create=False
-    )
-    typer.echo(json.dumps(public_keys_document(keyring), indent=2))
+    typer.echo(json.dumps(public_keys_document(_keyring(_settings(data_dir))), indent=2))
 
 
 @retention_cli.command("reapply")

@@ -3,29 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
+from app.crypto.keyring import Keyring
+
+# The instance's keys, or how to open them when a migration first needs them (most never do).
+KeysForMigration = Keyring | Callable[[], Keyring] | None
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, keyring: KeysForMigration = None) -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.attributes["database_url"] = database_url
+    # A migration that seals or opens stored data (0017) uses the instance's keys; none is needed on an
+    # empty database.
+    config.attributes["keyring"] = keyring
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", *, keyring: KeysForMigration = None) -> None:
+    command.upgrade(alembic_config(database_url, keyring), revision)
 
 
-def downgrade(database_url: str, revision: str = "base") -> None:
-    command.downgrade(alembic_config(database_url), revision)
+def downgrade(database_url: str, revision: str = "base", *, keyring: KeysForMigration = None) -> None:
+    command.downgrade(alembic_config(database_url, keyring), revision)
 
 
-async def upgrade_async(database_url: str, revision: str = "head") -> None:
+async def upgrade_async(
+    database_url: str, revision: str = "head", *, keyring: KeysForMigration = None
+) -> None:
     # Alembic's env.py runs its own event loop; keep it off ours.
-    await asyncio.to_thread(upgrade, database_url, revision)
+    await asyncio.to_thread(upgrade, database_url, revision, keyring=keyring)

@@ -179,9 +179,9 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def handle_sealed_value_unreadable(request: Request, exc: Exception) -> JSONResponse:
-    """A sealed subject or response failed its AES-GCM check: the row was altered, or copied from another
-    inquiry (the associated data binds each to its own), or its key is gone. Nothing is shown; it is
-    recorded in the ledger as a possible tampering and counted for the alert (EN-1)."""
+    """A sealed value (a subject, a response, a staff note) failed its AES-GCM check: the row was altered,
+    or copied from another row (the associated data binds each to its own), or its key is gone. Nothing
+    is shown; it is recorded in the ledger as a possible tampering and counted for the alert (EN-1)."""
     assert isinstance(exc, SealError)
     log.error("sealed value unreadable on %s %s", request.method, _route_of(request))
     await _record_request_event(

@@ -65,8 +65,16 @@ async def test_rows_arrive_as_given_and_only_when_the_transaction_commits(
     ctx: AppContext, demo: DemoCredentials
 ) -> None:
     daily = daily_list()
-    checked = {"check": "matched", "checked_by": "cf001", "checked_at": AT + timedelta(hours=9), "note": "済"}
-    unchecked = {"check": None, "checked_by": None, "checked_at": None, "note": None}
+    # The note's sealed bytes go in as given, like every other column.
+    note = {
+        "note_sealed": b"\x01sealed",
+        "note_nonce": b"n" * 12,
+        "note_wrapped_key": b"w" * 40,
+        "note_kek_id": "kek-1",
+    }
+    checked = {"check": "matched", "checked_by": "cf001", "checked_at": AT + timedelta(hours=9), **note}
+    no_note = dict.fromkeys(note)
+    unchecked = {"check": None, "checked_by": None, "checked_at": None, **no_note}
     async with ctx.db.session() as session:
         session.add(daily)
         await session.flush()
@@ -80,10 +88,13 @@ async def test_rows_arrive_as_given_and_only_when_the_transaction_commits(
         await session.commit()
     async with ctx.db.session() as session:
         rows = (await session.scalars(select(DailyListLine).order_by(DailyListLine.line_no))).all()
-    got = [(r.line_no, r.inquiry_id, r.check, r.checked_by, r.checked_at, r.note) for r in rows]
+    got = [
+        (r.line_no, r.inquiry_id, r.check, r.checked_by, r.checked_at, {k: getattr(r, k) for k in note})
+        for r in rows
+    ]
     assert got == [
-        (1, "inquiry-1", "matched", "cf001", AT + timedelta(hours=9), "済"),
-        (2, "inquiry-2", None, None, None, None),
+        (1, "inquiry-1", "matched", "cf001", AT + timedelta(hours=9), note),
+        (2, "inquiry-2", None, None, None, no_note),
     ]
 
 

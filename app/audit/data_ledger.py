@@ -52,6 +52,13 @@ _STAFF = "staff user id"
 _FREE_TEXT = "free text written by staff (may mention a person)"
 _CODE = "a code from a fixed list, not free text"
 _KEY_MATERIAL = "key material (nonce / wrapped data key / key id) of the sealed item, not the data"
+_SEALED_FREE_TEXT = "free text written by staff (may mention a person), sealed (app/crypto/sealed_text.py)"
+
+
+def _key_material(name: str) -> dict[str, str]:
+    """The three key-material columns beside a sealed text ``name``_sealed."""
+    return {f"{name}_{part}": _KEY_MATERIAL for part in ("nonce", "wrapped_key", "kek_id")}
+
 
 CATALOGUE: dict[str, DataSet] = {
     "inquiries": DataSet(
@@ -62,7 +69,7 @@ CATALOGUE: dict[str, DataSet] = {
         personal={
             "released_by": _STAFF,
             "cancelled_by": _STAFF,
-            "cancel_reason": _FREE_TEXT,
+            "cancel_reason_sealed": _SEALED_FREE_TEXT,
             "subject_sealed": "subject identity (kana, kanji, birth date, phone, postal code, address)",
             "subject_index": "blind index of kana name + birth date",
             "subject_pseudonym": "keyed pseudonym of the subject (used in the ledger)",
@@ -73,8 +80,10 @@ CATALOGUE: dict[str, DataSet] = {
             "subject_nonce": _KEY_MATERIAL,
             "subject_wrapped_key": _KEY_MATERIAL,
             "subject_kek_id": _KEY_MATERIAL,
+            **_key_material("cancel_reason"),
         },
-        read_actions=("inquiry.read", "inquiry.read_subject"),
+        # emergency.read: the held inquiries' metadata, for the security officers (app/inquiry/held.py).
+        read_actions=("inquiry.read", "inquiry.read_subject", "emergency.read"),
     ),
     "inquiry_corrections": DataSet(
         "照会記録の訂正 (corrections of inquiry records)",
@@ -83,9 +92,10 @@ CATALOGUE: dict[str, DataSet] = {
         "With the inquiry it corrects",
         personal={
             "corrected_by": _STAFF,
-            "reason": _FREE_TEXT,
+            "reason_sealed": _SEALED_FREE_TEXT,
             "changes": "corrected purpose code and consent document reference (before and after)",
         },
+        not_personal=_key_material("reason"),
         read_actions=("inquiry.read",),
     ),
     "inquiry_responses": DataSet(
@@ -123,7 +133,12 @@ CATALOGUE: dict[str, DataSet] = {
         "Check state of each list line",
         _BUSINESS,
         "As daily lists",
-        personal={"note": _FREE_TEXT, "operator_id": "staff user id", "checked_by": "staff user id"},
+        personal={
+            "note_sealed": _SEALED_FREE_TEXT,
+            "operator_id": "staff user id",
+            "checked_by": "staff user id",
+        },
+        not_personal=_key_material("note"),
         read_actions=("lists.read",),
     ),
     "daily_list_sequences": DataSet("リスト連番", "Gapless list sequence numbers", _SYSTEM, "Permanent"),
@@ -146,6 +161,8 @@ CATALOGUE: dict[str, DataSet] = {
         "Durable delivery of inquiries and cancellations to the center (ER-3)",
         _SYSTEM,
         "Until delivered; kept with the inquiry",
+        personal={"payload_sealed": "a cancellation's or correction's reason as staff wrote it, sealed"},
+        not_personal=_key_material("payload"),
     ),
     "idempotency_records": DataSet(
         "冪等キー (idempotency records)",
@@ -164,11 +181,16 @@ CATALOGUE: dict[str, DataSet] = {
         _COMPLIANCE,
         "As inquiries",
         personal={
-            "note": _FREE_TEXT,
+            "remark_sealed": _SEALED_FREE_TEXT,
             "acknowledged_by": "staff user id",
-            "acknowledgement_note": _FREE_TEXT,
+            "acknowledgement_note_sealed": _SEALED_FREE_TEXT,
             "raised_by": "staff user id",
             "concerns": "staff user ids",
+        },
+        not_personal={
+            "note": "what the system wrote (a line number, the day's figures, a center code)",
+            **_key_material("remark"),
+            **_key_material("acknowledgement_note"),
         },
         read_actions=("escalation.read",),
     ),
@@ -280,12 +302,13 @@ CATALOGUE: dict[str, DataSet] = {
         "Audit retention period",
         personal={
             "generated_by": _STAFF,
-            "acknowledgement_note": _FREE_TEXT,
+            "acknowledgement_note_sealed": _SEALED_FREE_TEXT,
             "findings": "user ids, terminal ids and subject pseudonyms of findings (no names)",
             "acknowledged_by": "staff user id",
         },
         not_personal={
             "findings_count": "a number",
+            **_key_material("acknowledgement_note"),
         },
         read_actions=("audit.anomalies.read", "audit.read"),
     ),
@@ -375,7 +398,7 @@ CATALOGUE: dict[str, DataSet] = {
         "Permanent",
         personal={"started_by": _STAFF, "note": _FREE_TEXT},
         not_personal={"reason": _CODE},
-        read_actions=("access.recertification.manage", "access.attest"),
+        read_actions=("access.recertification.read",),
     ),
     "recertification_items": DataSet(
         "権限棚卸し明細 (recertification items)",
@@ -384,7 +407,7 @@ CATALOGUE: dict[str, DataSet] = {
         "Permanent (with its campaign)",
         personal={"user_id": _STAFF, "decided_by": _STAFF},
         not_personal={"user_role_id": "id of a role-grant row"},
-        read_actions=("access.recertification.manage", "access.attest"),
+        read_actions=("access.recertification.read",),
     ),
     "privileged_sessions": DataSet(
         "特権セッション (privileged sessions)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Date, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
@@ -88,4 +88,8 @@ class AuditReportRun(Base):
     content_sha256: Mapped[str] = mapped_column(String(64))
     acknowledged_by: Mapped[str | None] = mapped_column(String(40))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    acknowledgement_note: Mapped[str | None] = mapped_column(String(400))
+    # The auditor's words on the findings: sealed (EN-1).
+    acknowledgement_note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    acknowledgement_note_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    acknowledgement_note_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    acknowledgement_note_kek_id: Mapped[str | None] = mapped_column(String(40))

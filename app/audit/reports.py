@@ -26,6 +26,7 @@ from app.authz.policy import authorize, may
 from app.authz.principal import Principal
 from app.clock import business_date_of
 from app.context import AppContext
+from app.crypto.sealed_text import open_text, seal_text
 from app.errors import BusinessDateNotBegun, InvalidState, NotFound, ValidationFailed
 
 REPORT_KINDS = ("anomalies", "confirmer_usage")
@@ -185,6 +186,11 @@ def loaded(run: AuditReportRun) -> ReportRun:
     return ReportRun(run, dict(orjson.loads(run.thresholds)), list(orjson.loads(run.findings)))
 
 
+def acknowledgement_note_of(ctx: AppContext, run: AuditReportRun) -> str | None:
+    """The acknowledging auditor's words on the findings."""
+    return open_text(ctx.keyring, run, "acknowledgement_note")
+
+
 def report_scope_for(principal: Principal, branch_code: str | None) -> str | None:
     """Auditors see the whole bank (or one branch when asked); a branch manager only their own branch."""
     if may(principal, "audit.read"):
@@ -251,7 +257,7 @@ async def acknowledge(
         raise InvalidState(f"The report was already acknowledged by {run.acknowledged_by}")
     run.acknowledged_by = principal.id
     run.acknowledged_at = ctx.clock.now()
-    run.acknowledgement_note = note
+    seal_text(ctx.keyring, run, "acknowledgement_note", note)
     record(
         session,
         actor=principal.actor(),

@@ -33,6 +33,7 @@ from app.audit.schemas import (
 )
 from app.authz.deps import AuditReader
 from app.clock import BusinessDate, Instant, IsoDate
+from app.context import AppContext
 from app.crypto.keyring import PSEUDONYM_PATTERN, public_key_pem
 from app.db import BIGINT_MAX
 from app.deps import Context, DbSession
@@ -239,7 +240,7 @@ async def access_holders(
     )
 
 
-def _run_out(run: reports.ReportRun) -> ReportRunOut:
+def _run_out(ctx: AppContext, run: reports.ReportRun) -> ReportRunOut:
     row = run.run
     return ReportRunOut(
         id=row.id,
@@ -255,7 +256,7 @@ def _run_out(run: reports.ReportRun) -> ReportRunOut:
         content_sha256=row.content_sha256,
         acknowledged_by=row.acknowledged_by,
         acknowledged_at=row.acknowledged_at,
-        acknowledgement_note=row.acknowledgement_note,
+        acknowledgement_note=reports.acknowledgement_note_of(ctx, row),
     )
 
 
@@ -283,7 +284,7 @@ async def anomalies(
         period_to=period_to,
         branch_code=scope,
     )
-    return AnomaliesOut(run=_run_out(run), findings=[AnomalyFinding(**f) for f in run.findings])
+    return AnomaliesOut(run=_run_out(ctx, run), findings=[AnomalyFinding(**f) for f in run.findings])
 
 
 @router.get(
@@ -310,7 +311,7 @@ async def confirmer_usage(
         branch_code=branch_code,
     )
     return ConfirmerUsageOut(
-        run=_run_out(run), confirmers=[ConfirmerUsageEntry(**entry) for entry in run.findings]
+        run=_run_out(ctx, run), confirmers=[ConfirmerUsageEntry(**entry) for entry in run.findings]
     )
 
 
@@ -323,6 +324,7 @@ async def confirmer_usage(
 async def report_runs(
     principal: AuditReader,
     session: DbSession,
+    ctx: Context,
     kind: Annotated[str | None, Query(pattern="^(anomalies|confirmer_usage)$")] = None,
     acknowledged: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -345,7 +347,7 @@ async def report_runs(
         },
     )
     await session.commit()
-    return ReportPage(items=[_run_out(reports.loaded(row)) for row in rows], next_cursor=next_cursor)
+    return ReportPage(items=[_run_out(ctx, reports.loaded(row)) for row in rows], next_cursor=next_cursor)
 
 
 @router.get(
@@ -355,7 +357,7 @@ async def report_runs(
     responses=problem_responses(401, 403, 404),
 )
 async def report_run(
-    run_id: str, principal: AnomalyReader, session: DbSession
+    run_id: str, principal: AnomalyReader, session: DbSession, ctx: Context
 ) -> AnomaliesOut | ConfirmerUsageOut:
     run = await reports.load_report(session, principal=principal, run_id=run_id)
     record(
@@ -368,9 +370,9 @@ async def report_run(
     await session.commit()
     if run.run.kind == "confirmer_usage":
         return ConfirmerUsageOut(
-            run=_run_out(run), confirmers=[ConfirmerUsageEntry(**e) for e in run.findings]
+            run=_run_out(ctx, run), confirmers=[ConfirmerUsageEntry(**e) for e in run.findings]
         )
-    return AnomaliesOut(run=_run_out(run), findings=[AnomalyFinding(**f) for f in run.findings])
+    return AnomaliesOut(run=_run_out(ctx, run), findings=[AnomalyFinding(**f) for f in run.findings])
 
 
 @router.post(
@@ -387,7 +389,7 @@ async def acknowledge_report(
     ctx: Context,
 ) -> ReportRunOut:
     row = await reports.acknowledge(session, ctx=ctx, principal=principal, run_id=run_id, note=body.note)
-    return _run_out(reports.loaded(row))
+    return _run_out(ctx, reports.loaded(row))
 
 
 admin_router = APIRouter(prefix="/admin", tags=["audit"])

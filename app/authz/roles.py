@@ -142,11 +142,16 @@ PERMISSIONS = MappingProxyType(
         "access.review": _perm("access_admin", "access_approver"),
         "access.recertification.manage": _perm("access_admin"),
         "access.attest": _perm("branch_manager", "access_approver"),
+        # Who attests reads their share; the administrators who run a campaign and the auditors who check
+        # it read every item (AC-4).
+        "access.recertification.read": _perm("branch_manager", "access_approver", "access_admin", "auditor"),
         "hr.events": _perm("access_admin", scopes=("hr:events",)),
         "privileged.review": _perm("access_approver", "security_officer", "auditor"),
         "governance.check": _perm("auditor", "access_admin", "security_officer"),
         # Emergency switches and incidents (IR-1, IR-2).
         "emergency.suspend": _perm("security_officer"),
+        # A queued inquiry a switch holds, withdrawn before it is sent (app/inquiry/held.py).
+        "inquiry.withdraw": _perm("security_officer"),
         "emergency.read": _perm("security_officer", "auditor"),
         "incident.manage": _perm("security_officer"),
         "incident.read": _perm("security_officer", "auditor"),

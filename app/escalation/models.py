@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import JSON, Index, String
+from sqlalchemy import JSON, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
@@ -60,11 +60,21 @@ class Escalation(Base):
     object_id: Mapped[str] = mapped_column(String(64))
     recipients: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What the system wrote about it: a line number, the day's figures, a center code. Never staff's words.
     note: Mapped[str | None] = mapped_column(String(400))
+    # What the raising confirmer wrote (a mismatch's circumstances): sealed (EN-1).
+    remark_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    remark_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    remark_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    remark_kek_id: Mapped[str | None] = mapped_column(String(40))
     # The person whose finding raised it (the releasing or checking confirmer); none for the system's.
     raised_by: Mapped[str | None] = mapped_column(String(40))
     # Others the raiser names as concerned (the operator of a list line): they may not close it either.
     concerns: Mapped[list[str] | None] = mapped_column(JSON)
     acknowledged_by: Mapped[str | None] = mapped_column(String(40))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    acknowledgement_note: Mapped[str | None] = mapped_column(String(400))
+    # What was done, as the handler wrote it: sealed (EN-1).
+    acknowledgement_note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    acknowledgement_note_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    acknowledgement_note_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    acknowledgement_note_kek_id: Mapped[str | None] = mapped_column(String(40))

@@ -5,14 +5,33 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.authz.schemas import Page
+from app.context import AppContext
 from app.deps import Context, DbSession
 from app.errors import problem_responses
 from app.escalation import service
 from app.escalation.deps import EscalationHandler, EscalationReader
+from app.escalation.models import Escalation
 from app.escalation.schemas import AcknowledgeEscalationIn, EscalationOut, EscalationState
 from app.pagination import PageCursor, PageLimit
 
 router = APIRouter(prefix="/escalations", tags=["escalations"])
+
+
+def _out(ctx: AppContext, escalation: Escalation) -> EscalationOut:
+    return EscalationOut(
+        id=escalation.id,
+        kind=escalation.kind,
+        branch_code=escalation.branch_code,
+        object_type=escalation.object_type,
+        object_id=escalation.object_id,
+        recipients=escalation.recipients,
+        created_at=escalation.created_at,
+        note=service.note_of(ctx, escalation),
+        raised_by=escalation.raised_by,
+        acknowledged_by=escalation.acknowledged_by,
+        acknowledged_at=escalation.acknowledged_at,
+        acknowledgement_note=service.acknowledgement_note_of(ctx, escalation),
+    )
 
 
 @router.get(
@@ -24,6 +43,7 @@ router = APIRouter(prefix="/escalations", tags=["escalations"])
 async def escalations(
     principal: EscalationReader,
     session: DbSession,
+    ctx: Context,
     state: EscalationState = "open",
     branch_code: Annotated[str | None, Query(max_length=8)] = None,
     limit: PageLimit = 100,
@@ -32,9 +52,7 @@ async def escalations(
     rows, next_cursor = await service.list_escalations(
         session, principal=principal, state=state, branch_code=branch_code, limit=limit, cursor=cursor
     )
-    return Page[EscalationOut](
-        items=[EscalationOut.model_validate(row) for row in rows], next_cursor=next_cursor
-    )
+    return Page[EscalationOut](items=[_out(ctx, row) for row in rows], next_cursor=next_cursor)
 
 
 @router.post(
@@ -53,4 +71,4 @@ async def acknowledge(
     escalation = await service.acknowledge(
         session, ctx=ctx, principal=principal, escalation_id=escalation_id, note=body.note
     )
-    return EscalationOut.model_validate(escalation)
+    return _out(ctx, escalation)

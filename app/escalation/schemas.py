@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from app.inquiry.subject import StatedText
 
@@ -13,8 +13,6 @@ EscalationState = Literal["open", "acknowledged", "all"]
 
 
 class EscalationOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: str
     kind: str = Field(description="document_mismatch, list_overdue, list_line_mismatch, ...")
     branch_code: str

@@ -20,6 +20,7 @@ from app.audit.ledger import record
 from app.authz.policy import authorize, ensure_not_concerned, may, may_handle_escalation
 from app.authz.principal import Principal
 from app.context import AppContext
+from app.crypto.sealed_text import open_text, seal_text
 from app.errors import Forbidden, InvalidState, NotFound, OutOfScope, SeparationOfDutiesViolation
 from app.escalation.models import Escalation
 from app.escalation.schemas import EscalationState
@@ -27,6 +28,17 @@ from app.hq.models import HqRequest
 from app.hq.service import compute_balance
 from app.inquiry.models import Inquiry, InquiryCorrection
 from app.pagination import keyset_page
+
+
+def note_of(ctx: AppContext, escalation: Escalation) -> str | None:
+    """What the escalation says about itself: the system's note (a line, the day's figures, a center
+    code) or, for one a confirmer raised, their remark."""
+    return escalation.note if escalation.note is not None else open_text(ctx.keyring, escalation, "remark")
+
+
+def acknowledgement_note_of(ctx: AppContext, escalation: Escalation) -> str | None:
+    """What was done about it, as the handler wrote it."""
+    return open_text(ctx.keyring, escalation, "acknowledgement_note")
 
 
 def _visible(principal: Principal, query: Select[Any]) -> Select[Any]:
@@ -188,7 +200,7 @@ async def acknowledge(
         raise InvalidState("The escalation was already acknowledged")
     escalation.acknowledged_by = principal.id
     escalation.acknowledged_at = ctx.clock.now()
-    escalation.acknowledgement_note = note
+    seal_text(ctx.keyring, escalation, "acknowledgement_note", note)
     record(
         session,
         actor=principal.actor(),

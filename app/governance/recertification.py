@@ -147,9 +147,22 @@ async def items_for(
     if after_id is not None:
         query = query.where(RecertificationItem.id > after_id)
     rows = list((await session.scalars(query.order_by(RecertificationItem.id).limit(limit + 1))).all())
-    if len(rows) <= limit:
-        return rows, None
-    return rows[:limit], rows[limit - 1].id
+    page, last_id = (rows, None) if len(rows) <= limit else (rows[:limit], rows[limit - 1].id)
+    # Who holds which right, read like the access register: the read is recorded (the caller commits).
+    record(
+        session,
+        actor=principal.actor(),
+        action="recertification.items_read",
+        object_type="recertification_campaign",
+        object_id=campaign_id,
+        details={
+            "pending_only": pending_only,
+            "after_id": after_id,
+            "count": len(page),
+            "last_id": page[-1].id if page else None,
+        },
+    )
+    return page, last_id
 
 
 def _may_attest(principal: Principal, item: RecertificationItem) -> bool:

@@ -29,10 +29,12 @@ from app.governance.deps import (
     AccessSetter,
     Attester,
     CampaignManager,
+    CampaignReader,
     DirectoryAdmin,
     HrFeed,
     IncidentManager,
     IncidentReader,
+    InquiryWithdrawer,
     LifecycleChecker,
     PrivilegeReviewer,
     RegisterReader,
@@ -76,6 +78,8 @@ from app.governance.schemas import (
     UserPatchIn,
 )
 from app.idempotency import IdempotencyKey, keyed_request
+from app.inquiry import held
+from app.inquiry.schemas import HeldInquiryOut, WithdrawRequest
 from app.inquiry.subject import OptionalFreeText
 from app.pagination import PageCursor, PageLimit
 
@@ -424,13 +428,13 @@ async def start_campaign(
 
 @router.get(
     "/recertification-campaigns/{campaign_id}/items",
-    summary="The rights the caller attests in a campaign",
+    summary="The rights the caller attests in a campaign (every item for access admins and auditors)",
     response_model=Page[CampaignItemOut],
     responses=problem_responses(401, 403, 404),
 )
 async def campaign_items(
     campaign_id: str,
-    principal: Attester,
+    principal: CampaignReader,
     session: DbSession,
     pending: bool = False,
     limit: PageLimit = 100,
@@ -445,6 +449,7 @@ async def campaign_items(
         limit=limit,
         after_id=int(cursor) if cursor is not None else None,
     )
+    await session.commit()  # the read is on the record
     return Page[CampaignItemOut](
         items=[CampaignItemOut.model_validate(r) for r in rows],
         next_cursor=str(last_id) if last_id is not None else None,
@@ -692,6 +697,36 @@ async def suspensions(
         session, principal=principal, active_only=active, limit=limit, cursor=cursor
     )
     return Page[SuspensionOut](items=[SuspensionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@emergency_router.get(
+    "/emergency/held-inquiries",
+    summary="Inquiries a switch keeps from the center now, oldest first (no subject data)",
+    response_model=Page[HeldInquiryOut],
+    responses=problem_responses(401, 403, 422),
+)
+async def held_inquiries(
+    principal: SuspensionReader, session: DbSession, limit: PageLimit = 100, cursor: PageCursor = None
+) -> Page[HeldInquiryOut]:
+    rows, next_cursor = await held.held_inquiries(session, principal=principal, limit=limit, cursor=cursor)
+    return Page[HeldInquiryOut](
+        items=[HeldInquiryOut.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@emergency_router.post(
+    "/emergency/held-inquiries/{inquiry_id}/withdraw",
+    summary="Withdraw an inquiry a switch holds before it is sent: cancelled, it never reaches the center",
+    response_model=HeldInquiryOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def withdraw_held_inquiry(
+    inquiry_id: str, body: WithdrawRequest, principal: InquiryWithdrawer, session: DbSession, ctx: Context
+) -> HeldInquiryOut:
+    inquiry = await held.withdraw(
+        session, ctx=ctx, principal=principal, inquiry_id=inquiry_id, reason=body.reason
+    )
+    return HeldInquiryOut.model_validate(inquiry)
 
 
 def _incident_out(incident: Incident, entries: list[IncidentEntry] | None = None) -> IncidentOut:

@@ -80,7 +80,11 @@ class Inquiry(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_by: Mapped[str | None] = mapped_column(String(40))
     cancel_confirmer_id: Mapped[str | None] = mapped_column(String(40))
-    cancel_reason: Mapped[str | None] = mapped_column(String(400))
+    # Why it was cancelled, as staff wrote it: sealed like the subject (EN-1, app/crypto/sealed_text.py).
+    cancel_reason_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    cancel_reason_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    cancel_reason_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    cancel_reason_kek_id: Mapped[str | None] = mapped_column(String(40))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -107,7 +111,11 @@ class InquiryCorrection(Base):
     corrected_by: Mapped[str] = mapped_column(String(40))
     confirmer_id: Mapped[str] = mapped_column(String(40))
     approval_method: Mapped[str] = mapped_column(String(32))
-    reason: Mapped[str] = mapped_column(String(400))
+    # Why, as staff wrote it (required): sealed (EN-1).
+    reason_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reason_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reason_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reason_kek_id: Mapped[str | None] = mapped_column(String(40))
     changes: Mapped[dict[str, list[object]]] = mapped_column(JSON)
     at_center: Mapped[bool] = mapped_column(Boolean)
 
@@ -185,7 +193,12 @@ class OutboxMessage(Base):
     center_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A sender claims a row for a short lease so two workers never send it at the same moment.
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    payload: Mapped[str | None] = mapped_column(Text)
+    # A cancellation's or correction's JSON (its reason is staff's words): sealed (EN-1), bound to the
+    # idempotency key since the row's id is not known until it is written.
+    payload_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    payload_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    payload_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    payload_kek_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class IdempotencyRecord(Base):

@@ -42,6 +42,7 @@ from app.center.interface import (
 )
 from app.context import AppContext
 from app.crypto.envelope import Sealed, seal
+from app.crypto.sealed_text import open_text, seal_text
 from app.escalation.models import Escalation
 from app.governance.switches import active_suspension
 from app.hq import execution as hq_execution
@@ -79,8 +80,8 @@ def enqueue(
         next_attempt_at=now,
         created_at=now,
         claimed_until=now + _claim_lease(ctx) if claimed else None,
-        payload=json.dumps(payload) if payload else None,
     )
+    seal_text(ctx.keyring, message, "payload", json.dumps(payload) if payload else None, key=key)
     session.add(message)
     return message
 
@@ -137,7 +138,10 @@ _NULL_WHILE_QUEUED = frozenset(
         "cancelled_at",
         "cancelled_by",
         "cancel_confirmer_id",
-        "cancel_reason",
+        "cancel_reason_sealed",
+        "cancel_reason_nonce",
+        "cancel_reason_wrapped_key",
+        "cancel_reason_kek_id",
     }
 )
 
@@ -347,7 +351,7 @@ def _center_request(
                 "idempotency_key": message.idempotency_key,
             }
         )
-    payload = json.loads(message.payload or "{}")
+    payload = json.loads(open_text(ctx.keyring, message, "payload", key=message.idempotency_key) or "{}")
     if message.kind == "correct":
         return CenterCorrectRequest(
             reason=payload["reason"], purpose=payload["purpose"], idempotency_key=message.idempotency_key

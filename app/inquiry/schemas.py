@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.clock import IsoDate
-from app.inquiry.subject import StatedInquiryText
+from app.inquiry.subject import StatedInquiryText, StatedText
 
 Purpose = Annotated[
     str, Field(min_length=1, max_length=40, description="A purpose code from the policy table")
@@ -122,6 +122,30 @@ class ReleaseRequest(BaseModel):
     totp: str | None = Field(default=None, max_length=12)
     document_check: Literal["match", "mismatch"]
     note: str | None = Field(default=None, max_length=400)
+
+
+class HeldInquiryOut(BaseModel):
+    """An inquiry an emergency switch keeps from the center: who entered it where, not about whom."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    number: str
+    branch_code: str
+    terminal_id: str | None
+    operator_id: str
+    purpose: str
+    status: str
+    flags: list[str]
+    created_at: datetime
+    approved_at: datetime | None
+
+
+class WithdrawRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Staff's words, sealed on the inquiry (EN-1); checked like every free text.
+    reason: StatedText = Field(min_length=1, max_length=400)
 
 
 class CancelRequest(BaseModel):

@@ -35,6 +35,7 @@ from app.authz.service import check_password_first, count_failed_password, lock_
 from app.center.interface import RECORD_SCOPE_BY_PURPOSE, TRADE_INFO_PURPOSES, CenterSubject
 from app.clock import EARLIEST_BIRTH_DATE, business_date_of, is_plausible_birth_date
 from app.context import AppContext
+from app.crypto.sealed_text import seal_text
 from app.errors import (
     CustomerStatusNotAllowed,
     DocumentNotAllowedForPurpose,
@@ -1067,9 +1068,9 @@ async def release(
             object_id=inquiry.id,
             recipients=["branch_manager", "hq_compliance"],
             created_at=now,
-            note=(note or "")[:400] or None,
             raised_by=principal.id,
         )
+        seal_text(ctx.keyring, escalation, "remark", (note or "")[:400])
         session.add(escalation)
         record(
             session,
@@ -1235,7 +1236,7 @@ async def cancel(
     inquiry.cancelled_at = now
     inquiry.cancelled_by = principal.id
     inquiry.cancel_confirmer_id = granted.confirmer_id
-    inquiry.cancel_reason = reason
+    seal_text(ctx.keyring, inquiry, "cancel_reason", reason)
     inquiry.updated_at = now
     await approvals.close_numbers(
         session, ctx=ctx, inquiry_id=inquiry.id, state="voided", reason="cancelled", actor=actor
@@ -1396,10 +1397,10 @@ async def correct(
         corrected_by=principal.id,
         confirmer_id=granted.confirmer_id,
         approval_method=granted.method,
-        reason=reason,
         changes=changes,
         at_center=at_center,
     )
+    seal_text(ctx.keyring, correction, "reason", reason)
     session.add(correction)
     await approvals.close_numbers(
         session, ctx=ctx, inquiry_id=inquiry.id, state="voided", reason="corrected", actor=actor

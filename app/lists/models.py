@@ -70,7 +70,11 @@ class DailyListLine(Base):
     check: Mapped[str | None] = mapped_column(String(20))
     checked_by: Mapped[str | None] = mapped_column(String(40))
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    note: Mapped[str | None] = mapped_column(String(400))
+    # The checker's note (staff's words, often about the subject): sealed (EN-1).
+    note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    note_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    note_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    note_kek_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class ListSequence(Base):

@@ -13,6 +13,7 @@ from app.authz.policy import authorize, may
 from app.authz.principal import Principal
 from app.clock import BusinessDate
 from app.context import AppContext
+from app.crypto.sealed_text import open_text
 from app.deps import Context, DbSession
 from app.errors import Forbidden, problem_responses
 from app.lists import service
@@ -62,7 +63,7 @@ def summary(ctx: AppContext, daily: DailyList) -> DailyListSummary:
 
 
 async def lines_out(
-    session: AsyncSession, principal: Principal, daily: DailyList, content: dict[str, Any]
+    session: AsyncSession, ctx: AppContext, principal: Principal, daily: DailyList, content: dict[str, Any]
 ) -> list[ListLineOut]:
     """A list's lines with their checks; names only for those allowed them (the API and the panel)."""
     show_names = service.may_read_subjects(
@@ -80,7 +81,7 @@ async def lines_out(
                 check=check.check,
                 checked_by=check.checked_by,
                 checked_at=check.checked_at,
-                check_note=check.note,
+                check_note=open_text(ctx.keyring, check, "note"),
             )
         )
     return out
@@ -223,7 +224,7 @@ async def get_list(
     daily = await service.load_list(session, list_id)
     service.ensure_can_read(principal, daily)
     content = service.open_content(ctx, daily)
-    lines = await lines_out(session, principal, daily, content)
+    lines = await lines_out(session, ctx, principal, daily, content)
     await service.record_access(
         session,
         principal=principal,
@@ -281,7 +282,7 @@ async def check_line(
     )
     daily = await service.load_list(session, list_id)
     content = service.open_content(ctx, daily)
-    lines = await lines_out(session, principal, daily, content)
+    lines = await lines_out(session, ctx, principal, daily, content)
     return next(line for line in lines if line.line_no == line_no)
 
 

@@ -34,6 +34,7 @@ from app.authz.principal import Principal
 from app.clock import TOKYO, business_date_of
 from app.context import AppContext
 from app.crypto.envelope import Sealed, open_sealed, seal
+from app.crypto.sealed_text import open_text, seal_text, sealed_text_values
 from app.db import BIGINT_MAX, insert_many, lock_or_create_many
 from app.errors import BusinessDateNotBegun, DomainError, InvalidState, NotFound, OutOfScope, ValidationFailed
 from app.escalation.models import Escalation, line_note
@@ -626,11 +627,13 @@ async def _ensure_kind(
         if carried is None:
             batch.lines.append(row)  # unchecked: the check columns stay NULL
         else:
+            # The note is bound to its line, so it is sealed anew for the line that carries it.
+            note = open_text(ctx.keyring, carried, "note")
             row.update(
                 check=carried.check,
                 checked_by=carried.checked_by,
                 checked_at=carried.checked_at,
-                note=carried.note,
+                **sealed_text_values(ctx.keyring, DailyListLine, "note", note, key=(daily.id, line_no)),
             )
             batch.carried_lines.append(row)
     if latest is not None:
@@ -1264,7 +1267,8 @@ async def check_line(
         operator_ids=(line.operator_id, requester) if requester is not None else (line.operator_id,),
     )
     now = ctx.clock.now()
-    line.check, line.checked_by, line.checked_at, line.note = result, principal.id, now, (note or None)
+    line.check, line.checked_by, line.checked_at = result, principal.id, now
+    seal_text(ctx.keyring, line, "note", note)
     record(
         session,
         actor=principal.actor(),

@@ -176,7 +176,8 @@ def _render(
         if principal
         else "",
         document_label=lambda code: _document_label(ctx, language, code),
-        escalation_note=lambda e: views.escalation_note(e.kind, e.note, t),
+        escalation_note=lambda e: views.escalation_note(e.kind, escalation_service.note_of(ctx, e), t),
+        escalation_handling=lambda e: escalation_service.acknowledgement_note_of(ctx, e),
         escalation_line=lambda e: views.escalation_line(e.kind, e.note),
         flash=t(message, line=request.query_params.get("line", "")) if message else None,
         flash_error=error_message(language, error) if _CODE.match(error) else None,
@@ -944,7 +945,7 @@ async def list_page(
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
     content = lists_service.open_content(ctx, daily)
-    lines = await list_lines(session, principal, daily, content)
+    lines = await list_lines(session, ctx, principal, daily, content)
     await lists_service.record_access(session, principal=principal, daily=daily, how="viewed")
     named = [daily.confirmed_by, *(line.operator_id for line in lines), *(line.checked_by for line in lines)]
     return _render(
@@ -1051,7 +1052,7 @@ async def _list_file(
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
     content = lists_service.open_content(ctx, daily)
-    lines = await list_lines(session, principal, daily, content)
+    lines = await list_lines(session, ctx, principal, daily, content)
     await lists_service.record_access(session, principal=principal, daily=daily, how=how)
     branch_name = next(
         (b.name for b in await directory.list_branches(session) if b.code == daily.branch_code),

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from app.audit.forensics import subject_pseudonym
 from app.clock import ManualClock
 from app.context import AppContext
+from app.crypto.sealed_text import open_text
 from app.demo import DemoCredentials
 from app.governance.models import EmergencySuspension
 from app.inquiry.models import Inquiry, OutboxMessage
@@ -271,6 +272,89 @@ async def test_a_queued_inquiry_stays_queued_under_a_switch_and_goes_out_when_it
         inquiry = await session.get(Inquiry, inquiry_id)
     assert inquiry is not None and inquiry.status in ("held", "released")
     assert len(await center_record(ctx)) == 1
+
+
+async def test_a_security_officer_withdraws_an_inquiry_a_switch_holds_and_it_never_reaches_the_center(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """The operator suspected of misuse is suspended and cannot cancel what they queued; an officer sees
+    the held inquiries (no subject) and withdraws one before the switch is lifted. It is cancelled, never
+    sent and on no daily list; the one left goes out once the switch is lifted. An inquiry a sender has
+    in hand is not withdrawn under it."""
+    _no_submit_wait(ctx)
+    operator = await auth_headers(client, demo, "op001")
+    queued = []
+    for index in range(3):
+        created = await client.post(
+            "/inquiries", json=draft_body(await person(ctx, index=index), approval=a1(demo)), headers=operator
+        )
+        assert created.json()["status"] == "queued", created.text
+        queued.append(created.json()["id"])
+    withdrawn, in_hand, sent_later = queued
+    officer, second = await two_officers(client, ctx, demo, clock)
+    suspension_id = await throw_switch(client, officer, scope="user", target="op001")
+    sender = OutboxSender(ctx)
+    for _ in range(2):  # past the submits' own claims, then each row is found held
+        await sender.deliver_due()
+        clock.advance(seconds=31)
+
+    auditor = await auth_headers(client, demo, "auditor")
+    listed = await client.get("/emergency/held-inquiries", headers=auditor)
+    assert listed.status_code == 200, listed.text
+    assert sorted(item["id"] for item in listed.json()["items"]) == sorted(queued)
+    assert all("subject" not in item and item["operator_id"] == "op001" for item in listed.json()["items"])
+    confirmer = await auth_headers(client, demo, "cf001")
+    assert (await client.get("/emergency/held-inquiries", headers=confirmer)).status_code == 403
+
+    url = f"/emergency/held-inquiries/{withdrawn}/withdraw"
+    reason = "不正照会の疑いにより取下げ（本人確認中）"
+    assert (await client.post(url, json={"reason": reason}, headers=auditor)).status_code == 403
+    blank = await client.post(url, json={"reason": "\u3000"}, headers=officer)
+    assert (blank.status_code, blank.json()["code"]) == (422, "VALIDATION_ERROR")
+    done = await client.post(url, json={"reason": reason}, headers=officer)
+    assert done.status_code == 200, done.text
+    assert (done.json()["status"], done.json()["flags"]) == ("cancelled", ["withdrawn_under_switch"])
+    again = await client.post(url, json={"reason": reason}, headers=officer)
+    assert (again.status_code, again.json()["code"]) == (409, "INVALID_STATE")
+
+    # A sender that has claimed a row is calling the center with it: that one is not withdrawn.
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.inquiry_id == in_hand)
+            .values(claimed_until=clock.now() + timedelta(seconds=30))
+        )
+        await session.commit()
+    busy = await client.post(
+        f"/emergency/held-inquiries/{in_hand}/withdraw", json={"reason": reason}, headers=officer
+    )
+    assert (busy.status_code, busy.json()["code"]) == (409, "INVALID_STATE")
+    listed = (await client.get("/emergency/held-inquiries", headers=auditor)).json()["items"]
+    assert sorted(item["id"] for item in listed) == sorted([in_hand, sent_later])
+
+    await lift_switch(client, suspension_id, asking=second, lifting=officer)
+    clock.advance(seconds=31)
+    await sender.deliver_due()
+    async with ctx.db.read_session() as session:
+        rows = {i.id: i for i in (await session.scalars(select(Inquiry).where(Inquiry.id.in_(queued)))).all()}
+    assert rows[withdrawn].status == "cancelled" and rows[withdrawn].sent_at is None
+    assert rows[in_hand].status in ("held", "released") and rows[sent_later].status in ("held", "released")
+    assert len(await center_record(ctx)) == 2
+    assert open_text(ctx.keyring, rows[withdrawn], "cancel_reason") == reason
+    [event] = await ledger_events(ctx, action="inquiry.withdrawn")
+    assert (event.actor_id, event.object_id) == ("secoff", withdrawn)
+    assert "本人確認" not in event.details  # the reason stays sealed on the inquiry
+
+    clock.advance(days=1)
+    lists = await client.post(
+        "/daily-lists/generate",
+        json={"business_date": "2026-11-24", "branch_code": "001"},
+        headers=await auth_headers(client, demo, "hqop"),
+    )
+    [subject_list] = [item for item in lists.json()["items"] if item["kind"] == "subject"]
+    manager = await auth_headers(client, demo, "cf001b")
+    lines = (await client.get(f"/daily-lists/{subject_list['id']}", headers=manager)).json()["lines"]
+    assert sorted(line["inquiry_id"] for line in lines) == sorted([in_hand, sent_later])
 
 
 async def test_a_time_without_its_zone_or_outside_the_calendar_is_refused_in_every_governance_body(

@@ -13,7 +13,7 @@ from app.demo import DemoCredentials
 from app.governance import sweep
 from app.governance.recertification import LAPSE_RULE
 from tests.governance.support import privileged_headers
-from tests.helpers import auth_headers, login
+from tests.helpers import auth_headers, ledger_events, login
 
 
 async def test_unattested_right_is_revoked_at_the_deadline_and_registered(
@@ -155,3 +155,46 @@ async def test_a_campaigns_items_come_in_pages_and_each_attester_pages_through_t
 
     refused = await client.get(path, params={"cursor": "１"}, headers=approver)
     assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR"
+
+
+async def test_the_administrator_running_a_campaign_and_the_auditor_read_every_item_and_the_read_is_recorded(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """The access admin follows a campaign through and the auditor checks it: both read every item, of
+    every branch, page by page; neither may decide one; staff who attest nothing read nothing."""
+    admin = await privileged_headers(client, demo, clock, "accadmin")
+    campaign = await client.post(
+        "/recertification-campaigns",
+        json={"reason": "on_demand", "deadline_at": rfc3339(clock.now() + timedelta(days=14))},
+        headers=admin,
+    )
+    campaign_id = campaign.json()["id"]
+    url = f"/recertification-campaigns/{campaign_id}/items"
+    manager = await auth_headers(client, demo, "bm001")
+    branch_001 = (await client.get(url, headers=manager)).json()["items"]
+
+    auditor = await auth_headers(client, demo, "auditor")
+    for reader in (admin, auditor):
+        seen: list[dict[str, object]] = []
+        cursor = None
+        while True:
+            page = await client.get(
+                url, params={"limit": 5, **({"cursor": cursor} if cursor else {})}, headers=reader
+            )
+            assert page.status_code == 200, page.text
+            seen += page.json()["items"]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+        assert len(seen) == len({item["id"] for item in seen}) > len(branch_001)
+        assert {item["branch_code"] for item in seen} >= {"001", "002"}
+        assert {item["id"] for item in branch_001} < {item["id"] for item in seen}
+        assert {item["attester_role"] for item in seen} == {"branch_manager", "access_approver"}
+    decided = await client.post(f"{url}/{branch_001[0]['id']}", json={"decision": "attest"}, headers=auditor)
+    assert decided.status_code == 403
+    operator = await auth_headers(client, demo, "op001")
+    assert (await client.get(url, headers=operator)).status_code == 403
+
+    reads = await ledger_events(ctx, action="recertification.items_read")
+    assert {event.actor_id for event in reads} == {"bm001", "accadmin", "auditor"}
+    assert all(event.object_id == campaign_id for event in reads)

@@ -13,6 +13,7 @@ from sqlalchemy import func, or_, select
 
 from app.audit.models import AuditEvent
 from app.context import AppContext
+from app.crypto.sealed_text import open_text
 from app.demo import DemoCredentials
 from app.inquiry import outbox
 from app.inquiry.models import IdempotencyRecord, Inquiry, OutboxMessage
@@ -318,7 +319,7 @@ async def test_a_cancel_reason_longer_than_the_center_holds_still_reaches_the_ce
     assert sorted(kinds) == ["cancellation", "inquiry"]
     async with ctx.db.read_session() as session:
         inquiry = await session.get(Inquiry, held.json()["id"])
-        assert inquiry is not None and inquiry.cancel_reason == reason
+        assert inquiry is not None and open_text(ctx.keyring, inquiry, "cancel_reason") == reason
 
 
 async def test_a_cancel_or_correction_reason_of_spaces_alone_is_no_reason(
@@ -353,7 +354,7 @@ async def test_a_cancel_or_correction_reason_of_spaces_alone_is_no_reason(
     assert cancelled.status_code == 200, cancelled.text
     async with ctx.db.read_session() as session:
         inquiry = await session.get(Inquiry, inquiry_id)
-        assert inquiry is not None and inquiry.cancel_reason == "申込撤回"
+        assert inquiry is not None and open_text(ctx.keyring, inquiry, "cancel_reason") == "申込撤回"
 
 
 # -- dates ---------------------------------------------------------------------------------------------

@@ -13,26 +13,32 @@ itself is proven to work.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.audit.models import AuditEvent
 from app.center.simulator.population import Population
+from app.clock import ManualClock
 from app.context import AppContext
+from app.crypto.sealed_text import open_text
 from app.demo import DEMO_USERS, DemoCredentials
-from app.inquiry.models import Inquiry
+from app.inquiry.models import Inquiry, InquiryCorrection, OutboxMessage
 from app.inquiry.sealing import subject_lookup_key
 from app.inquiry.subject import normalise_kana, normalise_text
-from tests.inquiry.support import as_user, draft_body, password_of, synthetic_people
+from app.migrate import downgrade, upgrade
+from tests.inquiry.support import as_user, center_record, draft_body, password_of, synthetic_people
 from tests.support.pgserver import PostgresServer
 
 ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "cp932", "euc_jp")
@@ -258,3 +264,253 @@ async def test_a_copied_database_reveals_no_subject_and_no_response(
             expected = [pseudonym(replaced), pseudonym(person)]
         assert mentioned == expected
     assert len({pseudonym(p) for p in people}) == len(people)
+
+
+@dataclass
+class StaffNotes:
+    """What staff wrote about three subjects, and where."""
+
+    people: list[dict[str, Any]]
+    written: dict[str, str]
+    inquiries: dict[str, str]
+    escalation_id: str = ""
+    list_id: str = ""
+    run_id: str = ""
+
+    def names(self) -> set[str]:
+        return set().union(*(_spellings(p["name_kanji"]) | _spellings(p["name_kana"]) for p in self.people))
+
+    def phrases(self) -> set[str]:
+        """The words after each note's name: distinctive, and no part of any subject's data."""
+        return {words.split("）", 1)[1] for words in self.written.values()}
+
+
+async def _write_staff_notes(
+    client: httpx.AsyncClient,
+    demo: DemoCredentials,
+    ctx: AppContext,
+    clock: ManualClock,
+    population: Population,
+) -> StaffNotes:
+    """A mismatch remark and what was done about it, a cancellation and a correction reason, a list
+    line's check note and an auditor's words on a report, each naming its subject."""
+    mismatched, cancelled, corrected = await _distinctive_people(ctx, population, 3)
+    operator = await as_user(client, demo, "op001")
+    a1 = {
+        "method": "confirmer_credentials",
+        "confirmer_user_id": "cf001",
+        "confirmer_password": password_of(demo, "cf001"),
+    }
+    held = {}
+    for key, person in (("mismatched", mismatched), ("cancelled", cancelled), ("corrected", corrected)):
+        created = await client.post("/inquiries", json=_full_body(person, approval=a1), headers=operator)
+        assert created.json()["status"] == "held", created.text
+        held[key] = created.json()["id"]
+
+    def about(person: dict[str, Any], words: str) -> str:
+        return f"{person['name_kanji']}様（{person['name_kana']}）{words}"
+
+    notes = StaffNotes(
+        [mismatched, cancelled, corrected],
+        {
+            "remark": about(mismatched, "の同意書の署名が申込書と異なる"),
+            "handled": about(mismatched, "に電話で本人確認、回答は利用しない"),
+            "cancel": about(cancelled, "から申込撤回の連絡あり"),
+            "correct": about(corrected, "の照会目的を入力誤りのため訂正"),
+            "check": about(mismatched, "の申込書原本と照合"),
+            "audit": about(cancelled, "の照会は支店長に確認済み"),
+        },
+        held,
+    )
+    written = notes.written
+    releaser = await as_user(client, demo, "cf001b")
+    released = await client.post(
+        f"/inquiries/{held['mismatched']}/release",
+        json={
+            "password": password_of(demo, "cf001b"),
+            "document_check": "mismatch",
+            "note": written["remark"],
+        },
+        headers=releaser,
+    )
+    assert released.status_code == 200, released.text
+    cancel = await client.post(
+        f"/inquiries/{held['cancelled']}/cancel",
+        json={"reason": written["cancel"], "approval": a1},
+        headers=operator,
+    )
+    assert cancel.status_code == 200, cancel.text
+    ledger = {"type": "ledger", "reference": "LG-2026-000999", "obtained_on": "2026-11-20"}
+    correct = await client.post(
+        f"/inquiries/{held['corrected']}/correct",
+        json={
+            "reason": written["correct"],
+            "corrections": {"purpose": "guarantor", "consent_document": ledger},
+            "approval": a1,
+        },
+        headers=operator,
+    )
+    assert correct.status_code == 200, correct.text
+    manager = await as_user(client, demo, "bm001")
+    [escalation] = (await client.get("/escalations", headers=manager)).json()["items"]
+    assert escalation["note"] == written["remark"]
+    notes.escalation_id = escalation["id"]
+    handled = await client.post(
+        f"/escalations/{escalation['id']}/acknowledge", json={"note": written["handled"]}, headers=manager
+    )
+    assert handled.json()["acknowledgement_note"] == written["handled"], handled.text
+
+    clock.advance(days=1)
+    hq = await as_user(client, demo, "hqop")
+    generated = await client.post(
+        "/daily-lists/generate", json={"business_date": "2026-11-24", "branch_code": "001"}, headers=hq
+    )
+    [subject_list] = [item for item in generated.json()["items"] if item["kind"] == "subject"]
+    checker = await as_user(client, demo, "cf001b")
+    checked = await client.post(
+        f"/daily-lists/{subject_list['id']}/lines/1/check",
+        json={"result": "matched", "note": written["check"]},
+        headers=checker,
+    )
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["check_note"] == written["check"]
+    auditor = await as_user(client, demo, "auditor")
+    run = (
+        await client.get(
+            "/audit/anomalies", params={"from": "2026-11-24", "to": "2026-11-24"}, headers=auditor
+        )
+    ).json()["run"]
+    acked = await client.post(
+        f"/audit/reports/{run['id']}/acknowledge", json={"note": written["audit"]}, headers=auditor
+    )
+    assert acked.json()["acknowledgement_note"] == written["audit"], acked.text
+    notes.list_id, notes.run_id = subject_list["id"], run["id"]
+    return notes
+
+
+async def _each_note_reads_back_whole(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, notes: StaffNotes
+) -> None:
+    """Everyone entitled reads each note as it was written: through the API, or (the reasons, which
+    only the ledger of the inquiry's life refers to) from the rows."""
+    written = notes.written
+    checker = await as_user(client, demo, "cf001b")
+    detail = (await client.get(f"/daily-lists/{notes.list_id}", headers=checker)).json()
+    assert detail["lines"][0]["check_note"] == written["check"]
+    manager = await as_user(client, demo, "bm001")
+    [closed] = (await client.get("/escalations", params={"state": "all"}, headers=manager)).json()["items"]
+    assert (closed["note"], closed["acknowledgement_note"]) == (written["remark"], written["handled"])
+    auditor = await as_user(client, demo, "auditor")
+    stored = (await client.get(f"/audit/reports/{notes.run_id}", headers=auditor)).json()["run"]
+    assert stored["acknowledgement_note"] == written["audit"]
+    async with ctx.db.read_session() as session:
+        cancelled = await session.get(Inquiry, notes.inquiries["cancelled"])
+        correction = await session.scalar(
+            select(InquiryCorrection).where(InquiryCorrection.inquiry_id == notes.inquiries["corrected"])
+        )
+    assert cancelled is not None and correction is not None
+    assert open_text(ctx.keyring, cancelled, "cancel_reason") == written["cancel"]
+    assert open_text(ctx.keyring, correction, "reason") == written["correct"]
+
+
+async def test_staff_notes_naming_a_subject_are_sealed_in_a_copied_database_and_read_back_whole(
+    client: httpx.AsyncClient,
+    demo: DemoCredentials,
+    ctx: AppContext,
+    clock: ManualClock,
+    backend: str,
+    database_url: str,
+    request: pytest.FixtureRequest,
+    center_population: Population,
+) -> None:
+    """Staff write about the person in front of them: a cancellation or correction reason, a list line's
+    check note, the circumstances of a document mismatch, what was done about its escalation, an auditor's
+    words on a report. None of it may be readable in a copied database, while everyone entitled reads it
+    back as written and the center still gets the cancellation and the correction."""
+    notes = await _write_staff_notes(client, demo, ctx, clock, center_population)
+
+    # The cancellation and the correction reached the center from their sealed outbox rows.
+    for _ in range(200):
+        kinds = sorted(entry["kind"] for entry in await center_record(ctx))
+        if kinds == ["cancellation", "correction", "inquiry", "inquiry", "inquiry"]:
+            break
+        await asyncio.sleep(0.05)
+    assert kinds == ["cancellation", "correction", "inquiry", "inquiry", "inquiry"]
+
+    copied = await _copied_database(backend, database_url, request)
+    assert _leaks(copied, notes.names() | notes.phrases()) == []
+    await _each_note_reads_back_whole(client, demo, ctx, notes)
+
+
+async def _plain_columns(database_url: str) -> dict[str, list[str]]:
+    """The staff text in the columns that held it before migration 0017, read as plain SQL."""
+    queries = {
+        "cancel": "SELECT cancel_reason FROM inquiries WHERE cancel_reason IS NOT NULL",
+        "correct": "SELECT reason FROM inquiry_corrections",
+        "outbox": "SELECT payload FROM center_outbox WHERE payload IS NOT NULL ORDER BY kind",
+        "check": "SELECT note FROM daily_list_lines WHERE note IS NOT NULL",
+        "escalation": "SELECT note, acknowledgement_note FROM escalations",
+        "audit": "SELECT acknowledgement_note FROM audit_report_runs WHERE acknowledgement_note IS NOT NULL",
+    }
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return {
+                name: [" | ".join(map(str, row)) for row in (await connection.execute(text(query))).all()]
+                for name, query in queries.items()
+            }
+    finally:
+        await engine.dispose()
+
+
+async def test_migration_0017_seals_notes_already_written_and_its_downgrade_opens_them_again(
+    client: httpx.AsyncClient,
+    demo: DemoCredentials,
+    ctx: AppContext,
+    clock: ManualClock,
+    backend: str,
+    database_url: str,
+    request: pytest.FixtureRequest,
+    center_population: Population,
+) -> None:
+    """An instance that kept staff notes in plain columns (before 0017) has them sealed by the upgrade,
+    with the instance's keys, and still reads every one; going back opens them into those columns."""
+    notes = await _write_staff_notes(client, demo, ctx, clock, center_population)
+    written = notes.written
+    for _ in range(200):
+        if {e["kind"] for e in await center_record(ctx)} >= {"cancellation", "correction"}:
+            break
+        await asyncio.sleep(0.05)
+    await ctx.db.dispose()  # no pooled connection holds the tables the migrations alter
+
+    await asyncio.to_thread(downgrade, database_url, "0016", keyring=ctx.keyring)
+    plain = await _plain_columns(database_url)
+    assert plain == {
+        "cancel": [written["cancel"]],
+        "correct": [written["correct"]],
+        "outbox": [
+            json.dumps({"reason": written["cancel"]}),
+            json.dumps({"reason": written["correct"], "purpose": "guarantor"}),
+        ],
+        "check": [written["check"]],
+        "escalation": [f"{written['remark']} | {written['handled']}"],
+        "audit": [written["audit"]],
+    }
+    assert _leaks(await _copied_database(backend, database_url, request), notes.phrases())
+
+    await asyncio.to_thread(upgrade, database_url, keyring=ctx.keyring)
+    assert (
+        _leaks(await _copied_database(backend, database_url, request), notes.names() | notes.phrases()) == []
+    )
+    await _each_note_reads_back_whole(client, demo, ctx, notes)
+    async with ctx.db.read_session() as session:
+        payloads = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.kind))).all()
+    assert [
+        json.loads(open_text(ctx.keyring, m, "payload", key=m.idempotency_key) or "null") for m in payloads
+    ] == [
+        {"reason": written["cancel"]},
+        {"reason": written["correct"], "purpose": "guarantor"},
+        None,
+        None,
+        None,
+    ]

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from app.audit.ledger import SYSTEM_ACTOR
 from app.center.simulator.population import Population
 from app.clock import ManualClock
+from app.crypto.sealed_text import open_text
 from app.demo import DemoCredentials
 from app.escalation.models import Escalation
 from app.governance.totp import code_at
@@ -196,7 +197,7 @@ async def test_a_line_note_is_kept_and_text_over_the_apis_limit_is_refused_on_th
                 )
             )
             assert line is not None
-            return line.note
+            return open_text(live.ctx.keyring, line, "note")
 
     assert live.run(line_note(1)) == "申込書原本と照合済み"
 

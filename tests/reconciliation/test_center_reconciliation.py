@@ -429,8 +429,8 @@ async def test_a_database_upgraded_from_before_the_centers_time_was_kept_reconci
     as_written = await recorded()
     assert len(as_written) == 5 and all(at is not None for _, at in as_written)
     url = ctx.settings.resolved_database_url()
-    await asyncio.to_thread(downgrade, url, "0013")
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(downgrade, url, "0013", keyring=ctx.keyring)
+    await asyncio.to_thread(upgrade, url, keyring=ctx.keyring)
     assert await recorded() == as_written
 
     run = await reconcile(client, demo)
