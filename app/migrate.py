@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 from app.crypto.keyring import Keyring
 
@@ -29,6 +32,20 @@ def alembic_config(database_url: str, keyring: KeysForMigration = None) -> Confi
 
 def upgrade(database_url: str, revision: str = "head", *, keyring: KeysForMigration = None) -> None:
     command.upgrade(alembic_config(database_url, keyring), revision)
+    _checkpoint_sqlite(database_url)
+
+
+def _checkpoint_sqlite(database_url: str) -> None:
+    """Write what the migrations changed into the SQLite file itself and empty its write-ahead log.
+
+    Until a checkpoint, the file keeps the pages as they were before (a migration that sealed plain
+    notes would leave them readable in a copy of the file) and the log holds the new ones.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    with contextlib.closing(sqlite3.connect(url.database)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def downgrade(database_url: str, revision: str = "base", *, keyring: KeysForMigration = None) -> None:

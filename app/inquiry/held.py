@@ -23,6 +23,7 @@ from app.authz.principal import Principal
 from app.context import AppContext
 from app.crypto.sealed_text import seal_text
 from app.errors import InvalidState
+from app.governance.switches import active_suspension
 from app.inquiry.models import Inquiry, OutboxMessage
 from app.inquiry.outbox import HELD_BY_SWITCH
 from app.inquiry.service import load_inquiry
@@ -64,6 +65,19 @@ async def withdraw(
     inquiry = await load_inquiry(session, inquiry_id, for_update=True)
     if inquiry.status != "queued":
         raise InvalidState(f"Only a queued inquiry can be withdrawn; the inquiry is {inquiry.status}")
+    if inquiry.hq_request_id is not None:
+        # HQ's day balances its executed inquiries against the branches' executed requests (HQ-3): one
+        # withdrawn would leave its request executed for an inquiry that never went out.
+        raise InvalidState("An HQ inquiry for a branch request is not withdrawn; cancel it once answered")
+    suspension = await active_suspension(
+        session,
+        user_id=inquiry.operator_id,
+        terminal_id=inquiry.terminal_id,
+        branch_code=inquiry.branch_code,
+        include_all=True,
+    )
+    if suspension is None:
+        raise InvalidState("No switch holds the inquiry any more: it goes out as approved; cancel it then")
     now = ctx.clock.now()
     taken = await session.execute(
         delete(OutboxMessage)
@@ -71,6 +85,9 @@ async def withdraw(
             OutboxMessage.inquiry_id == inquiry.id,
             *_held_rows(),
             or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+            # No call was made with it: a call whose answer was lost may have reached the center, and
+            # only the retry with its idempotency key can tell (then the inquiry is cancelled there).
+            OutboxMessage.attempts == 0,
         )
         .returning(OutboxMessage.id)
     )
@@ -78,7 +95,8 @@ async def withdraw(
     if outbox_id is None:
         await session.rollback()
         raise InvalidState(
-            "The inquiry is not held by an emergency switch, or is being sent now: cancel it once answered"
+            "The inquiry is not held by a switch, or it is being sent or may have reached the center: "
+            "cancel it once answered"
         )
     inquiry.status = "cancelled"
     inquiry.cancelled_at = now
@@ -97,6 +115,7 @@ async def withdraw(
             "branch_code": inquiry.branch_code,
             "operator_id": inquiry.operator_id,
             "outbox_id": outbox_id,
+            "emergency_suspension_id": suspension.id,
         },
     )
     await session.commit()

@@ -680,9 +680,12 @@ def _undual_cancellations(run_id: str, period: Period) -> list[Any]:
         .outerjoin(i, i.center_inquiry_id == s.center_inquiry_id)
         .where(s.kind == "cancellation", reason != "")
     )
-    # Cancellations the center has no entry for (drafts never sent, or a delivery still pending).
+    # Cancellations of inquiries the center holds that it has no cancellation entry for (a delivery still
+    # pending). A draft cancelled before it was sent, or an inquiry a security officer withdrew under an
+    # emergency switch (app/inquiry/held.py), never reached the center: there is nothing to cancel there.
     gateway_side = select(i).where(
         i.status == "cancelled",
+        i.sent_at.is_not(None),
         i.cancelled_at >= period.start,
         i.cancelled_at < period.end,
         no_second_person,

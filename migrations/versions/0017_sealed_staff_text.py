@@ -13,7 +13,7 @@ Create Date: 2026-12-07 15:00:00
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -61,18 +61,24 @@ def _binding(text: _Text, row: Any) -> bytes:
     return f"{text.table}:{key}:{text.name}".encode()
 
 
+_NO_KEYS = (
+    "migration 0017 seals or opens the staff notes stored and needs the instance's keys: run it with "
+    "`shokai db upgrade --data-dir DIR` (or with SHOKAI_KEYS / the key file the gateway uses)"
+)
+
+
 def _keyring() -> Any:
     given = context.config.attributes.get("keyring")
-    if callable(given):
-        return given()
-    if given is not None:
+    if given is not None and not callable(given):
         return given
-    from app.clock import SystemClock
-    from app.config import Settings
-    from app.crypto.keyring import open_keyring
-
-    settings = Settings()
     try:
+        if callable(given):
+            return given()
+        from app.clock import SystemClock
+        from app.config import Settings
+        from app.crypto.keyring import open_keyring
+
+        settings = Settings()
         return open_keyring(
             key_file=settings.resolved_key_file(),
             env_keys=settings.keys,
@@ -81,10 +87,7 @@ def _keyring() -> Any:
             check_every=timedelta(seconds=settings.key_file_check_seconds),
         )
     except Exception as exc:
-        raise RuntimeError(
-            "migration 0017 seals staff notes already stored and needs the instance's keys: run it with "
-            "`shokai db upgrade --data-dir DIR` (or with SHOKAI_KEYS / the key file the gateway uses)"
-        ) from exc
+        raise RuntimeError(_NO_KEYS) from exc
 
 
 def _rows(bind: sa.Connection, text: _Text, column: str) -> list[Any]:
@@ -112,19 +115,15 @@ def _drop_sealed(text: _Text) -> None:
             batch.drop_column(f"{text.name}_{part}")
 
 
-def _seal_rows(bind: sa.Connection, text: _Text, keyring: Callable[[], Any]) -> None:
+def _seal_rows(bind: sa.Connection, text: _Text, rows: list[Any], keyring: Any) -> None:
     from app.crypto.envelope import seal
 
-    rows = _rows(bind, text, text.plain)
-    if not rows:
-        return
-    held = keyring()
     sets = ", ".join(f"{text.name}_{part} = :{part}" for part in _PARTS)
     # The remark's plain column stays (the system's notes); only its words move out of it.
     clear = f", {text.plain} = NULL" if text.only else ""
     statement = sa.text(f"UPDATE {text.table} SET {sets}{clear} WHERE {_where_key(text)}")  # noqa: S608
     for row in rows:
-        sealed = seal(held, str(row[text.plain]).encode(), associated_data=_binding(text, row))
+        sealed = seal(keyring, str(row[text.plain]).encode(), associated_data=_binding(text, row))
         bind.execute(
             statement,
             {
@@ -137,45 +136,48 @@ def _seal_rows(bind: sa.Connection, text: _Text, keyring: Callable[[], Any]) -> 
         )
 
 
-def _open_rows(bind: sa.Connection, text: _Text, keyring: Callable[[], Any]) -> None:
+def _sealed_rows(bind: sa.Connection, text: _Text) -> list[Any]:
+    parts = ", ".join(f"{text.name}_{part}" for part in _PARTS)
+    columns = ", ".join(dict.fromkeys((*text.key, parts)))
+    query = f"SELECT {columns} FROM {text.table} WHERE {text.name}_sealed IS NOT NULL"  # noqa: S608
+    return list(bind.execute(sa.text(query)).mappings())
+
+
+def _open_rows(bind: sa.Connection, text: _Text, rows: list[Any], keyring: Any) -> None:
     from app.crypto.envelope import Sealed, open_sealed
 
-    rows = _rows(bind, text, f"{text.name}_sealed")
-    if not rows:
-        return
-    held = keyring()
     statement = sa.text(f"UPDATE {text.table} SET {text.plain} = :plain WHERE {_where_key(text)}")  # noqa: S608
-    parts = ", ".join(f"{text.name}_{part}" for part in _PARTS)
     for row in rows:
-        full = bind.execute(
-            sa.text(f"SELECT {parts} FROM {text.table} WHERE {_where_key(text)}"),  # noqa: S608
-            {f"k_{column}": row[column] for column in text.key},
-        ).one()
-        plain = open_sealed(held, Sealed(*full), associated_data=_binding(text, row)).decode()
+        sealed = Sealed(*(row[f"{text.name}_{part}"] for part in _PARTS))
+        plain = open_sealed(keyring, sealed, associated_data=_binding(text, row)).decode()
         bind.execute(statement, {"plain": plain, **{f"k_{column}": row[column] for column in text.key}})
-
-
-def _once(make: Callable[[], Any]) -> Callable[[], Any]:
-    held: list[Any] = []
-
-    def get() -> Any:
-        if not held:
-            held.append(make())
-        return held[0]
-
-    return get
 
 
 def _plain_type(text: _Text) -> sa.types.TypeEngine[Any]:
     return sa.Text() if text.length == 0 else sa.String(length=text.length)
 
 
+def _overwrite_what_is_freed(bind: sa.Connection) -> None:
+    """SQLite keeps a deleted value in its freed pages until they are reused, so the notes this
+    migration takes out of the plain columns (batch mode copies each table and drops the old one) would
+    still sit in a copied file. With secure_delete on, what this connection frees is overwritten with
+    zeros. (PostgreSQL keeps the dropped column's values in the table's pages until it is rewritten:
+    docs/operations.md says to run VACUUM FULL on these tables after the upgrade.)"""
+    if bind.dialect.name == "sqlite":
+        bind.exec_driver_sql("PRAGMA secure_delete = ON")
+
+
 def upgrade() -> None:
     bind = op.get_bind()
-    keyring = _once(_keyring)
-    for text in (*_TEXTS, _REMARK):
+    _overwrite_what_is_freed(bind)
+    # Everything is read and the keys are found before the first ALTER: SQLite commits each one as it
+    # runs, so failing after it would leave a half-migrated database that no retry gets past.
+    stored = [(text, _rows(bind, text, text.plain)) for text in (*_TEXTS, _REMARK)]
+    keyring = _keyring() if any(rows for _text, rows in stored) else None
+    for text, rows in stored:
         _add_sealed(text)
-        _seal_rows(bind, text, keyring)
+        if rows:
+            _seal_rows(bind, text, rows, keyring)
     for text in _TEXTS:
         with op.batch_alter_table(text.table) as batch:
             batch.drop_column(text.plain)
@@ -183,12 +185,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
-    keyring = _once(_keyring)
+    stored = [(text, _sealed_rows(bind, text)) for text in (*_TEXTS, _REMARK)]
+    keyring = _keyring() if any(rows for _text, rows in stored) else None
     for text in _TEXTS:
         with op.batch_alter_table(text.table) as batch:
             batch.add_column(sa.Column(text.plain, _plain_type(text), nullable=True))
-    for text in (*_TEXTS, _REMARK):
-        _open_rows(bind, text, keyring)
+    for text, rows in stored:
+        if rows:
+            _open_rows(bind, text, rows, keyring)
         _drop_sealed(text)
     for text in _TEXTS:
         if not text.nullable:

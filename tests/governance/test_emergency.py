@@ -23,6 +23,7 @@ from tests.governance.support import add_person, lift_switch, privileged_headers
 from tests.helpers import auth_headers, ledger_events, login
 from tests.hq.support import branch_request, execute
 from tests.inquiry.support import a1, center_record, draft_body, person
+from tests.reconciliation.support import reconcile
 
 
 async def test_branch_suspension_is_immediate_and_lifting_takes_two_officers(
@@ -317,22 +318,33 @@ async def test_a_security_officer_withdraws_an_inquiry_a_switch_holds_and_it_nev
     again = await client.post(url, json={"reason": reason}, headers=officer)
     assert (again.status_code, again.json()["code"]) == (409, "INVALID_STATE")
 
-    # A sender that has claimed a row is calling the center with it: that one is not withdrawn.
-    async with ctx.db.session() as session:
-        await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.inquiry_id == in_hand)
-            .values(claimed_until=clock.now() + timedelta(seconds=30))
+    # A call made before the switch whose answer was lost may have reached the center, and a sender that
+    # has claimed a row is calling the center with it: neither is withdrawn under the center's feet.
+    for may_have_reached_the_center in (
+        {"attempts": 1},
+        {"claimed_until": clock.now() + timedelta(seconds=30)},
+    ):
+        async with ctx.db.session() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.inquiry_id == in_hand)
+                .values(attempts=0, claimed_until=None)
+                .values(**may_have_reached_the_center)
+            )
+            await session.commit()
+        busy = await client.post(
+            f"/emergency/held-inquiries/{in_hand}/withdraw", json={"reason": reason}, headers=officer
         )
-        await session.commit()
-    busy = await client.post(
-        f"/emergency/held-inquiries/{in_hand}/withdraw", json={"reason": reason}, headers=officer
-    )
-    assert (busy.status_code, busy.json()["code"]) == (409, "INVALID_STATE")
+        assert (busy.status_code, busy.json()["code"]) == (409, "INVALID_STATE"), may_have_reached_the_center
     listed = (await client.get("/emergency/held-inquiries", headers=auditor)).json()["items"]
     assert sorted(item["id"] for item in listed) == sorted([in_hand, sent_later])
 
     await lift_switch(client, suspension_id, asking=second, lifting=officer)
+    # Lifted, nothing holds it any more: it goes out as approved, so it is not withdrawn "under a switch".
+    late = await client.post(
+        f"/emergency/held-inquiries/{sent_later}/withdraw", json={"reason": reason}, headers=officer
+    )
+    assert (late.status_code, late.json()["code"]) == (409, "INVALID_STATE")
     clock.advance(seconds=31)
     await sender.deliver_due()
     async with ctx.db.read_session() as session:
@@ -355,6 +367,44 @@ async def test_a_security_officer_withdraws_an_inquiry_a_switch_holds_and_it_nev
     manager = await auth_headers(client, demo, "cf001b")
     lines = (await client.get(f"/daily-lists/{subject_list['id']}", headers=manager)).json()["lines"]
     assert sorted(line["inquiry_id"] for line in lines) == sorted([in_hand, sent_later])
+    # Nor is it a cancellation without a second person in the reconciliation with the center: the center
+    # never had it.
+    run = await reconcile(client, demo)
+    assert (run["undual_cancellations"], run["unmatched_gateway"], run["unmatched_center"]) == ([], [], [])
+
+
+async def test_an_hq_inquiry_run_for_a_branch_request_is_not_withdrawn_under_a_switch(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext, clock: ManualClock
+) -> None:
+    """HQ's day balances its executed inquiries against the branches' executed requests (HQ-3): one
+    withdrawn would leave its request executed for an inquiry that never went out, so it is refused and
+    the inquiry waits, unchanged, for the switch to be lifted."""
+    _no_submit_wait(ctx)
+    subject = await person(ctx)
+    request = await branch_request(client, await auth_headers(client, demo, "op001"), subject)
+    hq = await auth_headers(client, demo, "hqop")
+    executed = await execute(client, hq, request["id"], subject)
+    assert executed.json()["status"] == "queued", executed.text
+    officer, _second = await two_officers(client, ctx, demo, clock)
+    await throw_switch(client, officer, scope="user", target="hqop")
+    sender = OutboxSender(ctx)
+    for _ in range(2):
+        await sender.deliver_due()
+        clock.advance(seconds=31)
+    listed = (await client.get("/emergency/held-inquiries", headers=officer)).json()["items"]
+    assert [item["id"] for item in listed] == [executed.json()["id"]]
+
+    refused = await client.post(
+        f"/emergency/held-inquiries/{executed.json()['id']}/withdraw",
+        json={"reason": "取下げ"},
+        headers=officer,
+    )
+    assert (refused.status_code, refused.json()["code"]) == (409, "INVALID_STATE")
+    async with ctx.db.read_session() as session:
+        inquiry = await session.get(Inquiry, executed.json()["id"])
+    assert inquiry is not None and inquiry.status == "queued"
+    assert await center_record(ctx) == []
+    assert await ledger_events(ctx, action="inquiry.withdrawn") == []
 
 
 async def test_a_time_without_its_zone_or_outside_the_calendar_is_refused_in_every_governance_body(

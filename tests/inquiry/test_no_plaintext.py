@@ -32,6 +32,7 @@ from app.audit.models import AuditEvent
 from app.center.simulator.population import Population
 from app.clock import ManualClock
 from app.context import AppContext
+from app.crypto.keyring import Keyring, KeyringError
 from app.crypto.sealed_text import open_text
 from app.demo import DEMO_USERS, DemoCredentials
 from app.inquiry.models import Inquiry, InquiryCorrection, OutboxMessage
@@ -498,6 +499,13 @@ async def test_migration_0017_seals_notes_already_written_and_its_downgrade_open
     }
     assert _leaks(await _copied_database(backend, database_url, request), notes.phrases())
 
+    # Without the keys the upgrade stops before it changes anything, so the retry with them goes through.
+    def no_keys() -> Keyring:
+        raise KeyringError("no key material found")
+
+    with pytest.raises(RuntimeError, match="needs the instance's keys"):
+        await asyncio.to_thread(upgrade, database_url, keyring=no_keys)
+    assert await _plain_columns(database_url) == plain
     await asyncio.to_thread(upgrade, database_url, keyring=ctx.keyring)
     assert (
         _leaks(await _copied_database(backend, database_url, request), notes.names() | notes.phrases()) == []
