@@ -19,6 +19,7 @@ from app.authz.policy import authorize, may
 from app.authz.principal import Principal
 from app.clock import rfc3339
 from app.context import AppContext
+from app.crypto.sealed_text import open_text, seal_text
 from app.errors import IncidentCloseIncomplete, InvalidState, NotFound, ValidationFailed
 from app.governance.models import Incident, IncidentEntry
 from app.idempotency import UNKEYED, KeyedRequest, commit_keyed, replayed_object
@@ -52,7 +53,6 @@ async def open_incident(
     now = ctx.clock.now()
     incident = Incident(
         id=str(uuid.uuid4()),
-        title=title,
         severity=severity,
         status="open",
         opened_by=principal.id,
@@ -63,11 +63,10 @@ async def open_incident(
         window_to=window_to,
         checklist={item: None for item in CHECKLIST_ITEMS},
     )
+    seal_text(ctx.keyring, incident, "title", title)
     session.add(incident)
     await session.flush()
-    session.add(
-        IncidentEntry(incident_id=incident.id, at=now, author=principal.id, kind="opened", text=title)
-    )
+    await _add_entry(session, ctx, incident, at=now, author=principal.id, kind="opened", text=title)
     # The title is free text and stays out of the ledger: it may name a person.
     record(
         session,
@@ -78,6 +77,35 @@ async def open_incident(
         details={"severity": severity, "affected_subjects": len(incident.affected_subjects)},
     )
     return await commit_keyed(session, ctx, incident, keyed, principal=principal)
+
+
+async def _add_entry(
+    session: AsyncSession,
+    ctx: AppContext,
+    incident: Incident,
+    *,
+    at: datetime,
+    author: str,
+    kind: str,
+    text: str,
+) -> None:
+    """Append a timeline line. Its text is sealed bound to the entry's own id, which the database gives
+    it: the row is written first and the sealed text beside it, in the same transaction."""
+    entry = IncidentEntry(incident_id=incident.id, at=at, author=author, kind=kind)
+    session.add(entry)
+    await session.flush()
+    seal_text(ctx.keyring, entry, "text", text)
+
+
+def incident_texts(ctx: AppContext, incident: Incident) -> dict[str, str | None]:
+    """The incident's title, cause and recurrence prevention as the officers wrote them."""
+    return {
+        name: open_text(ctx.keyring, incident, name) for name in ("title", "cause", "recurrence_prevention")
+    }
+
+
+def entry_text(ctx: AppContext, entry: IncidentEntry) -> str:
+    return open_text(ctx.keyring, entry, "text") or ""
 
 
 async def _load(
@@ -139,14 +167,14 @@ async def add_entry(
         checklist: dict[str, Any] = dict(incident.checklist)
         checklist[checklist_item] = {"done_at": rfc3339(now), "by": principal.id}
         incident.checklist = checklist
-    session.add(
-        IncidentEntry(
-            incident_id=incident.id,
-            at=now,
-            author=principal.id,
-            kind="checklist" if checklist_item else "note",
-            text=text,
-        )
+    await _add_entry(
+        session,
+        ctx,
+        incident,
+        at=now,
+        author=principal.id,
+        kind="checklist" if checklist_item else "note",
+        text=text,
     )
     record(
         session,
@@ -175,12 +203,10 @@ async def close_incident(
     if not (cause or "").strip() or not (recurrence_prevention or "").strip():
         raise IncidentCloseIncomplete("Record the cause and the recurrence prevention before closing")
     now = ctx.clock.now()
-    incident.cause = cause
-    incident.recurrence_prevention = recurrence_prevention
+    seal_text(ctx.keyring, incident, "cause", cause)
+    seal_text(ctx.keyring, incident, "recurrence_prevention", recurrence_prevention)
     incident.status, incident.closed_by, incident.closed_at = "closed", principal.id, now
-    session.add(
-        IncidentEntry(incident_id=incident.id, at=now, author=principal.id, kind="closed", text="closed")
-    )
+    await _add_entry(session, ctx, incident, at=now, author=principal.id, kind="closed", text="closed")
     record(
         session,
         actor=principal.actor(),

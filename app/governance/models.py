@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
@@ -211,7 +211,12 @@ class Incident(Base):
     __tablename__ = "incidents"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    title: Mapped[str] = mapped_column(String(200))
+    # Title, cause and recurrence prevention are the officers' words about what happened to whom: sealed
+    # (EN-1, app/crypto/sealed_text.py), as the affected subjects are pseudonyms.
+    title_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    title_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    title_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    title_kek_id: Mapped[str | None] = mapped_column(String(40))
     severity: Mapped[str] = mapped_column(String(16))
     # open | closed
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -224,8 +229,14 @@ class Incident(Base):
     window_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # item -> {"done_at": ..., "by": ..., "note": ...} for supervisor_ppc, individuals, center, publication
     checklist: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    cause: Mapped[str | None] = mapped_column(Text)
-    recurrence_prevention: Mapped[str | None] = mapped_column(Text)
+    cause_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    cause_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    cause_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    cause_kek_id: Mapped[str | None] = mapped_column(String(40))
+    recurrence_prevention_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recurrence_prevention_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recurrence_prevention_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recurrence_prevention_kek_id: Mapped[str | None] = mapped_column(String(40))
     closed_by: Mapped[str | None] = mapped_column(String(80))
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -241,4 +252,8 @@ class IncidentEntry(Base):
     author: Mapped[str] = mapped_column(String(80))
     # opened | note | checklist | closed
     kind: Mapped[str] = mapped_column(String(16))
-    text: Mapped[str] = mapped_column(Text)
+    # Sealed like the incident's own texts; bound to the entry's id, so written once the id is known.
+    text_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    text_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    text_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    text_kek_id: Mapped[str | None] = mapped_column(String(40))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from app.authz.deps import CurrentPrincipal
 from app.authz.schemas import Page, TerminalOut
+from app.context import AppContext
 from app.db import BIGINT_MAX
 from app.deps import Context, DbSession
 from app.errors import problem_responses
@@ -729,10 +730,13 @@ async def withdraw_held_inquiry(
     return HeldInquiryOut.model_validate(inquiry)
 
 
-def _incident_out(incident: Incident, entries: list[IncidentEntry] | None = None) -> IncidentOut:
+def _incident_out(
+    ctx: AppContext, incident: Incident, entries: list[IncidentEntry] | None = None
+) -> IncidentOut:
+    texts = incidents.incident_texts(ctx, incident)
     return IncidentOut(
         id=incident.id,
-        title=incident.title,
+        title=texts["title"] or "",
         severity=incident.severity,
         status=incident.status,
         opened_by=incident.opened_by,
@@ -740,11 +744,14 @@ def _incident_out(incident: Incident, entries: list[IncidentEntry] | None = None
         affected_subjects=list(incident.affected_subjects),
         branch_code=incident.branch_code,
         checklist=dict(incident.checklist),
-        cause=incident.cause,
-        recurrence_prevention=incident.recurrence_prevention,
+        cause=texts["cause"],
+        recurrence_prevention=texts["recurrence_prevention"],
         closed_by=incident.closed_by,
         closed_at=incident.closed_at,
-        timeline=[IncidentEntryOut.model_validate(e) for e in entries or []],
+        timeline=[
+            IncidentEntryOut(at=e.at, author=e.author, kind=e.kind, text=incidents.entry_text(ctx, e))
+            for e in entries or []
+        ],
         forensic_links=incidents.forensic_links(incident, api_prefix=API_PREFIX),
     )
 
@@ -772,7 +779,7 @@ async def open_incident(
             ctx, key=idempotency_key, endpoint="incident.open", body=body.model_dump(mode="json")
         ),
     )
-    return _incident_out(incident)
+    return _incident_out(ctx, incident)
 
 
 @emergency_router.get(
@@ -782,12 +789,16 @@ async def open_incident(
     responses=problem_responses(401, 403),
 )
 async def list_incidents(
-    principal: IncidentReader, session: DbSession, limit: PageLimit = 100, cursor: PageCursor = None
+    principal: IncidentReader,
+    session: DbSession,
+    ctx: Context,
+    limit: PageLimit = 100,
+    cursor: PageCursor = None,
 ) -> Page[IncidentOut]:
     rows, next_cursor = await incidents.list_incidents(
         session, principal=principal, limit=limit, cursor=cursor
     )
-    return Page[IncidentOut](items=[_incident_out(r) for r in rows], next_cursor=next_cursor)
+    return Page[IncidentOut](items=[_incident_out(ctx, r) for r in rows], next_cursor=next_cursor)
 
 
 @emergency_router.get(
@@ -796,9 +807,11 @@ async def list_incidents(
     response_model=IncidentOut,
     responses=problem_responses(401, 404),
 )
-async def get_incident(incident_id: str, principal: CurrentPrincipal, session: DbSession) -> IncidentOut:
+async def get_incident(
+    incident_id: str, principal: CurrentPrincipal, session: DbSession, ctx: Context
+) -> IncidentOut:
     incident, entries = await incidents.get_incident(session, principal=principal, incident_id=incident_id)
-    return _incident_out(incident, entries)
+    return _incident_out(ctx, incident, entries)
 
 
 @emergency_router.post(
@@ -830,7 +843,7 @@ async def add_incident_entry(
             body={"incident_id": incident_id, **body.model_dump(mode="json")},
         ),
     )
-    return _incident_out(incident)
+    return _incident_out(ctx, incident)
 
 
 @emergency_router.post(
@@ -850,4 +863,4 @@ async def close_incident(
         cause=body.cause,
         recurrence_prevention=body.recurrence_prevention,
     )
-    return _incident_out(incident)
+    return _incident_out(ctx, incident)

@@ -351,8 +351,6 @@ class IncidentCloseIn(BaseModel):
 
 
 class IncidentEntryOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     at: datetime
     author: str
     kind: str

@@ -1,5 +1,6 @@
 """staff's free text beside a subject's records is sealed (EN-1): cancellation and correction reasons,
-the outbox's cancellation payload, list-line check notes, mismatch remarks and acknowledgement notes
+the outbox's cancellation payload, list-line check notes, mismatch remarks, acknowledgement notes and
+incident records (title, cause, recurrence prevention, timeline)
 
 Existing text is sealed in place, so this needs the instance's keys when there is any: the CLI passes
 the keyring it opened (``app.migrate.upgrade(..., keyring=)``); without one, the keys are read as the
@@ -49,6 +50,10 @@ _TEXTS = (
     _Text("daily_list_lines", "note", "note", 400, ("list_id", "line_no")),
     _Text("escalations", "acknowledgement_note", "acknowledgement_note", 400, ("id",)),
     _Text("audit_report_runs", "acknowledgement_note", "acknowledgement_note", 400, ("id",)),
+    _Text("incidents", "title", "title", 200, ("id",), nullable=False),
+    _Text("incidents", "cause", "cause", 0, ("id",)),
+    _Text("incidents", "recurrence_prevention", "recurrence_prevention", 0, ("id",)),
+    _Text("incident_entries", "text", "text", 0, ("id",), nullable=False),
 )
 # A document mismatch's note was the releasing confirmer's words; every other kind's is the system's and
 # stays. Those words move to the sealed remark.

@@ -39,6 +39,7 @@ from app.inquiry.models import Inquiry, InquiryCorrection, OutboxMessage
 from app.inquiry.sealing import subject_lookup_key
 from app.inquiry.subject import normalise_kana, normalise_text
 from app.migrate import downgrade, upgrade
+from tests.governance.support import privileged_headers
 from tests.inquiry.support import as_user, center_record, draft_body, password_of, synthetic_people
 from tests.support.pgserver import PostgresServer
 
@@ -277,6 +278,7 @@ class StaffNotes:
     escalation_id: str = ""
     list_id: str = ""
     run_id: str = ""
+    incident_id: str = ""
 
     def names(self) -> set[str]:
         return set().union(*(_spellings(p["name_kanji"]) | _spellings(p["name_kana"]) for p in self.people))
@@ -320,6 +322,10 @@ async def _write_staff_notes(
             "correct": about(corrected, "の照会目的を入力誤りのため訂正"),
             "check": about(mismatched, "の申込書原本と照合"),
             "audit": about(cancelled, "の照会は支店長に確認済み"),
+            "incident": about(mismatched, "の情報の目的外照会の疑い"),
+            "timeline": about(mismatched, "へ電話で経緯を説明"),
+            "cause": about(mismatched, "の申込書を別の担当者が流用"),
+            "prevention": about(mismatched, "の件を受け同意書の原本確認を二重化"),
         },
         held,
     )
@@ -386,6 +392,25 @@ async def _write_staff_notes(
     )
     assert acked.json()["acknowledgement_note"] == written["audit"], acked.text
     notes.list_id, notes.run_id = subject_list["id"], run["id"]
+
+    officer = await privileged_headers(client, demo, clock, "secoff")
+    opened = await client.post(
+        "/incidents",
+        json={"title": written["incident"], "severity": "high", "branch_code": "001"},
+        headers=officer,
+    )
+    assert opened.status_code == 201, opened.text
+    notes.incident_id = opened.json()["id"]
+    entry = await client.post(
+        f"/incidents/{notes.incident_id}/entries", json={"text": written["timeline"]}, headers=officer
+    )
+    assert entry.status_code == 200, entry.text
+    closed = await client.post(
+        f"/incidents/{notes.incident_id}/close",
+        json={"cause": written["cause"], "recurrence_prevention": written["prevention"]},
+        headers=officer,
+    )
+    assert closed.status_code == 200, closed.text
     return notes
 
 
@@ -404,6 +429,13 @@ async def _each_note_reads_back_whole(
     auditor = await as_user(client, demo, "auditor")
     stored = (await client.get(f"/audit/reports/{notes.run_id}", headers=auditor)).json()["run"]
     assert stored["acknowledgement_note"] == written["audit"]
+    incident = (await client.get(f"/incidents/{notes.incident_id}", headers=auditor)).json()
+    assert (incident["title"], incident["cause"], incident["recurrence_prevention"]) == (
+        written["incident"],
+        written["cause"],
+        written["prevention"],
+    )
+    assert [e["text"] for e in incident["timeline"]] == [written["incident"], written["timeline"], "closed"]
     async with ctx.db.read_session() as session:
         cancelled = await session.get(Inquiry, notes.inquiries["cancelled"])
         correction = await session.scalar(
@@ -452,6 +484,8 @@ async def _plain_columns(database_url: str) -> dict[str, list[str]]:
         "check": "SELECT note FROM daily_list_lines WHERE note IS NOT NULL",
         "escalation": "SELECT note, acknowledgement_note FROM escalations",
         "audit": "SELECT acknowledgement_note FROM audit_report_runs WHERE acknowledgement_note IS NOT NULL",
+        "incident": "SELECT title, cause, recurrence_prevention FROM incidents",
+        "timeline": "SELECT text FROM incident_entries ORDER BY id",
     }
     engine = create_async_engine(database_url)
     try:
@@ -496,6 +530,8 @@ async def test_migration_0017_seals_notes_already_written_and_its_downgrade_open
         "check": [written["check"]],
         "escalation": [f"{written['remark']} | {written['handled']}"],
         "audit": [written["audit"]],
+        "incident": [f"{written['incident']} | {written['cause']} | {written['prevention']}"],
+        "timeline": [written["incident"], written["timeline"], "closed"],
     }
     assert _leaks(await _copied_database(backend, database_url, request), notes.phrases())
 
