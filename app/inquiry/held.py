@@ -24,12 +24,10 @@ from app.context import AppContext
 from app.crypto.sealed_text import seal_text
 from app.errors import InvalidState
 from app.governance.switches import active_suspension
-from app.inquiry.models import Inquiry, OutboxMessage
+from app.inquiry.models import Inquiry, InquiryFlag, OutboxMessage
 from app.inquiry.outbox import HELD_BY_SWITCH
 from app.inquiry.service import load_inquiry
 from app.pagination import keyset_page
-
-WITHDRAWN_FLAG = "withdrawn_under_switch"
 
 
 def _held_rows() -> tuple[ColumnElement[bool], ...]:
@@ -101,7 +99,7 @@ async def withdraw(
     inquiry.status = "cancelled"
     inquiry.cancelled_at = now
     inquiry.cancelled_by = principal.id
-    inquiry.flags = sorted({*inquiry.flags, WITHDRAWN_FLAG})
+    inquiry.flags = sorted({*inquiry.flags, InquiryFlag.WITHDRAWN_UNDER_SWITCH})
     inquiry.updated_at = now
     seal_text(ctx.keyring, inquiry, "cancel_reason", reason)
     record(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +21,21 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
+
+
+class InquiryFlag(StrEnum):
+    """What an inquiry is marked with besides its status; the panel labels each one (app/panel/i18n.py)."""
+
+    # The subject is the operator (or a relative) per the policy's self-inquiry check.
+    SELF_INQUIRY = "self_inquiry"
+    # A confirmer declined the draft; cleared when the operator corrects it.
+    APPROVAL_REFUSED = "approval_refused"
+    # Released with a document mismatch (method B): escalated.
+    SUSPECTED_MISUSE = "suspected_misuse"
+    # Its record was corrected (CC-1); the correction is its own record.
+    CORRECTED = "corrected"
+    # Withdrawn by a security officer while an emergency switch held it, never sent (IR-1).
+    WITHDRAWN_UNDER_SWITCH = "withdrawn_under_switch"
 
 
 class Inquiry(Base):

@@ -25,7 +25,7 @@ from app.inquiry.deps import (
     ResponseReader,
     TraceReader,
 )
-from app.inquiry.models import Inquiry, InquiryCorrection
+from app.inquiry.models import Inquiry, InquiryCorrection, InquiryFlag
 from app.inquiry.schemas import (
     ApprovalNumberOut,
     ApprovalNumberRequest,
@@ -193,7 +193,9 @@ async def get_inquiry(
     inquiry, duty = await service.get_inquiry_and_duty(
         session, ctx=ctx, principal=principal, inquiry_id=inquiry_id
     )
-    correction = await service.correction_of(session, inquiry.id) if "corrected" in inquiry.flags else None
+    correction = (
+        await service.correction_of(session, inquiry.id) if InquiryFlag.CORRECTED in inquiry.flags else None
+    )
     # HQ's answer released at the requesting branch: that branch's confirmer sees whom it is about.
     await service.record_subject_views(
         session, principal=principal, inquiries=[inquiry], releasing_branch=duty.branch_code

@@ -74,6 +74,7 @@ from app.inquiry import approvals, outbox
 from app.inquiry.models import (
     Inquiry,
     InquiryCorrection,
+    InquiryFlag,
     InquiryNumberCounter,
     OutboxMessage,
     SealedResponse,
@@ -462,11 +463,15 @@ async def create_inquiry(
         )
     now = ctx.clock.now()
     actor = principal.actor()
-    flags = ["self_inquiry"] if await _self_inquiry_checked(session, ctx, actor, operator, subject) else []
+    flags = (
+        [InquiryFlag.SELF_INQUIRY]
+        if await _self_inquiry_checked(session, ctx, actor, operator, subject)
+        else []
+    )
     if hq_request is not None and not flags and await is_about_user(session, hq_request.operator_id, subject):
         # A branch operator's request about themself, let through by the flag policy when it was made
         # (app/hq/service.py): the inquiry HQ runs on it carries the flag as a direct one would.
-        flags.append("self_inquiry")
+        flags.append(InquiryFlag.SELF_INQUIRY)
     business_date = business_date_of(now)
     inquiry = Inquiry(
         id=str(uuid.uuid4()),
@@ -653,8 +658,8 @@ async def update_draft(
         born_on=subject["birth_date"],
     )
     flagged = await _self_inquiry_checked(session, ctx, actor, operator, subject)
-    inquiry.flags = [flag for flag in inquiry.flags if flag != "self_inquiry"] + (
-        ["self_inquiry"] if flagged else []
+    inquiry.flags = [flag for flag in inquiry.flags if flag != InquiryFlag.SELF_INQUIRY] + (
+        [InquiryFlag.SELF_INQUIRY] if flagged else []
     )
     inquiry.purpose = body.purpose or inquiry.purpose
     inquiry.customer_status = body.customer_status or inquiry.customer_status
@@ -673,7 +678,7 @@ async def update_draft(
     if new_hash != inquiry.draft_hash:
         inquiry.draft_hash = new_hash
         # A corrected draft goes back to the confirmer without the earlier refusal against it.
-        inquiry.flags = [flag for flag in inquiry.flags if flag != "approval_refused"]
+        inquiry.flags = [flag for flag in inquiry.flags if flag != InquiryFlag.APPROVAL_REFUSED]
         await approvals.close_numbers(
             session, ctx=ctx, inquiry_id=inquiry.id, state="voided", reason="draft_changed", actor=actor
         )
@@ -753,7 +758,7 @@ APPROVAL_REFUSAL_REASONS = (
 def _ensure_not_refused(inquiry: Inquiry) -> None:
     """A refusal stands until the operator corrects the draft (which clears it) or cancels it: another
     confirmer's number or credentials for the very draft one confirmer declined would overrule it."""
-    if "approval_refused" in inquiry.flags:
+    if InquiryFlag.APPROVAL_REFUSED in inquiry.flags:
         raise InvalidState("A confirmer refused this draft: correct it or cancel it")
 
 
@@ -786,7 +791,7 @@ async def refuse_approval(
     await approvals.close_numbers(
         session, ctx=ctx, inquiry_id=inquiry.id, state="voided", reason="approval_refused", actor=actor
     )
-    inquiry.flags = sorted({*inquiry.flags, "approval_refused"})
+    inquiry.flags = sorted({*inquiry.flags, InquiryFlag.APPROVAL_REFUSED})
     inquiry.updated_at = ctx.clock.now()
     record(
         session,
@@ -1058,7 +1063,7 @@ async def release(
         details={"document_check": document_check, "note_given": bool(note)},
     )
     if document_check == "mismatch":
-        inquiry.flags = sorted({*inquiry.flags, "suspected_misuse"})
+        inquiry.flags = sorted({*inquiry.flags, InquiryFlag.SUSPECTED_MISUSE})
         escalation = Escalation(
             id=str(uuid.uuid4()),
             kind="document_mismatch",
@@ -1137,7 +1142,7 @@ def _ensure_may_read_response(
     if principal.id in duty.reading_operator_ids:
         if not ctx.policy.operator_reads_after_release:
             raise Forbidden("The policy does not let operators read released responses")
-        if "suspected_misuse" in inquiry.flags:
+        if InquiryFlag.SUSPECTED_MISUSE in inquiry.flags:
             raise Forbidden("The response is withheld: the document check found a mismatch")
     elif principal.id != inquiry.released_by:
         raise Forbidden("Only the releasing confirmer and the operator may read this response")
@@ -1278,7 +1283,7 @@ def _ensure_correctable(inquiry: Inquiry) -> None:
         raise InvalidState(
             f"Only a record the center holds can be corrected; the inquiry is {inquiry.status}"
         )
-    if "corrected" in inquiry.flags:
+    if InquiryFlag.CORRECTED in inquiry.flags:
         raise InvalidState("The record was corrected once already: cancel it and inquire anew")
 
 
@@ -1385,7 +1390,7 @@ async def correct(
     now = ctx.clock.now()
     # The inquiry keeps what was sent and approved (its list lines, checked then, must not change under
     # their checks); the correction is a record of its own, as the center keeps a correction entry.
-    inquiry.flags = sorted({*inquiry.flags, "corrected"})
+    inquiry.flags = sorted({*inquiry.flags, InquiryFlag.CORRECTED})
     inquiry.updated_at = now
     # Only the purpose is on the center's record; the consent document is the gateway's alone.
     at_center = "purpose" in changes

@@ -8,6 +8,7 @@ import pkgutil
 
 import app
 from app.errors import DomainError
+from app.inquiry.models import InquiryFlag
 from app.inquiry.policy import load_policy
 from app.panel.i18n import CATALOGUES, error_message, translator
 
@@ -25,6 +26,14 @@ def test_every_purpose_and_document_of_the_policy_has_a_label_in_both_languages(
         for code in policy.documents:
             assert t(f"document.{code}") != f"document.{code}"
     assert translator("ja")("purpose.new_credit") == policy.purposes["new_credit"].label_ja
+
+
+def test_every_inquiry_flag_has_a_label_in_both_languages() -> None:
+    # A flag without one would show staff its raw key (flag.withdrawn_under_switch) beside the status.
+    for language in ("ja", "en"):
+        t = translator(language)
+        for flag in InquiryFlag:
+            assert t(f"flag.{flag.value}") != f"flag.{flag.value}", (language, flag)
 
 
 def test_refusal_codes_the_panel_shows_are_explained_and_unknown_codes_get_a_plain_sentence() -> None:
