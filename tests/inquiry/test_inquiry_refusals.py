@@ -1124,16 +1124,19 @@ async def test_a_number_issued_as_the_day_turns_balances_the_register_of_its_own
 
     async with ctx.db.session() as session:
         inquiry = await load_inquiry(session, draft["id"], for_update=True)
-        monkeypatch.setattr(clock, "now", ticking)  # from the issue's first look at the clock
-        await approvals.issue_number(
-            session,
-            ctx=ctx,
-            inquiry=inquiry,
-            confirmer=Actor(id="cf001", roles=("confirmer",)),
-            purpose="submit",
-            bound_hash=inquiry.draft_hash,
-        )
-        await session.commit()
+        # From the issue's first look at the clock to its commit only: the app's shutdown waits by the
+        # clock too, and under a clock that barely moves it waited out its 30-second limit.
+        with monkeypatch.context() as patched:
+            patched.setattr(clock, "now", ticking)
+            await approvals.issue_number(
+                session,
+                ctx=ctx,
+                inquiry=inquiry,
+                confirmer=Actor(id="cf001", roles=("confirmer",)),
+                purpose="submit",
+                bound_hash=inquiry.draft_hash,
+            )
+            await session.commit()
     assert reads[0].astimezone(TOKYO).date() == date(2026, 11, 24)
     assert reads[-1].astimezone(TOKYO).date() == date(2026, 11, 25)  # the day turned during the issue
 
