@@ -70,6 +70,7 @@ CATALOGUE: dict[str, DataSet] = {
             "released_by": _STAFF,
             "cancelled_by": _STAFF,
             "cancel_reason_sealed": _SEALED_FREE_TEXT,
+            "release_note_sealed": _SEALED_FREE_TEXT,
             "subject_sealed": "subject identity (kana, kanji, birth date, phone, postal code, address)",
             "subject_index": "blind index of kana name + birth date",
             "subject_pseudonym": "keyed pseudonym of the subject (used in the ledger)",
@@ -81,6 +82,7 @@ CATALOGUE: dict[str, DataSet] = {
             "subject_wrapped_key": _KEY_MATERIAL,
             "subject_kek_id": _KEY_MATERIAL,
             **_key_material("cancel_reason"),
+            **_key_material("release_note"),
         },
         # emergency.read: the held inquiries' metadata, for the security officers (app/inquiry/held.py).
         read_actions=("inquiry.read", "inquiry.read_subject", "emergency.read"),

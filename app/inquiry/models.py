@@ -89,6 +89,11 @@ class Inquiry(Base):
     released_by: Mapped[str | None] = mapped_column(String(40))
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     document_check: Mapped[str | None] = mapped_column(String(16))
+    # What the releasing confirmer wrote about the document check, match or mismatch: sealed (EN-1).
+    release_note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    release_note_nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    release_note_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    release_note_kek_id: Mapped[str | None] = mapped_column(String(40))
     hq_request_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     business_date: Mapped[date] = mapped_column(Date)

@@ -11,6 +11,7 @@ from app.authz.policy import authorize
 from app.authz.principal import Principal
 from app.clock import BusinessDate
 from app.context import AppContext
+from app.crypto.sealed_text import open_text
 from app.deps import Context, DbSession
 from app.errors import problem_responses
 from app.idempotency import IdempotencyKey
@@ -98,6 +99,8 @@ def inquiry_out(
             released_by=inquiry.released_by,
             released_at=inquiry.released_at,
             document_check=inquiry.document_check,
+            # Staff's words about the person: for those who may see whom the inquiry is about.
+            release_note=open_text(ctx.keyring, inquiry, "release_note") if shows_subject else None,
         ),
         hq_request_id=inquiry.hq_request_id,
         created_at=inquiry.created_at,

@@ -215,6 +215,10 @@ class ResponseStateOut(BaseModel):
     released_by: str | None
     released_at: datetime | None
     document_check: str | None
+    release_note: str | None = Field(
+        default=None,
+        description="What the releasing confirmer wrote; null for readers who may not see subject identity",
+    )
 
 
 class CorrectionOut(BaseModel):

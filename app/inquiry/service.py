@@ -982,7 +982,7 @@ async def release(
     authorize(principal, "inquiry.release")
     # The re-authentication's Argon2id runs before the transaction and its row lock (PasswordCheck).
     checked = await check_password_first(ctx, principal.id, password)
-    # A mismatch's note is stored with the escalation (PL-4).
+    # The note is kept with the release, sealed, and a mismatch's with its escalation too (PL-4).
     await refuse_my_number(
         session, actor=principal.actor(), raw_body={"note": note}, action="inquiry.refused"
     )
@@ -1053,6 +1053,8 @@ async def release(
     inquiry.released_by = principal.id
     inquiry.released_at = now
     inquiry.document_check = document_check
+    # Kept with the release whatever the check found (a mismatch's also goes to its escalation).
+    seal_text(ctx.keyring, inquiry, "release_note", (note or "")[:400])
     inquiry.updated_at = now
     record(
         session,

@@ -94,6 +94,52 @@ async def test_mismatch_flags_suspected_misuse_escalates_and_withholds_from_the_
     ]
 
 
+async def test_the_releasing_confirmers_note_is_kept_with_the_release_match_or_mismatch(
+    client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
+) -> None:
+    """A note written with a matching document check was accepted and dropped; now it is kept with the
+    release (sealed) and read with the inquiry by those who may see whom it is about, not by auditors."""
+    operator = await as_user(client, demo, "op001")
+    releaser = await as_user(client, demo, "cf001b")
+    notes = {"match": "運転免許証の原本で本人確認済み", "mismatch": "申込書の生年月日と不一致"}
+    released = {}
+    for index, (check, note) in enumerate(notes.items()):
+        inquiry = (
+            await client.post(
+                "/inquiries",
+                json=draft_body(await person(ctx, index=index), approval=a1(demo)),
+                headers=operator,
+            )
+        ).json()
+        done = await client.post(
+            f"/inquiries/{inquiry['id']}/release",
+            headers=releaser,
+            json={"password": password_of(demo, "cf001b"), "document_check": check, "note": note},
+        )
+        assert done.status_code == 200, done.text
+        released[check] = inquiry["id"]
+    for check, inquiry_id in released.items():
+        seen = (await client.get(f"/inquiries/{inquiry_id}", headers=releaser)).json()["response"]
+        assert (seen["document_check"], seen["release_note"]) == (check, notes[check])
+    auditor = await as_user(client, demo, "auditor")
+    audited = (await client.get(f"/inquiries/{released['match']}", headers=auditor)).json()
+    assert audited["subject"] is None and audited["response"]["release_note"] is None
+    # Without a note there is none to show.
+    inquiry = (
+        await client.post(
+            "/inquiries", json=draft_body(await person(ctx, index=2), approval=a1(demo)), headers=operator
+        )
+    ).json()
+    await client.post(
+        f"/inquiries/{inquiry['id']}/release",
+        headers=releaser,
+        json={"password": password_of(demo, "cf001b"), "document_check": "match"},
+    )
+    assert (await client.get(f"/inquiries/{inquiry['id']}", headers=releaser)).json()["response"][
+        "release_note"
+    ] is None
+
+
 async def test_no_trade_info_is_passed_through_and_counted_per_operator(
     client: httpx.AsyncClient, demo: DemoCredentials, ctx: AppContext
 ) -> None:
