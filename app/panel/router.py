@@ -31,6 +31,7 @@ from app.authz.principal import Principal
 from app.authz.service import password_policy
 from app.clock import business_date_of
 from app.context import AppContext
+from app.crypto.sealed_text import open_text
 from app.deps import Context, DbSession, Origin
 from app.errors import DomainError, MyNumberForbidden, PasswordPolicyViolated, ValidationFailed
 from app.escalation import service as escalation_service
@@ -38,7 +39,7 @@ from app.escalation.schemas import AcknowledgeEscalationIn
 from app.hq import service as hq_service
 from app.hq.models import HqRequest
 from app.inquiry import service as inquiry_service
-from app.inquiry.models import Inquiry
+from app.inquiry.models import Inquiry, SealedResponse
 from app.inquiry.schemas import ReleaseRequest
 from app.inquiry.sealing import open_subject
 from app.inquiry.subject import typed_an_individual_number
@@ -889,18 +890,42 @@ async def release(
     except DomainError as exc:
         await _refused(request, session, exc)
         return _redirect(f"{PANEL_PATH}/inquiries/{quote(inquiry_id)}/release?{_refusal_query(exc)}")
+    return _response_page(
+        request,
+        ctx,
+        principal,
+        released.inquiry,
+        released.response,
+        released.record,
+        # A mismatch says what happens next in its own alert instead of a success message.
+        done=None if document_check == "mismatch" else "released",
+    )
+
+
+def _response_page(
+    request: Request,
+    ctx: AppContext,
+    principal: Principal,
+    inquiry: Inquiry,
+    response: SealedResponse,
+    answer: dict[str, Any],
+    *,
+    done: str | None = None,
+) -> HTMLResponse:
+    """The center's answer as the releasing confirmer, or a reader after them, sees it."""
     return _render(
         request,
         "response.html",
         principal=principal,
-        inquiry=released.inquiry,
-        center_inquiry_id=released.response.center_inquiry_id,
-        received_at=released.response.received_at,
-        use_period_end=use_period_end(ctx, released.response.received_at),
-        answer=released.record,
-        # A mismatch says what happens next in its own alert instead of a success message.
-        done=None if document_check == "mismatch" else "released",
-        mismatch=document_check == "mismatch",
+        inquiry=inquiry,
+        center_inquiry_id=response.center_inquiry_id,
+        received_at=response.received_at,
+        use_period_end=use_period_end(ctx, response.received_at),
+        answer=answer,
+        done=done,
+        mismatch=inquiry.document_check == "mismatch",
+        # Whoever reads the response may see whom it is about, so they read the releaser's note too.
+        release_note=open_text(ctx.keyring, inquiry, "release_note"),
     )
 
 
@@ -914,17 +939,7 @@ async def response_page(
         )
     except DomainError as exc:
         return await _error_page(request, session, ctx, principal, exc)
-    return _render(
-        request,
-        "response.html",
-        principal=principal,
-        inquiry=inquiry,
-        center_inquiry_id=response.center_inquiry_id,
-        received_at=response.received_at,
-        use_period_end=use_period_end(ctx, response.received_at),
-        answer=content,
-        mismatch=inquiry.document_check == "mismatch",
-    )
+    return _response_page(request, ctx, principal, inquiry, response, content)
 
 
 # -- methods C and D: the daily lists --------------------------------------------------------------------

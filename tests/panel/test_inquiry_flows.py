@@ -128,8 +128,11 @@ async def test_confirmer_releases_a_response_after_reauthentication_and_reads_it
 
     await page.get_by_label("パスワード（再入力）").fill(user(demo_logins, "cf001b")["password"])
     await page.get_by_label("一致（書類どおり）").check()
+    await page.get_by_label("メモ（任意。不一致の場合は状況を記入）").fill("運転免許証の原本で本人確認済み")
     await page.get_by_role("button", name="記録して保留を解除する").click()
     await expect(page.locator(".flash-ok")).to_have_text("照合結果を記録し、回答の保留を解除しました。")
+    # The note written with a matching check is kept with the release and shown with the response.
+    await expect(page.locator("#release-note")).to_have_text("運転免許証の原本で本人確認済み")
     await expect(page.locator("h2", has_text="借入")).to_be_visible()
     await expect(page.locator("h2", has_text="延滞")).to_be_visible()
     await expect(page.locator("h2", has_text="官報情報")).to_be_visible()
@@ -174,7 +177,7 @@ async def test_a_mismatch_says_what_happens_next_and_reaches_the_branch_manager(
     await page.goto(f"{live.url}/panel/inquiries/{sent['id']}/release")
     await page.get_by_label("パスワード（再入力）").fill(user(demo_logins, "cf001")["password"])
     await page.get_by_label("不一致（書類と合わない）").check()
-    await page.get_by_label("メモ（不一致の場合は状況を記入）").fill("申込書の生年月日と回答が異なる")
+    await page.get_by_label("メモ（任意。不一致の場合は状況を記入）").fill("申込書の生年月日と回答が異なる")
     await page.get_by_role("button", name="記録して保留を解除する").click()
     next_steps = page.locator("#mismatch-next")
     await expect(next_steps).to_contain_text("個人信用情報管理者と本部コンプライアンス部門に通知")
