@@ -23,9 +23,8 @@ from app.authz.principal import Principal
 from app.context import AppContext
 from app.crypto.sealed_text import seal_text
 from app.errors import InvalidState
-from app.governance.switches import active_suspension
 from app.inquiry.models import Inquiry, InquiryFlag, OutboxMessage
-from app.inquiry.outbox import HELD_BY_SWITCH
+from app.inquiry.outbox import HELD_BY_SWITCH, switch_holding
 from app.inquiry.service import load_inquiry
 from app.pagination import keyset_page
 
@@ -67,13 +66,7 @@ async def withdraw(
         # HQ's day balances its executed inquiries against the branches' executed requests (HQ-3): one
         # withdrawn would leave its request executed for an inquiry that never went out.
         raise InvalidState("An HQ inquiry for a branch request is not withdrawn; cancel it once answered")
-    suspension = await active_suspension(
-        session,
-        user_id=inquiry.operator_id,
-        terminal_id=inquiry.terminal_id,
-        branch_code=inquiry.branch_code,
-        include_all=True,
-    )
+    suspension = await switch_holding(session, inquiry)
     if suspension is None:
         raise InvalidState("No switch holds the inquiry any more: it goes out as approved; cancel it then")
     now = ctx.clock.now()

@@ -44,6 +44,7 @@ from app.context import AppContext
 from app.crypto.envelope import Sealed, seal
 from app.crypto.sealed_text import open_text, seal_text
 from app.escalation.models import Escalation
+from app.governance.models import EmergencySuspension
 from app.governance.switches import active_suspension
 from app.hq import execution as hq_execution
 from app.inquiry.models import Inquiry, OutboxMessage, SealedResponse
@@ -576,17 +577,23 @@ SWITCH_RECHECK = timedelta(seconds=30)
 HELD_BY_SWITCH = "EMERGENCY_SUSPENSION"
 
 
+async def switch_holding(session: AsyncSession, inquiry: Inquiry) -> EmergencySuspension | None:
+    """The active switch that keeps ``inquiry`` from the center: on its operator, terminal or branch, or
+    on all inquiries (IR-1). The sender asks before each call; a withdrawal asks before it withdraws."""
+    return await active_suspension(
+        session,
+        user_id=inquiry.operator_id,
+        terminal_id=inquiry.terminal_id,
+        branch_code=inquiry.branch_code,
+        include_all=True,
+    )
+
+
 async def _held_by_switch(ctx: AppContext, message_id: int, inquiry: Inquiry) -> bool:
     """An emergency switch (IR-1) on the inquiry's branch, terminal or operator, or on all inquiries,
     keeps an inquiry queued before it was sent: not sent, not failed, sent once the switch is lifted."""
     async with ctx.db.read_session() as reader:
-        suspension = await active_suspension(
-            reader,
-            user_id=inquiry.operator_id,
-            terminal_id=inquiry.terminal_id,
-            branch_code=inquiry.branch_code,
-            include_all=True,
-        )
+        suspension = await switch_holding(reader, inquiry)
     if suspension is None:
         return False
     async with ctx.db.session() as session:

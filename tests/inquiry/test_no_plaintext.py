@@ -40,7 +40,13 @@ from app.inquiry.sealing import subject_lookup_key
 from app.inquiry.subject import normalise_kana, normalise_text
 from app.migrate import downgrade, upgrade
 from tests.governance.support import privileged_headers
-from tests.inquiry.support import as_user, center_record, draft_body, password_of, synthetic_people
+from tests.inquiry.support import (
+    as_user,
+    center_record_when_nothing_waits,
+    draft_body,
+    password_of,
+    synthetic_people,
+)
 from tests.support.pgserver import PostgresServer
 
 ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "cp932", "euc_jp")
@@ -463,11 +469,7 @@ async def test_staff_notes_naming_a_subject_are_sealed_in_a_copied_database_and_
     notes = await _write_staff_notes(client, demo, ctx, clock, center_population)
 
     # The cancellation and the correction reached the center from their sealed outbox rows.
-    for _ in range(200):
-        kinds = sorted(entry["kind"] for entry in await center_record(ctx))
-        if kinds == ["cancellation", "correction", "inquiry", "inquiry", "inquiry"]:
-            break
-        await asyncio.sleep(0.05)
+    kinds = sorted(entry["kind"] for entry in await center_record_when_nothing_waits(ctx))
     assert kinds == ["cancellation", "correction", "inquiry", "inquiry", "inquiry"]
 
     copied = await _copied_database(backend, database_url, request)
@@ -512,10 +514,7 @@ async def test_migration_0017_seals_notes_already_written_and_its_downgrade_open
     with the instance's keys, and still reads every one; going back opens them into those columns."""
     notes = await _write_staff_notes(client, demo, ctx, clock, center_population)
     written = notes.written
-    for _ in range(200):
-        if {e["kind"] for e in await center_record(ctx)} >= {"cancellation", "correction"}:
-            break
-        await asyncio.sleep(0.05)
+    await center_record_when_nothing_waits(ctx)  # the cancellation and the correction are sent
     await ctx.db.dispose()  # no pooled connection holds the tables the migrations alter
 
     await asyncio.to_thread(downgrade, database_url, "0016", keyring=ctx.keyring)
